@@ -1,0 +1,71 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "skald",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "skald", targets: ["skald"]),
+        .library(name: "SkaldCore", targets: ["SkaldCore"]),
+        .library(name: "SkaldEngine", targets: ["SkaldEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Definition model, validation, templates, backoff maths and the pure saga state machine.
+        // Foundation only: no I/O, no clock, no logger.
+        .target(name: "SkaldCore"),
+        // Store and executor seams, the engine that drives runs, an in-memory store.
+        .target(
+            name: "SkaldEngine",
+            dependencies: [
+                "SkaldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The SQLite store.
+        .target(
+            name: "SkaldSQLite",
+            dependencies: ["SkaldEngine", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The HTTP step executor.
+        .target(
+            name: "SkaldHTTP",
+            dependencies: ["SkaldEngine", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
+        // Built-in participant services (inventory, payments, shipping) for the demo and tests.
+        .target(
+            name: "SkaldDemo",
+            dependencies: ["SkaldCore", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        // The composition root.
+        .executableTarget(
+            name: "skald",
+            dependencies: [
+                "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldHTTP", "SkaldDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "SkaldCoreTests", dependencies: ["SkaldCore"]),
+        .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine"]),
+        .testTarget(name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite"]),
+        .testTarget(
+            name: "SkaldHTTPTests",
+            dependencies: ["SkaldHTTP", "SkaldDemo", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        .testTarget(
+            name: "SkaldEndToEndTests",
+            dependencies: ["skald", "SkaldCore", "SkaldDemo", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

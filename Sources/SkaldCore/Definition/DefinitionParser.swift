@@ -1,0 +1,503 @@
+/// Turns a JSON document into a validated `SagaDefinition`, collecting every problem instead of stopping at the first.
+public struct DefinitionParser {
+    public static let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    /// Headers that Skald sets on every call; a definition may not set them.
+    public static let reservedHeaders = ["idempotency-key", "skald-run", "skald-step", "skald-attempt", "skald-phase", "content-length", "host"]
+
+    static let sagaFields = ["$schema", "name", "version", "description", "defaults", "inputSchema", "steps"]
+    static let defaultsFields = ["timeout", "retry", "compensationRetry"]
+    static let stepFields = ["name", "request", "compensation"]
+    static let callFields = ["method", "url", "headers", "body", "timeout", "retry"]
+    static let retryFields = ["maxAttempts", "initialInterval", "backoffCoefficient", "maxInterval", "jitter"]
+
+    public static let maximumAttempts = 100
+    public static let maximumTimeout: Duration = .seconds(15 * 60)
+    public static let maximumInterval: Duration = .seconds(3600)
+
+    private var problems: [DefinitionProblem] = []
+    private let locations: [JSONPath: SourceLocation]
+
+    private init(locations: [JSONPath: SourceLocation]) {
+        self.locations = locations
+    }
+
+    /// Parses and validates the bytes of a definition file.
+    public static func parse(_ bytes: [UInt8], file: String? = nil) throws(DefinitionError) -> SagaDefinition {
+        let document: JSONParser.Document
+        do {
+            document = try JSONParser.parse(bytes, options: .init(recordsLocations: true, rejectsDuplicateKeys: true))
+        } catch {
+            throw DefinitionError(
+                file: file,
+                problems: [DefinitionProblem(path: nil, location: error.location, message: "malformed JSON: \(error.message)")])
+        }
+        return try parse(document.value, locations: document.locations, file: file)
+    }
+
+    /// Validates a definition that is already a JSON value (for example one posted to the API).
+    public static func parse(_ document: JSONValue, locations: [JSONPath: SourceLocation] = [:], file: String? = nil)
+        throws(DefinitionError) -> SagaDefinition
+    {
+        var parser = DefinitionParser(locations: locations)
+        let saga = parser.saga(document)
+        if let saga, parser.problems.isEmpty { return saga }
+        throw DefinitionError(file: file, problems: parser.problems)
+    }
+
+    // MARK: - Reporting
+
+    private mutating func report(_ path: JSONPath, _ message: String) {
+        var located = path
+        var location = locations[located]
+        while location == nil, !located.components.isEmpty {
+            located.components.removeLast()
+            location = locations[located]
+        }
+        problems.append(DefinitionProblem(path: path, location: location, message: message))
+    }
+
+    /// Reads an object, reporting a wrong type and every unknown key.
+    private mutating func object(_ value: JSONValue, at path: JSONPath, allowed: [String], what: String) -> [String: JSONValue]? {
+        guard case .object(let members) = value else {
+            report(path, "\(what) must be an object, but it is \(value.typeName)")
+            return nil
+        }
+        for key in members.keys.sorted() where !allowed.contains(key) {
+            report(
+                path.appending(key),
+                "unknown field \"\(key)\"\(Suggestion.didYouMean(key, in: allowed)); the fields allowed here are \(allowed.filter { $0 != "$schema" }.joined(separator: ", "))"
+            )
+        }
+        return members
+    }
+
+    private mutating func string(_ members: [String: JSONValue], _ key: String, at path: JSONPath, required: Bool, hint: String)
+        -> String?
+    {
+        guard let value = members[key] else {
+            if required { report(path, "\"\(key)\" is required: \(hint)") }
+            return nil
+        }
+        guard case .string(let s) = value else {
+            report(path.appending(key), "\"\(key)\" must be a string, but it is \(value.typeName): \(hint)")
+            return nil
+        }
+        return s
+    }
+
+    private mutating func duration(_ members: [String: JSONValue], _ key: String, at path: JSONPath, maximum: Duration)
+        -> Duration?
+    {
+        guard let value = members[key] else { return nil }
+        let fieldPath = path.appending(key)
+        guard case .string(let text) = value, let duration = DurationText.parse(text) else {
+            report(fieldPath, "\(value.jsonText) is not a duration; write a number and a unit (ms, s, m or h), for example \"250ms\", \"5s\" or \"1m30s\"")
+            return nil
+        }
+        guard duration > .zero else {
+            report(fieldPath, "\"\(key)\" must be longer than zero")
+            return nil
+        }
+        guard duration <= maximum else {
+            report(fieldPath, "\"\(key)\" is \(text), longer than the limit of \(DurationText.format(maximum)); use a shorter duration")
+            return nil
+        }
+        return duration
+    }
+
+    // MARK: - Saga
+
+    private mutating func saga(_ document: JSONValue) -> SagaDefinition? {
+        guard case .object(let top) = document else {
+            report(.root, "this file is not a saga definition: it holds \(document.typeName), but a saga is a JSON object with \"name\", \"version\" and \"steps\"")
+            return nil
+        }
+        if top["name"] == nil, top["version"] == nil, top["steps"] == nil {
+            let keys = top.keys.sorted().prefix(6).joined(separator: ", ")
+            report(.root, "this file is not a saga definition: it has none of \"name\", \"version\" and \"steps\"\(keys.isEmpty ? "" : " (its fields are \(keys))"); see Sagas/checkout.json for an example")
+            return nil
+        }
+        guard let members = object(document, at: .root, allowed: Self.sagaFields, what: "a saga") else { return nil }
+
+        let name = string(members, "name", at: .root, required: true, hint: "give the saga a name such as \"checkout\"")
+        if let name, !Self.isValidName(name) {
+            report(JSONPath.root.appending("name"), "\"\(name)\" is not a valid saga name; use 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        }
+        var version: Int?
+        if let value = members["version"] {
+            if let v = value.intValue, v >= 1, v <= Int64(Int32.max) {
+                version = Int(v)
+            } else {
+                report(JSONPath.root.appending("version"), "\"version\" must be a whole number of at least 1, but it is \(value.jsonText); bump it whenever the saga changes")
+            }
+        } else {
+            report(.root, "\"version\" is required: give a whole number such as 1, and bump it whenever the saga changes")
+        }
+        let description = string(members, "description", at: .root, required: false, hint: "describe the saga in a sentence")
+
+        var forwardRetry = RetryPolicy.forwardDefault
+        var compensationRetry = RetryPolicy.compensationDefault
+        var timeout = RetryPolicy.defaultTimeout
+        if let defaultsValue = members["defaults"] {
+            let path = JSONPath.root.appending("defaults")
+            if let defaults = object(defaultsValue, at: path, allowed: Self.defaultsFields, what: "\"defaults\"") {
+                timeout = duration(defaults, "timeout", at: path, maximum: Self.maximumTimeout) ?? timeout
+                if let retry = defaults["retry"] {
+                    forwardRetry = retryPolicy(retry, at: path.appending("retry"), base: forwardRetry) ?? forwardRetry
+                }
+                if let retry = defaults["compensationRetry"] {
+                    compensationRetry = retryPolicy(retry, at: path.appending("compensationRetry"), base: compensationRetry) ?? compensationRetry
+                }
+            }
+        }
+
+        var inputSchema: InputSchema?
+        if let schemaValue = members["inputSchema"] {
+            inputSchema = schema(schemaValue, at: JSONPath.root.appending("inputSchema"))
+        }
+
+        var steps: [StepDefinition] = []
+        let stepsPath = JSONPath.root.appending("steps")
+        switch members["steps"] {
+        case nil:
+            report(.root, "\"steps\" is required: list the saga's HTTP calls in order, each with a \"name\" and a \"request\"")
+        case .array(let items)?:
+            if items.isEmpty { report(stepsPath, "\"steps\" is empty; a saga needs at least one step") }
+            var firstUse: [String: Int] = [:]
+            for (index, item) in items.enumerated() {
+                let path = stepsPath.appending(index)
+                guard let step = step(item, at: path, timeout: timeout, forwardRetry: forwardRetry, compensationRetry: compensationRetry)
+                else { continue }
+                if let earlier = firstUse[step.name] {
+                    report(path.appending("name"), "the step name \"\(step.name)\" is already used by steps[\(earlier)]; give every step a unique name")
+                } else {
+                    firstUse[step.name] = index
+                }
+                steps.append(step)
+            }
+            if steps.count == items.count { checkReferences(steps, inputSchema: inputSchema) }
+        case let other?:
+            report(stepsPath, "\"steps\" must be an array of steps, but it is \(other.typeName)")
+        }
+
+        guard let name, let version, problems.isEmpty else { return nil }
+        return SagaDefinition(
+            name: name, version: version, description: description, inputSchema: inputSchema, steps: steps, document: document)
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.count <= 100, first.isASCIIAlphanumeric else { return false }
+        return name.unicodeScalars.allSatisfy { $0.isASCIIAlphanumeric || $0 == "." || $0 == "_" || $0 == "-" }
+    }
+
+    // MARK: - Steps and calls
+
+    private mutating func step(
+        _ value: JSONValue, at path: JSONPath, timeout: Duration, forwardRetry: RetryPolicy, compensationRetry: RetryPolicy
+    ) -> StepDefinition? {
+        guard let members = object(value, at: path, allowed: Self.stepFields, what: "a step") else { return nil }
+        let name = string(members, "name", at: path, required: true, hint: "name the step, for example \"charge-card\"")
+        if let name, !Self.isValidName(name) || name.contains(".") {
+            report(path.appending("name"), "\"\(name)\" is not a valid step name; use letters, digits, '_' or '-' (no dots), starting with a letter or digit")
+        }
+        var request: CallDefinition?
+        if let requestValue = members["request"] {
+            request = call(requestValue, at: path.appending("request"), timeout: timeout, retry: forwardRetry)
+        } else {
+            report(path, "\"request\" is required: give the HTTP call this step makes, with at least \"method\" and \"url\"")
+        }
+        var compensation: CallDefinition?
+        if let compensationValue = members["compensation"] {
+            compensation = call(compensationValue, at: path.appending("compensation"), timeout: timeout, retry: compensationRetry)
+        }
+        guard let name, let request, members["compensation"] == nil || compensation != nil else { return nil }
+        return StepDefinition(name: name, request: request, compensation: compensation)
+    }
+
+    private mutating func call(_ value: JSONValue, at path: JSONPath, timeout: Duration, retry: RetryPolicy) -> CallDefinition? {
+        guard let members = object(value, at: path, allowed: Self.callFields, what: "an HTTP call") else { return nil }
+        let problemsBefore = problems.count
+
+        var method = string(members, "method", at: path, required: true, hint: "use one of \(Self.methods.joined(separator: ", "))")
+        if let m = method, !Self.methods.contains(m) {
+            let upper = m.uppercased()
+            report(path.appending("method"), "\"\(m)\" is not an HTTP method Skald sends; use one of \(Self.methods.joined(separator: ", "))\(Self.methods.contains(upper) ? " (methods are upper case: \"\(upper)\")" : "")")
+            method = nil
+        }
+
+        var url: TemplateString?
+        if let text = string(members, "url", at: path, required: true, hint: "give the URL to call, for example \"{{env.ORDERS_URL}}/orders/{{input.orderId}}\"") {
+            url = template(text, at: path.appending("url"))
+            if let url { checkURL(url, at: path.appending("url")) }
+        }
+
+        var headers: [CallDefinition.Header] = []
+        if let headersValue = members["headers"] {
+            let headersPath = path.appending("headers")
+            if case .object(let fields) = headersValue {
+                for key in fields.keys.sorted() {
+                    let fieldPath = headersPath.appending(key)
+                    if !Self.isToken(key) {
+                        report(fieldPath, "\"\(key)\" is not a valid header name; use letters, digits and '-'")
+                    } else if Self.reservedHeaders.contains(key.lowercased()) {
+                        report(fieldPath, "Skald sets the \(key) header itself; remove it from the definition")
+                    }
+                    guard case .string(let text) = fields[key]! else {
+                        report(fieldPath, "a header value must be a string, but it is \(fields[key]!.typeName); quote it")
+                        continue
+                    }
+                    if let value = template(text, at: fieldPath) { headers.append(.init(name: key, value: value)) }
+                }
+            } else {
+                report(headersPath, "\"headers\" must be an object of header names to string values, but it is \(headersValue.typeName)")
+            }
+        }
+
+        var body: TemplateValue?
+        if let bodyValue = members["body"] {
+            body = templateValue(bodyValue, at: path.appending("body"))
+            if let method, method == "GET" || method == "HEAD" {
+                report(path.appending("body"), "a \(method) request carries no body; remove \"body\" or use POST")
+            }
+        }
+
+        let callTimeout = duration(members, "timeout", at: path, maximum: Self.maximumTimeout) ?? timeout
+        var callRetry = retry
+        if let retryValue = members["retry"] {
+            callRetry = retryPolicy(retryValue, at: path.appending("retry"), base: retry) ?? retry
+        }
+
+        guard problems.count == problemsBefore, let method, let url else { return nil }
+        return CallDefinition(method: method, url: url, headers: headers, body: body, timeout: callTimeout, retry: callRetry)
+    }
+
+    private mutating func checkURL(_ url: TemplateString, at path: JSONPath) {
+        let prefix = url.literalPrefix
+        if url.parts.first.map({ if case .literal = $0 { true } else { false } }) ?? true {
+            let lower = prefix.lowercased()
+            guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
+                report(path, "\"\(url.source)\" is not an http or https URL; start it with http://, https:// or a template such as {{env.SERVICE_URL}}")
+                return
+            }
+            let afterScheme = prefix.drop(while: { $0 != "/" }).dropFirst(2)
+            if afterScheme.isEmpty && url.parts.count == 1 {
+                report(path, "\"\(url.source)\" has no host; write the full URL, for example \"http://127.0.0.1:8080/orders\"")
+            }
+        }
+        if url.source.contains(where: { $0 == " " || $0 == "\n" }) {
+            report(path, "\"\(url.source)\" contains whitespace; URLs cannot, so remove it or percent-encode it (%20)")
+        }
+    }
+
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy { $0.isASCIIAlphanumeric || "!#$%&'*+-.^_`|~".unicodeScalars.contains($0) }
+    }
+
+    private mutating func template(_ text: String, at path: JSONPath) -> TemplateString? {
+        do {
+            return try TemplateString(parsing: text)
+        } catch {
+            report(path, error.message)
+            return nil
+        }
+    }
+
+    private mutating func templateValue(_ value: JSONValue, at path: JSONPath) -> TemplateValue? {
+        switch value {
+        case .string(let text):
+            guard text.contains("{{") else { return .literal(value) }
+            return template(text, at: path).map(TemplateValue.string)
+        case .array(let items):
+            var out: [TemplateValue] = []
+            for (i, item) in items.enumerated() {
+                guard let rendered = templateValue(item, at: path.appending(i)) else { return nil }
+                out.append(rendered)
+            }
+            return out.allSatisfy({ if case .literal = $0 { true } else { false } }) ? .literal(value) : .array(out)
+        case .object(let members):
+            var out: [String: TemplateValue] = [:]
+            var failed = false
+            for key in members.keys.sorted() {
+                if let rendered = templateValue(members[key]!, at: path.appending(key)) { out[key] = rendered } else { failed = true }
+            }
+            if failed { return nil }
+            return out.values.allSatisfy({ if case .literal = $0 { true } else { false } }) ? .literal(value) : .object(out)
+        default:
+            return .literal(value)
+        }
+    }
+
+    // MARK: - Retry
+
+    private mutating func retryPolicy(_ value: JSONValue, at path: JSONPath, base: RetryPolicy) -> RetryPolicy? {
+        guard let members = object(value, at: path, allowed: Self.retryFields, what: "a retry policy") else { return nil }
+        let problemsBefore = problems.count
+        var policy = base
+        if let attempts = members["maxAttempts"] {
+            if let n = attempts.intValue, n >= 1, n <= Self.maximumAttempts {
+                policy.maxAttempts = Int(n)
+            } else {
+                report(path.appending("maxAttempts"), "\"maxAttempts\" counts every attempt, the first included; it must be a whole number from 1 to \(Self.maximumAttempts), but it is \(attempts.jsonText)")
+            }
+        }
+        policy.initialInterval = duration(members, "initialInterval", at: path, maximum: Self.maximumInterval) ?? policy.initialInterval
+        policy.maxInterval = duration(members, "maxInterval", at: path, maximum: Self.maximumInterval) ?? policy.maxInterval
+        if let coefficient = members["backoffCoefficient"] {
+            if let c = coefficient.doubleValue, c >= 1, c <= 10 {
+                policy.backoffCoefficient = c
+            } else {
+                report(path.appending("backoffCoefficient"), "\"backoffCoefficient\" multiplies the delay after each attempt; it must be a number from 1 to 10, but it is \(coefficient.jsonText)")
+            }
+        }
+        if let jitter = members["jitter"] {
+            if let text = jitter.stringValue, let j = RetryPolicy.Jitter(rawValue: text) {
+                policy.jitter = j
+            } else {
+                report(path.appending("jitter"), "\"jitter\" must be \"none\" or \"full\", but it is \(jitter.jsonText)")
+            }
+        }
+        if problems.count == problemsBefore, policy.initialInterval > policy.maxInterval {
+            report(path, "initialInterval (\(DurationText.format(policy.initialInterval))) is longer than maxInterval (\(DurationText.format(policy.maxInterval))); raise maxInterval or lower initialInterval")
+        }
+        return problems.count == problemsBefore ? policy : nil
+    }
+
+    // MARK: - Input schema
+
+    private mutating func schema(_ value: JSONValue, at path: JSONPath) -> InputSchema? {
+        guard let members = object(value, at: path, allowed: InputSchema.keywords, what: "a schema") else { return nil }
+        let problemsBefore = problems.count
+        var types: [String]?
+        switch members["type"] {
+        case nil: break
+        case .string(let t)?: types = [t]
+        case .array(let items)?: types = items.compactMap(\.stringValue)
+        case let other?: report(path.appending("type"), "\"type\" must be a type name or a list of them, but it is \(other.typeName)")
+        }
+        for type in types ?? [] where !InputSchema.typeNames.contains(type) {
+            report(path.appending("type"), "\"\(type)\" is not a JSON Schema type; use one of \(InputSchema.typeNames.joined(separator: ", "))")
+        }
+        var properties: [String: InputSchema]?
+        if let propertiesValue = members["properties"] {
+            if case .object(let fields) = propertiesValue {
+                var out: [String: InputSchema] = [:]
+                for key in fields.keys.sorted() {
+                    if let child = schema(fields[key]!, at: path.appending("properties").appending(key)) { out[key] = child }
+                }
+                properties = out
+            } else {
+                report(path.appending("properties"), "\"properties\" must be an object of field names to schemas")
+            }
+        }
+        var required: [String] = []
+        if let requiredValue = members["required"] {
+            if case .array(let items) = requiredValue, items.allSatisfy({ $0.stringValue != nil }) {
+                required = items.compactMap(\.stringValue)
+                for key in required where properties != nil && properties?[key] == nil {
+                    report(path.appending("required"), "\"\(key)\" is required but not declared under \"properties\"; declare it or remove it from \"required\"")
+                }
+            } else {
+                report(path.appending("required"), "\"required\" must be an array of field names")
+            }
+        }
+        var items: InputSchema?
+        if let itemsValue = members["items"] { items = schema(itemsValue, at: path.appending("items")) }
+        var enumValues: [JSONValue]?
+        if let enumValue = members["enum"] {
+            if case .array(let values) = enumValue, !values.isEmpty { enumValues = values } else {
+                report(path.appending("enum"), "\"enum\" must be a non-empty array of allowed values")
+            }
+        }
+        var additionalProperties = true
+        if let additional = members["additionalProperties"] {
+            if let b = additional.boolValue { additionalProperties = b } else {
+                report(path.appending("additionalProperties"), "Skald supports \"additionalProperties\" as true or false only")
+            }
+        }
+        func number(_ key: String) -> Double? {
+            guard let v = members[key] else { return nil }
+            if let d = v.doubleValue { return d }
+            report(path.appending(key), "\"\(key)\" must be a number")
+            return nil
+        }
+        func count(_ key: String) -> Int? {
+            guard let v = members[key] else { return nil }
+            if let i = v.intValue, i >= 0 { return Int(i) }
+            report(path.appending(key), "\"\(key)\" must be a whole number of at least 0")
+            return nil
+        }
+        let minimum = number("minimum"), maximum = number("maximum")
+        let minLength = count("minLength"), maxLength = count("maxLength")
+        var pattern: String?
+        if let p = members["pattern"] {
+            if let text = p.stringValue, (try? Regex(text)) != nil { pattern = text } else {
+                report(path.appending("pattern"), "\"pattern\" must be a valid regular expression string")
+            }
+        }
+        guard problems.count == problemsBefore else { return nil }
+        return InputSchema(
+            types: types, properties: properties, required: required, items: items, enumValues: enumValues,
+            additionalProperties: additionalProperties, minimum: minimum, maximum: maximum, minLength: minLength,
+            maxLength: maxLength, pattern: pattern)
+    }
+
+    // MARK: - References
+
+    private mutating func checkReferences(_ steps: [StepDefinition], inputSchema: InputSchema?) {
+        let names = steps.map(\.name)
+        for (index, step) in steps.enumerated() {
+            let stepPath = JSONPath.root.appending("steps").appending(index)
+            checkCall(step.request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, inputSchema: inputSchema)
+            if let compensation = step.compensation {
+                checkCall(compensation, at: stepPath.appending("compensation"), stepIndex: index, includingOwn: true, names: names, inputSchema: inputSchema)
+            }
+        }
+    }
+
+    private mutating func checkCall(
+        _ call: CallDefinition, at path: JSONPath, stepIndex: Int, includingOwn: Bool, names: [String], inputSchema: InputSchema?
+    ) {
+        var located: [(JSONPath, TemplateReference)] = call.url.references.map { (path.appending("url"), $0) }
+        for header in call.headers {
+            located += header.value.references.map { (path.appending("headers").appending(header.name), $0) }
+        }
+        if let body = call.body { located += Self.bodyReferences(body, at: path.appending("body")) }
+
+        for (fieldPath, reference) in located {
+            switch reference {
+            case .stepStatus(let step), .stepBody(let step, _):
+                guard let target = names.firstIndex(of: step) else {
+                    report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: names)); the steps are \(names.joined(separator: ", "))")
+                    continue
+                }
+                if target == stepIndex && !includingOwn {
+                    report(fieldPath, "{{\(reference)}} refers to this step's own response, which does not exist before the request is sent; only a compensation may use it")
+                } else if target > stepIndex {
+                    report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which runs after this one; a call can only use the responses of earlier steps\(includingOwn ? " and of its own step" : "")")
+                }
+            case .input(let inputPath):
+                if let inputSchema, let gap = inputSchema.undeclaredPrefix(of: inputPath) {
+                    let known = gap.known.isEmpty ? "" : " (declared: \(gap.known.joined(separator: ", ")))"
+                    report(fieldPath, "{{\(reference)}} uses \(gap.walked).\(gap.missing), which inputSchema does not declare\(Suggestion.didYouMean(gap.missing, in: gap.known)); declare it under inputSchema or fix the reference\(known)")
+                }
+            case .runID, .env:
+                break
+            }
+        }
+    }
+
+    private static func bodyReferences(_ value: TemplateValue, at path: JSONPath) -> [(JSONPath, TemplateReference)] {
+        switch value {
+        case .literal: []
+        case .string(let s): s.references.map { (path, $0) }
+        case .array(let items): items.enumerated().flatMap { bodyReferences($1, at: path.appending($0)) }
+        case .object(let members): members.keys.sorted().flatMap { bodyReferences(members[$0]!, at: path.appending($0)) }
+        }
+    }
+}
+
+extension Unicode.Scalar {
+    var isASCIIAlphanumeric: Bool {
+        ("a"..."z").contains(self) || ("A"..."Z").contains(self) || ("0"..."9").contains(self)
+    }
+}

@@ -1,0 +1,34 @@
+/// A run's input (or environment) does not satisfy what the saga needs.
+public struct InputError: Error, Sendable, CustomStringConvertible {
+    public var problems: [String]
+
+    public init(problems: [String]) {
+        self.problems = problems
+    }
+
+    public var description: String { problems.joined(separator: "\n") }
+}
+
+extension SagaDefinition {
+    /// Checks, before a run starts, that the input matches `inputSchema`, that every input field a template
+    /// reads is present, and that every environment variable a template reads is set.
+    public func checkStart(input: JSONValue, environment: [String: String]) throws(InputError) {
+        var problems: [String] = []
+        if let inputSchema {
+            problems += inputSchema.violations(of: input).map { "\($0) (inputSchema)" }
+        }
+        let context = TemplateContext(input: input, runID: "", env: environment)
+        for (reference, usedAt) in inputReferences {
+            do {
+                _ = try context.resolve(reference)
+            } catch {
+                problems.append("\(error.message); \(usedAt) needs it, so add it to the input")
+            }
+        }
+        for name in environmentNames where environment[name] == nil {
+            let users = calls.filter { $0.call.references.contains(.env(name)) }.map(\.path.description)
+            problems.append("the environment variable \(name) is not set; \(users.joined(separator: ", ")) use\(users.count == 1 ? "s" : "") it, so export it before starting")
+        }
+        if !problems.isEmpty { throw InputError(problems: problems) }
+    }
+}

@@ -1,0 +1,109 @@
+/// A validated saga definition: a sequence of HTTP steps, each with an optional compensation.
+public struct SagaDefinition: Sendable {
+    public var name: String
+    public var version: Int
+    public var description: String?
+    /// A JSON Schema (subset) that a run's input must match; references to the input are checked against it.
+    public var inputSchema: InputSchema?
+    public var steps: [StepDefinition]
+    /// The document as written, kept so that the stored definition is exactly what was validated.
+    public var document: JSONValue
+
+    /// SHA-256 of the canonical JSON text: a run records the exact definition it runs.
+    public var contentHash: String { SHA256.hex(document.jsonText) }
+
+    public func stepIndex(named name: String) -> Int? {
+        steps.firstIndex { $0.name == name }
+    }
+}
+
+public struct StepDefinition: Sendable, Hashable {
+    public var name: String
+    public var request: CallDefinition
+    public var compensation: CallDefinition?
+}
+
+/// One HTTP call: a forward request or a compensation.
+public struct CallDefinition: Sendable, Hashable {
+    public var method: String
+    public var url: TemplateString
+    public var headers: [Header]
+    public var body: TemplateValue?
+    /// The deadline of each attempt.
+    public var timeout: Duration
+    public var retry: RetryPolicy
+
+    public struct Header: Sendable, Hashable {
+        public var name: String
+        public var value: TemplateString
+    }
+
+    public var references: [TemplateReference] {
+        url.references + headers.flatMap(\.value.references) + (body?.references ?? [])
+    }
+}
+
+public struct RetryPolicy: Sendable, Hashable {
+    public enum Jitter: String, Sendable, Hashable, CaseIterable {
+        case none
+        /// A random delay between zero and the computed backoff ("full jitter").
+        case full
+    }
+
+    /// All attempts, the first one included.
+    public var maxAttempts: Int
+    public var initialInterval: Duration
+    public var backoffCoefficient: Double
+    public var maxInterval: Duration
+    public var jitter: Jitter
+
+    public init(
+        maxAttempts: Int = 3, initialInterval: Duration = .milliseconds(200), backoffCoefficient: Double = 2,
+        maxInterval: Duration = .seconds(10), jitter: Jitter = .full
+    ) {
+        self.maxAttempts = maxAttempts
+        self.initialInterval = initialInterval
+        self.backoffCoefficient = backoffCoefficient
+        self.maxInterval = maxInterval
+        self.jitter = jitter
+    }
+
+    /// Defaults for forward requests when neither the step nor the saga says otherwise.
+    public static let forwardDefault = RetryPolicy()
+    /// Compensations must not give up easily: by default they try longer than forward calls.
+    public static let compensationDefault = RetryPolicy(maxAttempts: 10, maxInterval: .seconds(30))
+    public static let defaultTimeout: Duration = .seconds(10)
+}
+
+extension SagaDefinition {
+    /// Every call of the saga with the JSON path of its definition.
+    public var calls: [(path: JSONPath, call: CallDefinition)] {
+        steps.enumerated().flatMap { index, step in
+            let stepPath = JSONPath.root.appending("steps").appending(index)
+            var out = [(stepPath.appending("request"), step.request)]
+            if let compensation = step.compensation { out.append((stepPath.appending("compensation"), compensation)) }
+            return out
+        }
+    }
+
+    /// The environment variables the saga's templates read.
+    public var environmentNames: [String] {
+        var names: Set<String> = []
+        for (_, call) in calls {
+            for case .env(let name) in call.references { names.insert(name) }
+        }
+        return names.sorted()
+    }
+
+    /// The input paths the saga's templates read, each with the path of the first call that reads it.
+    public var inputReferences: [(reference: TemplateReference, usedAt: JSONPath)] {
+        var seen: Set<TemplateReference> = []
+        var out: [(TemplateReference, JSONPath)] = []
+        for (path, call) in calls {
+            for reference in call.references {
+                if case .input = reference, seen.insert(reference).inserted { out.append((reference, path)) }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,180 @@
+/// One `{{…}}` reference inside a template.
+public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
+    /// `{{input.a.b[0]}}`
+    case input([JSONPath.Component])
+    /// `{{steps.NAME.response.status}}`
+    case stepStatus(step: String)
+    /// `{{steps.NAME.response.body.a.b}}`
+    case stepBody(step: String, path: [JSONPath.Component])
+    /// `{{run.id}}`
+    case runID
+    /// `{{env.NAME}}`
+    case env(String)
+
+    public var description: String {
+        switch self {
+        case .input(let path): "input" + TemplateReference.pathText(path)
+        case .stepStatus(let step): "steps.\(step).response.status"
+        case .stepBody(let step, let path): "steps.\(step).response.body" + TemplateReference.pathText(path)
+        case .runID: "run.id"
+        case .env(let name): "env.\(name)"
+        }
+    }
+
+    public var stepName: String? {
+        switch self {
+        case .stepStatus(let step), .stepBody(let step, _): step
+        default: nil
+        }
+    }
+
+    static func pathText(_ path: [JSONPath.Component]) -> String {
+        path.map { component in
+            switch component {
+            case .key(let k): ".\(k)"
+            case .index(let i): "[\(i)]"
+            }
+        }.joined()
+    }
+
+    /// Parses the text between `{{` and `}}`.
+    static func parse(_ raw: String) throws(TemplateSyntaxError) -> TemplateReference {
+        let text = raw.trimmingCharacters(in: .whitespaces)
+        let components = try splitPath(text)
+        guard case .key(let root)? = components.first else {
+            throw TemplateSyntaxError("\"{{\(raw)}}\" is empty; write a reference such as {{input.orderId}} or {{steps.NAME.response.body.id}}")
+        }
+        let rest = Array(components.dropFirst())
+        switch root {
+        case "input":
+            return .input(rest)
+        case "run":
+            guard rest == [.key("id")] else {
+                throw TemplateSyntaxError("\"{{\(text)}}\": the only run field is {{run.id}}")
+            }
+            return .runID
+        case "env":
+            guard rest.count == 1, case .key(let name) = rest[0], isEnvironmentName(name) else {
+                throw TemplateSyntaxError("\"{{\(text)}}\": write {{env.NAME}} with a variable name of letters, digits and underscores")
+            }
+            return .env(name)
+        case "steps":
+            guard rest.count >= 3, case .key(let step) = rest[0], rest[1] == .key("response") else {
+                throw TemplateSyntaxError(
+                    "\"{{\(text)}}\": write {{steps.NAME.response.status}} or {{steps.NAME.response.body.PATH}}")
+            }
+            if rest[2] == .key("status"), rest.count == 3 { return .stepStatus(step: step) }
+            if rest[2] == .key("body") { return .stepBody(step: step, path: Array(rest.dropFirst(3))) }
+            throw TemplateSyntaxError(
+                "\"{{\(text)}}\": a step response has \"status\" and \"body\"; write {{steps.\(step).response.status}} or {{steps.\(step).response.body.PATH}}")
+        default:
+            throw TemplateSyntaxError(
+                "\"{{\(text)}}\" starts with \"\(root)\"\(Suggestion.didYouMean(root, in: ["input", "steps", "run", "env"])); a reference starts with input, steps, run or env")
+        }
+    }
+
+    private static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }
+    }
+
+    /// `a.b[0].c` or `a.b.0.c` → components. Numeric segments are array indexes.
+    private static func splitPath(_ text: String) throws(TemplateSyntaxError) -> [JSONPath.Component] {
+        var components: [JSONPath.Component] = []
+        for segment in text.split(separator: ".", omittingEmptySubsequences: false) {
+            var segment = Substring(segment)
+            guard !segment.isEmpty else {
+                throw TemplateSyntaxError("\"{{\(text)}}\" has an empty path segment; remove the extra dot")
+            }
+            var key = segment.prefix { $0 != "[" }
+            segment = segment.dropFirst(key.count)
+            if !key.isEmpty {
+                guard key.allSatisfy({ !$0.isWhitespace && $0 != "]" && $0 != "{" && $0 != "}" }) else {
+                    throw TemplateSyntaxError("\"{{\(text)}}\": \"\(key)\" is not a valid path segment")
+                }
+                if let index = Int(key), index >= 0, key.first != "+" {
+                    components.append(components.isEmpty ? .key(String(key)) : .index(index))
+                } else {
+                    components.append(.key(String(key)))
+                }
+                key = ""
+            }
+            while !segment.isEmpty {
+                guard segment.first == "[", let close = segment.firstIndex(of: "]"),
+                    let index = Int(segment[segment.index(after: segment.startIndex)..<close]), index >= 0
+                else {
+                    throw TemplateSyntaxError("\"{{\(text)}}\": write array indexes as [0] or .0")
+                }
+                components.append(.index(index))
+                segment = segment[segment.index(after: close)...]
+            }
+        }
+        return components
+    }
+}
+
+public struct TemplateSyntaxError: Error, Sendable, Equatable {
+    public var message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// A string that may hold `{{…}}` references, parsed once.
+public struct TemplateString: Sendable, Hashable {
+    public enum Part: Sendable, Hashable {
+        case literal(String)
+        case reference(TemplateReference)
+    }
+
+    public let source: String
+    public let parts: [Part]
+
+    public init(parsing source: String) throws(TemplateSyntaxError) {
+        self.source = source
+        var parts: [Part] = []
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            if open.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<open.lowerBound]))) }
+            let afterOpen = rest[open.upperBound...]
+            guard let close = afterOpen.range(of: "}}") else {
+                throw TemplateSyntaxError("\"\(source)\" opens \"{{\" without a closing \"}}\"")
+            }
+            parts.append(.reference(try TemplateReference.parse(String(afterOpen[..<close.lowerBound]))))
+            rest = afterOpen[close.upperBound...]
+        }
+        if !rest.isEmpty { parts.append(.literal(String(rest))) }
+        self.parts = parts
+    }
+
+    public var references: [TemplateReference] {
+        parts.compactMap { if case .reference(let r) = $0 { r } else { nil } }
+    }
+
+    /// The reference when the whole string is a single `{{…}}`: it then keeps the value's JSON type.
+    public var wholeReference: TemplateReference? {
+        if parts.count == 1, case .reference(let r) = parts[0] { return r }
+        return nil
+    }
+
+    /// The leading literal text, if any (used to check the scheme of URLs).
+    public var literalPrefix: String {
+        if case .literal(let text)? = parts.first { return text }
+        return ""
+    }
+}
+
+/// A JSON body whose strings may hold templates.
+public indirect enum TemplateValue: Sendable, Hashable {
+    case literal(JSONValue)
+    case string(TemplateString)
+    case array([TemplateValue])
+    case object([String: TemplateValue])
+
+    public var references: [TemplateReference] {
+        switch self {
+        case .literal: []
+        case .string(let s): s.references
+        case .array(let items): items.flatMap(\.references)
+        case .object(let members): members.keys.sorted().flatMap { members[$0]!.references }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+/// What templates can refer to while a run is executing.
+public struct TemplateContext: Sendable {
+    public var input: JSONValue
+    public var runID: String
+    public var env: [String: String]
+    public var responses: [String: StepResponse]
+
+    public init(input: JSONValue, runID: String, env: [String: String], responses: [String: StepResponse] = [:]) {
+        self.input = input
+        self.runID = runID
+        self.env = env
+        self.responses = responses
+    }
+}
+
+/// A reference that cannot be resolved against a run's data.
+public struct TemplateRenderError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension TemplateContext {
+    public func resolve(_ reference: TemplateReference) throws(TemplateRenderError) -> JSONValue {
+        switch reference {
+        case .input(let path):
+            return try Self.walk(input, path: path, from: "input", reference: reference)
+        case .runID:
+            return .string(runID)
+        case .env(let name):
+            guard let value = env[name] else {
+                throw TemplateRenderError(message: "{{env.\(name)}}: the environment variable \(name) is not set; export it before starting the run")
+            }
+            return .string(value)
+        case .stepStatus(let step):
+            guard let response = responses[step] else {
+                throw TemplateRenderError(message: "{{\(reference)}}: step \"\(step)\" has no response yet")
+            }
+            return .int(Int64(response.status))
+        case .stepBody(let step, let path):
+            guard let response = responses[step] else {
+                throw TemplateRenderError(message: "{{\(reference)}}: step \"\(step)\" has no response yet")
+            }
+            return try Self.walk(response.body, path: path, from: "the response body of step \"\(step)\"", reference: reference)
+        }
+    }
+
+    static func walk(_ root: JSONValue, path: [JSONPath.Component], from origin: String, reference: TemplateReference)
+        throws(TemplateRenderError) -> JSONValue
+    {
+        var value = root
+        var walked = ""
+        for component in path {
+            switch (component, value) {
+            case (.key(let key), .object(let members)):
+                guard let next = members[key] else {
+                    let known = members.keys.sorted().prefix(8).joined(separator: ", ")
+                    throw TemplateRenderError(
+                        message: "{{\(reference)}}: \(origin)\(walked) has no field \"\(key)\"\(known.isEmpty ? "" : " (it has: \(known))")")
+                }
+                value = next
+                walked += ".\(key)"
+            case (.index(let index), .array(let items)):
+                guard index < items.count else {
+                    throw TemplateRenderError(message: "{{\(reference)}}: \(origin)\(walked) has \(items.count) items, so [\(index)] does not exist")
+                }
+                value = items[index]
+                walked += "[\(index)]"
+            case (.key(let key), _):
+                throw TemplateRenderError(message: "{{\(reference)}}: \(origin)\(walked) is \(value.typeName), not an object, so it has no field \"\(key)\"")
+            case (.index(let index), _):
+                throw TemplateRenderError(message: "{{\(reference)}}: \(origin)\(walked) is \(value.typeName), not an array, so it has no item [\(index)]")
+            }
+        }
+        return value
+    }
+
+    /// Renders a string template. Inside URLs, values from the input, step responses and the run id
+    /// are percent-encoded; environment values (base URLs) are inserted as they are.
+    public func render(_ template: TemplateString, encodingForURL: Bool = false) throws(TemplateRenderError) -> String {
+        var out = ""
+        for part in template.parts {
+            switch part {
+            case .literal(let text): out += text
+            case .reference(let reference):
+                let text = try resolve(reference).interpolationText
+                if encodingForURL, case .env = reference {
+                    out += text
+                } else if encodingForURL {
+                    out += text.addingPercentEncoding(withAllowedCharacters: Self.urlValueAllowed) ?? text
+                } else {
+                    out += text
+                }
+            }
+        }
+        return out
+    }
+
+    /// Renders a JSON body. A string that is one whole reference keeps the referenced value's type.
+    public func render(_ value: TemplateValue) throws(TemplateRenderError) -> JSONValue {
+        switch value {
+        case .literal(let json): return json
+        case .string(let template):
+            if let whole = template.wholeReference { return try resolve(whole) }
+            return .string(try render(template))
+        case .array(let items):
+            var out: [JSONValue] = []
+            out.reserveCapacity(items.count)
+            for item in items { out.append(try render(item)) }
+            return .array(out)
+        case .object(let members):
+            var out: [String: JSONValue] = [:]
+            for (key, member) in members { out[key] = try render(member) }
+            return .object(out)
+        }
+    }
+
+    static let urlValueAllowed: CharacterSet = {
+        CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    }()
+}

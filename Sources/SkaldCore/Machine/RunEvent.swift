@@ -1,0 +1,44 @@
+import Foundation
+
+/// One entry of a run's history. The history is append-only; run and step rows are derived from it.
+public struct RunEvent: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
+        case runStarted = "run_started"
+        case attemptStarted = "attempt_started"
+        case attemptResent = "attempt_resent"
+        case attemptSucceeded = "attempt_succeeded"
+        case attemptFailed = "attempt_failed"
+        case stepSucceeded = "step_succeeded"
+        case stepFailed = "step_failed"
+        case compensationStarted = "compensation_started"
+        case compensationSkipped = "compensation_skipped"
+        case stepCompensated = "step_compensated"
+        case compensationFailed = "compensation_failed"
+        case runCompleted = "run_completed"
+        case runCompensated = "run_compensated"
+        case runCompensationFailed = "run_compensation_failed"
+    }
+
+    public var at: Date
+    public var kind: Kind
+    public var step: String?
+    public var phase: Phase?
+    public var attempt: Int?
+    /// A sentence for people.
+    public var message: String
+    /// Structured detail: HTTP status, duration, retry delay, error.
+    public var data: JSONValue
+
+    public init(
+        at: Date, kind: Kind, step: String? = nil, phase: Phase? = nil, attempt: Int? = nil, message: String,
+        data: JSONValue = .object([:])
+    ) {
+        self.at = at
+        self.kind = kind
+        self.step = step
+        self.phase = phase
+        self.attempt = attempt
+        self.message = message
+        self.data = data
+    }
+}

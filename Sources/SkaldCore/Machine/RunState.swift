@@ -1,0 +1,128 @@
+import Foundation
+
+public enum Phase: String, Sendable, Hashable, Codable, CaseIterable {
+    case forward
+    case compensate
+}
+
+public enum RunStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    case running
+    case compensating
+    case completed
+    case compensated
+    case compensationFailed = "compensation_failed"
+
+    public var isTerminal: Bool {
+        switch self {
+        case .running, .compensating: false
+        case .completed, .compensated, .compensationFailed: true
+        }
+    }
+}
+
+public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Not started.
+    case pending
+    /// The forward call is scheduled or in flight.
+    case running
+    case succeeded
+    case failed
+    /// The compensation is scheduled or in flight.
+    case compensating
+    case compensated
+    case compensationFailed = "compensation_failed"
+    /// Succeeded and later passed over while compensating, because it declares no compensation.
+    case compensationSkipped = "compensation_skipped"
+
+    public var phase: Phase? {
+        switch self {
+        case .running: .forward
+        case .compensating: .compensate
+        default: nil
+        }
+    }
+}
+
+/// What a participant answered to a successful call (or to a failed one, for the record).
+public struct StepResponse: Sendable, Hashable {
+    public var status: Int
+    /// The body: parsed JSON, or the text as a JSON string when it is not JSON; null when empty.
+    public var body: JSONValue
+
+    public init(status: Int, body: JSONValue) {
+        self.status = status
+        self.body = body
+    }
+}
+
+public struct StepState: Sendable, Hashable {
+    public var name: String
+    public var status: StepStatus
+    /// Forward attempts started so far.
+    public var attempts: Int
+    /// Compensation attempts started so far.
+    public var compensationAttempts: Int
+    /// When the next attempt of the current phase may start; nil when no attempt is waiting
+    /// (none is needed, or one is in flight).
+    public var dueAt: Date?
+    /// The forward response, once the step succeeded.
+    public var response: StepResponse?
+    /// Why the last attempt of the current phase failed.
+    public var lastError: String?
+
+    public init(name: String) {
+        self.name = name
+        self.status = .pending
+        self.attempts = 0
+        self.compensationAttempts = 0
+    }
+
+    /// An attempt has been recorded as started and its outcome is not recorded yet.
+    public var isInFlight: Bool { status.phase != nil && dueAt == nil }
+
+    public func attempts(in phase: Phase) -> Int {
+        phase == .forward ? attempts : compensationAttempts
+    }
+}
+
+/// Why a run stopped going forward, or why its compensation stopped.
+public struct RunFailure: Sendable, Hashable {
+    public var step: String
+    public var reason: String
+
+    public init(step: String, reason: String) {
+        self.step = step
+        self.reason = reason
+    }
+}
+
+/// Everything the state machine needs to decide a run's next move.
+public struct RunState: Sendable, Hashable {
+    public var id: String
+    public var status: RunStatus
+    public var steps: [StepState]
+    /// The forward step whose failure started compensation.
+    public var failure: RunFailure?
+    /// The compensation that failed for good.
+    public var compensationFailure: RunFailure?
+
+    public init(id: String, stepNames: [String]) {
+        self.id = id
+        self.status = .running
+        self.steps = stepNames.map(StepState.init(name:))
+    }
+
+    /// The earliest time an attempt is due, if any is waiting.
+    public var nextDueAt: Date? {
+        steps.compactMap(\.dueAt).min()
+    }
+
+    /// Steps whose next attempt may start at `now`.
+    public func dueSteps(at now: Date) -> [Int] {
+        steps.indices.filter { steps[$0].dueAt.map { $0 <= now } ?? false }
+    }
+
+    public var inFlightSteps: [Int] {
+        steps.indices.filter { steps[$0].isInFlight }
+    }
+}

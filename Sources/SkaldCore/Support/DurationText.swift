@@ -1,0 +1,58 @@
+/// Durations as a person writes them in a saga: `250ms`, `5s`, `2m`, `1h`, `1m30s`, `1.5s`.
+public enum DurationText {
+    /// Parses a duration, or returns nil when the text is not one.
+    public static func parse(_ text: String) -> Duration? {
+        var rest = Substring(text)
+        guard !rest.isEmpty else { return nil }
+        var total: Duration = .zero
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+            guard !number.isEmpty, let value = Double(number), value.isFinite else { return nil }
+            rest = rest.dropFirst(number.count)
+            let unit = rest.prefix { $0.isASCII && $0.isLetter }
+            guard !unit.isEmpty else { return nil }
+            rest = rest.dropFirst(unit.count)
+            let millisecondsPerUnit: Double
+            switch unit {
+            case "ms": millisecondsPerUnit = 1
+            case "s": millisecondsPerUnit = 1000
+            case "m": millisecondsPerUnit = 60_000
+            case "h": millisecondsPerUnit = 3_600_000
+            default: return nil
+            }
+            total += .microseconds(Int64((value * millisecondsPerUnit * 1000).rounded()))
+        }
+        return total
+    }
+
+    /// A short form for output: `0ms`, `250ms`, `1.2s`, `2m5s`.
+    public static func format(_ duration: Duration) -> String {
+        let ms = duration.milliseconds
+        if ms < 1000 { return "\(max(0, Int64(ms.rounded())))ms" }
+        if ms < 60_000 {
+            let tenths = (ms / 100).rounded() / 10
+            return tenths == tenths.rounded() ? "\(Int64(tenths))s" : "\(tenths)s"
+        }
+        let seconds = Int64((ms / 1000).rounded())
+        if seconds < 3600 {
+            return seconds % 60 == 0 ? "\(seconds / 60)m" : "\(seconds / 60)m\(seconds % 60)s"
+        }
+        let minutes = seconds / 60
+        return minutes % 60 == 0 ? "\(minutes / 60)h" : "\(minutes / 60)h\(minutes % 60)m"
+    }
+}
+
+extension Duration {
+    /// The duration in (fractional) milliseconds.
+    public var milliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+
+    /// The duration in (fractional) seconds.
+    public var seconds: Double { milliseconds / 1000 }
+
+    public init(secondsValue: Double) {
+        self = .microseconds(Int64((secondsValue * 1_000_000).rounded()))
+    }
+}

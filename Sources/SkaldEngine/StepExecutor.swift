@@ -1,0 +1,20 @@
+import SkaldCore
+
+/// Sends one attempt of a call and classifies what came back. Never throws: every failure is an outcome.
+public protocol StepExecutor: Sendable {
+    func execute(_ request: StepRequest) async -> AttemptOutcome
+}
+
+/// Everything needed to send one attempt.
+public struct StepRequest: Sendable {
+    public var attempt: AttemptKey
+    public var call: CallDefinition
+    /// What the call's templates may read: input, earlier responses, run id, environment.
+    public var context: TemplateContext
+
+    public init(attempt: AttemptKey, call: CallDefinition, context: TemplateContext) {
+        self.attempt = attempt
+        self.call = call
+        self.context = context
+    }
+}

@@ -1,0 +1,281 @@
+import Foundation
+import GRDB
+import SkaldCore
+import SkaldEngine
+
+/// How much a commit survives.
+public enum Durability: String, Sendable, CaseIterable {
+    /// WAL with synchronous=NORMAL: a committed transition survives the process being killed (`kill -9`).
+    case process
+    /// WAL with synchronous=FULL: a committed transition also survives power loss, at the cost of an fsync per commit.
+    case full
+}
+
+/// The SQLite store: one file, WAL mode, one transaction per state change.
+public final class SQLiteStore: SagaStore {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    /// - Throws: `SQLiteStoreError` naming the path and what to do when it cannot be opened or is newer than this Skald.
+    public init(path: String, durability: Durability = .process) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.journalMode = .wal
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            throw SQLiteStoreError.cannotOpen(path: path, reason: "the directory \(directory) does not exist")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw SQLiteStoreError.cannotOpen(path: path, reason: Self.describe(error))
+        }
+        let migrator = Schema.migrator
+        let superseded = try pool.read { db in try migrator.hasBeenSuperseded(db) }
+        if superseded {
+            let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+            let unknown = applied.subtracting(migrator.migrations).sorted()
+            throw SQLiteStoreError.newerSchema(path: path, unknownMigrations: unknown)
+        }
+        do {
+            try migrator.migrate(pool)
+        } catch {
+            throw SQLiteStoreError.cannotOpen(path: path, reason: Self.describe(error))
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_CANTOPEN: return "SQLite cannot open the file (check that the directory exists and is writable)"
+            case .SQLITE_READONLY: return "the file or its directory is read-only"
+            case .SQLITE_PERM, .SQLITE_AUTH: return "permission denied"
+            case .SQLITE_NOTADB: return "the file is not a SQLite database"
+            case .SQLITE_CORRUPT: return "the database file is corrupt"
+            case .SQLITE_FULL: return "the disk is full"
+            default: return error.message ?? "\(error)"
+            }
+        }
+        return "\(error)"
+    }
+
+    // MARK: - Writes
+
+    public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws {
+        try await pool.write { db in
+            let definition = run.definition
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO definition (hash, name, version, document, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [definition.contentHash, definition.name, definition.version, definition.document.jsonText, run.createdAt.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    run.id, definition.contentHash, definition.name, definition.version, transition.state.status.rawValue,
+                    run.input.jsonText, run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970,
+                ])
+            for (position, step) in transition.state.steps.enumerated() {
+                try db.execute(
+                    sql: "INSERT INTO step (run_id, position, name, status, due_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [run.id, position, step.name, step.status.rawValue, step.dueAt?.timeIntervalSince1970])
+            }
+            try Self.append(transition.events, runID: run.id, db: db)
+        }
+    }
+
+    public func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO attempt (run_id, position, phase, number, step_name, started_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [attempt.runID, attempt.step, attempt.phase.rawValue, attempt.number, attempt.stepName, at.timeIntervalSince1970])
+            try Self.apply(transition, runID: attempt.runID, at: at, db: db)
+        }
+    }
+
+    public func recordAttemptResent(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE attempt SET sends = sends + 1, started_at = ?
+                    WHERE run_id = ? AND position = ? AND phase = ? AND number = ? AND finished_at IS NULL
+                    """,
+                arguments: [at.timeIntervalSince1970, attempt.runID, attempt.step, attempt.phase.rawValue, attempt.number])
+            guard db.changesCount == 1 else {
+                throw StoreError(message: "run \(attempt.runID): attempt \(attempt.number) of \(attempt.stepName) (\(attempt.phase.rawValue)) is not stored as in flight")
+            }
+            try Self.apply(transition, runID: attempt.runID, at: at, db: db)
+        }
+    }
+
+    public func recordAttemptFinished(_ result: AttemptResult, transition: SagaMachine.Transition) async throws {
+        try await pool.write { db in
+            var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
+            record.finish(with: result)
+            let attempt = result.attempt
+            try db.execute(
+                sql: """
+                    UPDATE attempt SET finished_at = ?, succeeded = ?, http_status = ?, error = ?, duration_ms = ?
+                    WHERE run_id = ? AND position = ? AND phase = ? AND number = ? AND finished_at IS NULL
+                    """,
+                arguments: [
+                    result.finishedAt.timeIntervalSince1970, record.succeeded, record.httpStatus, record.error, record.durationMs,
+                    attempt.runID, attempt.step, attempt.phase.rawValue, attempt.number,
+                ])
+            guard db.changesCount == 1 else {
+                throw StoreError(message: "run \(attempt.runID): attempt \(attempt.number) of \(attempt.stepName) (\(attempt.phase.rawValue)) is not stored as in flight")
+            }
+            try Self.apply(transition, runID: attempt.runID, at: result.finishedAt, db: db)
+        }
+    }
+
+    /// Writes the run row and every step row of the new state, and appends the events.
+    static func apply(_ transition: SagaMachine.Transition, runID: String, at: Date, db: Database) throws {
+        let state = transition.state
+        try db.execute(
+            sql: """
+                UPDATE run SET status = ?, failure_step = ?, failure_reason = ?, compensation_failure_step = ?,
+                    compensation_failure_reason = ?, updated_at = ?
+                WHERE id = ?
+                """,
+            arguments: [
+                state.status.rawValue, state.failure?.step, state.failure?.reason, state.compensationFailure?.step,
+                state.compensationFailure?.reason, at.timeIntervalSince1970, runID,
+            ])
+        guard db.changesCount == 1 else { throw StoreError.unknownRun(runID) }
+        let statement = try db.cachedStatement(
+            sql: """
+                UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, due_at = ?, response_status = ?,
+                    response_body = ?, last_error = ?
+                WHERE run_id = ? AND position = ?
+                """)
+        for (position, step) in state.steps.enumerated() {
+            try statement.execute(arguments: [
+                step.status.rawValue, step.attempts, step.compensationAttempts, step.dueAt?.timeIntervalSince1970,
+                step.response?.status, step.response?.body.jsonText, step.lastError, runID, position,
+            ])
+        }
+        try append(transition.events, runID: runID, db: db)
+    }
+
+    static func append(_ events: [RunEvent], runID: String, db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        for event in events {
+            try statement.execute(arguments: [
+                runID, event.at.timeIntervalSince1970, event.kind.rawValue, event.step, event.phase?.rawValue, event.attempt,
+                event.message, event.data.jsonText,
+            ])
+        }
+    }
+
+    // MARK: - Reads
+
+    public func unfinishedRuns() async throws -> [StoredRun] {
+        try await pool.read { db in
+            let ids = try String.fetchAll(
+                db, sql: "SELECT id FROM run WHERE status IN ('running', 'compensating') ORDER BY created_at, id")
+            return try ids.compactMap { try Self.loadRun(id: $0, db: db) }
+        }
+    }
+
+    public func run(id: String) async throws -> StoredRun? {
+        try await pool.read { db in try Self.loadRun(id: id, db: db) }
+    }
+
+    static func loadRun(id: String, db: Database) throws -> StoredRun? {
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT run.*, definition.document FROM run JOIN definition ON definition.hash = run.definition_hash
+                    WHERE run.id = ?
+                    """, arguments: [id])
+        else { return nil }
+        let stepRows = try Row.fetchAll(db, sql: "SELECT * FROM step WHERE run_id = ? ORDER BY position", arguments: [id])
+        var state = RunState(id: id, stepNames: stepRows.map { $0["name"] })
+        state.status = try decode(RunStatus.self, row["status"])
+        if let step: String = row["failure_step"] {
+            state.failure = RunFailure(step: step, reason: row["failure_reason"] ?? "")
+        }
+        if let step: String = row["compensation_failure_step"] {
+            state.compensationFailure = RunFailure(step: step, reason: row["compensation_failure_reason"] ?? "")
+        }
+        for (position, stepRow) in stepRows.enumerated() {
+            var step = state.steps[position]
+            step.status = try decode(StepStatus.self, stepRow["status"])
+            step.attempts = stepRow["attempts"]
+            step.compensationAttempts = stepRow["compensation_attempts"]
+            step.dueAt = (stepRow["due_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+            if let status: Int = stepRow["response_status"] {
+                let body: String = stepRow["response_body"] ?? "null"
+                step.response = StepResponse(status: status, body: try JSONParser.parse(body))
+            }
+            step.lastError = stepRow["last_error"]
+            state.steps[position] = step
+        }
+        return StoredRun(
+            id: id, sagaName: row["saga_name"], sagaVersion: row["saga_version"], definitionHash: row["definition_hash"],
+            definitionDocument: try JSONParser.parse(row["document"] as String), input: try JSONParser.parse(row["input"] as String),
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
+            state: state)
+    }
+
+    static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
+        guard let value = T(rawValue: raw) else { throw StoreError(message: "the database holds an unknown \(T.self) \"\(raw)\"") }
+        return value
+    }
+
+    public func events(runID: String) async throws -> [RunEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE run_id = ? ORDER BY id", arguments: [runID]).map { row in
+                RunEvent(
+                    at: Date(timeIntervalSince1970: row["at"]), kind: try Self.decode(RunEvent.Kind.self, row["kind"]), step: row["step"],
+                    phase: (row["phase"] as String?).flatMap(Phase.init(rawValue:)), attempt: row["attempt"], message: row["message"],
+                    data: try JSONParser.parse(row["data"] as String))
+            }
+        }
+    }
+
+    public func attempts(runID: String) async throws -> [AttemptRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM attempt WHERE run_id = ? ORDER BY started_at, position, phase, number", arguments: [runID]
+            ).map { row in
+                AttemptRecord(
+                    key: AttemptKey(
+                        runID: runID, step: row["position"], stepName: row["step_name"],
+                        phase: try Self.decode(Phase.self, row["phase"]), number: row["number"]),
+                    startedAt: Date(timeIntervalSince1970: row["started_at"]), sends: row["sends"],
+                    finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    succeeded: row["succeeded"], httpStatus: row["http_status"], error: row["error"], durationMs: row["duration_ms"])
+            }
+        }
+    }
+}
+
+/// The database cannot be used; the message says which file and what to do.
+public struct SQLiteStoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public var description: String { message }
+
+    static func cannotOpen(path: String, reason: String) -> SQLiteStoreError {
+        SQLiteStoreError(message: "cannot open the database at \(path): \(reason). Pass --db with a writable path, or set SKALD_DB.")
+    }
+
+    static func newerSchema(path: String, unknownMigrations: [String]) -> SQLiteStoreError {
+        SQLiteStoreError(
+            message: "the database at \(path) was written by a newer version of Skald (it has schema migrations this version does not know: \(unknownMigrations.joined(separator: ", "))). Upgrade skald, or pass --db with another file. Nothing was changed.")
+    }
+}

@@ -1,0 +1,87 @@
+import GRDB
+
+/// The database schema, as GRDB migrations. Never edit a shipped migration: add a new one.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE definition (
+                        hash TEXT PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL,
+                        version INTEGER NOT NULL CHECK (version >= 1),
+                        document TEXT NOT NULL,
+                        created_at REAL NOT NULL
+                    );
+                    CREATE INDEX definition_name_version ON definition(name, version);
+
+                    CREATE TABLE run (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        definition_hash TEXT NOT NULL REFERENCES definition(hash),
+                        saga_name TEXT NOT NULL,
+                        saga_version INTEGER NOT NULL,
+                        status TEXT NOT NULL CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'compensation_failed')),
+                        input TEXT NOT NULL,
+                        failure_step TEXT,
+                        failure_reason TEXT,
+                        compensation_failure_step TEXT,
+                        compensation_failure_reason TEXT,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL
+                    );
+                    CREATE INDEX run_unfinished ON run(created_at) WHERE status IN ('running', 'compensating');
+                    CREATE INDEX run_saga ON run(saga_name, created_at);
+
+                    CREATE TABLE step (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL CHECK (position >= 0),
+                        name TEXT NOT NULL,
+                        status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'compensating', 'compensated', 'compensation_failed', 'compensation_skipped')),
+                        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                        compensation_attempts INTEGER NOT NULL DEFAULT 0 CHECK (compensation_attempts >= 0),
+                        due_at REAL,
+                        response_status INTEGER,
+                        response_body TEXT,
+                        last_error TEXT,
+                        PRIMARY KEY (run_id, position),
+                        UNIQUE (run_id, name)
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE attempt (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL,
+                        phase TEXT NOT NULL CHECK (phase IN ('forward', 'compensate')),
+                        number INTEGER NOT NULL CHECK (number >= 1),
+                        step_name TEXT NOT NULL,
+                        started_at REAL NOT NULL,
+                        sends INTEGER NOT NULL DEFAULT 1 CHECK (sends >= 1),
+                        finished_at REAL,
+                        succeeded INTEGER CHECK (succeeded IN (0, 1)),
+                        http_status INTEGER,
+                        error TEXT,
+                        duration_ms INTEGER,
+                        PRIMARY KEY (run_id, position, phase, number)
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE event (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        at REAL NOT NULL,
+                        kind TEXT NOT NULL,
+                        step TEXT,
+                        phase TEXT CHECK (phase IN ('forward', 'compensate')),
+                        attempt INTEGER,
+                        message TEXT NOT NULL,
+                        data TEXT NOT NULL
+                    );
+                    CREATE INDEX event_run ON event(run_id, id);
+                    CREATE TRIGGER event_append_only BEFORE UPDATE ON event
+                    BEGIN
+                        SELECT RAISE(ABORT, 'the event table is append-only');
+                    END;
+                    """)
+        }
+        return migrator
+    }
+}
