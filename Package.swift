@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -38,12 +40,23 @@ let package = Package(
         // The HTTP step executor.
         .target(
             name: "SkaldHTTP",
-            dependencies: ["SkaldEngine", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+            dependencies: [
+                "SkaldEngine",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         // Built-in participant services (inventory, payments, shipping) for the demo and tests.
         .target(
             name: "SkaldDemo",
-            dependencies: ["SkaldCore", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "SkaldCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The composition root.
         .executableTarget(

@@ -105,7 +105,10 @@ public struct SagaMachine: Sendable {
                 RunEvent(
                     at: now, kind: .attemptSucceeded, step: step.name, phase: phase, attempt: attempt,
                     message: "\(label) attempt \(attempt) succeeded: HTTP \(response.status) in \(took)",
-                    data: ["status": .int(Int64(response.status)), "durationMs": Self.millis(duration)]))
+                    data: [
+                        "status": .int(Int64(response.status)), "durationMs": Self.millis(duration),
+                        "maxAttempts": .int(Int64(call.retry.maxAttempts)),
+                    ]))
             state.steps[index].lastError = nil
             if phase == .forward {
                 state.steps[index].status = .succeeded
@@ -123,7 +126,7 @@ public struct SagaMachine: Sendable {
             state.steps[index].lastError = failure.reason
             var data: JSONValue = [
                 "error": .string(failure.reason), "kind": .string(failure.kind.rawValue), "durationMs": Self.millis(duration),
-                "retryable": .bool(failure.isRetryable),
+                "retryable": .bool(failure.isRetryable), "maxAttempts": .int(Int64(call.retry.maxAttempts)),
             ]
             if let status = failure.response?.status { data = Self.merging(data, ["status": .int(Int64(status))]) }
             let mayRetry = phase == .compensate || state.status == .running

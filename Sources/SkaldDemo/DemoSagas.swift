@@ -1,0 +1,24 @@
+import Foundation
+import SkaldCore
+
+/// The example sagas the demo runs: read from the Sagas folder when it is there, else the embedded copies.
+public enum DemoSagas {
+    public static let embedded: [String: String] = ["checkout.json": checkout]
+
+    /// The text of `name` from `folder`, or the embedded copy; and where it came from.
+    public static func text(_ name: String, folder: String) -> (text: String, source: String)? {
+        let path = (folder as NSString).appendingPathComponent(name)
+        if let data = FileManager.default.contents(atPath: path) {
+            return (String(decoding: data, as: UTF8.self), path)
+        }
+        return embedded[name].map { ($0, "embedded \(name)") }
+    }
+
+    /// An input for the checkout saga.
+    public static func checkoutInput(orderId: String, card: String = "4242424242424242") -> JSONValue {
+        [
+            "orderId": .string(orderId), "sku": "BLUE-MUG", "quantity": 2, "amount": 24.5, "currency": "EUR", "card": .string(card),
+            "address": ["name": "Ada Lovelace", "street": "12 St James's Square", "city": "London", "country": "GB"],
+        ]
+    }
+}

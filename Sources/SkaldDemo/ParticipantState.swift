@@ -1,0 +1,129 @@
+import Foundation
+import SkaldCore
+
+/// What a participant can be told to do wrong.
+public struct Faults: Sendable, Hashable {
+    /// Refuse forward requests with a 4xx (payments: card declined; inventory: out of stock; shipping: no service).
+    public var reject = false
+    /// Answer the next N requests with 503 Service Unavailable.
+    public var failNext = 0
+    /// Answer every compensation with 500.
+    public var failCompensations = false
+    /// Wait this long before answering.
+    public var delay: Duration = .zero
+    /// Apply each request, then hold the answer until `releaseHeld()`.
+    public var hold = false
+
+    public init(reject: Bool = false, failNext: Int = 0, failCompensations: Bool = false, delay: Duration = .zero, hold: Bool = false) {
+        self.reject = reject
+        self.failNext = failNext
+        self.failCompensations = failCompensations
+        self.delay = delay
+        self.hold = hold
+    }
+}
+
+/// One action a participant applied (not a replay of a stored answer).
+public struct LedgerEntry: Sendable, Hashable {
+    public var idempotencyKey: String?
+    public var action: String
+    public var resource: String
+    public var at: Date
+}
+
+/// A stored answer, replayed for a repeated idempotency key.
+struct StoredAnswer: Sendable {
+    var status: Int
+    var body: JSONValue
+}
+
+/// The participant's memory: idempotency cache, ledger, faults, held requests.
+actor ParticipantState {
+    var faults = Faults()
+    private(set) var ledger: [LedgerEntry] = []
+    private(set) var requestCount = 0
+    private var answers: [String: StoredAnswer] = [:]
+    private var inProgress: [String: [CheckedContinuation<StoredAnswer, Never>]] = [:]
+    private var held: [CheckedContinuation<Void, Never>] = []
+    private var changeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var resources = Resources()
+
+    func setFaults(_ faults: Faults) { self.faults = faults }
+
+    var heldCount: Int { held.count }
+
+    func releaseHeld() {
+        let waiting = held
+        held.removeAll()
+        for continuation in waiting { continuation.resume() }
+    }
+
+    /// Suspends until a request is held (for tests that kill the engine mid-request).
+    func waitForHeld(count: Int) async {
+        while held.count < count {
+            await withCheckedContinuation { changeWaiters.append($0) }
+        }
+    }
+
+    /// Runs `apply` once per idempotency key; repeats get the stored answer (waiting if the first is still running).
+    func answer(
+        key: String?, action: String, isCompensation: Bool,
+        apply: @Sendable (inout Resources, Faults) -> (status: Int, body: JSONValue, resource: String)
+    ) async -> StoredAnswer {
+        requestCount += 1
+        notifyChange()
+        if let key {
+            if let stored = answers[key] { return stored }
+            if inProgress[key] != nil {
+                return await withCheckedContinuation { inProgress[key]!.append($0) }
+            }
+        }
+        if faults.failNext > 0 {
+            faults.failNext -= 1
+            return StoredAnswer(status: 503, body: ["error": "unavailable", "message": "try again later"])
+        }
+        if isCompensation && faults.failCompensations {
+            return StoredAnswer(status: 500, body: ["error": "internal", "message": "the undo failed"])
+        }
+        if let key { inProgress[key] = [] }
+        let (status, body, resource) = apply(&resources, faults)
+        if status < 300 {
+            ledger.append(LedgerEntry(idempotencyKey: key, action: action, resource: resource, at: Date()))
+        }
+        let answer = StoredAnswer(status: status, body: body)
+        if faults.hold {
+            await withCheckedContinuation { continuation in
+                held.append(continuation)
+                notifyChange()
+            }
+        }
+        if let key {
+            answers[key] = answer
+            for waiter in inProgress.removeValue(forKey: key) ?? [] { waiter.resume(returning: answer) }
+        }
+        return answer
+    }
+
+    private func notifyChange() {
+        let waiters = changeWaiters
+        changeWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func waitUntilRequests(atLeast count: Int) async {
+        while requestCount < count {
+            await withCheckedContinuation { changeWaiters.append($0) }
+        }
+    }
+}
+
+/// The things a participant has created (reservations, charges, shipments).
+struct Resources: Sendable {
+    private var counter = 0
+    var items: [String: JSONValue] = [:]
+
+    mutating func newID(prefix: String) -> String {
+        counter += 1
+        return "\(prefix)-\(counter)"
+    }
+}

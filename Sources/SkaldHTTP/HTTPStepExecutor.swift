@@ -1,0 +1,147 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SkaldCore
+import SkaldEngine
+
+/// Sends attempts with AsyncHTTPClient: renders the call's templates, adds the idempotency and tracing
+/// headers, enforces the per-attempt deadline and the response size limit, and classifies the outcome.
+public struct HTTPStepExecutor: StepExecutor {
+    public static let defaultMaxResponseBytes = 1 << 20
+
+    let client: HTTPClient
+    let maxResponseBytes: Int
+
+    /// - Parameter client: a client whose lifetime the caller manages (see `HTTPClient.makeForSteps()`).
+    public init(client: HTTPClient, maxResponseBytes: Int = defaultMaxResponseBytes) {
+        self.client = client
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    public func execute(_ step: StepRequest) async -> AttemptOutcome {
+        let request: HTTPClientRequest
+        do {
+            request = try Self.render(step)
+        } catch {
+            return .failed(AttemptFailure(kind: .request, reason: "cannot build the request: \(error.message)", isRetryable: false))
+        }
+        let timeout = step.call.timeout
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.milliseconds * 1_000_000)))
+            body = try await response.body.collect(upTo: maxResponseBytes)
+        } catch is NIOTooManyBytesError {
+            return .failed(
+                AttemptFailure(
+                    kind: .responseTooLarge,
+                    reason: "the response body is larger than the limit of \(maxResponseBytes) bytes (raise --max-response-bytes or make the participant answer with less)",
+                    isRetryable: false))
+        } catch let error as HTTPClientError
+            where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout
+        {
+            return .failed(AttemptFailure(kind: .timeout, reason: "no response within \(DurationText.format(timeout))", isRetryable: true))
+        } catch {
+            return .failed(AttemptFailure(kind: .transport, reason: Self.describeTransport(error, url: request.url), isRetryable: true))
+        }
+
+        let stepResponse = StepResponse(status: Int(response.status.code), body: Self.decodeBody(body))
+        switch StatusClassification(status: stepResponse.status) {
+        case .success:
+            return .succeeded(stepResponse)
+        case .retryable, .permanent:
+            let isRetryable = StatusClassification(status: stepResponse.status) == .retryable
+            return .failed(
+                AttemptFailure(
+                    kind: .status, reason: Self.describeStatus(response.status, body: stepResponse.body), isRetryable: isRetryable,
+                    retryAfter: response.headers.first(name: "retry-after").flatMap(Self.parseRetryAfter),
+                    response: stepResponse))
+        }
+    }
+
+    static func render(_ step: StepRequest) throws(TemplateRenderError) -> HTTPClientRequest {
+        let call = step.call
+        let context = step.context
+        var request = HTTPClientRequest(url: try context.render(call.url, encodingForURL: true))
+        request.method = HTTPMethod(rawValue: call.method)
+        for header in call.headers {
+            request.headers.add(name: header.name, value: try context.render(header.value))
+        }
+        if let body = call.body {
+            let json = try context.render(body)
+            if !request.headers.contains(name: "content-type") {
+                request.headers.add(name: "Content-Type", value: "application/json")
+            }
+            request.body = .bytes(ByteBuffer(string: json.jsonText))
+        }
+        if !request.headers.contains(name: "accept") {
+            request.headers.add(name: "Accept", value: "application/json")
+        }
+        let key = step.attempt
+        request.headers.add(name: "Idempotency-Key", value: key.idempotencyKey)
+        request.headers.add(name: "Skald-Run", value: key.runID)
+        request.headers.add(name: "Skald-Step", value: key.stepName)
+        request.headers.add(name: "Skald-Phase", value: key.phase.rawValue)
+        request.headers.add(name: "Skald-Attempt", value: String(key.number))
+        return request
+    }
+
+    /// JSON when the body parses as JSON, the text otherwise, null when empty.
+    static func decodeBody(_ buffer: ByteBuffer) -> JSONValue {
+        guard buffer.readableBytes > 0 else { return .null }
+        let bytes = Array(buffer.readableBytesView)
+        if let document = try? JSONParser.parse(bytes) { return document.value }
+        return .string(String(decoding: bytes, as: UTF8.self))
+    }
+
+    static func describeStatus(_ status: HTTPResponseStatus, body: JSONValue) -> String {
+        var text = "HTTP \(status.code) \(status.reasonPhrase)"
+        if body != .null {
+            var snippet = body.interpolationText
+            if snippet.count > 200 { snippet = String(snippet.prefix(200)) + "…" }
+            text += ": \(snippet)"
+        }
+        return text
+    }
+
+    static func describeTransport(_ error: any Error, url: String) -> String {
+        let text = String(describing: error)
+        if text.contains("connectionRefused") || text.contains("Connection refused") {
+            return "connection refused by \(hostPart(of: url)) (is the participant running?)"
+        }
+        if let error = error as? HTTPClientError {
+            if error == .remoteConnectionClosed { return "the participant closed the connection before answering" }
+            if error == .invalidURL || error == .emptyHost || error == .emptyScheme { return "the URL \(url) is not valid" }
+        }
+        return "transport error calling \(hostPart(of: url)): \(text)"
+    }
+
+    static func hostPart(of url: String) -> String {
+        guard let components = URLComponents(string: url), let host = components.host else { return url }
+        return components.port.map { "\(host):\($0)" } ?? host
+    }
+
+    /// `Retry-After` as delay-seconds or an HTTP date.
+    static func parseRetryAfter(_ value: String) -> Duration? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Int(trimmed), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: trimmed) else { return nil }
+        return Duration(secondsValue: max(0, date.timeIntervalSinceNow))
+    }
+}
+
+extension HTTPClient {
+    /// A client configured for saga steps: no redirects (a 3xx is an answer, not a detour), pooled connections.
+    public static func makeForSteps() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout.connect = .seconds(10)
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+}

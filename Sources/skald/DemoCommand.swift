@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import SkaldSQLite
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Start built-in inventory, payments and shipping services on 127.0.0.1 and run the example sagas against them.",
+        discussion: """
+            Four checkouts: one that completes, one whose card is declined (HTTP 402, so the stock reservation is
+            released), one whose shipping service is flaky (503s, then success after backoff), and one whose refund
+            keeps failing (an honest compensation_failed). With --serve, only start the services and print their URLs.
+            """)
+
+    @Option(name: .long, help: "The database file (default: a new file in a temporary folder).")
+    var db: String?
+
+    @Option(name: .long, help: "Where the example sagas are (default: Sagas; the embedded copies are used if it is missing).")
+    var sagas: String = "Sagas"
+
+    @Flag(name: .long, help: "Only start the participant services, print their URLs, and wait for Ctrl-C.")
+    var serve = false
+
+    @Option(name: .long, help: "With --serve: the first of three consecutive ports (default: any free ports).")
+    var port: Int?
+
+    func run() async throws {
+        var ports: [Participant.Kind: Int] = [:]
+        if let port {
+            for (offset, kind) in Participant.Kind.allCases.enumerated() { ports[kind] = port + offset }
+        }
+        let serve = serve
+        let sagasFolder = sagas
+        let dbPath = db
+        try await Participant.withRunning(ports: ports) { participants in
+            if serve {
+                Self.printServing(participants)
+                while true { try await Task.sleep(for: .seconds(3600)) }
+            }
+            try await Self.story(participants, sagasFolder: sagasFolder, dbPath: dbPath)
+        }
+    }
+
+    static func printServing(_ participants: RunningParticipants) {
+        print("Participant services on 127.0.0.1 (Ctrl-C to stop). In another terminal:\n")
+        for kind in Participant.Kind.allCases {
+            print("  export \(kind.environmentName)=\(participants.urls[kind]!)")
+        }
+        print("""
+
+              skald run Sagas/checkout.json --input @Sagas/inputs/checkout.json
+
+            Each service honours Idempotency-Key and can be told to misbehave, for example:
+              curl -X POST \(participants.urls[.shipping]!)/_control -d '{"failNext": 2}'
+              curl -X POST \(participants.urls[.payments]!)/_control -d '{"reject": true}'
+            Fields: reject, failNext, failCompensations, delay ("2s"), hold. GET /_ledger lists what was applied.
+            """)
+        fflush(nil)
+    }
+
+    static func story(_ participants: RunningParticipants, sagasFolder: String, dbPath: String?) async throws {
+        let style = ProgressPrinter.Style.forStandardOutput
+        guard let (text, source) = DemoSagas.text("checkout.json", folder: sagasFolder) else {
+            throw ValidationError("cannot find checkout.json")
+        }
+        let saga: SagaDefinition
+        do {
+            saga = try DefinitionParser.parse(Array(text.utf8), file: source)
+        } catch {
+            for line in error.lines { printError(line) }
+            throw Exit.invalid
+        }
+        let path = try dbPath ?? temporaryDatabasePath()
+        let store = try SQLiteStore(path: path)
+
+        print(style.bold("Skald demo"))
+        print("""
+            The saga \(saga.name) (\(source)) reserves stock, charges a card and books shipping.
+            Each step declares the call that undoes it. Three small services play the participants:
+            """)
+        for kind in Participant.Kind.allCases {
+            print("  \(kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(participants.urls[kind]!)")
+        }
+        print("Every state change is committed to \(path) before Skald acts on it.\n")
+
+        let printer = ProgressPrinter(style: style, indent: "    ", stepNames: saga.steps.map(\.name))
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(participants.environment) { _, demo in demo }
+
+        struct Scenario {
+            var title: String
+            var setup: String
+            var card: String = "4242424242424242"
+            var faults: [Participant.Kind: Faults] = [:]
+        }
+        let scenarios = [
+            Scenario(title: "A checkout that completes", setup: "All three services answer at once."),
+            Scenario(
+                title: "The card is declined",
+                setup: "The card is \(Participant.decliningCard), which payments declines with HTTP 402. A 4xx is not retried: the reservation made before it is released.",
+                card: Participant.decliningCard),
+            Scenario(
+                title: "Shipping is flaky",
+                setup: "Shipping answers the next 2 requests with 503. A 5xx is retried with exponential backoff and jitter; the same Idempotency-Key goes with every attempt.",
+                faults: [.shipping: Faults(failNext: 2)]),
+            Scenario(
+                title: "Shipping refuses, and refunds are down",
+                setup: "Shipping rejects the address (422) and payments fails every refund (500). Skald retries the refund, then stops in compensation_failed and says which step needs a person.",
+                faults: [.shipping: Faults(reject: true), .payments: Faults(failCompensations: true)]),
+        ]
+
+        var outcomes: [RunStatus] = []
+        try await EngineHost.with(store: store, maxResponseBytes: 1 << 20, environment: environment, printer: printer) { engine in
+            for (number, scenario) in scenarios.enumerated() {
+                for kind in Participant.Kind.allCases { await participants[kind].setFaults(scenario.faults[kind] ?? Faults()) }
+                print(style.bold("\(number + 1). \(scenario.title)"))
+                print("   \(scenario.setup)")
+                let started = ContinuousClock.now
+                let runID = try await engine.startRun(saga, input: DemoSagas.checkoutInput(orderId: "order-\(1001 + number)", card: scenario.card))
+                print("   run \(runID)")
+                let state = try await engine.drive(runID: runID)
+                print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))\n")
+                outcomes.append(state.status)
+            }
+        }
+        for kind in Participant.Kind.allCases { await participants[kind].setFaults(Faults()) }
+
+        print(style.bold("What the participants applied"))
+        var repeated = 0
+        for kind in Participant.Kind.allCases {
+            let ledger = await participants[kind].ledger
+            let perKey = await participants[kind].applicationsPerKey
+            repeated += perKey.values.filter { $0 > 1 }.count
+            let actions = Dictionary(grouping: ledger, by: \.action).map { "\($0.value.count) \($0.key)" }.sorted()
+            let requests = await participants[kind].requestCount
+            print("  \(kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(requests) requests, applied: \(actions.isEmpty ? "nothing" : actions.joined(separator: ", "))")
+        }
+        print(repeated == 0
+            ? "  Every action was applied once per idempotency key, retries included."
+            : style.red("  \(repeated) idempotency keys were applied more than once!"))
+        print("""
+
+            Outcomes: \(outcomes.map(\.rawValue).joined(separator: ", ")).
+            Try it yourself: `skald demo --serve` keeps the services up; `skald run Sagas/checkout.json --input @Sagas/inputs/checkout.json`
+            runs the saga against them. Kill it with kill -9 at any point, then `skald resume` carries on.
+            """)
+    }
+
+    static func temporaryDatabasePath() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-demo-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder.appendingPathComponent("skald.sqlite").path
+    }
+}

@@ -1,0 +1,28 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import SkaldCore
+import SkaldEngine
+import SkaldHTTP
+import SkaldSQLite
+
+/// Wires a store, the HTTP executor and an engine for the lifetime of `body`, shutting the HTTP client down after.
+enum EngineHost {
+    static func with<T>(
+        store: SQLiteStore, maxResponseBytes: Int, environment: [String: String] = ProcessInfo.processInfo.environment,
+        printer: ProgressPrinter, _ body: (Engine) async throws -> T
+    ) async throws -> T {
+        let client = HTTPClient.makeForSteps()
+        let engine = Engine(
+            store: store, executor: HTTPStepExecutor(client: client, maxResponseBytes: maxResponseBytes),
+            configuration: EngineConfiguration(environment: environment, onEvents: { runID, events in printer.handle(runID: runID, events: events) }))
+        do {
+            let result = try await body(engine)
+            try await client.shutdown()
+            return result
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+}

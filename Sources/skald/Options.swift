@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import SkaldCore
+import SkaldSQLite
+
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .long, help: "The SQLite database file (default: $SKALD_DB, else ./skald.sqlite).")
+    var db: String?
+
+    @Option(name: .long, help: "process: survives kill -9 (WAL, synchronous=NORMAL); full: also survives power loss (synchronous=FULL).")
+    var durability: String = "process"
+
+    var path: String {
+        db ?? ProcessInfo.processInfo.environment["SKALD_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "./skald.sqlite"
+    }
+
+    func validate() throws {
+        guard Durability(rawValue: durability) != nil else {
+            throw ValidationError("--durability must be process or full, not \"\(durability)\"")
+        }
+    }
+
+    func open() throws -> SQLiteStore {
+        try SQLiteStore(path: path, durability: Durability(rawValue: durability) ?? .process)
+    }
+}
+
+struct ExecutionOptions: ParsableArguments {
+    @Option(name: .long, help: "The largest response body kept, in bytes; a larger one fails the attempt.")
+    var maxResponseBytes: Int = 1 << 20
+
+    func validate() throws {
+        guard maxResponseBytes > 0 else { throw ValidationError("--max-response-bytes must be at least 1") }
+    }
+}
+
+/// Reads `--input`: inline JSON, or `@path` to read a file.
+enum InputArgument {
+    static func load(_ argument: String?) throws(InputLoadError) -> JSONValue {
+        guard let argument else { return .object([:]) }
+        let source: String
+        let bytes: [UInt8]
+        if argument.hasPrefix("@") {
+            source = String(argument.dropFirst())
+            guard let data = FileManager.default.contents(atPath: source) else {
+                throw InputLoadError(message: "cannot read the input file \(source); check the path after '@'")
+            }
+            bytes = Array(data)
+        } else {
+            source = "--input"
+            bytes = Array(argument.utf8)
+        }
+        do {
+            return try JSONParser.parse(bytes).value
+        } catch {
+            throw InputLoadError(message: "\(source):\(error.location): malformed JSON input: \(error.message)")
+        }
+    }
+}
+
+struct InputLoadError: Error {
+    var message: String
+}
+
+/// Reads and validates a definition file, printing every problem.
+enum DefinitionFile {
+    static func load(_ path: String) -> Result<SagaDefinition, DefinitionError> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            return .failure(
+                DefinitionError(
+                    file: path,
+                    problems: [DefinitionProblem(path: nil, message: exists ? "cannot read the file; check its permissions" : "no such file; check the path")]))
+        }
+        do {
+            return .success(try DefinitionParser.parse(Array(data), file: path))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,112 @@
+import Foundation
+import SkaldCore
+import Synchronization
+
+/// Prints a run's progress as it is committed: one line per attempt, plus the turns of the story.
+final class ProgressPrinter: Sendable {
+    struct Style: Sendable {
+        var colour: Bool
+
+        func paint(_ text: String, _ code: String) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+        func green(_ text: String) -> String { paint(text, "32") }
+        func red(_ text: String) -> String { paint(text, "31") }
+        func yellow(_ text: String) -> String { paint(text, "33") }
+        func dim(_ text: String) -> String { paint(text, "2") }
+        func bold(_ text: String) -> String { paint(text, "1") }
+
+        /// Colour only on a terminal, and never when NO_COLOR is set.
+        static var forStandardOutput: Style {
+            let environment = ProcessInfo.processInfo.environment
+            let colour = isatty(STDOUT_FILENO) == 1 && environment["NO_COLOR"] == nil && environment["TERM"] != "dumb"
+            return Style(colour: colour)
+        }
+    }
+
+    let style: Style
+    let indent: String
+    let showRunID: Bool
+    private let nameWidth: Mutex<Int>
+
+    init(style: Style = .forStandardOutput, indent: String = "  ", showRunID: Bool = false, stepNames: [String] = []) {
+        self.style = style
+        self.indent = indent
+        self.showRunID = showRunID
+        nameWidth = Mutex(stepNames.map { $0.count + 7 }.max() ?? 20)
+    }
+
+    func handle(runID: String, events: [RunEvent]) {
+        var lines: [String] = []
+        for event in events {
+            if let line = line(for: event, runID: runID) { lines.append(line) }
+        }
+        guard !lines.isEmpty else { return }
+        print(lines.joined(separator: "\n"))
+        fflush(nil)
+    }
+
+    func line(for event: RunEvent, runID: String) -> String? {
+        let prefix = indent + (showRunID ? style.dim(String(runID.suffix(8))) + " " : "")
+        switch event.kind {
+        case .attemptSucceeded, .attemptFailed:
+            let name = event.phase == .compensate ? "\(event.step ?? "?") (undo)" : event.step ?? "?"
+            let width = nameWidth.withLock { width in
+                width = max(width, name.count)
+                return width
+            }
+            let maxAttempts = event.data["maxAttempts"]?.intValue.map { "/\($0)" } ?? ""
+            let attempt = "#\(event.attempt ?? 0)\(maxAttempts)"
+            let took = event.data["durationMs"]?.intValue.map { DurationText.format(.milliseconds($0)) } ?? ""
+            let padded = name.padding(toLength: width, withPad: " ", startingAt: 0)
+            let attemptColumn = attempt.padding(toLength: 6, withPad: " ", startingAt: 0)
+            if event.kind == .attemptSucceeded {
+                let status = event.data["status"]?.intValue.map { "HTTP \($0)" } ?? ""
+                return "\(prefix)\(padded) \(attemptColumn) \(style.green("ok    ")) \(status.padding(toLength: 10, withPad: " ", startingAt: 0)) \(took.leftPadded(6))"
+            }
+            var reason = event.data["error"]?.stringValue ?? "failed"
+            if reason.count > 90 { reason = String(reason.prefix(89)) + "…" }
+            let next: String
+            if let retry = event.data["retryInMs"]?.intValue {
+                next = style.yellow("retry in \(DurationText.format(.milliseconds(retry)))")
+            } else if event.data["retryable"]?.boolValue == false {
+                next = style.red("not retryable")
+            } else {
+                next = style.red("giving up")
+            }
+            return "\(prefix)\(padded) \(attemptColumn) \(style.red("failed")) \(reason)  \(style.dim(took))  \(next)"
+        case .attemptResent:
+            return "\(prefix)\(style.yellow("resend")) \(event.message)"
+        case .compensationStarted, .compensationSkipped, .compensationFailed:
+            return "\(prefix)\(style.yellow("↩")) \(event.message)"
+        default:
+            return nil
+        }
+    }
+
+    /// The closing lines for a finished (or stopped) run.
+    func summary(_ state: RunState, elapsed: Duration) -> String {
+        let took = DurationText.format(elapsed)
+        switch state.status {
+        case .completed:
+            return "\(style.green(style.bold("completed"))) in \(took): all \(state.steps.count) steps succeeded"
+        case .compensated:
+            let undone = state.steps.filter { $0.status == .compensated }.map(\.name)
+            let failure = state.failure.map { "\($0.step) failed (\($0.reason))" } ?? "a step failed"
+            let tail = undone.isEmpty ? "nothing needed undoing" : "undone in reverse: \(undone.reversed().joined(separator: ", "))"
+            return "\(style.yellow(style.bold("compensated"))) in \(took): \(failure); \(tail)"
+        case .compensationFailed:
+            let failure = state.compensationFailure.map { "the compensation of \($0.step) failed (\($0.reason))" } ?? "a compensation failed"
+            let left = state.steps.filter { $0.status == .succeeded }.map(\.name)
+            return "\(style.red(style.bold("compensation_failed"))) after \(took): \(failure)"
+                + (left.isEmpty ? "" : "; still to undo: \(left.reversed().joined(separator: ", "))")
+                + ". A person must retry the compensation or resolve it by hand."
+        case .running, .compensating:
+            return "\(style.yellow(state.status.rawValue)) after \(took): run `skald resume` to continue"
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import SkaldCore
+import SkaldEngine
+import SkaldSQLite
+import Synchronization
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one saga in this process, durably, and show each attempt as it happens.",
+        discussion: """
+            The run is stored in the database before anything is sent; if this process dies, `skald resume`
+            continues it. Exit codes: 0 completed, 3 compensated, 4 compensation_failed, 2 invalid
+            definition or input, 1 other errors.
+            """)
+
+    @Argument(help: "The saga definition file (JSON).")
+    var file: String
+
+    @Option(name: .long, help: "The run's input: inline JSON, or @FILE to read it from a file.")
+    var input: String?
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var execution: ExecutionOptions
+
+    func run() async throws {
+        let saga: SagaDefinition
+        switch DefinitionFile.load(file) {
+        case .success(let loaded): saga = loaded
+        case .failure(let error):
+            for line in error.lines { printError(line) }
+            throw Exit.invalid
+        }
+        let inputValue: JSONValue
+        do {
+            inputValue = try InputArgument.load(input)
+        } catch {
+            printError(error.message)
+            throw Exit.invalid
+        }
+        let store: SQLiteStore
+        do {
+            store = try database.open()
+        } catch {
+            printError("error: \(error)")
+            throw Exit.failure
+        }
+        let printer = ProgressPrinter(stepNames: saga.steps.map(\.name))
+        let started = ContinuousClock.now
+        let state = try await EngineHost.with(store: store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
+            let runID: String
+            do {
+                runID = try await engine.startRun(saga, input: inputValue)
+            } catch let error as InputError {
+                printError("\(file): the input does not fit the saga \(saga.name):")
+                for problem in error.problems { printError("  - \(problem)") }
+                throw Exit.invalid
+            }
+            print("run \(printer.style.bold(runID)) of \(saga.name) v\(saga.version) (database \(store.path))")
+            return try await engine.drive(runID: runID)
+        }
+        print("run \(state.id) \(printer.summary(state, elapsed: ContinuousClock.now - started))")
+        let code = Exit.forStatus(state.status)
+        if code != .success { throw code }
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Continue every unfinished run in the database from its stored state.",
+        discussion: """
+            An attempt that was recorded as sent but has no recorded outcome is sent again with the same
+            Idempotency-Key. Exits 0 when every run completed (or there was nothing to resume), else the
+            code of the worst outcome: 3 compensated, 4 compensation_failed, 1 a run could not continue.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var execution: ExecutionOptions
+
+    func run() async throws {
+        let store: SQLiteStore
+        do {
+            store = try database.open()
+        } catch {
+            printError("error: \(error)")
+            throw Exit.failure
+        }
+        let unfinished = try await store.unfinishedRuns()
+        guard !unfinished.isEmpty else {
+            print("nothing to resume: every run in \(store.path) is finished")
+            return
+        }
+        print("resuming \(unfinished.count) unfinished run\(unfinished.count == 1 ? "" : "s") from \(store.path)")
+        let printer = ProgressPrinter(showRunID: unfinished.count > 1)
+        let started = ContinuousClock.now
+        let failures = Failures()
+        let results = try await EngineHost.with(store: store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
+            try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) })
+        }
+        var worst = Exit.completed
+        for run in unfinished {
+            if let state = results[run.id] {
+                print("run \(run.id) \(printer.summary(state, elapsed: ContinuousClock.now - started))")
+                let code = Exit.forStatus(state.status)
+                if code.rawValue > worst.rawValue { worst = code }
+            }
+        }
+        for (runID, error) in failures.all {
+            printError("run \(runID) could not continue: \(error)")
+            if worst == Exit.completed { worst = Exit.failure }
+        }
+        if worst != .success { throw worst }
+    }
+}
+
+/// Errors collected from concurrent runs.
+final class Failures: Sendable {
+    private let items = Mutex<[(String, String)]>([])
+    func add(_ runID: String, _ error: any Error) { items.withLock { $0.append((runID, "\(error)")) } }
+    var all: [(String, String)] { items.withLock { $0 } }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct Skald: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skald",
+        abstract: "Durable saga orchestration: HTTP steps with retries and compensation, stored in SQLite.",
+        discussion: """
+            Exit codes of run and resume: 0 completed, 3 compensated, 4 compensation_failed,
+            2 invalid definition or input, 1 any other error (for example an unusable database).
+            """,
+        version: "0.1.0",
+        subcommands: [DemoCommand.self, ValidateCommand.self, RunCommand.self, ResumeCommand.self]
+    )
+}
