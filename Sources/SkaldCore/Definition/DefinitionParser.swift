@@ -166,13 +166,15 @@ public struct DefinitionParser {
             var firstUse: [String: Int] = [:]
             for (index, item) in items.enumerated() {
                 let path = stepsPath.appending(index)
+                if let name = item["name"]?.stringValue {
+                    if let earlier = firstUse[name] {
+                        report(path.appending("name"), "the step name \"\(name)\" is already used by steps[\(earlier)]; give every step a unique name")
+                    } else {
+                        firstUse[name] = index
+                    }
+                }
                 guard let step = step(item, at: path, timeout: timeout, forwardRetry: forwardRetry, compensationRetry: compensationRetry)
                 else { continue }
-                if let earlier = firstUse[step.name] {
-                    report(path.appending("name"), "the step name \"\(step.name)\" is already used by steps[\(earlier)]; give every step a unique name")
-                } else {
-                    firstUse[step.name] = index
-                }
                 steps.append(step)
             }
             if steps.count == items.count { checkReferences(steps, inputSchema: inputSchema) }

@@ -3,8 +3,11 @@ enum Suggestion {
     static func closest(to word: String, in candidates: [String]) -> String? {
         var best: (String, Int)?
         for candidate in candidates {
-            let distance = editDistance(word.lowercased(), candidate.lowercased())
-            if distance <= max(1, candidate.count / 3), best == nil || distance < best!.1 {
+            let (a, b) = (word.lowercased(), candidate.lowercased())
+            var distance = editDistance(a, b)
+            // Same stem, other ending ("retries" for "retry"): close enough to suggest.
+            if a.count >= 4, b.count >= 4, a.prefix(4) == b.prefix(4), abs(a.count - b.count) <= 3 { distance = min(distance, 2) }
+            if distance <= max(2, candidate.count / 3), best == nil || distance < best!.1 {
                 best = (candidate, distance)
             }
         }
