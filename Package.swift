@@ -70,7 +70,7 @@ let package = Package(
         ),
         .testTarget(name: "SkaldCoreTests", dependencies: ["SkaldCore"]),
         .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine"]),
-        .testTarget(name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite"]),
+        .testTarget(name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "SkaldHTTPTests",
             dependencies: ["SkaldHTTP", "SkaldDemo", .product(name: "Hummingbird", package: "hummingbird")]

@@ -36,6 +36,7 @@ public final class ManualClock: EngineClock {
         var now: Date
         var sleepers: [Sleeper] = []
         var nextID = 0
+        var watchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     private let state: Mutex<State>
@@ -66,7 +67,7 @@ public final class ManualClock: EngineClock {
                     state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
                     return nil
                 }
-                if let resumeNow { continuation.resume(with: resumeNow) }
+                if let resumeNow { continuation.resume(with: resumeNow) } else { notifyWatchers() }
             }
         } onCancel: {
             let sleeper = state.withLock { state -> Sleeper? in
@@ -75,6 +76,29 @@ public final class ManualClock: EngineClock {
             }
             sleeper?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// Suspends until at least `count` tasks are sleeping on this clock: tests wait on this condition
+    /// instead of sleeping themselves.
+    public func waitForSleepers(_ count: Int = 1) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.sleepers.count >= count { return true }
+                state.watchers.append((count, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    private func notifyWatchers() {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let count = state.sleepers.count
+            let ready = state.watchers.filter { $0.count <= count }.map(\.continuation)
+            state.watchers.removeAll { $0.count <= count }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
     }
 
     /// Moves time forward and wakes every sleeper whose deadline has come.

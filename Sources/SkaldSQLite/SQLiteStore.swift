@@ -23,9 +23,6 @@ public final class SQLiteStore: SagaStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.journalMode = .wal
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
-        }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
@@ -35,6 +32,10 @@ public final class SQLiteStore: SagaStore {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
             throw SQLiteStoreError.cannotOpen(path: path, reason: Self.describe(error))
+        }
+        // GRDB opens WAL databases with synchronous=NORMAL on the writer connection; `full` raises it.
+        if durability == .full {
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         }
         let migrator = Schema.migrator
         let superseded = try pool.read { db in try migrator.hasBeenSuperseded(db) }

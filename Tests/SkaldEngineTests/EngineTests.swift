@@ -1,0 +1,123 @@
+import Foundation
+import SkaldCore
+import Testing
+@testable import SkaldEngine
+
+@Suite struct EngineTests {
+    let definition: SagaDefinition
+
+    init() throws {
+        definition = try saga(twoSteps)
+    }
+
+    func engine(_ store: any SagaStore, _ executor: ScriptedExecutor, clock: any EngineClock = ManualClock()) -> Engine {
+        Engine(store: store, executor: executor, clock: clock, configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }))
+    }
+
+    @Test func runsToCompletionAndStoresEveryTransition() async throws {
+        let store = InMemoryStore()
+        let executor = ScriptedExecutor()
+        let engine = engine(store, executor)
+        let runID = try await engine.startRun(definition, input: ["sku": "S1"])
+        let state = try await engine.drive(runID: runID)
+        #expect(state.status == .completed)
+        #expect(try await store.run(id: runID)?.state == state)
+        let kinds = try await store.events(runID: runID).map(\.kind)
+        #expect(kinds == [.runStarted, .attemptStarted, .attemptSucceeded, .stepSucceeded, .attemptStarted, .attemptSucceeded, .stepSucceeded, .runCompleted])
+        // b's request could read a's response.
+        #expect(executor.calls[1].context.responses["a"]?.body["id"] == "a/forward#1")
+        #expect(executor.calls.map(\.key.idempotencyKey) == ["\(runID):a:forward", "\(runID):b:forward"])
+    }
+
+    @Test func retriesWaitOnTheInjectedClockWithTheSameIdempotencyKey() async throws {
+        let store = InMemoryStore()
+        let clock = ManualClock()
+        let executor = ScriptedExecutor(["a/forward": [.unavailable, .unavailable]])
+        let engine = engine(store, executor, clock: clock)
+        let runID = try await engine.startRun(definition, input: ["sku": "S1"])
+        let start = clock.now()
+        let drive = Task { try await engine.drive(runID: runID) }
+
+        await clock.waitForSleepers()
+        #expect(clock.sleepingUntil == [start.addingTimeInterval(1)])
+        #expect(executor.calls.count == 1)
+        clock.advance(by: 1)
+        await executor.waitForCalls(2)
+        await clock.waitForSleepers()
+        #expect(clock.sleepingUntil == [start.addingTimeInterval(3)])
+        clock.advance(by: 2)
+
+        let state = try await drive.value
+        #expect(state.status == .completed)
+        let attemptsOfA = executor.calls.filter { $0.key.stepName == "a" }
+        #expect(attemptsOfA.map(\.key.number) == [1, 2, 3])
+        #expect(Set(attemptsOfA.map(\.key.idempotencyKey)).count == 1)
+        let stored = try await store.attempts(runID: runID)
+        #expect(stored.map(\.succeeded) == [false, false, true, true])
+    }
+
+    @Test func aPermanentFailureCompensatesWithTheStoredResponse() async throws {
+        let store = InMemoryStore()
+        let executor = ScriptedExecutor(["b/forward": [.declined]])
+        let engine = engine(store, executor)
+        let runID = try await engine.startRun(definition, input: ["sku": "S1"])
+        let state = try await engine.drive(runID: runID)
+        #expect(state.status == .compensated)
+        #expect(state.failure?.step == "b")
+        let undo = try #require(executor.calls.last)
+        #expect(undo.key.phase == .compensate)
+        #expect(undo.key.idempotencyKey == "\(runID):a:compensate")
+        #expect(undo.context.responses["a"]?.body["id"] == "a/forward#1")
+    }
+
+    @Test func anInputThatLacksAReferencedFieldIsRefusedAndNothingIsStored() async throws {
+        let store = InMemoryStore()
+        let engine = engine(store, ScriptedExecutor())
+        await #expect(throws: InputError.self) {
+            try await engine.startRun(definition, input: ["other": 1])
+        }
+        #expect(try await store.unfinishedRuns().isEmpty)
+    }
+
+    @Test func aFailedCommitStopsTheRunLoudly() async throws {
+        let inner = InMemoryStore()
+        let executor = ScriptedExecutor()
+        let engine = engine(FailingStore(inner, failAt: .attemptFinished), executor)
+        let runID = try await engine.startRun(definition, input: ["sku": "S1"])
+        await #expect(throws: FailingStore.Died.self) {
+            try await engine.drive(runID: runID)
+        }
+        // Nothing after the failed commit was sent.
+        #expect(executor.calls.count == 1)
+    }
+
+    @Test func resumeResendsAnAttemptThatHasNoRecordedOutcome() async throws {
+        let store = InMemoryStore()
+        // The first process records attempt 1 of "a" as sent, then dies before storing its outcome.
+        let dying = engine(FailingStore(store, failAt: .attemptFinished), ScriptedExecutor())
+        let runID = try await dying.startRun(definition, input: ["sku": "S1"])
+        _ = try? await dying.drive(runID: runID)
+        let interrupted = try #require(try await store.run(id: runID))
+        #expect(interrupted.state.steps[0].isInFlight)
+
+        let executor = ScriptedExecutor()
+        let restarted = engine(store, executor)
+        let results = try await restarted.resumeUnfinished()
+        #expect(results[runID]?.status == .completed)
+        let first = try #require(executor.calls.first)
+        #expect(first.key.stepName == "a")
+        #expect(first.key.number == 1)
+        #expect(first.key.idempotencyKey == "\(runID):a:forward")
+        let attempts = try await store.attempts(runID: runID)
+        #expect(attempts.first?.sends == 2)
+        #expect(try await store.events(runID: runID).contains { $0.kind == .attemptResent })
+    }
+
+    @Test func resumeLeavesFinishedRunsAlone() async throws {
+        let store = InMemoryStore()
+        let engine = engine(store, ScriptedExecutor())
+        let runID = try await engine.startRun(definition, input: ["sku": "S1"])
+        try await engine.drive(runID: runID)
+        #expect(try await engine.resumeUnfinished().isEmpty)
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+import SkaldCore
+import SkaldEngine
+import Testing
+@testable import SkaldSQLite
+
+/// A fresh folder for one test's database file.
+func temporaryDatabase() throws -> String {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder.appendingPathComponent("skald.sqlite").path
+}
+
+let definition = try! DefinitionParser.parse(Array("""
+    { "name": "pair", "version": 1, "steps": [
+        { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },
+          "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a/{{steps.a.response.body.id}}" } },
+        { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b" } } ] }
+    """.utf8))
+
+let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+@Suite struct SQLiteStoreTests {
+    @Test func storesAndReloadsEveryTransition() async throws {
+        let path = try temporaryDatabase()
+        let machine = SagaMachine(saga: definition)
+        let input: JSONValue = ["sku": "S1", "n": 2]
+        do {
+            let store = try SQLiteStore(path: path)
+            let start = machine.start(runID: "R1", at: t0)
+            try await store.createRun(NewRun(id: "R1", definition: definition, input: input, createdAt: t0), transition: start)
+            let begun = machine.beginAttempt(start.state, step: 0, at: t0)
+            let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
+            try await store.recordAttemptStarted(key, at: t0, transition: begun)
+            let outcome = AttemptOutcome.succeeded(StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
+            let finished = machine.finishAttempt(begun.state, step: 0, outcome: outcome, duration: .milliseconds(12), at: t0, jitterSample: 0)
+            try await store.recordAttemptFinished(
+                AttemptResult(attempt: key, outcome: outcome, duration: .milliseconds(12), finishedAt: t0), transition: finished)
+        }
+        // A new store on the same file: what a restarted process sees.
+        let reopened = try SQLiteStore(path: path)
+        let run = try #require(try await reopened.run(id: "R1"))
+        #expect(run.input == input)
+        #expect(run.definitionHash == definition.contentHash)
+        #expect(try DefinitionParser.parse(run.definitionDocument).contentHash == definition.contentHash)
+        #expect(run.state.steps[0].status == .succeeded)
+        #expect(run.state.steps[0].response == StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
+        #expect(run.state.steps[1].status == .running)
+        #expect(run.state.steps[1].dueAt == t0)
+        #expect(try await reopened.unfinishedRuns().map(\.id) == ["R1"])
+        let kinds = try await reopened.events(runID: "R1").map(\.kind)
+        #expect(kinds == [.runStarted, .attemptStarted, .attemptSucceeded, .stepSucceeded])
+        let attempts = try await reopened.attempts(runID: "R1")
+        #expect(attempts.count == 1)
+        #expect(attempts[0].succeeded == true)
+        #expect(attempts[0].httpStatus == 201)
+        #expect(attempts[0].durationMs == 12)
+    }
+
+    @Test func theSameDefinitionIsStoredOnceAcrossRuns() async throws {
+        let store = try SQLiteStore(path: try temporaryDatabase())
+        let machine = SagaMachine(saga: definition)
+        for id in ["R1", "R2"] {
+            try await store.createRun(NewRun(id: id, definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: id, at: t0))
+        }
+        let count = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM definition") }
+        #expect(count == 1)
+    }
+
+    @Test func aDuplicateRunIdIsRefusedWithoutChangingTheFirst() async throws {
+        let store = try SQLiteStore(path: try temporaryDatabase())
+        let machine = SagaMachine(saga: definition)
+        try await store.createRun(NewRun(id: "R1", definition: definition, input: ["v": 1], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
+        await #expect(throws: (any Error).self) {
+            try await store.createRun(NewRun(id: "R1", definition: definition, input: ["v": 2], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
+        }
+        #expect(try await store.run(id: "R1")?.input == ["v": 1])
+        #expect(try await store.events(runID: "R1").count == 1)
+    }
+
+    @Test func theHistoryIsAppendOnly() async throws {
+        let store = try SQLiteStore(path: try temporaryDatabase())
+        let machine = SagaMachine(saga: definition)
+        try await store.createRun(NewRun(id: "R1", definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
+        await #expect(throws: DatabaseError.self) {
+            try await store.pool.write { db in try db.execute(sql: "UPDATE event SET message = 'rewritten'") }
+        }
+    }
+
+    @Test func aDatabaseFromANewerSkaldIsRefusedAndLeftUntouched() async throws {
+        let path = try temporaryDatabase()
+        do {
+            let store = try SQLiteStore(path: path)
+            let machine = SagaMachine(saga: definition)
+            try await store.createRun(NewRun(id: "R1", definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
+            try await store.pool.write { db in
+                try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
+            }
+        }
+        #expect {
+            _ = try SQLiteStore(path: path)
+        } throws: { error in
+            let message = "\(error)"
+            return message.contains("newer version of Skald") && message.contains("v99-from-the-future") && message.contains(path)
+        }
+        let queue = try DatabaseQueue(path: path)
+        let runs = try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM run") }
+        #expect(runs == 1)
+    }
+
+    @Test func aPathThatCannotBeWrittenNamesThePathAndTheFix() throws {
+        let path = "/proc/skald-cannot-exist/skald.sqlite"
+        #expect {
+            _ = try SQLiteStore(path: path)
+        } throws: { error in
+            let message = "\(error)"
+            return message.contains(path) && message.contains("--db") && message.contains("SKALD_DB")
+        }
+        let notADatabase = try temporaryDatabase()
+        try Data("this is not sqlite, just text that is long enough to have a header".utf8).write(to: URL(fileURLWithPath: notADatabase))
+        #expect {
+            _ = try SQLiteStore(path: notADatabase)
+        } throws: { error in
+            "\(error)".contains("not a SQLite database")
+        }
+    }
+
+    @Test func usesWALWithTheChosenSynchronousLevel() async throws {
+        let normal = try SQLiteStore(path: try temporaryDatabase())
+        let full = try SQLiteStore(path: try temporaryDatabase(), durability: .full)
+        #expect(try await normal.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+        #expect(try await normal.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 1)
+        #expect(try await full.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+    }
+}
