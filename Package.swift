@@ -73,7 +73,10 @@ let package = Package(
         .testTarget(name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "SkaldHTTPTests",
-            dependencies: ["SkaldHTTP", "SkaldDemo", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "SkaldHTTP", "SkaldDemo", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .testTarget(
             name: "SkaldEndToEndTests",

@@ -1,7 +1,4 @@
 import Foundation
-import Hummingbird
-import Logging
-import NIOCore
 
 /// Participants listening on 127.0.0.1, each on a port of its own.
 public struct RunningParticipants: Sendable {
@@ -22,43 +19,22 @@ extension Participant {
         _ kinds: [Kind] = Kind.allCases, ports: [Kind: Int] = [:],
         _ body: @Sendable (RunningParticipants) async throws -> T
     ) async throws -> T {
-        let participants = Dictionary(uniqueKeysWithValues: kinds.map { ($0, Participant(kind: $0)) })
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            let (portStream, portContinuation) = AsyncStream.makeStream(of: (Kind, Int).self)
-            for (kind, participant) in participants {
-                var logger = Logger(label: "skald.demo.\(kind.rawValue)")
-                logger.logLevel = .critical
-                let app = Application(
-                    router: participant.router(),
-                    configuration: .init(address: .hostname("127.0.0.1", port: ports[kind] ?? 0), serverName: kind.rawValue),
-                    onServerRunning: { channel in portContinuation.yield((kind, channel.localAddress?.port ?? 0)) },
-                    logger: logger)
-                group.addTask {
-                    try await app.run()
-                    return nil
-                }
-            }
+        let participants = kinds.map { Participant(kind: $0) }
+        let requestedPorts = kinds.map { ports[$0] ?? 0 }
+        return try await LoopbackServers.withRunning(participants.map { $0.router() }, ports: requestedPorts) { bound in
             var urls: [Kind: String] = [:]
-            for await (kind, port) in portStream {
-                urls[kind] = "http://127.0.0.1:\(port)"
-                if urls.count == participants.count { break }
-            }
-            portContinuation.finish()
-            let running = RunningParticipants(participants: participants, urls: urls)
-            let result: T
+            for (kind, port) in zip(kinds, bound) { urls[kind] = "http://127.0.0.1:\(port)" }
+            let running = RunningParticipants(
+                participants: Dictionary(uniqueKeysWithValues: participants.map { ($0.kind, $0) }), urls: urls)
+            // Never leave a held request hanging when the servers stop.
             do {
-                result = try await body(running)
+                let result = try await body(running)
+                for participant in participants { await participant.releaseHeld() }
+                return result
             } catch {
-                for participant in participants.values { await participant.releaseHeld() }
-                group.cancelAll()
+                for participant in participants { await participant.releaseHeld() }
                 throw error
             }
-            for participant in participants.values {
-                await participant.setFaults(Faults())
-                await participant.releaseHeld()
-            }
-            group.cancelAll()
-            return result
         }
     }
 }
