@@ -41,7 +41,13 @@ public struct DefinitionParser {
         var parser = DefinitionParser(locations: locations)
         let saga = parser.saga(document)
         if let saga, parser.problems.isEmpty { return saga }
-        throw DefinitionError(file: file, problems: parser.problems)
+        // In file order, as a person reads them.
+        let ordered = parser.problems.enumerated().sorted { lhs, rhs in
+            let l = lhs.element.location.map { ($0.line, $0.column) } ?? (Int.max, Int.max)
+            let r = rhs.element.location.map { ($0.line, $0.column) } ?? (Int.max, Int.max)
+            return l != r ? l < r : lhs.offset < rhs.offset
+        }
+        throw DefinitionError(file: file, problems: ordered.map(\.element))
     }
 
     // MARK: - Reporting
@@ -164,6 +170,7 @@ public struct DefinitionParser {
         case .array(let items)?:
             if items.isEmpty { report(stepsPath, "\"steps\" is empty; a saga needs at least one step") }
             var firstUse: [String: Int] = [:]
+            var parsed: [(index: Int, step: StepDefinition)] = []
             for (index, item) in items.enumerated() {
                 let path = stepsPath.appending(index)
                 if let name = item["name"]?.stringValue {
@@ -175,9 +182,12 @@ public struct DefinitionParser {
                 }
                 guard let step = step(item, at: path, timeout: timeout, forwardRetry: forwardRetry, compensationRetry: compensationRetry)
                 else { continue }
-                steps.append(step)
+                parsed.append((index, step))
             }
-            if steps.count == items.count { checkReferences(steps, inputSchema: inputSchema) }
+            // References are checked even when other steps have problems, against every step name in the file.
+            let names = items.map { $0["name"]?.stringValue ?? "" }
+            checkReferences(parsed, names: names, inputSchema: inputSchema)
+            steps = parsed.map(\.step)
         case let other?:
             report(stepsPath, "\"steps\" must be an array of steps, but it is \(other.typeName)")
         }
@@ -445,9 +455,8 @@ public struct DefinitionParser {
 
     // MARK: - References
 
-    private mutating func checkReferences(_ steps: [StepDefinition], inputSchema: InputSchema?) {
-        let names = steps.map(\.name)
-        for (index, step) in steps.enumerated() {
+    private mutating func checkReferences(_ steps: [(index: Int, step: StepDefinition)], names: [String], inputSchema: InputSchema?) {
+        for (index, step) in steps {
             let stepPath = JSONPath.root.appending("steps").appending(index)
             checkCall(step.request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, inputSchema: inputSchema)
             if let compensation = step.compensation {
@@ -469,7 +478,8 @@ public struct DefinitionParser {
             switch reference {
             case .stepStatus(let step), .stepBody(let step, _):
                 guard let target = names.firstIndex(of: step) else {
-                    report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: names)); the steps are \(names.joined(separator: ", "))")
+                    let known = names.filter { !$0.isEmpty }
+                    report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
                     continue
                 }
                 if target == stepIndex && !includingOwn {

@@ -1,0 +1,87 @@
+import Foundation
+import SkaldCore
+import SkaldDemo
+import Testing
+
+@Suite struct ValidateCommandTests {
+    var sagaFiles: [String] {
+        let folder = packageRoot.appendingPathComponent("Sagas")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.sorted().map { folder.appendingPathComponent($0).path }
+    }
+
+    @Test func everyExampleSagaIsValid() async throws {
+        #expect(!sagaFiles.isEmpty)
+        let result = try await SkaldProcess.run(["validate"] + sagaFiles, in: try temporaryFolder())
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.components(separatedBy: ": ok").count - 1 == sagaFiles.count)
+    }
+
+    @Test func everyExampleSagaMatchesThePublishedJSONSchema() async throws {
+        let schema = packageRoot.appendingPathComponent("Sagas/schema/saga.schema.json").path
+        // A definition the schema must reject, so that this test can fail.
+        let folder = try temporaryFolder()
+        let bad = folder.appendingPathComponent("bad.json")
+        try Data(#"{"name": "x", "version": 1, "steps": [{"name": "a", "request": {"method": "FETCH", "url": "http://h"}, "retries": 1}]}"#.utf8)
+            .write(to: bad)
+        let script = """
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            jsonschema.Draft202012Validator.check_schema(schema)
+            validator = jsonschema.Draft202012Validator(schema)
+            bad = sys.argv[2]
+            for path in sys.argv[3:]:
+                errors = list(validator.iter_errors(json.load(open(path))))
+                if errors: print(path, "INVALID", errors[0].message); sys.exit(1)
+                print(path, "ok")
+            if not list(validator.iter_errors(json.load(open(bad)))): print("schema accepted a bad definition"); sys.exit(1)
+            print("bad rejected")
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, schema, bad.path] + sagaFiles
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("bad rejected"))
+
+        // skald validate rejects the same file.
+        let result = try await SkaldProcess.run(["validate", bad.path], in: folder)
+        #expect(result.status == 1)
+    }
+
+    @Test func printsEveryProblemWithFileLineColumnAndPath() async throws {
+        let folder = try temporaryFolder()
+        let file = folder.appendingPathComponent("broken.json")
+        try Data("""
+            {
+              "name": "broken",
+              "version": 1,
+              "steps": [
+                { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/{{steps.b.response.body.id}}" } },
+                { "name": "b", "request": { "method": "PUSH", "url": "http://127.0.0.1:1/b", "timeout": "soon" } }
+              ]
+            }
+            """.utf8).write(to: file)
+        let malformed = folder.appendingPathComponent("malformed.json")
+        try Data("{\n  \"name\": \"x\",\n  \"version\": 1,,\n}".utf8).write(to: malformed)
+        let good = packageRoot.appendingPathComponent("Sagas/checkout.json").path
+        let result = try await SkaldProcess.run(["validate", good, file.path, malformed.path], in: folder)
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("checkout.json: ok"))
+        #expect(result.stderr.contains("\(file.path):5:58: steps[0].request.url: {{steps.b.response.body.id}} refers to step \"b\", which runs after this one"))
+        #expect(result.stderr.contains("\(file.path):6:43: steps[1].request.method: \"PUSH\" is not an HTTP method"))
+        #expect(result.stderr.contains("\(file.path):6:93: steps[1].request.timeout: \"soon\" is not a duration"))
+        #expect(result.stderr.contains("\(malformed.path):3:16: malformed JSON"))
+        #expect(result.stderr.contains("broken.json: 3 problems"))
+    }
+
+    @Test func theEmbeddedDemoSagaIsTheOneInTheRepository() throws {
+        let file = try String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8)
+        #expect(DemoSagas.checkout == file.trimmingCharacters(in: .newlines))
+    }
+}
