@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SkaldEndToEndTests",
-            dependencies: ["skald", "SkaldCore", "SkaldDemo", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldDemo"]
         ),
     ],
     swiftLanguageModes: [.v6]

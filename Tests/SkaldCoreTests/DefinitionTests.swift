@@ -133,18 +133,27 @@ import Testing
             """)
     }
 
+    @Test func namesTheCallThatNeedsAMissingField() {
+        #expect {
+            try definition.checkStart(input: ["sku": "AB", "quantity": 1], environment: ["SHOP_URL": "http://127.0.0.1:1"])
+        } throws: { error in
+            (error as? InputError)?.problems == [
+                "{{input.note}}: input has no field \"note\" (it has: quantity, sku); steps[0].request needs it, so add it to the input"
+            ]
+        }
+    }
+
     @Test func acceptsAMatchingInput() throws {
         try definition.checkStart(input: ["sku": "AB", "quantity": 2, "note": "x"], environment: ["SHOP_URL": "http://127.0.0.1:1"])
     }
 
     @Test func explainsEveryMismatch() {
         #expect {
-            try definition.checkStart(input: ["sku": "A", "quantity": "two"], environment: [:])
+            try definition.checkStart(input: ["sku": "A", "quantity": "two", "note": "n"], environment: [:])
         } throws: { error in
             guard let problems = (error as? InputError)?.problems else { return false }
             return problems.contains { $0.contains("input.quantity must be an integer") }
                 && problems.contains { $0.contains("input.sku must have at least 2 characters") }
-                && problems.contains { $0.contains("input has no field \"note\"") && $0.contains("steps[0].request") }
                 && problems.contains { $0.contains("SHOP_URL is not set") }
         }
     }

@@ -18,7 +18,8 @@ extension SagaDefinition {
             problems += inputSchema.violations(of: input).map { "\($0) (inputSchema)" }
         }
         let context = TemplateContext(input: input, runID: "", env: environment)
-        for (reference, usedAt) in inputReferences {
+        // When the schema already explains what is missing, the references would only repeat it.
+        for (reference, usedAt) in problems.isEmpty ? inputReferences : [] {
             do {
                 _ = try context.resolve(reference)
             } catch {

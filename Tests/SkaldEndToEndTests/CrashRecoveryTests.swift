@@ -1,0 +1,83 @@
+import Foundation
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import SkaldSQLite
+import Testing
+
+/// Kills the real `skald` with SIGKILL while a participant holds its request, restarts it, and checks that the
+/// run finishes and that every forward action was applied exactly once.
+@Suite struct CrashRecoveryTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var name: String
+        var holder: Participant.Kind
+        var card = "4242424242424242"
+        var expectedExit: Int32
+        var expectedLedger: [Participant.Kind: [String]]
+        var testDescription: String { name }
+    }
+
+    static let cases = [
+        Case(
+            name: "killed during the first step", holder: .inventory, expectedExit: 0,
+            expectedLedger: [.inventory: ["reserve"], .payments: ["charge"], .shipping: ["ship"]]),
+        Case(
+            name: "killed during the last step", holder: .shipping, expectedExit: 0,
+            expectedLedger: [.inventory: ["reserve"], .payments: ["charge"], .shipping: ["ship"]]),
+        Case(
+            name: "killed during a compensation", holder: .inventory, card: Participant.decliningCard, expectedExit: 3,
+            expectedLedger: [.inventory: ["reserve", "release"], .payments: [], .shipping: []]),
+    ]
+
+    @Test(arguments: cases)
+    func aKilledRunCarriesOnAfterRestartWithEachActionAppliedOnce(_ scenario: Case) async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = folder.appendingPathComponent("skald.sqlite").path
+            let holder = participants[scenario.holder]
+            // For the compensation case, hold only after the forward reservation went through.
+            let holdsCompensation = scenario.card == Participant.decliningCard
+            if !holdsCompensation { await holder.setFaults(Faults(hold: true)) }
+
+            let first = try SkaldProcess(
+                ["run", checkoutFile, "--input", checkoutInput(card: scenario.card), "--db", db],
+                environment: participants.environment, in: folder)
+            if holdsCompensation {
+                try await waitFor("the reservation") { await holder.ledger.count == 1 }
+                await holder.setFaults(Faults(hold: true))
+                try await waitFor("the release to be held") { await holder.heldCount == 1 }
+            } else {
+                try await waitFor("a held request") { await holder.heldCount == 1 }
+            }
+            first.kill()
+            let killedStatus = await first.waitForExit()
+            #expect(first.process.terminationReason == .uncaughtSignal)
+            #expect(killedStatus == SIGKILL)
+
+            // The participant finishes the request it was holding, but nobody hears the answer.
+            await holder.setFaults(Faults())
+            await holder.releaseHeld()
+
+            let unfinished = try await SQLiteStore(path: db).unfinishedRuns()
+            #expect(unfinished.count == 1)
+            let runID = try #require(unfinished.first?.id)
+
+            let second = try await SkaldProcess.run(["resume", "--db", db], environment: participants.environment, in: folder)
+            #expect(second.status == scenario.expectedExit, "\(second.stdout)\(second.stderr)")
+            #expect(second.stdout.contains("sending it again with the same idempotency key"))
+
+            for kind in Participant.Kind.allCases {
+                let participant = participants[kind]
+                #expect(await participant.ledger.map(\.action) == scenario.expectedLedger[kind], "\(kind)")
+                let perKey = await participant.applicationsPerKey
+                #expect(perKey.values.allSatisfy { $0 == 1 }, "\(kind) applied a key twice: \(perKey)")
+            }
+            // The held attempt was sent twice under one key, and counted as one attempt.
+            let store = try SQLiteStore(path: db)
+            let attempts = try await store.attempts(runID: runID)
+            #expect(attempts.contains { $0.sends == 2 && $0.key.number == 1 && $0.succeeded == true })
+            #expect(try await store.run(id: runID)?.state.status.isTerminal == true)
+            #expect(try await store.unfinishedRuns().isEmpty)
+        }
+    }
+}
