@@ -58,12 +58,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The HTTP status and control API.
+        .target(
+            name: "SkaldServer",
+            dependencies: [
+                "SkaldEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         // The composition root.
         .executableTarget(
             name: "skald",
             dependencies: [
-                "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldHTTP", "SkaldDemo",
+                "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldHTTP", "SkaldDemo", "SkaldServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -79,8 +90,22 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SkaldServerTests",
+            dependencies: [
+                "SkaldServer", "SkaldSQLite", "SkaldDemo", "SkaldHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(
             name: "SkaldEndToEndTests",
-            dependencies: ["skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldDemo"]
+            dependencies: [
+                "skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldDemo",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

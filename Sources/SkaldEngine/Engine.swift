@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import SkaldCore
 import Synchronization
 
@@ -11,14 +12,18 @@ public struct EngineConfiguration: Sendable {
     public var jitterSample: @Sendable () -> Double
     /// Called after each transition is committed, with the run id and its events, in order.
     public var onEvents: (@Sendable (_ runID: String, _ events: [RunEvent]) -> Void)?
+    /// The most attempts in flight at once, across all runs.
+    public var concurrency: Int
 
     public init(
         environment: [String: String] = ProcessInfo.processInfo.environment,
         jitterSample: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+        concurrency: Int = 256,
         onEvents: (@Sendable (String, [RunEvent]) -> Void)? = nil
     ) {
         self.environment = environment
         self.jitterSample = jitterSample
+        self.concurrency = concurrency
         self.onEvents = onEvents
     }
 }
@@ -33,14 +38,43 @@ public struct UnrunnableRunError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// An operator's request that the run's state does not allow, or a run that does not exist.
+public struct EngineError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable { case notFound, conflict }
+    public var code: Code
+    public var message: String
+
+    public var description: String { message }
+
+    static func notFound(_ runID: String) -> EngineError { EngineError(code: .notFound, message: "no run with id \(runID)") }
+}
+
+/// The result of starting a run.
+public struct StartedRun: Sendable {
+    public var runID: String
+    /// False when an earlier run with the same idempotency key was returned instead.
+    public var isNew: Bool
+}
+
 /// Starts runs and drives them to a terminal state, storing every transition before acting on it.
-public final class Engine: Sendable {
+///
+/// Used two ways: `drive(runID:)` / `resumeUnfinished()` for one-shot commands, or as a `Service` (`run()`),
+/// which resumes unfinished runs, drives every run started while it runs, and drains on graceful shutdown.
+public final class Engine: Service, Sendable {
     let store: any SagaStore
     let executor: any StepExecutor
     let clock: any EngineClock
     let configuration: EngineConfiguration
     let logger: Logger
+    let limiter: AttemptLimiter
+    public let notifier = EventNotifier()
     private let machines = Mutex<[String: SagaMachine]>([:])
+    private let drivers = Mutex<[String: Mailbox<DriverCommand>]>([:])
+    /// Runs started here wait in this queue until `run()` drives them (one-shot commands drive them directly).
+    private let submissions = Mailbox<String>()
+    /// Runs a driver is working on, so no run is ever driven twice at once.
+    private let active = Mutex<Set<String>>([])
+    private let isDraining = Atomic<Bool>(false)
 
     public init(
         store: any SagaStore, executor: any StepExecutor, clock: any EngineClock = SystemClock(),
@@ -51,28 +85,61 @@ public final class Engine: Sendable {
         self.clock = clock
         self.configuration = configuration
         self.logger = logger
+        self.limiter = AttemptLimiter(limit: configuration.concurrency)
     }
 
+    // MARK: - Starting
+
     /// Checks the input, then stores the definition and the new run in one transaction.
+    /// When serving, the run is driven at once.
     /// - Throws: `InputError` when the input or the environment does not satisfy the saga.
     @discardableResult
     public func startRun(_ definition: SagaDefinition, input: JSONValue, id: String? = nil) async throws -> String {
+        try await start(definition, input: input, id: id, idempotencyKey: nil).runID
+    }
+
+    public func start(_ definition: SagaDefinition, input: JSONValue, id: String? = nil, idempotencyKey: String?) async throws
+        -> StartedRun
+    {
         try definition.checkStart(input: input, environment: configuration.environment)
         let now = clock.now()
         let runID = id ?? RunID.make(at: now)
         let machine = machine(for: definition)
         let transition = machine.start(runID: runID, at: now)
-        try await store.createRun(NewRun(id: runID, definition: definition, input: input, createdAt: now), transition: transition)
+        // The driver's mailbox exists before the run does, so an operator's cancel that arrives at once goes
+        // through the driver instead of racing it.
+        _ = register(runID)
+        let created: CreatedRun
+        do {
+            created = try await store.createRun(
+                NewRun(id: runID, definition: definition, input: input, createdAt: now, idempotencyKey: idempotencyKey),
+                transition: transition)
+        } catch {
+            unregister(runID)
+            throw error
+        }
+        if case .existing(let run) = created {
+            unregister(runID)
+            return StartedRun(runID: run.id, isNew: false)
+        }
         logger.debug("run started", metadata: ["saga.run_id": "\(runID)", "saga.name": "\(definition.name)"])
         publish(runID, transition.events)
-        return runID
+        submissions.send(runID)
+        return StartedRun(runID: runID, isNew: true)
     }
+
+    // MARK: - One-shot driving
 
     /// Drives a stored run until it reaches a terminal state, and returns that state.
     @discardableResult
     public func drive(runID: String) async throws -> RunState {
-        guard let run = try await store.run(id: runID) else { throw StoreError.unknownRun(runID) }
-        return try await drive(run)
+        guard claim(runID) else { throw EngineError(code: .conflict, message: "run \(runID) is already being driven") }
+        let mailbox = register(runID)
+        defer {
+            unregister(runID)
+            active.withLock { _ = $0.remove(runID) }
+        }
+        return try await drive(runID: runID, mailbox: mailbox)
     }
 
     /// Drives every unfinished run concurrently until each is terminal.
@@ -82,10 +149,15 @@ public final class Engine: Sendable {
     {
         let runs = try await store.unfinishedRuns()
         return await withTaskGroup(of: (String, RunState?).self) { group in
-            for run in runs {
+            for run in runs where claim(run.id) {
+                let mailbox = register(run.id)
                 group.addTask {
+                    defer {
+                        self.unregister(run.id)
+                        self.active.withLock { _ = $0.remove(run.id) }
+                    }
                     do {
-                        return (run.id, try await self.drive(run))
+                        return (run.id, try await self.drive(run, mailbox: mailbox))
                     } catch {
                         onError(run.id, error)
                         return (run.id, nil)
@@ -100,10 +172,150 @@ public final class Engine: Sendable {
         }
     }
 
-    func drive(_ run: StoredRun) async throws -> RunState {
+    // MARK: - Service
+
+    /// Resumes every unfinished run, then drives each run started while serving. On graceful shutdown it
+    /// stops starting attempts, lets those in flight finish and stores their outcomes, then returns.
+    public func run() async throws {
+        let unfinished = try await store.unfinishedRuns()
+        if !unfinished.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(unfinished.count)"]) }
+        try await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for run in unfinished where claim(run.id) {
+                    let mailbox = register(run.id)
+                    group.addTask { await self.driveLogged(run.id, mailbox: mailbox, stored: run) }
+                }
+                while !isDraining.load(ordering: .acquiring), let runID = await submissions.next() {
+                    // A run started just before the unfinished ones were loaded is already being driven.
+                    guard claim(runID) else { continue }
+                    let mailbox = register(runID)
+                    group.addTask { await self.driveLogged(runID, mailbox: mailbox, stored: nil) }
+                }
+                // Cancelled rather than shut down gracefully: drain all the same.
+                drain()
+            }
+        } onGracefulShutdown: {
+            self.drain()
+        }
+    }
+
+    /// Stops taking new work: every driver finishes its attempts in flight and returns.
+    /// Runs started afterwards are stored and driven by the next engine to start on this database.
+    public func drain() {
+        isDraining.store(true, ordering: .releasing)
+        submissions.close()
+        let mailboxes = drivers.withLock { Array($0.values) }
+        for mailbox in mailboxes { mailbox.send(.drain) }
+    }
+
+    private func submit(_ runID: String) {
+        _ = register(runID)
+        submissions.send(runID)
+    }
+
+    private func claim(_ runID: String) -> Bool {
+        active.withLock { $0.insert(runID).inserted }
+    }
+
+    private func driveLogged(_ runID: String, mailbox: Mailbox<DriverCommand>, stored: StoredRun?) async {
+        defer {
+            unregister(runID)
+            active.withLock { _ = $0.remove(runID) }
+        }
+        do {
+            if let stored {
+                _ = try await drive(stored, mailbox: mailbox)
+            } else {
+                _ = try await drive(runID: runID, mailbox: mailbox)
+            }
+        } catch {
+            logger.error("run stopped", metadata: ["saga.run_id": "\(runID)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - Operator actions
+
+    /// Cancels a running run: no new forward attempt starts, and the completed steps are compensated.
+    /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is already compensating or finished.
+    public func cancel(runID: String, reason: String) async throws -> RunState {
+        try await operate(runID) { machine, state, now in
+            guard let transition = machine.cancel(state, reason: reason, at: now) else {
+                throw EngineError(
+                    code: .conflict,
+                    message: state.status.isTerminal
+                        ? "run \(runID) already finished (\(state.status.rawValue)); there is nothing to cancel"
+                        : "run \(runID) is already compensating; it cannot be cancelled again")
+            }
+            return transition
+        }
+    }
+
+    /// Retries the failed compensations of a run in `compensation_failed`.
+    /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is in another state.
+    public func retryCompensation(runID: String) async throws -> RunState {
+        try await operate(runID) { machine, state, now in
+            guard let transition = machine.retryCompensation(state, at: now) else {
+                throw EngineError(
+                    code: .conflict,
+                    message: "run \(runID) is \(state.status.rawValue); only a run in compensation_failed can be retried")
+            }
+            return transition
+        }
+    }
+
+    typealias Operation = @Sendable (SagaMachine, RunState, Date) throws -> SagaMachine.Transition
+
+    /// Applies an operator's transition: through the run's driver when one is driving it (so the two never
+    /// race), else directly on the stored state, after which the run is driven again if it needs to be.
+    private func operate(_ runID: String, _ operation: @escaping Operation) async throws -> RunState {
+        if let mailbox = drivers.withLock({ $0[runID] }) {
+            do {
+                return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RunState, any Error>) in
+                    if !mailbox.send(.operate(operation, continuation)) { continuation.resume(throwing: DriverGone()) }
+                }
+            } catch is DriverGone {
+                // The driver finished meanwhile: the stored state is current.
+            }
+        }
+        guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+        let machine = try machine(for: run)
+        let now = clock.now()
+        let transition = try operation(machine, run.state, now)
+        try await store.recordTransition(runID: runID, at: now, transition: transition)
+        publish(runID, transition.events)
+        if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring) { submit(runID) }
+        return transition.state
+    }
+
+    // MARK: - Internals
+
+    private func register(_ runID: String) -> Mailbox<DriverCommand> {
+        drivers.withLock { drivers in
+            if let existing = drivers[runID] { return existing }
+            let mailbox = Mailbox<DriverCommand>()
+            drivers[runID] = mailbox
+            return mailbox
+        }
+    }
+
+    private func unregister(_ runID: String) {
+        let mailbox = drivers.withLock { $0.removeValue(forKey: runID) }
+        // Answer anything sent after the driver stopped listening, so no caller waits forever.
+        mailbox?.close()
+        for command in mailbox?.drainRemaining() ?? [] {
+            if case .operate(_, let continuation) = command { continuation.resume(throwing: DriverGone()) }
+        }
+    }
+
+    private func drive(runID: String, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
+        guard let run = try await store.run(id: runID) else { throw StoreError.unknownRun(runID) }
+        return try await drive(run, mailbox: mailbox)
+    }
+
+    func drive(_ run: StoredRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
         let machine = try machine(for: run)
         if run.state.status.isTerminal { return run.state }
-        var driver = RunDriver(engine: self, machine: machine, runID: run.id, input: run.input, state: run.state)
+        var driver = RunDriver(engine: self, machine: machine, runID: run.id, input: run.input, state: run.state, mailbox: mailbox)
         return try await driver.run()
     }
 
@@ -129,6 +341,17 @@ public final class Engine: Sendable {
 
     func publish(_ runID: String, _ events: [RunEvent]) {
         guard !events.isEmpty else { return }
+        notifier.notify(runID)
         configuration.onEvents?(runID, events)
     }
+}
+
+struct DriverGone: Error {}
+
+/// What the engine asks of a run's driver.
+enum DriverCommand: Sendable {
+    /// Apply an operator's transition to the current state, store it, and reply with the new state.
+    case operate(Engine.Operation, CheckedContinuation<RunState, any Error>)
+    /// Stop starting attempts; return once those in flight are stored.
+    case drain
 }

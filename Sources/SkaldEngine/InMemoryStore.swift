@@ -4,20 +4,46 @@ import SkaldCore
 /// A store that keeps everything in memory: for tests and for previews that must not touch a database.
 public actor InMemoryStore: SagaStore {
     private var runs: [String: StoredRun] = [:]
-    private var order: [String] = []
-    private var history: [String: [RunEvent]] = [:]
+    private var history: [String: [StoredEvent]] = [:]
     private var attemptRecords: [String: [AttemptRecord]] = [:]
+    private var registry: [String: StoredDefinition] = [:]
+    private var sequence: Int64 = 0
 
     public init() {}
 
-    public func createRun(_ run: NewRun, transition: SagaMachine.Transition) throws {
+    public func registerDefinition(_ definition: SagaDefinition, at: Date) -> Registration {
+        let key = "\(definition.name)@\(definition.version)"
+        if let existing = registry[key] {
+            return existing.hash == definition.contentHash ? .alreadyRegistered : .conflict(existingHash: existing.hash)
+        }
+        registry[key] = StoredDefinition(
+            hash: definition.contentHash, name: definition.name, version: definition.version, document: definition.document, createdAt: at)
+        return .registered
+    }
+
+    public func definitions() -> [StoredDefinition] {
+        registry.values.sorted { ($0.name, $0.version) < ($1.name, $1.version) }
+    }
+
+    public func definition(name: String, version: Int?) -> StoredDefinition? {
+        registry.values.filter { $0.name == name && (version == nil || $0.version == version) }.max { $0.version < $1.version }
+    }
+
+    public func createRun(_ run: NewRun, transition: SagaMachine.Transition) throws -> CreatedRun {
+        if let key = run.idempotencyKey, let existing = runs.values.first(where: { $0.idempotencyKey == key }) {
+            return .existing(existing)
+        }
         guard runs[run.id] == nil else { throw StoreError.duplicateRun(run.id) }
         runs[run.id] = StoredRun(
             id: run.id, sagaName: run.definition.name, sagaVersion: run.definition.version,
             definitionHash: run.definition.contentHash, definitionDocument: run.definition.document, input: run.input,
-            createdAt: run.createdAt, updatedAt: run.createdAt, state: transition.state)
-        order.append(run.id)
-        history[run.id] = transition.events
+            createdAt: run.createdAt, updatedAt: run.createdAt, state: transition.state, idempotencyKey: run.idempotencyKey)
+        append(transition.events, runID: run.id)
+        return .created
+    }
+
+    public func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) throws {
+        try apply(transition, runID: runID, at: at)
     }
 
     public func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) throws {
@@ -43,16 +69,40 @@ public actor InMemoryStore: SagaStore {
         guard runs[runID] != nil else { throw StoreError.unknownRun(runID) }
         runs[runID]!.state = transition.state
         runs[runID]!.updatedAt = at
-        history[runID, default: []].append(contentsOf: transition.events)
+        append(transition.events, runID: runID)
+    }
+
+    private func append(_ events: [RunEvent], runID: String) {
+        for event in events {
+            sequence += 1
+            history[runID, default: []].append(StoredEvent(sequence: sequence, event: event))
+        }
     }
 
     public func unfinishedRuns() -> [StoredRun] {
-        order.compactMap { runs[$0] }.filter { !$0.state.status.isTerminal }
+        runs.values.filter { !$0.state.status.isTerminal }.sorted { $0.id < $1.id }
     }
 
     public func run(id: String) -> StoredRun? { runs[id] }
 
-    public func events(runID: String) -> [RunEvent] { history[runID] ?? [] }
+    public func listRuns(_ query: RunQuery) -> RunPage {
+        let matching = runs.values
+            .filter { query.status == nil || $0.state.status == query.status }
+            .filter { query.saga == nil || $0.sagaName == query.saga }
+            .filter { query.cursor == nil || $0.id < query.cursor! }
+            .sorted { $0.id > $1.id }
+        let page = Array(matching.prefix(query.limit)).map { run in
+            RunSummary(
+                id: run.id, sagaName: run.sagaName, sagaVersion: run.sagaVersion, status: run.state.status, createdAt: run.createdAt,
+                updatedAt: run.updatedAt, failure: run.state.failure, compensationFailure: run.state.compensationFailure,
+                idempotencyKey: run.idempotencyKey)
+        }
+        return RunPage(runs: page, nextCursor: matching.count > query.limit ? page.last?.id : nil)
+    }
+
+    public func events(runID: String, after: Int64) -> [StoredEvent] {
+        (history[runID] ?? []).filter { $0.sequence > after }
+    }
 
     public func attempts(runID: String) -> [AttemptRecord] { attemptRecords[runID] ?? [] }
 }

@@ -2,56 +2,60 @@ import Foundation
 import Logging
 import SkaldCore
 
-/// Drives one run: sends every due attempt, waits for outcomes and timers, and stores each transition
-/// before acting on it. Attempts of different steps may be in flight at once.
+/// Drives one run: sends every due attempt, waits for outcomes, timers and operator commands, and stores
+/// each transition before acting on it. Attempts of different steps may be in flight at once.
 struct RunDriver {
     let engine: Engine
     let machine: SagaMachine
     let runID: String
     let input: JSONValue
     var state: RunState
+    let mailbox: Mailbox<DriverCommand>
 
-    init(engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState) {
+    init(engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState, mailbox: Mailbox<DriverCommand>) {
         self.engine = engine
         self.machine = machine
         self.runID = runID
         self.input = input
         self.state = state
+        self.mailbox = mailbox
     }
 
     private enum Wake: Sendable {
+        /// A slot to send an attempt of `step` (nil: the wait was cancelled).
+        case slot(step: Int, granted: Bool, resend: Bool)
         case finished(AttemptKey, AttemptOutcome, Duration)
         case timer(Date)
+        case command(DriverCommand?)
     }
 
     mutating func run() async throws -> RunState {
         try await withThrowingTaskGroup(of: Wake.self) { group in
             var inFlight = 0
+            /// Steps waiting for a slot, so they are not asked for twice.
+            var reserving: Set<Int> = []
             var timer: Date?
+            var listening = false
+            var draining = false
 
             // Attempts that were sent before a restart and have no outcome: send them again, same key.
             for index in state.inFlightSteps {
-                let now = engine.clock.now()
-                let transition = machine.resendInterruptedAttempt(state, step: index, at: now)
-                let key = attemptKey(index)
-                try await engine.store.recordAttemptResent(key, at: now, transition: transition)
-                commit(transition)
-                launch(key, in: &group)
-                inFlight += 1
+                reserving.insert(index)
+                requestSlot(index, resend: true, in: &group)
             }
 
             loop: while true {
-                let now = engine.clock.now()
-                for index in state.dueSteps(at: now) {
-                    let transition = machine.beginAttempt(state, step: index, at: now)
-                    let key = attemptKey(index, in: transition.state)
-                    try await engine.store.recordAttemptStarted(key, at: now, transition: transition)
-                    commit(transition)
-                    launch(key, in: &group)
-                    inFlight += 1
+                // A cancelled task drains: it sends nothing new, and stores what is in flight.
+                if Task.isCancelled { draining = true }
+                if !draining {
+                    let now = engine.clock.now()
+                    for index in state.dueSteps(at: now) where !reserving.contains(index) {
+                        reserving.insert(index)
+                        requestSlot(index, resend: false, in: &group)
+                    }
                 }
-                if inFlight == 0 && (state.status.isTerminal || state.nextDueAt == nil) { break }
-                if let next = state.nextDueAt, timer.map({ next < $0 }) ?? true {
+                if inFlight == 0 && reserving.isEmpty && (draining || state.status.isTerminal || state.nextDueAt == nil) { break }
+                if !draining, let next = state.nextDueAt, timer.map({ next < $0 }) ?? true {
                     timer = next
                     let clock = engine.clock
                     group.addTask {
@@ -59,11 +63,50 @@ struct RunDriver {
                         return .timer(next)
                     }
                 }
-                switch try await group.next() {
-                case .timer(let date)?:
-                    if date == timer { timer = nil }
+                if !listening && !draining {
+                    listening = true
+                    let mailbox = self.mailbox
+                    group.addTask { .command(await mailbox.next()) }
+                }
+
+                let wake: Wake?
+                do {
+                    wake = try await group.next()
+                } catch is CancellationError {
+                    continue  // a timer cancelled while draining
+                }
+                switch wake {
+                case .slot(let index, let granted, let resend)?:
+                    reserving.remove(index)
+                    guard granted else { continue }
+                    // The state may have moved on while waiting (a cancel): only send what is still due.
+                    let stillWanted = resend ? state.steps[index].isInFlight : (state.steps[index].dueAt.map { $0 <= engine.clock.now() } ?? false)
+                    guard stillWanted, !draining else {
+                        engine.limiter.release()
+                        continue
+                    }
+                    let now = engine.clock.now()
+                    let transition = resend
+                        ? machine.resendInterruptedAttempt(state, step: index, at: now)
+                        : machine.beginAttempt(state, step: index, at: now)
+                    let key = attemptKey(index, in: transition.state)
+                    do {
+                        if resend {
+                            try await engine.store.recordAttemptResent(key, at: now, transition: transition)
+                        } else {
+                            try await engine.store.recordAttemptStarted(key, at: now, transition: transition)
+                        }
+                    } catch {
+                        engine.limiter.release()
+                        throw error
+                    }
+                    commit(transition)
+                    launch(key, in: &group)
+                    inFlight += 1
+
                 case .finished(let key, let outcome, let duration)?:
                     inFlight -= 1
+                    engine.limiter.release()
                     let finishedAt = engine.clock.now()
                     let transition = machine.finishAttempt(
                         state, step: key.step, outcome: outcome, duration: duration, at: finishedAt,
@@ -72,6 +115,29 @@ struct RunDriver {
                         AttemptResult(attempt: key, outcome: outcome, duration: duration, finishedAt: finishedAt),
                         transition: transition)
                     commit(transition)
+
+                case .timer(let date)?:
+                    if date == timer { timer = nil }
+
+                case .command(let command)?:
+                    listening = false
+                    switch command {
+                    case .operate(let operation, let reply)?:
+                        do {
+                            let now = engine.clock.now()
+                            let transition = try operation(machine, state, now)
+                            try await engine.store.recordTransition(runID: runID, at: now, transition: transition)
+                            commit(transition)
+                            reply.resume(returning: state)
+                        } catch {
+                            reply.resume(throwing: error)
+                        }
+                    case .drain?:
+                        draining = true
+                    case nil:
+                        break
+                    }
+
                 case nil:
                     break loop
                 }
@@ -86,10 +152,15 @@ struct RunDriver {
         engine.publish(runID, transition.events)
     }
 
-    private func attemptKey(_ index: Int, in state: RunState? = nil) -> AttemptKey {
-        let step = (state ?? self.state).steps[index]
+    private func attemptKey(_ index: Int, in state: RunState) -> AttemptKey {
+        let step = state.steps[index]
         let phase = step.status.phase ?? .forward
         return AttemptKey(runID: runID, step: index, stepName: step.name, phase: phase, number: step.attempts(in: phase))
+    }
+
+    private func requestSlot(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) {
+        let limiter = engine.limiter
+        group.addTask { .slot(step: index, granted: await limiter.acquire(), resend: resend) }
     }
 
     private func launch(_ key: AttemptKey, in group: inout ThrowingTaskGroup<Wake, any Error>) {

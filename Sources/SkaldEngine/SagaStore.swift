@@ -6,8 +6,20 @@ import SkaldCore
 ///
 /// Nothing here assumes SQLite: a PostgreSQL store implements the same methods.
 public protocol SagaStore: Sendable {
+    /// Registers a definition under its name and version so runs can be started by name.
+    /// The same content again is accepted; other content under a registered name and version is refused.
+    func registerDefinition(_ definition: SagaDefinition, at: Date) async throws -> Registration
+    /// Registered definitions, one row per name and version, by name then version.
+    func definitions() async throws -> [StoredDefinition]
+    /// A registered definition: the given version, or the latest.
+    func definition(name: String, version: Int?) async throws -> StoredDefinition?
+
     /// Stores the definition (by content hash, once) and creates the run with its first transition.
-    func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws
+    /// When the run carries an idempotency key that an earlier run already used, nothing is written and
+    /// that run is returned instead.
+    func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun
+    /// Stores a transition that no attempt caused (an operator's cancel or retry).
+    func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws
     /// Records an attempt as sent, with the transition that started it. Called before the request leaves.
     func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws
     /// Records that an attempt with no recorded outcome is being sent again after a restart.
@@ -18,9 +30,111 @@ public protocol SagaStore: Sendable {
     /// Runs that are not in a terminal state, oldest first.
     func unfinishedRuns() async throws -> [StoredRun]
     func run(id: String) async throws -> StoredRun?
-    /// The run's history, oldest first.
-    func events(runID: String) async throws -> [RunEvent]
+    /// Runs newest first, filtered, one page at a time.
+    func listRuns(_ query: RunQuery) async throws -> RunPage
+    /// The run's history after the event with sequence number `after` (0 for all), oldest first.
+    func events(runID: String, after: Int64) async throws -> [StoredEvent]
     func attempts(runID: String) async throws -> [AttemptRecord]
+}
+
+extension SagaStore {
+    /// The run's whole history, oldest first.
+    public func events(runID: String) async throws -> [RunEvent] {
+        try await events(runID: runID, after: 0).map(\.event)
+    }
+}
+
+public enum Registration: Sendable, Equatable {
+    case registered
+    case alreadyRegistered
+    /// Another definition is registered under this name and version.
+    case conflict(existingHash: String)
+}
+
+public enum CreatedRun: Sendable {
+    case created
+    /// A run with the same idempotency key exists; it is returned instead.
+    case existing(StoredRun)
+}
+
+public struct StoredDefinition: Sendable {
+    public var hash: String
+    public var name: String
+    public var version: Int
+    public var document: JSONValue
+    public var createdAt: Date
+
+    public init(hash: String, name: String, version: Int, document: JSONValue, createdAt: Date) {
+        self.hash = hash
+        self.name = name
+        self.version = version
+        self.document = document
+        self.createdAt = createdAt
+    }
+}
+
+public struct StoredEvent: Sendable {
+    /// Increases along a run's history; pass the last one seen as `after` to read only what is new.
+    public var sequence: Int64
+    public var event: RunEvent
+
+    public init(sequence: Int64, event: RunEvent) {
+        self.sequence = sequence
+        self.event = event
+    }
+}
+
+public struct RunQuery: Sendable {
+    public var status: RunStatus?
+    public var saga: String?
+    public var limit: Int
+    /// The id of the last run of the previous page.
+    public var cursor: String?
+
+    public init(status: RunStatus? = nil, saga: String? = nil, limit: Int = 50, cursor: String? = nil) {
+        self.status = status
+        self.saga = saga
+        self.limit = limit
+        self.cursor = cursor
+    }
+}
+
+public struct RunSummary: Sendable {
+    public var id: String
+    public var sagaName: String
+    public var sagaVersion: Int
+    public var status: RunStatus
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var failure: RunFailure?
+    public var compensationFailure: RunFailure?
+    public var idempotencyKey: String?
+
+    public init(
+        id: String, sagaName: String, sagaVersion: Int, status: RunStatus, createdAt: Date, updatedAt: Date,
+        failure: RunFailure?, compensationFailure: RunFailure?, idempotencyKey: String?
+    ) {
+        self.id = id
+        self.sagaName = sagaName
+        self.sagaVersion = sagaVersion
+        self.status = status
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.failure = failure
+        self.compensationFailure = compensationFailure
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+public struct RunPage: Sendable {
+    public var runs: [RunSummary]
+    /// Pass as `cursor` for the next page; nil on the last page.
+    public var nextCursor: String?
+
+    public init(runs: [RunSummary], nextCursor: String?) {
+        self.runs = runs
+        self.nextCursor = nextCursor
+    }
 }
 
 /// A run about to be created.
@@ -29,12 +143,15 @@ public struct NewRun: Sendable {
     public var definition: SagaDefinition
     public var input: JSONValue
     public var createdAt: Date
+    /// A caller's key: starting again with the same key returns the first run instead of a second one.
+    public var idempotencyKey: String?
 
-    public init(id: String, definition: SagaDefinition, input: JSONValue, createdAt: Date) {
+    public init(id: String, definition: SagaDefinition, input: JSONValue, createdAt: Date, idempotencyKey: String? = nil) {
         self.id = id
         self.definition = definition
         self.input = input
         self.createdAt = createdAt
+        self.idempotencyKey = idempotencyKey
     }
 }
 
@@ -49,11 +166,13 @@ public struct StoredRun: Sendable {
     public var createdAt: Date
     public var updatedAt: Date
     public var state: RunState
+    public var idempotencyKey: String?
 
     public init(
         id: String, sagaName: String, sagaVersion: Int, definitionHash: String, definitionDocument: JSONValue,
-        input: JSONValue, createdAt: Date, updatedAt: Date, state: RunState
+        input: JSONValue, createdAt: Date, updatedAt: Date, state: RunState, idempotencyKey: String? = nil
     ) {
+        self.idempotencyKey = idempotencyKey
         self.id = id
         self.sagaName = sagaName
         self.sagaVersion = sagaVersion

@@ -68,20 +68,73 @@ public final class SQLiteStore: SagaStore {
 
     // MARK: - Writes
 
-    public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws {
+    public func registerDefinition(_ definition: SagaDefinition, at: Date) async throws -> Registration {
         try await pool.write { db in
+            if let existing = try String.fetchOne(
+                db, sql: "SELECT hash FROM definition WHERE name = ? AND version = ? AND registered = 1",
+                arguments: [definition.name, definition.version])
+            {
+                return existing == definition.contentHash ? .alreadyRegistered : .conflict(existingHash: existing)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO definition (hash, name, version, document, created_at, registered) VALUES (?, ?, ?, ?, ?, 1)
+                    ON CONFLICT (hash) DO UPDATE SET registered = 1
+                    """,
+                arguments: [definition.contentHash, definition.name, definition.version, definition.document.jsonText, at.timeIntervalSince1970])
+            return .registered
+        }
+    }
+
+    public func definitions() async throws -> [StoredDefinition] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM definition WHERE registered = 1 ORDER BY name, version").map(Self.definition(from:))
+        }
+    }
+
+    public func definition(name: String, version: Int?) async throws -> StoredDefinition? {
+        try await pool.read { db in
+            let row: Row?
+            if let version {
+                row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM definition WHERE registered = 1 AND name = ? AND version = ?", arguments: [name, version])
+            } else {
+                row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM definition WHERE registered = 1 AND name = ? ORDER BY version DESC LIMIT 1", arguments: [name])
+            }
+            return try row.map(Self.definition(from:))
+        }
+    }
+
+    static func definition(from row: Row) throws -> StoredDefinition {
+        StoredDefinition(
+            hash: row["hash"], name: row["name"], version: row["version"], document: try JSONParser.parse(row["document"] as String),
+            createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    }
+
+    public func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws {
+        try await pool.write { db in try Self.apply(transition, runID: runID, at: at, db: db) }
+    }
+
+    public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
+        try await pool.write { db in
+            if let key = run.idempotencyKey,
+                let existing = try String.fetchOne(db, sql: "SELECT id FROM run WHERE idempotency_key = ?", arguments: [key])
+            {
+                return .existing(try Self.loadRun(id: existing, db: db)!)
+            }
             let definition = run.definition
             try db.execute(
                 sql: "INSERT OR IGNORE INTO definition (hash, name, version, document, created_at) VALUES (?, ?, ?, ?, ?)",
                 arguments: [definition.contentHash, definition.name, definition.version, definition.document.jsonText, run.createdAt.timeIntervalSince1970])
             try db.execute(
                 sql: """
-                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     run.id, definition.contentHash, definition.name, definition.version, transition.state.status.rawValue,
-                    run.input.jsonText, run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970,
+                    run.input.jsonText, run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.idempotencyKey,
                 ])
             for (position, step) in transition.state.steps.enumerated() {
                 try db.execute(
@@ -89,6 +142,7 @@ public final class SQLiteStore: SagaStore {
                     arguments: [run.id, position, step.name, step.status.rawValue, step.dueAt?.timeIntervalSince1970])
             }
             try Self.append(transition.events, runID: run.id, db: db)
+            return .created
         }
     }
 
@@ -156,13 +210,13 @@ public final class SQLiteStore: SagaStore {
         guard db.changesCount == 1 else { throw StoreError.unknownRun(runID) }
         let statement = try db.cachedStatement(
             sql: """
-                UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, due_at = ?, response_status = ?,
-                    response_body = ?, last_error = ?
+                UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, compensation_attempts_base = ?, due_at = ?,
+                    response_status = ?, response_body = ?, last_error = ?
                 WHERE run_id = ? AND position = ?
                 """)
         for (position, step) in state.steps.enumerated() {
             try statement.execute(arguments: [
-                step.status.rawValue, step.attempts, step.compensationAttempts, step.dueAt?.timeIntervalSince1970,
+                step.status.rawValue, step.attempts, step.compensationAttempts, step.compensationAttemptsBase, step.dueAt?.timeIntervalSince1970,
                 step.response?.status, step.response?.body.jsonText, step.lastError, runID, position,
             ])
         }
@@ -217,6 +271,7 @@ public final class SQLiteStore: SagaStore {
             step.status = try decode(StepStatus.self, stepRow["status"])
             step.attempts = stepRow["attempts"]
             step.compensationAttempts = stepRow["compensation_attempts"]
+            step.compensationAttemptsBase = stepRow["compensation_attempts_base"]
             step.dueAt = (stepRow["due_at"] as Double?).map(Date.init(timeIntervalSince1970:))
             if let status: Int = stepRow["response_status"] {
                 let body: String = stepRow["response_body"] ?? "null"
@@ -229,7 +284,41 @@ public final class SQLiteStore: SagaStore {
             id: id, sagaName: row["saga_name"], sagaVersion: row["saga_version"], definitionHash: row["definition_hash"],
             definitionDocument: try JSONParser.parse(row["document"] as String), input: try JSONParser.parse(row["input"] as String),
             createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
-            state: state)
+            state: state, idempotencyKey: row["idempotency_key"])
+    }
+
+    public func listRuns(_ query: RunQuery) async throws -> RunPage {
+        try await pool.read { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let status = query.status {
+                conditions.append("status = ?")
+                arguments += [status.rawValue]
+            }
+            if let saga = query.saga {
+                conditions.append("saga_name = ?")
+                arguments += [saga]
+            }
+            if let cursor = query.cursor {
+                conditions.append("id < ?")
+                arguments += [cursor]
+            }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            arguments += [query.limit + 1]
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM run \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
+            let runs = try rows.prefix(query.limit).map { row in
+                RunSummary(
+                    id: row["id"], sagaName: row["saga_name"], sagaVersion: row["saga_version"],
+                    status: try Self.decode(RunStatus.self, row["status"]), createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                    updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
+                    failure: (row["failure_step"] as String?).map { RunFailure(step: $0, reason: row["failure_reason"] ?? "") },
+                    compensationFailure: (row["compensation_failure_step"] as String?).map {
+                        RunFailure(step: $0, reason: row["compensation_failure_reason"] ?? "")
+                    },
+                    idempotencyKey: row["idempotency_key"])
+            }
+            return RunPage(runs: Array(runs), nextCursor: rows.count > query.limit ? runs.last?.id : nil)
+        }
     }
 
     static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
@@ -237,13 +326,15 @@ public final class SQLiteStore: SagaStore {
         return value
     }
 
-    public func events(runID: String) async throws -> [RunEvent] {
+    public func events(runID: String, after: Int64) async throws -> [StoredEvent] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE run_id = ? ORDER BY id", arguments: [runID]).map { row in
-                RunEvent(
-                    at: Date(timeIntervalSince1970: row["at"]), kind: try Self.decode(RunEvent.Kind.self, row["kind"]), step: row["step"],
-                    phase: (row["phase"] as String?).flatMap(Phase.init(rawValue:)), attempt: row["attempt"], message: row["message"],
-                    data: try JSONParser.parse(row["data"] as String))
+            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE run_id = ? AND id > ? ORDER BY id", arguments: [runID, after]).map { row in
+                StoredEvent(
+                    sequence: row["id"],
+                    event: RunEvent(
+                        at: Date(timeIntervalSince1970: row["at"]), kind: try Self.decode(RunEvent.Kind.self, row["kind"]),
+                        step: row["step"], phase: (row["phase"] as String?).flatMap(Phase.init(rawValue:)), attempt: row["attempt"],
+                        message: row["message"], data: try JSONParser.parse(row["data"] as String)))
             }
         }
     }

@@ -82,6 +82,17 @@ enum Schema {
                     END;
                     """)
         }
+        migrator.registerMigration("v2-service") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE definition ADD COLUMN registered INTEGER NOT NULL DEFAULT 0 CHECK (registered IN (0, 1));
+                    CREATE UNIQUE INDEX definition_registered ON definition(name, version) WHERE registered = 1;
+                    ALTER TABLE run ADD COLUMN idempotency_key TEXT;
+                    CREATE UNIQUE INDEX run_idempotency_key ON run(idempotency_key) WHERE idempotency_key IS NOT NULL;
+                    CREATE INDEX run_status_id ON run(status, id);
+                    ALTER TABLE step ADD COLUMN compensation_attempts_base INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 }

@@ -90,7 +90,7 @@ final class ProgressPrinter: Sendable {
             return "\(style.green(style.bold("completed"))) in \(took): all \(state.steps.count) steps succeeded"
         case .compensated:
             let undone = state.steps.filter { $0.status == .compensated }.map(\.name)
-            let failure = state.failure.map { "\($0.step) failed (\($0.reason))" } ?? "a step failed"
+            let failure = state.failure.map { $0.step.isEmpty ? $0.reason : "\($0.step) failed (\($0.reason))" } ?? "a step failed"
             let tail = undone.isEmpty ? "nothing needed undoing" : "undone in reverse: \(undone.reversed().joined(separator: ", "))"
             return "\(style.yellow(style.bold("compensated"))) in \(took): \(failure); \(tail)"
         case .compensationFailed:

@@ -40,12 +40,15 @@ struct RunCommand: AsyncParsableCommand {
             throw Exit.invalid
         }
         let store: SQLiteStore
+        let lock: EngineLock
         do {
             store = try database.open()
+            lock = try EngineLock(databasePath: store.path)
         } catch {
             printError("error: \(error)")
             throw Exit.failure
         }
+        defer { withExtendedLifetime(lock) {} }
         let printer = ProgressPrinter(stepNames: saga.steps.map(\.name))
         let started = ContinuousClock.now
         let state = try await EngineHost.with(store: store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
@@ -81,12 +84,15 @@ struct ResumeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store: SQLiteStore
+        let lock: EngineLock
         do {
             store = try database.open()
+            lock = try EngineLock(databasePath: store.path)
         } catch {
             printError("error: \(error)")
             throw Exit.failure
         }
+        defer { withExtendedLifetime(lock) {} }
         let unfinished = try await store.unfinishedRuns()
         guard !unfinished.isEmpty else {
             print("nothing to resume: every run in \(store.path) is finished")

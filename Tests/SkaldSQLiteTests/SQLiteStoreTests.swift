@@ -29,7 +29,7 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         do {
             let store = try SQLiteStore(path: path)
             let start = machine.start(runID: "R1", at: t0)
-            try await store.createRun(NewRun(id: "R1", definition: definition, input: input, createdAt: t0), transition: start)
+            _ = try await store.createRun(NewRun(id: "R1", definition: definition, input: input, createdAt: t0), transition: start)
             let begun = machine.beginAttempt(start.state, step: 0, at: t0)
             let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
             try await store.recordAttemptStarted(key, at: t0, transition: begun)
@@ -62,7 +62,7 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         let store = try SQLiteStore(path: try temporaryDatabase())
         let machine = SagaMachine(saga: definition)
         for id in ["R1", "R2"] {
-            try await store.createRun(NewRun(id: id, definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: id, at: t0))
+            _ = try await store.createRun(NewRun(id: id, definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: id, at: t0))
         }
         let count = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM definition") }
         #expect(count == 1)
@@ -71,7 +71,7 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
     @Test func aDuplicateRunIdIsRefusedWithoutChangingTheFirst() async throws {
         let store = try SQLiteStore(path: try temporaryDatabase())
         let machine = SagaMachine(saga: definition)
-        try await store.createRun(NewRun(id: "R1", definition: definition, input: ["v": 1], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
+        _ = try await store.createRun(NewRun(id: "R1", definition: definition, input: ["v": 1], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
         await #expect(throws: (any Error).self) {
             try await store.createRun(NewRun(id: "R1", definition: definition, input: ["v": 2], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
         }
@@ -82,7 +82,7 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
     @Test func theHistoryIsAppendOnly() async throws {
         let store = try SQLiteStore(path: try temporaryDatabase())
         let machine = SagaMachine(saga: definition)
-        try await store.createRun(NewRun(id: "R1", definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
+        _ = try await store.createRun(NewRun(id: "R1", definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
         await #expect(throws: DatabaseError.self) {
             try await store.pool.write { db in try db.execute(sql: "UPDATE event SET message = 'rewritten'") }
         }
@@ -93,7 +93,7 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         do {
             let store = try SQLiteStore(path: path)
             let machine = SagaMachine(saga: definition)
-            try await store.createRun(NewRun(id: "R1", definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
+            _ = try await store.createRun(NewRun(id: "R1", definition: definition, input: [:], createdAt: t0), transition: machine.start(runID: "R1", at: t0))
             try await store.pool.write { db in
                 try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
             }

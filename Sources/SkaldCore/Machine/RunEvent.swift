@@ -17,6 +17,8 @@ public struct RunEvent: Sendable, Hashable {
         case runCompleted = "run_completed"
         case runCompensated = "run_compensated"
         case runCompensationFailed = "run_compensation_failed"
+        case runCancelled = "run_cancelled"
+        case compensationRetried = "compensation_retried"
     }
 
     public var at: Date

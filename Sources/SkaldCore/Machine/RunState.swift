@@ -62,6 +62,8 @@ public struct StepState: Sendable, Hashable {
     public var attempts: Int
     /// Compensation attempts started so far.
     public var compensationAttempts: Int
+    /// Compensation attempts made before an operator's last retry: the retry policy counts from here.
+    public var compensationAttemptsBase: Int
     /// When the next attempt of the current phase may start; nil when no attempt is waiting
     /// (none is needed, or one is in flight).
     public var dueAt: Date?
@@ -75,6 +77,7 @@ public struct StepState: Sendable, Hashable {
         self.status = .pending
         self.attempts = 0
         self.compensationAttempts = 0
+        self.compensationAttemptsBase = 0
     }
 
     /// An attempt has been recorded as started and its outcome is not recorded yet.

@@ -130,7 +130,9 @@ public struct SagaMachine: Sendable {
             ]
             if let status = failure.response?.status { data = Self.merging(data, ["status": .int(Int64(status))]) }
             let mayRetry = phase == .compensate || state.status == .running
-            if failure.isRetryable, attempt < call.retry.maxAttempts, mayRetry {
+            // After an operator's retry, a compensation gets its retry policy afresh.
+            let counted = phase == .compensate ? attempt - step.compensationAttemptsBase : attempt
+            if failure.isRetryable, counted < call.retry.maxAttempts, mayRetry {
                 let delay = call.retry.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, jitterSample: jitterSample)
                 state.steps[index].dueAt = now.addingTimeInterval(delay.seconds)
                 events.append(
@@ -180,6 +182,50 @@ public struct SagaMachine: Sendable {
         return Transition(state: state, events: events)
     }
 
+    /// An operator's cancel: no new forward attempt starts and the completed steps are compensated.
+    /// Attempts already in flight finish; if they succeed, they are compensated too.
+    /// Returns nil when the run is not running (already compensating or finished).
+    public func cancel(_ state: RunState, reason: String, at now: Date) -> Transition? {
+        guard state.status == .running else { return nil }
+        var state = state
+        for index in state.steps.indices where state.steps[index].status == .running && state.steps[index].dueAt != nil {
+            // Waiting for its first attempt or a retry: it will not be sent.
+            state.steps[index].dueAt = nil
+            state.steps[index].status = state.steps[index].attempts == 0 ? .pending : .failed
+        }
+        let why = reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(reason)"
+        var events = [RunEvent(at: now, kind: .runCancelled, message: "run \(why)", data: ["reason": .string(reason)])]
+        let inFlight = state.inFlightSteps.map { state.steps[$0].name }
+        if !inFlight.isEmpty {
+            events.append(
+                RunEvent(
+                    at: now, kind: .runCancelled,
+                    message: "waiting for the attempt in flight of \(inFlight.joined(separator: ", ")); if it succeeds it is compensated too"))
+        }
+        beginCompensation(&state, failure: RunFailure(step: "", reason: why), at: now, events: &events)
+        return Transition(state: state, events: events)
+    }
+
+    /// An operator's retry of a run in `compensation_failed`: the failed compensations run again, each with
+    /// its retry policy afresh, then the compensation walk continues. Returns nil for any other status.
+    public func retryCompensation(_ state: RunState, at now: Date) -> Transition? {
+        guard state.status == .compensationFailed else { return nil }
+        var state = state
+        var retried: [String] = []
+        for index in state.steps.indices where state.steps[index].status == .compensationFailed {
+            state.steps[index].status = .compensating
+            state.steps[index].dueAt = now
+            state.steps[index].compensationAttemptsBase = state.steps[index].compensationAttempts
+            retried.append(state.steps[index].name)
+        }
+        state.status = .compensating
+        state.compensationFailure = nil
+        let event = RunEvent(
+            at: now, kind: .compensationRetried, message: "an operator retried the compensation of \(retried.joined(separator: ", "))",
+            data: ["steps": .array(retried.map(JSONValue.string))])
+        return Transition(state: state, events: [event])
+    }
+
     // MARK: - Rules
 
     /// Makes every pending step whose dependencies succeeded due now; completes the run when all succeeded.
@@ -205,10 +251,10 @@ public struct SagaMachine: Sendable {
         let names = withCompensation.reversed().map { state.steps[$0].name }
         events.append(
             RunEvent(
-                at: now, kind: .compensationStarted, step: failure.step,
+                at: now, kind: .compensationStarted, step: failure.step.isEmpty ? nil : failure.step,
                 message: names.isEmpty
-                    ? "\(failure.step) failed, and no completed step has a compensation to run"
-                    : "\(failure.step) failed, so the completed steps are compensated in reverse order: \(names.joined(separator: ", "))",
+                    ? "\(failure.step.isEmpty ? "the run was cancelled" : "\(failure.step) failed"), and no completed step has a compensation to run"
+                    : "\(failure.step.isEmpty ? "the run was cancelled" : "\(failure.step) failed"), so the completed steps are compensated in reverse order: \(names.joined(separator: ", "))",
                 data: ["order": .array(names.map(JSONValue.string)), "reason": .string(failure.reason)]))
         advanceCompensation(&state, at: now, events: &events)
     }
@@ -253,7 +299,7 @@ public struct SagaMachine: Sendable {
             events.append(
                 RunEvent(
                     at: now, kind: .runCompensated,
-                    message: "run compensated: \(state.failure?.step ?? "a step") failed and \(undone) completed step\(undone == 1 ? " was" : "s were") undone"))
+                    message: "run compensated: \(state.failure.map { $0.step.isEmpty ? $0.reason : "\($0.step) failed" } ?? "a step failed") and \(undone) completed step\(undone == 1 ? " was" : "s were") undone"))
         }
     }
 

@@ -75,7 +75,18 @@ final class FailingStore: SagaStore {
 
     struct Died: Error {}
 
-    func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws { try await inner.createRun(run, transition: transition) }
+    func registerDefinition(_ definition: SagaDefinition, at: Date) async throws -> Registration {
+        try await inner.registerDefinition(definition, at: at)
+    }
+    func definitions() async throws -> [StoredDefinition] { try await inner.definitions() }
+    func definition(name: String, version: Int?) async throws -> StoredDefinition? { try await inner.definition(name: name, version: version) }
+    func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
+        try await inner.createRun(run, transition: transition)
+    }
+    func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws {
+        try await inner.recordTransition(runID: runID, at: at, transition: transition)
+    }
+    func listRuns(_ query: RunQuery) async throws -> RunPage { try await inner.listRuns(query) }
     func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
         try await inner.recordAttemptStarted(attempt, at: at, transition: transition)
     }
@@ -88,7 +99,7 @@ final class FailingStore: SagaStore {
     }
     func unfinishedRuns() async throws -> [StoredRun] { try await inner.unfinishedRuns() }
     func run(id: String) async throws -> StoredRun? { try await inner.run(id: id) }
-    func events(runID: String) async throws -> [RunEvent] { try await inner.events(runID: runID) }
+    func events(runID: String, after: Int64) async throws -> [StoredEvent] { try await inner.events(runID: runID, after: after) }
     func attempts(runID: String) async throws -> [AttemptRecord] { try await inner.attempts(runID: runID) }
 }
 

@@ -1,0 +1,72 @@
+import Synchronization
+
+/// Wakes readers that wait for a run's next events (long polling), without missing one published between
+/// their read of the store and their wait.
+public final class EventNotifier: Sendable {
+    private struct State {
+        var versions: [String: Int] = [:]
+        var waiters: [String: [(id: Int, continuation: CheckedContinuation<Void, Never>)]] = [:]
+        var nextID = 0
+        var isClosed = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Read before reading the store; pass to `wait` afterwards.
+    public func version(of runID: String) -> Int {
+        state.withLock { $0.versions[runID] ?? 0 }
+    }
+
+    /// Wakes every waiter now and makes later waits return at once (the server is stopping).
+    public func close() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.isClosed = true
+            defer { state.waiters.removeAll() }
+            return state.waiters.values.flatMap { $0.map(\.continuation) }
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    func notify(_ runID: String) {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.versions[runID, default: 0] += 1
+            return state.waiters.removeValue(forKey: runID)?.map(\.continuation) ?? []
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    /// Returns when the run's events change after `version`, when `timeout` passes, or when the task is cancelled.
+    public func wait(for runID: String, after version: Int, timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForChange(runID, after: version) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForChange(_ runID: String, after version: Int) async {
+        let id = state.withLock { state -> Int in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    if state.isClosed || (state.versions[runID] ?? 0) != version || Task.isCancelled { return true }
+                    state.waiters[runID, default: []].append((id, continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.waiters[runID]?.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters[runID]!.remove(at: index).continuation
+            }
+            waiter?.resume()
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Synchronization
+
+/// A queue with one consumer that awaits: commands to a run's driver.
+final class Mailbox<Message: Sendable>: Sendable {
+    private struct State {
+        var messages: [Message] = []
+        var waiter: CheckedContinuation<Message?, Never>?
+        var isClosed = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Queues a message; returns false (and drops it) when the mailbox is closed.
+    @discardableResult
+    func send(_ message: Message) -> Bool {
+        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Message?, Never>?) in
+            if state.isClosed { return (false, nil) }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return (true, waiter)
+            }
+            state.messages.append(message)
+            return (true, nil)
+        }
+        waiter?.resume(returning: message)
+        return accepted
+    }
+
+    /// The next message, or nil when the waiting task is cancelled or the mailbox is closed.
+    func next() async -> Message? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Message?, Never>) in
+                let ready: Message?? = state.withLock { state in
+                    if !state.messages.isEmpty { return .some(state.messages.removeFirst()) }
+                    if state.isClosed || Task.isCancelled { return .some(nil) }
+                    state.waiter = continuation
+                    return .none
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Message?, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+
+    /// Takes every message still queued.
+    func drainRemaining() -> [Message] {
+        state.withLock { state in
+            defer { state.messages.removeAll() }
+            return state.messages
+        }
+    }
+
+    func close() {
+        let waiter = state.withLock { state -> CheckedContinuation<Message?, Never>? in
+            state.isClosed = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+}
+
+/// Limits how many attempts are in flight at once across all runs.
+final class AttemptLimiter: Sendable {
+    private struct State {
+        var available: Int
+        var waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextID = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(limit: Int) {
+        state = Mutex(State(available: max(1, limit)))
+    }
+
+    /// Waits for a slot; returns false (holding nothing) when the task is cancelled.
+    func acquire() async -> Bool {
+        let id = state.withLock { state -> Int in
+            state.nextID += 1
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let granted: Bool? = state.withLock { state in
+                    if Task.isCancelled { return false }
+                    if state.available > 0 {
+                        state.available -= 1
+                        return true
+                    }
+                    state.waiters.append((id, continuation))
+                    return nil
+                }
+                if let granted { continuation.resume(returning: granted) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: false)
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            if state.waiters.isEmpty {
+                state.available += 1
+                return nil
+            }
+            return state.waiters.removeFirst().continuation
+        }
+        next?.resume(returning: true)
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+import Hummingbird
+import SkaldCore
+import SkaldEngine
+
+/// Settings of the HTTP API.
+public struct APIConfiguration: Sendable {
+    /// When set, every `/v1` call must send `Authorization: Bearer <token>`.
+    public var token: String?
+    /// The largest request body accepted.
+    public var maxBodyBytes: Int
+    /// The longest a long-poll for events may wait.
+    public var maxWait: Duration
+
+    public init(token: String? = nil, maxBodyBytes: Int = 1 << 20, maxWait: Duration = .seconds(30)) {
+        self.token = token
+        self.maxBodyBytes = maxBodyBytes
+        self.maxWait = maxWait
+    }
+}
+
+/// Builds the API's router: `/health` and everything under `/v1`.
+public func buildRouter(engine: Engine, store: any SagaStore, configuration: APIConfiguration = APIConfiguration())
+    -> Router<BasicRequestContext>
+{
+    let api = API(engine: engine, store: store, configuration: configuration)
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: ErrorMiddleware())
+    router.get("/health") { _, _ in try await api.health() }
+    let v1 = router.group("v1")
+    if let token = configuration.token, !token.isEmpty { v1.add(middleware: TokenMiddleware(token: token)) }
+    v1.get("openapi.json") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
+    }
+    v1.get("definitions") { _, _ in try await api.listDefinitions() }
+    v1.get("definitions/:name") { request, context in try await api.getDefinition(request, context) }
+    v1.post("definitions") { request, _ in try await api.registerDefinition(request) }
+    v1.post("runs") { request, _ in try await api.startRun(request) }
+    v1.get("runs") { request, _ in try await api.listRuns(request) }
+    v1.get("runs/:id") { _, context in try await api.getRun(try context.parameters.require("id")) }
+    v1.get("runs/:id/events") { request, context in try await api.events(request, runID: try context.parameters.require("id")) }
+    v1.post("runs/:id/cancel") { request, context in try await api.cancel(request, runID: try context.parameters.require("id")) }
+    v1.post("runs/:id/retry") { request, context in try await api.retry(request, runID: try context.parameters.require("id")) }
+    return router
+}
+
+struct API: Sendable {
+    let engine: Engine
+    let store: any SagaStore
+    let configuration: APIConfiguration
+
+    func health() async throws -> Response {
+        do {
+            _ = try await store.listRuns(RunQuery(limit: 1))
+            return .json(["status": "ok", "database": "ok"])
+        } catch {
+            return .json(["status": "unavailable", "database": .string("\(error)")], status: .serviceUnavailable)
+        }
+    }
+
+    // MARK: - Definitions
+
+    func listDefinitions() async throws -> Response {
+        let definitions = try await store.definitions()
+        return .json(["definitions": .array(definitions.map { Representation.definition($0, full: false) })])
+    }
+
+    func getDefinition(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let name = try context.parameters.require("name")
+        var version: Int?
+        if let text = request.uri.queryParameters.get("version") {
+            guard let v = Int(text), v >= 1 else { throw APIError.invalid("version must be a whole number of at least 1, not \"\(text)\"") }
+            version = v
+        }
+        guard let definition = try await store.definition(name: name, version: version) else {
+            throw APIError.notFound("no saga \"\(name)\"\(version.map { " version \($0)" } ?? "") is registered; register it with POST /v1/definitions or skald define FILE")
+        }
+        return .json(Representation.definition(definition, full: true))
+    }
+
+    func registerDefinition(_ request: Request) async throws -> Response {
+        let bytes = try await body(of: request)
+        let definition: SagaDefinition
+        do {
+            definition = try DefinitionParser.parse(bytes, file: nil)
+        } catch {
+            if error.problems.count == 1, error.problems[0].path == nil {
+                throw APIError.malformed("the body is not valid JSON: \(error.problems[0])")
+            }
+            throw APIError.invalid(
+                "the definition has \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"): \(error.problems.map(\.description).joined(separator: "; "))",
+                details: ["problems": Representation.problems(error)])
+        }
+        switch try await store.registerDefinition(definition, at: Date()) {
+        case .registered:
+            return .json(Representation.definition(try await registered(definition), full: false), status: .created)
+        case .alreadyRegistered:
+            return .json(Representation.definition(try await registered(definition), full: false))
+        case .conflict(let hash):
+            throw APIError.conflict(
+                "\(definition.name) version \(definition.version) is already registered with other content (hash \(hash.prefix(12))…); bump \"version\" to register a change")
+        }
+    }
+
+    private func registered(_ definition: SagaDefinition) async throws -> StoredDefinition {
+        try await store.definition(name: definition.name, version: definition.version)
+            ?? StoredDefinition(hash: definition.contentHash, name: definition.name, version: definition.version, document: definition.document, createdAt: Date())
+    }
+
+    // MARK: - Runs
+
+    func startRun(_ request: Request) async throws -> Response {
+        let body = try await jsonObject(of: request, allowed: ["saga", "version", "input", "idempotencyKey"])
+        if let value = body["saga"], value.stringValue == nil {
+            throw APIError.invalid("\"saga\" must be a string (the saga's name), not \(value.typeName)")
+        }
+        guard let saga = body["saga"]?.stringValue, !saga.isEmpty else {
+            throw APIError.invalid("\"saga\" is required: the name of a registered saga (GET /v1/definitions lists them)")
+        }
+        var version: Int?
+        if let value = body["version"], value != .null {
+            guard let v = value.intValue, v >= 1 else { throw APIError.invalid("\"version\" must be a whole number of at least 1") }
+            version = Int(v)
+        }
+        var idempotencyKey: String?
+        if let value = body["idempotencyKey"], value != .null {
+            guard let key = value.stringValue, !key.isEmpty, key.count <= 255 else {
+                throw APIError.invalid("\"idempotencyKey\" must be a string of 1 to 255 characters")
+            }
+            idempotencyKey = key
+        }
+        let input = body["input"] ?? .object([:])
+        guard let stored = try await store.definition(name: saga, version: version) else {
+            let known = try await store.definitions().map(\.name)
+            throw APIError.notFound(
+                "no saga \"\(saga)\"\(version.map { " version \($0)" } ?? "") is registered\(known.isEmpty ? "" : " (registered: \(Set(known).sorted().joined(separator: ", ")))"); register it with POST /v1/definitions or skald define FILE")
+        }
+        let definition = try DefinitionParser.parse(stored.document)
+        let started: StartedRun
+        do {
+            started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey)
+        } catch let error as InputError {
+            throw APIError.invalid(
+                "the input does not fit the saga \(saga): \(error.problems.joined(separator: "; "))",
+                details: ["problems": .array(error.problems.map(JSONValue.string))])
+        }
+        guard let run = try await store.run(id: started.runID) else { throw APIError.notFound("run \(started.runID) vanished") }
+        var out = Representation.run(run, attempts: [])
+        if case .object(var members) = out {
+            members["created"] = .bool(started.isNew)
+            out = .object(members)
+        }
+        var response = Response.json(out, status: started.isNew ? .created : .ok)
+        response.headers[.location] = "/v1/runs/\(started.runID)"
+        return response
+    }
+
+    func listRuns(_ request: Request) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        var query = RunQuery()
+        if let text = parameters.get("status") {
+            guard let status = RunStatus(rawValue: text) else {
+                throw APIError.invalid("status \"\(text)\" is not a run status; use one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            query.status = status
+        }
+        query.saga = parameters.get("saga")
+        if let text = parameters.get("limit") {
+            guard let limit = Int(text), (1...500).contains(limit) else { throw APIError.invalid("limit must be a whole number from 1 to 500") }
+            query.limit = limit
+        }
+        query.cursor = parameters.get("cursor")
+        let page = try await store.listRuns(query)
+        return .json(["runs": .array(page.runs.map(Representation.summary)), "nextCursor": page.nextCursor.map(JSONValue.string) ?? .null])
+    }
+
+    func getRun(_ runID: String) async throws -> Response {
+        guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
+        return .json(Representation.run(run, attempts: try await store.attempts(runID: runID)))
+    }
+
+    func events(_ request: Request, runID: String) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        let after = Int64(parameters.get("after") ?? "0") ?? 0
+        var wait: Duration = .zero
+        if let text = parameters.get("wait") {
+            guard let duration = DurationText.parse(text) ?? Int(text).map({ Duration.seconds($0) }) else {
+                throw APIError.invalid("wait must be a duration such as 30s")
+            }
+            wait = min(duration, configuration.maxWait)
+        }
+        let version = engine.notifier.version(of: runID)
+        guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
+        var events = try await store.events(runID: runID, after: after)
+        if events.isEmpty, wait > .zero, !run.state.status.isTerminal {
+            await engine.notifier.wait(for: runID, after: version, timeout: wait)
+            events = try await store.events(runID: runID, after: after)
+        }
+        let status = try await store.run(id: runID)?.state.status ?? run.state.status
+        return .json([
+            "runId": .string(runID), "status": .string(status.rawValue), "events": .array(events.map(Representation.event)),
+            "lastSequence": .int(events.last?.sequence ?? after),
+        ])
+    }
+
+    func cancel(_ request: Request, runID: String) async throws -> Response {
+        let body = try await jsonObject(of: request, allowed: ["reason"], emptyAllowed: true)
+        let reason = body["reason"]?.stringValue ?? ""
+        return try await operate(runID) { try await engine.cancel(runID: runID, reason: reason) }
+    }
+
+    func retry(_ request: Request, runID: String) async throws -> Response {
+        _ = try await jsonObject(of: request, allowed: [], emptyAllowed: true)
+        return try await operate(runID) { try await engine.retryCompensation(runID: runID) }
+    }
+
+    private func operate(_ runID: String, _ action: () async throws -> RunState) async throws -> Response {
+        do {
+            _ = try await action()
+        } catch let error as EngineError {
+            switch error.code {
+            case .notFound: throw Self.unknownRun(runID)
+            case .conflict: throw APIError.conflict(error.message)
+            }
+        }
+        return try await getRun(runID)
+    }
+
+    static func unknownRun(_ runID: String) -> APIError {
+        APIError.notFound("no run with id \(runID); GET /v1/runs lists them")
+    }
+
+    // MARK: - Bodies
+
+    private func body(of request: Request) async throws -> [UInt8] {
+        do {
+            let buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
+            return Array(buffer.readableBytesView)
+        } catch {
+            throw APIError(.contentTooLarge, code: "too_large", message: "the body is larger than \(configuration.maxBodyBytes) bytes")
+        }
+    }
+
+    /// Parses a JSON object body, refusing unknown fields.
+    private func jsonObject(of request: Request, allowed: [String], emptyAllowed: Bool = false) async throws -> [String: JSONValue] {
+        let bytes = try await body(of: request)
+        if bytes.isEmpty || bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            if emptyAllowed { return [:] }
+            throw APIError.malformed("the body is empty; send a JSON object")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes).value
+        } catch {
+            throw APIError.malformed("the body is not valid JSON: \(error.location): \(error.message)")
+        }
+        guard case .object(let members) = value else {
+            throw APIError.invalid("the body must be a JSON object, not \(value.typeName)")
+        }
+        let unknown = members.keys.filter { !allowed.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw APIError.invalid(
+                "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); the fields allowed here are \(allowed.isEmpty ? "none" : allowed.joined(separator: ", "))")
+        }
+        return members
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import SkaldCore
+import SkaldEngine
+
+/// The API's JSON shapes, in one place.
+enum Representation {
+    static func timestamp(_ date: Date) -> JSONValue {
+        .string(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+    }
+
+    static func links(_ runID: String) -> JSONValue {
+        [
+            "self": .string("/v1/runs/\(runID)"), "events": .string("/v1/runs/\(runID)/events"),
+            "cancel": .string("/v1/runs/\(runID)/cancel"), "retry": .string("/v1/runs/\(runID)/retry"),
+        ]
+    }
+
+    static func failure(_ failure: RunFailure?) -> JSONValue {
+        guard let failure else { return .null }
+        return ["step": failure.step.isEmpty ? .null : .string(failure.step), "reason": .string(failure.reason)]
+    }
+
+    static func summary(_ run: RunSummary) -> JSONValue {
+        [
+            "id": .string(run.id), "saga": .string(run.sagaName), "version": .int(Int64(run.sagaVersion)),
+            "status": .string(run.status.rawValue), "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
+            "failure": failure(run.failure), "compensationFailure": failure(run.compensationFailure),
+            "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null, "links": links(run.id),
+        ]
+    }
+
+    static func run(_ run: StoredRun, attempts: [AttemptRecord]) -> JSONValue {
+        let steps: [JSONValue] = run.state.steps.enumerated().map { index, step in
+            let stepAttempts = attempts.filter { $0.key.step == index }.map(attempt)
+            return [
+                "name": .string(step.name), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
+                "compensationAttempts": .int(Int64(step.compensationAttempts)),
+                "nextAttemptAt": step.dueAt.map(timestamp) ?? .null,
+                "response": step.response.map { ["status": .int(Int64($0.status)), "body": $0.body] } ?? .null,
+                "lastError": step.lastError.map(JSONValue.string) ?? .null,
+                "attemptLog": .array(stepAttempts),
+            ]
+        }
+        return [
+            "id": .string(run.id), "saga": .string(run.sagaName), "version": .int(Int64(run.sagaVersion)),
+            "definitionHash": .string(run.definitionHash), "status": .string(run.state.status.rawValue), "input": run.input,
+            "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
+            "failure": failure(run.state.failure), "compensationFailure": failure(run.state.compensationFailure),
+            "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null,
+            "steps": .array(steps), "links": links(run.id),
+        ]
+    }
+
+    static func attempt(_ record: AttemptRecord) -> JSONValue {
+        [
+            "phase": .string(record.key.phase.rawValue), "number": .int(Int64(record.key.number)),
+            "idempotencyKey": .string(record.key.idempotencyKey), "startedAt": timestamp(record.startedAt),
+            "sends": .int(Int64(record.sends)), "finishedAt": record.finishedAt.map(timestamp) ?? .null,
+            "outcome": record.succeeded.map { .string($0 ? "succeeded" : "failed") } ?? .string("in_flight"),
+            "httpStatus": record.httpStatus.map { .int(Int64($0)) } ?? .null,
+            "error": record.error.map(JSONValue.string) ?? .null,
+            "durationMs": record.durationMs.map { .int(Int64($0)) } ?? .null,
+        ]
+    }
+
+    static func event(_ stored: StoredEvent) -> JSONValue {
+        let event = stored.event
+        return [
+            "sequence": .int(stored.sequence), "at": timestamp(event.at), "kind": .string(event.kind.rawValue),
+            "step": event.step.map(JSONValue.string) ?? .null, "phase": event.phase.map { .string($0.rawValue) } ?? .null,
+            "attempt": event.attempt.map { .int(Int64($0)) } ?? .null, "message": .string(event.message), "data": event.data,
+        ]
+    }
+
+    static func definition(_ definition: StoredDefinition, full: Bool) -> JSONValue {
+        var out: [String: JSONValue] = [
+            "name": .string(definition.name), "version": .int(Int64(definition.version)), "hash": .string(definition.hash),
+            "registeredAt": timestamp(definition.createdAt),
+            "description": definition.document["description"] ?? .null,
+            "steps": .array((definition.document["steps"]?.arrayValue ?? []).map { $0["name"] ?? .null }),
+        ]
+        if full { out["definition"] = definition.document }
+        return .object(out)
+    }
+
+    static func problems(_ error: DefinitionError) -> JSONValue {
+        .array(error.problems.map { problem in
+            [
+                "path": problem.path.map { .string($0.description) } ?? .null,
+                "line": problem.location.map { .int(Int64($0.line)) } ?? .null,
+                "column": problem.location.map { .int(Int64($0.column)) } ?? .null,
+                "message": .string(problem.message),
+            ]
+        })
+    }
+}

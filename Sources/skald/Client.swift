@@ -1,0 +1,166 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SkaldCore
+
+struct ClientOptions: ParsableArguments {
+    @Option(name: .long, help: "The Skald server (default: $SKALD_SERVER, else http://127.0.0.1:7400).")
+    var server: String?
+
+    @Option(name: .long, help: "The bearer token, if the server needs one (default: $SKALD_TOKEN).")
+    var token: String?
+
+    @Flag(name: .long, help: "Print the API's JSON instead of a table.")
+    var json = false
+
+    var baseURL: String {
+        let environment = ProcessInfo.processInfo.environment
+        var url = server ?? environment["SKALD_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:7400"
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
+    }
+
+    var bearer: String? { token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } }
+}
+
+/// An answer from the API that is an error.
+struct APIFailure: Error {
+    var status: Int
+    var code: String
+    var message: String
+    var details: JSONValue?
+}
+
+/// Talks to a running `skald serve`.
+struct SkaldClient {
+    let options: ClientOptions
+    let http: HTTPClient
+
+    static func with<T>(_ options: ClientOptions, _ body: (SkaldClient) async throws -> T) async throws -> T {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let result = try await body(SkaldClient(options: options, http: http))
+            try await http.shutdown()
+            return result
+        } catch {
+            try? await http.shutdown()
+            throw Self.exit(for: error, options: options)
+        }
+    }
+
+    /// Prints what went wrong in one line (or a few, for validation problems) and picks the exit code.
+    static func exit(for error: any Error, options: ClientOptions) -> any Error {
+        switch error {
+        case let failure as APIFailure:
+            if options.json, let details = failure.details {
+                print(JSONValue.object(["error": ["code": .string(failure.code), "message": .string(failure.message), "details": details]]).prettyText)
+            } else {
+                printError("error: \(failure.message)")
+            }
+            return failure.status == 422 || failure.status == 400 ? Exit.invalid : Exit.failure
+        case let exit as ExitCode:
+            return exit
+        case is CancellationError:
+            return Exit.failure
+        default:
+            let text = String(describing: error)
+            if text.contains("connect") || text.contains("Connection refused") || error is HTTPClientError {
+                printError("error: no Skald server answers at \(options.baseURL). Start one with `skald serve` (or point --server / SKALD_SERVER at it).")
+            } else {
+                printError("error: \(text)")
+            }
+            return Exit.failure
+        }
+    }
+
+    func get(_ path: String) async throws -> JSONValue {
+        try await send(.GET, path).body
+    }
+
+    @discardableResult
+    func post(_ path: String, _ body: JSONValue?) async throws -> (status: Int, body: JSONValue) {
+        try await send(.POST, path, body: body.map { Array($0.jsonText.utf8) })
+    }
+
+    func send(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, timeout: Duration = .seconds(60)) async throws
+        -> (status: Int, body: JSONValue)
+    {
+        var request = HTTPClientRequest(url: options.baseURL + path)
+        request.method = method
+        if let bearer = options.bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await http.execute(request, timeout: .seconds(Int64(timeout.seconds)))
+        let buffer = try await response.body.collect(upTo: 64 << 20)
+        let value = (try? JSONParser.parse(Array(buffer.readableBytesView)).value) ?? .string(String(buffer: buffer))
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else {
+            throw APIFailure(
+                status: status, code: value["error"]?["code"]?.stringValue ?? "http_\(status)",
+                message: value["error"]?["message"]?.stringValue ?? "the server answered HTTP \(status)", details: value["error"]?["details"])
+        }
+        return (status, value)
+    }
+}
+
+/// Percent-encodes a value for a URL path segment or query.
+func urlComponent(_ text: String) -> String {
+    text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
+}
+
+// MARK: - Output helpers
+
+enum Table {
+    /// Aligned columns; the last column is not padded.
+    static func render(_ header: [String], _ rows: [[String]], style: ProgressPrinter.Style) -> String {
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        return ([style.bold(line(header))] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+enum RelativeTime {
+    static func parse(_ value: JSONValue?) -> Date? {
+        guard let text = value?.stringValue else { return nil }
+        return try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+
+    static func describe(_ value: JSONValue?, now: Date = Date()) -> String {
+        guard let date = parse(value) else { return "-" }
+        let seconds = now.timeIntervalSince(date)
+        if seconds < 0 { return "in " + DurationText.format(.seconds(Int64(-seconds))) }
+        if seconds < 1 { return "just now" }
+        if seconds < 86_400 { return DurationText.format(.seconds(Int64(seconds))) + " ago" }
+        return date.formatted(date: .abbreviated, time: .shortened)
+    }
+}
+
+extension RunStatus {
+    func painted(_ style: ProgressPrinter.Style) -> String {
+        switch self {
+        case .completed: style.green(rawValue)
+        case .compensated, .compensating: style.yellow(rawValue)
+        case .compensationFailed: style.red(rawValue)
+        case .running: rawValue
+        }
+    }
+}
+
+extension RunEvent {
+    /// An event as the API sends it.
+    init?(json: JSONValue) {
+        guard let kindText = json["kind"]?.stringValue, let kind = Kind(rawValue: kindText) else { return nil }
+        self.init(
+            at: RelativeTime.parse(json["at"]) ?? Date(), kind: kind, step: json["step"]?.stringValue,
+            phase: json["phase"]?.stringValue.flatMap(Phase.init(rawValue:)), attempt: json["attempt"]?.intValue.map { Int($0) },
+            message: json["message"]?.stringValue ?? "", data: json["data"] ?? .object([:]))
+    }
+}

@@ -1,0 +1,319 @@
+import ArgumentParser
+import Foundation
+import SkaldCore
+
+struct DefineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "define", abstract: "Register a saga definition file with the server.")
+
+    @Argument(help: "The saga definition file (JSON).")
+    var file: String
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            printError("error: cannot read \(file); check the path")
+            throw Exit.invalid
+        }
+        let file = file
+        try await SkaldClient.with(client) { api in
+            do {
+                let (status, body) = try await api.send(.POST, "/v1/definitions", body: Array(data))
+                if client.json { print(body.prettyText); return }
+                let name = body["name"]?.stringValue ?? "?"
+                let version = body["version"]?.intValue ?? 0
+                let hash = String((body["hash"]?.stringValue ?? "").prefix(12))
+                print(status == 201 ? "registered \(name) v\(version) (\(hash)…)" : "\(name) v\(version) is already registered with this content (\(hash)…)")
+            } catch let failure as APIFailure where failure.status == 422 && !client.json {
+                for problem in failure.details?["problems"]?.arrayValue ?? [] {
+                    let location = [problem["line"]?.intValue, problem["column"]?.intValue].compactMap { $0 }.map(String.init).joined(separator: ":")
+                    let path = problem["path"]?.stringValue
+                    printError(([file, location.isEmpty ? nil : location, path].compactMap { $0 } + [problem["message"]?.stringValue ?? ""]).joined(separator: ":"))
+                }
+                throw Exit.invalid
+            }
+        }
+    }
+}
+
+struct StartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start", abstract: "Start a run of a registered saga.",
+        discussion: "With --watch, follow it to the end and exit with its outcome (0 completed, 3 compensated, 4 compensation_failed).")
+
+    @Argument(help: "The saga's name.")
+    var saga: String
+
+    @Option(name: .long, help: "The run's input: inline JSON, or @FILE.")
+    var input: String?
+
+    @Option(name: .long, help: "A version of the saga (default: the latest registered).")
+    var version: Int?
+
+    @Option(name: .long, help: "Starting again with the same key returns the first run instead of a second one.")
+    var idempotencyKey: String?
+
+    @Flag(name: .long, help: "Follow the run until it finishes.")
+    var watch = false
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let inputValue: JSONValue
+        do {
+            inputValue = try InputArgument.load(input)
+        } catch {
+            printError(error.message)
+            throw Exit.invalid
+        }
+        var body: [String: JSONValue] = ["saga": .string(saga), "input": inputValue]
+        if let version { body["version"] = .int(Int64(version)) }
+        if let idempotencyKey { body["idempotencyKey"] = .string(idempotencyKey) }
+        let watch = watch
+        try await SkaldClient.with(client) { api in
+            let (status, run) = try await api.post("/v1/runs", .object(body))
+            let id = run["id"]?.stringValue ?? "?"
+            if client.json && !watch {
+                print(run.prettyText)
+                return
+            }
+            if status == 201 {
+                print("started run \(id) of \(run["saga"]?.stringValue ?? saga) v\(run["version"]?.intValue ?? 0)")
+            } else {
+                print("run \(id) already exists for idempotency key \(idempotencyKey ?? ""); not starting another (\(run["status"]?.stringValue ?? "?"))")
+            }
+            if watch { try await Watcher(api: api, json: client.json).follow(id) }
+        }
+    }
+}
+
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List runs, newest first.")
+
+    @Option(name: .long, help: "Only runs in this status: running, compensating, completed, compensated, compensation_failed.")
+    var status: String?
+
+    @Option(name: .long, help: "Only runs of this saga.")
+    var saga: String?
+
+    @Option(name: .long, help: "How many runs.")
+    var limit = 20
+
+    @Option(name: .long, help: "Continue after this run id (the cursor printed at the end of a full page).")
+    var cursor: String?
+
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if let status, RunStatus(rawValue: status) == nil {
+            throw ValidationError("--status must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard (1...500).contains(limit) else { throw ValidationError("--limit must be from 1 to 500") }
+    }
+
+    func run() async throws {
+        var query = ["limit=\(limit)"]
+        if let status { query.append("status=\(urlComponent(status))") }
+        if let saga { query.append("saga=\(urlComponent(saga))") }
+        if let cursor { query.append("cursor=\(urlComponent(cursor))") }
+        let path = "/v1/runs?" + query.joined(separator: "&")
+        try await SkaldClient.with(client) { api in
+            let page = try await api.get(path)
+            if client.json { print(page.prettyText); return }
+            let runs = page["runs"]?.arrayValue ?? []
+            if runs.isEmpty {
+                print("no runs\(status.map { " in status \($0)" } ?? "")\(saga.map { " of \($0)" } ?? "")")
+                return
+            }
+            let style = ProgressPrinter.Style.forStandardOutput
+            let rows = runs.map { run -> [String] in
+                let status = run["status"]?.stringValue.flatMap(RunStatus.init(rawValue:))
+                let failure = run["compensationFailure"] != .null ? run["compensationFailure"] : run["failure"]
+                var detail = ""
+                if let failure, failure != .null {
+                    let step = failure["step"]?.stringValue.map { "\($0): " } ?? ""
+                    detail = step + (failure["reason"]?.stringValue ?? "")
+                    if detail.count > 60 { detail = String(detail.prefix(59)) + "…" }
+                }
+                return [
+                    run["id"]?.stringValue ?? "", "\(run["saga"]?.stringValue ?? "") v\(run["version"]?.intValue ?? 0)",
+                    status?.painted(style) ?? "?", RelativeTime.describe(run["createdAt"]), RelativeTime.describe(run["updatedAt"]), detail,
+                ]
+            }
+            print(Table.render(["RUN", "SAGA", "STATUS", "STARTED", "UPDATED", "DETAIL"], rows, style: style))
+            if let next = page["nextCursor"]?.stringValue { print("more: skald list --cursor \(next)") }
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a run: its state and every step.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        try await SkaldClient.with(client) { api in
+            let run = try await api.get("/v1/runs/\(urlComponent(id))")
+            if client.json { print(run.prettyText); return }
+            let style = ProgressPrinter.Style.forStandardOutput
+            let status = run["status"]?.stringValue.flatMap(RunStatus.init(rawValue:))
+            print("run \(style.bold(id)) of \(run["saga"]?.stringValue ?? "?") v\(run["version"]?.intValue ?? 0): \(status?.painted(style) ?? "?")")
+            print("started \(RelativeTime.describe(run["createdAt"])), updated \(RelativeTime.describe(run["updatedAt"]))")
+            if let failure = run["failure"], failure != .null {
+                print("failure: \(failure["step"]?.stringValue.map { "\($0): " } ?? "")\(failure["reason"]?.stringValue ?? "")")
+            }
+            if let failure = run["compensationFailure"], failure != .null {
+                print(style.red("compensation failed: \(failure["step"]?.stringValue ?? ""): \(failure["reason"]?.stringValue ?? "")"))
+                print("  retry it with `skald retry \(id)` once the participant is fixed")
+            }
+            let rows = (run["steps"]?.arrayValue ?? []).map { step -> [String] in
+                var detail = step["lastError"]?.stringValue ?? ""
+                if detail.isEmpty, let response = step["response"], response != .null {
+                    detail = "HTTP \(response["status"]?.intValue ?? 0) \(response["body"]?.jsonText ?? "")"
+                }
+                if let next = step["nextAttemptAt"], next != .null { detail = "next attempt \(RelativeTime.describe(next)); " + detail }
+                if detail.count > 70 { detail = String(detail.prefix(69)) + "…" }
+                let attempts = "\(step["attempts"]?.intValue ?? 0)" + ((step["compensationAttempts"]?.intValue ?? 0) > 0 ? " + \(step["compensationAttempts"]?.intValue ?? 0) undo" : "")
+                return [step["name"]?.stringValue ?? "", step["status"]?.stringValue ?? "", attempts, detail]
+            }
+            print("")
+            print(Table.render(["STEP", "STATUS", "ATTEMPTS", "DETAIL"], rows, style: style))
+        }
+    }
+}
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: "Follow a run live until it finishes.",
+        discussion: "Exits with the run's outcome: 0 completed, 3 compensated, 4 compensation_failed.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        try await SkaldClient.with(client) { api in try await Watcher(api: api, json: client.json).follow(id) }
+    }
+}
+
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "history", abstract: "Print a run's history, oldest first.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        try await SkaldClient.with(client) { api in
+            let page = try await api.get("/v1/runs/\(urlComponent(id))/events")
+            if client.json { print(page.prettyText); return }
+            let style = ProgressPrinter.Style.forStandardOutput
+            for event in page["events"]?.arrayValue ?? [] {
+                let at = RelativeTime.parse(event["at"]).map { $0.formatted(.iso8601.time(includingFractionalSeconds: true)) } ?? ""
+                let kind = (event["kind"]?.stringValue ?? "").padding(toLength: 24, withPad: " ", startingAt: 0)
+                print("\(style.dim(at))  \(kind) \(event["message"]?.stringValue ?? "")")
+            }
+        }
+    }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel", abstract: "Cancel a run: stop going forward and compensate the completed steps.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "Why, for the run's history.")
+    var reason: String?
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        let body: JSONValue = reason.map { ["reason": .string($0)] } ?? [:]
+        try await SkaldClient.with(client) { api in
+            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/cancel", body)
+            if client.json { print(run.prettyText); return }
+            print("cancelled run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+        }
+    }
+}
+
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Retry the failed compensation of a run in compensation_failed.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        try await SkaldClient.with(client) { api in
+            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", nil)
+            if client.json { print(run.prettyText); return }
+            print("retrying the compensation of run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+        }
+    }
+}
+
+/// Follows a run's events with long polls and prints them as `skald run` does.
+struct Watcher {
+    let api: SkaldClient
+    let json: Bool
+
+    func follow(_ runID: String) async throws {
+        let style = ProgressPrinter.Style.forStandardOutput
+        let printer = ProgressPrinter(style: style)
+        var after: Int64 = 0
+        let started = ContinuousClock.now
+        while true {
+            let page = try await api.get("/v1/runs/\(urlComponent(runID))/events?after=\(after)&wait=25s")
+            for event in page["events"]?.arrayValue ?? [] {
+                if json {
+                    print(event.jsonText)
+                } else if let decoded = RunEvent(json: event) {
+                    if let line = printer.line(for: decoded, runID: runID) {
+                        print(line)
+                    } else if decoded.kind != .attemptStarted && decoded.kind != .stepSucceeded {
+                        print("  \(style.dim(decoded.message))")
+                    }
+                }
+            }
+            fflush(nil)
+            after = page["lastSequence"]?.intValue ?? after
+            guard let status = page["status"]?.stringValue.flatMap(RunStatus.init(rawValue:)), status.isTerminal,
+                page["events"]?.arrayValue?.isEmpty ?? true
+            else { continue }
+            if !json {
+                let run = try await api.get("/v1/runs/\(urlComponent(runID))")
+                print("run \(runID) \(status.painted(style)) (watched for \(DurationText.format(ContinuousClock.now - started)))"
+                    + Self.failureText(run))
+            }
+            let code = Exit.forStatus(status)
+            if code != .success { throw code }
+            return
+        }
+    }
+
+    static func failureText(_ run: JSONValue) -> String {
+        if let failure = run["compensationFailure"], failure != .null {
+            return ": the compensation of \(failure["step"]?.stringValue ?? "?") failed (\(failure["reason"]?.stringValue ?? "")); `skald retry \(run["id"]?.stringValue ?? "")` once fixed"
+        }
+        if let failure = run["failure"], failure != .null {
+            return ": " + (failure["step"]?.stringValue.map { "\($0) failed (\(failure["reason"]?.stringValue ?? ""))" } ?? (failure["reason"]?.stringValue ?? ""))
+        }
+        return ""
+    }
+}

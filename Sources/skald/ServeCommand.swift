@@ -1,0 +1,156 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SkaldCore
+import SkaldEngine
+import SkaldHTTP
+import SkaldServer
+import SkaldSQLite
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the engine and the HTTP API: resume unfinished runs, then drive every run started through the API.",
+        discussion: """
+            SIGTERM or SIGINT stops taking new work, lets attempts in flight finish or time out, stores their
+            outcomes and exits 0. Only one skald process may drive a database at a time.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var execution: ExecutionOptions
+
+    @Option(name: .long, help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .long, help: "The port to listen on.")
+    var port = 7400
+
+    @Option(name: .long, help: "Register every *.json saga definition in this folder at start-up.")
+    var sagas: String?
+
+    @Option(name: .long, help: "The most attempts in flight at once, across all runs.")
+    var concurrency = 256
+
+    @Option(name: .long, help: "Require Authorization: Bearer TOKEN on every /v1 call (default: $SKALD_TOKEN).")
+    var token: String?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+    }
+
+    func run() async throws {
+        let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let lock: EngineLock
+        let store: SQLiteStore
+        do {
+            store = try database.open()
+            lock = try EngineLock(databasePath: store.path)
+        } catch {
+            printError("error: \(error)")
+            throw Exit.failure
+        }
+        if let sagas { try await register(folder: sagas, in: store) }
+        if token == nil && !Self.isLoopback(host) {
+            printError("warning: listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
+        }
+
+        var logger = Logger(label: "skald")
+        logger.logLevel = .info
+        let client = HTTPClient.makeForSteps()
+        let engine = Engine(
+            store: store, executor: HTTPStepExecutor(client: client, maxResponseBytes: execution.maxResponseBytes),
+            configuration: EngineConfiguration(concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),
+            logger: logger)
+        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token))
+        let host = host
+        let path = store.path
+        var appLogger = Logger(label: "skald.http")
+        appLogger.logLevel = .warning
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "skald"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                print("skald serve: listening on http://\(host):\(bound) (database \(path)\(token == nil ? "" : ", token required"))")
+                fflush(nil)
+            },
+            logger: appLogger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: engine),
+                    .init(service: app),
+                    .init(service: LongPollReleaser(notifier: engine.notifier)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await client.shutdown()
+            printError("error: \(error)")
+            throw Exit.failure
+        }
+        try await client.shutdown()
+        withExtendedLifetime(lock) {}
+        print("skald serve: stopped; attempts in flight were finished and stored")
+    }
+
+    func register(folder: String, in store: SQLiteStore) async throws {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        guard FileManager.default.fileExists(atPath: folder) else {
+            printError("error: --sagas \(folder): no such folder")
+            throw Exit.invalid
+        }
+        var failed = false
+        for name in files {
+            let path = (folder as NSString).appendingPathComponent(name)
+            switch DefinitionFile.load(path) {
+            case .failure(let error):
+                for line in error.lines { printError(line) }
+                failed = true
+            case .success(let saga):
+                switch try await store.registerDefinition(saga, at: Date()) {
+                case .registered: print("registered \(saga.name) v\(saga.version) from \(path)")
+                case .alreadyRegistered: print("\(saga.name) v\(saga.version) from \(path) is registered")
+                case .conflict:
+                    printError("\(path): \(saga.name) version \(saga.version) is already registered with other content; bump \"version\" to register the change")
+                    failed = true
+                }
+            }
+        }
+        if failed {
+            printError("error: not starting: fix the definitions above (skald validate \(folder)/*.json)")
+            throw Exit.invalid
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.") || host == "::1"
+    }
+
+    static func log(_ runID: String, _ events: [RunEvent]) {
+        let interesting: Set<RunEvent.Kind> = [
+            .runStarted, .runCompleted, .runCompensated, .runCompensationFailed, .runCancelled, .compensationStarted,
+            .compensationRetried, .attemptResent,
+        ]
+        let lines = events.filter { interesting.contains($0.kind) }.map { "run \(runID): \($0.message)" }
+        if !lines.isEmpty {
+            print(lines.joined(separator: "\n"))
+            fflush(nil)
+        }
+    }
+}
+
+/// On shutdown, wakes clients waiting on long polls so the HTTP server can stop without waiting for them.
+struct LongPollReleaser: Service {
+    let notifier: EventNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        notifier.close()
+    }
+}

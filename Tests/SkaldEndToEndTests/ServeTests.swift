@@ -1,0 +1,196 @@
+import AsyncHTTPClient
+import Foundation
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import SkaldSQLite
+import Testing
+
+/// `skald serve` and the client verbs, as a user drives them from two terminals.
+@Suite struct ServeTests {
+    @Test func theClientVerbsDriveAServer() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let server = try await ServeProcess(db: folder.appendingPathComponent("s.sqlite").path, environment: participants.environment, in: folder)
+            let env = ["SKALD_SERVER": server.url]
+            let inputFile = packageRoot.appendingPathComponent("Sagas/inputs/checkout.json").path
+
+            let empty = try await SkaldProcess.run(["list"], environment: env, in: folder)
+            #expect(empty.status == 0)
+            #expect(empty.stdout.contains("no runs"))
+
+            let defined = try await SkaldProcess.run(["define", "Sagas/checkout.json"], environment: env, in: folder)
+            #expect(defined.status == 0)
+            #expect(defined.stdout.contains("checkout v1 is already registered"))
+
+            let watched = try await SkaldProcess.run(["start", "checkout", "--input", "@\(inputFile)", "--watch"], environment: env, in: folder)
+            #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
+            #expect(watched.stdout.contains("started run "))
+            #expect(watched.stdout.split(separator: "\n").contains { $0.contains("ship-order") && $0.contains("ok") && $0.contains("HTTP 201") })
+            #expect(watched.stdout.contains("completed (watched for"))
+            let runID = try #require(watched.stdout.components(separatedBy: "started run ").last?.components(separatedBy: " ").first)
+
+            let declined = try await SkaldProcess.run(
+                ["start", "checkout", "--input", checkoutInput(card: Participant.decliningCard), "--watch"], environment: env, in: folder)
+            #expect(declined.status == 3, "\(declined.stdout)\(declined.stderr)")
+            #expect(declined.stdout.contains("reserve-stock (undo)"))
+
+            let list = try await SkaldProcess.run(["list"], environment: env, in: folder)
+            #expect(list.stdout.hasPrefix("RUN"))
+            #expect(list.stdout.contains(runID))
+            #expect(list.stdout.contains("completed"))
+            #expect(list.stdout.contains("compensated"))
+            #expect(list.stdout.contains("charge-card: HTTP 402"))
+            let filtered = try await SkaldProcess.run(["list", "--status", "completed", "--json"], environment: env, in: folder)
+            let page = try JSONParser.parse(filtered.stdout)
+            #expect(page["runs"]?.arrayValue?.count == 1)
+
+            let status = try await SkaldProcess.run(["status", runID], environment: env, in: folder)
+            #expect(status.stdout.contains("run \(runID) of checkout v1: completed"))
+            #expect(status.stdout.contains("STEP"))
+            #expect(status.stdout.contains("reserve-stock"))
+
+            let history = try await SkaldProcess.run(["history", runID], environment: env, in: folder)
+            #expect(history.stdout.contains("run_started"))
+            #expect(history.stdout.contains("run_completed"))
+
+            let cancel = try await SkaldProcess.run(["cancel", runID], environment: env, in: folder)
+            #expect(cancel.status == 1)
+            #expect(cancel.stderr.contains("already finished"))
+            let unknown = try await SkaldProcess.run(["status", "NO-SUCH-RUN"], environment: env, in: folder)
+            #expect(unknown.status == 1)
+            #expect(unknown.stderr.contains("no run with id NO-SUCH-RUN"))
+            let badInput = try await SkaldProcess.run(["start", "checkout", "--input", "{}"], environment: env, in: folder)
+            #expect(badInput.status == 2)
+            #expect(badInput.stderr.contains("input lacks the required field"))
+
+            server.terminate()
+            #expect(await server.waitForExit() == 0)
+            let noServer = try await SkaldProcess.run(["list"], environment: env, in: folder)
+            #expect(noServer.status == 1)
+            #expect(noServer.stderr.contains("no Skald server answers at \(server.url)"))
+            #expect(noServer.stderr.contains("skald serve"))
+        }
+    }
+
+    @Test func aSecondEngineOnTheSameDatabaseIsRefused() async throws {
+        let folder = try temporaryFolder()
+        let db = folder.appendingPathComponent("s.sqlite").path
+        let server = try await ServeProcess(db: db, environment: [:], in: folder)
+        let second = try await SkaldProcess.run(["serve", "--db", db, "--port", "0"], in: folder)
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("another skald process (serve, run or resume) is using the database"))
+        let resume = try await SkaldProcess.run(["resume", "--db", db], in: folder)
+        #expect(resume.status == 1)
+        server.terminate()
+        #expect(await server.waitForExit() == 0)
+    }
+
+    @Test func sigtermLetsAttemptsInFlightFinishAndStoresTheirOutcomes() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = folder.appendingPathComponent("s.sqlite").path
+            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            await participants[.payments].setFaults(Faults(hold: true))
+            let runID = try await withHTTPClient { http in
+                let api = APIClient(http: http, base: server.url)
+                let (status, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "t1")])
+                #expect(status == 201)
+                return run["id"]?.stringValue ?? ""
+            }
+            await participants[.payments].waitForHeld()
+            server.terminate()
+            // The HTTP side stops first; the engine then waits for the charge in flight.
+            try await waitFor("the API to stop answering") {
+                (try? await withHTTPClient { http in try await APIClient(http: http, base: server.url).call(.GET, "/health") }) == nil
+            }
+            await participants[.payments].setFaults(Faults())
+            await participants[.payments].releaseHeld()
+            #expect(await server.waitForExit() == 0)
+            #expect(server.process.stdout.contains("stopped"))
+
+            let store = try SQLiteStore(path: db)
+            let attempts = try await store.attempts(runID: runID)
+            let charge = try #require(attempts.first { $0.key.stepName == "charge-card" })
+            // The attempt in flight was allowed to finish (or reach its 2s deadline) and its outcome was stored.
+            #expect(charge.finishedAt != nil, "the outcome of the attempt in flight was stored")
+            #expect(charge.succeeded == true || charge.error == "no response within 2s", "\(charge)")
+            #expect(try await store.run(id: runID)?.state.status == .running)
+
+            // A new server carries on from there.
+            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            let watched = try await SkaldProcess.run(["watch", runID], environment: ["SKALD_SERVER": restarted.url], in: folder)
+            #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
+            #expect(await participants[.payments].ledger.count == 1)
+            restarted.terminate()
+            _ = await restarted.waitForExit()
+        }
+    }
+
+    @Test func aServerKilledUnderLoadLosesNothingAndAppliesNothingTwice() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = folder.appendingPathComponent("s.sqlite").path
+            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            // Shipping holds every request it gets: runs pile up in their last step while others are earlier.
+            await participants[.shipping].setFaults(Faults(hold: true))
+            let count = 100
+            let ids = try await withHTTPClient { http in
+                let api = APIClient(http: http, base: server.url)
+                return try await withThrowingTaskGroup(of: String.self) { group in
+                    for index in 0..<count {
+                        group.addTask {
+                            let card = index % 10 == 9 ? Participant.decliningCard : "4242424242424242"
+                            let (status, run) = try await api.call(
+                                .POST, "/v1/runs",
+                                ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "load-\(index)", card: card),
+                                 "idempotencyKey": .string("load-\(index)")])
+                            #expect(status == 201)
+                            return run["id"]?.stringValue ?? ""
+                        }
+                    }
+                    var ids: [String] = []
+                    for try await id in group { ids.append(id) }
+                    return ids
+                }
+            }
+            #expect(Set(ids).count == count)
+            await participants[.shipping].waitForHeld(count: 30)
+            server.kill9()
+            _ = await server.waitForExit()
+            await participants[.shipping].setFaults(Faults())
+            await participants[.shipping].releaseHeld()
+
+            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            try await withHTTPClient { http in
+                let api = APIClient(http: http, base: restarted.url)
+                try await waitFor("every run to finish", limit: .seconds(300)) {
+                    let running = try? await api.call(.GET, "/v1/runs?status=running&limit=1")
+                    let compensating = try? await api.call(.GET, "/v1/runs?status=compensating&limit=1")
+                    return running?.json["runs"] == [] && compensating?.json["runs"] == []
+                }
+                // Starting again with the same keys returns the same runs: nothing duplicated.
+                let again = try await api.call(
+                    .POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "load-0"), "idempotencyKey": "load-0"])
+                #expect(again.status == 200)
+            }
+            restarted.terminate()
+            #expect(await restarted.waitForExit() == 0)
+
+            let store = try SQLiteStore(path: db)
+            let all = try await store.listRuns(RunQuery(limit: 500)).runs
+            #expect(all.count == count)
+            #expect(Set(all.map(\.id)) == Set(ids))
+            #expect(all.filter { $0.status == .completed }.count == 90)
+            #expect(all.filter { $0.status == .compensated }.count == 10)
+            for kind in Participant.Kind.allCases {
+                let perKey = await participants[kind].applicationsPerKey
+                #expect(perKey.values.allSatisfy { $0 == 1 }, "\(kind) applied a key twice")
+            }
+            #expect(await participants[.shipping].ledger.filter { $0.action == "ship" }.count == 90)
+            #expect(await participants[.payments].ledger.filter { $0.action == "charge" }.count == 90)
+            #expect(await participants[.inventory].ledger.filter { $0.action == "reserve" }.count == 100)
+            #expect(await participants[.inventory].ledger.filter { $0.action == "release" }.count == 10)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SkaldCore
+
+/// `skald serve` as a child process on a port the system picks.
+final class ServeProcess: @unchecked Sendable {
+    let process: SkaldProcess
+    let url: String
+
+    init(db: String, environment: [String: String], in folder: URL, extra: [String] = []) async throws {
+        process = try SkaldProcess(["serve", "--db", db, "--port", "0", "--sagas", "Sagas"] + extra, environment: environment, in: folder)
+        try await waitFor("skald serve to listen") { [process] in
+            process.stdout.contains("listening on ") || process.process.isRunning == false
+        }
+        let line = process.stdout.split(separator: "\n").first { $0.contains("listening on ") }
+        guard let found = line?.components(separatedBy: "listening on ").last?.components(separatedBy: " ").first else { throw TimedOut(what: "skald serve to listen; it said: \(process.stdout)\(process.stderr)") }
+        url = found
+    }
+
+    func terminate() { kill(process.process.processIdentifier, SIGTERM) }
+    func kill9() { process.kill() }
+    func waitForExit() async -> Int32 { await process.waitForExit() }
+}
+
+/// A small JSON client for the tests' own calls to the API.
+struct APIClient {
+    let http: HTTPClient
+    let base: String
+
+    func call(_ method: HTTPMethod, _ path: String, _ body: JSONValue? = nil) async throws -> (status: Int, json: JSONValue) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body.jsonText))
+        }
+        let response = try await http.execute(request, timeout: .seconds(60))
+        let buffer = try await response.body.collect(upTo: 16 << 20)
+        return (Int(response.status.code), (try? JSONParser.parse(String(buffer: buffer))) ?? .null)
+    }
+}
+
+func withHTTPClient<T>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    do {
+        let result = try await body(http)
+        try await http.shutdown()
+        return result
+    } catch {
+        try? await http.shutdown()
+        throw error
+    }
+}

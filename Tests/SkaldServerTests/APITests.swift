@@ -1,0 +1,308 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import SkaldHTTP
+import SkaldSQLite
+import Testing
+@testable import SkaldServer
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let checkoutText = try! String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8)
+
+/// A real engine on a real SQLite file, behind the real router, served over HTTP on 127.0.0.1, with the demo
+/// participants as the services the sagas call.
+struct Harness: Sendable {
+    let client: any TestClientProtocol
+    let store: SQLiteStore
+    let engine: Engine
+    let participants: RunningParticipants
+
+    static func with(token: String? = nil, _ body: @Sendable @escaping (Harness) async throws -> Void) async throws {
+        try await Participant.withRunning { participants in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-api-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let store = try SQLiteStore(path: folder.appendingPathComponent("skald.sqlite").path)
+            let http = HTTPClient.makeForSteps()
+            let engine = Engine(
+                store: store, executor: HTTPStepExecutor(client: http),
+                configuration: EngineConfiguration(environment: participants.environment))
+            let app = Application(
+                router: buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, maxBodyBytes: 64 * 1024)),
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            let engineTask = Task { try await engine.run() }
+            do {
+                try await app.test(.live) { client in
+                    try await body(Harness(client: client, store: store, engine: engine, participants: participants))
+                }
+            } catch {
+                engineTask.cancel()
+                _ = await engineTask.result
+                try? await http.shutdown()
+                throw error
+            }
+            engineTask.cancel()
+            _ = await engineTask.result
+            try await http.shutdown()
+        }
+    }
+
+    /// Sends a request and returns the status and the parsed JSON body.
+    @discardableResult
+    func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, token: String? = nil) async throws
+        -> (status: Int, json: JSONValue)
+    {
+        var headers = HTTPFields()
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if body != nil { headers[.contentType] = "application/json" }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { response in
+            let text = String(buffer: response.body)
+            return (Int(response.status.code), (try? JSONParser.parse(text)) ?? .string(text))
+        }
+    }
+
+    func define() async throws {
+        let (status, _) = try await call(.post, "/v1/definitions", checkoutText)
+        #expect(status == 201 || status == 200)
+    }
+
+    /// Waits (by long polling the API) until the run is finished, and returns it.
+    func waitUntilFinished(_ runID: String) async throws -> JSONValue {
+        var after: Int64 = 0
+        for _ in 0..<200 {
+            let (_, page) = try await call(.get, "/v1/runs/\(runID)/events?after=\(after)&wait=5s")
+            after = page["lastSequence"]?.intValue ?? after
+            if let status = page["status"]?.stringValue.flatMap(RunStatus.init(rawValue:)), status.isTerminal {
+                return try await call(.get, "/v1/runs/\(runID)").json
+            }
+        }
+        throw CancellationError()
+    }
+}
+
+func input(card: String = "4242424242424242", orderId: String = "o-1") -> String {
+    DemoSagas.checkoutInput(orderId: orderId, card: card).jsonText
+}
+
+@Suite(.serialized) struct APITests {
+    @Test func healthAndDefinitions() async throws {
+        try await Harness.with { h in
+            let health = try await h.call(.get, "/health")
+            #expect(health.status == 200)
+            #expect(health.json["database"] == "ok")
+
+            let registered = try await h.call(.post, "/v1/definitions", checkoutText)
+            #expect(registered.status == 201)
+            #expect(registered.json["name"] == "checkout")
+            let again = try await h.call(.post, "/v1/definitions", checkoutText)
+            #expect(again.status == 200)
+            let changed = checkoutText.replacingOccurrences(of: "\"timeout\": \"2s\"", with: "\"timeout\": \"3s\"")
+            let conflict = try await h.call(.post, "/v1/definitions", changed)
+            #expect(conflict.status == 409)
+            #expect(conflict.json["error"]?["message"]?.stringValue?.contains("bump \"version\"") == true)
+
+            let list = try await h.call(.get, "/v1/definitions")
+            #expect(list.json["definitions"]?.arrayValue?.count == 1)
+            #expect(list.json["definitions"]?[0]?["steps"] == ["reserve-stock", "charge-card", "ship-order"])
+            let one = try await h.call(.get, "/v1/definitions/checkout")
+            #expect(one.json["definition"]?["name"] == "checkout")
+            #expect(try await h.call(.get, "/v1/definitions/checkout?version=2").status == 404)
+            #expect(try await h.call(.get, "/v1/definitions/nope").status == 404)
+        }
+    }
+
+    @Test func anInvalidDefinitionGets422WithEveryPathAndNothingIsStored() async throws {
+        try await Harness.with { h in
+            let bad = #"{"name": "x", "version": 1, "steps": [{"name": "a", "request": {"method": "FETCH", "url": "ftp://x"}, "extra": 1}]}"#
+            let (status, json) = try await h.call(.post, "/v1/definitions", bad)
+            #expect(status == 422)
+            #expect(json["error"]?["code"] == "invalid")
+            let paths = (json["error"]?["details"]?["problems"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue }
+            #expect(Set(paths) == ["steps[0].extra", "steps[0].request.method", "steps[0].request.url"])
+            #expect(try await h.call(.post, "/v1/definitions", "{\"name\": ").status == 400)
+            #expect(try await h.store.definitions().isEmpty)
+        }
+    }
+
+    @Test func startAndFollowARunToCompletion() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            let (status, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+            #expect(status == 201)
+            let id = try #require(run["id"]?.stringValue)
+            #expect(run["links"]?["events"] == .string("/v1/runs/\(id)/events"))
+            let finished = try await h.waitUntilFinished(id)
+            #expect(finished["status"] == "completed")
+            #expect(finished["steps"]?[2]?["attemptLog"]?[0]?["idempotencyKey"] == .string("\(id):ship-order:forward"))
+            let history = try await h.call(.get, "/v1/runs/\(id)/events")
+            let kinds = (history.json["events"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
+            #expect(kinds.first == "run_started")
+            #expect(kinds.last == "run_completed")
+            let page = try await h.call(.get, "/v1/runs/\(id)/events?after=\(history.json["lastSequence"]?.intValue ?? 0)")
+            #expect(page.json["events"] == [])
+        }
+    }
+
+    @Test func theSameIdempotencyKeyReturnsTheExistingRun() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            let body = #"{"saga": "checkout", "input": \#(input()), "idempotencyKey": "order-77"}"#
+            let first = try await h.call(.post, "/v1/runs", body)
+            let second = try await h.call(.post, "/v1/runs", body)
+            #expect(first.status == 201)
+            #expect(second.status == 200)
+            #expect(first.json["id"] == second.json["id"])
+            #expect(second.json["created"] == false)
+            _ = try await h.waitUntilFinished(first.json["id"]?.stringValue ?? "")
+            #expect(await h.participants[.payments].ledger.count == 1)
+        }
+    }
+
+    @Test func listingFiltersAndPagesNewestFirst() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            var ids: [String] = []
+            for (index, card) in ["4242424242424242", Participant.decliningCard, "4242424242424242"].enumerated() {
+                let body: JSONValue = ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "o\(index)", card: card)]
+                let (_, run) = try await h.call(.post, "/v1/runs", body.jsonText)
+                ids.append(run["id"]?.stringValue ?? "")
+                _ = try await h.waitUntilFinished(ids.last!)
+            }
+            let firstPage = try await h.call(.get, "/v1/runs?limit=2")
+            #expect(firstPage.json["runs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [ids[2], ids[1]])
+            let cursor = try #require(firstPage.json["nextCursor"]?.stringValue)
+            let secondPage = try await h.call(.get, "/v1/runs?limit=2&cursor=\(cursor)")
+            #expect(secondPage.json["runs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [ids[0]])
+            #expect(secondPage.json["nextCursor"] == .null)
+            let compensated = try await h.call(.get, "/v1/runs?status=compensated&saga=checkout")
+            #expect(compensated.json["runs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [ids[1]])
+            #expect(try await h.call(.get, "/v1/runs?status=nope").status == 422)
+            #expect(try await h.call(.get, "/v1/runs?limit=0").status == 422)
+        }
+    }
+
+    @Test func cancelCompensatesAndASecondCancelConflicts() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            // Shipping holds its request: the run waits in its last step.
+            await h.participants[.shipping].setFaults(Faults(hold: true))
+            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+            let id = try #require(run["id"]?.stringValue)
+            await h.participants[.shipping].waitForHeld()
+            let cancelled = try await h.call(.post, "/v1/runs/\(id)/cancel", #"{"reason": "customer called"}"#)
+            #expect(cancelled.status == 200)
+            #expect(cancelled.json["status"] == "compensating")
+            await h.participants[.shipping].setFaults(Faults())
+            await h.participants[.shipping].releaseHeld()
+            let finished = try await h.waitUntilFinished(id)
+            #expect(finished["status"] == "compensated")
+            // The shipment booked while cancelling was undone too, then the charge, then the reservation.
+            #expect(await h.participants[.shipping].ledger.map(\.action) == ["ship", "cancel"])
+            #expect(await h.participants[.payments].ledger.map(\.action) == ["charge", "refund"])
+            #expect(await h.participants[.inventory].ledger.map(\.action) == ["reserve", "release"])
+            let again = try await h.call(.post, "/v1/runs/\(id)/cancel")
+            #expect(again.status == 409)
+            #expect(again.json["error"]?["code"] == "conflict")
+            #expect(try await h.call(.post, "/v1/runs/NOPE/cancel").status == 404)
+        }
+    }
+
+    @Test func retryResumesACompensationFailedRun() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            await h.participants[.shipping].setFaults(Faults(reject: true))
+            await h.participants[.payments].setFaults(Faults(failCompensations: true))
+            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+            let id = try #require(run["id"]?.stringValue)
+            let failed = try await h.waitUntilFinished(id)
+            #expect(failed["status"] == "compensation_failed")
+            #expect(failed["compensationFailure"]?["step"] == "charge-card")
+            #expect(try await h.call(.post, "/v1/runs/\(id)/cancel").status == 409)
+
+            await h.participants[.payments].setFaults(Faults())
+            let retried = try await h.call(.post, "/v1/runs/\(id)/retry")
+            #expect(retried.status == 200)
+            let done = try await h.waitUntilFinished(id)
+            #expect(done["status"] == "compensated")
+            #expect(await h.participants[.inventory].ledger.map(\.action) == ["reserve", "release"])
+            #expect(try await h.call(.post, "/v1/runs/\(id)/retry").status == 409)
+        }
+    }
+
+    @Test func badRequestsGetTheRightStatusAndChangeNothing() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            let cases: [(String, Int, String)] = [
+                ("{\"saga\": ", 400, "malformed_json"),
+                ("[1]", 422, "invalid"),
+                (#"{"saga": "checkout", "input": {}, "colour": "red"}"#, 422, "invalid"),
+                (#"{"saga": 7}"#, 422, "invalid"),
+                (#"{"saga": "nope", "input": {}}"#, 404, "not_found"),
+                (#"{"saga": "checkout", "input": {"orderId": "x"}}"#, 422, "invalid"),
+                (#"{"saga": "checkout", "version": "one", "input": {}}"#, 422, "invalid"),
+                (String(repeating: " ", count: 70 * 1024), 413, "too_large"),
+            ]
+            for (body, status, code) in cases {
+                let (got, json) = try await h.call(.post, "/v1/runs", body)
+                #expect(got == status, "\(body.prefix(60))")
+                #expect(json["error"]?["code"] == .string(code), "\(body.prefix(60))")
+                #expect(json["error"]?["message"]?.stringValue?.isEmpty == false)
+            }
+            let missing = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": {"orderId": "x"}}"#)
+            #expect(missing.json["error"]?["message"]?.stringValue?.contains("input lacks the required field \"card\"") == true)
+            #expect(try await h.store.listRuns(RunQuery()).runs.isEmpty)
+            #expect(try await h.call(.get, "/v1/runs/NOPE").status == 404)
+            #expect(try await h.call(.get, "/v1/nothing-here").status == 404)
+        }
+    }
+
+    @Test func aTokenGuardsEveryV1RouteButNotHealth() async throws {
+        try await Harness.with(token: "s3cret") { h in
+            #expect(try await h.call(.get, "/health").status == 200)
+            let denied = try await h.call(.get, "/v1/runs")
+            #expect(denied.status == 401)
+            #expect(denied.json["error"]?["code"] == "unauthorized")
+            #expect(try await h.call(.get, "/v1/runs", token: "wrong").status == 401)
+            #expect(try await h.call(.get, "/v1/runs", token: "s3cret").status == 200)
+            #expect(try await h.call(.post, "/v1/definitions", checkoutText).status == 401)
+            #expect(try await h.store.definitions().isEmpty)
+        }
+    }
+
+    @Test func constantTimeCompareIsCorrect() {
+        #expect(TokenMiddleware<BasicRequestContext>.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!TokenMiddleware<BasicRequestContext>.constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))
+        #expect(!TokenMiddleware<BasicRequestContext>.constantTimeEquals(Array("abc".utf8), Array("abcd".utf8)))
+        #expect(!TokenMiddleware<BasicRequestContext>.constantTimeEquals([], Array("a".utf8)))
+    }
+}
+
+@Suite struct OpenAPITests {
+    @Test func everyRouteIsDocumentedAndTheServedDocumentIsTheOneInTheRepository() throws {
+        let repository = try String(contentsOf: packageRoot.appendingPathComponent("docs/openapi.json"), encoding: .utf8)
+        #expect(OpenAPIDocument.text == repository.trimmingCharacters(in: .newlines))
+        let document = try JSONParser.parse(OpenAPIDocument.text)
+        #expect(document["openapi"]?.stringValue?.hasPrefix("3.") == true)
+        let paths = try #require(document["paths"]?.objectValue)
+        let router = buildRouter(engine: Engine(store: InMemoryStore(), executor: NoExecutor()), store: InMemoryStore())
+        #expect(router.routes.count >= 11)
+        for route in router.routes {
+            // Hummingbird writes parameters as {id}/:id; OpenAPI as {id}.
+            let path = "\(route.path)".split(separator: "/").map { segment -> String in
+                segment.hasPrefix(":") ? "{\(segment.dropFirst())}" : String(segment)
+            }.joined(separator: "/")
+            let documented = paths["/" + path]?[route.method.rawValue.lowercased()]
+            #expect(documented != nil, "\(route.method) /\(path) is not in docs/openapi.json")
+        }
+    }
+}
+
+struct NoExecutor: StepExecutor {
+    func execute(_ request: StepRequest) async -> AttemptOutcome {
+        .failed(AttemptFailure(kind: .request, reason: "no executor in this test", isRetryable: false))
+    }
+}
