@@ -137,7 +137,9 @@ struct ServeCommand: AsyncParsableCommand {
             .runStarted, .runCompleted, .runCompensated, .runCompensationFailed, .runCancelled, .compensationStarted,
             .compensationRetried, .attemptResent,
         ]
-        let lines = events.filter { interesting.contains($0.kind) }.map { "run \(runID): \($0.message)" }
+        let lines = events.filter { interesting.contains($0.kind) }.map { event in
+            event.message.hasPrefix("run \(runID)") ? event.message : "run \(runID): \(event.message)"
+        }
         if !lines.isEmpty {
             print(lines.joined(separator: "\n"))
             fflush(nil)

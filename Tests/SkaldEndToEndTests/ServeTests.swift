@@ -102,7 +102,7 @@ import Testing
             server.terminate()
             // The HTTP side stops first; the engine then waits for the charge in flight.
             try await waitFor("the API to stop answering") {
-                (try? await withHTTPClient { http in try await APIClient(http: http, base: server.url).call(.GET, "/health") }) == nil
+                (try? await withHTTPClient { http in try await APIClient(http: http, base: server.url).call(.GET, "/health", timeout: .seconds(1)) }) == nil
             }
             await participants[.payments].setFaults(Faults())
             await participants[.payments].releaseHeld()

@@ -29,14 +29,16 @@ struct APIClient {
     let http: HTTPClient
     let base: String
 
-    func call(_ method: HTTPMethod, _ path: String, _ body: JSONValue? = nil) async throws -> (status: Int, json: JSONValue) {
+    func call(_ method: HTTPMethod, _ path: String, _ body: JSONValue? = nil, timeout: Duration = .seconds(60)) async throws
+        -> (status: Int, json: JSONValue)
+    {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body.jsonText))
         }
-        let response = try await http.execute(request, timeout: .seconds(60))
+        let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout.components.seconds * 1000)))
         let buffer = try await response.body.collect(upTo: 16 << 20)
         return (Int(response.status.code), (try? JSONParser.parse(String(buffer: buffer))) ?? .null)
     }
