@@ -60,13 +60,7 @@ struct StartCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let inputValue: JSONValue
-        do {
-            inputValue = try InputArgument.load(input)
-        } catch {
-            printError(error.message)
-            throw Exit.invalid
-        }
+        let inputValue = try InputArgument.loadOrExit(input)
         var body: [String: JSONValue] = ["saga": .string(saga), "input": inputValue]
         if let version { body["version"] = .int(Int64(version)) }
         if let idempotencyKey { body["idempotencyKey"] = .string(idempotencyKey) }

@@ -75,6 +75,8 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let path = try dbPath ?? temporaryDatabasePath()
         let store = try SQLiteStore(path: path)
+        let lock = try EngineLock(databasePath: path)
+        defer { withExtendedLifetime(lock) {} }
 
         print(style.bold("Skald demo"))
         print("""
@@ -146,6 +148,7 @@ struct DemoCommand: AsyncParsableCommand {
             Outcomes: \(outcomes.map(\.rawValue).joined(separator: ", ")).
             Try it yourself: `skald demo --serve` keeps the services up; `skald run Sagas/checkout.json --input @Sagas/inputs/checkout.json`
             runs the saga against them. Kill it with kill -9 at any point, then `skald resume` carries on.
+            As a service: `skald serve --sagas Sagas`, then `skald start checkout --input @Sagas/inputs/checkout.json --watch`.
             """)
     }
 

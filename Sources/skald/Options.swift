@@ -23,6 +23,17 @@ struct DatabaseOptions: ParsableArguments {
     func open() throws -> SQLiteStore {
         try SQLiteStore(path: path, durability: Durability(rawValue: durability) ?? .process)
     }
+
+    /// Opens the store and takes the one-engine-per-database lock, or prints why not and exits 1.
+    func openForEngine() throws -> (store: SQLiteStore, lock: EngineLock) {
+        do {
+            let store = try open()
+            return (store, try EngineLock(databasePath: store.path))
+        } catch {
+            printError("error: \(error)")
+            throw Exit.failure
+        }
+    }
 }
 
 struct ExecutionOptions: ParsableArguments {
@@ -54,6 +65,18 @@ enum InputArgument {
             return try JSONParser.parse(bytes).value
         } catch {
             throw InputLoadError(message: "\(source):\(error.location): malformed JSON input: \(error.message)")
+        }
+    }
+}
+
+extension InputArgument {
+    /// Loads `--input`, or prints why not and exits 2.
+    static func loadOrExit(_ argument: String?) throws -> JSONValue {
+        do {
+            return try load(argument)
+        } catch {
+            printError(error.message)
+            throw Exit.invalid
         }
     }
 }

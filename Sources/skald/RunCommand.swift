@@ -32,22 +32,8 @@ struct RunCommand: AsyncParsableCommand {
             for line in error.lines { printError(line) }
             throw Exit.invalid
         }
-        let inputValue: JSONValue
-        do {
-            inputValue = try InputArgument.load(input)
-        } catch {
-            printError(error.message)
-            throw Exit.invalid
-        }
-        let store: SQLiteStore
-        let lock: EngineLock
-        do {
-            store = try database.open()
-            lock = try EngineLock(databasePath: store.path)
-        } catch {
-            printError("error: \(error)")
-            throw Exit.failure
-        }
+        let inputValue = try InputArgument.loadOrExit(input)
+        let (store, lock) = try database.openForEngine()
         defer { withExtendedLifetime(lock) {} }
         let printer = ProgressPrinter(stepNames: saga.steps.map(\.name))
         let started = ContinuousClock.now
@@ -83,15 +69,7 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var execution: ExecutionOptions
 
     func run() async throws {
-        let store: SQLiteStore
-        let lock: EngineLock
-        do {
-            store = try database.open()
-            lock = try EngineLock(databasePath: store.path)
-        } catch {
-            printError("error: \(error)")
-            throw Exit.failure
-        }
+        let (store, lock) = try database.openForEngine()
         defer { withExtendedLifetime(lock) {} }
         let unfinished = try await store.unfinishedRuns()
         guard !unfinished.isEmpty else {

@@ -44,15 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        let lock: EngineLock
-        let store: SQLiteStore
-        do {
-            store = try database.open()
-            lock = try EngineLock(databasePath: store.path)
-        } catch {
-            printError("error: \(error)")
-            throw Exit.failure
-        }
+        let (store, lock) = try database.openForEngine()
         if let sagas { try await register(folder: sagas, in: store) }
         if token == nil && !Self.isLoopback(host) {
             printError("warning: listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
