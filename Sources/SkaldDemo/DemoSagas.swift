@@ -3,7 +3,7 @@ import SkaldCore
 
 /// The example sagas the demo runs: read from the Sagas folder when it is there, else the embedded copies.
 public enum DemoSagas {
-    public static let embedded: [String: String] = ["checkout.json": checkout]
+    public static let embedded: [String: String] = ["checkout.json": checkout, "trip.json": trip]
 
     /// The text of `name` from `folder`, or the embedded copy; and where it came from.
     public static func text(_ name: String, folder: String) -> (text: String, source: String)? {
@@ -12,6 +12,11 @@ public enum DemoSagas {
             return (String(decoding: data, as: UTF8.self), path)
         }
         return embedded[name].map { ($0, "embedded \(name)") }
+    }
+
+    /// An input for the trip saga.
+    public static func tripInput(tripId: String, card: String = "4242424242424242") -> JSONValue {
+        ["tripId": .string(tripId), "traveller": "Grace Hopper", "city": "Lisbon", "amount": 1280.0, "currency": "EUR", "card": .string(card)]
     }
 
     /// An input for the checkout saga.

@@ -13,6 +13,9 @@ public final class Participant: Sendable {
         case inventory
         case payments
         case shipping
+        case hotels
+        case flights
+        case cars
 
         /// The environment variable the example sagas read this participant's base URL from.
         public var environmentName: String { rawValue.uppercased() + "_URL" }
@@ -99,6 +102,30 @@ public final class Participant: Sendable {
                 let id = context.parameters.get("id") ?? ""
                 return try await self.handle(request, action: "refund", isCompensation: true) { _, resources, _ in
                     Self.update(id, in: &resources, status: "refunded", noun: "charge")
+                }
+            }
+        case .hotels, .flights, .cars:
+            let prefix = ["hotels": "htl", "flights": "flt", "cars": "car"][kind.rawValue]!
+            let noun = ["hotels": "room", "flights": "seat", "cars": "car"][kind.rawValue]!
+            router.post("/bookings") { request, _ in
+                try await self.handle(request, action: "book", isCompensation: false) { body, resources, faults in
+                    if faults.reject { return (409, ["error": "unavailable", "message": "no \(noun) is available for these dates"], "") }
+                    let id = resources.newID(prefix: prefix)
+                    let booking: JSONValue = ["id": .string(id), "status": "booked", "trip": body["tripId"] ?? .null]
+                    resources.items[id] = booking
+                    return (201, booking, id)
+                }
+            }
+            router.delete("/bookings/:id") { request, context in
+                let id = context.parameters.get("id") ?? ""
+                return try await self.handle(request, action: "cancel", isCompensation: true) { _, resources, _ in
+                    Self.update(id, in: &resources, status: "cancelled", noun: "booking")
+                }
+            }
+            router.post("/bookings/:id/confirm") { request, context in
+                let id = context.parameters.get("id") ?? ""
+                return try await self.handle(request, action: "confirm", isCompensation: false) { _, resources, _ in
+                    Self.update(id, in: &resources, status: "confirmed", noun: "booking")
                 }
             }
         case .shipping:

@@ -250,17 +250,47 @@ public final class Engine: Service, Sendable {
         }
     }
 
-    /// Retries the failed compensations of a run in `compensation_failed`.
+    /// Retries the failed compensation of `step` (or every failed one) of a run in `compensation_failed`.
     /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is in another state.
-    public func retryCompensation(runID: String) async throws -> RunState {
+    public func retryCompensation(runID: String, step: String? = nil, by who: String = "") async throws -> RunState {
         try await operate(runID) { machine, state, now in
-            guard let transition = machine.retryCompensation(state, at: now) else {
+            guard let transition = machine.retryCompensation(state, step: step, by: who, at: now) else {
                 throw EngineError(
                     code: .conflict,
-                    message: "run \(runID) is \(state.status.rawValue); only a run in compensation_failed can be retried")
+                    message: state.status == .compensationFailed
+                        ? "step \(step ?? "?") of run \(runID) has no failed compensation; failed: \(Self.failedCompensations(state))"
+                        : "run \(runID) is \(state.status.rawValue); only a run in compensation_failed can be retried")
             }
             return transition
         }
+    }
+
+    /// Records that a failed compensation was done by hand, then continues undoing the steps before it.
+    public func resolveCompensation(runID: String, step: String, note: String, by who: String = "") async throws -> RunState {
+        try await operate(runID) { machine, state, now in
+            guard let transition = machine.resolveCompensation(state, step: step, note: note, by: who, at: now) else {
+                throw EngineError(
+                    code: .conflict,
+                    message: state.status == .compensationFailed
+                        ? "step \(step) of run \(runID) has no failed compensation; failed: \(Self.failedCompensations(state))"
+                        : "run \(runID) is \(state.status.rawValue); only a compensation of a run in compensation_failed can be resolved")
+            }
+            return transition
+        }
+    }
+
+    /// Resumes a stuck run: the steps that failed after the pivot are tried again.
+    public func resume(runID: String, note: String = "", by who: String = "") async throws -> RunState {
+        try await operate(runID) { machine, state, now in
+            guard let transition = machine.resume(state, by: who, note: note, at: now) else {
+                throw EngineError(code: .conflict, message: "run \(runID) is \(state.status.rawValue); only a stuck run can be resumed")
+            }
+            return transition
+        }
+    }
+
+    static func failedCompensations(_ state: RunState) -> String {
+        state.steps.filter { $0.status == .compensationFailed }.map(\.name).joined(separator: ", ")
     }
 
     typealias Operation = @Sendable (SagaMachine, RunState, Date) throws -> SagaMachine.Transition

@@ -95,7 +95,7 @@ public actor InMemoryStore: SagaStore {
             RunSummary(
                 id: run.id, sagaName: run.sagaName, sagaVersion: run.sagaVersion, status: run.state.status, createdAt: run.createdAt,
                 updatedAt: run.updatedAt, failure: run.state.failure, compensationFailure: run.state.compensationFailure,
-                idempotencyKey: run.idempotencyKey)
+                stuck: run.state.stuck, idempotencyKey: run.idempotencyKey)
         }
         return RunPage(runs: page, nextCursor: matching.count > query.limit ? page.last?.id : nil)
     }

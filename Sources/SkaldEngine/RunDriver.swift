@@ -49,13 +49,17 @@ struct RunDriver {
                 if Task.isCancelled { draining = true }
                 if !draining {
                     let now = engine.clock.now()
+                    if let transition = machine.deadlinePassed(state, at: now) {
+                        try await engine.store.recordTransition(runID: runID, at: now, transition: transition)
+                        commit(transition)
+                    }
                     for index in state.dueSteps(at: now) where !reserving.contains(index) {
                         reserving.insert(index)
                         requestSlot(index, resend: false, in: &group)
                     }
                 }
                 if inFlight == 0 && reserving.isEmpty && (draining || state.status.isTerminal || state.nextDueAt == nil) { break }
-                if !draining, let next = state.nextDueAt, timer.map({ next < $0 }) ?? true {
+                if !draining, let next = state.nextWakeAt, timer.map({ next < $0 }) ?? true {
                     timer = next
                     let clock = engine.clock
                     group.addTask {
@@ -80,12 +84,14 @@ struct RunDriver {
                     reserving.remove(index)
                     guard granted else { continue }
                     // The state may have moved on while waiting (a cancel): only send what is still due.
-                    let stillWanted = resend ? state.steps[index].isInFlight : (state.steps[index].dueAt.map { $0 <= engine.clock.now() } ?? false)
+                    let now = engine.clock.now()
+                    let stillWanted = resend
+                        ? state.steps[index].isInFlight
+                        : (state.steps[index].dueAt.map { $0 <= now } ?? false) && machine.deadlinePassed(state, at: now) == nil
                     guard stillWanted, !draining else {
                         engine.limiter.release()
                         continue
                     }
-                    let now = engine.clock.now()
                     let transition = resend
                         ? machine.resendInterruptedAttempt(state, step: index, at: now)
                         : machine.beginAttempt(state, step: index, at: now)

@@ -108,12 +108,14 @@ public struct RunSummary: Sendable {
     public var updatedAt: Date
     public var failure: RunFailure?
     public var compensationFailure: RunFailure?
+    public var stuck: RunFailure?
     public var idempotencyKey: String?
 
     public init(
         id: String, sagaName: String, sagaVersion: Int, status: RunStatus, createdAt: Date, updatedAt: Date,
-        failure: RunFailure?, compensationFailure: RunFailure?, idempotencyKey: String?
+        failure: RunFailure?, compensationFailure: RunFailure?, stuck: RunFailure? = nil, idempotencyKey: String?
     ) {
+        self.stuck = stuck
         self.id = id
         self.sagaName = sagaName
         self.sagaVersion = sagaVersion

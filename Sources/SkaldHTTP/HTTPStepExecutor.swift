@@ -47,11 +47,12 @@ public struct HTTPStepExecutor: StepExecutor {
         }
 
         let stepResponse = StepResponse(status: Int(response.status.code), body: Self.decodeBody(body))
-        switch StatusClassification(status: stepResponse.status) {
+        let classification = step.call.statusRules.classify(stepResponse.status)
+        switch classification {
         case .success:
             return .succeeded(stepResponse)
         case .retryable, .permanent:
-            let isRetryable = StatusClassification(status: stepResponse.status) == .retryable
+            let isRetryable = classification == .retryable
             return .failed(
                 AttemptFailure(
                     kind: .status, reason: Self.describeStatus(response.status, body: stepResponse.body), isRetryable: isRetryable,

@@ -129,12 +129,14 @@ public final class SQLiteStore: SagaStore {
                 arguments: [definition.contentHash, definition.name, definition.version, definition.document.jsonText, run.createdAt.timeIntervalSince1970])
             try db.execute(
                 sql: """
-                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key,
+                        deadline_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     run.id, definition.contentHash, definition.name, definition.version, transition.state.status.rawValue,
                     run.input.jsonText, run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.idempotencyKey,
+                    transition.state.deadlineAt?.timeIntervalSince1970,
                 ])
             for (position, step) in transition.state.steps.enumerated() {
                 try db.execute(
@@ -200,23 +202,26 @@ public final class SQLiteStore: SagaStore {
         try db.execute(
             sql: """
                 UPDATE run SET status = ?, failure_step = ?, failure_reason = ?, compensation_failure_step = ?,
-                    compensation_failure_reason = ?, updated_at = ?
+                    compensation_failure_reason = ?, stuck_step = ?, stuck_reason = ?, deadline_at = ?, updated_at = ?
                 WHERE id = ?
                 """,
             arguments: [
                 state.status.rawValue, state.failure?.step, state.failure?.reason, state.compensationFailure?.step,
-                state.compensationFailure?.reason, at.timeIntervalSince1970, runID,
+                state.compensationFailure?.reason, state.stuck?.step, state.stuck?.reason, state.deadlineAt?.timeIntervalSince1970,
+                at.timeIntervalSince1970, runID,
             ])
         guard db.changesCount == 1 else { throw StoreError.unknownRun(runID) }
         let statement = try db.cachedStatement(
             sql: """
-                UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, compensation_attempts_base = ?, due_at = ?,
-                    response_status = ?, response_body = ?, last_error = ?
+                UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, compensation_attempts_base = ?, attempts_base = ?,
+                    first_attempt_at = ?, compensation_first_attempt_at = ?, due_at = ?, response_status = ?, response_body = ?, last_error = ?
                 WHERE run_id = ? AND position = ?
                 """)
         for (position, step) in state.steps.enumerated() {
             try statement.execute(arguments: [
-                step.status.rawValue, step.attempts, step.compensationAttempts, step.compensationAttemptsBase, step.dueAt?.timeIntervalSince1970,
+                step.status.rawValue, step.attempts, step.compensationAttempts, step.compensationAttemptsBase, step.attemptsBase,
+                step.firstAttemptAt?.timeIntervalSince1970, step.compensationFirstAttemptAt?.timeIntervalSince1970,
+                step.dueAt?.timeIntervalSince1970,
                 step.response?.status, step.response?.body.jsonText, step.lastError, runID, position,
             ])
         }
@@ -266,12 +271,19 @@ public final class SQLiteStore: SagaStore {
         if let step: String = row["compensation_failure_step"] {
             state.compensationFailure = RunFailure(step: step, reason: row["compensation_failure_reason"] ?? "")
         }
+        if let step: String = row["stuck_step"] {
+            state.stuck = RunFailure(step: step, reason: row["stuck_reason"] ?? "")
+        }
+        state.deadlineAt = (row["deadline_at"] as Double?).map(Date.init(timeIntervalSince1970:))
         for (position, stepRow) in stepRows.enumerated() {
             var step = state.steps[position]
             step.status = try decode(StepStatus.self, stepRow["status"])
             step.attempts = stepRow["attempts"]
             step.compensationAttempts = stepRow["compensation_attempts"]
             step.compensationAttemptsBase = stepRow["compensation_attempts_base"]
+            step.attemptsBase = stepRow["attempts_base"]
+            step.firstAttemptAt = (stepRow["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+            step.compensationFirstAttemptAt = (stepRow["compensation_first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:))
             step.dueAt = (stepRow["due_at"] as Double?).map(Date.init(timeIntervalSince1970:))
             if let status: Int = stepRow["response_status"] {
                 let body: String = stepRow["response_body"] ?? "null"
@@ -315,6 +327,7 @@ public final class SQLiteStore: SagaStore {
                     compensationFailure: (row["compensation_failure_step"] as String?).map {
                         RunFailure(step: $0, reason: row["compensation_failure_reason"] ?? "")
                     },
+                    stuck: (row["stuck_step"] as String?).map { RunFailure(step: $0, reason: row["stuck_reason"] ?? "") },
                     idempotencyKey: row["idempotency_key"])
             }
             return RunPage(runs: Array(runs), nextCursor: rows.count > query.limit ? runs.last?.id : nil)

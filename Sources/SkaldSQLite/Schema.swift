@@ -93,6 +93,44 @@ enum Schema {
                     ALTER TABLE step ADD COLUMN compensation_attempts_base INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v3-semantics") { db in
+            // SQLite cannot change a CHECK constraint in place: rebuild the run table to allow 'stuck'.
+            // GRDB runs migrations with foreign keys off and checks them all before committing.
+            try db.execute(
+                sql: """
+                    CREATE TABLE run_new (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        definition_hash TEXT NOT NULL REFERENCES definition(hash),
+                        saga_name TEXT NOT NULL,
+                        saga_version INTEGER NOT NULL,
+                        status TEXT NOT NULL CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'compensation_failed', 'stuck')),
+                        input TEXT NOT NULL,
+                        failure_step TEXT,
+                        failure_reason TEXT,
+                        compensation_failure_step TEXT,
+                        compensation_failure_reason TEXT,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL,
+                        idempotency_key TEXT,
+                        stuck_step TEXT,
+                        stuck_reason TEXT,
+                        deadline_at REAL
+                    );
+                    INSERT INTO run_new (id, definition_hash, saga_name, saga_version, status, input, failure_step, failure_reason,
+                        compensation_failure_step, compensation_failure_reason, created_at, updated_at, idempotency_key)
+                    SELECT id, definition_hash, saga_name, saga_version, status, input, failure_step, failure_reason,
+                        compensation_failure_step, compensation_failure_reason, created_at, updated_at, idempotency_key FROM run;
+                    DROP TABLE run;
+                    ALTER TABLE run_new RENAME TO run;
+                    CREATE INDEX run_unfinished ON run(created_at) WHERE status IN ('running', 'compensating');
+                    CREATE INDEX run_saga ON run(saga_name, created_at);
+                    CREATE UNIQUE INDEX run_idempotency_key ON run(idempotency_key) WHERE idempotency_key IS NOT NULL;
+                    CREATE INDEX run_status_id ON run(status, id);
+                    ALTER TABLE step ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE step ADD COLUMN first_attempt_at REAL;
+                    ALTER TABLE step ADD COLUMN compensation_first_attempt_at REAL;
+                    """)
+        }
         return migrator
     }
 }

@@ -41,6 +41,7 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     v1.get("runs/:id/events") { request, context in try await api.events(request, runID: try context.parameters.require("id")) }
     v1.post("runs/:id/cancel") { request, context in try await api.cancel(request, runID: try context.parameters.require("id")) }
     v1.post("runs/:id/retry") { request, context in try await api.retry(request, runID: try context.parameters.require("id")) }
+    v1.post("runs/:id/resolve") { request, context in try await api.resolve(request, runID: try context.parameters.require("id")) }
     return router
 }
 
@@ -209,9 +210,38 @@ struct API: Sendable {
         return try await operate(runID) { try await engine.cancel(runID: runID, reason: reason) }
     }
 
+    /// Retries a failed compensation (compensation_failed), or resumes a stuck run.
     func retry(_ request: Request, runID: String) async throws -> Response {
-        _ = try await jsonObject(of: request, allowed: [], emptyAllowed: true)
-        return try await operate(runID) { try await engine.retryCompensation(runID: runID) }
+        let body = try await jsonObject(of: request, allowed: ["step", "by", "note"], emptyAllowed: true)
+        let step = try optionalString(body, "step")
+        let who = try optionalString(body, "by") ?? ""
+        let note = try optionalString(body, "note") ?? ""
+        guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
+        return try await operate(runID) {
+            if run.state.status == .stuck {
+                return try await engine.resume(runID: runID, note: note, by: who)
+            }
+            return try await engine.retryCompensation(runID: runID, step: step, by: who)
+        }
+    }
+
+    /// Marks a failed compensation as done by hand.
+    func resolve(_ request: Request, runID: String) async throws -> Response {
+        let body = try await jsonObject(of: request, allowed: ["step", "by", "note"])
+        guard let step = try optionalString(body, "step"), !step.isEmpty else {
+            throw APIError.invalid("\"step\" is required: the step whose compensation was done by hand")
+        }
+        guard let note = try optionalString(body, "note"), !note.isEmpty else {
+            throw APIError.invalid("\"note\" is required: say what was done by hand, for example \"refunded in the bank's console\"")
+        }
+        let who = try optionalString(body, "by") ?? ""
+        return try await operate(runID) { try await engine.resolveCompensation(runID: runID, step: step, note: note, by: who) }
+    }
+
+    private func optionalString(_ body: [String: JSONValue], _ key: String) throws -> String? {
+        guard let value = body[key], value != .null else { return nil }
+        guard let text = value.stringValue else { throw APIError.invalid("\"\(key)\" must be a string, not \(value.typeName)") }
+        return text
     }
 
     private func operate(_ runID: String, _ action: () async throws -> RunState) async throws -> Response {

@@ -8,21 +8,51 @@ extension OpenAPIDocument {
     "version": "1",
     "description": "Start, follow and control saga runs on a `skald serve` process. Every /v1 route needs `Authorization: Bearer <token>` when the server has a token. Errors are `{\"error\": {\"code\", \"message\"}}`."
   },
-  "servers": [{ "url": "http://127.0.0.1:7400" }],
+  "servers": [
+    {
+      "url": "http://127.0.0.1:7400"
+    }
+  ],
   "components": {
-    "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+    "securitySchemes": {
+      "bearer": {
+        "type": "http",
+        "scheme": "bearer"
+      }
+    },
     "schemas": {
       "Error": {
         "type": "object",
-        "required": ["error"],
+        "required": [
+          "error"
+        ],
         "properties": {
           "error": {
             "type": "object",
-            "required": ["code", "message"],
+            "required": [
+              "code",
+              "message"
+            ],
             "properties": {
-              "code": { "type": "string", "enum": ["malformed_json", "not_found", "conflict", "invalid", "too_large", "unauthorized", "http_error", "internal"] },
-              "message": { "type": "string" },
-              "details": { "type": "object" }
+              "code": {
+                "type": "string",
+                "enum": [
+                  "malformed_json",
+                  "not_found",
+                  "conflict",
+                  "invalid",
+                  "too_large",
+                  "unauthorized",
+                  "http_error",
+                  "internal"
+                ]
+              },
+              "message": {
+                "type": "string"
+              },
+              "details": {
+                "type": "object"
+              }
             }
           }
         }
@@ -30,67 +60,227 @@ extension OpenAPIDocument {
       "Failure": {
         "type": "object",
         "nullable": true,
-        "properties": { "step": { "type": "string", "nullable": true }, "reason": { "type": "string" } }
+        "properties": {
+          "step": {
+            "type": "string",
+            "nullable": true
+          },
+          "reason": {
+            "type": "string"
+          }
+        }
       },
-      "RunStatus": { "type": "string", "enum": ["running", "compensating", "completed", "compensated", "compensation_failed"] },
+      "RunStatus": {
+        "type": "string",
+        "enum": [
+          "running",
+          "compensating",
+          "completed",
+          "compensated",
+          "compensation_failed",
+          "stuck"
+        ]
+      },
       "Links": {
         "type": "object",
-        "properties": { "self": { "type": "string" }, "events": { "type": "string" }, "cancel": { "type": "string" }, "retry": { "type": "string" } }
+        "properties": {
+          "self": {
+            "type": "string"
+          },
+          "events": {
+            "type": "string"
+          },
+          "cancel": {
+            "type": "string"
+          },
+          "retry": {
+            "type": "string"
+          },
+          "resolve": {
+            "type": "string"
+          }
+        }
       },
       "RunSummary": {
         "type": "object",
-        "required": ["id", "saga", "version", "status", "createdAt", "updatedAt", "links"],
+        "required": [
+          "id",
+          "saga",
+          "version",
+          "status",
+          "createdAt",
+          "updatedAt",
+          "links"
+        ],
         "properties": {
-          "id": { "type": "string" },
-          "saga": { "type": "string" },
-          "version": { "type": "integer" },
-          "status": { "$ref": "#/components/schemas/RunStatus" },
-          "createdAt": { "type": "string", "format": "date-time" },
-          "updatedAt": { "type": "string", "format": "date-time" },
-          "failure": { "$ref": "#/components/schemas/Failure" },
-          "compensationFailure": { "$ref": "#/components/schemas/Failure" },
-          "idempotencyKey": { "type": "string", "nullable": true },
-          "links": { "$ref": "#/components/schemas/Links" }
+          "id": {
+            "type": "string"
+          },
+          "saga": {
+            "type": "string"
+          },
+          "version": {
+            "type": "integer"
+          },
+          "status": {
+            "$ref": "#/components/schemas/RunStatus"
+          },
+          "createdAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "updatedAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "failure": {
+            "$ref": "#/components/schemas/Failure"
+          },
+          "compensationFailure": {
+            "$ref": "#/components/schemas/Failure"
+          },
+          "idempotencyKey": {
+            "type": "string",
+            "nullable": true
+          },
+          "links": {
+            "$ref": "#/components/schemas/Links"
+          },
+          "stuck": {
+            "$ref": "#/components/schemas/Failure"
+          }
         }
       },
       "Attempt": {
         "type": "object",
         "properties": {
-          "phase": { "type": "string", "enum": ["forward", "compensate"] },
-          "number": { "type": "integer" },
-          "idempotencyKey": { "type": "string" },
-          "startedAt": { "type": "string", "format": "date-time" },
-          "sends": { "type": "integer", "description": "More than 1 when a restart found the attempt without an outcome and sent it again." },
-          "finishedAt": { "type": "string", "format": "date-time", "nullable": true },
-          "outcome": { "type": "string", "enum": ["succeeded", "failed", "in_flight"] },
-          "httpStatus": { "type": "integer", "nullable": true },
-          "error": { "type": "string", "nullable": true },
-          "durationMs": { "type": "integer", "nullable": true }
+          "phase": {
+            "type": "string",
+            "enum": [
+              "forward",
+              "compensate"
+            ]
+          },
+          "number": {
+            "type": "integer"
+          },
+          "idempotencyKey": {
+            "type": "string"
+          },
+          "startedAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "sends": {
+            "type": "integer",
+            "description": "More than 1 when a restart found the attempt without an outcome and sent it again."
+          },
+          "finishedAt": {
+            "type": "string",
+            "format": "date-time",
+            "nullable": true
+          },
+          "outcome": {
+            "type": "string",
+            "enum": [
+              "succeeded",
+              "failed",
+              "in_flight"
+            ]
+          },
+          "httpStatus": {
+            "type": "integer",
+            "nullable": true
+          },
+          "error": {
+            "type": "string",
+            "nullable": true
+          },
+          "durationMs": {
+            "type": "integer",
+            "nullable": true
+          }
         }
       },
       "Step": {
         "type": "object",
         "properties": {
-          "name": { "type": "string" },
-          "status": { "type": "string", "enum": ["pending", "running", "succeeded", "failed", "compensating", "compensated", "compensation_failed", "compensation_skipped"] },
-          "attempts": { "type": "integer" },
-          "compensationAttempts": { "type": "integer" },
-          "nextAttemptAt": { "type": "string", "format": "date-time", "nullable": true },
-          "response": { "type": "object", "nullable": true, "properties": { "status": { "type": "integer" }, "body": {} } },
-          "lastError": { "type": "string", "nullable": true },
-          "attemptLog": { "type": "array", "items": { "$ref": "#/components/schemas/Attempt" } }
+          "name": {
+            "type": "string"
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "pending",
+              "running",
+              "succeeded",
+              "failed",
+              "compensating",
+              "compensated",
+              "compensation_failed",
+              "compensation_skipped"
+            ]
+          },
+          "attempts": {
+            "type": "integer"
+          },
+          "compensationAttempts": {
+            "type": "integer"
+          },
+          "nextAttemptAt": {
+            "type": "string",
+            "format": "date-time",
+            "nullable": true
+          },
+          "response": {
+            "type": "object",
+            "nullable": true,
+            "properties": {
+              "status": {
+                "type": "integer"
+              },
+              "body": {}
+            }
+          },
+          "lastError": {
+            "type": "string",
+            "nullable": true
+          },
+          "attemptLog": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Attempt"
+            }
+          }
         }
       },
       "Run": {
         "allOf": [
-          { "$ref": "#/components/schemas/RunSummary" },
+          {
+            "$ref": "#/components/schemas/RunSummary"
+          },
           {
             "type": "object",
             "properties": {
-              "definitionHash": { "type": "string" },
+              "definitionHash": {
+                "type": "string"
+              },
               "input": {},
-              "steps": { "type": "array", "items": { "$ref": "#/components/schemas/Step" } },
-              "created": { "type": "boolean", "description": "On POST /v1/runs: false when an earlier run with the same idempotencyKey was returned." }
+              "steps": {
+                "type": "array",
+                "items": {
+                  "$ref": "#/components/schemas/Step"
+                }
+              },
+              "created": {
+                "type": "boolean",
+                "description": "On POST /v1/runs: false when an earlier run with the same idempotencyKey was returned."
+              },
+              "deadlineAt": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": true
+              }
             }
           }
         ]
@@ -98,72 +288,255 @@ extension OpenAPIDocument {
       "Event": {
         "type": "object",
         "properties": {
-          "sequence": { "type": "integer" },
-          "at": { "type": "string", "format": "date-time" },
-          "kind": { "type": "string" },
-          "step": { "type": "string", "nullable": true },
-          "phase": { "type": "string", "nullable": true },
-          "attempt": { "type": "integer", "nullable": true },
-          "message": { "type": "string" },
-          "data": { "type": "object" }
+          "sequence": {
+            "type": "integer"
+          },
+          "at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "kind": {
+            "type": "string"
+          },
+          "step": {
+            "type": "string",
+            "nullable": true
+          },
+          "phase": {
+            "type": "string",
+            "nullable": true
+          },
+          "attempt": {
+            "type": "integer",
+            "nullable": true
+          },
+          "message": {
+            "type": "string"
+          },
+          "data": {
+            "type": "object"
+          }
         }
       },
       "Definition": {
         "type": "object",
         "properties": {
-          "name": { "type": "string" },
-          "version": { "type": "integer" },
-          "hash": { "type": "string" },
-          "registeredAt": { "type": "string", "format": "date-time" },
-          "description": { "type": "string", "nullable": true },
-          "steps": { "type": "array", "items": { "type": "string" } },
-          "definition": { "type": "object", "description": "The saga as registered (GET /v1/definitions/{name} only)." }
+          "name": {
+            "type": "string"
+          },
+          "version": {
+            "type": "integer"
+          },
+          "hash": {
+            "type": "string"
+          },
+          "registeredAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "description": {
+            "type": "string",
+            "nullable": true
+          },
+          "steps": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            }
+          },
+          "definition": {
+            "type": "object",
+            "description": "The saga as registered (GET /v1/definitions/{name} only)."
+          }
         }
       }
     },
     "responses": {
-      "Malformed": { "description": "Malformed JSON", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-      "NotFound": { "description": "Unknown run or saga", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-      "Conflict": { "description": "The run's state does not allow it", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-      "TooLarge": { "description": "Body over the limit", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-      "Invalid": { "description": "Invalid request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-      "Unauthorized": { "description": "Missing or wrong bearer token", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+      "Malformed": {
+        "description": "Malformed JSON",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "NotFound": {
+        "description": "Unknown run or saga",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "Conflict": {
+        "description": "The run's state does not allow it",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "TooLarge": {
+        "description": "Body over the limit",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "Invalid": {
+        "description": "Invalid request",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "Unauthorized": {
+        "description": "Missing or wrong bearer token",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      }
     }
   },
-  "security": [{ "bearer": [] }],
+  "security": [
+    {
+      "bearer": []
+    }
+  ],
   "paths": {
     "/health": {
       "get": {
         "summary": "Process up and database reachable (no token needed)",
         "security": [],
         "responses": {
-          "200": { "description": "Healthy", "content": { "application/json": { "schema": { "type": "object", "properties": { "status": { "type": "string" }, "database": { "type": "string" } } } } } },
-          "503": { "description": "The database cannot be read" }
+          "200": {
+            "description": "Healthy",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "status": {
+                      "type": "string"
+                    },
+                    "database": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The database cannot be read"
+          }
         }
       }
     },
     "/v1/openapi.json": {
-      "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3 document" }, "401": { "$ref": "#/components/responses/Unauthorized" } } }
+      "get": {
+        "summary": "This document",
+        "responses": {
+          "200": {
+            "description": "OpenAPI 3 document"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          }
+        }
+      }
     },
     "/v1/definitions": {
       "get": {
         "summary": "Registered sagas, one entry per name and version",
         "responses": {
-          "200": { "description": "Definitions", "content": { "application/json": { "schema": { "type": "object", "properties": { "definitions": { "type": "array", "items": { "$ref": "#/components/schemas/Definition" } } } } } } },
-          "401": { "$ref": "#/components/responses/Unauthorized" }
+          "200": {
+            "description": "Definitions",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "definitions": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/Definition"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          }
         }
       },
       "post": {
         "summary": "Register a saga definition (the body is the definition itself)",
-        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object"
+              }
+            }
+          }
+        },
         "responses": {
-          "201": { "description": "Registered", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Definition" } } } },
-          "200": { "description": "Already registered with the same content", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Definition" } } } },
-          "400": { "$ref": "#/components/responses/Malformed" },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "409": { "$ref": "#/components/responses/Conflict" },
-          "413": { "$ref": "#/components/responses/TooLarge" },
-          "422": { "$ref": "#/components/responses/Invalid" }
+          "201": {
+            "description": "Registered",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Definition"
+                }
+              }
+            }
+          },
+          "200": {
+            "description": "Already registered with the same content",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Definition"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Malformed"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          }
         }
       }
     },
@@ -171,14 +544,44 @@ extension OpenAPIDocument {
       "get": {
         "summary": "A registered saga: the latest version, or ?version=",
         "parameters": [
-          { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } },
-          { "name": "version", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1 } }
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "version",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "integer",
+              "minimum": 1
+            }
+          }
         ],
         "responses": {
-          "200": { "description": "The definition", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Definition" } } } },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "404": { "$ref": "#/components/responses/NotFound" },
-          "422": { "$ref": "#/components/responses/Invalid" }
+          "200": {
+            "description": "The definition",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Definition"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          }
         }
       }
     },
@@ -192,50 +595,164 @@ extension OpenAPIDocument {
               "schema": {
                 "type": "object",
                 "additionalProperties": false,
-                "required": ["saga"],
+                "required": [
+                  "saga"
+                ],
                 "properties": {
-                  "saga": { "type": "string" },
-                  "version": { "type": "integer", "minimum": 1 },
+                  "saga": {
+                    "type": "string"
+                  },
+                  "version": {
+                    "type": "integer",
+                    "minimum": 1
+                  },
                   "input": {},
-                  "idempotencyKey": { "type": "string", "maxLength": 255, "description": "Starting again with the same key returns the first run (200) instead of a second one." }
+                  "idempotencyKey": {
+                    "type": "string",
+                    "maxLength": 255,
+                    "description": "Starting again with the same key returns the first run (200) instead of a second one."
+                  }
                 }
               }
             }
           }
         },
         "responses": {
-          "201": { "description": "Started", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Run" } } } },
-          "200": { "description": "A run with this idempotencyKey already exists", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Run" } } } },
-          "400": { "$ref": "#/components/responses/Malformed" },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "404": { "$ref": "#/components/responses/NotFound" },
-          "413": { "$ref": "#/components/responses/TooLarge" },
-          "422": { "$ref": "#/components/responses/Invalid" }
+          "201": {
+            "description": "Started",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "200": {
+            "description": "A run with this idempotencyKey already exists",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Malformed"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          }
         }
       },
       "get": {
         "summary": "Runs, newest first",
         "parameters": [
-          { "name": "status", "in": "query", "schema": { "$ref": "#/components/schemas/RunStatus" } },
-          { "name": "saga", "in": "query", "schema": { "type": "string" } },
-          { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } },
-          { "name": "cursor", "in": "query", "schema": { "type": "string" }, "description": "nextCursor of the previous page" }
+          {
+            "name": "status",
+            "in": "query",
+            "schema": {
+              "$ref": "#/components/schemas/RunStatus"
+            }
+          },
+          {
+            "name": "saga",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 500,
+              "default": 50
+            }
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            },
+            "description": "nextCursor of the previous page"
+          }
         ],
         "responses": {
-          "200": { "description": "A page of runs", "content": { "application/json": { "schema": { "type": "object", "properties": { "runs": { "type": "array", "items": { "$ref": "#/components/schemas/RunSummary" } }, "nextCursor": { "type": "string", "nullable": true } } } } } },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "422": { "$ref": "#/components/responses/Invalid" }
+          "200": {
+            "description": "A page of runs",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "runs": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/RunSummary"
+                      }
+                    },
+                    "nextCursor": {
+                      "type": "string",
+                      "nullable": true
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          }
         }
       }
     },
     "/v1/runs/{id}": {
       "get": {
         "summary": "A run: state, steps with attempts, responses, errors, timings",
-        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
         "responses": {
-          "200": { "description": "The run", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Run" } } } },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "404": { "$ref": "#/components/responses/NotFound" }
+          "200": {
+            "description": "The run",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          }
         }
       }
     },
@@ -243,43 +760,262 @@ extension OpenAPIDocument {
       "get": {
         "summary": "The run's history, oldest first; with wait, a long poll for what comes after `after`",
         "parameters": [
-          { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
-          { "name": "after", "in": "query", "schema": { "type": "integer", "default": 0 }, "description": "Only events with a larger sequence" },
-          { "name": "wait", "in": "query", "schema": { "type": "string", "example": "30s" }, "description": "When nothing is new, wait up to this long (at most 30s)" }
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "after",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "default": 0
+            },
+            "description": "Only events with a larger sequence"
+          },
+          {
+            "name": "wait",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "example": "30s"
+            },
+            "description": "When nothing is new, wait up to this long (at most 30s)"
+          }
         ],
         "responses": {
-          "200": { "description": "Events", "content": { "application/json": { "schema": { "type": "object", "properties": { "runId": { "type": "string" }, "status": { "$ref": "#/components/schemas/RunStatus" }, "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "lastSequence": { "type": "integer" } } } } } },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "404": { "$ref": "#/components/responses/NotFound" },
-          "422": { "$ref": "#/components/responses/Invalid" }
+          "200": {
+            "description": "Events",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "runId": {
+                      "type": "string"
+                    },
+                    "status": {
+                      "$ref": "#/components/schemas/RunStatus"
+                    },
+                    "events": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/Event"
+                      }
+                    },
+                    "lastSequence": {
+                      "type": "integer"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          }
         }
       }
     },
     "/v1/runs/{id}/cancel": {
       "post": {
         "summary": "Stop forward progress and compensate the completed steps",
-        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
-        "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "reason": { "type": "string" } } } } } },
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "reason": {
+                    "type": "string"
+                  }
+                }
+              }
+            }
+          }
+        },
         "responses": {
-          "200": { "description": "Cancelled: the run is compensating (or already compensated)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Run" } } } },
-          "400": { "$ref": "#/components/responses/Malformed" },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "404": { "$ref": "#/components/responses/NotFound" },
-          "409": { "$ref": "#/components/responses/Conflict" },
-          "422": { "$ref": "#/components/responses/Invalid" }
+          "200": {
+            "description": "Cancelled: the run is compensating (or already compensated)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Malformed"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          }
         }
       }
     },
     "/v1/runs/{id}/retry": {
       "post": {
-        "summary": "Retry the failed compensation of a run in compensation_failed",
-        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "summary": "Try again: the failed compensation of a run in compensation_failed (all, or `step`), or the failed step of a stuck run",
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
         "responses": {
-          "200": { "description": "The run is compensating again", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Run" } } } },
-          "401": { "$ref": "#/components/responses/Unauthorized" },
-          "404": { "$ref": "#/components/responses/NotFound" },
-          "409": { "$ref": "#/components/responses/Conflict" },
-          "422": { "$ref": "#/components/responses/Invalid" }
+          "200": {
+            "description": "The run is compensating again",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          },
+          "400": {
+            "$ref": "#/components/responses/Malformed"
+          }
+        },
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "step": {
+                    "type": "string"
+                  },
+                  "by": {
+                    "type": "string",
+                    "description": "Who, for the history"
+                  },
+                  "note": {
+                    "type": "string",
+                    "description": "Why, for the history"
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/v1/runs/{id}/resolve": {
+      "post": {
+        "summary": "Record that a failed compensation was done by hand; undoing continues with the steps before it",
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": [
+                  "step",
+                  "note"
+                ],
+                "properties": {
+                  "step": {
+                    "type": "string"
+                  },
+                  "note": {
+                    "type": "string"
+                  },
+                  "by": {
+                    "type": "string"
+                  }
+                }
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Resolved; the run is compensating again (or compensated)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Malformed"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          }
         }
       }
     }

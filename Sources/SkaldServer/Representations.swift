@@ -24,7 +24,7 @@ enum Representation {
         [
             "id": .string(run.id), "saga": .string(run.sagaName), "version": .int(Int64(run.sagaVersion)),
             "status": .string(run.status.rawValue), "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
-            "failure": failure(run.failure), "compensationFailure": failure(run.compensationFailure),
+            "failure": failure(run.failure), "compensationFailure": failure(run.compensationFailure), "stuck": failure(run.stuck),
             "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null, "links": links(run.id),
         ]
     }
@@ -46,6 +46,7 @@ enum Representation {
             "definitionHash": .string(run.definitionHash), "status": .string(run.state.status.rawValue), "input": run.input,
             "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
             "failure": failure(run.state.failure), "compensationFailure": failure(run.state.compensationFailure),
+            "stuck": failure(run.state.stuck), "deadlineAt": run.state.deadlineAt.map(timestamp) ?? .null,
             "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null,
             "steps": .array(steps), "links": links(run.id),
         ]

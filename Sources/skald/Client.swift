@@ -148,7 +148,7 @@ extension RunStatus {
         switch self {
         case .completed: style.green(rawValue)
         case .compensated, .compensating: style.yellow(rawValue)
-        case .compensationFailed: style.red(rawValue)
+        case .compensationFailed, .stuck: style.red(rawValue)
         case .running: rawValue
         }
     }

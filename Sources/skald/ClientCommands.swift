@@ -123,7 +123,7 @@ struct ListCommand: AsyncParsableCommand {
             let style = ProgressPrinter.Style.forStandardOutput
             let rows = runs.map { run -> [String] in
                 let status = run["status"]?.stringValue.flatMap(RunStatus.init(rawValue:))
-                let failure = run["compensationFailure"] != .null ? run["compensationFailure"] : run["failure"]
+                let failure = [run["stuck"], run["compensationFailure"], run["failure"]].first { $0 != nil && $0 != .null } ?? nil
                 var detail = ""
                 if let failure, failure != .null {
                     let step = failure["step"]?.stringValue.map { "\($0): " } ?? ""
@@ -163,7 +163,11 @@ struct StatusCommand: AsyncParsableCommand {
             }
             if let failure = run["compensationFailure"], failure != .null {
                 print(style.red("compensation failed: \(failure["step"]?.stringValue ?? ""): \(failure["reason"]?.stringValue ?? "")"))
-                print("  retry it with `skald retry \(id)` once the participant is fixed")
+                print("  retry it with `skald retry \(id)` once the participant is fixed, or `skald resolve \(id) --step STEP --note TEXT` if you undid it by hand")
+            }
+            if let stuck = run["stuck"], stuck != .null {
+                print(style.red("stuck after the pivot: \(stuck["step"]?.stringValue ?? ""): \(stuck["reason"]?.stringValue ?? "")"))
+                print("  fix what that step calls, then `skald retry \(id)` tries it again")
             }
             let rows = (run["steps"]?.arrayValue ?? []).map { step -> [String] in
                 var detail = step["lastError"]?.stringValue ?? ""
@@ -243,21 +247,70 @@ struct CancelCommand: AsyncParsableCommand {
     }
 }
 
+/// Who an operator is, for the run's history.
+struct OperatorOptions: ParsableArguments {
+    @Option(name: .long, help: "Who is acting, for the run's history (default: $USER).")
+    var by: String?
+
+    var name: String { by ?? ProcessInfo.processInfo.environment["USER"] ?? "" }
+}
+
 struct RetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "retry", abstract: "Retry the failed compensation of a run in compensation_failed.")
+        commandName: "retry",
+        abstract: "Try again: the failed compensation of a compensation_failed run, or the failed step of a stuck run.",
+        discussion: "The retried call gets its retry policy afresh. The history records who and why.")
 
     @Argument(help: "The run id.")
     var run: String
 
+    @Option(name: .long, help: "Only this step's compensation (default: every failed one).")
+    var step: String?
+
+    @Option(name: .long, help: "Why, for the run's history.")
+    var note: String?
+
+    @OptionGroup var who: OperatorOptions
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         let id = run
+        var body: [String: JSONValue] = ["by": .string(who.name)]
+        if let step { body["step"] = .string(step) }
+        if let note { body["note"] = .string(note) }
+        let request = JSONValue.object(body)
         try await SkaldClient.with(client) { api in
-            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", nil)
+            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", request)
             if client.json { print(run.prettyText); return }
-            print("retrying the compensation of run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+            print("retrying run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+        }
+    }
+}
+
+struct ResolveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve",
+        abstract: "Record that a failed compensation was done by hand, and continue undoing the steps before it.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "The step whose compensation was done by hand.")
+    var step: String
+
+    @Option(name: .long, help: "What was done, for the run's history (for example \"refunded in the bank's console\").")
+    var note: String
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        let request: JSONValue = ["step": .string(step), "note": .string(note), "by": .string(who.name)]
+        try await SkaldClient.with(client) { api in
+            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/resolve", request)
+            if client.json { print(run.prettyText); return }
+            print("resolved the compensation of \(step) in run \(id): now \(run["status"]?.stringValue ?? "?")")
         }
     }
 }
@@ -302,6 +355,9 @@ struct Watcher {
     }
 
     static func failureText(_ run: JSONValue) -> String {
+        if let stuck = run["stuck"], stuck != .null {
+            return ": \(stuck["step"]?.stringValue ?? "?") failed after the pivot (\(stuck["reason"]?.stringValue ?? "")); fix it, then `skald retry \(run["id"]?.stringValue ?? "")`"
+        }
         if let failure = run["compensationFailure"], failure != .null {
             return ": the compensation of \(failure["step"]?.stringValue ?? "?") failed (\(failure["reason"]?.stringValue ?? "")); `skald retry \(run["id"]?.stringValue ?? "")` once fixed"
         }

@@ -12,7 +12,9 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             Four checkouts: one that completes, one whose card is declined (HTTP 402, so the stock reservation is
             released), one whose shipping service is flaky (503s, then success after backoff), and one whose refund
-            keeps failing (an honest compensation_failed). With --serve, only start the services and print their URLs.
+            keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel
+            before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once.
+            With --serve, only start the services and print their URLs.
             """)
 
     @Option(name: .long, help: "The database file (default: a new file in a temporary folder).")
@@ -49,6 +51,7 @@ struct DemoCommand: AsyncParsableCommand {
         for kind in Participant.Kind.allCases {
             print("  export \(kind.environmentName)=\(participants.urls[kind]!)")
         }
+        print("\n  (six ports from --port: inventory, payments, shipping, hotels, flights, cars)")
         print("""
 
               skald run Sagas/checkout.json --input @Sagas/inputs/checkout.json
@@ -63,16 +66,17 @@ struct DemoCommand: AsyncParsableCommand {
 
     static func story(_ participants: RunningParticipants, sagasFolder: String, dbPath: String?) async throws {
         let style = ProgressPrinter.Style.forStandardOutput
-        guard let (text, source) = DemoSagas.text("checkout.json", folder: sagasFolder) else {
-            throw ValidationError("cannot find checkout.json")
+        func load(_ name: String) throws -> (SagaDefinition, String) {
+            guard let (text, source) = DemoSagas.text(name, folder: sagasFolder) else { throw ValidationError("cannot find \(name)") }
+            do {
+                return (try DefinitionParser.parse(Array(text.utf8), file: source), source)
+            } catch {
+                for line in error.lines { printError(line) }
+                throw Exit.invalid
+            }
         }
-        let saga: SagaDefinition
-        do {
-            saga = try DefinitionParser.parse(Array(text.utf8), file: source)
-        } catch {
-            for line in error.lines { printError(line) }
-            throw Exit.invalid
-        }
+        let (saga, source) = try load("checkout.json")
+        let (trip, tripSource) = try load("trip.json")
         let path = try dbPath ?? temporaryDatabasePath()
         let store = try SQLiteStore(path: path)
         let lock = try EngineLock(databasePath: path)
@@ -83,12 +87,12 @@ struct DemoCommand: AsyncParsableCommand {
             The saga \(saga.name) (\(source)) reserves stock, charges a card and books shipping.
             Each step declares the call that undoes it. Three small services play the participants:
             """)
-        for kind in Participant.Kind.allCases {
+        for kind in [Participant.Kind.inventory, .payments, .shipping] {
             print("  \(kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(participants.urls[kind]!)")
         }
         print("Every state change is committed to \(path) before Skald acts on it.\n")
 
-        let printer = ProgressPrinter(style: style, indent: "    ", stepNames: saga.steps.map(\.name))
+        let printer = ProgressPrinter(style: style, indent: "    ", stepNames: (saga.steps + trip.steps).map(\.name))
         var environment = ProcessInfo.processInfo.environment
         environment.merge(participants.environment) { _, demo in demo }
 
@@ -97,6 +101,7 @@ struct DemoCommand: AsyncParsableCommand {
             var setup: String
             var card: String = "4242424242424242"
             var faults: [Participant.Kind: Faults] = [:]
+            var isTrip = false
         }
         let scenarios = [
             Scenario(title: "A checkout that completes", setup: "All three services answer at once."),
@@ -112,6 +117,14 @@ struct DemoCommand: AsyncParsableCommand {
                 title: "Shipping refuses, and refunds are down",
                 setup: "Shipping rejects the address (422) and payments fails every refund (500). Skald retries the refund, then stops in compensation_failed and says which step needs a person.",
                 faults: [.shipping: Faults(reject: true), .payments: Faults(failCompensations: true)]),
+            Scenario(
+                title: "A trip, booked in parallel",
+                setup: "\(tripSource): hotel, flight and car are booked at the same time; the payment waits for all three and is the pivot.",
+                isTrip: true),
+            Scenario(
+                title: "No car for those dates",
+                setup: "Cars answers 409, which this saga retries (retryOn) for at most 5s (maxElapsed). Then the hotel and the flight are cancelled at the same time.",
+                faults: [.cars: Faults(reject: true)], isTrip: true),
         ]
 
         var outcomes: [RunStatus] = []
@@ -121,7 +134,9 @@ struct DemoCommand: AsyncParsableCommand {
                 print(style.bold("\(number + 1). \(scenario.title)"))
                 print("   \(scenario.setup)")
                 let started = ContinuousClock.now
-                let runID = try await engine.startRun(saga, input: DemoSagas.checkoutInput(orderId: "order-\(1001 + number)", card: scenario.card))
+                let runID = scenario.isTrip
+                    ? try await engine.startRun(trip, input: DemoSagas.tripInput(tripId: "trip-\(2001 + number)", card: scenario.card))
+                    : try await engine.startRun(saga, input: DemoSagas.checkoutInput(orderId: "order-\(1001 + number)", card: scenario.card))
                 print("   run \(runID)")
                 let state = try await engine.drive(runID: runID)
                 print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))\n")
@@ -131,6 +146,7 @@ struct DemoCommand: AsyncParsableCommand {
         for kind in Participant.Kind.allCases { await participants[kind].setFaults(Faults()) }
 
         print(style.bold("What the participants applied"))
+        print("  (each line is what one service did; retries and replays of a key are not applied twice)")
         var repeated = 0
         for kind in Participant.Kind.allCases {
             let ledger = await participants[kind].ledger

@@ -8,12 +8,14 @@ enum Exit {
     static let invalid = ExitCode(2)
     static let compensated = ExitCode(3)
     static let compensationFailed = ExitCode(4)
+    static let stuck = ExitCode(5)
 
     static func forStatus(_ status: RunStatus) -> ExitCode {
         switch status {
         case .completed: completed
         case .compensated: compensated
         case .compensationFailed: compensationFailed
+        case .stuck: stuck
         case .running, .compensating: failure
         }
     }

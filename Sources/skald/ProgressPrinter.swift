@@ -75,7 +75,8 @@ final class ProgressPrinter: Sendable {
             return "\(prefix)\(padded) \(attemptColumn) \(style.red("failed")) \(reason)  \(style.dim(took))  \(next)"
         case .attemptResent:
             return "\(prefix)\(style.yellow("resend")) \(event.message)"
-        case .compensationStarted, .compensationSkipped, .compensationFailed:
+        case .compensationStarted, .compensationSkipped, .compensationFailed, .deadlinePassed, .runStuck, .pivotPassed,
+            .compensationResolved, .compensationRetried, .runResumed, .runCancelled:
             return "\(prefix)\(style.yellow("↩")) \(event.message)"
         default:
             return nil
@@ -99,6 +100,9 @@ final class ProgressPrinter: Sendable {
             return "\(style.red(style.bold("compensation_failed"))) after \(took): \(failure)"
                 + (left.isEmpty ? "" : "; still to undo: \(left.reversed().joined(separator: ", "))")
                 + ". A person must retry the compensation or resolve it by hand."
+        case .stuck:
+            let stuck = state.stuck.map { "\($0.step) failed after the pivot (\($0.reason))" } ?? "a step failed after the pivot"
+            return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: fix the step, then `skald retry RUN` on a server."
         case .running, .compensating:
             return "\(style.yellow(state.status.rawValue)) after \(took): run `skald resume` to continue"
         }

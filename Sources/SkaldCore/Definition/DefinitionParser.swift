@@ -4,18 +4,23 @@ public struct DefinitionParser {
     /// Headers that Skald sets on every call; a definition may not set them.
     public static let reservedHeaders = ["idempotency-key", "skald-run", "skald-step", "skald-attempt", "skald-phase", "content-length", "host"]
 
-    static let sagaFields = ["$schema", "name", "version", "description", "defaults", "inputSchema", "steps"]
+    static let sagaFields = ["$schema", "name", "version", "description", "deadline", "defaults", "inputSchema", "steps"]
     static let defaultsFields = ["timeout", "retry", "compensationRetry"]
-    static let stepFields = ["name", "request", "compensation"]
-    static let callFields = ["method", "url", "headers", "body", "timeout", "retry"]
+    static let stepFields = ["name", "dependsOn", "pivot", "request", "compensation"]
+    static let callFields = ["method", "url", "headers", "body", "timeout", "retry", "maxElapsed", "successStatus", "retryOn", "failOn"]
     static let retryFields = ["maxAttempts", "initialInterval", "backoffCoefficient", "maxInterval", "jitter"]
 
     public static let maximumAttempts = 100
     public static let maximumTimeout: Duration = .seconds(15 * 60)
     public static let maximumInterval: Duration = .seconds(3600)
+    public static let maximumDeadline: Duration = .seconds(30 * 86_400)
 
     private var problems: [DefinitionProblem] = []
     private let locations: [JSONPath: SourceLocation]
+    private var dependencies: [[Int]] = []
+    private var usesDependsOn = false
+    private var pivot: Int?
+    private var deadline: Duration?
 
     private init(locations: [JSONPath: SourceLocation]) {
         self.locations = locations
@@ -140,6 +145,7 @@ public struct DefinitionParser {
             report(.root, "\"version\" is required: give a whole number such as 1, and bump it whenever the saga changes")
         }
         let description = string(members, "description", at: .root, required: false, hint: "describe the saga in a sentence")
+        deadline = duration(members, "deadline", at: .root, maximum: Self.maximumDeadline)
 
         var forwardRetry = RetryPolicy.forwardDefault
         var compensationRetry = RetryPolicy.compensationDefault
@@ -186,7 +192,13 @@ public struct DefinitionParser {
             }
             // References are checked even when other steps have problems, against every step name in the file.
             let names = items.map { $0["name"]?.stringValue ?? "" }
-            checkReferences(parsed, names: names, inputSchema: inputSchema)
+            usesDependsOn = items.contains { $0["dependsOn"] != nil }
+            let graph = dependencyGraph(items, names: names)
+            dependencies = graph.direct
+            checkReferences(parsed, names: names, reachable: graph.transitive, inputSchema: inputSchema)
+            if parsed.count == items.count, let closure = graph.transitive {
+                pivot = checkPivot(parsed.map(\.step), closure: closure)
+            }
             steps = parsed.map(\.step)
         case let other?:
             report(stepsPath, "\"steps\" must be an array of steps, but it is \(other.typeName)")
@@ -194,7 +206,112 @@ public struct DefinitionParser {
 
         guard let name, let version, problems.isEmpty else { return nil }
         return SagaDefinition(
-            name: name, version: version, description: description, inputSchema: inputSchema, steps: steps, document: document)
+            name: name, version: version, description: description, inputSchema: inputSchema, steps: steps,
+            dependencies: dependencies, pivot: pivot, deadline: deadline, document: document)
+    }
+
+    // MARK: - Dependencies
+
+    /// Each step's direct dependencies (`dependsOn`, or the step before it in file order when absent) and,
+    /// when there is no cycle, the steps each one depends on directly or through others.
+    private mutating func dependencyGraph(_ items: [JSONValue], names: [String]) -> (direct: [[Int]], transitive: [Set<Int>]?) {
+        var direct: [[Int]] = []
+        for (index, item) in items.enumerated() {
+            let path = JSONPath.root.appending("steps").appending(index).appending("dependsOn")
+            guard let value = item["dependsOn"] else {
+                direct.append(index == 0 ? [] : [index - 1])
+                continue
+            }
+            guard case .array(let entries) = value else {
+                report(path, "\"dependsOn\" must be an array of step names, for example [\"reserve-hotel\", \"reserve-flight\"]; [] starts the step at once")
+                direct.append([])
+                continue
+            }
+            var indexes: [Int] = []
+            for (position, entry) in entries.enumerated() {
+                let entryPath = path.appending(position)
+                guard let dependency = entry.stringValue else {
+                    report(entryPath, "each entry of \"dependsOn\" must be a step name, but this one is \(entry.typeName)")
+                    continue
+                }
+                guard let target = names.firstIndex(of: dependency) else {
+                    let known = names.filter { !$0.isEmpty }
+                    report(entryPath, "\"\(dependency)\" is not a step of this saga\(Suggestion.didYouMean(dependency, in: known)); the steps are \(known.joined(separator: ", "))")
+                    continue
+                }
+                if target == index {
+                    report(entryPath, "a step cannot depend on itself; remove \"\(dependency)\"")
+                } else if indexes.contains(target) {
+                    report(entryPath, "\"\(dependency)\" is listed twice; list each dependency once")
+                } else {
+                    indexes.append(target)
+                }
+            }
+            direct.append(indexes)
+        }
+        // Cycles: depth-first search, reporting each cycle once at the step that closes it.
+        var state = [Int](repeating: 0, count: items.count)  // 0 new, 1 on the stack, 2 done
+        var stack: [Int] = []
+        var hasCycle = false
+        func visit(_ node: Int) {
+            state[node] = 1
+            stack.append(node)
+            for next in direct[node] {
+                if state[next] == 1 {
+                    let cycle = stack[stack.firstIndex(of: next)!...].map { names[$0] } + [names[next]]
+                    report(
+                        JSONPath.root.appending("steps").appending(node).appending("dependsOn"),
+                        "the dependencies form a cycle: \(cycle.joined(separator: " waits for ")); a step can only wait for steps that do not wait for it")
+                    hasCycle = true
+                } else if state[next] == 0 {
+                    visit(next)
+                }
+            }
+            stack.removeLast()
+            state[node] = 2
+        }
+        for node in direct.indices where state[node] == 0 { visit(node) }
+        guard !hasCycle else { return (direct, nil) }
+        var transitive = [Set<Int>?](repeating: nil, count: items.count)
+        func closure(_ node: Int) -> Set<Int> {
+            if let known = transitive[node] { return known }
+            var result = Set(direct[node])
+            for next in direct[node] { result.formUnion(closure(next)) }
+            transitive[node] = result
+            return result
+        }
+        return (direct, direct.indices.map(closure))
+    }
+
+    /// At most one pivot; every other step runs before it or after it; steps after it have no compensation.
+    private mutating func checkPivot(_ steps: [StepDefinition], closure: [Set<Int>]) -> Int? {
+        let pivots = steps.indices.filter { steps[$0].isPivot }
+        guard let pivot = pivots.first else { return nil }
+        for extra in pivots.dropFirst() {
+            report(
+                JSONPath.root.appending("steps").appending(extra).appending("pivot"),
+                "only one step can be the pivot, and \"\(steps[pivot].name)\" already is; remove \"pivot\" here")
+        }
+        if steps[pivot].compensation != nil {
+            report(
+                JSONPath.root.appending("steps").appending(pivot).appending("compensation"),
+                "\"\(steps[pivot].name)\" is the pivot, the point of no return: once it succeeds nothing is undone, so its compensation would never run; remove it")
+        }
+        for index in steps.indices where index != pivot {
+            let before = closure[pivot].contains(index)
+            let after = closure[index].contains(pivot)
+            let path = JSONPath.root.appending("steps").appending(index)
+            if !before && !after {
+                report(
+                    path, "\"\(steps[index].name)\" runs neither before nor after the pivot \"\(steps[pivot].name)\", so it could still be running when the saga can no longer turn back; make the pivot depend on it, or it on the pivot")
+            }
+            if after, steps[index].compensation != nil {
+                report(
+                    path.appending("compensation"),
+                    "\"\(steps[index].name)\" runs after the pivot \"\(steps[pivot].name)\": once the pivot succeeds the saga only goes forward, so this compensation would never run; remove it")
+            }
+        }
+        return pivot
     }
 
     static func isValidName(_ name: String) -> Bool {
@@ -222,8 +339,14 @@ public struct DefinitionParser {
         if let compensationValue = members["compensation"] {
             compensation = call(compensationValue, at: path.appending("compensation"), timeout: timeout, retry: compensationRetry)
         }
+        var isPivot = false
+        if let pivotValue = members["pivot"] {
+            if let flag = pivotValue.boolValue { isPivot = flag } else {
+                report(path.appending("pivot"), "\"pivot\" must be true or false, but it is \(pivotValue.jsonText)")
+            }
+        }
         guard let name, let request, members["compensation"] == nil || compensation != nil else { return nil }
-        return StepDefinition(name: name, request: request, compensation: compensation)
+        return StepDefinition(name: name, request: request, compensation: compensation, isPivot: isPivot)
     }
 
     private mutating func call(_ value: JSONValue, at path: JSONPath, timeout: Duration, retry: RetryPolicy) -> CallDefinition? {
@@ -279,8 +402,13 @@ public struct DefinitionParser {
             callRetry = retryPolicy(retryValue, at: path.appending("retry"), base: retry) ?? retry
         }
 
+        let maxElapsed = duration(members, "maxElapsed", at: path, maximum: Self.maximumDeadline)
+        let rules = statusRules(members, at: path)
+
         guard problems.count == problemsBefore, let method, let url else { return nil }
-        return CallDefinition(method: method, url: url, headers: headers, body: body, timeout: callTimeout, retry: callRetry)
+        return CallDefinition(
+            method: method, url: url, headers: headers, body: body, timeout: callTimeout, retry: callRetry, statusRules: rules,
+            maxElapsed: maxElapsed)
     }
 
     private mutating func checkURL(_ url: TemplateString, at path: JSONPath) {
@@ -337,6 +465,40 @@ public struct DefinitionParser {
         default:
             return .literal(value)
         }
+    }
+
+    // MARK: - Status rules
+
+    private mutating func statusRules(_ members: [String: JSONValue], at path: JSONPath) -> StatusRules {
+        func patterns(_ key: String) -> [StatusRules.Pattern]? {
+            guard let value = members[key] else { return nil }
+            let listPath = path.appending(key)
+            guard case .array(let items) = value, !items.isEmpty else {
+                report(listPath, "\"\(key)\" must be a non-empty array of statuses, for example [409, \"5xx\"]")
+                return nil
+            }
+            var out: [StatusRules.Pattern] = []
+            for (index, item) in items.enumerated() {
+                if let code = item.intValue, (100...599).contains(code) {
+                    out.append(.exact(Int(code)))
+                } else if let text = item.stringValue, text.count == 3, text.hasSuffix("xx"), let digit = Int(text.prefix(1)), (1...5).contains(digit) {
+                    out.append(.range(digit))
+                } else {
+                    report(listPath.appending(index), "\(item.jsonText) is not a status; write a number from 100 to 599 or a range such as \"4xx\"")
+                }
+            }
+            return out
+        }
+        let success = patterns("successStatus")
+        let retryOn = patterns("retryOn") ?? []
+        let failOn = patterns("failOn") ?? []
+        for pattern in retryOn where failOn.contains(pattern) {
+            report(path.appending("retryOn"), "\(pattern) is in both retryOn and failOn; keep it in one of them")
+        }
+        for pattern in (retryOn + failOn) where success?.contains(pattern) == true {
+            report(path.appending("successStatus"), "\(pattern) is in successStatus and also in retryOn or failOn; keep it in one of them")
+        }
+        return StatusRules(successStatus: success, retryOn: retryOn, failOn: failOn)
     }
 
     // MARK: - Retry
@@ -455,18 +617,27 @@ public struct DefinitionParser {
 
     // MARK: - References
 
-    private mutating func checkReferences(_ steps: [(index: Int, step: StepDefinition)], names: [String], inputSchema: InputSchema?) {
+    private mutating func checkReferences(
+        _ steps: [(index: Int, step: StepDefinition)], names: [String], reachable: [Set<Int>]?, inputSchema: InputSchema?
+    ) {
         for (index, step) in steps {
             let stepPath = JSONPath.root.appending("steps").appending(index)
-            checkCall(step.request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, inputSchema: inputSchema)
+            let earlier = reachable?[index]
+            checkCall(
+                step.request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, earlier: earlier,
+                inputSchema: inputSchema)
             if let compensation = step.compensation {
-                checkCall(compensation, at: stepPath.appending("compensation"), stepIndex: index, includingOwn: true, names: names, inputSchema: inputSchema)
+                checkCall(
+                    compensation, at: stepPath.appending("compensation"), stepIndex: index, includingOwn: true, names: names,
+                    earlier: earlier, inputSchema: inputSchema)
             }
         }
     }
 
+    /// - Parameter earlier: the steps certain to have succeeded before this one runs (nil when the graph has a cycle).
     private mutating func checkCall(
-        _ call: CallDefinition, at path: JSONPath, stepIndex: Int, includingOwn: Bool, names: [String], inputSchema: InputSchema?
+        _ call: CallDefinition, at path: JSONPath, stepIndex: Int, includingOwn: Bool, names: [String], earlier: Set<Int>?,
+        inputSchema: InputSchema?
     ) {
         var located: [(JSONPath, TemplateReference)] = call.url.references.map { (path.appending("url"), $0) }
         for header in call.headers {
@@ -482,10 +653,16 @@ public struct DefinitionParser {
                     report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
                     continue
                 }
-                if target == stepIndex && !includingOwn {
-                    report(fieldPath, "{{\(reference)}} refers to this step's own response, which does not exist before the request is sent; only a compensation may use it")
-                } else if target > stepIndex {
-                    report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which runs after this one; a call can only use the responses of earlier steps\(includingOwn ? " and of its own step" : "")")
+                if target == stepIndex {
+                    if !includingOwn {
+                        report(fieldPath, "{{\(reference)}} refers to this step's own response, which does not exist before the request is sent; only a compensation may use it")
+                    }
+                } else if let earlier, !earlier.contains(target) {
+                    if target > stepIndex && !usesDependsOn {
+                        report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which runs after this one; a call can only use the responses of earlier steps\(includingOwn ? " and of its own step" : "")")
+                    } else {
+                        report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which may not have run when this call is made: it is not among the steps this one depends on, directly or through others; add \"\(step)\" to this step's dependsOn")
+                    }
                 }
             case .input(let inputPath):
                 if let inputSchema, let gap = inputSchema.undeclaredPrefix(of: inputPath) {

@@ -6,6 +6,12 @@ public struct SagaDefinition: Sendable {
     /// A JSON Schema (subset) that a run's input must match; references to the input are checked against it.
     public var inputSchema: InputSchema?
     public var steps: [StepDefinition]
+    /// For each step, the steps it waits for: its `dependsOn`, or the step before it when absent.
+    public var dependencies: [[Int]]
+    /// The point of no return, if any: once it succeeds, the saga only goes forward.
+    public var pivot: Int?
+    /// How long the run may go forward; when it passes, the run compensates.
+    public var deadline: Duration?
     /// The document as written, kept so that the stored definition is exactly what was validated.
     public var document: JSONValue
 
@@ -21,6 +27,8 @@ public struct StepDefinition: Sendable, Hashable {
     public var name: String
     public var request: CallDefinition
     public var compensation: CallDefinition?
+    /// Marks the point of no return.
+    public var isPivot: Bool = false
 }
 
 /// One HTTP call: a forward request or a compensation.
@@ -32,6 +40,10 @@ public struct CallDefinition: Sendable, Hashable {
     /// The deadline of each attempt.
     public var timeout: Duration
     public var retry: RetryPolicy
+    /// Which statuses succeed, are retried or fail at once.
+    public var statusRules: StatusRules = .standard
+    /// The most time from the first attempt to the start of a retry; no retry starts after it.
+    public var maxElapsed: Duration?
 
     public struct Header: Sendable, Hashable {
         public var name: String

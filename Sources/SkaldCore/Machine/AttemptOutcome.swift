@@ -55,3 +55,52 @@ public enum StatusClassification: Sendable, Equatable {
         }
     }
 }
+
+/// A step's own rules for which statuses succeed, are retried, or fail at once.
+/// Precedence: `successStatus`, then `failOn`, then `retryOn`, then the defaults.
+public struct StatusRules: Sendable, Hashable {
+    public enum Pattern: Sendable, Hashable, CustomStringConvertible {
+        case exact(Int)
+        /// `4xx`: every status with this hundreds digit.
+        case range(Int)
+
+        public func matches(_ status: Int) -> Bool {
+            switch self {
+            case .exact(let code): status == code
+            case .range(let hundreds): status / 100 == hundreds
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .exact(let code): "\(code)"
+            case .range(let hundreds): "\(hundreds)xx"
+            }
+        }
+    }
+
+    public var successStatus: [Pattern]?
+    public var retryOn: [Pattern]
+    public var failOn: [Pattern]
+
+    public init(successStatus: [Pattern]? = nil, retryOn: [Pattern] = [], failOn: [Pattern] = []) {
+        self.successStatus = successStatus
+        self.retryOn = retryOn
+        self.failOn = failOn
+    }
+
+    public static let standard = StatusRules()
+
+    public func classify(_ status: Int) -> StatusClassification {
+        if let successStatus {
+            if successStatus.contains(where: { $0.matches(status) }) { return .success }
+        } else if (200...299).contains(status) {
+            return .success
+        }
+        if failOn.contains(where: { $0.matches(status) }) { return .permanent }
+        if retryOn.contains(where: { $0.matches(status) }) { return .retryable }
+        let standard = StatusClassification(status: status)
+        // A 2xx that successStatus leaves out is not a success, and not worth retrying either.
+        return standard == .success ? .permanent : standard
+    }
+}

@@ -19,6 +19,11 @@ public struct RunEvent: Sendable, Hashable {
         case runCompensationFailed = "run_compensation_failed"
         case runCancelled = "run_cancelled"
         case compensationRetried = "compensation_retried"
+        case compensationResolved = "compensation_resolved"
+        case deadlinePassed = "deadline_passed"
+        case pivotPassed = "pivot_passed"
+        case runStuck = "run_stuck"
+        case runResumed = "run_resumed"
     }
 
     public var at: Date

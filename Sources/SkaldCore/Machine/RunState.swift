@@ -11,13 +11,18 @@ public enum RunStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case completed
     case compensated
     case compensationFailed = "compensation_failed"
+    /// Past the pivot a step failed for good: the saga cannot turn back, so a person must fix the step and resume.
+    case stuck
 
     public var isTerminal: Bool {
         switch self {
-        case .running, .compensating: false
+        case .running, .compensating, .stuck: false
         case .completed, .compensated, .compensationFailed: true
         }
     }
+
+    /// Waiting for a person (compensation_failed or stuck).
+    public var needsOperator: Bool { self == .compensationFailed || self == .stuck }
 }
 
 public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
@@ -64,6 +69,11 @@ public struct StepState: Sendable, Hashable {
     public var compensationAttempts: Int
     /// Compensation attempts made before an operator's last retry: the retry policy counts from here.
     public var compensationAttemptsBase: Int
+    /// Forward attempts made before an operator resumed a stuck run.
+    public var attemptsBase: Int
+    /// When the first attempt of the current retry budget started, per phase (for `maxElapsed`).
+    public var firstAttemptAt: Date?
+    public var compensationFirstAttemptAt: Date?
     /// When the next attempt of the current phase may start; nil when no attempt is waiting
     /// (none is needed, or one is in flight).
     public var dueAt: Date?
@@ -78,6 +88,7 @@ public struct StepState: Sendable, Hashable {
         self.attempts = 0
         self.compensationAttempts = 0
         self.compensationAttemptsBase = 0
+        self.attemptsBase = 0
     }
 
     /// An attempt has been recorded as started and its outcome is not recorded yet.
@@ -85,6 +96,11 @@ public struct StepState: Sendable, Hashable {
 
     public func attempts(in phase: Phase) -> Int {
         phase == .forward ? attempts : compensationAttempts
+    }
+
+    /// Attempts counted against the retry policy: those since the last operator retry or resume.
+    public func countedAttempts(in phase: Phase) -> Int {
+        phase == .forward ? attempts - attemptsBase : compensationAttempts - compensationAttemptsBase
     }
 }
 
@@ -108,6 +124,10 @@ public struct RunState: Sendable, Hashable {
     public var failure: RunFailure?
     /// The compensation that failed for good.
     public var compensationFailure: RunFailure?
+    /// The step past the pivot that failed for good, while the run is stuck.
+    public var stuck: RunFailure?
+    /// When the saga's deadline passes; no forward attempt starts after it.
+    public var deadlineAt: Date?
 
     public init(id: String, stepNames: [String]) {
         self.id = id
@@ -118,6 +138,12 @@ public struct RunState: Sendable, Hashable {
     /// The earliest time an attempt is due, if any is waiting.
     public var nextDueAt: Date? {
         steps.compactMap(\.dueAt).min()
+    }
+
+    /// The next moment the driver must wake: an attempt due, or the deadline while going forward.
+    public var nextWakeAt: Date? {
+        let deadline = status == .running && steps.contains { $0.status == .running } ? deadlineAt : nil
+        return [nextDueAt, deadline].compactMap { $0 }.min()
     }
 
     /// Steps whose next attempt may start at `now`.

@@ -19,7 +19,7 @@ public struct SagaMachine: Sendable {
 
     public init(saga: SagaDefinition) {
         self.saga = saga
-        let dependencies = saga.steps.indices.map { $0 == 0 ? [] : [$0 - 1] }
+        let dependencies = saga.dependencies
         self.dependencies = dependencies
         var dependents = [Set<Int>](repeating: [], count: saga.steps.count)
         for index in saga.steps.indices.reversed() {
@@ -36,10 +36,12 @@ public struct SagaMachine: Sendable {
     /// A new run: the first steps become due at once.
     public func start(runID: String, at now: Date) -> Transition {
         var state = RunState(id: runID, stepNames: saga.steps.map(\.name))
+        state.deadlineAt = saga.deadline.map { now.addingTimeInterval($0.seconds) }
         var events = [
             RunEvent(
                 at: now, kind: .runStarted,
-                message: "run \(runID) of \(saga.name) v\(saga.version) started with \(saga.steps.count) steps")
+                message: "run \(runID) of \(saga.name) v\(saga.version) started with \(saga.steps.count) steps"
+                    + (saga.deadline.map { "; deadline in \(DurationText.format($0))" } ?? ""))
         ]
         advanceForward(&state, at: now, events: &events)
         return Transition(state: state, events: events)
@@ -54,9 +56,11 @@ public struct SagaMachine: Sendable {
         }
         let attempt: Int
         if phase == .forward {
+            if step.attempts == step.attemptsBase { step.firstAttemptAt = now }
             step.attempts += 1
             attempt = step.attempts
         } else {
+            if step.compensationAttempts == step.compensationAttemptsBase { step.compensationFirstAttemptAt = now }
             step.compensationAttempts += 1
             attempt = step.compensationAttempts
         }
@@ -114,6 +118,12 @@ public struct SagaMachine: Sendable {
                 state.steps[index].status = .succeeded
                 state.steps[index].response = response
                 events.append(RunEvent(at: now, kind: .stepSucceeded, step: step.name, phase: .forward, message: "\(step.name) succeeded"))
+                if index == saga.pivot, state.status == .running {
+                    events.append(
+                        RunEvent(
+                            at: now, kind: .pivotPassed, step: step.name,
+                            message: "\(step.name) is the pivot: from here the saga only goes forward; later failures are retried, then wait for a person"))
+                }
                 advanceForward(&state, at: now, events: &events)
                 advanceCompensation(&state, at: now, events: &events)
             } else {
@@ -130,11 +140,14 @@ public struct SagaMachine: Sendable {
             ]
             if let status = failure.response?.status { data = Self.merging(data, ["status": .int(Int64(status))]) }
             let mayRetry = phase == .compensate || state.status == .running
-            // After an operator's retry, a compensation gets its retry policy afresh.
-            let counted = phase == .compensate ? attempt - step.compensationAttemptsBase : attempt
-            if failure.isRetryable, counted < call.retry.maxAttempts, mayRetry {
-                let delay = call.retry.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, jitterSample: jitterSample)
-                state.steps[index].dueAt = now.addingTimeInterval(delay.seconds)
+            // After an operator's retry or resume, the retry policy counts afresh.
+            let counted = step.countedAttempts(in: phase)
+            let delay = call.retry.delay(afterAttempt: counted, retryAfter: failure.retryAfter, jitterSample: jitterSample)
+            let nextAt = now.addingTimeInterval(delay.seconds)
+            let firstAt = (phase == .forward ? step.firstAttemptAt : step.compensationFirstAttemptAt) ?? now
+            let withinElapsed = call.maxElapsed.map { nextAt <= firstAt.addingTimeInterval($0.seconds) } ?? true
+            if failure.isRetryable, counted < call.retry.maxAttempts, mayRetry, withinElapsed {
+                state.steps[index].dueAt = nextAt
                 events.append(
                     RunEvent(
                         at: now, kind: .attemptFailed, step: step.name, phase: phase, attempt: attempt,
@@ -147,8 +160,10 @@ public struct SagaMachine: Sendable {
                 why = "not retryable"
             } else if !mayRetry {
                 why = "no retry: the run is compensating"
-            } else {
+            } else if counted >= call.retry.maxAttempts {
                 why = "no attempts left (maxAttempts \(call.retry.maxAttempts))"
+            } else {
+                why = "no retry: maxElapsed \(DurationText.format(call.maxElapsed ?? .zero)) would pass before it"
             }
             events.append(
                 RunEvent(
@@ -161,7 +176,11 @@ public struct SagaMachine: Sendable {
                     RunEvent(
                         at: now, kind: .stepFailed, step: step.name, phase: .forward, attempt: attempt,
                         message: "\(step.name) failed: \(failure.reason)", data: ["error": .string(failure.reason)]))
-                if state.status == .running {
+                if state.status == .running && isPastPivot(state) {
+                    // Past the point of no return: no compensation; the run waits for a person once nothing else can move.
+                    if state.stuck == nil { state.stuck = RunFailure(step: step.name, reason: failure.reason) }
+                    advanceForward(&state, at: now, events: &events)
+                } else if state.status == .running {
                     beginCompensation(&state, failure: RunFailure(step: step.name, reason: failure.reason), at: now, events: &events)
                 } else {
                     advanceCompensation(&state, at: now, events: &events)
@@ -188,11 +207,7 @@ public struct SagaMachine: Sendable {
     public func cancel(_ state: RunState, reason: String, at now: Date) -> Transition? {
         guard state.status == .running else { return nil }
         var state = state
-        for index in state.steps.indices where state.steps[index].status == .running && state.steps[index].dueAt != nil {
-            // Waiting for its first attempt or a retry: it will not be sent.
-            state.steps[index].dueAt = nil
-            state.steps[index].status = state.steps[index].attempts == 0 ? .pending : .failed
-        }
+        stopForwardWork(&state)
         let why = reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(reason)"
         var events = [RunEvent(at: now, kind: .runCancelled, message: "run \(why)", data: ["reason": .string(reason)])]
         let inFlight = state.inFlightSteps.map { state.steps[$0].name }
@@ -206,25 +221,91 @@ public struct SagaMachine: Sendable {
         return Transition(state: state, events: events)
     }
 
-    /// An operator's retry of a run in `compensation_failed`: the failed compensations run again, each with
-    /// its retry policy afresh, then the compensation walk continues. Returns nil for any other status.
-    public func retryCompensation(_ state: RunState, at now: Date) -> Transition? {
-        guard state.status == .compensationFailed else { return nil }
+    /// The saga's deadline passed while going forward: no new forward attempt starts and the run compensates.
+    /// Returns nil when there is nothing to do (no deadline yet, not running, or past the pivot).
+    public func deadlinePassed(_ state: RunState, at now: Date) -> Transition? {
+        guard state.status == .running, let deadlineAt = state.deadlineAt, now >= deadlineAt, !isPastPivot(state),
+            let deadline = saga.deadline
+        else { return nil }
         var state = state
-        var retried: [String] = []
-        for index in state.steps.indices where state.steps[index].status == .compensationFailed {
+        let reason = "the saga deadline of \(DurationText.format(deadline)) passed"
+        var events = [RunEvent(at: now, kind: .deadlinePassed, message: "\(reason): no new forward attempt starts", data: ["deadlineMs": Self.millis(deadline)])]
+        beginCompensation(&state, failure: RunFailure(step: "", reason: reason), at: now, events: &events)
+        return Transition(state: state, events: events)
+    }
+
+    /// An operator's retry of a run in `compensation_failed`: the failed compensation (of `step`, or every failed
+    /// one) runs again with its retry policy afresh, then the compensation walk continues.
+    public func retryCompensation(_ state: RunState, step name: String? = nil, by who: String = "", at now: Date) -> Transition? {
+        guard state.status == .compensationFailed else { return nil }
+        let targets = state.steps.indices.filter { state.steps[$0].status == .compensationFailed && (name == nil || state.steps[$0].name == name) }
+        guard !targets.isEmpty else { return nil }
+        var state = state
+        for index in targets {
             state.steps[index].status = .compensating
             state.steps[index].dueAt = now
             state.steps[index].compensationAttemptsBase = state.steps[index].compensationAttempts
-            retried.append(state.steps[index].name)
+            state.steps[index].compensationFirstAttemptAt = nil
         }
+        let retried = targets.map { state.steps[$0].name }
         state.status = .compensating
         state.compensationFailure = nil
         let event = RunEvent(
-            at: now, kind: .compensationRetried, message: "an operator retried the compensation of \(retried.joined(separator: ", "))",
-            data: ["steps": .array(retried.map(JSONValue.string))])
+            at: now, kind: .compensationRetried,
+            message: "\(Self.who(who)) retried the compensation of \(retried.joined(separator: ", "))",
+            data: ["steps": .array(retried.map(JSONValue.string)), "by": .string(who)])
         return Transition(state: state, events: [event])
     }
+
+    /// An operator says a failed compensation was done by hand; the compensation walk continues from there.
+    public func resolveCompensation(_ state: RunState, step name: String, note: String, by who: String = "", at now: Date) -> Transition? {
+        guard state.status == .compensationFailed,
+            let index = state.steps.firstIndex(where: { $0.name == name && $0.status == .compensationFailed })
+        else { return nil }
+        var state = state
+        state.steps[index].status = .compensated
+        state.steps[index].lastError = nil
+        var events = [
+            RunEvent(
+                at: now, kind: .compensationResolved, step: name, phase: .compensate,
+                message: "\(Self.who(who)) resolved the compensation of \(name) by hand: \(note)",
+                data: ["note": .string(note), "by": .string(who)])
+        ]
+        let stillFailed = state.steps.indices.filter { state.steps[$0].status == .compensationFailed }
+        state.compensationFailure = stillFailed.first.map { RunFailure(step: state.steps[$0].name, reason: state.steps[$0].lastError ?? "") }
+        state.status = .compensating
+        advanceCompensation(&state, at: now, events: &events)
+        return Transition(state: state, events: events)
+    }
+
+    /// An operator resumes a stuck run: the failed steps past the pivot are tried again with their retry policy afresh.
+    public func resume(_ state: RunState, by who: String = "", note: String = "", at now: Date) -> Transition? {
+        guard state.status == .stuck else { return nil }
+        var state = state
+        var resumed: [String] = []
+        for index in state.steps.indices where state.steps[index].status == .failed {
+            state.steps[index].status = .running
+            state.steps[index].dueAt = now
+            state.steps[index].attemptsBase = state.steps[index].attempts
+            state.steps[index].firstAttemptAt = nil
+            resumed.append(state.steps[index].name)
+        }
+        state.status = .running
+        state.stuck = nil
+        let event = RunEvent(
+            at: now, kind: .runResumed,
+            message: "\(Self.who(who)) resumed the run: \(resumed.joined(separator: ", ")) will be tried again" + (note.isEmpty ? "" : " (\(note))"),
+            data: ["steps": .array(resumed.map(JSONValue.string)), "by": .string(who), "note": .string(note)])
+        return Transition(state: state, events: [event])
+    }
+
+    /// Whether the pivot has succeeded, so the run can no longer compensate.
+    public func isPastPivot(_ state: RunState) -> Bool {
+        guard let pivot = saga.pivot else { return false }
+        return state.steps[pivot].status == .succeeded
+    }
+
+    static func who(_ name: String) -> String { name.isEmpty ? "an operator" : name }
 
     // MARK: - Rules
 
@@ -240,10 +321,27 @@ public struct SagaMachine: Sendable {
         if state.steps.allSatisfy({ $0.status == .succeeded }) {
             state.status = .completed
             events.append(RunEvent(at: now, kind: .runCompleted, message: "run completed: all \(state.steps.count) steps succeeded"))
+        } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running }) {
+            state.status = .stuck
+            events.append(
+                RunEvent(
+                    at: now, kind: .runStuck, step: stuck.step,
+                    message: "run stuck: \(stuck.step) failed after the pivot (\(stuck.reason)); the saga cannot turn back, so fix what \(stuck.step) calls and resume the run",
+                    data: ["reason": .string(stuck.reason)]))
+        }
+    }
+
+    /// Steps waiting for their first attempt or a retry will not be sent any more: the saga turned back.
+    /// Attempts already in flight are left to finish.
+    private func stopForwardWork(_ state: inout RunState) {
+        for index in state.steps.indices where state.steps[index].status == .running && state.steps[index].dueAt != nil {
+            state.steps[index].dueAt = nil
+            state.steps[index].status = state.steps[index].attempts == 0 ? .pending : .failed
         }
     }
 
     private func beginCompensation(_ state: inout RunState, failure: RunFailure, at now: Date, events: inout [RunEvent]) {
+        stopForwardWork(&state)
         state.status = .compensating
         state.failure = failure
         let toUndo = state.steps.indices.filter { state.steps[$0].status == .succeeded }

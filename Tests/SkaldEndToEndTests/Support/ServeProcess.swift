@@ -12,14 +12,14 @@ final class ServeProcess: @unchecked Sendable {
     init(db: String, environment: [String: String], in folder: URL, extra: [String] = []) async throws {
         process = try SkaldProcess(["serve", "--db", db, "--port", "0", "--sagas", "Sagas"] + extra, environment: environment, in: folder)
         try await waitFor("skald serve to listen") { [process] in
-            process.stdout.contains("listening on ") || process.process.isRunning == false
+            process.stdout.contains("listening on ") || !process.isRunning
         }
         let line = process.stdout.split(separator: "\n").first { $0.contains("listening on ") }
         guard let found = line?.components(separatedBy: "listening on ").last?.components(separatedBy: " ").first else { throw TimedOut(what: "skald serve to listen; it said: \(process.stdout)\(process.stderr)") }
         url = found
     }
 
-    func terminate() { kill(process.process.processIdentifier, SIGTERM) }
+    func terminate() { process.terminate() }
     func kill9() { process.kill() }
     func waitForExit() async -> Int32 { await process.waitForExit() }
 }

@@ -1,0 +1,155 @@
+import Foundation
+
+/// What a saga will do, worked out by driving the real `SagaMachine` with scripted outcomes: nothing is sent.
+public struct SagaPlan: Sendable {
+    public struct CallSchedule: Sendable {
+        public var timeout: Duration
+        public var maxAttempts: Int
+        /// The wait before attempts 2, 3, …: the smallest and largest delay (full jitter starts at zero).
+        public var delays: [ClosedRange<Duration>]
+        /// Every attempt reaching its deadline and every wait at its longest.
+        public var worstCase: Duration
+    }
+
+    public struct Step: Sendable {
+        public var name: String
+        public var dependsOn: [String]
+        public var isPivot: Bool
+        public var request: CallSchedule
+        public var compensation: CallSchedule?
+    }
+
+    /// What happens when one step fails for good.
+    public struct Failure: Sendable {
+        public var step: String
+        /// Steps in flight beside it, which are allowed to finish (and are then compensated).
+        public var finishing: [String]
+        /// Compensations in the order they start; those in one group run at the same time.
+        public var compensationWaves: [[String]]
+        /// Completed steps passed over because they declare no compensation.
+        public var skipped: [String]
+        public var outcome: RunStatus
+        /// When the failure comes after the pivot: the step a person must look at.
+        public var stuckStep: String?
+    }
+
+    public var saga: String
+    public var version: Int
+    /// Steps that run at the same time, wave after wave, when every call succeeds at once.
+    public var waves: [[String]]
+    public var steps: [Step]
+    /// The longest chain of worst cases through the dependencies.
+    public var worstCase: Duration
+    public var criticalPath: [String]
+    public var deadline: Duration?
+    public var failures: [Failure]
+}
+
+public enum Planner {
+    /// Plans `saga`; `failAt` limits the failure scenarios to those steps (all steps when nil).
+    public static func plan(_ saga: SagaDefinition, failAt: [String]? = nil) -> SagaPlan {
+        let machine = SagaMachine(saga: saga)
+        let steps = saga.steps.enumerated().map { index, step in
+            SagaPlan.Step(
+                name: step.name, dependsOn: saga.dependencies[index].map { saga.steps[$0].name }, isPivot: step.isPivot,
+                request: schedule(step.request), compensation: step.compensation.map(schedule))
+        }
+        // Longest path of worst cases through the dependency graph (indexes in dependency order).
+        var finish = [Duration](repeating: .zero, count: saga.steps.count)
+        var previous = [Int?](repeating: nil, count: saga.steps.count)
+        for index in topologicalOrder(saga) {
+            let before = saga.dependencies[index].max { finish[$0] < finish[$1] }
+            finish[index] = (before.map { finish[$0] } ?? .zero) + steps[index].request.worstCase
+            previous[index] = before
+        }
+        var path: [String] = []
+        var cursor = finish.indices.max { finish[$0] < finish[$1] }
+        while let index = cursor {
+            path.insert(saga.steps[index].name, at: 0)
+            cursor = previous[index]
+        }
+        var worstCase = finish.max() ?? .zero
+        if let deadline = saga.deadline { worstCase = min(worstCase, deadline) }
+
+        let failing = failAt.map { names in saga.steps.indices.filter { names.contains(saga.steps[$0].name) } } ?? Array(saga.steps.indices)
+        return SagaPlan(
+            saga: saga.name, version: saga.version, waves: simulateWaves(machine), steps: steps, worstCase: worstCase,
+            criticalPath: path, deadline: saga.deadline, failures: failing.map { simulateFailure(machine, at: $0) })
+    }
+
+    static func schedule(_ call: CallDefinition) -> SagaPlan.CallSchedule {
+        let delays = (1..<max(1, call.retry.maxAttempts)).map { call.retry.delayBounds(afterAttempt: $0) }
+        let waits = delays.reduce(Duration.zero) { $0 + $1.upperBound }
+        return SagaPlan.CallSchedule(
+            timeout: call.timeout, maxAttempts: call.retry.maxAttempts, delays: delays,
+            worstCase: call.timeout * call.retry.maxAttempts + waits)
+    }
+
+    static func topologicalOrder(_ saga: SagaDefinition) -> [Int] {
+        var order: [Int] = []
+        var done = Set<Int>()
+        func visit(_ index: Int) {
+            guard !done.contains(index) else { return }
+            done.insert(index)
+            for dependency in saga.dependencies[index] { visit(dependency) }
+            order.append(index)
+        }
+        for index in saga.steps.indices { visit(index) }
+        return order
+    }
+
+    static let epoch = Date(timeIntervalSince1970: 0)
+
+    /// Every due step is sent at once and succeeds: each round is a wave.
+    static func simulateWaves(_ machine: SagaMachine) -> [[String]] {
+        var state = machine.start(runID: "plan", at: epoch).state
+        var waves: [[String]] = []
+        while !state.status.isTerminal {
+            let due = state.dueSteps(at: epoch)
+            guard !due.isEmpty else { break }
+            waves.append(due.map { state.steps[$0].name })
+            for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
+            for index in due {
+                state = machine.finishAttempt(state, step: index, outcome: .succeeded(StepResponse(status: 200, body: .null)), duration: .zero, at: epoch, jitterSample: 0).state
+            }
+        }
+        return waves
+    }
+
+    /// Runs the saga until `failing` is due, fails it for good while its wave is in flight, lets the rest of the
+    /// wave succeed, then records the compensations as they become due.
+    static func simulateFailure(_ machine: SagaMachine, at failing: Int) -> SagaPlan.Failure {
+        var state = machine.start(runID: "plan", at: epoch).state
+        var finishing: [String] = []
+        let failure = AttemptOutcome.failed(AttemptFailure(kind: .status, reason: "planned failure", isRetryable: false))
+        let success = AttemptOutcome.succeeded(StepResponse(status: 200, body: .null))
+        var failed = false
+        while !failed, state.status == .running {
+            let due = state.dueSteps(at: epoch)
+            guard !due.isEmpty else { break }
+            for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
+            if due.contains(failing) {
+                failed = true
+                state = machine.finishAttempt(state, step: failing, outcome: failure, duration: .zero, at: epoch, jitterSample: 0).state
+                finishing = due.filter { $0 != failing }.map { state.steps[$0].name }
+            }
+            for index in due where index != failing {
+                state = machine.finishAttempt(state, step: index, outcome: success, duration: .zero, at: epoch, jitterSample: 0).state
+            }
+        }
+        var waves: [[String]] = []
+        while state.status == .compensating {
+            let due = state.dueSteps(at: epoch)
+            guard !due.isEmpty else { break }
+            waves.append(due.map { state.steps[$0].name })
+            for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
+            for index in due {
+                state = machine.finishAttempt(state, step: index, outcome: success, duration: .zero, at: epoch, jitterSample: 0).state
+            }
+        }
+        return SagaPlan.Failure(
+            step: machine.saga.steps[failing].name, finishing: finishing, compensationWaves: waves,
+            skipped: state.steps.filter { $0.status == .compensationSkipped }.map(\.name), outcome: state.status,
+            stuckStep: state.stuck?.step)
+    }
+}

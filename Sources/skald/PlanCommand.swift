@@ -1,0 +1,165 @@
+import ArgumentParser
+import Foundation
+import SkaldCore
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what a saga will do, without running anything: waves, retry schedules, worst case, compensation order.",
+        discussion: "Worked out by the engine's own state machine with scripted outcomes, so it is what the engine would do.")
+
+    @Argument(help: "The saga definition file (JSON).")
+    var file: String
+
+    @Option(name: .long, help: "Only show what happens when this step fails for good (default: every step).")
+    var failAt: String?
+
+    @Flag(name: .long, help: "Print the plan as JSON.")
+    var json = false
+
+    func run() throws {
+        let saga: SagaDefinition
+        switch DefinitionFile.load(file) {
+        case .success(let loaded): saga = loaded
+        case .failure(let error):
+            for line in error.lines { printError(line) }
+            throw Exit.invalid
+        }
+        if let failAt, saga.stepIndex(named: failAt) == nil {
+            printError("error: --fail-at \(failAt): the saga has no such step; its steps are \(saga.steps.map(\.name).joined(separator: ", "))")
+            throw Exit.invalid
+        }
+        let plan = Planner.plan(saga, failAt: failAt.map { [$0] })
+        print(json ? PlanText.json(plan).prettyText : PlanText.text(plan, file: file))
+    }
+}
+
+struct GraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graph",
+        abstract: "Print a saga as a Mermaid flowchart: forward edges solid, compensations dotted.",
+        discussion: "Paste the output into any Mermaid renderer (GitHub renders ```mermaid blocks).")
+
+    @Argument(help: "The saga definition file (JSON).")
+    var file: String
+
+    func run() throws {
+        switch DefinitionFile.load(file) {
+        case .success(let saga): print(PlanText.mermaid(saga))
+        case .failure(let error):
+            for line in error.lines { printError(line) }
+            throw Exit.invalid
+        }
+    }
+}
+
+enum PlanText {
+    static func text(_ plan: SagaPlan, file: String) -> String {
+        var lines = ["Plan for \(plan.saga) v\(plan.version) (\(file)); nothing is sent.", "", "Waves (the steps of a wave run at the same time):"]
+        for (number, wave) in plan.waves.enumerated() {
+            let names = wave.map { name in plan.steps.first { $0.name == name }?.isPivot == true ? "\(name) (pivot)" : name }
+            lines.append("  \(number + 1). \(names.joined(separator: ", "))")
+        }
+        lines.append("")
+        lines.append("Steps (delays are the waits before attempts 2, 3, …; with full jitter anywhere from 0):")
+        let width = plan.steps.map(\.name.count).max() ?? 10
+        for step in plan.steps {
+            let after = step.dependsOn.isEmpty ? "starts at once" : "after \(step.dependsOn.joined(separator: ", "))"
+            lines.append("  \(step.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(schedule(step.request)); \(after)")
+            if let compensation = step.compensation {
+                lines.append("  \(String(repeating: " ", count: width))  undo: \(schedule(compensation))")
+            }
+        }
+        lines.append("")
+        lines.append("Worst case going forward: \(DurationText.format(plan.worstCase)) along \(plan.criticalPath.joined(separator: " → "))"
+            + (plan.deadline.map { " (the saga deadline is \(DurationText.format($0)))" } ?? ""))
+        for failure in plan.failures {
+            lines.append("")
+            lines.append("If \(failure.step) fails for good:")
+            if !failure.finishing.isEmpty {
+                lines.append("  in flight beside it, allowed to finish and then undone: \(failure.finishing.joined(separator: ", "))")
+            }
+            if let stuck = failure.stuckStep {
+                lines.append("  it runs after the pivot: nothing is undone; the run is stuck at \(stuck) until a person fixes it and retries")
+                continue
+            }
+            if failure.compensationWaves.isEmpty {
+                lines.append("  nothing to undo")
+            } else {
+                for (number, wave) in failure.compensationWaves.enumerated() {
+                    lines.append("  \(number + 1). undo \(wave.joined(separator: ", "))\(wave.count > 1 ? " (at the same time)" : "")")
+                }
+            }
+            if !failure.skipped.isEmpty { lines.append("  passed over (no compensation): \(failure.skipped.joined(separator: ", "))") }
+            lines.append("  outcome: \(failure.outcome.rawValue)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func schedule(_ call: SagaPlan.CallSchedule) -> String {
+        let delays = call.delays.map { range in
+            range.lowerBound == range.upperBound
+                ? DurationText.format(range.upperBound)
+                : "\(DurationText.format(range.lowerBound))–\(DurationText.format(range.upperBound))"
+        }
+        return "timeout \(DurationText.format(call.timeout)), \(call.maxAttempts) attempt\(call.maxAttempts == 1 ? "" : "s")"
+            + (delays.isEmpty ? "" : ", delays \(delays.joined(separator: ", "))")
+            + ", worst case \(DurationText.format(call.worstCase))"
+    }
+
+    static func json(_ plan: SagaPlan) -> JSONValue {
+        func ms(_ duration: Duration) -> JSONValue { .int(Int64(duration.milliseconds.rounded())) }
+        func call(_ call: SagaPlan.CallSchedule) -> JSONValue {
+            [
+                "timeoutMs": ms(call.timeout), "maxAttempts": .int(Int64(call.maxAttempts)),
+                "delaysMs": .array(call.delays.map { ["min": ms($0.lowerBound), "max": ms($0.upperBound)] }),
+                "worstCaseMs": ms(call.worstCase),
+            ]
+        }
+        return [
+            "saga": .string(plan.saga), "version": .int(Int64(plan.version)),
+            "waves": .array(plan.waves.map { .array($0.map(JSONValue.string)) }),
+            "steps": .array(plan.steps.map { step in
+                [
+                    "name": .string(step.name), "dependsOn": .array(step.dependsOn.map(JSONValue.string)), "pivot": .bool(step.isPivot),
+                    "request": call(step.request), "compensation": step.compensation.map(call) ?? .null,
+                ]
+            }),
+            "worstCaseMs": ms(plan.worstCase), "criticalPath": .array(plan.criticalPath.map(JSONValue.string)),
+            "deadlineMs": plan.deadline.map(ms) ?? .null,
+            "failures": .array(plan.failures.map { failure in
+                [
+                    "step": .string(failure.step), "finishing": .array(failure.finishing.map(JSONValue.string)),
+                    "compensationWaves": .array(failure.compensationWaves.map { .array($0.map(JSONValue.string)) }),
+                    "skipped": .array(failure.skipped.map(JSONValue.string)), "outcome": .string(failure.outcome.rawValue),
+                    "stuckStep": failure.stuckStep.map(JSONValue.string) ?? .null,
+                ]
+            }),
+        ]
+    }
+
+    /// Forward steps as boxes (the pivot as a hexagon) with solid edges; compensations as rounded boxes,
+    /// linked to their step by a dotted edge, and to each other in the order they run.
+    static func mermaid(_ saga: SagaDefinition) -> String {
+        var lines = ["flowchart TD"]
+        func node(_ index: Int) -> String { "s\(index)" }
+        func undo(_ index: Int) -> String { "u\(index)" }
+        for (index, step) in saga.steps.enumerated() {
+            lines.append(step.isPivot ? "  \(node(index)){{\"\(step.name) (pivot)\"}}" : "  \(node(index))[\"\(step.name)\"]")
+        }
+        for (index, dependencies) in saga.dependencies.enumerated() {
+            for dependency in dependencies { lines.append("  \(node(dependency)) --> \(node(index))") }
+        }
+        for (index, step) in saga.steps.enumerated() where step.compensation != nil {
+            lines.append("  \(undo(index))([\"undo \(step.name)\"])")
+            lines.append("  \(node(index)) -. compensated by .-> \(undo(index))")
+        }
+        // A compensation runs after those of the steps that depended on it: edges point the way undoing goes.
+        for (index, dependencies) in saga.dependencies.enumerated() where saga.steps[index].compensation != nil {
+            for dependency in dependencies where saga.steps[dependency].compensation != nil {
+                lines.append("  \(undo(index)) -.-> \(undo(dependency))")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
