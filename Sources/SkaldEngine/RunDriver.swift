@@ -34,7 +34,8 @@ struct RunDriver {
             var inFlight = 0
             /// Steps waiting for a slot, so they are not asked for twice.
             var reserving: Set<Int> = []
-            var timer: Date?
+            /// Wake-ups already asked of the clock; a new one is needed only when nothing pending comes first.
+            var timers: [Date] = []
             var listening = false
             var draining = false
 
@@ -59,8 +60,8 @@ struct RunDriver {
                     }
                 }
                 if inFlight == 0 && reserving.isEmpty && (draining || state.status.isTerminal || state.nextDueAt == nil) { break }
-                if !draining, let next = state.nextWakeAt, timer.map({ next < $0 }) ?? true {
-                    timer = next
+                if !draining, let next = state.nextWakeAt, !timers.contains(where: { $0 <= next }) {
+                    timers.append(next)
                     let clock = engine.clock
                     group.addTask {
                         try await clock.sleep(until: next)
@@ -123,7 +124,7 @@ struct RunDriver {
                     commit(transition)
 
                 case .timer(let date)?:
-                    if date == timer { timer = nil }
+                    if let index = timers.firstIndex(of: date) { timers.remove(at: index) }
 
                 case .command(let command)?:
                     listening = false

@@ -100,10 +100,11 @@ enum PlanText {
         let delays = call.delays.map { range in
             range.lowerBound == range.upperBound
                 ? DurationText.format(range.upperBound)
-                : "\(DurationText.format(range.lowerBound))–\(DurationText.format(range.upperBound))"
+                : "\(range.lowerBound == .zero ? "0" : DurationText.format(range.lowerBound))–\(DurationText.format(range.upperBound))"
         }
         return "timeout \(DurationText.format(call.timeout)), \(call.maxAttempts) attempt\(call.maxAttempts == 1 ? "" : "s")"
             + (delays.isEmpty ? "" : ", delays \(delays.joined(separator: ", "))")
+            + (call.maxElapsed.map { ", no retry after \(DurationText.format($0))" } ?? "")
             + ", worst case \(DurationText.format(call.worstCase))"
     }
 
@@ -113,7 +114,7 @@ enum PlanText {
             [
                 "timeoutMs": ms(call.timeout), "maxAttempts": .int(Int64(call.maxAttempts)),
                 "delaysMs": .array(call.delays.map { ["min": ms($0.lowerBound), "max": ms($0.upperBound)] }),
-                "worstCaseMs": ms(call.worstCase),
+                "maxElapsedMs": call.maxElapsed.map(ms) ?? .null, "worstCaseMs": ms(call.worstCase),
             ]
         }
         return [

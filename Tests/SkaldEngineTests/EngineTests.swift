@@ -121,3 +121,31 @@ import Testing
         #expect(try await engine.resumeUnfinished().isEmpty)
     }
 }
+
+@Suite struct DeadlineEngineTests {
+    @Test func theDeadlineWakesTheDriverAndCompensatesEvenWhileARetryIsWaiting() async throws {
+        let definition = try saga("""
+            { "name": "slow", "version": 1, "deadline": "10s", "steps": [
+              { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" }, "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a" } },
+              { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b",
+                "retry": { "maxAttempts": 5, "initialInterval": "30s", "maxInterval": "1m", "jitter": "none" } } } ] }
+            """)
+        let store = InMemoryStore()
+        let clock = ManualClock()
+        let executor = ScriptedExecutor(["b/forward": [.unavailable, .unavailable]])
+        let engine = Engine(store: store, executor: executor, clock: clock, configuration: EngineConfiguration(environment: [:]))
+        let start = clock.now()
+        let runID = try await engine.startRun(definition, input: [:])
+        let drive = Task { try await engine.drive(runID: runID) }
+        await executor.waitForCalls(2)
+        await clock.waitForSleepers()
+        // b's retry would be at +30s; the driver wakes for the deadline at +10s instead.
+        #expect(clock.sleepingUntil == [start.addingTimeInterval(10)])
+        clock.advance(by: 10)
+        let state = try await drive.value
+        #expect(state.status == .compensated)
+        #expect(state.failure?.reason == "the saga deadline of 10s passed")
+        #expect(executor.calls.map { "\($0.key.stepName)/\($0.key.phase.rawValue)" } == ["a/forward", "b/forward", "a/compensate"])
+        #expect(try await store.events(runID: runID).contains { $0.kind == .deadlinePassed })
+    }
+}

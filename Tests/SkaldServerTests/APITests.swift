@@ -233,6 +233,28 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
+    @Test func resolveByHandContinuesTheWalkAndRecordsWhoAndWhy() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            await h.participants[.shipping].setFaults(Faults(reject: true))
+            await h.participants[.payments].setFaults(Faults(failCompensations: true))
+            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+            let id = try #require(run["id"]?.stringValue)
+            #expect(try await h.waitUntilFinished(id)["status"] == "compensation_failed")
+            #expect(try await h.call(.post, "/v1/runs/\(id)/resolve", #"{"step": "charge-card"}"#).status == 422)
+            #expect(try await h.call(.post, "/v1/runs/\(id)/resolve", #"{"step": "reserve-stock", "note": "x"}"#).status == 409)
+            let resolved = try await h.call(
+                .post, "/v1/runs/\(id)/resolve", #"{"step": "charge-card", "note": "refunded in the bank's console", "by": "ana"}"#)
+            #expect(resolved.status == 200)
+            let done = try await h.waitUntilFinished(id)
+            #expect(done["status"] == "compensated")
+            #expect(await h.participants[.inventory].ledger.map(\.action) == ["reserve", "release"])
+            let history = try await h.call(.get, "/v1/runs/\(id)/events")
+            let event = history.json["events"]?.arrayValue?.first { $0["kind"] == "compensation_resolved" }
+            #expect(event?["message"] == "ana resolved the compensation of charge-card by hand: refunded in the bank's console")
+        }
+    }
+
     @Test func badRequestsGetTheRightStatusAndChangeNothing() async throws {
         try await Harness.with { h in
             try await h.define()

@@ -7,6 +7,8 @@ public struct SagaPlan: Sendable {
         public var maxAttempts: Int
         /// The wait before attempts 2, 3, …: the smallest and largest delay (full jitter starts at zero).
         public var delays: [ClosedRange<Duration>]
+        /// No retry starts later than this after the first attempt.
+        public var maxElapsed: Duration?
         /// Every attempt reaching its deadline and every wait at its longest.
         public var worstCase: Duration
     }
@@ -80,9 +82,12 @@ public enum Planner {
     static func schedule(_ call: CallDefinition) -> SagaPlan.CallSchedule {
         let delays = (1..<max(1, call.retry.maxAttempts)).map { call.retry.delayBounds(afterAttempt: $0) }
         let waits = delays.reduce(Duration.zero) { $0 + $1.upperBound }
+        var worstCase = call.timeout * call.retry.maxAttempts + waits
+        // No retry starts after maxElapsed; the last attempt may still run for its whole timeout.
+        if let maxElapsed = call.maxElapsed { worstCase = min(worstCase, maxElapsed + call.timeout) }
         return SagaPlan.CallSchedule(
-            timeout: call.timeout, maxAttempts: call.retry.maxAttempts, delays: delays,
-            worstCase: call.timeout * call.retry.maxAttempts + waits)
+            timeout: call.timeout, maxAttempts: call.retry.maxAttempts, delays: delays, maxElapsed: call.maxElapsed,
+            worstCase: worstCase)
     }
 
     static func topologicalOrder(_ saga: SagaDefinition) -> [Int] {
