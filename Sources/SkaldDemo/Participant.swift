@@ -38,7 +38,6 @@ public final class Participant: Sendable {
     public var heldCount: Int { get async { await state.heldCount } }
     public func releaseHeld() async { await state.releaseHeld() }
     public func waitForHeld(count: Int = 1) async { await state.waitForHeld(count: count) }
-    public func waitUntilRequests(atLeast count: Int) async { await state.waitUntilRequests(atLeast: count) }
 
     /// How many times the action for each idempotency key was applied.
     public var applicationsPerKey: [String: Int] {

@@ -110,11 +110,6 @@ actor ParticipantState {
         for waiter in waiters { waiter.resume() }
     }
 
-    func waitUntilRequests(atLeast count: Int) async {
-        while requestCount < count {
-            await withCheckedContinuation { changeWaiters.append($0) }
-        }
-    }
 }
 
 /// The things a participant has created (reservations, charges, shipments).

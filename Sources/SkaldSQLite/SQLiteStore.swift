@@ -265,15 +265,9 @@ public final class SQLiteStore: SagaStore {
         let stepRows = try Row.fetchAll(db, sql: "SELECT * FROM step WHERE run_id = ? ORDER BY position", arguments: [id])
         var state = RunState(id: id, stepNames: stepRows.map { $0["name"] })
         state.status = try decode(RunStatus.self, row["status"])
-        if let step: String = row["failure_step"] {
-            state.failure = RunFailure(step: step, reason: row["failure_reason"] ?? "")
-        }
-        if let step: String = row["compensation_failure_step"] {
-            state.compensationFailure = RunFailure(step: step, reason: row["compensation_failure_reason"] ?? "")
-        }
-        if let step: String = row["stuck_step"] {
-            state.stuck = RunFailure(step: step, reason: row["stuck_reason"] ?? "")
-        }
+        state.failure = Self.failure(row, "failure_step", "failure_reason")
+        state.compensationFailure = Self.failure(row, "compensation_failure_step", "compensation_failure_reason")
+        state.stuck = Self.failure(row, "stuck_step", "stuck_reason")
         state.deadlineAt = (row["deadline_at"] as Double?).map(Date.init(timeIntervalSince1970:))
         for (position, stepRow) in stepRows.enumerated() {
             var step = state.steps[position]
@@ -323,15 +317,19 @@ public final class SQLiteStore: SagaStore {
                     id: row["id"], sagaName: row["saga_name"], sagaVersion: row["saga_version"],
                     status: try Self.decode(RunStatus.self, row["status"]), createdAt: Date(timeIntervalSince1970: row["created_at"]),
                     updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
-                    failure: (row["failure_step"] as String?).map { RunFailure(step: $0, reason: row["failure_reason"] ?? "") },
-                    compensationFailure: (row["compensation_failure_step"] as String?).map {
-                        RunFailure(step: $0, reason: row["compensation_failure_reason"] ?? "")
-                    },
-                    stuck: (row["stuck_step"] as String?).map { RunFailure(step: $0, reason: row["stuck_reason"] ?? "") },
+                    failure: Self.failure(row, "failure_step", "failure_reason"),
+                    compensationFailure: Self.failure(row, "compensation_failure_step", "compensation_failure_reason"),
+                    stuck: Self.failure(row, "stuck_step", "stuck_reason"),
                     idempotencyKey: row["idempotency_key"])
             }
             return RunPage(runs: Array(runs), nextCursor: rows.count > query.limit ? runs.last?.id : nil)
         }
+    }
+
+    /// A failure is stored when its reason is; its step is NULL when no step failed (a cancel, the deadline).
+    static func failure(_ row: Row, _ stepColumn: String, _ reasonColumn: String) -> RunFailure? {
+        guard let reason: String = row[reasonColumn] else { return nil }
+        return RunFailure(step: row[stepColumn], reason: reason)
     }
 
     static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {

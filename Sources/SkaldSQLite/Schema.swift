@@ -126,6 +126,7 @@ enum Schema {
                     CREATE INDEX run_saga ON run(saga_name, created_at);
                     CREATE UNIQUE INDEX run_idempotency_key ON run(idempotency_key) WHERE idempotency_key IS NOT NULL;
                     CREATE INDEX run_status_id ON run(status, id);
+                    UPDATE run SET failure_step = NULL WHERE failure_step = '';
                     ALTER TABLE step ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0;
                     ALTER TABLE step ADD COLUMN first_attempt_at REAL;
                     ALTER TABLE step ADD COLUMN compensation_first_attempt_at REAL;

@@ -17,7 +17,7 @@ enum Representation {
 
     static func failure(_ failure: RunFailure?) -> JSONValue {
         guard let failure else { return .null }
-        return ["step": failure.step.isEmpty ? .null : .string(failure.step), "reason": .string(failure.reason)]
+        return ["step": failure.step.map(JSONValue.string) ?? .null, "reason": .string(failure.reason)]
     }
 
     static func summary(_ run: RunSummary) -> JSONValue {

@@ -103,6 +103,18 @@ enum DefinitionFile {
     }
 }
 
+extension DefinitionFile {
+    /// Loads a definition, or prints every problem and exits 2.
+    static func loadOrExit(_ path: String) throws -> SagaDefinition {
+        switch load(path) {
+        case .success(let saga): return saga
+        case .failure(let error):
+            for line in error.lines { printError(line) }
+            throw Exit.invalid
+        }
+    }
+}
+
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }

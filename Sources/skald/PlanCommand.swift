@@ -18,13 +18,7 @@ struct PlanCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let saga: SagaDefinition
-        switch DefinitionFile.load(file) {
-        case .success(let loaded): saga = loaded
-        case .failure(let error):
-            for line in error.lines { printError(line) }
-            throw Exit.invalid
-        }
+        let saga = try DefinitionFile.loadOrExit(file)
         if let failAt, saga.stepIndex(named: failAt) == nil {
             printError("error: --fail-at \(failAt): the saga has no such step; its steps are \(saga.steps.map(\.name).joined(separator: ", "))")
             throw Exit.invalid
@@ -44,12 +38,7 @@ struct GraphCommand: ParsableCommand {
     var file: String
 
     func run() throws {
-        switch DefinitionFile.load(file) {
-        case .success(let saga): print(PlanText.mermaid(saga))
-        case .failure(let error):
-            for line in error.lines { printError(line) }
-            throw Exit.invalid
-        }
+        print(PlanText.mermaid(try DefinitionFile.loadOrExit(file)))
     }
 }
 

@@ -91,17 +91,17 @@ final class ProgressPrinter: Sendable {
             return "\(style.green(style.bold("completed"))) in \(took): all \(state.steps.count) steps succeeded"
         case .compensated:
             let undone = state.steps.filter { $0.status == .compensated }.map(\.name)
-            let failure = state.failure.map { $0.step.isEmpty ? $0.reason : "\($0.step) failed (\($0.reason))" } ?? "a step failed"
+            let failure = state.failure?.summary ?? "a step failed"
             let tail = undone.isEmpty ? "nothing needed undoing" : "undone in reverse: \(undone.reversed().joined(separator: ", "))"
             return "\(style.yellow(style.bold("compensated"))) in \(took): \(failure); \(tail)"
         case .compensationFailed:
-            let failure = state.compensationFailure.map { "the compensation of \($0.step) failed (\($0.reason))" } ?? "a compensation failed"
+            let failure = state.compensationFailure.map { "the compensation of \($0.summary)" } ?? "a compensation failed"
             let left = state.steps.filter { $0.status == .succeeded }.map(\.name)
             return "\(style.red(style.bold("compensation_failed"))) after \(took): \(failure)"
                 + (left.isEmpty ? "" : "; still to undo: \(left.reversed().joined(separator: ", "))")
                 + ". A person must retry the compensation or resolve it by hand."
         case .stuck:
-            let stuck = state.stuck.map { "\($0.step) failed after the pivot (\($0.reason))" } ?? "a step failed after the pivot"
+            let stuck = (state.stuck?.summary ?? "a step failed") + " after the pivot"
             return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: fix the step, then `skald retry RUN` on a server."
         case .running, .compensating:
             return "\(style.yellow(state.status.rawValue)) after \(took): run `skald resume` to continue"

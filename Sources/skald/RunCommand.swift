@@ -25,13 +25,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var execution: ExecutionOptions
 
     func run() async throws {
-        let saga: SagaDefinition
-        switch DefinitionFile.load(file) {
-        case .success(let loaded): saga = loaded
-        case .failure(let error):
-            for line in error.lines { printError(line) }
-            throw Exit.invalid
-        }
+        let saga = try DefinitionFile.loadOrExit(file)
         let inputValue = try InputArgument.loadOrExit(input)
         let (store, lock) = try database.openForEngine()
         defer { withExtendedLifetime(lock) {} }

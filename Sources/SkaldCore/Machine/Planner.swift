@@ -105,18 +105,30 @@ public enum Planner {
 
     static let epoch = Date(timeIntervalSince1970: 0)
 
+    static let success = AttemptOutcome.succeeded(StepResponse(status: 200, body: .null))
+    static let failure = AttemptOutcome.failed(AttemptFailure(kind: .status, reason: "planned failure", isRetryable: false))
+
+    /// Sends every due attempt at once, then finishes them in order: `failing` (if due) first with a failure,
+    /// the rest with success. Returns the names of the steps that were due (one wave).
+    static func runWave(_ machine: SagaMachine, _ state: inout RunState, failing: Int? = nil) -> [Int] {
+        let due = state.dueSteps(at: epoch)
+        for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
+        let ordered = due.filter { $0 == failing } + due.filter { $0 != failing }
+        for index in ordered {
+            let outcome = index == failing ? failure : success
+            state = machine.finishAttempt(state, step: index, outcome: outcome, duration: .zero, at: epoch, jitterSample: 0).state
+        }
+        return due
+    }
+
     /// Every due step is sent at once and succeeds: each round is a wave.
     static func simulateWaves(_ machine: SagaMachine) -> [[String]] {
         var state = machine.start(runID: "plan", at: epoch).state
         var waves: [[String]] = []
         while !state.status.isTerminal {
-            let due = state.dueSteps(at: epoch)
+            let due = runWave(machine, &state)
             guard !due.isEmpty else { break }
             waves.append(due.map { state.steps[$0].name })
-            for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
-            for index in due {
-                state = machine.finishAttempt(state, step: index, outcome: .succeeded(StepResponse(status: 200, body: .null)), duration: .zero, at: epoch, jitterSample: 0).state
-            }
         }
         return waves
     }
@@ -126,31 +138,19 @@ public enum Planner {
     static func simulateFailure(_ machine: SagaMachine, at failing: Int) -> SagaPlan.Failure {
         var state = machine.start(runID: "plan", at: epoch).state
         var finishing: [String] = []
-        let failure = AttemptOutcome.failed(AttemptFailure(kind: .status, reason: "planned failure", isRetryable: false))
-        let success = AttemptOutcome.succeeded(StepResponse(status: 200, body: .null))
-        var failed = false
-        while !failed, state.status == .running {
-            let due = state.dueSteps(at: epoch)
+        while state.status == .running {
+            let due = runWave(machine, &state, failing: failing)
             guard !due.isEmpty else { break }
-            for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
             if due.contains(failing) {
-                failed = true
-                state = machine.finishAttempt(state, step: failing, outcome: failure, duration: .zero, at: epoch, jitterSample: 0).state
                 finishing = due.filter { $0 != failing }.map { state.steps[$0].name }
-            }
-            for index in due where index != failing {
-                state = machine.finishAttempt(state, step: index, outcome: success, duration: .zero, at: epoch, jitterSample: 0).state
+                break
             }
         }
         var waves: [[String]] = []
         while state.status == .compensating {
-            let due = state.dueSteps(at: epoch)
+            let due = runWave(machine, &state)
             guard !due.isEmpty else { break }
             waves.append(due.map { state.steps[$0].name })
-            for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
-            for index in due {
-                state = machine.finishAttempt(state, step: index, outcome: success, duration: .zero, at: epoch, jitterSample: 0).state
-            }
         }
         return SagaPlan.Failure(
             step: machine.saga.steps[failing].name, finishing: finishing, compensationWaves: waves,

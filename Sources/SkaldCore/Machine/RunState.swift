@@ -106,12 +106,18 @@ public struct StepState: Sendable, Hashable {
 
 /// Why a run stopped going forward, or why its compensation stopped.
 public struct RunFailure: Sendable, Hashable {
-    public var step: String
+    /// The step that failed; nil when no step did (an operator's cancel, the saga deadline).
+    public var step: String?
     public var reason: String
 
-    public init(step: String, reason: String) {
+    public init(step: String?, reason: String) {
         self.step = step
         self.reason = reason
+    }
+
+    /// "charge-card failed (HTTP 402 …)", or the reason alone when no step failed.
+    public var summary: String {
+        step.map { "\($0) failed (\(reason))" } ?? reason
     }
 }
 

@@ -217,7 +217,7 @@ public struct SagaMachine: Sendable {
                     at: now, kind: .runCancelled,
                     message: "waiting for the attempt in flight of \(inFlight.joined(separator: ", ")); if it succeeds it is compensated too"))
         }
-        beginCompensation(&state, failure: RunFailure(step: "", reason: why), at: now, events: &events)
+        beginCompensation(&state, failure: RunFailure(step: nil, reason: why), at: now, events: &events)
         return Transition(state: state, events: events)
     }
 
@@ -230,7 +230,7 @@ public struct SagaMachine: Sendable {
         var state = state
         let reason = "the saga deadline of \(DurationText.format(deadline)) passed"
         var events = [RunEvent(at: now, kind: .deadlinePassed, message: "\(reason): no new forward attempt starts", data: ["deadlineMs": Self.millis(deadline)])]
-        beginCompensation(&state, failure: RunFailure(step: "", reason: reason), at: now, events: &events)
+        beginCompensation(&state, failure: RunFailure(step: nil, reason: reason), at: now, events: &events)
         return Transition(state: state, events: events)
     }
 
@@ -326,7 +326,7 @@ public struct SagaMachine: Sendable {
             events.append(
                 RunEvent(
                     at: now, kind: .runStuck, step: stuck.step,
-                    message: "run stuck: \(stuck.step) failed after the pivot (\(stuck.reason)); the saga cannot turn back, so fix what \(stuck.step) calls and resume the run",
+                    message: "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and resume the run",
                     data: ["reason": .string(stuck.reason)]))
         }
     }
@@ -349,10 +349,10 @@ public struct SagaMachine: Sendable {
         let names = withCompensation.reversed().map { state.steps[$0].name }
         events.append(
             RunEvent(
-                at: now, kind: .compensationStarted, step: failure.step.isEmpty ? nil : failure.step,
+                at: now, kind: .compensationStarted, step: failure.step,
                 message: names.isEmpty
-                    ? "\(failure.step.isEmpty ? "the run was cancelled" : "\(failure.step) failed"), and no completed step has a compensation to run"
-                    : "\(failure.step.isEmpty ? "the run was cancelled" : "\(failure.step) failed"), so the completed steps are compensated in reverse order: \(names.joined(separator: ", "))",
+                    ? "\(failure.step.map { "\($0) failed" } ?? failure.reason), and no completed step has a compensation to run"
+                    : "\(failure.step.map { "\($0) failed" } ?? failure.reason), so the completed steps are undone, each after the steps that depended on it: \(names.joined(separator: ", "))",
                 data: ["order": .array(names.map(JSONValue.string)), "reason": .string(failure.reason)]))
         advanceCompensation(&state, at: now, events: &events)
     }
@@ -397,7 +397,7 @@ public struct SagaMachine: Sendable {
             events.append(
                 RunEvent(
                     at: now, kind: .runCompensated,
-                    message: "run compensated: \(state.failure.map { $0.step.isEmpty ? $0.reason : "\($0.step) failed" } ?? "a step failed") and \(undone) completed step\(undone == 1 ? " was" : "s were") undone"))
+                    message: "run compensated: \(state.failure?.summary ?? "a step failed"); \(undone) completed step\(undone == 1 ? " was" : "s were") undone"))
         }
     }
 
