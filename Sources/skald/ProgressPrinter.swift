@@ -99,10 +99,11 @@ final class ProgressPrinter: Sendable {
             let left = state.steps.filter { $0.status == .succeeded }.map(\.name)
             return "\(style.red(style.bold("compensation_failed"))) after \(took): \(failure)"
                 + (left.isEmpty ? "" : "; still to undo: \(left.reversed().joined(separator: ", "))")
-                + ". A person must retry the compensation or resolve it by hand."
+                + ". A person decides: with `skald serve` on this database, `skald retry \(state.id)` tries it again, or"
+                + " `skald resolve \(state.id) --step \(state.compensationFailure?.step ?? "STEP") --note \"what you did\"` records it was undone by hand."
         case .stuck:
             let stuck = (state.stuck?.summary ?? "a step failed") + " after the pivot"
-            return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: fix the step, then `skald retry RUN` on a server."
+            return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: fix the step, then `skald retry \(state.id)` with `skald serve` on this database."
         case .running, .compensating:
             return "\(style.yellow(state.status.rawValue)) after \(took): run `skald resume` to continue"
         }
