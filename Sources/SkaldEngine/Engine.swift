@@ -71,7 +71,7 @@ public final class Engine: Service, Sendable {
     private let machines = Mutex<[String: SagaMachine]>([:])
     private let drivers = Mutex<[String: Mailbox<DriverCommand>]>([:])
     /// Runs started here wait in this queue until `run()` drives them (one-shot commands drive them directly).
-    private let submissions = Mailbox<String>()
+    private let submissions = Mailbox<Submission>()
     /// Runs a driver is working on, so no run is ever driven twice at once.
     private let active = Mutex<Set<String>>([])
     private let isDraining = Atomic<Bool>(false)
@@ -101,10 +101,10 @@ public final class Engine: Service, Sendable {
     public func start(_ definition: SagaDefinition, input: JSONValue, id: String? = nil, idempotencyKey: String?) async throws
         -> StartedRun
     {
-        try definition.checkStart(input: input, environment: configuration.environment)
+        let machine = machine(for: definition)
+        try machine.checkStart(input: input, environment: configuration.environment)
         let now = clock.now()
         let runID = id ?? RunID.make(at: now)
-        let machine = machine(for: definition)
         let transition = machine.start(runID: runID, at: now)
         // The driver's mailbox exists before the run does, so an operator's cancel that arrives at once goes
         // through the driver instead of racing it.
@@ -124,7 +124,8 @@ public final class Engine: Service, Sendable {
         }
         logger.debug("run started", metadata: ["saga.run_id": "\(runID)", "saga.name": "\(definition.name)"])
         publish(runID, transition.events)
-        submissions.send(runID)
+        // The driver starts from the state just stored, without reading it back.
+        submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state)))
         return StartedRun(runID: runID, isNew: true)
     }
 
@@ -183,13 +184,15 @@ public final class Engine: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 for run in unfinished where claim(run.id) {
                     let mailbox = register(run.id)
-                    group.addTask { await self.driveLogged(run.id, mailbox: mailbox, stored: run) }
+                    group.addTask { await self.driveLogged(run.id, mailbox: mailbox, source: .stored(run)) }
                 }
-                while !isDraining.load(ordering: .acquiring), let runID = await submissions.next() {
+                while !isDraining.load(ordering: .acquiring), let submission = await submissions.next() {
+                    let runID = submission.runID
                     // A run started just before the unfinished ones were loaded is already being driven.
                     guard claim(runID) else { continue }
                     let mailbox = register(runID)
-                    group.addTask { await self.driveLogged(runID, mailbox: mailbox, stored: nil) }
+                    let source: RunSource = submission.fresh.map { .fresh($0) } ?? .load
+                    group.addTask { await self.driveLogged(runID, mailbox: mailbox, source: source) }
                 }
                 // Cancelled rather than shut down gracefully: drain all the same.
                 drain()
@@ -210,22 +213,26 @@ public final class Engine: Service, Sendable {
 
     private func submit(_ runID: String) {
         _ = register(runID)
-        submissions.send(runID)
+        submissions.send(Submission(runID: runID, fresh: nil))
     }
 
     private func claim(_ runID: String) -> Bool {
         active.withLock { $0.insert(runID).inserted }
     }
 
-    private func driveLogged(_ runID: String, mailbox: Mailbox<DriverCommand>, stored: StoredRun?) async {
+    private func driveLogged(_ runID: String, mailbox: Mailbox<DriverCommand>, source: RunSource) async {
         defer {
             unregister(runID)
             active.withLock { _ = $0.remove(runID) }
         }
         do {
-            if let stored {
+            switch source {
+            case .stored(let stored):
                 _ = try await drive(stored, mailbox: mailbox)
-            } else {
+            case .fresh(let fresh):
+                var driver = RunDriver(engine: self, machine: fresh.machine, runID: runID, input: fresh.input, state: fresh.state, mailbox: mailbox)
+                _ = try await driver.run()
+            case .load:
                 _ = try await drive(runID: runID, mailbox: mailbox)
             }
         } catch {
@@ -377,6 +384,26 @@ public final class Engine: Service, Sendable {
 }
 
 struct DriverGone: Error {}
+
+/// A run for `Engine.run()` to drive: one just started here comes with its state, so it is not read back.
+struct Submission: Sendable {
+    var runID: String
+    var fresh: FreshRun?
+}
+
+struct FreshRun: Sendable {
+    var machine: SagaMachine
+    var input: JSONValue
+    var state: RunState
+}
+
+/// Where a driver gets the run's state from.
+enum RunSource: Sendable {
+    case stored(StoredRun)
+    case fresh(FreshRun)
+    /// Read it from the store (a run an operator's action set going again).
+    case load
+}
 
 /// What the engine asks of a run's driver.
 enum DriverCommand: Sendable {

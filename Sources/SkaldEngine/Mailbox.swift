@@ -79,6 +79,15 @@ final class AttemptLimiter: Sendable {
         state = Mutex(State(available: max(1, limit)))
     }
 
+    /// Takes a slot at once if one is free and nobody is waiting for one.
+    func tryAcquire() -> Bool {
+        state.withLock { state in
+            guard state.available > 0, state.waiters.isEmpty else { return false }
+            state.available -= 1
+            return true
+        }
+    }
+
     /// Waits for a slot; returns false (holding nothing) when the task is cancelled.
     func acquire() async -> Bool {
         let id = state.withLock { state -> Int in

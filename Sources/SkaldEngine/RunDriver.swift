@@ -55,8 +55,13 @@ struct RunDriver {
                         commit(transition)
                     }
                     for index in state.dueSteps(at: now) where !reserving.contains(index) {
-                        reserving.insert(index)
-                        requestSlot(index, resend: false, in: &group)
+                        // A free slot is taken at once; otherwise a child task waits for one.
+                        if engine.limiter.tryAcquire() {
+                            if try await send(index, resend: false, in: &group) { inFlight += 1 }
+                        } else {
+                            reserving.insert(index)
+                            requestSlot(index, resend: false, in: &group)
+                        }
                     }
                 }
                 if inFlight == 0 && reserving.isEmpty && (draining || state.status.isTerminal || state.nextDueAt == nil) { break }
@@ -84,32 +89,11 @@ struct RunDriver {
                 case .slot(let index, let granted, let resend)?:
                     reserving.remove(index)
                     guard granted else { continue }
-                    // The state may have moved on while waiting (a cancel): only send what is still due.
-                    let now = engine.clock.now()
-                    let stillWanted = resend
-                        ? state.steps[index].isInFlight
-                        : (state.steps[index].dueAt.map { $0 <= now } ?? false) && machine.deadlinePassed(state, at: now) == nil
-                    guard stillWanted, !draining else {
+                    guard !draining else {
                         engine.limiter.release()
                         continue
                     }
-                    let transition = resend
-                        ? machine.resendInterruptedAttempt(state, step: index, at: now)
-                        : machine.beginAttempt(state, step: index, at: now)
-                    let key = attemptKey(index, in: transition.state)
-                    do {
-                        if resend {
-                            try await engine.store.recordAttemptResent(key, at: now, transition: transition)
-                        } else {
-                            try await engine.store.recordAttemptStarted(key, at: now, transition: transition)
-                        }
-                    } catch {
-                        engine.limiter.release()
-                        throw error
-                    }
-                    commit(transition)
-                    launch(key, in: &group)
-                    inFlight += 1
+                    if try await send(index, resend: resend, in: &group) { inFlight += 1 }
 
                 case .finished(let key, let outcome, let duration)?:
                     inFlight -= 1
@@ -152,6 +136,36 @@ struct RunDriver {
             group.cancelAll()
         }
         return state
+    }
+
+    /// With a slot held: stores that the attempt is sent, then sends it. Returns false (and gives the slot back)
+    /// when the state moved on meanwhile (a cancel, the deadline) and the attempt is no longer wanted.
+    private mutating func send(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) async throws -> Bool {
+        let now = engine.clock.now()
+        let stillWanted = resend
+            ? state.steps[index].isInFlight
+            : (state.steps[index].dueAt.map { $0 <= now } ?? false) && machine.deadlinePassed(state, at: now) == nil
+        guard stillWanted else {
+            engine.limiter.release()
+            return false
+        }
+        let transition = resend
+            ? machine.resendInterruptedAttempt(state, step: index, at: now)
+            : machine.beginAttempt(state, step: index, at: now)
+        let key = attemptKey(index, in: transition.state)
+        do {
+            if resend {
+                try await engine.store.recordAttemptResent(key, at: now, transition: transition)
+            } else {
+                try await engine.store.recordAttemptStarted(key, at: now, transition: transition)
+            }
+        } catch {
+            engine.limiter.release()
+            throw error
+        }
+        commit(transition)
+        launch(key, in: &group)
+        return true
     }
 
     private mutating func commit(_ transition: SagaMachine.Transition) {

@@ -138,11 +138,13 @@ public struct HTTPStepExecutor: StepExecutor {
 
 extension HTTPClient {
     /// A client configured for saga steps: no redirects (a 3xx is an answer, not a detour), pooled connections.
-    public static func makeForSteps() -> HTTPClient {
+    /// - Parameter connectionsPerHost: connections kept open to one participant; match the engine's concurrency so
+    ///   attempts never queue for a connection.
+    public static func makeForSteps(connectionsPerHost: Int = 64) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.timeout.connect = .seconds(10)
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(connectionsPerHost, 8)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 }

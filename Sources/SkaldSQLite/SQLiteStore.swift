@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SkaldCore
+import Synchronization
 import SkaldEngine
 
 /// How much a commit survives.
@@ -15,6 +16,10 @@ public enum Durability: String, Sendable, CaseIterable {
 public final class SQLiteStore: SagaStore {
     public let path: String
     let pool: DatabasePool
+    /// Run transitions go through here: many runs' transitions share one transaction.
+    let committer: GroupCommitter
+    /// Definitions known to be stored, so starting a run does not write its definition again.
+    private let storedDefinitions = Mutex<Set<String>>([])
 
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
     /// - Throws: `SQLiteStoreError` naming the path and what to do when it cannot be opened or is newer than this Skald.
@@ -49,6 +54,7 @@ public final class SQLiteStore: SagaStore {
         } catch {
             throw SQLiteStoreError.cannotOpen(path: path, reason: Self.describe(error))
         }
+        committer = GroupCommitter(pool: pool)
     }
 
     static func describe(_ error: any Error) -> String {
@@ -81,7 +87,7 @@ public final class SQLiteStore: SagaStore {
                     INSERT INTO definition (hash, name, version, document, created_at, registered) VALUES (?, ?, ?, ?, ?, 1)
                     ON CONFLICT (hash) DO UPDATE SET registered = 1
                     """,
-                arguments: [definition.contentHash, definition.name, definition.version, definition.document.jsonText, at.timeIntervalSince1970])
+                arguments: [definition.contentHash, definition.name, definition.version, definition.documentText, at.timeIntervalSince1970])
             return .registered
         }
     }
@@ -113,55 +119,62 @@ public final class SQLiteStore: SagaStore {
     }
 
     public func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws {
-        try await pool.write { db in try Self.apply(transition, runID: runID, at: at, db: db) }
+        try await committer.write { db in try Self.apply(transition, runID: runID, at: at, db: db) }
     }
 
     public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
-        try await pool.write { db in
+        let definitionStored = storedDefinitions.withLock { $0.contains(run.definition.contentHash) }
+        let created = try await committer.write { db in
             if let key = run.idempotencyKey,
                 let existing = try String.fetchOne(db, sql: "SELECT id FROM run WHERE idempotency_key = ?", arguments: [key])
             {
-                return .existing(try Self.loadRun(id: existing, db: db)!)
+                return CreatedRun.existing(try Self.loadRun(id: existing, db: db)!)
             }
             let definition = run.definition
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO definition (hash, name, version, document, created_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [definition.contentHash, definition.name, definition.version, definition.document.jsonText, run.createdAt.timeIntervalSince1970])
-            try db.execute(
+            if !definitionStored {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO definition (hash, name, version, document, created_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [definition.contentHash, definition.name, definition.version, definition.documentText, run.createdAt.timeIntervalSince1970])
+            }
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key,
                         deadline_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     run.id, definition.contentHash, definition.name, definition.version, transition.state.status.rawValue,
                     run.input.jsonText, run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.idempotencyKey,
                     transition.state.deadlineAt?.timeIntervalSince1970,
                 ])
+            let insertStep = try db.cachedStatement(sql: "INSERT INTO step (run_id, position, name, status, due_at) VALUES (?, ?, ?, ?, ?)")
             for (position, step) in transition.state.steps.enumerated() {
-                try db.execute(
-                    sql: "INSERT INTO step (run_id, position, name, status, due_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [run.id, position, step.name, step.status.rawValue, step.dueAt?.timeIntervalSince1970])
+                try insertStep.execute(arguments: [run.id, position, step.name, step.status.rawValue, step.dueAt?.timeIntervalSince1970])
             }
             try Self.append(transition.events, runID: run.id, db: db)
-            return .created
+            return CreatedRun.created
         }
+        // Only once committed: a rolled-back batch must not leave the definition marked as stored.
+        if !definitionStored { storedDefinitions.withLock { _ = $0.insert(run.definition.contentHash) } }
+        return created
     }
 
     public func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        try await pool.write { db in
-            try db.execute(
+        try await committer.write { db in
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO attempt (run_id, position, phase, number, step_name, started_at)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [attempt.runID, attempt.step, attempt.phase.rawValue, attempt.number, attempt.stepName, at.timeIntervalSince1970])
             try Self.apply(transition, runID: attempt.runID, at: at, db: db)
         }
     }
 
     public func recordAttemptResent(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        try await pool.write { db in
+        try await committer.write { db in
             try db.execute(
                 sql: """
                     UPDATE attempt SET sends = sends + 1, started_at = ?
@@ -176,15 +189,16 @@ public final class SQLiteStore: SagaStore {
     }
 
     public func recordAttemptFinished(_ result: AttemptResult, transition: SagaMachine.Transition) async throws {
-        try await pool.write { db in
+        try await committer.write { db in
             var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
             record.finish(with: result)
             let attempt = result.attempt
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE attempt SET finished_at = ?, succeeded = ?, http_status = ?, error = ?, duration_ms = ?
                     WHERE run_id = ? AND position = ? AND phase = ? AND number = ? AND finished_at IS NULL
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     result.finishedAt.timeIntervalSince1970, record.succeeded, record.httpStatus, record.error, record.durationMs,
                     attempt.runID, attempt.step, attempt.phase.rawValue, attempt.number,
@@ -196,15 +210,17 @@ public final class SQLiteStore: SagaStore {
         }
     }
 
-    /// Writes the run row and every step row of the new state, and appends the events.
+    /// Writes the run row and the step rows the transition changed (every one when it does not say), and appends
+    /// the events.
     static func apply(_ transition: SagaMachine.Transition, runID: String, at: Date, db: Database) throws {
         let state = transition.state
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE run SET status = ?, failure_step = ?, failure_reason = ?, compensation_failure_step = ?,
                     compensation_failure_reason = ?, stuck_step = ?, stuck_reason = ?, deadline_at = ?, updated_at = ?
                 WHERE id = ?
-                """,
+                """
+        ).execute(
             arguments: [
                 state.status.rawValue, state.failure?.step, state.failure?.reason, state.compensationFailure?.step,
                 state.compensationFailure?.reason, state.stuck?.step, state.stuck?.reason, state.deadlineAt?.timeIntervalSince1970,
@@ -217,7 +233,8 @@ public final class SQLiteStore: SagaStore {
                     first_attempt_at = ?, compensation_first_attempt_at = ?, due_at = ?, response_status = ?, response_body = ?, last_error = ?
                 WHERE run_id = ? AND position = ?
                 """)
-        for (position, step) in state.steps.enumerated() {
+        for position in transition.changedSteps ?? Array(state.steps.indices) {
+            let step = state.steps[position]
             try statement.execute(arguments: [
                 step.status.rawValue, step.attempts, step.compensationAttempts, step.compensationAttemptsBase, step.attemptsBase,
                 step.firstAttemptAt?.timeIntervalSince1970, step.compensationFirstAttemptAt?.timeIntervalSince1970,
@@ -239,13 +256,71 @@ public final class SQLiteStore: SagaStore {
         }
     }
 
+    // MARK: - Retention
+
+    /// Statuses `prune` deletes. Runs in `compensation_failed` or `stuck` wait for an operator and are kept.
+    public static let prunableStatuses: [RunStatus] = [.completed, .compensated]
+
+    /// Deletes runs that finished (completed or compensated) before `cutoff`, with their steps, attempts and history,
+    /// `batchSize` runs per transaction so the engine's own writes go in between. Returns how many runs were deleted.
+    public func prune(finishedBefore cutoff: Date, batchSize: Int = 500) async throws -> Int {
+        let statuses = Self.prunableStatuses.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        var total = 0
+        while true {
+            let deleted = try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        DELETE FROM run WHERE id IN (
+                            SELECT id FROM run WHERE status IN (\(statuses)) AND updated_at < ? ORDER BY updated_at LIMIT ?)
+                        """,
+                    arguments: [cutoff.timeIntervalSince1970, batchSize])
+                return db.changesCount
+            }
+            total += deleted
+            if deleted < batchSize { return total }
+            await Task.yield()
+        }
+    }
+
+    /// Copies the write-ahead log into the database file and empties it, then returns the file's size in bytes.
+    public func checkpointedSize() throws -> Int {
+        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.size] as? Int) ?? 0
+    }
+
+    /// Transactions committed for run transitions since the store opened, and the transitions they carried.
+    public var commitStatistics: (transactions: Int, transitions: Int) {
+        let statistics = committer.statistics
+        return (statistics.transactions, statistics.changes)
+    }
+
+    /// The SQLite library's version.
+    public static var sqliteVersion: String {
+        (try? DatabaseQueue().read { db in try String.fetchOne(db, sql: "SELECT sqlite_version()") }) ?? "unknown" ?? "unknown"
+    }
+
     // MARK: - Reads
 
+    /// Loads every unfinished run in three queries (runs, their definitions, their steps), however many there are.
     public func unfinishedRuns() async throws -> [StoredRun] {
         try await pool.read { db in
-            let ids = try String.fetchAll(
-                db, sql: "SELECT id FROM run WHERE status IN ('running', 'compensating') ORDER BY created_at, id")
-            return try ids.compactMap { try Self.loadRun(id: $0, db: db) }
+            let unfinished = "run.status IN ('running', 'compensating')"
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM run WHERE \(unfinished) ORDER BY created_at, id")
+            guard !rows.isEmpty else { return [] }
+            var documents: [String: JSONValue] = [:]
+            let definitionRows = try Row.fetchAll(
+                db, sql: "SELECT hash, document FROM definition WHERE hash IN (SELECT DISTINCT definition_hash FROM run WHERE \(unfinished))")
+            for row in definitionRows { documents[row["hash"]] = try JSONParser.parse(row["document"] as String) }
+            var steps: [String: [Row]] = [:]
+            let stepRows = try Row.fetchAll(
+                db, sql: "SELECT step.* FROM step JOIN run ON run.id = step.run_id WHERE \(unfinished) ORDER BY step.run_id, step.position")
+            for row in stepRows { steps[row["run_id"], default: []].append(row) }
+            return try rows.map { row in
+                let hash: String = row["definition_hash"]
+                guard let document = documents[hash] else { throw StoreError(message: "the database has no definition \(hash)") }
+                return try Self.storedRun(row, document: document, stepRows: steps[row["id"]] ?? [])
+            }
         }
     }
 
@@ -263,6 +338,11 @@ public final class SQLiteStore: SagaStore {
                     """, arguments: [id])
         else { return nil }
         let stepRows = try Row.fetchAll(db, sql: "SELECT * FROM step WHERE run_id = ? ORDER BY position", arguments: [id])
+        return try storedRun(row, document: try JSONParser.parse(row["document"] as String), stepRows: stepRows)
+    }
+
+    static func storedRun(_ row: Row, document: JSONValue, stepRows: [Row]) throws -> StoredRun {
+        let id: String = row["id"]
         var state = RunState(id: id, stepNames: stepRows.map { $0["name"] })
         state.status = try decode(RunStatus.self, row["status"])
         state.failure = Self.failure(row, "failure_step", "failure_reason")
@@ -288,7 +368,7 @@ public final class SQLiteStore: SagaStore {
         }
         return StoredRun(
             id: id, sagaName: row["saga_name"], sagaVersion: row["saga_version"], definitionHash: row["definition_hash"],
-            definitionDocument: try JSONParser.parse(row["document"] as String), input: try JSONParser.parse(row["input"] as String),
+            definitionDocument: document, input: try JSONParser.parse(row["input"] as String),
             createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
             state: state, idempotencyKey: row["idempotency_key"])
     }

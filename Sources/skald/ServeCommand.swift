@@ -52,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         var logger = Logger(label: "skald")
         logger.logLevel = .info
-        let client = HTTPClient.makeForSteps()
+        let client = HTTPClient.makeForSteps(connectionsPerHost: concurrency)
         let engine = Engine(
             store: store, executor: HTTPStepExecutor(client: client, maxResponseBytes: execution.maxResponseBytes),
             configuration: EngineConfiguration(concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),

@@ -81,6 +81,11 @@ let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
             try await waitFor("the flight to be cancelled while the hotel is still held") {
                 await participants[.flights].ledger.map(\.action) == ["book", "cancel"]
             }
+            // The participant applies the cancel before Skald reads the answer: wait until the outcome is stored and
+            // printed, so releasing the hotel cannot overtake it.
+            try await waitFor("the flight cancel outcome to be printed") {
+                run.stdout.split(separator: "\n").contains { $0.contains("flight (undo)") && $0.contains("ok") }
+            }
             #expect(await participants[.hotels].ledger.map(\.action) == ["book"])
             #expect(await participants[.cars].requestCount == 3, "car was tried three times (retryOn 409)")
             await participants[.hotels].setFaults(Faults())

@@ -13,6 +13,14 @@ extension SagaDefinition {
     /// Checks, before a run starts, that the input matches `inputSchema`, that every input field a template
     /// reads is present, and that every environment variable a template reads is set.
     public func checkStart(input: JSONValue, environment: [String: String]) throws(InputError) {
+        try checkStart(input: input, environment: environment, inputReferences: inputReferences, environmentNames: environmentNames)
+    }
+
+    /// The same, with `inputReferences` and `environmentNames` worked out once beforehand (see `SagaMachine`).
+    func checkStart(
+        input: JSONValue, environment: [String: String], inputReferences: [(reference: TemplateReference, usedAt: JSONPath)],
+        environmentNames: [String]
+    ) throws(InputError) {
         var problems: [String] = []
         if let inputSchema {
             problems += inputSchema.violations(of: input).map { "\($0) (inputSchema)" }

@@ -13,10 +13,34 @@ public struct SagaDefinition: Sendable {
     /// How long the run may go forward; when it passes, the run compensates.
     public var deadline: Duration?
     /// The document as written, kept so that the stored definition is exactly what was validated.
-    public var document: JSONValue
+    public var document: JSONValue {
+        didSet { (documentText, contentHash) = Self.digest(document) }
+    }
+    /// The canonical JSON text of `document`, computed once.
+    public private(set) var documentText: String
+    /// SHA-256 of the canonical JSON text: a run records the exact definition it runs. Computed once.
+    public private(set) var contentHash: String
 
-    /// SHA-256 of the canonical JSON text: a run records the exact definition it runs.
-    public var contentHash: String { SHA256.hex(document.jsonText) }
+    init(
+        name: String, version: Int, description: String?, inputSchema: InputSchema?, steps: [StepDefinition],
+        dependencies: [[Int]], pivot: Int?, deadline: Duration?, document: JSONValue
+    ) {
+        self.name = name
+        self.version = version
+        self.description = description
+        self.inputSchema = inputSchema
+        self.steps = steps
+        self.dependencies = dependencies
+        self.pivot = pivot
+        self.deadline = deadline
+        self.document = document
+        (documentText, contentHash) = Self.digest(document)
+    }
+
+    static func digest(_ document: JSONValue) -> (text: String, hash: String) {
+        let text = document.jsonText
+        return (text, SHA256.hex(text))
+    }
 
     public func stepIndex(named name: String) -> Int? {
         steps.firstIndex { $0.name == name }

@@ -5,13 +5,30 @@ import Foundation
 /// The state is also the schedule: a step whose `dueAt` is set is waiting for an attempt of its current
 /// phase, and a step in `running`/`compensating` without `dueAt` has an attempt in flight. The caller
 /// stores each transition (state and events) in one transaction before acting on it.
-public struct SagaMachine: Sendable {
+public final class SagaMachine: Sendable {
     public struct Transition: Sendable, Hashable {
         public var state: RunState
         public var events: [RunEvent]
+        /// The positions of the steps whose state changed, so a store writes only those; nil when any may have.
+        public var changedSteps: [Int]?
+
+        public init(state: RunState, events: [RunEvent], changedSteps: [Int]? = nil) {
+            self.state = state
+            self.events = events
+            self.changedSteps = changedSteps
+        }
+
+        init(state: RunState, events: [RunEvent], before: RunState) {
+            self.init(
+                state: state, events: events,
+                changedSteps: state.steps.indices.filter { state.steps[$0] != before.steps[$0] })
+        }
     }
 
     public let saga: SagaDefinition
+    /// What `checkStart` reads of the definition, worked out once.
+    let inputReferences: [(reference: TemplateReference, usedAt: JSONPath)]
+    let environmentNames: [String]
     /// For each step, the steps it waits for. Steps run in file order: each waits for the one before it.
     let dependencies: [[Int]]
     /// For each step, every step that waits for it, directly or not.
@@ -19,6 +36,8 @@ public struct SagaMachine: Sendable {
 
     public init(saga: SagaDefinition) {
         self.saga = saga
+        inputReferences = saga.inputReferences
+        environmentNames = saga.environmentNames
         let dependencies = saga.dependencies
         self.dependencies = dependencies
         var dependents = [Set<Int>](repeating: [], count: saga.steps.count)
@@ -29,6 +48,11 @@ public struct SagaMachine: Sendable {
             }
         }
         self.dependents = dependents
+    }
+
+    /// `SagaDefinition.checkStart`, without working out again what the definition reads.
+    public func checkStart(input: JSONValue, environment: [String: String]) throws(InputError) {
+        try saga.checkStart(input: input, environment: environment, inputReferences: inputReferences, environmentNames: environmentNames)
     }
 
     // MARK: - Inputs
@@ -49,6 +73,7 @@ public struct SagaMachine: Sendable {
 
     /// Records that an attempt of a due step is about to be sent. Store this before sending.
     public func beginAttempt(_ state: RunState, step index: Int, at now: Date) -> Transition {
+        let before = state
         var state = state
         var step = state.steps[index]
         guard let phase = step.status.phase, step.dueAt != nil else {
@@ -69,7 +94,7 @@ public struct SagaMachine: Sendable {
         let event = RunEvent(
             at: now, kind: .attemptStarted, step: step.name, phase: phase, attempt: attempt,
             message: "\(Self.label(step.name, phase)) attempt \(attempt) sent")
-        return Transition(state: state, events: [event])
+        return Transition(state: state, events: [event], before: before)
     }
 
     /// Recovery: an attempt was recorded as sent but its outcome never was (the process died).
@@ -83,7 +108,7 @@ public struct SagaMachine: Sendable {
         let event = RunEvent(
             at: now, kind: .attemptResent, step: step.name, phase: phase, attempt: attempt,
             message: "\(Self.label(step.name, phase)) attempt \(attempt) had no recorded outcome after a restart; sending it again with the same idempotency key")
-        return Transition(state: state, events: [event])
+        return Transition(state: state, events: [event], changedSteps: [])
     }
 
     /// The outcome of the attempt in flight for `step`.
@@ -92,6 +117,7 @@ public struct SagaMachine: Sendable {
     public func finishAttempt(
         _ state: RunState, step index: Int, outcome: AttemptOutcome, duration: Duration, at now: Date, jitterSample: Double
     ) -> Transition {
+        let before = state
         var state = state
         var events: [RunEvent] = []
         let step = state.steps[index]
@@ -198,7 +224,7 @@ public struct SagaMachine: Sendable {
                 advanceCompensation(&state, at: now, events: &events)
             }
         }
-        return Transition(state: state, events: events)
+        return Transition(state: state, events: events, before: before)
     }
 
     /// An operator's cancel: no new forward attempt starts and the completed steps are compensated.
@@ -206,6 +232,7 @@ public struct SagaMachine: Sendable {
     /// Returns nil when the run is not running (already compensating or finished).
     public func cancel(_ state: RunState, reason: String, at now: Date) -> Transition? {
         guard state.status == .running else { return nil }
+        let before = state
         var state = state
         stopForwardWork(&state)
         let why = reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(reason)"
@@ -218,7 +245,7 @@ public struct SagaMachine: Sendable {
                     message: "waiting for the attempt in flight of \(inFlight.joined(separator: ", ")); if it succeeds it is compensated too"))
         }
         beginCompensation(&state, failure: RunFailure(step: nil, reason: why), at: now, events: &events)
-        return Transition(state: state, events: events)
+        return Transition(state: state, events: events, before: before)
     }
 
     /// The saga's deadline passed while going forward: no new forward attempt starts and the run compensates.
@@ -227,11 +254,12 @@ public struct SagaMachine: Sendable {
         guard state.status == .running, let deadlineAt = state.deadlineAt, now >= deadlineAt, !isPastPivot(state),
             let deadline = saga.deadline
         else { return nil }
+        let before = state
         var state = state
         let reason = "the saga deadline of \(DurationText.format(deadline)) passed"
         var events = [RunEvent(at: now, kind: .deadlinePassed, message: "\(reason): no new forward attempt starts", data: ["deadlineMs": Self.millis(deadline)])]
         beginCompensation(&state, failure: RunFailure(step: nil, reason: reason), at: now, events: &events)
-        return Transition(state: state, events: events)
+        return Transition(state: state, events: events, before: before)
     }
 
     /// An operator's retry of a run in `compensation_failed`: the failed compensation (of `step`, or every failed
@@ -240,6 +268,7 @@ public struct SagaMachine: Sendable {
         guard state.status == .compensationFailed else { return nil }
         let targets = state.steps.indices.filter { state.steps[$0].status == .compensationFailed && (name == nil || state.steps[$0].name == name) }
         guard !targets.isEmpty else { return nil }
+        let before = state
         var state = state
         for index in targets {
             state.steps[index].status = .compensating
@@ -254,7 +283,7 @@ public struct SagaMachine: Sendable {
             at: now, kind: .compensationRetried,
             message: "\(Self.who(who)) retried the compensation of \(retried.joined(separator: ", "))",
             data: ["steps": .array(retried.map(JSONValue.string)), "by": .string(who)])
-        return Transition(state: state, events: [event])
+        return Transition(state: state, events: [event], before: before)
     }
 
     /// An operator says a failed compensation was done by hand; the compensation walk continues from there.
@@ -262,6 +291,7 @@ public struct SagaMachine: Sendable {
         guard state.status == .compensationFailed,
             let index = state.steps.firstIndex(where: { $0.name == name && $0.status == .compensationFailed })
         else { return nil }
+        let before = state
         var state = state
         state.steps[index].status = .compensated
         state.steps[index].lastError = nil
@@ -275,12 +305,13 @@ public struct SagaMachine: Sendable {
         state.compensationFailure = stillFailed.first.map { RunFailure(step: state.steps[$0].name, reason: state.steps[$0].lastError ?? "") }
         state.status = .compensating
         advanceCompensation(&state, at: now, events: &events)
-        return Transition(state: state, events: events)
+        return Transition(state: state, events: events, before: before)
     }
 
     /// An operator resumes a stuck run: the failed steps past the pivot are tried again with their retry policy afresh.
     public func resume(_ state: RunState, by who: String = "", note: String = "", at now: Date) -> Transition? {
         guard state.status == .stuck else { return nil }
+        let before = state
         var state = state
         var resumed: [String] = []
         for index in state.steps.indices where state.steps[index].status == .failed {
@@ -296,7 +327,7 @@ public struct SagaMachine: Sendable {
             at: now, kind: .runResumed,
             message: "\(Self.who(who)) resumed the run: \(resumed.joined(separator: ", ")) will be tried again" + (note.isEmpty ? "" : " (\(note))"),
             data: ["steps": .array(resumed.map(JSONValue.string)), "by": .string(who), "note": .string(note)])
-        return Transition(state: state, events: [event])
+        return Transition(state: state, events: [event], before: before)
     }
 
     /// Whether the pivot has succeeded, so the run can no longer compensate.

@@ -1,0 +1,319 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import SkaldCore
+import SkaldDemo
+import SkaldSQLite
+
+/// `skald bench`: starts a fast participant in a process of its own, then runs each scenario in a fresh engine
+/// process on a fresh SQLite file, and prints a table and one JSON line per scenario.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Skald on this machine: throughput, latency, CPU per step, memory, recovery time, database size.",
+        discussion: """
+            Every call goes to a participant on 127.0.0.1 that answers at once (or holds calls, in the in-flight and
+            recovery scenarios). Build with -c release for figures worth comparing: swift run -c release skald bench
+            """)
+
+    @Option(help: "Runs per scenario at concurrency 64 and 512 (concurrency 1 runs a tenth of them).")
+    var runs: Int = 10_000
+
+    @Option(name: .customLong("in-flight"), help: "Runs held in flight at once in the in-flight and recovery scenarios.")
+    var inFlight: Int = 10_000
+
+    @Option(help: "Comma-separated scenarios to run: happy, compensate, full, in-flight, recovery, retention.")
+    var scenarios: String = "happy,compensate,full,in-flight,recovery,retention"
+
+    @Option(help: "A folder to keep the benchmark databases in (default: a temporary folder, removed afterwards).")
+    var keep: String?
+
+    @Flag(help: "Print only the JSON lines.")
+    var json = false
+
+    func validate() throws {
+        guard runs >= 10 else { throw ValidationError("--runs must be at least 10") }
+        guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
+        let known: Set = ["happy", "compensate", "full", "in-flight", "recovery", "retention"]
+        for name in scenarioList where !known.contains(name) {
+            throw ValidationError("unknown scenario \"\(name)\"; the scenarios are \(known.sorted().joined(separator: ", "))")
+        }
+    }
+
+    var scenarioList: [String] { scenarios.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+    func run() async throws {
+        let folder = keep.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("skald-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { if keep == nil { try? FileManager.default.removeItem(at: folder) } }
+        let descriptors = FileDescriptors.raiseLimit()
+        let report = BenchReport(jsonOnly: json)
+        report.header(machine: Machine.describe(), descriptors: descriptors)
+
+        let bench = try await BenchHarness.start(folder: folder)
+        defer { bench.stop() }
+        let wanted = Set(scenarioList)
+        var happy64: JSONValue?
+        if wanted.contains("happy") {
+            for concurrency in [1, 64, 512] {
+                let count = concurrency == 1 ? max(runs / 10, 10) : runs
+                let skald = try await bench.scenario("happy", concurrency: concurrency, runs: count)
+                report.row(skald)
+                if concurrency == 64 { happy64 = skald.figures }
+                let bare = try await bench.scenario("bare", concurrency: concurrency, runs: count)
+                report.row(bare, comparedWith: skald)
+            }
+        }
+        if wanted.contains("compensate") {
+            report.row(try await bench.scenario("compensate", concurrency: 64, runs: runs))
+        }
+        if wanted.contains("full") {
+            report.row(try await bench.scenario("happy", concurrency: 64, runs: runs, durability: "full"))
+        }
+        if wanted.contains("in-flight") {
+            report.row(try await bench.scenario("hold", concurrency: inFlight, runs: inFlight))
+        }
+        if wanted.contains("recovery") {
+            report.row(try await bench.recovery(runs: inFlight))
+        }
+        if wanted.contains("retention") {
+            report.row(try await bench.scenario("retention", concurrency: 64, runs: runs))
+        }
+        report.footer(happy64: happy64)
+        report.printJSONLines()
+    }
+}
+
+/// The participant process and the scenario processes.
+final class BenchHarness: Sendable {
+    let folder: URL
+    let participant: ChildProcess
+    let participantURL: String
+    let client: HTTPClient
+    static let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+
+    private init(folder: URL, participant: ChildProcess, participantURL: String) {
+        self.folder = folder
+        self.participant = participant
+        self.participantURL = participantURL
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    static func start(folder: URL) async throws -> BenchHarness {
+        let participant = try ChildProcess(
+            executable: executable, ["bench-participant"], environment: ProcessInfo.processInfo.environment,
+            directory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath), outputIn: folder)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !participant.stdout.contains("listening on ") {
+            guard participant.isRunning, ContinuousClock.now < deadline else {
+                throw BenchError("the benchmark participant did not start: \(participant.stderr)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let port = participant.stdout.components(separatedBy: "listening on ").last!.trimmingCharacters(in: .whitespacesAndNewlines)
+        return BenchHarness(folder: folder, participant: participant, participantURL: "http://127.0.0.1:\(port)")
+    }
+
+    func stop() {
+        kill(participant.pid, SIGKILL)
+        try? client.syncShutdown()
+    }
+
+    /// `{"requests": N, "parked": N}` from the participant.
+    func participantStats() async throws -> (requests: Int, parked: Int) {
+        let response = try await client.execute(HTTPClientRequest(url: participantURL + "/control/stats"), timeout: .seconds(10))
+        let body = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
+        return (Int(body["requests"]?.intValue ?? 0), Int(body["parked"]?.intValue ?? 0))
+    }
+
+    func scenario(_ name: String, concurrency: Int, runs: Int, durability: String = "process") async throws -> BenchResult {
+        let database = folder.appendingPathComponent("\(name)-c\(concurrency)-\(durability)-\(UUID().uuidString.prefix(8)).sqlite").path
+        let before = try await participantStats().requests
+        let figures = try await engineProcess(
+            ["--scenario", name, "--concurrency", "\(concurrency)", "--runs", "\(runs)", "--durability", durability, "--db", database])
+        let calls = try await participantStats().requests - before
+        return BenchResult(scenario: name, concurrency: concurrency, durability: durability, figures: figures, httpCalls: calls)
+    }
+
+    /// Leaves `runs` runs in flight and kills their engine with SIGKILL, then measures a new engine picking them up.
+    func recovery(runs: Int) async throws -> BenchResult {
+        let database = folder.appendingPathComponent("recovery-\(UUID().uuidString.prefix(8)).sqlite").path
+        let before = try await participantStats().requests
+        let loader = try ChildProcess(
+            executable: Self.executable,
+            ["bench-engine", "--scenario", "park", "--participant", participantURL, "--concurrency", "\(runs)", "--runs", "\(runs)", "--db", database],
+            environment: ProcessInfo.processInfo.environment, directory: folder, outputIn: folder)
+        let deadline = ContinuousClock.now + .seconds(600)
+        while try await participantStats().parked < runs {
+            guard loader.isRunning, ContinuousClock.now < deadline else {
+                kill(loader.pid, SIGKILL)
+                throw BenchError("the recovery scenario could not put \(runs) runs in flight: \(loader.stderr)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(loader.pid, SIGKILL)
+        _ = await loader.waitForExit()
+        var release = HTTPClientRequest(url: participantURL + "/control/release")
+        release.method = .POST
+        _ = try await client.execute(release, timeout: .seconds(30))
+        let figures = try await engineProcess(["--scenario", "recover", "--concurrency", "\(runs)", "--runs", "\(runs)", "--db", database])
+        let calls = try await participantStats().requests - before
+        return BenchResult(scenario: "recover", concurrency: runs, durability: "process", figures: figures, httpCalls: calls)
+    }
+
+    private func engineProcess(_ arguments: [String]) async throws -> JSONValue {
+        let process = try ChildProcess(
+            executable: Self.executable, ["bench-engine", "--participant", participantURL] + arguments,
+            environment: ProcessInfo.processInfo.environment, directory: folder, outputIn: folder)
+        let exit = await process.waitForExit()
+        let line = process.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        guard exit.status == 0, !exit.signalled, let figures = try? JSONParser.parse(line) else {
+            throw BenchError("the scenario \(arguments.joined(separator: " ")) failed (exit \(exit.status)): \(process.stderr)\(process.stdout)")
+        }
+        return figures
+    }
+}
+
+struct BenchResult {
+    var scenario: String
+    var concurrency: Int
+    var durability: String
+    var figures: JSONValue
+    var httpCalls: Int
+
+    var cpuMillisecondsPerStep: Double? {
+        guard let cpu = figures["cpuMs"]?.doubleValue, httpCalls > 0 else { return nil }
+        return cpu / Double(httpCalls)
+    }
+
+    var runsPerSecond: Double? { figures["runsPerSecond"]?.doubleValue }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The table and the JSON lines.
+final class BenchReport: @unchecked Sendable {
+    let jsonOnly: Bool
+    private var lines: [JSONValue] = []
+
+    init(jsonOnly: Bool) { self.jsonOnly = jsonOnly }
+
+    func say(_ text: String) {
+        guard !jsonOnly else { return }
+        print(text)
+        fflush(nil)
+    }
+
+    func header(machine: String, descriptors: Int) {
+        say("Skald benchmark: \(machine)")
+        say("Store: a fresh SQLite file per scenario, WAL; synchronous=NORMAL (--durability process: a commit survives kill -9)")
+        say("       except the 'full' row: synchronous=FULL (--durability full: a commit also survives power loss).")
+        say("Participant: a separate process on 127.0.0.1 answering at once. Open-file limit: \(descriptors).")
+        say("")
+        say(Self.columns(["scenario", "conc", "runs", "runs/s", "p50 ms", "p99 ms", "CPU ms/step", "HTTP calls", "notes"]))
+    }
+
+    static func columns(_ cells: [String]) -> String {
+        let widths = [16, 6, 7, 9, 8, 9, 12, 11, 0]
+        return zip(cells, widths).enumerated().map { index, pair in
+            index == 0 || index == 8 ? pair.0.padding(toLength: max(pair.1, pair.0.count), withPad: " ", startingAt: 0) : pair.0.leftPadded(pair.1)
+        }.joined(separator: " ")
+    }
+
+    func row(_ result: BenchResult, comparedWith skald: BenchResult? = nil) {
+        let figures = result.figures
+        func number(_ key: String, _ digits: Int = 1) -> String {
+            figures[key]?.doubleValue.map { String(format: "%.\(digits)f", $0) } ?? "-"
+        }
+        var notes: [String] = []
+        var name = result.scenario
+        var json: [String: JSONValue] = [
+            "scenario": .string(result.scenario), "concurrency": .int(Int64(result.concurrency)),
+            "durability": .string(result.durability), "httpCalls": .int(Int64(result.httpCalls)),
+        ]
+        if let cpu = result.cpuMillisecondsPerStep { json["cpuMsPerStep"] = .double(cpu) }
+        for (key, value) in figures.objectValue ?? [:] { json[key] = value }
+        switch result.scenario {
+        case "happy" where result.durability == "full":
+            name = "happy (full)"
+        case "bare":
+            if let skald = skald?.runsPerSecond, let bare = result.runsPerSecond, bare > 0 {
+                notes.append(String(format: "skald/bare %.2f", skald / bare))
+                json["skaldOverBare"] = .double(skald / bare)
+            }
+        case "hold":
+            name = "in-flight"
+            notes.append(String(format: "all %d held 1 s per call: finished in %.1f s", result.concurrency, figures["seconds"]?.doubleValue ?? 0))
+        case "recover":
+            name = "recovery"
+            notes.append(
+                String(
+                    format: "%d interrupted runs: all claimed and re-sent in %.2f s, all finished in %.2f s",
+                    result.concurrency, figures["claimSeconds"]?.doubleValue ?? 0, figures["seconds"]?.doubleValue ?? 0))
+        case "retention":
+            let sizes = figures["dbBytesAfterRound"]?.arrayValue?.compactMap(\.intValue).map { Self.megabytes(Int($0)) } ?? []
+            notes.append("db after each round of runs + prune: \(sizes.joined(separator: ", "))")
+        default:
+            break
+        }
+        if let perCommit = figures["transitionsPerCommit"]?.doubleValue {
+            notes.append(String(format: "%.1f transitions/commit", perCommit))
+        }
+        if let bytes = figures["dbBytes"]?.intValue, let runs = figures["runs"]?.intValue, runs > 0 {
+            notes.append("\(bytes / runs) db bytes/run")
+            json["dbBytesPerRun"] = .int(bytes / runs)
+        }
+        if let peak = figures["peakRssBytes"]?.intValue, ["hold", "recover"].contains(result.scenario) {
+            notes.append("peak RSS \(Self.megabytes(Int(peak)))")
+        }
+        lines.append(.object(json))
+        let isClosedLoop = figures["runsPerSecond"] != nil
+        say(
+            Self.columns([
+                name, "\(result.concurrency)", "\(figures["runs"]?.intValue ?? 0)", isClosedLoop ? number("runsPerSecond", 0) : "-",
+                isClosedLoop ? number("p50Ms", 2) : "-", isClosedLoop ? number("p99Ms", 2) : "-",
+                result.cpuMillisecondsPerStep.map { String(format: "%.3f", $0) } ?? "-", "\(result.httpCalls)", notes.joined(separator: "; "),
+            ]))
+    }
+
+    static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+
+    func footer(happy64: JSONValue?) {
+        say("")
+        say("runs/s: runs finished per second, each worker starting its next run when one ends (closed loop, 'conc' workers).")
+        say("p50/p99: time from start to the run's final state. CPU ms/step: user+sys CPU of the engine process / HTTP calls.")
+        say("bare: the same HTTP calls from a plain AsyncHTTPClient loop, no store and no engine; skald/bare is the cost of durability.")
+    }
+
+    func printJSONLines() {
+        if !jsonOnly { print("") }
+        for line in lines { print(line.jsonText) }
+        fflush(nil)
+    }
+}
+
+enum Machine {
+    static func describe() -> String {
+        let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuInfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
+        return "\(ProcessInfo.processInfo.activeProcessorCount) cores (\(model)), SQLite \(SQLiteStore.sqliteVersion)"
+    }
+}
+
+enum FileDescriptors {
+    /// Raises the soft limit on open files to the hard limit (the in-flight scenarios hold a socket per run) and returns it.
+    static func raiseLimit() -> Int {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return Int(limit.rlim_cur)
+    }
+}

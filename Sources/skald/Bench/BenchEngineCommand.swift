@@ -1,0 +1,310 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import SkaldCore
+import SkaldEngine
+import SkaldHTTP
+import SkaldSQLite
+import Synchronization
+
+/// One benchmark scenario in a process of its own, so its CPU time and peak memory are its own.
+/// `skald bench` starts it; it prints one JSON line with what it measured.
+struct BenchEngineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-engine", abstract: "One benchmark scenario (started by skald bench).", shouldDisplay: false)
+
+    @Option var scenario: String
+    @Option var participant: String
+    @Option var db: String
+    @Option var runs: Int
+    @Option var concurrency: Int
+    @Option var durability: String = "process"
+    @Option var holdMs: Int = 1000
+    @Option var rounds: Int = 3
+
+    func run() async throws {
+        var logger = Logger(label: "skald.bench")
+        logger.logLevel = .error
+        let result: JSONValue
+        switch scenario {
+        case "bare":
+            result = try await Self.bare(participant: participant, runs: runs, concurrency: concurrency)
+        case "happy", "compensate", "hold":
+            let shape = BenchSaga.Shape(rawValue: scenario)!
+            result = try await withEngine(logger: logger) { engine, store, tracker in
+                let definition = BenchSaga.definition(participant: participant, shape: shape, holdMilliseconds: holdMs)
+                var figures = try await Self.closedLoop(
+                    engine: engine, tracker: tracker, definition: definition, runs: runs, concurrency: concurrency)
+                figures["dbBytes"] = .int(Int64(try store.checkpointedSize()))
+                let commits = store.commitStatistics
+                figures["transitionsPerCommit"] = .double(Double(commits.transitions) / Double(max(commits.transactions, 1)))
+                return JSONValue.object(figures)
+            }
+        case "park":
+            // Starts runs whose first call the participant holds; skald bench kills this process once all are held.
+            _ = try await withEngine(logger: logger) { engine, _, _ in
+                let definition = BenchSaga.definition(participant: participant, shape: .park)
+                for number in 0..<runs { try await engine.startRun(definition, input: BenchSaga.input(number)) }
+                print("started", runs)
+                fflush(nil)
+                try await Task.sleep(for: .seconds(3600))
+                return ()
+            }
+            return
+        case "recover":
+            result = try await recover(logger: logger)
+        case "retention":
+            result = try await retention(logger: logger)
+        default:
+            throw ValidationError("unknown scenario \(scenario)")
+        }
+        print(result.jsonText)
+        fflush(nil)
+    }
+
+    /// Opens a store and an engine serving in the background, runs `body`, then drains the engine.
+    func withEngine<T: Sendable>(
+        logger: Logger, _ body: @Sendable (Engine, SQLiteStore, RunTracker) async throws -> T
+    ) async throws -> T {
+        let store = try SQLiteStore(path: db, durability: Durability(rawValue: durability) ?? .process)
+        let client = HTTPClient.makeForSteps(connectionsPerHost: concurrency)
+        let tracker = RunTracker()
+        let engine = Engine(
+            store: store, executor: HTTPStepExecutor(client: client),
+            configuration: EngineConfiguration(concurrency: concurrency, onEvents: { runID, events in tracker.observe(runID, events) }),
+            logger: logger)
+        let result = try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await engine.run()
+                return nil
+            }
+            let result = try await body(engine, store, tracker)
+            engine.drain()
+            for try await _ in group {}
+            return result
+        }
+        try await client.shutdown()
+        return result
+    }
+
+    /// `runs` runs, `concurrency` at a time: each worker starts a run, waits for its end, and starts the next.
+    static func closedLoop(engine: Engine, tracker: RunTracker, definition: SagaDefinition, runs: Int, concurrency: Int) async throws
+        -> [String: JSONValue]
+    {
+        let usage = ResourceUsage.now()
+        let started = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var latencies: [Double] = []
+                    var number = worker
+                    while number < runs {
+                        let begin = ContinuousClock.now
+                        let runID = try await engine.startRun(definition, input: BenchSaga.input(number))
+                        await tracker.waitForEnd(of: runID)
+                        latencies.append((ContinuousClock.now - begin).milliseconds)
+                        number += concurrency
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        return Self.figures(latencies: latencies, seconds: seconds, usage: ResourceUsage.now() - usage)
+    }
+
+    static func figures(latencies: [Double], seconds: Double, usage: ResourceUsage) -> [String: JSONValue] {
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
+        }
+        return [
+            "runs": .int(Int64(latencies.count)), "seconds": .double(seconds),
+            "runsPerSecond": .double(Double(latencies.count) / seconds),
+            "p50Ms": .double(percentile(0.50)), "p99Ms": .double(percentile(0.99)),
+            "cpuMs": .double(usage.cpuMilliseconds), "peakRssBytes": .int(Int64(ResourceUsage.peakResidentBytes())),
+        ]
+    }
+
+    /// The same calls as the happy saga, made by a plain AsyncHTTPClient loop: no store, no engine.
+    static func bare(participant: String, runs: Int, concurrency: Int) async throws -> JSONValue {
+        let client = HTTPClient.makeForSteps(connectionsPerHost: concurrency)
+        let usage = ResourceUsage.now()
+        let started = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var latencies: [Double] = []
+                    var number = worker
+                    while number < runs {
+                        let begin = ContinuousClock.now
+                        var previous: String?
+                        for name in ["reserve", "charge", "ship"] {
+                            var request = HTTPClientRequest(url: "\(participant)/ok/\(name)")
+                            request.method = .POST
+                            request.headers.add(name: "Content-Type", value: "application/json")
+                            request.headers.add(name: "Idempotency-Key", value: "bare-\(number):\(name):forward")
+                            var body: [String: JSONValue] = ["order": .string("order-\(number)"), "amount": .int(1999)]
+                            if let previous { body["after"] = .string(previous) }
+                            request.body = .bytes(ByteBuffer(string: JSONValue.object(body).jsonText))
+                            let response = try await client.execute(request, timeout: .seconds(60))
+                            let bytes = try await response.body.collect(upTo: 1 << 20)
+                            previous = try JSONParser.parse(String(buffer: bytes))["id"]?.stringValue
+                        }
+                        latencies.append((ContinuousClock.now - begin).milliseconds)
+                        number += concurrency
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        try await client.shutdown()
+        return .object(figures(latencies: latencies, seconds: seconds, usage: ResourceUsage.now() - usage))
+    }
+
+    /// Opens a database left with `runs` interrupted runs and measures how long until every interrupted attempt
+    /// has been claimed and sent again, and until every run has finished.
+    func recover(logger: Logger) async throws -> JSONValue {
+        let usage = ResourceUsage.now()
+        let started = ContinuousClock.now
+        let claimed = Mutex<Duration?>(nil)
+        try await withEngine(logger: logger) { _, _, tracker in
+            await tracker.waitForResends(count: runs)
+            claimed.withLock { $0 = ContinuousClock.now - started }
+            await tracker.waitForEnds(count: runs)
+        }
+        let finished = ContinuousClock.now - started
+        return [
+            "runs": .int(Int64(runs)), "claimSeconds": .double(claimed.withLock { $0 }?.seconds ?? 0),
+            "seconds": .double(finished.seconds), "cpuMs": .double((ResourceUsage.now() - usage).cpuMilliseconds),
+            "peakRssBytes": .int(Int64(ResourceUsage.peakResidentBytes())),
+        ]
+    }
+
+    /// Rounds of `runs` runs, each followed by pruning every finished run: the file stops growing after the first.
+    func retention(logger: Logger) async throws -> JSONValue {
+        try await withEngine(logger: logger) { engine, store, tracker in
+            let definition = BenchSaga.definition(participant: participant, shape: .happy)
+            var sizes: [JSONValue] = []
+            var pruned: [JSONValue] = []
+            for _ in 0..<rounds {
+                _ = try await Self.closedLoop(engine: engine, tracker: tracker, definition: definition, runs: runs, concurrency: concurrency)
+                sizes.append(.int(Int64(try store.checkpointedSize())))
+                let removed = try await store.prune(finishedBefore: Date().addingTimeInterval(1), batchSize: 1000)
+                pruned.append(.int(Int64(removed)))
+            }
+            return JSONValue.object(["runs": .int(Int64(runs)), "rounds": .int(Int64(rounds)), "dbBytesAfterRound": .array(sizes), "prunedPerRound": .array(pruned)])
+        }
+    }
+}
+
+/// Follows runs through the engine's events: which have ended, and how many attempts were sent again.
+final class RunTracker: Sendable {
+    private struct State {
+        var ended: Set<String> = []
+        var waiting: [String: CheckedContinuation<Void, Never>] = [:]
+        var endCount = 0
+        var resendCount = 0
+        var countWaiters: [(count: Int, resends: Bool, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+    private let state = Mutex(State())
+
+    func observe(_ runID: String, _ events: [RunEvent]) {
+        var resends = 0
+        var ended = false
+        for event in events {
+            switch event.kind {
+            case .attemptResent: resends += 1
+            case .runCompleted, .runCompensated, .runCompensationFailed, .runStuck: ended = true
+            default: break
+            }
+        }
+        guard resends > 0 || ended else { return }
+        let ready: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            state.resendCount += resends
+            var ready: [CheckedContinuation<Void, Never>] = []
+            if ended {
+                state.endCount += 1
+                if let waiter = state.waiting.removeValue(forKey: runID) { ready.append(waiter) } else { state.ended.insert(runID) }
+            }
+            let (endCount, resendCount) = (state.endCount, state.resendCount)
+            state.countWaiters.removeAll { waiter in
+                guard (waiter.resends ? resendCount : endCount) >= waiter.count else { return false }
+                ready.append(waiter.continuation)
+                return true
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    func waitForEnd(of runID: String) async {
+        await withCheckedContinuation { continuation in
+            let ended = state.withLock { state in
+                if state.ended.remove(runID) != nil { return true }
+                state.waiting[runID] = continuation
+                return false
+            }
+            if ended { continuation.resume() }
+        }
+    }
+
+    func waitForEnds(count: Int) async { await wait(count: count, resends: false) }
+    func waitForResends(count: Int) async { await wait(count: count, resends: true) }
+
+    private func wait(count: Int, resends: Bool) async {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state in
+                if (resends ? state.resendCount : state.endCount) >= count { return true }
+                state.countWaiters.append((count, resends, continuation))
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+}
+
+/// CPU time used by this process so far.
+struct ResourceUsage {
+    var user: timeval
+    var system: timeval
+
+    static func now() -> ResourceUsage {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return ResourceUsage(user: usage.ru_utime, system: usage.ru_stime)
+    }
+
+    static func - (after: ResourceUsage, before: ResourceUsage) -> ResourceUsage {
+        func minus(_ a: timeval, _ b: timeval) -> timeval {
+            var seconds = a.tv_sec - b.tv_sec
+            var micros = a.tv_usec - b.tv_usec
+            if micros < 0 {
+                seconds -= 1
+                micros += 1_000_000
+            }
+            return timeval(tv_sec: seconds, tv_usec: micros)
+        }
+        return ResourceUsage(user: minus(after.user, before.user), system: minus(after.system, before.system))
+    }
+
+    var cpuMilliseconds: Double {
+        Double(user.tv_sec + system.tv_sec) * 1000 + Double(user.tv_usec + system.tv_usec) / 1000
+    }
+
+    /// The most memory this process has had resident at once.
+    static func peakResidentBytes() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import SkaldDemo
+
+/// The fast participant of `skald bench`, in a process of its own so its CPU time is not counted as Skald's.
+struct BenchParticipantCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-participant", abstract: "The benchmark's participant service (started by skald bench).",
+        shouldDisplay: false)
+
+    @Option var port: Int = 0
+
+    func run() async throws {
+        var logger = Logger(label: "skald.bench.participant")
+        logger.logLevel = .critical
+        let app = Application(
+            router: BenchParticipant().router(),
+            // Many connections arrive at once in the in-flight scenario: keep them in the accept queue.
+            configuration: .init(address: .hostname("127.0.0.1", port: port), backlog: 16_384),
+            onServerRunning: { channel in
+                print("listening on \(channel.localAddress?.port ?? 0)")
+                fflush(nil)
+            },
+            logger: logger)
+        try await app.runService()
+    }
+}
