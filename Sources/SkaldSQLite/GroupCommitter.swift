@@ -53,6 +53,9 @@ final class GroupCommitter: Sendable {
     /// How many transactions were committed, and how many changes they carried.
     var statistics: (transactions: Int, changes: Int) { counters.withLock { $0 } }
 
+    /// Changes waiting for the writer.
+    var queued: Int { queue.withLock { $0.pending.count } }
+
     /// For tests: hold every change in the queue until `resume()`, so a test can put several in one batch.
     func pause() { queue.withLock { $0.paused = true } }
 

@@ -37,9 +37,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Require Authorization: Bearer TOKEN on every /v1 call (default: $SKALD_TOKEN).")
     var token: String?
 
+    @Option(name: .long, help: "Every hour, delete runs that completed or were compensated longer ago than this (for example 7d).")
+    var pruneOlderThan: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        if let pruneOlderThan { _ = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than") }
     }
 
     func run() async throws {
@@ -70,13 +74,18 @@ struct ServeCommand: AsyncParsableCommand {
                 fflush(nil)
             },
             logger: appLogger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: engine),
+            .init(service: app),
+            .init(service: LongPollReleaser(notifier: engine.notifier)),
+        ]
+        if let pruneOlderThan {
+            let age = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than")
+            services.append(.init(service: PruneService(store: store, age: age, interval: .seconds(3600), logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: engine),
-                    .init(service: app),
-                    .init(service: LongPollReleaser(notifier: engine.notifier)),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {

@@ -13,7 +13,7 @@ struct Skald: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, ValidateCommand.self, RunCommand.self, ResumeCommand.self, ServeCommand.self,
             DefineCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, WatchCommand.self,
-            HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, PlanCommand.self, GraphCommand.self,
+            HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, PlanCommand.self, GraphCommand.self, PruneCommand.self,
             BenchCommand.self, BenchEngineCommand.self, BenchParticipantCommand.self,
         ]
     )

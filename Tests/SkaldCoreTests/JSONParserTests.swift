@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("250ms", 250.0), ("5s", 5000.0), ("2m", 120_000.0), ("1h", 3_600_000.0), ("1m30s", 90_000.0), ("1.5s", 1500.0),
+        ("250ms", 250.0), ("5s", 5000.0), ("2m", 120_000.0), ("1h", 3_600_000.0), ("7d", 604_800_000.0), ("1m30s", 90_000.0), ("1.5s", 1500.0),
     ])
     func parsesDurations(text: String, milliseconds: Double) {
         #expect(DurationText.parse(text)?.milliseconds == milliseconds)

@@ -37,6 +37,19 @@ import Testing
         #expect(begun.events[0].attempt == 1)
     }
 
+    /// A store writes only the steps a transition names, so each must name every step it changed, and no other.
+    @Test func transitionsNameTheStepsTheyChanged() {
+        let start = machine.start(runID: "r", at: t0)
+        #expect(start.changedSteps == nil, "a new run writes every step")
+        let begun = machine.beginAttempt(start.state, step: 0, at: t0)
+        #expect(begun.changedSteps == [0])
+        #expect(machine.resendInterruptedAttempt(begun.state, step: 0, at: t0).changedSteps == [])
+        let finished = machine.finishAttempt(begun.state, step: 0, outcome: .ok, duration: .zero, at: t0, jitterSample: 0)
+        #expect(finished.changedSteps == [0, 1], "step 0 succeeded and step 1 became due")
+        let cancelled = machine.cancel(finished.state, reason: "", at: t0)
+        #expect(cancelled?.changedSteps == [0, 1], "step 1 no longer due, step 0 to be compensated")
+    }
+
     @Test func happyPathRunsStepsInOrderAndCompletes() {
         var state = machine.start(runID: "r", at: t0).state
         var kinds: [RunEvent.Kind] = []

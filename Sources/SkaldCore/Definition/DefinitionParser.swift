@@ -102,7 +102,7 @@ public struct DefinitionParser {
         guard let value = members[key] else { return nil }
         let fieldPath = path.appending(key)
         guard case .string(let text) = value, let duration = DurationText.parse(text) else {
-            report(fieldPath, "\(value.jsonText) is not a duration; write a number and a unit (ms, s, m or h), for example \"250ms\", \"5s\" or \"1m30s\"")
+            report(fieldPath, "\(value.jsonText) is not a duration; write a number and a unit (ms, s, m, h or d), for example \"250ms\", \"5s\" or \"1m30s\"")
             return nil
         }
         guard duration > .zero else {

@@ -1,4 +1,4 @@
-/// Durations as a person writes them in a saga: `250ms`, `5s`, `2m`, `1h`, `1m30s`, `1.5s`.
+/// Durations as a person writes them in a saga: `250ms`, `5s`, `2m`, `1h`, `7d`, `1m30s`, `1.5s`.
 public enum DurationText {
     /// Parses a duration, or returns nil when the text is not one.
     public static func parse(_ text: String) -> Duration? {
@@ -18,6 +18,7 @@ public enum DurationText {
             case "s": millisecondsPerUnit = 1000
             case "m": millisecondsPerUnit = 60_000
             case "h": millisecondsPerUnit = 3_600_000
+            case "d": millisecondsPerUnit = 86_400_000
             default: return nil
             }
             total += .microseconds(Int64((value * millisecondsPerUnit * 1000).rounded()))

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SkaldCore
+import SkaldSQLite
+
+/// `skald prune --older-than 7d`: deletes finished runs and their history, in batches.
+struct PruneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Delete finished runs (completed or compensated) and their history once they are older than a duration.",
+        discussion: """
+            Runs in compensation_failed or stuck wait for an operator and are never pruned, nor are running ones.
+            Deletes in batches, each its own short transaction, so it can run next to a live skald serve.
+            skald serve --prune-older-than does the same every hour.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(name: .long, help: "Delete runs that finished longer ago than this, for example 7d, 12h or 30m.")
+    var olderThan: String
+
+    @Option(name: .long, help: "Runs deleted per transaction.")
+    var batchSize = 500
+
+    func validate() throws {
+        _ = try RetentionAge.parse(olderThan, option: "--older-than")
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() async throws {
+        let age = try RetentionAge.parse(olderThan, option: "--older-than")
+        let store: SQLiteStore
+        do {
+            store = try database.open()
+        } catch {
+            printError("error: \(error)")
+            throw Exit.failure
+        }
+        let cutoff = Date().addingTimeInterval(-age.seconds)
+        let deleted = try await store.prune(finishedBefore: cutoff, batchSize: batchSize)
+        print("pruned \(deleted) finished run\(deleted == 1 ? "" : "s") that ended before \(cutoff.formatted(.iso8601)) from \(store.path)")
+    }
+}
+
+enum RetentionAge {
+    static func parse(_ text: String, option: String) throws -> Duration {
+        guard let age = DurationText.parse(text), age > .zero else {
+            throw ValidationError("\(option) must be a duration such as 7d, 12h or 30m, not \"\(text)\"")
+        }
+        return age
+    }
+}
+
+/// With `skald serve --prune-older-than`: prunes finished runs at start-up and then every `interval`.
+struct PruneService: Service {
+    let store: SQLiteStore
+    let age: Duration
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let deleted = try await store.prune(finishedBefore: Date().addingTimeInterval(-age.seconds))
+                    if deleted > 0 { logger.info("pruned finished runs", metadata: ["count": "\(deleted)", "olderThan": "\(DurationText.format(age))"]) }
+                } catch {
+                    logger.error("pruning failed; trying again later", metadata: ["error": "\(error)"])
+                }
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+}
