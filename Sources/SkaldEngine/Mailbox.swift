@@ -69,7 +69,7 @@ final class Mailbox<Message: Sendable>: Sendable {
 final class AttemptLimiter: Sendable {
     private struct State {
         var available: Int
-        var waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+        var waiters = FIFO<(id: Int, continuation: CheckedContinuation<Bool, Never>)>()
         var nextID = 0
     }
 
@@ -109,8 +109,7 @@ final class AttemptLimiter: Sendable {
             }
         } onCancel: {
             let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters.remove(at: index).continuation
+                state.waiters.remove { $0.id == id }?.continuation
             }
             waiter?.resume(returning: false)
         }
@@ -122,8 +121,38 @@ final class AttemptLimiter: Sendable {
                 state.available += 1
                 return nil
             }
-            return state.waiters.removeFirst().continuation
+            return state.waiters.popFirst()?.continuation
         }
         next?.resume(returning: true)
+    }
+}
+
+/// A first-in first-out queue whose `popFirst` does not move the elements behind it (thousands of runs may wait).
+struct FIFO<Element> {
+    private var elements: [Element] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == elements.count }
+
+    mutating func append(_ element: Element) { elements.append(element) }
+
+    mutating func popFirst() -> Element? {
+        guard head < elements.count else { return nil }
+        let first = elements[head]
+        head += 1
+        if head == elements.count {
+            elements.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= elements.count {
+            elements.removeFirst(head)
+            head = 0
+        }
+        return first
+    }
+
+    /// Removes and returns the first element that matches.
+    mutating func remove(where matches: (Element) -> Bool) -> Element? {
+        guard let index = elements[head...].firstIndex(where: matches) else { return nil }
+        return elements.remove(at: index)
     }
 }

@@ -56,9 +56,9 @@ struct ServeCommand: AsyncParsableCommand {
 
         var logger = Logger(label: "skald")
         logger.logLevel = .info
-        let client = HTTPClient.makeForSteps(connectionsPerHost: concurrency)
+        let client = StepHTTPClients(concurrency: concurrency)
         let engine = Engine(
-            store: store, executor: HTTPStepExecutor(client: client, maxResponseBytes: execution.maxResponseBytes),
+            store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
             configuration: EngineConfiguration(concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),
             logger: logger)
         let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token))

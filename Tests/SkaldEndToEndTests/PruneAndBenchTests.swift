@@ -54,7 +54,7 @@ import Testing
         #expect(
             scenarios == [
                 "happy/1/process", "bare/1/process", "happy/64/process", "bare/64/process", "happy/512/process", "bare/512/process",
-                "compensate/64/process", "happy/64/full", "hold/20/process", "recover/20/process", "retention/64/process",
+                "compensate/64/process", "happy/64/full", "hold/20/process", "bare-hold/20/process", "recover/20/process", "retention/64/process",
             ])
         let happy = try #require(records.first { $0["scenario"] == "happy" && $0["concurrency"] == 64 })
         #expect(happy["runs"] == 20)

@@ -73,7 +73,9 @@ struct BenchCommand: AsyncParsableCommand {
             report.row(try await bench.scenario("happy", concurrency: 64, runs: runs, durability: "full"))
         }
         if wanted.contains("in-flight") {
-            report.row(try await bench.scenario("hold", concurrency: inFlight, runs: inFlight))
+            let skald = try await bench.scenario("hold", concurrency: inFlight, runs: inFlight)
+            report.row(skald)
+            report.row(try await bench.scenario("bare-hold", concurrency: inFlight, runs: inFlight), comparedWith: skald)
         }
         if wanted.contains("recovery") {
             report.row(try await bench.recovery(runs: inFlight))
@@ -241,7 +243,7 @@ final class BenchReport: @unchecked Sendable {
         switch result.scenario {
         case "happy" where result.durability == "full":
             name = "happy (full)"
-        case "bare":
+        case "bare", "bare-hold":
             if let skald = skald?.runsPerSecond, let bare = result.runsPerSecond, bare > 0 {
                 notes.append(String(format: "skald/bare %.2f", skald / bare))
                 json["skaldOverBare"] = .double(skald / bare)
@@ -268,7 +270,10 @@ final class BenchReport: @unchecked Sendable {
             notes.append("\(bytes / runs) db bytes/run")
             json["dbBytesPerRun"] = .int(bytes / runs)
         }
-        if let peak = figures["peakRssBytes"]?.intValue, ["hold", "recover"].contains(result.scenario) {
+        if result.scenario == "bare-hold" {
+            notes.append(String(format: "the same held calls from AsyncHTTPClient alone: finished in %.1f s", figures["seconds"]?.doubleValue ?? 0))
+        }
+        if let peak = figures["peakRssBytes"]?.intValue, ["hold", "bare-hold", "recover"].contains(result.scenario) {
             notes.append("peak RSS \(Self.megabytes(Int(peak)))")
         }
         lines.append(.object(json))

@@ -23,6 +23,8 @@ struct BenchEngineCommand: AsyncParsableCommand {
     @Option var durability: String = "process"
     @Option var holdMs: Int = 1000
     @Option var rounds: Int = 3
+    /// The engine's limit on attempts in flight (and connections); default: `concurrency`.
+    @Option var attempts: Int?
 
     func run() async throws {
         var logger = Logger(label: "skald.bench")
@@ -30,7 +32,9 @@ struct BenchEngineCommand: AsyncParsableCommand {
         let result: JSONValue
         switch scenario {
         case "bare":
-            result = try await Self.bare(participant: participant, runs: runs, concurrency: concurrency)
+            result = try await Self.bare(participant: participant, runs: runs, concurrency: concurrency, holdMilliseconds: nil)
+        case "bare-hold":
+            result = try await Self.bare(participant: participant, runs: runs, concurrency: concurrency, holdMilliseconds: holdMs)
         case "happy", "compensate", "hold":
             let shape = BenchSaga.Shape(rawValue: scenario)!
             result = try await withEngine(logger: logger) { engine, store, tracker in
@@ -69,11 +73,12 @@ struct BenchEngineCommand: AsyncParsableCommand {
         logger: Logger, _ body: @Sendable (Engine, SQLiteStore, RunTracker) async throws -> T
     ) async throws -> T {
         let store = try SQLiteStore(path: db, durability: Durability(rawValue: durability) ?? .process)
-        let client = HTTPClient.makeForSteps(connectionsPerHost: concurrency)
+        let attempts = attempts ?? concurrency
+        let client = StepHTTPClients(concurrency: attempts)
         let tracker = RunTracker()
         let engine = Engine(
-            store: store, executor: HTTPStepExecutor(client: client),
-            configuration: EngineConfiguration(concurrency: concurrency, onEvents: { runID, events in tracker.observe(runID, events) }),
+            store: store, executor: HTTPStepExecutor(clients: client),
+            configuration: EngineConfiguration(concurrency: attempts, onEvents: { runID, events in tracker.observe(runID, events) }),
             logger: logger)
         let result = try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
@@ -132,12 +137,13 @@ struct BenchEngineCommand: AsyncParsableCommand {
     }
 
     /// The same calls as the happy saga, made by a plain AsyncHTTPClient loop: no store, no engine.
-    static func bare(participant: String, runs: Int, concurrency: Int) async throws -> JSONValue {
-        let client = HTTPClient.makeForSteps(connectionsPerHost: concurrency)
+    static func bare(participant: String, runs: Int, concurrency: Int, holdMilliseconds: Int?) async throws -> JSONValue {
+        let clients = StepHTTPClients(concurrency: concurrency)
         let usage = ResourceUsage.now()
         let started = ContinuousClock.now
         let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
             for worker in 0..<concurrency {
+                let client = clients.clients[worker % clients.clients.count]
                 group.addTask {
                     var latencies: [Double] = []
                     var number = worker
@@ -145,7 +151,8 @@ struct BenchEngineCommand: AsyncParsableCommand {
                         let begin = ContinuousClock.now
                         var previous: String?
                         for name in ["reserve", "charge", "ship"] {
-                            var request = HTTPClientRequest(url: "\(participant)/ok/\(name)")
+                            let path = holdMilliseconds.map { "hold/\(name)?ms=\($0)" } ?? "ok/\(name)"
+                            var request = HTTPClientRequest(url: "\(participant)/\(path)")
                             request.method = .POST
                             request.headers.add(name: "Content-Type", value: "application/json")
                             request.headers.add(name: "Idempotency-Key", value: "bare-\(number):\(name):forward")
@@ -167,7 +174,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
             return all
         }
         let seconds = (ContinuousClock.now - started).seconds
-        try await client.shutdown()
+        try await clients.shutdown()
         return .object(figures(latencies: latencies, seconds: seconds, usage: ResourceUsage.now() - usage))
     }
 

@@ -24,6 +24,12 @@ struct BenchParticipantCommand: AsyncParsableCommand {
                 fflush(nil)
             },
             logger: logger)
+        // Exit with the benchmark that started us, even when it is killed and cannot stop us itself.
+        let parent = getppid()
+        Thread.detachNewThread {
+            while getppid() == parent { sleep(1) }
+            Foundation.exit(0)
+        }
         try await app.runService()
     }
 }
