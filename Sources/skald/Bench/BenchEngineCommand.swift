@@ -98,6 +98,17 @@ struct BenchEngineCommand: AsyncParsableCommand {
     static func closedLoop(engine: Engine, tracker: RunTracker, definition: SagaDefinition, runs: Int, concurrency: Int) async throws
         -> [String: JSONValue]
     {
+        try await measure(runs: runs, concurrency: concurrency) { _, number in
+            let runID = try await engine.startRun(definition, input: BenchSaga.input(number))
+            await tracker.waitForEnd(of: runID)
+        }
+    }
+
+    /// Runs `one` for each of `runs` numbers, `concurrency` workers at a time, and measures it: throughput,
+    /// latency percentiles, CPU time and peak memory.
+    static func measure(
+        runs: Int, concurrency: Int, _ one: @escaping @Sendable (_ worker: Int, _ number: Int) async throws -> Void
+    ) async throws -> [String: JSONValue] {
         let usage = ResourceUsage.now()
         let started = ContinuousClock.now
         let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
@@ -107,8 +118,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
                     var number = worker
                     while number < runs {
                         let begin = ContinuousClock.now
-                        let runID = try await engine.startRun(definition, input: BenchSaga.input(number))
-                        await tracker.waitForEnd(of: runID)
+                        try await one(worker, number)
                         latencies.append((ContinuousClock.now - begin).milliseconds)
                         number += concurrency
                     }
@@ -120,10 +130,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
             return all
         }
         let seconds = (ContinuousClock.now - started).seconds
-        return Self.figures(latencies: latencies, seconds: seconds, usage: ResourceUsage.now() - usage)
-    }
-
-    static func figures(latencies: [Double], seconds: Double, usage: ResourceUsage) -> [String: JSONValue] {
+        let cpu = ResourceUsage.now() - usage
         let sorted = latencies.sorted()
         func percentile(_ p: Double) -> Double {
             sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
@@ -132,50 +139,32 @@ struct BenchEngineCommand: AsyncParsableCommand {
             "runs": .int(Int64(latencies.count)), "seconds": .double(seconds),
             "runsPerSecond": .double(Double(latencies.count) / seconds),
             "p50Ms": .double(percentile(0.50)), "p99Ms": .double(percentile(0.99)),
-            "cpuMs": .double(usage.cpuMilliseconds), "peakRssBytes": .int(Int64(ResourceUsage.peakResidentBytes())),
+            "cpuMs": .double(cpu.cpuMilliseconds), "peakRssBytes": .int(Int64(ResourceUsage.peakResidentBytes())),
         ]
     }
 
     /// The same calls as the happy saga, made by a plain AsyncHTTPClient loop: no store, no engine.
     static func bare(participant: String, runs: Int, concurrency: Int, holdMilliseconds: Int?) async throws -> JSONValue {
         let clients = StepHTTPClients(concurrency: concurrency)
-        let usage = ResourceUsage.now()
-        let started = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for worker in 0..<concurrency {
-                let client = clients.clients[worker % clients.clients.count]
-                group.addTask {
-                    var latencies: [Double] = []
-                    var number = worker
-                    while number < runs {
-                        let begin = ContinuousClock.now
-                        var previous: String?
-                        for name in ["reserve", "charge", "ship"] {
-                            let path = holdMilliseconds.map { "hold/\(name)?ms=\($0)" } ?? "ok/\(name)"
-                            var request = HTTPClientRequest(url: "\(participant)/\(path)")
-                            request.method = .POST
-                            request.headers.add(name: "Content-Type", value: "application/json")
-                            request.headers.add(name: "Idempotency-Key", value: "bare-\(number):\(name):forward")
-                            var body: [String: JSONValue] = ["order": .string("order-\(number)"), "amount": .int(1999)]
-                            if let previous { body["after"] = .string(previous) }
-                            request.body = .bytes(ByteBuffer(string: JSONValue.object(body).jsonText))
-                            let response = try await client.execute(request, timeout: .seconds(60))
-                            let bytes = try await response.body.collect(upTo: 1 << 20)
-                            previous = try JSONParser.parse(String(buffer: bytes))["id"]?.stringValue
-                        }
-                        latencies.append((ContinuousClock.now - begin).milliseconds)
-                        number += concurrency
-                    }
-                    return latencies
-                }
+        let figures = try await measure(runs: runs, concurrency: concurrency) { worker, number in
+            let client = clients.clients[worker % clients.clients.count]
+            var previous: String?
+            for name in ["reserve", "charge", "ship"] {
+                let path = holdMilliseconds.map { "hold/\(name)?ms=\($0)" } ?? "ok/\(name)"
+                var request = HTTPClientRequest(url: "\(participant)/\(path)")
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.headers.add(name: "Idempotency-Key", value: "bare-\(number):\(name):forward")
+                var body: [String: JSONValue] = ["order": .string("order-\(number)"), "amount": .int(1999)]
+                if let previous { body["after"] = .string(previous) }
+                request.body = .bytes(ByteBuffer(string: JSONValue.object(body).jsonText))
+                let response = try await client.execute(request, timeout: .seconds(60))
+                let bytes = try await response.body.collect(upTo: 1 << 20)
+                previous = try JSONParser.parse(String(buffer: bytes))["id"]?.stringValue
             }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
         }
-        let seconds = (ContinuousClock.now - started).seconds
         try await clients.shutdown()
-        return .object(figures(latencies: latencies, seconds: seconds, usage: ResourceUsage.now() - usage))
+        return .object(figures)
     }
 
     /// Opens a database left with `runs` interrupted runs and measures how long until every interrupted attempt
