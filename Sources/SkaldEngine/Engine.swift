@@ -230,8 +230,7 @@ public final class Engine: Service, Sendable {
             case .stored(let stored):
                 _ = try await drive(stored, mailbox: mailbox)
             case .fresh(let fresh):
-                var driver = RunDriver(engine: self, machine: fresh.machine, runID: runID, input: fresh.input, state: fresh.state, mailbox: mailbox)
-                _ = try await driver.run()
+                _ = try await drive(runID, fresh, mailbox: mailbox)
             case .load:
                 _ = try await drive(runID: runID, mailbox: mailbox)
             }
@@ -352,7 +351,11 @@ public final class Engine: Service, Sendable {
     func drive(_ run: StoredRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
         let machine = try machine(for: run)
         if run.state.status.isTerminal { return run.state }
-        var driver = RunDriver(engine: self, machine: machine, runID: run.id, input: run.input, state: run.state, mailbox: mailbox)
+        return try await drive(run.id, FreshRun(machine: machine, input: run.input, state: run.state), mailbox: mailbox)
+    }
+
+    private func drive(_ runID: String, _ run: FreshRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
+        var driver = RunDriver(engine: self, machine: run.machine, runID: runID, input: run.input, state: run.state, mailbox: mailbox)
         return try await driver.run()
     }
 
@@ -391,6 +394,7 @@ struct Submission: Sendable {
     var fresh: FreshRun?
 }
 
+/// What a driver starts from.
 struct FreshRun: Sendable {
     var machine: SagaMachine
     var input: JSONValue

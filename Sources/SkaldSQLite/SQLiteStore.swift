@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
 import SkaldCore
-import Synchronization
 import SkaldEngine
+import Synchronization
 
 /// How much a commit survives.
 public enum Durability: String, Sendable, CaseIterable {
@@ -297,7 +297,8 @@ public final class SQLiteStore: SagaStore {
 
     /// The SQLite library's version.
     public static var sqliteVersion: String {
-        (try? DatabaseQueue().read { db in try String.fetchOne(db, sql: "SELECT sqlite_version()") }) ?? "unknown" ?? "unknown"
+        let version = try? DatabaseQueue().read { db in try String.fetchOne(db, sql: "SELECT sqlite_version()") }
+        return version.flatMap { $0 } ?? "unknown"
     }
 
     // MARK: - Reads

@@ -188,7 +188,7 @@ struct StatusCommand: AsyncParsableCommand {
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: "Follow a run live until it finishes.",
-        discussion: "Exits with the run's outcome: 0 completed, 3 compensated, 4 compensation_failed.")
+        discussion: "Exits with the run's outcome: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck.")
 
     @Argument(help: "The run id.")
     var run: String

@@ -12,10 +12,10 @@ enum EngineHost {
         store: SQLiteStore, maxResponseBytes: Int, environment: [String: String] = ProcessInfo.processInfo.environment,
         printer: ProgressPrinter, _ body: (Engine) async throws -> T
     ) async throws -> T {
-        let client = HTTPClient.makeForSteps()
+        let configuration = EngineConfiguration(environment: environment, onEvents: { runID, events in printer.handle(runID: runID, events: events) })
+        let client = StepHTTPClients(concurrency: configuration.concurrency)
         let engine = Engine(
-            store: store, executor: HTTPStepExecutor(client: client, maxResponseBytes: maxResponseBytes),
-            configuration: EngineConfiguration(environment: environment, onEvents: { runID, events in printer.handle(runID: runID, events: events) }))
+            store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: maxResponseBytes), configuration: configuration)
         do {
             let result = try await body(engine)
             try await client.shutdown()

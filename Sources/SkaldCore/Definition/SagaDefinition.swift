@@ -13,13 +13,11 @@ public struct SagaDefinition: Sendable {
     /// How long the run may go forward; when it passes, the run compensates.
     public var deadline: Duration?
     /// The document as written, kept so that the stored definition is exactly what was validated.
-    public var document: JSONValue {
-        didSet { (documentText, contentHash) = Self.digest(document) }
-    }
+    public let document: JSONValue
     /// The canonical JSON text of `document`, computed once.
-    public private(set) var documentText: String
+    public let documentText: String
     /// SHA-256 of the canonical JSON text: a run records the exact definition it runs. Computed once.
-    public private(set) var contentHash: String
+    public let contentHash: String
 
     init(
         name: String, version: Int, description: String?, inputSchema: InputSchema?, steps: [StepDefinition],
@@ -34,12 +32,8 @@ public struct SagaDefinition: Sendable {
         self.pivot = pivot
         self.deadline = deadline
         self.document = document
-        (documentText, contentHash) = Self.digest(document)
-    }
-
-    static func digest(_ document: JSONValue) -> (text: String, hash: String) {
-        let text = document.jsonText
-        return (text, SHA256.hex(text))
+        documentText = document.jsonText
+        contentHash = SHA256.hex(documentText)
     }
 
     public func stepIndex(named name: String) -> Int? {

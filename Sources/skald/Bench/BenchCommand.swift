@@ -49,19 +49,17 @@ struct BenchCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { if keep == nil { try? FileManager.default.removeItem(at: folder) } }
         let descriptors = FileDescriptors.raiseLimit()
-        let report = BenchReport(jsonOnly: json)
+        var report = BenchReport(jsonOnly: json)
         report.header(machine: Machine.describe(), descriptors: descriptors)
 
         let bench = try await BenchHarness.start(folder: folder)
         defer { bench.stop() }
         let wanted = Set(scenarioList)
-        var happy64: JSONValue?
         if wanted.contains("happy") {
             for concurrency in [1, 64, 512] {
                 let count = concurrency == 1 ? max(runs / 10, 10) : runs
                 let skald = try await bench.scenario("happy", concurrency: concurrency, runs: count)
                 report.row(skald)
-                if concurrency == 64 { happy64 = skald.figures }
                 let bare = try await bench.scenario("bare", concurrency: concurrency, runs: count)
                 report.row(bare, comparedWith: skald)
             }
@@ -83,7 +81,7 @@ struct BenchCommand: AsyncParsableCommand {
         if wanted.contains("retention") {
             report.row(try await bench.scenario("retention", concurrency: 64, runs: runs))
         }
-        report.footer(happy64: happy64)
+        report.footer()
         report.printJSONLines()
     }
 }
@@ -199,7 +197,7 @@ struct BenchError: Error, CustomStringConvertible {
 }
 
 /// The table and the JSON lines.
-final class BenchReport: @unchecked Sendable {
+struct BenchReport {
     let jsonOnly: Bool
     private var lines: [JSONValue] = []
 
@@ -227,7 +225,7 @@ final class BenchReport: @unchecked Sendable {
         }.joined(separator: " ")
     }
 
-    func row(_ result: BenchResult, comparedWith skald: BenchResult? = nil) {
+    mutating func row(_ result: BenchResult, comparedWith skald: BenchResult? = nil) {
         let figures = result.figures
         func number(_ key: String, _ digits: Int = 1) -> String {
             figures[key]?.doubleValue.map { String(format: "%.\(digits)f", $0) } ?? "-"
@@ -288,7 +286,7 @@ final class BenchReport: @unchecked Sendable {
 
     static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
 
-    func footer(happy64: JSONValue?) {
+    func footer() {
         say("")
         say("runs/s: runs finished per second, each worker starting its next run when one ends (closed loop, 'conc' workers).")
         say("p50/p99: time from start to the run's final state. CPU ms/step: user+sys CPU of the engine process / HTTP calls.")
