@@ -75,6 +75,10 @@ public final class Engine: Service, Sendable {
     /// Runs a driver is working on, so no run is ever driven twice at once.
     private let active = Mutex<Set<String>>([])
     private let isDraining = Atomic<Bool>(false)
+    /// Since when storing runs' transitions has been failing (nil while it works).
+    private let storeFailingSince = Mutex<StoreTrouble?>(nil)
+    /// Whether `storeFailingSince` is set, read without the lock on every successful write.
+    private let storeIsFailing = Atomic<Bool>(false)
 
     public init(
         store: any SagaStore, executor: any StepExecutor, clock: any EngineClock = SystemClock(),
@@ -180,7 +184,7 @@ public final class Engine: Service, Sendable {
     public func run() async throws {
         let unfinished = try await store.unfinishedRuns()
         if !unfinished.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(unfinished.count)"]) }
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for run in unfinished where claim(run.id) {
                     let mailbox = register(run.id)
@@ -189,7 +193,7 @@ public final class Engine: Service, Sendable {
                 while !isDraining.load(ordering: .acquiring), let submission = await submissions.next() {
                     let runID = submission.runID
                     // A run started just before the unfinished ones were loaded is already being driven.
-                    guard claim(runID) else { continue }
+                    guard submission.claimed || claim(runID) else { continue }
                     let mailbox = register(runID)
                     let source: RunSource = submission.fresh.map { .fresh($0) } ?? .load
                     group.addTask { await self.driveLogged(runID, mailbox: mailbox, source: source) }
@@ -211,11 +215,6 @@ public final class Engine: Service, Sendable {
         for mailbox in mailboxes { mailbox.send(.drain) }
     }
 
-    private func submit(_ runID: String) {
-        _ = register(runID)
-        submissions.send(Submission(runID: runID, fresh: nil))
-    }
-
     private func claim(_ runID: String) -> Bool {
         active.withLock { $0.insert(runID).inserted }
     }
@@ -225,17 +224,74 @@ public final class Engine: Service, Sendable {
             unregister(runID)
             active.withLock { _ = $0.remove(runID) }
         }
-        do {
-            switch source {
-            case .stored(let stored):
-                _ = try await drive(stored, mailbox: mailbox)
-            case .fresh(let fresh):
-                _ = try await drive(runID, fresh, mailbox: mailbox)
-            case .load:
-                _ = try await drive(runID: runID, mailbox: mailbox)
+        var source = source
+        var failures = 0
+        while true {
+            do {
+                switch source {
+                case .stored(let stored):
+                    _ = try await drive(stored, mailbox: mailbox)
+                case .fresh(let fresh):
+                    _ = try await drive(runID, fresh, mailbox: mailbox)
+                case .load:
+                    _ = try await drive(runID: runID, mailbox: mailbox)
+                }
+                return
+            } catch let error as RunStoreFailure {
+                // Like a crash of this run alone: nothing was sent whose intent is not stored, every slot is back.
+                // Once the store can be written again the run carries on from what it holds.
+                failures += 1
+                storeFailed(error.underlying)
+                let delay = Self.storeRetryDelay(after: failures)
+                logger.error(
+                    "storing a transition failed; driving the run again from the database later",
+                    metadata: ["saga.run_id": "\(runID)", "error": "\(error.underlying)", "retry_in": "\(DurationText.format(delay))"])
+                guard !isDraining.load(ordering: .acquiring), !Task.isCancelled else { return }
+                do { try await clock.sleep(until: clock.now().addingTimeInterval(delay.seconds)) } catch { return }
+                guard !isDraining.load(ordering: .acquiring) else { return }
+                source = .load
+            } catch {
+                logger.error("run stopped", metadata: ["saga.run_id": "\(runID)", "error": "\(error)"])
+                return
             }
-        } catch {
-            logger.error("run stopped", metadata: ["saga.run_id": "\(runID)", "error": "\(error)"])
+        }
+    }
+
+    /// 100 ms, doubling up to 30 s.
+    static func storeRetryDelay(after failures: Int) -> Duration {
+        .milliseconds(min(30_000, 100 << min(failures - 1, 9)))
+    }
+
+    // MARK: - Health
+
+    /// What went wrong when storing runs' transitions, while it keeps going wrong.
+    public struct StoreTrouble: Sendable {
+        /// The first failure since the store last worked.
+        public var since: Date
+        /// The latest failure, as the store described it (for the log and authenticated callers, not the public).
+        public var lastError: String
+        public var failures: Int
+    }
+
+    /// Nil while the store takes every write; otherwise since when and how it fails.
+    public var storeTrouble: StoreTrouble? { storeFailingSince.withLock { $0 } }
+
+    func storeFailed(_ error: any Error) {
+        let now = clock.now()
+        storeFailingSince.withLock { trouble in
+            var current = trouble ?? StoreTrouble(since: now, lastError: "", failures: 0)
+            current.lastError = "\(error)"
+            current.failures += 1
+            trouble = current
+            storeIsFailing.store(true, ordering: .releasing)
+        }
+    }
+
+    func storeSucceeded() {
+        guard storeIsFailing.load(ordering: .acquiring) else { return }
+        storeFailingSince.withLock { trouble in
+            trouble = nil
+            storeIsFailing.store(false, ordering: .releasing)
         }
     }
 
@@ -301,26 +357,46 @@ public final class Engine: Service, Sendable {
 
     typealias Operation = @Sendable (SagaMachine, RunState, Date) throws -> SagaMachine.Transition
 
-    /// Applies an operator's transition: through the run's driver when one is driving it (so the two never
-    /// race), else directly on the stored state, after which the run is driven again if it needs to be.
+    /// Applies an operator's transition, one at a time per run: through the run's driver when one is driving it
+    /// (so the two never race), else directly on the stored state while holding the run (so two operators never
+    /// overwrite each other), after which the run is driven again if it needs to be. Each operation is checked
+    /// against the state it is applied to, so the second of two conflicting actions gets a conflict.
     private func operate(_ runID: String, _ operation: @escaping Operation) async throws -> RunState {
-        if let mailbox = drivers.withLock({ $0[runID] }) {
-            do {
-                return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RunState, any Error>) in
-                    if !mailbox.send(.operate(operation, continuation)) { continuation.resume(throwing: DriverGone()) }
+        // Bounded: a run is held without a mailbox only for an instant (a driver starting or stopping, or another
+        // operator's single read and write).
+        for round in 0..<2_000 {
+            if let mailbox = drivers.withLock({ $0[runID] }) {
+                do {
+                    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RunState, any Error>) in
+                        if !mailbox.send(.operate(operation, continuation)) { continuation.resume(throwing: DriverGone()) }
+                    }
+                } catch is DriverGone {
+                    // The driver finished meanwhile: look again.
+                    continue
                 }
-            } catch is DriverGone {
-                // The driver finished meanwhile: the stored state is current.
             }
+            guard claim(runID) else {
+                try await Task.sleep(for: .milliseconds(round < 100 ? 1 : 10))
+                continue
+            }
+            var handedOver = false
+            defer { if !handedOver { active.withLock { _ = $0.remove(runID) } } }
+            guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+            let machine = try machine(for: run)
+            let now = clock.now()
+            let transition = try operation(machine, run.state, now)
+            try await store.recordTransition(runID: runID, at: now, transition: transition)
+            publish(runID, transition.events)
+            if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring) {
+                // The run stays held until its driver takes over, so no other operator reads it in between.
+                _ = register(runID)
+                handedOver = submissions.send(
+                    Submission(runID: runID, fresh: FreshRun(machine: machine, input: run.input, state: transition.state), claimed: true))
+                if !handedOver { unregister(runID) }
+            }
+            return transition.state
         }
-        guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
-        let machine = try machine(for: run)
-        let now = clock.now()
-        let transition = try operation(machine, run.state, now)
-        try await store.recordTransition(runID: runID, at: now, transition: transition)
-        publish(runID, transition.events)
-        if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring) { submit(runID) }
-        return transition.state
+        throw EngineError(code: .conflict, message: "run \(runID) is busy with another action; try again")
     }
 
     // MARK: - Internals
@@ -344,7 +420,13 @@ public final class Engine: Service, Sendable {
     }
 
     private func drive(runID: String, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
-        guard let run = try await store.run(id: runID) else { throw StoreError.unknownRun(runID) }
+        let stored: StoredRun?
+        do {
+            stored = try await store.run(id: runID)
+        } catch {
+            throw RunStoreFailure(runID: runID, underlying: error)
+        }
+        guard let run = stored else { throw StoreError.unknownRun(runID) }
         return try await drive(run, mailbox: mailbox)
     }
 
@@ -359,14 +441,29 @@ public final class Engine: Service, Sendable {
         return try await driver.run()
     }
 
+    /// How many definitions' machines are kept; past this, one is forgotten for each new one (and rebuilt
+    /// from the stored document when needed again).
+    static let machineCacheLimit = 512
+
     func machine(for definition: SagaDefinition) -> SagaMachine {
         let hash = definition.contentHash
+        if let machine = machines.withLock({ $0[hash] }) { return machine }
+        // Built outside the lock: a large definition must not hold up every other run.
+        let machine = SagaMachine(saga: definition)
         return machines.withLock { cache in
-            if let machine = cache[hash] { return machine }
-            let machine = SagaMachine(saga: definition)
+            if let existing = cache[hash] { return existing }
+            if cache.count >= Self.machineCacheLimit, let victim = cache.keys.randomElement() { cache.removeValue(forKey: victim) }
             cache[hash] = machine
             return machine
         }
+    }
+
+    /// A registered definition, validated once per content hash rather than on every start.
+    /// - Throws: `UnrunnableRunError`-like `DefinitionError` when the stored document no longer validates.
+    public func definition(_ stored: StoredDefinition) throws(DefinitionError) -> SagaDefinition {
+        if let machine = machines.withLock({ $0[stored.hash] }) { return machine.saga }
+        let definition = try DefinitionParser.parse(stored.document)
+        return machine(for: definition).saga
     }
 
     func machine(for run: StoredRun) throws -> SagaMachine {
@@ -392,6 +489,8 @@ struct DriverGone: Error {}
 struct Submission: Sendable {
     var runID: String
     var fresh: FreshRun?
+    /// The run is already held for this submission (an operator's action handed it over).
+    var claimed = false
 }
 
 /// What a driver starts from.

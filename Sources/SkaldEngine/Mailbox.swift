@@ -26,6 +26,19 @@ final class Mailbox<Message: Sendable>: Sendable {
         return accepted
     }
 
+    /// Puts a message back at the front of the queue, for the next consumer (even when closed is not yet set).
+    func sendFirst(_ message: Message) {
+        let waiter = state.withLock { state -> CheckedContinuation<Message?, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.messages.insert(message, at: 0)
+            return nil
+        }
+        waiter?.resume(returning: message)
+    }
+
     /// The next message, or nil when the waiting task is cancelled or the mailbox is closed.
     func next() async -> Message? {
         await withTaskCancellationHandler {

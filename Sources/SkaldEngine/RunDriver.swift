@@ -25,10 +25,18 @@ struct RunDriver {
         /// A slot to send an attempt of `step` (nil: the wait was cancelled).
         case slot(step: Int, granted: Bool, resend: Bool)
         case finished(AttemptKey, AttemptOutcome, Duration)
+        /// The attempt's task was cancelled (shutdown, or the driver gave up after a failed store): it has no
+        /// outcome, nothing is stored for it, and the next driver sends it again with the same key.
+        case abandoned(AttemptKey)
         case timer(Date)
         case command(DriverCommand?)
     }
 
+    /// Drives the run until it is terminal, has nothing due, or is drained.
+    ///
+    /// When storing a transition fails, nothing more is sent or stored: the attempts in flight are cancelled,
+    /// every slot is given back, and `RunStoreFailure` is thrown, so the engine drives the run again from what
+    /// the store holds once it can be written (exactly as after a crash).
     mutating func run() async throws -> RunState {
         try await withThrowingTaskGroup(of: Wake.self) { group in
             var inFlight = 0
@@ -38,6 +46,24 @@ struct RunDriver {
             var timers: [Date] = []
             var listening = false
             var draining = false
+            /// The first store failure; once set, the driver only collects its child tasks and gives back slots.
+            var failure: (any Error)?
+
+            let engine = self.engine
+            /// Runs a store write; on failure, records it so the loop stops everything this driver started.
+            func storing(_ write: () async throws -> Void) async -> Bool {
+                guard failure == nil else { return false }
+                do {
+                    try await write()
+                    engine.storeSucceeded()
+                    return true
+                } catch {
+                    failure = error
+                    draining = true
+                    return false
+                }
+            }
+            var cancelledAfterFailure = false
 
             // Attempts that were sent before a restart and have no outcome: send them again, same key.
             for index in state.inFlightSteps {
@@ -48,16 +74,26 @@ struct RunDriver {
             loop: while true {
                 // A cancelled task drains: it sends nothing new, and stores what is in flight.
                 if Task.isCancelled { draining = true }
+                if failure != nil && !cancelledAfterFailure {
+                    // Nothing more can be stored: stop the attempts in flight (they are sent again, same key).
+                    cancelledAfterFailure = true
+                    group.cancelAll()
+                }
                 if !draining {
                     let now = engine.clock.now()
-                    if let transition = machine.deadlinePassed(state, at: now) {
-                        try await engine.store.recordTransition(runID: runID, at: now, transition: transition)
+                    if let transition = machine.deadlinePassed(state, at: now),
+                        await storing({ try await engine.store.recordTransition(runID: runID, at: now, transition: transition) })
+                    {
                         commit(transition)
                     }
+                }
+                if !draining {
+                    let now = engine.clock.now()
                     for index in state.dueSteps(at: now) where !reserving.contains(index) {
+                        guard !draining else { break }
                         // A free slot is taken at once; otherwise a child task waits for one.
                         if engine.limiter.tryAcquire() {
-                            if try await send(index, resend: false, in: &group) { inFlight += 1 }
+                            if await send(index, resend: false, in: &group, storing: storing) { inFlight += 1 }
                         } else {
                             reserving.insert(index)
                             requestSlot(index, resend: false, in: &group)
@@ -93,7 +129,7 @@ struct RunDriver {
                         engine.limiter.release()
                         continue
                     }
-                    if try await send(index, resend: resend, in: &group) { inFlight += 1 }
+                    if await send(index, resend: resend, in: &group, storing: storing) { inFlight += 1 }
 
                 case .finished(let key, let outcome, let duration)?:
                     inFlight -= 1
@@ -102,10 +138,16 @@ struct RunDriver {
                     let transition = machine.finishAttempt(
                         state, step: key.step, outcome: outcome, duration: duration, at: finishedAt,
                         jitterSample: engine.configuration.jitterSample())
-                    try await engine.store.recordAttemptFinished(
-                        AttemptResult(attempt: key, outcome: outcome, duration: duration, finishedAt: finishedAt),
-                        transition: transition)
-                    commit(transition)
+                    let stored = await storing {
+                        try await engine.store.recordAttemptFinished(
+                            AttemptResult(attempt: key, outcome: outcome, duration: duration, finishedAt: finishedAt),
+                            transition: transition)
+                    }
+                    if stored { commit(transition) }
+
+                case .abandoned?:
+                    inFlight -= 1
+                    engine.limiter.release()
 
                 case .timer(let date)?:
                     if let index = timers.firstIndex(of: date) { timers.remove(at: index) }
@@ -114,15 +156,30 @@ struct RunDriver {
                     listening = false
                     switch command {
                     case .operate(let operation, let reply)?:
+                        guard failure == nil else {
+                            // Answered by the next driver, once the store can be written again.
+                            mailbox.sendFirst(.operate(operation, reply))
+                            continue
+                        }
+                        let now = engine.clock.now()
+                        let transition: SagaMachine.Transition
                         do {
-                            let now = engine.clock.now()
-                            let transition = try operation(machine, state, now)
-                            try await engine.store.recordTransition(runID: runID, at: now, transition: transition)
-                            commit(transition)
-                            reply.resume(returning: state)
+                            transition = try operation(machine, state, now)
                         } catch {
                             reply.resume(throwing: error)
+                            continue
                         }
+                        do {
+                            try await engine.store.recordTransition(runID: runID, at: now, transition: transition)
+                        } catch {
+                            failure = error
+                            draining = true
+                            reply.resume(throwing: error)
+                            continue
+                        }
+                        engine.storeSucceeded()
+                        commit(transition)
+                        reply.resume(returning: state)
                     case .drain?:
                         draining = true
                     case nil:
@@ -134,13 +191,18 @@ struct RunDriver {
                 }
             }
             group.cancelAll()
+            if let failure { throw RunStoreFailure(runID: runID, underlying: failure) }
         }
         return state
     }
 
     /// With a slot held: stores that the attempt is sent, then sends it. Returns false (and gives the slot back)
-    /// when the state moved on meanwhile (a cancel, the deadline) and the attempt is no longer wanted.
-    private mutating func send(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) async throws -> Bool {
+    /// when the state moved on meanwhile (a cancel, the deadline) and the attempt is no longer wanted, or when
+    /// storing the intent failed: a call whose intent is not stored is never sent.
+    private mutating func send(
+        _ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>,
+        storing: (() async throws -> Void) async -> Bool
+    ) async -> Bool {
         let now = engine.clock.now()
         let stillWanted = resend
             ? state.steps[index].isInFlight
@@ -153,15 +215,17 @@ struct RunDriver {
             ? machine.resendInterruptedAttempt(state, step: index, at: now)
             : machine.beginAttempt(state, step: index, at: now)
         let key = attemptKey(index, in: transition.state)
-        do {
+        let store = engine.store
+        let stored = await storing {
             if resend {
-                try await engine.store.recordAttemptResent(key, at: now, transition: transition)
+                try await store.recordAttemptResent(key, at: now, transition: transition)
             } else {
-                try await engine.store.recordAttemptStarted(key, at: now, transition: transition)
+                try await store.recordAttemptStarted(key, at: now, transition: transition)
             }
-        } catch {
+        }
+        guard stored else {
             engine.limiter.release()
-            throw error
+            return false
         }
         commit(transition)
         launch(key, in: &group)
@@ -201,7 +265,18 @@ struct RunDriver {
         group.addTask {
             let started = ContinuousClock.now
             let outcome = await executor.execute(request)
+            // Cancelled (shutdown, or a failed store): whatever the call ended with, it is not the participant's
+            // answer, so it is not stored; the attempt stays in flight and is sent again with the same key.
+            if Task.isCancelled { return .abandoned(key) }
             return .finished(key, outcome, ContinuousClock.now - started)
         }
     }
+}
+
+/// Storing one of a run's transitions failed; the run is driven again from the store once it can be written.
+public struct RunStoreFailure: Error, CustomStringConvertible {
+    public var runID: String
+    public var underlying: any Error
+
+    public var description: String { "run \(runID): storing a transition failed: \(underlying)" }
 }

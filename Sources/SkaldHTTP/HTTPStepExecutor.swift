@@ -39,14 +39,15 @@ public struct HTTPStepExecutor: StepExecutor {
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.milliseconds * 1_000_000)))
-            body = try await response.body.collect(upTo: maxResponseBytes)
+            (response, body) = try await Self.exchange(request, on: client, within: timeout, maxResponseBytes: maxResponseBytes)
         } catch is NIOTooManyBytesError {
             return .failed(
                 AttemptFailure(
                     kind: .responseTooLarge,
                     reason: "the response body is larger than the limit of \(maxResponseBytes) bytes (raise --max-response-bytes or make the participant answer with less)",
                     isRetryable: false))
+        } catch is AttemptDeadlineExceeded {
+            return .failed(AttemptFailure(kind: .timeout, reason: "no complete response within \(DurationText.format(timeout))", isRetryable: true))
         } catch let error as HTTPClientError
             where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout
         {
@@ -67,6 +68,30 @@ public struct HTTPStepExecutor: StepExecutor {
                     kind: .status, reason: Self.describeStatus(response.status, body: stepResponse.body), isRetryable: isRetryable,
                     retryAfter: response.headers.first(name: "retry-after").flatMap(Self.parseRetryAfter),
                     response: stepResponse))
+        }
+    }
+
+    /// Sends the request and reads the whole response body, all within `timeout`.
+    ///
+    /// AsyncHTTPClient's deadline ends when the response head arrives; a participant that sends its head and then
+    /// stalls the body would hold the attempt forever. So the whole exchange races a timer, and the loser is
+    /// cancelled (which cancels the request and closes its connection).
+    static func exchange(_ request: HTTPClientRequest, on client: HTTPClient, within timeout: Duration, maxResponseBytes: Int)
+        async throws -> (HTTPClientResponse, ByteBuffer)
+    {
+        try await withThrowingTaskGroup(of: (HTTPClientResponse, ByteBuffer)?.self) { group in
+            group.addTask {
+                let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.milliseconds * 1_000_000)))
+                let body = try await response.body.collect(upTo: maxResponseBytes)
+                return (response, body)
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let exchanged = first else { throw AttemptDeadlineExceeded() }
+            return exchanged
         }
     }
 
@@ -165,6 +190,9 @@ public final class StepHTTPClients: Sendable {
         for client in clients { try await client.shutdown() }
     }
 }
+
+/// The attempt's whole exchange, body included, did not finish within its timeout.
+struct AttemptDeadlineExceeded: Error {}
 
 final class StepClientCounter: Sendable {
     private let value = Atomic<Int>(0)

@@ -54,8 +54,13 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 : (error.body ?? "\(error.status)")
             return APIError(error.status, code: code, message: message).response
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)"])
-            return APIError(.internalServerError, code: "internal", message: "\(error)").response
+            // The error itself may name files, SQL or the database's state: it goes to the log, not to the client.
+            let reference = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            context.logger.error("request failed", metadata: ["error": "\(error)", "reference": "\(reference)"])
+            return APIError(
+                .internalServerError, code: "internal",
+                message: "the server could not complete \(request.method) \(request.uri.path); its log has the cause under reference \(reference)"
+            ).response
         }
     }
 }
@@ -79,5 +84,26 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
             difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
         }
         return difference == 0
+    }
+}
+
+/// Refuses a request body that is not declared as JSON (`415`), so that a cross-origin form post, which can only
+/// send `text/plain`, `application/x-www-form-urlencoded` or `multipart/form-data` without a preflight, cannot
+/// register definitions, start runs or act on them. Applies to every POST, even one without a body.
+struct JSONBodyMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.method == .post else { return try await next(request, context) }
+        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? ""
+        guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
+            return APIError(
+                .unsupportedMediaType, code: "unsupported_media_type",
+                message: mediaType.isEmpty
+                    ? "a POST must send Content-Type: application/json (even with an empty body)"
+                    : "the body is \(mediaType); send it as JSON with Content-Type: application/json"
+            ).response
+        }
+        return try await next(request, context)
     }
 }

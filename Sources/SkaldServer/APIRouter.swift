@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import SkaldCore
 import SkaldEngine
 
@@ -26,9 +27,10 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     let api = API(engine: engine, store: store, configuration: configuration)
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorMiddleware())
-    router.get("/health") { _, _ in try await api.health() }
+    router.get("/health") { _, context in try await api.health(logger: context.logger) }
     let v1 = router.group("v1")
     if let token = configuration.token, !token.isEmpty { v1.add(middleware: TokenMiddleware(token: token)) }
+    v1.add(middleware: JSONBodyMiddleware())
     v1.get("openapi.json") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
     }
@@ -50,12 +52,25 @@ struct API: Sendable {
     let store: any SagaStore
     let configuration: APIConfiguration
 
-    func health() async throws -> Response {
+    /// Public (no token), so it says whether the database works and since when it fails, never the database's
+    /// own error text; that goes to the log.
+    func health(logger: Logger) async throws -> Response {
+        if let trouble = engine.storeTrouble {
+            return .json(
+                [
+                    "status": "degraded", "database": "failing",
+                    "message": .string(
+                        "storing runs' progress has failed since \(trouble.since.formatted(.iso8601)) (\(trouble.failures) failure\(trouble.failures == 1 ? "" : "s")); affected runs send nothing new and carry on once the database can be written again; the server log says why"),
+                ], status: .serviceUnavailable)
+        }
         do {
             _ = try await store.listRuns(RunQuery(limit: 1))
             return .json(["status": "ok", "database": "ok"])
         } catch {
-            return .json(["status": "unavailable", "database": .string("\(error)")], status: .serviceUnavailable)
+            logger.error("health check: the database cannot be read", metadata: ["error": "\(error)"])
+            return .json(
+                ["status": "unavailable", "database": "failing", "message": "the database cannot be read; the server log says why"],
+                status: .serviceUnavailable)
         }
     }
 
@@ -136,7 +151,7 @@ struct API: Sendable {
             throw APIError.notFound(
                 "no saga \"\(saga)\"\(version.map { " version \($0)" } ?? "") is registered\(known.isEmpty ? "" : " (registered: \(Set(known).sorted().joined(separator: ", ")))"); register it with POST /v1/definitions or skald define FILE")
         }
-        let definition = try DefinitionParser.parse(stored.document)
+        let definition = try engine.definition(stored)
         let started: StartedRun
         do {
             started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey)
@@ -185,10 +200,18 @@ struct API: Sendable {
         let after = Int64(parameters.get("after") ?? "0") ?? 0
         var wait: Duration = .zero
         if let text = parameters.get("wait") {
-            guard let duration = DurationText.parse(text) ?? Int(text).map({ Duration.seconds($0) }) else {
-                throw APIError.invalid("wait must be a duration such as 30s")
+            switch DurationText.check(text) {
+            case .success(let duration):
+                wait = min(duration, configuration.maxWait)
+            case .failure(.tooLong):
+                // Longer than anything is still a valid wish to wait: the longest wait is what it gets.
+                wait = configuration.maxWait
+            case .failure(.notADuration):
+                guard let seconds = Int(text), seconds >= 0 else {
+                    throw APIError.invalid("wait must be a duration such as 30s (or whole seconds), not \"\(text)\"")
+                }
+                wait = seconds >= Int(configuration.maxWait.seconds) ? configuration.maxWait : .seconds(seconds)
             }
-            wait = min(duration, configuration.maxWait)
         }
         let version = engine.notifier.version(of: runID)
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }

@@ -26,8 +26,15 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Only start the participant services, print their URLs, and wait for Ctrl-C.")
     var serve = false
 
-    @Option(name: .long, help: "With --serve: the first of three consecutive ports (default: any free ports).")
+    @Option(name: .long, help: "With --serve: the first of six consecutive ports (default: any free ports).")
     var port: Int?
+
+    func validate() throws {
+        let count = Participant.Kind.allCases.count
+        if let port, !(1...(65535 - count + 1)).contains(port) {
+            throw ValidationError("--port must be from 1 to \(65535 - count + 1): the demo's \(count) participants take \(count) consecutive ports from it")
+        }
+    }
 
     func run() async throws {
         var ports: [Participant.Kind: Int] = [:]

@@ -60,8 +60,9 @@ struct PruneService: Service {
     let interval: Duration
     let logger: Logger
 
+    /// Returns (without an error) when the server shuts down, so shutting down never looks like a failure.
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
                     let deleted = try await store.prune(finishedBefore: Date().addingTimeInterval(-age.seconds))
@@ -69,7 +70,7 @@ struct PruneService: Service {
                 } catch {
                     logger.error("pruning failed; trying again later", metadata: ["error": "\(error)"])
                 }
-                try await Task.sleep(for: interval)
+                do { try await Task.sleep(for: interval) } catch { return }
             }
         }
     }

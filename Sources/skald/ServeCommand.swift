@@ -40,10 +40,30 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Every hour, delete runs that completed or were compensated longer ago than this (for example 7d).")
     var pruneOlderThan: String?
 
+    @Option(
+        name: .long,
+        help: "On SIGTERM/SIGINT, how long attempts in flight may take to finish; past it they are cancelled, nothing is stored for them, and the next start sends them again with the same key.")
+    var shutdownTimeout = "30s"
+
+    static let maximumConcurrency = 100_000
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
-        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard (1...Self.maximumConcurrency).contains(concurrency) else {
+            throw ValidationError("--concurrency must be from 1 to \(Self.maximumConcurrency)")
+        }
+        if let token, token.isEmpty {
+            throw ValidationError("--token is empty: give the token clients must send, or leave --token out to serve without one")
+        }
         if let pruneOlderThan { _ = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than") }
+        _ = try Self.shutdownTimeout(shutdownTimeout)
+    }
+
+    static func shutdownTimeout(_ text: String) throws -> Duration {
+        guard let duration = DurationText.parse(text), duration > .zero, duration <= .seconds(3600) else {
+            throw ValidationError("--shutdown-timeout must be a duration from 1ms to 1h, such as 30s, not \"\(text)\"")
+        }
+        return duration
     }
 
     func run() async throws {
@@ -83,11 +103,13 @@ struct ServeCommand: AsyncParsableCommand {
             let age = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than")
             services.append(.init(service: PruneService(store: store, age: age, interval: .seconds(3600), logger: logger)))
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Past the timeout the group is cancelled: attempts in flight are abandoned, not stored, and sent again
+        // with the same key by the next start. Cancelling is bounded too.
+        groupConfiguration.maximumGracefulShutdownDuration = try Self.shutdownTimeout(shutdownTimeout)
+        groupConfiguration.maximumCancellationDuration = .seconds(10)
+        let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()
         } catch {

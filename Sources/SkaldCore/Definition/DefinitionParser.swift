@@ -101,8 +101,20 @@ public struct DefinitionParser {
     {
         guard let value = members[key] else { return nil }
         let fieldPath = path.appending(key)
-        guard case .string(let text) = value, let duration = DurationText.parse(text) else {
-            report(fieldPath, "\(value.jsonText) is not a duration; write a number and a unit (ms, s, m, h or d), for example \"250ms\", \"5s\" or \"1m30s\"")
+        let notADuration = "\(value.jsonText) is not a duration; write a number and a unit (ms, s, m, h or d), for example \"250ms\", \"5s\" or \"1m30s\""
+        guard case .string(let text) = value else {
+            report(fieldPath, notADuration)
+            return nil
+        }
+        let duration: Duration
+        switch DurationText.check(text) {
+        case .success(let parsed):
+            duration = parsed
+        case .failure(.tooLong):
+            report(fieldPath, "\"\(key)\" is \(text), longer than the limit of \(DurationText.format(maximum)); use a shorter duration")
+            return nil
+        case .failure(.notADuration):
+            report(fieldPath, notADuration)
             return nil
         }
         guard duration > .zero else {

@@ -12,6 +12,10 @@ struct BenchParticipantCommand: AsyncParsableCommand {
 
     @Option var port: Int = 0
 
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+    }
+
     func run() async throws {
         var logger = Logger(label: "skald.bench.participant")
         logger.logLevel = .critical
