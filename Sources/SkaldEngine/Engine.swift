@@ -127,7 +127,7 @@ public final class Engine: Service, Sendable {
             return StartedRun(runID: run.id, isNew: false)
         }
         logger.debug("run started", metadata: ["saga.run_id": "\(runID)", "saga.name": "\(definition.name)"])
-        publish(runID, transition.events)
+        publish(runID, transition)
         // The driver starts from the state just stored, without reading it back.
         submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state)))
         return StartedRun(runID: runID, isNew: true)
@@ -386,7 +386,7 @@ public final class Engine: Service, Sendable {
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
             try await store.recordTransition(runID: runID, at: now, transition: transition)
-            publish(runID, transition.events)
+            publish(runID, transition)
             if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring) {
                 // The run stays held until its driver takes over, so no other operator reads it in between.
                 _ = register(runID)
@@ -476,9 +476,10 @@ public final class Engine: Service, Sendable {
         }
     }
 
-    func publish(_ runID: String, _ events: [RunEvent]) {
+    func publish(_ runID: String, _ transition: SagaMachine.Transition) {
+        let events = transition.events
         guard !events.isEmpty else { return }
-        notifier.notify(runID)
+        notifier.notify(runID, finished: transition.state.status.isTerminal)
         configuration.onEvents?(runID, events)
     }
 }

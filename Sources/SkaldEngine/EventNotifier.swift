@@ -8,15 +8,23 @@ public final class EventNotifier: Sendable {
         var waiters: [String: [(id: Int, continuation: CheckedContinuation<Void, Never>)]] = [:]
         var nextID = 0
         var isClosed = false
+        /// How many entries were dropped: the version of a run without an entry, negated, so that a reader who
+        /// read a version before its run's entry was dropped sees a change rather than waiting for one.
+        var dropped = 0
+
+        func version(of runID: String) -> Int { versions[runID] ?? -dropped }
     }
 
     private let state = Mutex(State())
 
     public init() {}
 
+    /// How many runs the notifier holds an entry for (runs in progress that published something).
+    public var trackedRuns: Int { state.withLock { $0.versions.count } }
+
     /// Read before reading the store; pass to `wait` afterwards.
     public func version(of runID: String) -> Int {
-        state.withLock { $0.versions[runID] ?? 0 }
+        state.withLock { $0.version(of: runID) }
     }
 
     /// Wakes every waiter now and makes later waits return at once (the server is stopping).
@@ -29,9 +37,17 @@ public final class EventNotifier: Sendable {
         for continuation in waiting { continuation.resume() }
     }
 
-    func notify(_ runID: String) {
+    /// Wakes the run's waiters. For a run that `finished`, its entry is dropped, so the notifier holds only
+    /// runs in progress: a reader that read the old version then sees a change and reads the store again, which
+    /// is all a version is for.
+    func notify(_ runID: String, finished: Bool = false) {
         let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.versions[runID, default: 0] += 1
+            if finished {
+                state.versions.removeValue(forKey: runID)
+                state.dropped += 1
+            } else {
+                state.versions[runID] = max(state.versions[runID] ?? 0, 0) + 1
+            }
             return state.waiters.removeValue(forKey: runID)?.map(\.continuation) ?? []
         }
         for continuation in waiting { continuation.resume() }
@@ -55,7 +71,7 @@ public final class EventNotifier: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { state -> Bool in
-                    if state.isClosed || (state.versions[runID] ?? 0) != version || Task.isCancelled { return true }
+                    if state.isClosed || state.version(of: runID) != version || Task.isCancelled { return true }
                     state.waiters[runID, default: []].append((id, continuation))
                     return false
                 }

@@ -234,7 +234,7 @@ struct RunDriver {
 
     private mutating func commit(_ transition: SagaMachine.Transition) {
         state = transition.state
-        engine.publish(runID, transition.events)
+        engine.publish(runID, transition)
     }
 
     private func attemptKey(_ index: Int, in state: RunState) -> AttemptKey {

@@ -51,7 +51,7 @@ public struct HTTPStepExecutor: StepExecutor {
         } catch let error as HTTPClientError
             where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout
         {
-            return .failed(AttemptFailure(kind: .timeout, reason: "no response within \(DurationText.format(timeout))", isRetryable: true))
+            return .failed(AttemptFailure(kind: .timeout, reason: "no complete response within \(DurationText.format(timeout))", isRetryable: true))
         } catch {
             return .failed(AttemptFailure(kind: .transport, reason: Self.describeTransport(error, url: request.url), isRetryable: true))
         }
@@ -207,6 +207,9 @@ extension HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.timeout.connect = .seconds(10)
+        // A refused connection is an answer (the participant is down): fail the attempt at once and let the step's
+        // retry policy decide, rather than have the client retry connecting until the attempt's deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(connectionsPerHost, 8)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -90,10 +90,9 @@ struct SkaldClient {
         var request = HTTPClientRequest(url: options.baseURL + path)
         request.method = method
         if let bearer = options.bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        // The server refuses a POST that is not declared as JSON, even an empty one.
+        if body != nil || method == .POST { request.headers.add(name: "Content-Type", value: "application/json") }
         let response = try await http.execute(request, timeout: .seconds(Int64(timeout.seconds)))
         let buffer = try await response.body.collect(upTo: 64 << 20)
         let value = (try? JSONParser.parse(Array(buffer.readableBytesView)).value) ?? .string(String(buffer: buffer))

@@ -84,9 +84,10 @@ import Testing
         let executor = ScriptedExecutor()
         let engine = engine(FailingStore(inner, failAt: .attemptFinished), executor)
         let runID = try await engine.startRun(definition, input: ["sku": "S1"])
-        await #expect(throws: FailingStore.Died.self) {
+        let error = await #expect(throws: RunStoreFailure.self) {
             try await engine.drive(runID: runID)
         }
+        #expect(error?.underlying is FailingStore.Died)
         // Nothing after the failed commit was sent.
         #expect(executor.calls.count == 1)
     }

@@ -30,6 +30,20 @@ func testRouter() -> Router<BasicRequestContext> {
     router.get("/text") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "plain words"))) }
     router.get("/empty") { _, _ in Response(status: .noContent) }
     router.get("/big") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024))) }
+    // Sends its head at once, then the body one byte every 50 ms for up to a minute: a read timeout never
+    // fires, only a deadline on the whole exchange does. Stops when the client goes away.
+    router.get("/trickle") { _, _ -> Response in
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: ResponseBody { writer in
+                for _ in 0..<1200 {
+                    try await writer.write(ByteBuffer(string: " "))
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try await writer.write(ByteBuffer(string: "{}"))
+                try await writer.finish(nil)
+            })
+    }
     router.get("/slow") { _, _ -> Response in
         try await Task.sleep(for: .seconds(5))
         return Response(status: .ok)
@@ -138,8 +152,24 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
             guard case .failed(let failure) = outcome else { Issue.record("expected failure"); return }
             #expect(failure.kind == .timeout)
             #expect(failure.isRetryable)
-            #expect(failure.reason == "no response within 200ms")
+            #expect(failure.reason == "no complete response within 200ms")
         }
+    }
+
+    @Test func theDeadlineCoversTheResponseBodyNotJustItsHead() async throws {
+        try await withExecutor { executor, base in
+            // Without a deadline on the body this attempt would wait a minute and then succeed.
+            let outcome = await executor.execute(request(try call(#"{"method": "GET", "url": "\#(base)/trickle", "timeout": "300ms"}"#)))
+            guard case .failed(let failure) = outcome else { Issue.record("expected a timeout, got \(outcome)"); return }
+            #expect(failure.kind == .timeout)
+            #expect(failure.isRetryable)
+            #expect(failure.reason == "no complete response within 300ms")
+        }
+    }
+
+    @Test func aRetryAfterDateCenturiesAheadIsHeldToTheLimitInsteadOfTrapping() {
+        let far = HTTPStepExecutor.parseRetryAfter("Sun, 01 Jan 300000 00:00:00 GMT")
+        #expect(far == nil || far! <= DurationText.maximum)
     }
 
     @Test func anUnreachableParticipantIsARetryableTransportError() async throws {

@@ -1,3 +1,4 @@
+import Foundation
 /// Turns a JSON document into a validated `SagaDefinition`, collecting every problem instead of stopping at the first.
 public struct DefinitionParser {
     public static let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -6,6 +7,9 @@ public struct DefinitionParser {
 
     static let sagaFields = ["$schema", "name", "version", "description", "deadline", "defaults", "inputSchema", "steps"]
     static let defaultsFields = ["timeout", "retry", "compensationRetry"]
+    /// The most steps a saga may have. Real sagas have a handful; the bound keeps validation, planning and the
+    /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
+    public static let maximumSteps = 256
     static let stepFields = ["name", "dependsOn", "pivot", "request", "compensation"]
     static let callFields = ["method", "url", "headers", "body", "timeout", "retry", "maxElapsed", "successStatus", "retryOn", "failOn"]
     static let retryFields = ["maxAttempts", "initialInterval", "backoffCoefficient", "maxInterval", "jitter"]
@@ -185,6 +189,10 @@ public struct DefinitionParser {
         switch members["steps"] {
         case nil:
             report(.root, "\"steps\" is required: list the saga's HTTP calls in order, each with a \"name\" and a \"request\"")
+        case .array(let items)? where items.count > Self.maximumSteps:
+            report(
+                stepsPath,
+                "\"steps\" has \(items.count) steps, over the limit of \(Self.maximumSteps); split the saga, or start one saga from another's step")
         case .array(let items)?:
             if items.isEmpty { report(stepsPath, "\"steps\" is empty; a saga needs at least one step") }
             var firstUse: [String: Int] = [:]
@@ -616,7 +624,14 @@ public struct DefinitionParser {
         let minLength = count("minLength"), maxLength = count("maxLength")
         var pattern: String?
         if let p = members["pattern"] {
-            if let text = p.stringValue, (try? Regex(text)) != nil { pattern = text } else {
+            if let text = p.stringValue, text.count > InputSchema.maximumPatternLength {
+                report(
+                    path.appending("pattern"),
+                    "\"pattern\" is \(text.count) characters long, over the limit of \(InputSchema.maximumPatternLength); use a shorter pattern")
+            } else if let text = p.stringValue, (try? NSRegularExpression(pattern: text)) != nil {
+                // Checked with the engine that matches it later (ICU's), so the two never disagree on syntax.
+                pattern = text
+            } else {
                 report(path.appending("pattern"), "\"pattern\" must be a valid regular expression string")
             }
         }

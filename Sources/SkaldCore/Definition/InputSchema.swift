@@ -90,10 +90,16 @@ public final class InputSchema: Sendable {
         case .string(let s):
             if let minLength, s.count < minLength { problems.append("\(path) must have at least \(minLength) characters") }
             if let maxLength, s.count > maxLength { problems.append("\(path) must have at most \(maxLength) characters") }
-            if let pattern, s.range(of: pattern, options: .regularExpression) == nil {
-                problems.append("\(path) must match the pattern \(pattern)")
+            if let pattern {
+                switch Self.match(pattern, in: s) {
+                case .matches: break
+                case .doesNotMatch: problems.append("\(path) must match the pattern \(pattern)")
+                case .tooCostly:
+                    problems.append(
+                        "\(path) could not be checked against the pattern \(pattern) within the matching budget (the pattern backtracks too much on this value); simplify the pattern or the value")
+                }
             }
-        case .int, .double:
+        case .int, .double, .bigInteger:
             let number = value.doubleValue!
             if let minimum, number < minimum { problems.append("\(path) must be at least \(JSONValue.double(minimum).jsonText)") }
             if let maximum, number > maximum { problems.append("\(path) must be at most \(JSONValue.double(maximum).jsonText)") }
@@ -106,10 +112,38 @@ public final class InputSchema: Sendable {
     static func matches(_ value: JSONValue, type: String) -> Bool {
         switch (type, value) {
         case ("object", .object), ("array", .array), ("string", .string), ("boolean", .bool), ("null", .null): true
-        case ("number", .int), ("number", .double), ("integer", .int): true
+        case ("number", .int), ("number", .double), ("number", .bigInteger), ("integer", .int), ("integer", .bigInteger): true
         case ("integer", .double(let d)): d.rounded() == d
         default: false
         }
+    }
+
+    /// The longest `pattern` a definition may declare.
+    public static let maximumPatternLength = 1_000
+    /// How many times the regular expression engine may report progress on one match before it is stopped.
+    /// ICU reports progress after a fixed amount of matching work, so this is a bound on work, not on time:
+    /// about 0.1 s here, far beyond any reasonable pattern and value, and far short of a pattern that
+    /// backtracks exponentially (`(a+)+$` on a long run of `a`).
+    static let matchingBudget = 1_000
+
+    enum PatternMatch { case matches, doesNotMatch, tooCostly }
+
+    /// Searches `text` for `pattern` (anywhere, as JSON Schema's `pattern` does), giving up past the budget.
+    static func match(_ pattern: String, in text: String, budget: Int = matchingBudget) -> PatternMatch {
+        guard let expression = try? NSRegularExpression(pattern: pattern) else { return .doesNotMatch }
+        var found = false
+        var progress = 0
+        expression.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(text.startIndex..., in: text)) { result, _, stop in
+            if result != nil {
+                found = true
+                stop.pointee = true
+                return
+            }
+            progress += 1
+            if progress > budget { stop.pointee = true }
+        }
+        if found { return .matches }
+        return progress > budget ? .tooCostly : .doesNotMatch
     }
 
     static func article(_ type: String) -> String {

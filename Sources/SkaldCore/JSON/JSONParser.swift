@@ -15,6 +15,11 @@ public struct JSONParser {
         /// Treat a key that appears twice in one object as an error instead of keeping the last.
         public var rejectsDuplicateKeys = false
         public var maximumDepth = 256
+        /// Locations are recorded down to this depth and for at most `maximumLocations` values: enough to point
+        /// at any field of a definition, while a large or deeply nested document costs no more than its size.
+        /// A value past either limit is reported at its nearest recorded ancestor.
+        public var maximumLocationDepth = 16
+        public var maximumLocations = 50_000
 
         public init(recordsLocations: Bool = false, rejectsDuplicateKeys: Bool = false) {
             self.recordsLocations = recordsLocations
@@ -75,6 +80,11 @@ public struct JSONParser {
         }
     }
 
+    /// Whether values at `depth` get their path and location recorded.
+    private func recording(_ depth: Int) -> Bool {
+        options.recordsLocations && depth <= options.maximumLocationDepth && locations.count < options.maximumLocations
+    }
+
     private func describeCurrent() -> String {
         guard index < bytes.count else { return "the end of the text" }
         let byte = bytes[index]
@@ -85,7 +95,7 @@ public struct JSONParser {
     private mutating func parseValue(path: JSONPath, depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard depth < options.maximumDepth else { throw error("nesting is deeper than \(options.maximumDepth) levels") }
         guard index < bytes.count else { throw error("expected a value but the text ended") }
-        if options.recordsLocations { locations[path] = location }
+        if recording(depth), locations.count < options.maximumLocations { locations[path] = location }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(path: path, depth: depth)
         case UInt8(ascii: "["): return try parseArray(path: path, depth: depth)
@@ -135,7 +145,7 @@ public struct JSONParser {
             }
             index += 1
             skipWhitespace()
-            let childPath = options.recordsLocations ? path.appending(key) : path
+            let childPath = recording(depth + 1) ? path.appending(key) : path
             members[key] = try parseValue(path: childPath, depth: depth + 1)
             skipWhitespace()
             guard index < bytes.count else { throw error("the object is not closed: expected ',' or '}'") }
@@ -161,7 +171,7 @@ public struct JSONParser {
         }
         while true {
             skipWhitespace()
-            let childPath = options.recordsLocations ? path.appending(items.count) : path
+            let childPath = recording(depth + 1) ? path.appending(items.count) : path
             items.append(try parseValue(path: childPath, depth: depth + 1))
             skipWhitespace()
             guard index < bytes.count else { throw error("the array is not closed: expected ',' or ']'") }
@@ -256,6 +266,9 @@ public struct JSONParser {
         return value
     }
 
+    /// The longest integer kept exactly; longer ones are refused rather than rounded.
+    static let maximumIntegerDigits = 100
+
     private mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
         let start = index
         var isInteger = true
@@ -281,8 +294,21 @@ public struct JSONParser {
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        if isInteger, let int = Int64(text) { return .int(int) }
-        guard let double = Double(text) else { throw error("the number \(text) cannot be represented") }
+        if isInteger {
+            if let int = Int64(text) { return .int(int) }
+            // Exact, not rounded: ids beyond 64 bits go back to their participant digit for digit.
+            guard text.utf8.count <= Self.maximumIntegerDigits else {
+                throw JSONSyntaxError(
+                    location: SourceLocation(line: line, column: start - lineStart + 1),
+                    message: "the integer has more than \(Self.maximumIntegerDigits) digits; send a number this long as a string")
+            }
+            return .bigInteger(text)
+        }
+        guard let double = Double(text), double.isFinite else {
+            throw JSONSyntaxError(
+                location: SourceLocation(line: line, column: start - lineStart + 1),
+                message: "the number \(text) is too large to represent; send it as a string")
+        }
         return .double(double)
     }
 

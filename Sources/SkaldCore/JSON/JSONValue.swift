@@ -7,6 +7,9 @@ public enum JSONValue: Sendable, Hashable {
     case bool(Bool)
     case int(Int64)
     case double(Double)
+    /// A whole number beyond 64 bits, kept as its decimal text so that it is sent back exactly (an id that a
+    /// compensation returns to its participant must not turn into a rounded floating-point number).
+    case bigInteger(String)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -18,7 +21,7 @@ extension JSONValue {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
-        case .int, .double: "a number"
+        case .int, .double, .bigInteger: "a number"
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
@@ -52,6 +55,7 @@ extension JSONValue {
         switch self {
         case .int(let i): return Double(i)
         case .double(let d): return d
+        case .bigInteger(let text): return Double(text)
         default: return nil
         }
     }
@@ -114,6 +118,7 @@ extension JSONValue {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
+        case .bigInteger(let text): out += text
         case .double(let d):
             if d.isFinite, d.rounded() == d, abs(d) < 1e15 {
                 out += String(Int64(d))

@@ -40,14 +40,22 @@ public final class SagaMachine: Sendable {
         environmentNames = saga.environmentNames
         let dependencies = saga.dependencies
         self.dependencies = dependencies
-        var dependents = [Set<Int>](repeating: [], count: saga.steps.count)
-        for index in saga.steps.indices.reversed() {
-            for other in saga.steps.indices where dependencies[other].contains(index) {
-                dependents[index].insert(other)
-                dependents[index].formUnion(dependents[other])
-            }
+        // Direct dependents first (one pass over the edges), then each step's closure from its direct dependents'
+        // closures; steps are visited in reverse file order, and a step may only depend on steps before it or on
+        // steps whose closure is complete, so a memoised depth-first walk covers any acyclic graph.
+        var direct = [[Int]](repeating: [], count: saga.steps.count)
+        for (step, waitsFor) in dependencies.enumerated() {
+            for dependency in waitsFor { direct[dependency].append(step) }
         }
-        self.dependents = dependents
+        var closure = [Set<Int>?](repeating: nil, count: saga.steps.count)
+        func dependentsOf(_ step: Int) -> Set<Int> {
+            if let known = closure[step] { return known }
+            var result = Set(direct[step])
+            for other in direct[step] { result.formUnion(dependentsOf(other)) }
+            closure[step] = result
+            return result
+        }
+        self.dependents = saga.steps.indices.map(dependentsOf)
     }
 
     /// `SagaDefinition.checkStart`, without working out again what the definition reads.

@@ -34,10 +34,8 @@ struct APIClient {
     {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body.jsonText))
-        }
+        if let body { request.body = .bytes(ByteBuffer(string: body.jsonText)) }
+        if body != nil || method == .POST { request.headers.add(name: "Content-Type", value: "application/json") }
         let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout.components.seconds * 1000)))
         let buffer = try await response.body.collect(upTo: 16 << 20)
         return (Int(response.status.code), (try? JSONParser.parse(String(buffer: buffer))) ?? .null)
