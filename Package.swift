@@ -93,6 +93,7 @@ let package = Package(
             name: "SkaldServerTests",
             dependencies: [
                 "SkaldServer", "SkaldSQLite", "SkaldDemo", "SkaldHTTP",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

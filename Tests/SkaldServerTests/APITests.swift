@@ -22,15 +22,21 @@ struct Harness: Sendable {
     let engine: Engine
     let participants: RunningParticipants
 
-    static func with(token: String? = nil, _ body: @Sendable @escaping (Harness) async throws -> Void) async throws {
+    /// - Parameters:
+    ///   - concurrency: the engine's limit of attempts in flight.
+    ///   - engineStore: what the engine stores through (the API reads the SQLite store itself).
+    static func with(
+        token: String? = nil, concurrency: Int = 256, engineStore: (@Sendable (SQLiteStore) -> any SagaStore)? = nil,
+        _ body: @Sendable @escaping (Harness) async throws -> Void
+    ) async throws {
         try await Participant.withRunning { participants in
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-api-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let store = try SQLiteStore(path: folder.appendingPathComponent("skald.sqlite").path)
             let http = HTTPClient.makeForSteps()
             let engine = Engine(
-                store: store, executor: HTTPStepExecutor(client: http),
-                configuration: EngineConfiguration(environment: participants.environment))
+                store: engineStore?(store) ?? store, executor: HTTPStepExecutor(client: http),
+                configuration: EngineConfiguration(environment: participants.environment, concurrency: concurrency))
             let app = Application(
                 router: buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, maxBodyBytes: 64 * 1024)),
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)))
