@@ -127,6 +127,52 @@ import Testing
         }
     }
 
+    @Test func aShutdownPastItsTimeoutAbandonsTheAttemptInFlightAndStoresNothingForIt() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = folder.appendingPathComponent("s.sqlite").path
+            // --prune-older-than used to make every SIGTERM exit 1 and store the cancelled calls as failures.
+            let server = try await ServeProcess(
+                db: db, environment: participants.environment, in: folder, extra: ["--prune-older-than", "7d", "--shutdown-timeout", "200ms"])
+            await participants[.payments].setFaults(Faults(hold: true))
+            let runID = try await withHTTPClient { http in
+                let (_, run) = try await APIClient(http: http, base: server.url).call(
+                    .POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "t2")])
+                return run["id"]?.stringValue ?? ""
+            }
+            await participants[.payments].waitForHeld()
+            server.terminate()
+            #expect(await server.waitForExit() == 0, "\(server.process.stdout)\(server.process.stderr)")
+
+            let store = try SQLiteStore(path: db)
+            let charge = try #require(try await store.attempts(runID: runID).first { $0.key.stepName == "charge-card" })
+            // Cancelled is not an outcome: the attempt is still in flight, with nothing recorded against it.
+            #expect(charge.finishedAt == nil, "\(charge)")
+            #expect(charge.error == nil)
+            #expect(try await store.run(id: runID)?.state.steps[1].isInFlight == true)
+
+            await participants[.payments].setFaults(Faults())
+            await participants[.payments].releaseHeld()
+            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            let watched = try await SkaldProcess.run(["watch", runID], environment: ["SKALD_SERVER": restarted.url], in: folder)
+            #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
+            let resent = try #require(try await store.attempts(runID: runID).first { $0.key.stepName == "charge-card" })
+            #expect(resent.key.number == 1)
+            #expect(resent.sends == 2)
+            // The held request and the one sent again carry the same key: the charge is applied once.
+            #expect(await participants[.payments].applicationsPerKey["\(runID):charge-card:forward"] == 1)
+            restarted.terminate()
+            #expect(await restarted.waitForExit() == 0)
+        }
+    }
+
+    @Test func anEmptyTokenIsRefusedRatherThanServingWithoutOne() async throws {
+        let folder = try temporaryFolder()
+        let result = try await SkaldProcess.run(["serve", "--db", folder.appendingPathComponent("s.sqlite").path, "--token", ""], in: folder)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--token is empty"))
+    }
+
     @Test func aServerKilledUnderLoadLosesNothingAndAppliesNothingTwice() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
