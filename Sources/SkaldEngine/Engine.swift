@@ -241,7 +241,7 @@ public final class Engine: Service, Sendable {
                 // Like a crash of this run alone: nothing was sent whose intent is not stored, every slot is back.
                 // Once the store can be written again the run carries on from what it holds.
                 failures += 1
-                storeFailed(error.underlying)
+                storeFailed(runID: runID, error.underlying)
                 let delay = Self.storeRetryDelay(after: failures)
                 logger.error(
                     "storing a transition failed; driving the run again from the database later",
@@ -266,32 +266,39 @@ public final class Engine: Service, Sendable {
 
     /// What went wrong when storing runs' transitions, while it keeps going wrong.
     public struct StoreTrouble: Sendable {
-        /// The first failure since the store last worked.
+        /// The first failure since every run last stored its progress.
         public var since: Date
-        /// The latest failure, as the store described it (for the log and authenticated callers, not the public).
+        /// The latest failure, as the store described it (for the log, not the public).
         public var lastError: String
         public var failures: Int
+        /// Runs whose last write failed and that have not stored any progress since.
+        public var runs: Set<String>
     }
 
-    /// Nil while the store takes every write; otherwise since when and how it fails.
+    /// Nil while every run stores its progress; otherwise since when and how it fails.
     public var storeTrouble: StoreTrouble? { storeFailingSince.withLock { $0 } }
 
-    func storeFailed(_ error: any Error) {
+    func storeFailed(runID: String, _ error: any Error) {
         let now = clock.now()
         storeFailingSince.withLock { trouble in
-            var current = trouble ?? StoreTrouble(since: now, lastError: "", failures: 0)
+            var current = trouble ?? StoreTrouble(since: now, lastError: "", failures: 0, runs: [])
             current.lastError = "\(error)"
             current.failures += 1
+            current.runs.insert(runID)
             trouble = current
             storeIsFailing.store(true, ordering: .releasing)
         }
     }
 
-    func storeSucceeded() {
+    /// A run stored progress: it no longer counts as held up by the store.
+    func storeSucceeded(runID: String) {
         guard storeIsFailing.load(ordering: .acquiring) else { return }
         storeFailingSince.withLock { trouble in
-            trouble = nil
-            storeIsFailing.store(false, ordering: .releasing)
+            trouble?.runs.remove(runID)
+            if trouble?.runs.isEmpty == true {
+                trouble = nil
+                storeIsFailing.store(false, ordering: .releasing)
+            }
         }
     }
 

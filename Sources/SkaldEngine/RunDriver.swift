@@ -50,12 +50,14 @@ struct RunDriver {
             var failure: (any Error)?
 
             let engine = self.engine
+            let runID = self.runID
             /// Runs a store write; on failure, records it so the loop stops everything this driver started.
-            func storing(_ write: () async throws -> Void) async -> Bool {
+            /// A write that moves the run on (anything but re-sending an interrupted attempt) shows the store works.
+            func storing(_ movesOn: Bool, _ write: () async throws -> Void) async -> Bool {
                 guard failure == nil else { return false }
                 do {
                     try await write()
-                    engine.storeSucceeded()
+                    if movesOn { engine.storeSucceeded(runID: runID) }
                     return true
                 } catch {
                     failure = error
@@ -82,7 +84,7 @@ struct RunDriver {
                 if !draining {
                     let now = engine.clock.now()
                     if let transition = machine.deadlinePassed(state, at: now),
-                        await storing({ try await engine.store.recordTransition(runID: runID, at: now, transition: transition) })
+                        await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) })
                     {
                         commit(transition)
                     }
@@ -138,7 +140,7 @@ struct RunDriver {
                     let transition = machine.finishAttempt(
                         state, step: key.step, outcome: outcome, duration: duration, at: finishedAt,
                         jitterSample: engine.configuration.jitterSample())
-                    let stored = await storing {
+                    let stored = await storing(true) {
                         try await engine.store.recordAttemptFinished(
                             AttemptResult(attempt: key, outcome: outcome, duration: duration, finishedAt: finishedAt),
                             transition: transition)
@@ -177,7 +179,7 @@ struct RunDriver {
                             reply.resume(throwing: error)
                             continue
                         }
-                        engine.storeSucceeded()
+                        engine.storeSucceeded(runID: runID)
                         commit(transition)
                         reply.resume(returning: state)
                     case .drain?:
@@ -201,7 +203,7 @@ struct RunDriver {
     /// storing the intent failed: a call whose intent is not stored is never sent.
     private mutating func send(
         _ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>,
-        storing: (() async throws -> Void) async -> Bool
+        storing: (Bool, () async throws -> Void) async -> Bool
     ) async -> Bool {
         let now = engine.clock.now()
         let stillWanted = resend
@@ -216,7 +218,7 @@ struct RunDriver {
             : machine.beginAttempt(state, step: index, at: now)
         let key = attemptKey(index, in: transition.state)
         let store = engine.store
-        let stored = await storing {
+        let stored = await storing(!resend) {
             if resend {
                 try await store.recordAttemptResent(key, at: now, transition: transition)
             } else {
