@@ -474,13 +474,24 @@ public final class Engine: Service, Sendable {
     }
 
     func machine(for run: StoredRun) throws -> SagaMachine {
-        if let machine = machines.withLock({ $0[run.definitionHash] }) { return machine }
-        do {
-            let definition = try DefinitionParser.parse(run.definitionDocument)
-            return machine(for: definition)
-        } catch {
-            throw UnrunnableRunError(runID: run.id, problems: error.problems.map(\.description))
+        let machine: SagaMachine
+        if let cached = machines.withLock({ $0[run.definitionHash] }) {
+            machine = cached
+        } else {
+            do {
+                machine = self.machine(for: try DefinitionParser.parse(run.definitionDocument))
+            } catch {
+                throw UnrunnableRunError(runID: run.id, problems: error.problems.map(\.description))
+            }
         }
+        // The machine indexes steps by position: stored rows that do not match its steps would trap it.
+        let stored = run.state.steps.map(\.name), defined = machine.saga.steps.map(\.name)
+        guard stored == defined else {
+            throw UnrunnableRunError(
+                runID: run.id,
+                problems: ["the stored steps (\(stored.joined(separator: ", "))) are not the steps of its definition (\(defined.joined(separator: ", ")))"])
+        }
+        return machine
     }
 
     func publish(_ runID: String, _ transition: SagaMachine.Transition) {

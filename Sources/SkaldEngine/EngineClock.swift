@@ -17,7 +17,8 @@ public struct SystemClock: EngineClock {
     public func sleep(until deadline: Date) async throws {
         let interval = deadline.timeIntervalSinceNow
         if interval > 0 {
-            try await Task.sleep(for: .microseconds(Int64(interval * 1_000_000)))
+            // Held to the longest duration there is, so a far-future time read from the database cannot trap.
+            try await Task.sleep(for: Duration(secondsValue: interval))
         } else {
             try Task.checkCancellation()
         }

@@ -128,7 +128,10 @@ public final class SQLiteStore: SagaStore {
             if let key = run.idempotencyKey,
                 let existing = try String.fetchOne(db, sql: "SELECT id FROM run WHERE idempotency_key = ?", arguments: [key])
             {
-                return CreatedRun.existing(try Self.loadRun(id: existing, db: db)!)
+                guard let run = try Self.loadRun(id: existing, db: db) else {
+                    throw StoreError(message: "run \(existing) holds the idempotency key \(key) but cannot be read back (its definition is missing)")
+                }
+                return CreatedRun.existing(run)
             }
             let definition = run.definition
             if !definitionStored {

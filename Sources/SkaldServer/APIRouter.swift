@@ -151,7 +151,14 @@ struct API: Sendable {
             throw APIError.notFound(
                 "no saga \"\(saga)\"\(version.map { " version \($0)" } ?? "") is registered\(known.isEmpty ? "" : " (registered: \(Set(known).sorted().joined(separator: ", ")))"); register it with POST /v1/definitions or skald define FILE")
         }
-        let definition = try engine.definition(stored)
+        let definition: SagaDefinition
+        do {
+            definition = try engine.definition(stored)
+        } catch {
+            throw APIError(
+                .internalServerError, code: "unrunnable_definition",
+                message: "\(saga) version \(stored.version) is registered but no longer validates with this version of Skald (\(error.problems.map(\.description).joined(separator: "; "))); register a corrected definition under a new version")
+        }
         let started: StartedRun
         do {
             started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey)

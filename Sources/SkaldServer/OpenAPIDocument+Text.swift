@@ -411,6 +411,16 @@ extension OpenAPIDocument {
             }
           }
         }
+      },
+      "UnsupportedMediaType": {
+        "description": "The POST did not send Content-Type: application/json (required even without a body, so that a cross-origin form cannot act)",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
       }
     }
   },
@@ -422,7 +432,7 @@ extension OpenAPIDocument {
   "paths": {
     "/health": {
       "get": {
-        "summary": "Process up and database reachable (no token needed)",
+        "summary": "Process up, database readable and storing runs' progress (no token needed)",
         "security": [],
         "responses": {
           "200": {
@@ -444,7 +454,29 @@ extension OpenAPIDocument {
             }
           },
           "503": {
-            "description": "The database cannot be read"
+            "description": "Degraded (storing runs' progress has been failing since a given time) or unavailable (the database cannot be read); the database's own error is only in the server log",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "status": {
+                      "type": "string",
+                      "enum": [
+                        "degraded",
+                        "unavailable"
+                      ]
+                    },
+                    "database": {
+                      "type": "string"
+                    },
+                    "message": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
           }
         }
       }
@@ -536,6 +568,9 @@ extension OpenAPIDocument {
           },
           "422": {
             "$ref": "#/components/responses/Invalid"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
           }
         }
       }
@@ -652,6 +687,9 @@ extension OpenAPIDocument {
           },
           "422": {
             "$ref": "#/components/responses/Invalid"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
           }
         }
       },
@@ -881,6 +919,9 @@ extension OpenAPIDocument {
           },
           "422": {
             "$ref": "#/components/responses/Invalid"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
           }
         }
       }
@@ -923,6 +964,9 @@ extension OpenAPIDocument {
           },
           "400": {
             "$ref": "#/components/responses/Malformed"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
           }
         },
         "requestBody": {
@@ -1015,6 +1059,9 @@ extension OpenAPIDocument {
           },
           "422": {
             "$ref": "#/components/responses/Invalid"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
           }
         }
       }

@@ -76,6 +76,8 @@ struct StorageFault {
             #expect(firstDone["status"] == "completed")
             #expect(secondDone["status"] == "completed")
             #expect(try await h.call(.get, "/health").status == 200)
+            // The long-poll notifier keeps nothing for finished runs.
+            #expect(h.engine.notifier.trackedRuns == 0)
             // Sent again with the same key after the failure; applied once.
             let applied = await h.participants[.inventory].applicationsPerKey
             #expect(applied["\(firstID):reserve-stock:forward"] == 1)
@@ -147,6 +149,26 @@ struct StorageFault {
             #expect(refused.json["error"]?["message"]?.stringValue?.contains("longer than the limit") == true)
             #expect(try await h.call(.post, "/v1/definitions", #"{"name": "n", "version": 1e400}"#).status == 400)
             #expect(try await h.call(.get, "/health").status == 200)
+        }
+    }
+}
+
+extension FaultTests {
+    @Test func aFailedRequestSaysWhereToLookButNotWhatWentWrongInside() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+            let id = try #require(run["id"]?.stringValue)
+            _ = try await h.waitUntilFinished(id)
+            // Another process breaks the database under the server.
+            let queue = try DatabaseQueue(path: h.store.path)
+            try await queue.write { db in try db.execute(sql: "DROP TABLE event") }
+            let (status, json) = try await h.call(.get, "/v1/runs/\(id)/events")
+            #expect(status == 500)
+            #expect(json["error"]?["code"] == "internal")
+            let message = json["error"]?["message"]?.stringValue ?? ""
+            #expect(message.contains("reference"))
+            #expect(!message.contains("no such table") && !message.contains("SQLite"), "the SQL error stays in the log: \(message)")
         }
     }
 }

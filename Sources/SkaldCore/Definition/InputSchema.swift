@@ -63,6 +63,12 @@ public final class InputSchema: Sendable {
 
     /// Every way `value` does not match, each as a sentence naming the path.
     public func violations(of value: JSONValue, at path: String = "input") -> [String] {
+        var budget = Self.matchingBudget
+        return violations(of: value, at: path, budget: &budget)
+    }
+
+    /// - Parameter budget: the pattern-matching work left for the whole input, shared by every value in it.
+    func violations(of value: JSONValue, at path: String, budget: inout Int) -> [String] {
         var problems: [String] = []
         if let types, !types.contains(where: { Self.matches(value, type: $0) }) {
             let expected = types.count == 1 ? types[0] : types.joined(separator: " or ")
@@ -78,20 +84,20 @@ public final class InputSchema: Sendable {
             }
             for key in members.keys.sorted() {
                 if let schema = properties?[key] {
-                    problems += schema.violations(of: members[key]!, at: "\(path).\(key)")
+                    problems += schema.violations(of: members[key]!, at: "\(path).\(key)", budget: &budget)
                 } else if !additionalProperties, properties != nil {
                     problems.append("\(path) has the field \"\(key)\", which inputSchema does not allow")
                 }
             }
         case .array(let elements):
             if let items {
-                for (i, element) in elements.enumerated() { problems += items.violations(of: element, at: "\(path)[\(i)]") }
+                for (i, element) in elements.enumerated() { problems += items.violations(of: element, at: "\(path)[\(i)]", budget: &budget) }
             }
         case .string(let s):
             if let minLength, s.count < minLength { problems.append("\(path) must have at least \(minLength) characters") }
             if let maxLength, s.count > maxLength { problems.append("\(path) must have at most \(maxLength) characters") }
             if let pattern {
-                switch Self.match(pattern, in: s) {
+                switch Self.match(pattern, in: s, budget: &budget) {
                 case .matches: break
                 case .doesNotMatch: problems.append("\(path) must match the pattern \(pattern)")
                 case .tooCostly:
@@ -120,30 +126,33 @@ public final class InputSchema: Sendable {
 
     /// The longest `pattern` a definition may declare.
     public static let maximumPatternLength = 1_000
-    /// How many times the regular expression engine may report progress on one match before it is stopped.
-    /// ICU reports progress after a fixed amount of matching work, so this is a bound on work, not on time:
-    /// about 0.1 s here, far beyond any reasonable pattern and value, and far short of a pattern that
-    /// backtracks exponentially (`(a+)+$` on a long run of `a`).
+    /// How many times the regular expression engine may report progress while checking one input, across all
+    /// its values. ICU reports progress after a fixed amount of matching work, so this bounds work, not time:
+    /// about 0.1 s here, far beyond what reasonable patterns and values need, and far short of what a pattern
+    /// that backtracks without end (`^(a+)+$` on a long run of `a`) would take on every value of a large input.
     static let matchingBudget = 1_000
 
     enum PatternMatch { case matches, doesNotMatch, tooCostly }
 
-    /// Searches `text` for `pattern` (anywhere, as JSON Schema's `pattern` does), giving up past the budget.
-    static func match(_ pattern: String, in text: String, budget: Int = matchingBudget) -> PatternMatch {
+    /// Searches `text` for `pattern` (anywhere, as JSON Schema's `pattern` does), spending from `budget`;
+    /// gives up once it is spent.
+    static func match(_ pattern: String, in text: String, budget: inout Int) -> PatternMatch {
+        guard budget > 0 else { return .tooCostly }
         guard let expression = try? NSRegularExpression(pattern: pattern) else { return .doesNotMatch }
         var found = false
-        var progress = 0
+        var left = budget
         expression.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(text.startIndex..., in: text)) { result, _, stop in
             if result != nil {
                 found = true
                 stop.pointee = true
                 return
             }
-            progress += 1
-            if progress > budget { stop.pointee = true }
+            left -= 1
+            if left <= 0 { stop.pointee = true }
         }
+        budget = left
         if found { return .matches }
-        return progress > budget ? .tooCostly : .doesNotMatch
+        return left <= 0 ? .tooCostly : .doesNotMatch
     }
 
     static func article(_ type: String) -> String {
