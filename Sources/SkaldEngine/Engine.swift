@@ -6,7 +6,8 @@ import Synchronization
 
 /// How an engine behaves; every field has a default.
 public struct EngineConfiguration: Sendable {
-    /// What `{{env.NAME}}` reads. Values are read when a call is rendered and never stored.
+    /// What `{{env.NAME}}` reads: only the variables the operator allows (by default every variable but
+    /// Skald's own `SKALD_*`). Values are read when a call is rendered and never stored.
     public var environment: [String: String]
     /// A number in `0...1` for jitter; injected so tests can fix it.
     public var jitterSample: @Sendable () -> Double
@@ -16,7 +17,7 @@ public struct EngineConfiguration: Sendable {
     public var concurrency: Int
 
     public init(
-        environment: [String: String] = ProcessInfo.processInfo.environment,
+        environment: [String: String] = EnvironmentPolicy.allButReserved.filter(ProcessInfo.processInfo.environment),
         jitterSample: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
         concurrency: Int = 256,
         onEvents: (@Sendable (String, [RunEvent]) -> Void)? = nil

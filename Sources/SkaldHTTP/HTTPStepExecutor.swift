@@ -28,6 +28,23 @@ public struct HTTPStepExecutor: StepExecutor {
     }
 
     public func execute(_ step: StepRequest) async -> AttemptOutcome {
+        let outcome = await send(step)
+        // No value from the server's environment leaves in an error: not in the URL it shows, not in a
+        // participant's answer that quotes the request.
+        guard case .failed(var failure) = outcome else { return outcome }
+        let names = step.call.references.compactMap { reference -> String? in
+            if case .env(let name) = reference { return name }
+            return nil
+        }
+        guard !names.isEmpty else { return outcome }
+        failure.reason = step.context.maskingEnvironment(in: failure.reason, names: names)
+        if let response = failure.response {
+            failure.response = StepResponse(status: response.status, body: response.body.mappingStrings { step.context.maskingEnvironment(in: $0, names: names) })
+        }
+        return .failed(failure)
+    }
+
+    private func send(_ step: StepRequest) async -> AttemptOutcome {
         let client = clients.count == 1 ? clients[0] : clients[next.take() % clients.count]
         let request: HTTPClientRequest
         do {
@@ -53,7 +70,8 @@ public struct HTTPStepExecutor: StepExecutor {
         {
             return .failed(AttemptFailure(kind: .timeout, reason: "no complete response within \(DurationText.format(timeout))", isRetryable: true))
         } catch {
-            return .failed(AttemptFailure(kind: .transport, reason: Self.describeTransport(error, url: request.url), isRetryable: true))
+            let shownURL = (try? step.context.masked.render(step.call.url, encodingForURL: true)) ?? "the participant"
+            return .failed(AttemptFailure(kind: .transport, reason: Self.describeTransport(error, url: shownURL), isRetryable: true))
         }
 
         let stepResponse = StepResponse(status: Int(response.status.code), body: Self.decodeBody(body))

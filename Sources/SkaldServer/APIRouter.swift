@@ -12,11 +12,18 @@ public struct APIConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// The longest a long-poll for events may wait.
     public var maxWait: Duration
+    /// Which environment variables a definition registered through the API may read; one that reads any
+    /// other is refused (422) when it is registered.
+    public var environmentPolicy: EnvironmentPolicy
 
-    public init(token: String? = nil, maxBodyBytes: Int = 1 << 20, maxWait: Duration = .seconds(30)) {
+    public init(
+        token: String? = nil, maxBodyBytes: Int = 1 << 20, maxWait: Duration = .seconds(30),
+        environmentPolicy: EnvironmentPolicy = .allButReserved
+    ) {
         self.token = token
         self.maxBodyBytes = maxBodyBytes
         self.maxWait = maxWait
+        self.environmentPolicy = environmentPolicy
     }
 }
 
@@ -105,6 +112,13 @@ struct API: Sendable {
             }
             throw APIError.invalid(
                 "the definition has \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"): \(error.problems.map(\.description).joined(separator: "; "))",
+                details: ["problems": Representation.problems(error)])
+        }
+        let refused = configuration.environmentPolicy.problems(in: definition)
+        if !refused.isEmpty {
+            let error = DefinitionError(file: nil, problems: refused)
+            throw APIError.invalid(
+                "the definition reads environment variables this server does not allow: \(refused.map(\.description).joined(separator: "; "))",
                 details: ["problems": Representation.problems(error)])
         }
         switch try await store.registerDefinition(definition, at: Date()) {

@@ -80,8 +80,28 @@ enum Representation {
             "description": definition.document["description"] ?? .null,
             "steps": .array((definition.document["steps"]?.arrayValue ?? []).map { $0["name"] ?? .null }),
         ]
-        if full { out["definition"] = definition.document }
+        if full { out["definition"] = maskingSecretHeaders(definition.document) }
         return .object(out)
+    }
+
+    /// The definition as shown: the values of credential headers (`Authorization`, `Proxy-Authorization`,
+    /// `Cookie`) and of those a call lists in `secretHeaders` are replaced by `***`.
+    static func maskingSecretHeaders(_ document: JSONValue) -> JSONValue {
+        guard case .object(var top) = document, case .array(let steps)? = top["steps"] else { return document }
+        top["steps"] = .array(steps.map { step in
+            guard case .object(var members) = step else { return step }
+            for key in ["request", "compensation"] {
+                guard case .object(var call)? = members[key], case .object(var headers)? = call["headers"] else { continue }
+                let marked = Set((call["secretHeaders"]?.arrayValue ?? []).compactMap { $0.stringValue?.lowercased() })
+                for name in headers.keys where CallDefinition.alwaysSecretHeaders.contains(name.lowercased()) || marked.contains(name.lowercased()) {
+                    headers[name] = "***"
+                }
+                call["headers"] = .object(headers)
+                members[key] = .object(call)
+            }
+            return .object(members)
+        })
+        return .object(top)
     }
 
     static func problems(_ error: DefinitionError) -> JSONValue {

@@ -16,7 +16,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the engine and the HTTP API: resume unfinished runs, then drive every run started through the API.",
         discussion: """
             SIGTERM or SIGINT stops taking new work, lets attempts in flight finish or time out, stores their
-            outcomes and exits 0. Only one skald process may drive a database at a time.
+            outcomes and exits 0. Past --shutdown-timeout the attempts still in flight are cancelled: nothing is
+            stored for them, and the next start sends them again with the same idempotency key. Only one skald
+            process may drive a database at a time.
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -42,6 +44,13 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "The environment variables definitions may read with {{env.NAME}}, as names and PREFIX_* patterns separated by commas (default: $SKALD_ALLOW_ENV).",
+            discussion: "The variables that the definitions in --sagas read are allowed too. Skald's own SKALD_* variables never are."))
+    var allowEnv: String?
+
+    @Option(
+        name: .long,
         help: "On SIGTERM/SIGINT, how long attempts in flight may take to finish; past it they are cancelled, nothing is stored for them, and the next start sends them again with the same key.")
     var shutdownTimeout = "30s"
 
@@ -57,6 +66,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let pruneOlderThan { _ = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than") }
         _ = try Self.shutdownTimeout(shutdownTimeout)
+        _ = try environmentPolicy()
+    }
+
+    /// `--allow-env`, else `SKALD_ALLOW_ENV`, else nothing (only what `--sagas` reads).
+    func environmentPolicy() throws -> EnvironmentPolicy {
+        let (text, source) = allowEnv.map { ($0, "--allow-env") }
+            ?? (ProcessInfo.processInfo.environment["SKALD_ALLOW_ENV"] ?? "", "SKALD_ALLOW_ENV")
+        do {
+            return try EnvironmentPolicy.parse(text)
+        } catch {
+            throw ValidationError("\(source): \(error.message)")
+        }
     }
 
     static func shutdownTimeout(_ text: String) throws -> Duration {
@@ -69,7 +90,21 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let (store, lock) = try database.openForEngine()
-        if let sagas { try await register(folder: sagas, in: store) }
+        var policy = try environmentPolicy()
+        if let sagas {
+            // The operator's own files: what they read is allowed, for them and for definitions sent to the API.
+            let loaded = try await register(folder: sagas, in: store)
+            policy = policy.allowing(loaded.flatMap(\.environmentNames))
+            let environment = ProcessInfo.processInfo.environment
+            for saga in loaded {
+                let unset = saga.environmentNames.filter { environment[$0] == nil && !EnvironmentPolicy.isReserved($0) }
+                if !unset.isEmpty {
+                    printError(
+                        "warning: \(saga.name) v\(saga.version) reads \(unset.joined(separator: ", ")), not set in this server's environment: its runs will be refused until \(unset.count == 1 ? "it is" : "they are") set and skald serve is restarted")
+                }
+            }
+        }
+        let environment = policy.filter(ProcessInfo.processInfo.environment)
         if token == nil && !Self.isLoopback(host) {
             printError("warning: listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
         }
@@ -79,9 +114,10 @@ struct ServeCommand: AsyncParsableCommand {
         let client = StepHTTPClients(concurrency: concurrency)
         let engine = Engine(
             store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
-            configuration: EngineConfiguration(concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),
+            configuration: EngineConfiguration(
+                environment: environment, concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),
             logger: logger)
-        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token))
+        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: policy))
         let host = host
         let path = store.path
         var appLogger = Logger(label: "skald.http")
@@ -122,13 +158,15 @@ struct ServeCommand: AsyncParsableCommand {
         print("skald serve: stopped; attempts in flight were finished and stored")
     }
 
-    func register(folder: String, in store: SQLiteStore) async throws {
+    /// Registers every definition in the folder and returns them.
+    func register(folder: String, in store: SQLiteStore) async throws -> [SagaDefinition] {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         guard FileManager.default.fileExists(atPath: folder) else {
             printError("error: --sagas \(folder): no such folder")
             throw Exit.invalid
         }
         var failed = false
+        var loaded: [SagaDefinition] = []
         for name in files {
             let path = (folder as NSString).appendingPathComponent(name)
             switch DefinitionFile.load(path) {
@@ -136,6 +174,7 @@ struct ServeCommand: AsyncParsableCommand {
                 for line in error.lines { printError(line) }
                 failed = true
             case .success(let saga):
+                loaded.append(saga)
                 switch try await store.registerDefinition(saga, at: Date()) {
                 case .registered: print("registered \(saga.name) v\(saga.version) from \(path)")
                 case .alreadyRegistered: print("\(saga.name) v\(saga.version) from \(path) is registered")
@@ -149,6 +188,7 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: not starting: fix the definitions above (skald validate \(folder)/*.json)")
             throw Exit.invalid
         }
+        return loaded
     }
 
     static func isLoopback(_ host: String) -> Bool {

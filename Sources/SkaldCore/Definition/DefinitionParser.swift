@@ -11,7 +11,9 @@ public struct DefinitionParser {
     /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
     public static let maximumSteps = 256
     static let stepFields = ["name", "dependsOn", "pivot", "request", "compensation"]
-    static let callFields = ["method", "url", "headers", "body", "timeout", "retry", "maxElapsed", "successStatus", "retryOn", "failOn"]
+    static let callFields = [
+        "method", "url", "headers", "secretHeaders", "body", "timeout", "retry", "maxElapsed", "successStatus", "retryOn", "failOn",
+    ]
     static let retryFields = ["maxAttempts", "initialInterval", "backoffCoefficient", "maxInterval", "jitter"]
 
     public static let maximumAttempts = 100
@@ -408,6 +410,24 @@ public struct DefinitionParser {
             }
         }
 
+        var secretHeaders = CallDefinition.alwaysSecretHeaders
+        if let value = members["secretHeaders"] {
+            let secretPath = path.appending("secretHeaders")
+            if case .array(let entries) = value {
+                for (index, entry) in entries.enumerated() {
+                    guard let name = entry.stringValue, headers.contains(where: { $0.name.lowercased() == name.lowercased() }) else {
+                        report(
+                            secretPath.appending(index),
+                            "each entry of \"secretHeaders\" must name a header of this call's \"headers\"\(headers.isEmpty ? "" : " (\(headers.map(\.name).joined(separator: ", ")))"), but this one is \(entry.jsonText)")
+                        continue
+                    }
+                    secretHeaders.insert(name.lowercased())
+                }
+            } else {
+                report(secretPath, "\"secretHeaders\" must be an array of header names whose values are never shown, for example [\"X-Api-Key\"]")
+            }
+        }
+
         var body: TemplateValue?
         if let bodyValue = members["body"] {
             body = templateValue(bodyValue, at: path.appending("body"))
@@ -428,7 +448,7 @@ public struct DefinitionParser {
         guard problems.count == problemsBefore, let method, let url else { return nil }
         return CallDefinition(
             method: method, url: url, headers: headers, body: body, timeout: callTimeout, retry: callRetry, statusRules: rules,
-            maxElapsed: maxElapsed)
+            maxElapsed: maxElapsed, secretHeaders: secretHeaders)
     }
 
     private mutating func checkURL(_ url: TemplateString, at path: JSONPath) {
@@ -666,13 +686,7 @@ public struct DefinitionParser {
         _ call: CallDefinition, at path: JSONPath, stepIndex: Int, includingOwn: Bool, names: [String], earlier: Set<Int>?,
         inputSchema: InputSchema?
     ) {
-        var located: [(JSONPath, TemplateReference)] = call.url.references.map { (path.appending("url"), $0) }
-        for header in call.headers {
-            located += header.value.references.map { (path.appending("headers").appending(header.name), $0) }
-        }
-        if let body = call.body { located += Self.bodyReferences(body, at: path.appending("body")) }
-
-        for (fieldPath, reference) in located {
+        for (fieldPath, reference) in call.locatedReferences(at: path) {
             switch reference {
             case .stepStatus(let step), .stepBody(let step, _):
                 guard let target = names.firstIndex(of: step) else {
@@ -699,15 +713,6 @@ public struct DefinitionParser {
             case .runID, .env:
                 break
             }
-        }
-    }
-
-    private static func bodyReferences(_ value: TemplateValue, at path: JSONPath) -> [(JSONPath, TemplateReference)] {
-        switch value {
-        case .literal: []
-        case .string(let s): s.references.map { (path, $0) }
-        case .array(let items): items.enumerated().flatMap { bodyReferences($1, at: path.appending($0)) }
-        case .object(let members): members.keys.sorted().flatMap { bodyReferences(members[$0]!, at: path.appending($0)) }
         }
     }
 }

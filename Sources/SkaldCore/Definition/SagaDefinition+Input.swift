@@ -36,7 +36,8 @@ extension SagaDefinition {
         }
         for name in environmentNames where environment[name] == nil {
             let users = calls.filter { $0.call.references.contains(.env(name)) }.map(\.path.description)
-            problems.append("the environment variable \(name) is not set; \(users.joined(separator: ", ")) use\(users.count == 1 ? "s" : "") it, so export it before starting")
+            problems.append(
+                "the environment variable \(name) is not set where the engine runs, or the server does not allow definitions to read it; \(users.joined(separator: ", ")) use\(users.count == 1 ? "s" : "") it: set it in the environment of skald serve (or skald run), allow it with --allow-env when serving, and start again")
         }
         if !problems.isEmpty { throw InputError(problems: problems) }
     }

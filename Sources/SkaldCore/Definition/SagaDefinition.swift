@@ -62,6 +62,14 @@ public struct CallDefinition: Sendable, Hashable {
     public var statusRules: StatusRules = .standard
     /// The most time from the first attempt to the start of a retry; no retry starts after it.
     public var maxElapsed: Duration?
+    /// Headers whose values are never shown (lowercased): the usual credentials and those the call marks secret.
+    public var secretHeaders: Set<String> = CallDefinition.alwaysSecretHeaders
+
+    /// Credentials masked wherever a request is shown, whether or not a definition marks them.
+    public static let alwaysSecretHeaders: Set<String> = ["authorization", "proxy-authorization", "cookie"]
+
+    /// Whether the header's value is masked wherever the request is shown.
+    public func isSecret(header name: String) -> Bool { secretHeaders.contains(name.lowercased()) }
 
     public struct Header: Sendable, Hashable {
         public var name: String

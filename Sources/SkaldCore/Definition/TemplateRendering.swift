@@ -15,6 +15,31 @@ public struct TemplateContext: Sendable {
     }
 }
 
+extension TemplateContext {
+    /// The same context with every environment value replaced by its reference, for showing a request
+    /// (in an error, a log line, the history) without the values the server's environment holds.
+    public var masked: TemplateContext {
+        var copy = self
+        copy.env = Dictionary(uniqueKeysWithValues: env.keys.map { ($0, "{{env.\($0)}}") })
+        return copy
+    }
+
+    /// Values shorter than this are not searched for in free text: they would match ordinary words.
+    public static let shortestMaskedValue = 4
+
+    /// `text` with every value of the named environment variables replaced by its reference, so that an error
+    /// that quotes a request (or a participant's answer that echoes one) does not carry the value on.
+    public func maskingEnvironment(in text: String, names: some Sequence<String>) -> String {
+        var out = text
+        // Longest first, so a value that contains another is replaced whole.
+        let values = names.compactMap { name in env[name].map { (name, $0) } }.filter { $0.1.count >= Self.shortestMaskedValue }
+        for (name, value) in values.sorted(by: { $0.1.count > $1.1.count }) where out.contains(value) {
+            out = out.replacingOccurrences(of: value, with: "{{env.\(name)}}")
+        }
+        return out
+    }
+}
+
 /// A reference that cannot be resolved against a run's data.
 public struct TemplateRenderError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
@@ -30,7 +55,8 @@ extension TemplateContext {
             return .string(runID)
         case .env(let name):
             guard let value = env[name] else {
-                throw TemplateRenderError(message: "{{env.\(name)}}: the environment variable \(name) is not set; export it before starting the run")
+                throw TemplateRenderError(
+                    message: "{{env.\(name)}}: the environment variable \(name) is not set where the engine runs, or the server does not allow definitions to read it (skald serve --allow-env)")
             }
             return .string(value)
         case .stepStatus(let step):

@@ -90,6 +90,18 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(nilLiteral: ()) { self = .null }
 }
 
+extension JSONValue {
+    /// The same value with `transform` applied to every string in it (keys stay as they are).
+    public func mappingStrings(_ transform: (String) -> String) -> JSONValue {
+        switch self {
+        case .string(let text): .string(transform(text))
+        case .array(let items): .array(items.map { $0.mappingStrings(transform) })
+        case .object(let members): .object(members.mapValues { $0.mappingStrings(transform) })
+        default: self
+        }
+    }
+}
+
 // MARK: - Serialisation
 
 extension JSONValue {
