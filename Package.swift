@@ -104,6 +104,7 @@ let package = Package(
             dependencies: [
                 "skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldDemo",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

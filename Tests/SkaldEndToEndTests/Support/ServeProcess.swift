@@ -28,12 +28,14 @@ final class ServeProcess: @unchecked Sendable {
 struct APIClient {
     let http: HTTPClient
     let base: String
+    var token: String?
 
     func call(_ method: HTTPMethod, _ path: String, _ body: JSONValue? = nil, timeout: Duration = .seconds(60)) async throws
         -> (status: Int, json: JSONValue)
     {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body { request.body = .bytes(ByteBuffer(string: body.jsonText)) }
         if body != nil || method == .POST { request.headers.add(name: "Content-Type", value: "application/json") }
         let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout.components.seconds * 1000)))
