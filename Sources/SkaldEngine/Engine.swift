@@ -41,7 +41,7 @@ public struct UnrunnableRunError: Error, Sendable, CustomStringConvertible {
 
 /// An operator's request that the run's state does not allow, or a run that does not exist.
 public struct EngineError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable { case notFound, conflict }
+    public enum Code: Sendable { case notFound, conflict, unavailable }
     public var code: Code
     public var message: String
 
@@ -76,6 +76,10 @@ public final class Engine: Service, Sendable {
     /// Runs a driver is working on, so no run is ever driven twice at once.
     private let active = Mutex<Set<String>>([])
     private let isDraining = Atomic<Bool>(false)
+    /// Whether `run()` is taking submissions (an operator's action hands a run over to it only then).
+    private let isServing = Atomic<Bool>(false)
+    /// Attempts cancelled in flight (shutdown past its timeout, or a failed store): nothing was stored for them.
+    public let abandonedAttempts = Atomic<Int>(0)
     /// Since when storing runs' transitions has been failing (nil while it works).
     private let storeFailingSince = Mutex<StoreTrouble?>(nil)
     /// Whether `storeFailingSince` is set, read without the lock on every successful write.
@@ -183,6 +187,8 @@ public final class Engine: Service, Sendable {
     /// Resumes every unfinished run, then drives each run started while serving. On graceful shutdown it
     /// stops starting attempts, lets those in flight finish and stores their outcomes, then returns.
     public func run() async throws {
+        isServing.store(true, ordering: .releasing)
+        defer { isServing.store(false, ordering: .releasing) }
         let unfinished = try await store.unfinishedRuns()
         if !unfinished.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(unfinished.count)"]) }
         await withGracefulShutdownHandler {
@@ -201,6 +207,11 @@ public final class Engine: Service, Sendable {
                 }
                 // Cancelled rather than shut down gracefully: drain all the same.
                 drain()
+                // Runs an operator's action handed over that no driver took: let go of them.
+                for submission in submissions.drainRemaining() where submission.claimed {
+                    unregister(submission.runID)
+                    active.withLock { _ = $0.remove(submission.runID) }
+                }
             }
         } onGracefulShutdown: {
             self.drain()
@@ -224,6 +235,8 @@ public final class Engine: Service, Sendable {
         defer {
             unregister(runID)
             active.withLock { _ = $0.remove(runID) }
+            // No longer driven here, so no longer held up by the store either.
+            storeSucceeded(runID: runID)
         }
         var source = source
         var failures = 0
@@ -248,13 +261,54 @@ public final class Engine: Service, Sendable {
                     "storing a transition failed; driving the run again from the database later",
                     metadata: ["saga.run_id": "\(runID)", "error": "\(error.underlying)", "retry_in": "\(DurationText.format(delay))"])
                 guard !isDraining.load(ordering: .acquiring), !Task.isCancelled else { return }
-                do { try await clock.sleep(until: clock.now().addingTimeInterval(delay.seconds)) } catch { return }
-                guard !isDraining.load(ordering: .acquiring) else { return }
+                guard await backOff(for: delay, answering: mailbox), !isDraining.load(ordering: .acquiring) else { return }
                 source = .load
             } catch {
                 logger.error("run stopped", metadata: ["saga.run_id": "\(runID)", "error": "\(error)"])
                 return
             }
+        }
+    }
+
+    /// Waits `delay` before the run is driven again, answering the run's mailbox meanwhile: an operator's action
+    /// is refused at once as unavailable (rather than waiting for the store), and a drain ends the wait.
+    /// Returns false when the run should not be driven again here (drained or cancelled).
+    private func backOff(for delay: Duration, answering mailbox: Mailbox<DriverCommand>) async -> Bool {
+        let clock = self.clock
+        let until = clock.now().addingTimeInterval(delay.seconds)
+        enum Event: Sendable {
+            case waited
+            case timerCancelled
+            case command(DriverCommand?)
+        }
+        return await withTaskGroup(of: Event.self) { group in
+            group.addTask {
+                do { try await clock.sleep(until: until) } catch { return .timerCancelled }
+                return .waited
+            }
+            var again = true
+            waiting: while true {
+                group.addTask { .command(await mailbox.next()) }
+                switch await group.next() {
+                case .waited?:
+                    again = !Task.isCancelled
+                    break waiting
+                case nil, .timerCancelled?, .command(nil)?, .command(.drain?)?:
+                    again = false
+                    break waiting
+                case .command(.operate(_, let reply)?)?:
+                    reply.resume(
+                        throwing: EngineError(
+                            code: .unavailable,
+                            message: "the database cannot store this run's progress right now (see the server's log and GET /health); try again once it can"))
+                }
+            }
+            // A listener that took a command as the wait ended puts it back for the next driver.
+            group.cancelAll()
+            for await event in group {
+                if case .command(let command?) = event, case .operate = command { mailbox.sendFirst(command) }
+            }
+            return again
         }
     }
 
@@ -388,14 +442,20 @@ public final class Engine: Service, Sendable {
                 continue
             }
             var handedOver = false
-            defer { if !handedOver { active.withLock { _ = $0.remove(runID) } } }
+            defer {
+                if !handedOver {
+                    active.withLock { _ = $0.remove(runID) }
+                    // Held here, it may have been passed over by a driver starting up: let the engine look at it.
+                    if isServing.load(ordering: .acquiring) { submissions.send(Submission(runID: runID, fresh: nil)) }
+                }
+            }
             guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
             let machine = try machine(for: run)
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
             try await store.recordTransition(runID: runID, at: now, transition: transition)
             publish(runID, transition)
-            if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring) {
+            if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring), isServing.load(ordering: .acquiring) {
                 // The run stays held until its driver takes over, so no other operator reads it in between.
                 _ = register(runID)
                 handedOver = submissions.send(

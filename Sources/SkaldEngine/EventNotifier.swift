@@ -11,6 +11,9 @@ public final class EventNotifier: Sendable {
         /// How many entries were dropped: the version of a run without an entry, negated, so that a reader who
         /// read a version before its run's entry was dropped sees a change rather than waiting for one.
         var dropped = 0
+        /// Versions come from one counter for all runs, so a run whose entry was dropped and then published
+        /// again (a retried compensation) never repeats a version a reader already holds.
+        var counter = 0
 
         func version(of runID: String) -> Int { versions[runID] ?? -dropped }
     }
@@ -46,7 +49,8 @@ public final class EventNotifier: Sendable {
                 state.versions.removeValue(forKey: runID)
                 state.dropped += 1
             } else {
-                state.versions[runID] = max(state.versions[runID] ?? 0, 0) + 1
+                state.counter += 1
+                state.versions[runID] = state.counter
             }
             return state.waiters.removeValue(forKey: runID)?.map(\.continuation) ?? []
         }

@@ -117,6 +117,10 @@ struct RunDriver {
                     group.addTask { .command(await mailbox.next()) }
                 }
 
+                if inFlight == 0 && reserving.isEmpty && failure == nil {
+                    // Waiting with nothing in flight and nothing unstored: this run is not held up by the store.
+                    engine.storeSucceeded(runID: runID)
+                }
                 let wake: Wake?
                 do {
                     wake = try await group.next()
@@ -150,6 +154,7 @@ struct RunDriver {
                 case .abandoned?:
                     inFlight -= 1
                     engine.limiter.release()
+                    engine.abandonedAttempts.add(1, ordering: .relaxed)
 
                 case .timer(let date)?:
                     if let index = timers.firstIndex(of: date) { timers.remove(at: index) }
@@ -192,7 +197,15 @@ struct RunDriver {
                     break loop
                 }
             }
+            // Only timers and the mailbox listener are left. A listener that took an operator's command just before
+            // the loop ended puts it back, so it is answered (by the next driver, or with DriverGone) and never lost.
             group.cancelAll()
+            while true {
+                let wake: Wake?
+                do { wake = try await group.next() } catch { continue }
+                guard let wake else { break }
+                if case .command(let command?) = wake, case .operate = command { mailbox.sendFirst(command) }
+            }
             if let failure { throw RunStoreFailure(runID: runID, underlying: failure) }
         }
         return state

@@ -295,6 +295,7 @@ struct API: Sendable {
             switch error.code {
             case .notFound: throw Self.unknownRun(runID)
             case .conflict: throw APIError.conflict(error.message)
+            case .unavailable: throw APIError(.serviceUnavailable, code: "unavailable", message: error.message)
             }
         }
         return try await getRun(runID)

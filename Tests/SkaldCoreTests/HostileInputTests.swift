@@ -89,9 +89,19 @@ import Testing
         let hostile = String(repeating: "a", count: 40) + "b"
         let found = schema.violations(of: ["code": .string(hostile)])
         #expect(found.count == 1)
-        #expect(found.first?.contains("within the matching budget") == true)
+        #expect(found.first?.contains("within the matching budget") == true, "\(found)")
         #expect(schema.violations(of: ["code": "aaaa"]).isEmpty)
         #expect(schema.violations(of: ["code": "b"]).first?.contains("must match the pattern") == true)
+    }
+
+    @Test func scanningALongValueOrManyValuesDoesNotSpendTheBudget() throws {
+        let schema = try saga(
+            #"{"name": "t", "version": 1, "inputSchema": {"type": "object", "properties": {"code": {"type": "string", "pattern": "[0-9]{5}"}, "emails": {"type": "array", "items": {"type": "string", "pattern": "@"}}}}, "steps": [{"name": "s", "request": {"method": "GET", "url": "http://127.0.0.1:1/"}}]}"#
+        ).inputSchema!
+        let long = String(repeating: "x", count: 20_000) + "12345"
+        let emails = (0..<2_000).map { JSONValue.string("someone.with.a.long.name.\($0)@example.com") }
+        #expect(schema.violations(of: ["code": .string(long), "emails": .array(emails)]).isEmpty)
+        #expect(schema.violations(of: ["code": .string(String(repeating: "x", count: 20_000))]).first?.contains("must match the pattern") == true)
     }
 
     @Test func anOverlongPatternIsRefusedBeforeItIsCompiled() {

@@ -19,6 +19,8 @@ public final class InputSchema: Sendable {
     public let minLength: Int?
     public let maxLength: Int?
     public let pattern: String?
+    /// `pattern`, compiled once.
+    let expression: NSRegularExpression?
 
     init(
         types: [String]?, properties: [String: InputSchema]?, required: [String], items: InputSchema?,
@@ -36,6 +38,7 @@ public final class InputSchema: Sendable {
         self.minLength = minLength
         self.maxLength = maxLength
         self.pattern = pattern
+        self.expression = pattern.flatMap { try? NSRegularExpression(pattern: $0) }
     }
 
     /// Whether a reference path into the input is declared by this schema.
@@ -97,7 +100,7 @@ public final class InputSchema: Sendable {
             if let minLength, s.count < minLength { problems.append("\(path) must have at least \(minLength) characters") }
             if let maxLength, s.count > maxLength { problems.append("\(path) must have at most \(maxLength) characters") }
             if let pattern {
-                switch Self.match(pattern, in: s, budget: &budget) {
+                switch Self.match(expression, in: s, budget: &budget) {
                 case .matches: break
                 case .doesNotMatch: problems.append("\(path) must match the pattern \(pattern)")
                 case .tooCostly:
@@ -126,33 +129,37 @@ public final class InputSchema: Sendable {
 
     /// The longest `pattern` a definition may declare.
     public static let maximumPatternLength = 1_000
-    /// How many times the regular expression engine may report progress while checking one input, across all
-    /// its values. ICU reports progress after a fixed amount of matching work, so this bounds work, not time:
-    /// about 0.1 s here, far beyond what reasonable patterns and values need, and far short of what a pattern
-    /// that backtracks without end (`^(a+)+$` on a long run of `a`) would take on every value of a large input.
+    /// How much backtracking the patterns may cost while one input is checked, across all its values, counted
+    /// in ICU's progress reports. ICU reports progress once per position it tries a match from (those are not
+    /// counted against the budget: scanning costs what the input's size allows) and once per fixed amount of
+    /// backtracking (those are). So this bounds work, not time: about 0.1 s here, far beyond what a reasonable
+    /// pattern and value need, and far short of what a pattern that backtracks without end (`^(a+)+$` on a
+    /// long run of `a`) would cost on every value of a large input.
     static let matchingBudget = 1_000
 
     enum PatternMatch { case matches, doesNotMatch, tooCostly }
 
-    /// Searches `text` for `pattern` (anywhere, as JSON Schema's `pattern` does), spending from `budget`;
-    /// gives up once it is spent.
-    static func match(_ pattern: String, in text: String, budget: inout Int) -> PatternMatch {
+    /// Searches `text` for the pattern (anywhere, as JSON Schema's `pattern` does), spending from `budget`
+    /// what the search costs beyond one report per position; gives up once the budget is spent.
+    static func match(_ expression: NSRegularExpression?, in text: String, budget: inout Int) -> PatternMatch {
+        guard let expression else { return .doesNotMatch }
         guard budget > 0 else { return .tooCostly }
-        guard let expression = try? NSRegularExpression(pattern: pattern) else { return .doesNotMatch }
+        let positions = text.utf16.count + 1
+        let allowance = budget + positions
         var found = false
-        var left = budget
+        var reports = 0
         expression.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(text.startIndex..., in: text)) { result, _, stop in
             if result != nil {
                 found = true
                 stop.pointee = true
                 return
             }
-            left -= 1
-            if left <= 0 { stop.pointee = true }
+            reports += 1
+            if reports >= allowance { stop.pointee = true }
         }
-        budget = left
+        budget -= max(0, reports - positions)
         if found { return .matches }
-        return left <= 0 ? .tooCostly : .doesNotMatch
+        return reports >= allowance ? .tooCostly : .doesNotMatch
     }
 
     static func article(_ type: String) -> String {
