@@ -34,6 +34,7 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     let api = API(engine: engine, store: store, configuration: configuration)
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: RouteContractMiddleware(table: .api))
     router.get("/health") { _, context in try await api.health(logger: context.logger) }
     let v1 = router.group("v1")
     if let token = configuration.token, !token.isEmpty { v1.add(middleware: TokenMiddleware(token: token)) }
@@ -218,7 +219,13 @@ struct API: Sendable {
 
     func events(_ request: Request, runID: String) async throws -> Response {
         let parameters = request.uri.queryParameters
-        let after = Int64(parameters.get("after") ?? "0") ?? 0
+        var after: Int64 = 0
+        if let text = parameters.get("after") {
+            guard let value = Int64(text), value >= 0 else {
+                throw APIError.invalid("after must be a whole number of at least 0 (the lastSequence of the previous page), not \"\(text)\"")
+            }
+            after = value
+        }
         var wait: Duration = .zero
         if let text = parameters.get("wait") {
             switch DurationText.check(text) {
@@ -228,9 +235,11 @@ struct API: Sendable {
                 // Longer than anything is still a valid wish to wait: the longest wait is what it gets.
                 wait = configuration.maxWait
             case .failure(.notADuration):
-                guard let seconds = Int(text), seconds >= 0 else {
-                    throw APIError.invalid("wait must be a duration such as 30s (or whole seconds), not \"\(text)\"")
+                // Whole seconds, however many digits: more than the longest wait is the longest wait.
+                guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                    throw APIError.invalid("wait must be a duration such as 30s or 500ms (or whole seconds), not \"\(text)\"")
                 }
+                let seconds = Int(text) ?? Int.max
                 wait = seconds >= Int(configuration.maxWait.seconds) ? configuration.maxWait : .seconds(seconds)
             }
         }
@@ -249,15 +258,16 @@ struct API: Sendable {
     }
 
     func cancel(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["reason"], emptyAllowed: true)
-        let reason = body["reason"]?.stringValue ?? ""
+        let body = try await jsonObject(of: request, allowed: ["reason"])
+        let reason = try optionalString(body, "reason") ?? ""
         return try await operate(runID) { try await engine.cancel(runID: runID, reason: reason) }
     }
 
     /// Retries a failed compensation (compensation_failed), or resumes a stuck run.
     func retry(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["step", "by", "note"], emptyAllowed: true)
+        let body = try await jsonObject(of: request, allowed: ["step", "by", "note"])
         let step = try optionalString(body, "step")
+        if step?.isEmpty == true { throw APIError.invalid("\"step\" must name a step; leave it out to retry every failed compensation") }
         let who = try optionalString(body, "by") ?? ""
         let note = try optionalString(body, "note") ?? ""
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
@@ -317,10 +327,9 @@ struct API: Sendable {
     }
 
     /// Parses a JSON object body, refusing unknown fields.
-    private func jsonObject(of request: Request, allowed: [String], emptyAllowed: Bool = false) async throws -> [String: JSONValue] {
+    private func jsonObject(of request: Request, allowed: [String]) async throws -> [String: JSONValue] {
         let bytes = try await body(of: request)
         if bytes.isEmpty || bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            if emptyAllowed { return [:] }
             throw APIError.malformed("the body is empty; send a JSON object")
         }
         let value: JSONValue

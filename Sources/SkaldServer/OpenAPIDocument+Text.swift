@@ -17,7 +17,8 @@ extension OpenAPIDocument {
     "securitySchemes": {
       "bearer": {
         "type": "http",
-        "scheme": "bearer"
+        "scheme": "bearer",
+        "description": "Required when the server runs with --token (or SKALD_TOKEN); a server without a token takes requests without one."
       }
     },
     "schemas": {
@@ -44,7 +45,11 @@ extension OpenAPIDocument {
                   "too_large",
                   "unauthorized",
                   "http_error",
-                  "internal"
+                  "internal",
+                  "unsupported_media_type",
+                  "method_not_allowed",
+                  "unavailable",
+                  "unrunnable_definition"
                 ]
               },
               "message": {
@@ -427,11 +432,13 @@ extension OpenAPIDocument {
   "security": [
     {
       "bearer": []
-    }
+    },
+    {}
   ],
   "paths": {
     "/health": {
       "get": {
+        "operationId": "health",
         "summary": "Process up, database readable and storing runs' progress (no token needed)",
         "security": [],
         "responses": {
@@ -477,12 +484,16 @@ extension OpenAPIDocument {
                 }
               }
             }
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
           }
         }
       }
     },
     "/v1/openapi.json": {
       "get": {
+        "operationId": "getOpenAPI",
         "summary": "This document",
         "responses": {
           "200": {
@@ -490,12 +501,16 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
           }
         }
       }
     },
     "/v1/definitions": {
       "get": {
+        "operationId": "listDefinitions",
         "summary": "Registered sagas, one entry per name and version",
         "responses": {
           "200": {
@@ -518,17 +533,100 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
           }
         }
       },
       "post": {
+        "operationId": "registerDefinition",
         "summary": "Register a saga definition (the body is the definition itself)",
         "requestBody": {
           "required": true,
           "content": {
             "application/json": {
               "schema": {
-                "type": "object"
+                "type": "object",
+                "additionalProperties": false,
+                "required": [
+                  "name",
+                  "version",
+                  "steps"
+                ],
+                "properties": {
+                  "$schema": {
+                    "type": "string"
+                  },
+                  "name": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9._-]{1,100}$"
+                  },
+                  "version": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 2147483647
+                  },
+                  "description": {
+                    "type": "string"
+                  },
+                  "defaults": {
+                    "type": "object"
+                  },
+                  "inputSchema": {
+                    "type": "object"
+                  },
+                  "deadline": {
+                    "type": "string"
+                  },
+                  "steps": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 256,
+                    "items": {
+                      "type": "object",
+                      "required": [
+                        "name",
+                        "request"
+                      ],
+                      "properties": {
+                        "name": {
+                          "type": "string",
+                          "pattern": "^[A-Za-z0-9_-]+$"
+                        },
+                        "request": {
+                          "type": "object"
+                        },
+                        "compensation": {
+                          "type": "object"
+                        },
+                        "dependsOn": {
+                          "type": "array",
+                          "items": {
+                            "type": "string"
+                          }
+                        },
+                        "pivot": {
+                          "type": "boolean"
+                        }
+                      }
+                    }
+                  }
+                },
+                "description": "A saga definition, as in Sagas/ (the full format is Sagas/schema/saga.schema.json). Besides this shape, the server checks what a schema cannot say (step references, templates, durations, the environment variables it may read) and answers 422 with the JSON path of every problem."
+              },
+              "example": {
+                "name": "ping",
+                "version": 1,
+                "steps": [
+                  {
+                    "name": "ping",
+                    "request": {
+                      "method": "POST",
+                      "url": "http://127.0.0.1:9/ping"
+                    }
+                  }
+                ]
               }
             }
           }
@@ -542,6 +640,20 @@ extension OpenAPIDocument {
                   "$ref": "#/components/schemas/Definition"
                 }
               }
+            },
+            "links": {
+              "GetDefinition": {
+                "operationId": "getDefinition",
+                "parameters": {
+                  "name": "$response.body#/name"
+                }
+              },
+              "StartRun": {
+                "operationId": "startRun",
+                "requestBody": {
+                  "saga": "$response.body#/name"
+                }
+              }
             }
           },
           "200": {
@@ -550,6 +662,20 @@ extension OpenAPIDocument {
               "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/Definition"
+                }
+              }
+            },
+            "links": {
+              "GetDefinition": {
+                "operationId": "getDefinition",
+                "parameters": {
+                  "name": "$response.body#/name"
+                }
+              },
+              "StartRun": {
+                "operationId": "startRun",
+                "requestBody": {
+                  "saga": "$response.body#/name"
                 }
               }
             }
@@ -577,6 +703,7 @@ extension OpenAPIDocument {
     },
     "/v1/definitions/{name}": {
       "get": {
+        "operationId": "getDefinition",
         "summary": "A registered saga: the latest version, or ?version=",
         "parameters": [
           {
@@ -593,7 +720,8 @@ extension OpenAPIDocument {
             "required": false,
             "schema": {
               "type": "integer",
-              "minimum": 1
+              "minimum": 1,
+              "maximum": 2147483647
             }
           }
         ],
@@ -622,6 +750,7 @@ extension OpenAPIDocument {
     },
     "/v1/runs": {
       "post": {
+        "operationId": "startRun",
         "summary": "Start a run of a registered saga",
         "requestBody": {
           "required": true,
@@ -635,19 +764,45 @@ extension OpenAPIDocument {
                 ],
                 "properties": {
                   "saga": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "The name of a registered saga"
                   },
                   "version": {
                     "type": "integer",
-                    "minimum": 1
+                    "minimum": 1,
+                    "maximum": 2147483647,
+                    "nullable": true
                   },
-                  "input": {},
+                  "input": {
+                    "description": "The run's input; it must fit the saga's inputSchema (checked by the server: 422 with every problem otherwise)"
+                  },
                   "idempotencyKey": {
                     "type": "string",
                     "maxLength": 255,
-                    "description": "Starting again with the same key returns the first run (200) instead of a second one."
+                    "description": "Starting again with the same key returns the first run (200) instead of a second one.",
+                    "minLength": 1,
+                    "nullable": true
                   }
                 }
+              },
+              "example": {
+                "saga": "checkout",
+                "input": {
+                  "orderId": "order-1001",
+                  "sku": "BLUE-MUG",
+                  "quantity": 2,
+                  "amount": 24.5,
+                  "currency": "EUR",
+                  "card": "4242424242424242",
+                  "address": {
+                    "name": "Ada Lovelace",
+                    "street": "12 St James's Square",
+                    "city": "London",
+                    "country": "GB"
+                  }
+                },
+                "idempotencyKey": "order-1001"
               }
             }
           }
@@ -661,6 +816,38 @@ extension OpenAPIDocument {
                   "$ref": "#/components/schemas/Run"
                 }
               }
+            },
+            "links": {
+              "GetRun": {
+                "operationId": "getRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "GetRunEvents": {
+                "operationId": "getRunEvents",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "CancelRun": {
+                "operationId": "cancelRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "RetryRun": {
+                "operationId": "retryRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "ResolveRun": {
+                "operationId": "resolveRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              }
             }
           },
           "200": {
@@ -669,6 +856,38 @@ extension OpenAPIDocument {
               "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/Run"
+                }
+              }
+            },
+            "links": {
+              "GetRun": {
+                "operationId": "getRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "GetRunEvents": {
+                "operationId": "getRunEvents",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "CancelRun": {
+                "operationId": "cancelRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "RetryRun": {
+                "operationId": "retryRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "ResolveRun": {
+                "operationId": "resolveRun",
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
               }
             }
@@ -694,6 +913,7 @@ extension OpenAPIDocument {
         }
       },
       "get": {
+        "operationId": "listRuns",
         "summary": "Runs, newest first",
         "parameters": [
           {
@@ -763,6 +983,7 @@ extension OpenAPIDocument {
     },
     "/v1/runs/{id}": {
       "get": {
+        "operationId": "getRun",
         "summary": "A run: state, steps with attempts, responses, errors, timings",
         "parameters": [
           {
@@ -790,12 +1011,16 @@ extension OpenAPIDocument {
           },
           "404": {
             "$ref": "#/components/responses/NotFound"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
           }
         }
       }
     },
     "/v1/runs/{id}/events": {
       "get": {
+        "operationId": "getRunEvents",
         "summary": "The run's history, oldest first; with wait, a long poll for what comes after `after`",
         "parameters": [
           {
@@ -811,6 +1036,9 @@ extension OpenAPIDocument {
             "in": "query",
             "schema": {
               "type": "integer",
+              "format": "int64",
+              "minimum": 0,
+              "maximum": 9223372036854775807,
               "default": 0
             },
             "description": "Only events with a larger sequence"
@@ -820,9 +1048,11 @@ extension OpenAPIDocument {
             "in": "query",
             "schema": {
               "type": "string",
-              "example": "30s"
+              "pattern": "^(([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+|[0-9]+)$",
+              "example": "30s",
+              "maxLength": 64
             },
-            "description": "When nothing is new, wait up to this long (at most 30s)"
+            "description": "When nothing is new, wait up to this long: a duration (30s, 500ms) or whole seconds; longer than 30s waits 30s"
           }
         ],
         "responses": {
@@ -867,6 +1097,7 @@ extension OpenAPIDocument {
     },
     "/v1/runs/{id}/cancel": {
       "post": {
+        "operationId": "cancelRun",
         "summary": "Stop forward progress and compensate the completed steps",
         "parameters": [
           {
@@ -879,7 +1110,7 @@ extension OpenAPIDocument {
           }
         ],
         "requestBody": {
-          "required": false,
+          "required": true,
           "content": {
             "application/json": {
               "schema": {
@@ -887,12 +1118,14 @@ extension OpenAPIDocument {
                 "additionalProperties": false,
                 "properties": {
                   "reason": {
-                    "type": "string"
+                    "type": "string",
+                    "nullable": true
                   }
                 }
               }
             }
-          }
+          },
+          "description": "A JSON object, {} when there is no reason to record: a POST without a JSON body is refused (415) so that a cross-origin page cannot send one."
         },
         "responses": {
           "200": {
@@ -922,12 +1155,23 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "503": {
+            "description": "The database cannot store the run's progress right now (see GET /health)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
           }
         }
       }
     },
     "/v1/runs/{id}/retry": {
       "post": {
+        "operationId": "retryRun",
         "summary": "Try again: the failed compensation of a run in compensation_failed (all, or `step`), or the failed step of a stuck run",
         "parameters": [
           {
@@ -967,10 +1211,20 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "503": {
+            "description": "The database cannot store the run's progress right now (see GET /health)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
           }
         },
         "requestBody": {
-          "required": false,
+          "required": true,
           "content": {
             "application/json": {
               "schema": {
@@ -978,15 +1232,20 @@ extension OpenAPIDocument {
                 "additionalProperties": false,
                 "properties": {
                   "step": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "The step whose failed compensation to retry; every failed one when left out",
+                    "nullable": true
                   },
                   "by": {
                     "type": "string",
-                    "description": "Who, for the history"
+                    "description": "Who, for the history",
+                    "nullable": true
                   },
                   "note": {
                     "type": "string",
-                    "description": "Why, for the history"
+                    "description": "Why, for the history",
+                    "nullable": true
                   }
                 }
               }
@@ -997,6 +1256,7 @@ extension OpenAPIDocument {
     },
     "/v1/runs/{id}/resolve": {
       "post": {
+        "operationId": "resolveRun",
         "summary": "Record that a failed compensation was done by hand; undoing continues with the steps before it",
         "parameters": [
           {
@@ -1021,13 +1281,17 @@ extension OpenAPIDocument {
                 ],
                 "properties": {
                   "step": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1
                   },
                   "note": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "What was done by hand"
                   },
                   "by": {
-                    "type": "string"
+                    "type": "string",
+                    "nullable": true
                   }
                 }
               }
@@ -1062,6 +1326,16 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "503": {
+            "description": "The database cannot store the run's progress right now (see GET /health)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
           }
         }
       }

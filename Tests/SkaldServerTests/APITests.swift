@@ -65,7 +65,9 @@ struct Harness: Sendable {
         var headers = HTTPFields()
         if let token { headers[.authorization] = "Bearer \(token)" }
         if body != nil || method == .post { headers[.contentType] = "application/json" }
-        return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { response in
+        // Every POST carries a JSON object, `{}` when there is nothing to say.
+        let sent = body ?? (method == .post ? "{}" : nil)
+        return try await client.execute(uri: uri, method: method, headers: headers, body: sent.map { ByteBuffer(string: $0) }) { response in
             let text = String(buffer: response.body)
             return (Int(response.status.code), (try? JSONParser.parse(text)) ?? .string(text))
         }

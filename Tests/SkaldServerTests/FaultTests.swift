@@ -151,6 +151,23 @@ struct StorageFault {
             #expect(try await h.call(.get, "/health").status == 200)
         }
     }
+
+    @Test func aMethodARouteDoesNotHaveIs405WithAllowAndAnUnknownQueryParameterIs422() async throws {
+        try await Harness.with { h in
+            let method = try await h.client.execute(uri: "/v1/runs", method: .delete, headers: [:], body: nil) { response in
+                (Int(response.status.code), response.headers[.allow])
+            }
+            #expect(method.0 == 405)
+            #expect(method.1 == "GET, POST")
+            let health = try await h.client.execute(uri: "/health", method: .init("TRACE")!, headers: [:], body: nil) { Int($0.status.code) }
+            #expect(health == 405)
+            let unknown = try await h.call(.get, "/v1/runs?limt=5")
+            #expect(unknown.status == 422)
+            #expect(unknown.json["error"]?["message"]?.stringValue?.contains("\"limt\"") == true)
+            #expect(try await h.call(.get, "/v1/runs/x/events?after=-1").status == 422)
+            #expect(try await h.call(.get, "/v1/nothing-here").status == 404)
+        }
+    }
 }
 
 extension FaultTests {

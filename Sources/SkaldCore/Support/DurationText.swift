@@ -23,7 +23,14 @@ public enum DurationText {
         guard !rest.isEmpty, rest.utf8.count <= 64 else { return .failure(.notADuration) }
         var totalMilliseconds = 0.0
         while !rest.isEmpty {
-            let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+            // Digits, optionally a point and more digits: `5`, `1.5`; not `.5` or `1.`.
+            let whole = rest.prefix { $0.isASCII && $0.isNumber }
+            var number = whole
+            if !whole.isEmpty, rest.dropFirst(whole.count).first == "." {
+                let fraction = rest.dropFirst(whole.count + 1).prefix { $0.isASCII && $0.isNumber }
+                guard !fraction.isEmpty else { return .failure(.notADuration) }
+                number = rest.prefix(whole.count + 1 + fraction.count)
+            }
             guard !number.isEmpty, let value = Double(number), value.isFinite else { return .failure(.notADuration) }
             rest = rest.dropFirst(number.count)
             let unit = rest.prefix { $0.isASCII && $0.isLetter }
