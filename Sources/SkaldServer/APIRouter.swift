@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
+import Synchronization
 import SkaldCore
 import SkaldEngine
 
@@ -15,15 +17,45 @@ public struct APIConfiguration: Sendable {
     /// Which environment variables a definition registered through the API may read; one that reads any
     /// other is refused (422) when it is registered.
     public var environmentPolicy: EnvironmentPolicy
+    /// The most long polls waiting at once; past it a poll is answered `429` with `Retry-After`.
+    public var maxLongPolls: Int
+    /// The largest run input, as JSON text.
+    public var maxInputBytes: Int
+
+    public static let defaultMaxLongPolls = 1_000
+    public static let defaultMaxInputBytes = 256 * 1024
 
     public init(
         token: String? = nil, maxBodyBytes: Int = 1 << 20, maxWait: Duration = .seconds(30),
-        environmentPolicy: EnvironmentPolicy = .allButReserved
+        environmentPolicy: EnvironmentPolicy = .allButReserved, maxLongPolls: Int = defaultMaxLongPolls,
+        maxInputBytes: Int = defaultMaxInputBytes
     ) {
         self.token = token
         self.maxBodyBytes = maxBodyBytes
         self.maxWait = maxWait
         self.environmentPolicy = environmentPolicy
+        self.maxLongPolls = maxLongPolls
+        self.maxInputBytes = maxInputBytes
+    }
+}
+
+/// Limits on the connections themselves, for a server that any client on the network may reach.
+public enum APIServerLimits {
+    /// A request's head may have at most this many bytes of header fields, in at most `maxHeaderCount` fields;
+    /// past either the connection is closed.
+    public static let maxHeaderBytes = 32 * 1024
+    public static let maxHeaderCount = 100
+    public static let defaultReadTimeout: Duration = .seconds(30)
+
+    /// The HTTP/1.1 server: a client that stops sending the head or body of a request (or keeps an idle
+    /// connection open) for `readTimeout` is disconnected; a request that is fully read and waiting for its
+    /// answer (a long poll) is not.
+    public static func http1(readTimeout: Duration = defaultReadTimeout) -> HTTPServerBuilder {
+        .http1(
+            configuration: .init(
+                idleTimeout: .nanoseconds(Int64(readTimeout.milliseconds * 1_000_000)),
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: maxHeaderBytes, maxHeaderListSize: maxHeaderBytes, maxHeaderFieldCount: maxHeaderCount)))
     }
 }
 
@@ -59,6 +91,8 @@ struct API: Sendable {
     let engine: Engine
     let store: any SagaStore
     let configuration: APIConfiguration
+    /// Long polls waiting now.
+    let longPolls = LongPollCounter()
 
     /// Public (no token), so it says whether the database works and since when it fails, never the database's
     /// own error text; that goes to the log.
@@ -161,6 +195,12 @@ struct API: Sendable {
             idempotencyKey = key
         }
         let input = body["input"] ?? .object([:])
+        let inputBytes = input.jsonText.utf8.count
+        if inputBytes > configuration.maxInputBytes {
+            throw APIError(
+                .contentTooLarge, code: "too_large",
+                message: "the input is \(inputBytes) bytes as JSON, over the limit of \(configuration.maxInputBytes); pass large data by reference (an id or a URL the participants can read)")
+        }
         guard let stored = try await store.definition(name: saga, version: version) else {
             let known = try await store.definitions().map(\.name)
             throw APIError.notFound(
@@ -247,6 +287,14 @@ struct API: Sendable {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
         var events = try await store.events(runID: runID, after: after)
         if events.isEmpty, wait > .zero, !run.state.status.isTerminal {
+            guard longPolls.enter(limit: configuration.maxLongPolls) else {
+                var response = APIError(
+                    .tooManyRequests, code: "too_many_long_polls",
+                    message: "\(configuration.maxLongPolls) long polls are already waiting on this server; try again in a second").response
+                response.headers[.retryAfter] = "1"
+                return response
+            }
+            defer { longPolls.leave() }
             await engine.notifier.wait(for: runID, after: version, timeout: wait)
             events = try await store.events(runID: runID, after: after)
         }
@@ -348,4 +396,18 @@ struct API: Sendable {
         }
         return members
     }
+}
+
+/// Counts the long polls waiting, so that they cannot pile up without bound.
+final class LongPollCounter: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Takes a place if fewer than `limit` are taken.
+    func enter(limit: Int) -> Bool {
+        if count.add(1, ordering: .relaxed).newValue <= limit { return true }
+        count.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func leave() { count.subtract(1, ordering: .relaxed) }
 }

@@ -49,7 +49,8 @@ extension OpenAPIDocument {
                   "unsupported_media_type",
                   "method_not_allowed",
                   "unavailable",
-                  "unrunnable_definition"
+                  "unrunnable_definition",
+                  "too_many_long_polls"
                 ]
               },
               "message": {
@@ -1091,6 +1092,23 @@ extension OpenAPIDocument {
           },
           "422": {
             "$ref": "#/components/responses/Invalid"
+          },
+          "429": {
+            "description": "As many long polls are waiting as the server allows (--max-long-polls): try again after Retry-After seconds",
+            "headers": {
+              "Retry-After": {
+                "schema": {
+                  "type": "integer"
+                }
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
           }
         }
       }

@@ -326,7 +326,14 @@ struct Watcher {
         var after: Int64 = 0
         let started = ContinuousClock.now
         while true {
-            let page = try await api.get("/v1/runs/\(urlComponent(runID))/events?after=\(after)&wait=25s")
+            let page: JSONValue
+            do {
+                page = try await api.get("/v1/runs/\(urlComponent(runID))/events?after=\(after)&wait=25s")
+            } catch let failure as APIFailure where failure.status == 429 {
+                // The server has as many long polls waiting as it allows: ask again in a moment.
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
             for event in page["events"]?.arrayValue ?? [] {
                 if json {
                     print(event.jsonText)

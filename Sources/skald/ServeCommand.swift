@@ -54,6 +54,12 @@ struct ServeCommand: AsyncParsableCommand {
         help: "On SIGTERM/SIGINT, how long attempts in flight may take to finish; past it they are cancelled, nothing is stored for them, and the next start sends them again with the same key.")
     var shutdownTimeout = "30s"
 
+    @Option(name: .long, help: "How long a client may pause while sending a request (or keep an idle connection open) before it is disconnected.")
+    var readTimeout = "30s"
+
+    @Option(name: .long, help: "The most long polls (GET …/events?wait=) waiting at once; past it they are answered 429 with Retry-After.")
+    var maxLongPolls = APIConfiguration.defaultMaxLongPolls
+
     static let maximumConcurrency = 100_000
 
     func validate() throws {
@@ -66,6 +72,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let pruneOlderThan { _ = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than") }
         _ = try Self.shutdownTimeout(shutdownTimeout)
+        _ = try Self.readTimeout(readTimeout)
+        guard (1...1_000_000).contains(maxLongPolls) else { throw ValidationError("--max-long-polls must be from 1 to 1000000") }
         _ = try environmentPolicy()
     }
 
@@ -78,6 +86,13 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(source): \(error.message)")
         }
+    }
+
+    static func readTimeout(_ text: String) throws -> Duration {
+        guard let duration = DurationText.parse(text), duration >= .milliseconds(10), duration <= .seconds(3600) else {
+            throw ValidationError("--read-timeout must be a duration from 10ms to 1h, such as 30s, not \"\(text)\"")
+        }
+        return duration
     }
 
     static func shutdownTimeout(_ text: String) throws -> Duration {
@@ -117,13 +132,13 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: EngineConfiguration(
                 environment: environment, concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),
             logger: logger)
-        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: policy))
+        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: policy, maxLongPolls: maxLongPolls))
         let host = host
         let path = store.path
         var appLogger = Logger(label: "skald.http")
         appLogger.logLevel = .warning
         let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "skald"),
+            router: router, server: APIServerLimits.http1(readTimeout: try Self.readTimeout(readTimeout)), configuration: .init(address: .hostname(host, port: port), serverName: "skald"),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0
                 print("skald serve: listening on http://\(host):\(bound) (database \(path)\(token == nil ? "" : ", token required"))")

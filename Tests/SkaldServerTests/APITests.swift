@@ -8,6 +8,7 @@ import SkaldDemo
 import SkaldEngine
 import SkaldHTTP
 import SkaldSQLite
+import Synchronization
 import Testing
 @testable import SkaldServer
 
@@ -21,12 +22,15 @@ struct Harness: Sendable {
     let store: SQLiteStore
     let engine: Engine
     let participants: RunningParticipants
+    /// The port the API listens on, for tests that talk to it with raw sockets.
+    let port: Int
 
     /// - Parameters:
     ///   - concurrency: the engine's limit of attempts in flight.
     ///   - engineStore: what the engine stores through (the API reads the SQLite store itself).
     static func with(
         token: String? = nil, concurrency: Int = 256, engineStore: (@Sendable (SQLiteStore) -> any SagaStore)? = nil,
+        api: APIConfiguration? = nil, readTimeout: Duration = APIServerLimits.defaultReadTimeout,
         _ body: @Sendable @escaping (Harness) async throws -> Void
     ) async throws {
         try await Participant.withRunning { participants in
@@ -38,12 +42,13 @@ struct Harness: Sendable {
                 store: engineStore?(store) ?? store, executor: HTTPStepExecutor(client: http),
                 configuration: EngineConfiguration(environment: participants.environment, concurrency: concurrency))
             let app = Application(
-                router: buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, maxBodyBytes: 64 * 1024)),
+                router: buildRouter(engine: engine, store: store, configuration: api ?? APIConfiguration(token: token, maxBodyBytes: 64 * 1024)),
+                server: APIServerLimits.http1(readTimeout: readTimeout),
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)))
             let engineTask = Task { try await engine.run() }
             do {
                 try await app.test(.live) { client in
-                    try await body(Harness(client: client, store: store, engine: engine, participants: participants))
+                    try await body(Harness(client: client, store: store, engine: engine, participants: participants, port: client.port ?? 0))
                 }
             } catch {
                 engineTask.cancel()
