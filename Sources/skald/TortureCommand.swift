@@ -1,0 +1,386 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import GRDB
+import NIOCore
+import NIOHTTP1
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import SkaldSQLite
+
+/// `skald torture`: kills `skald serve` with SIGKILL at random moments while it runs a mixed workload, many
+/// times over, then checks that nothing was lost, nothing was applied twice and nothing was undone out of order.
+struct TortureCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "torture",
+        abstract: "Kill skald serve at random moments under a mixed workload, then check every invariant.",
+        discussion: """
+            Each cycle starts skald serve on the same database, keeps starting runs (happy, flaky with 503 and
+            Retry-After, slow past their timeout, declined, compensations that fail until an operator retries or
+            resolves them, cancels mid-run, parallel steps and a pivot), and SIGKILLs it after a random time
+            (uniform, so kills land during start-up recovery, group commits and everything else). After the last
+            cycle a server runs to the end, and the harness checks the participant's log and the database.
+            Prints one summary line; exits 1 on any violation.
+            """,
+        shouldDisplay: false)
+
+    @Option(help: "How many times the server is killed.")
+    var cycles = 20
+
+    @Option(help: "Runs started in each cycle.")
+    var runsPerCycle = 12
+
+    @Option(help: "The longest a cycle runs before its kill (the kill lands uniformly in [0, this]).")
+    var maxCycle = "2s"
+
+    @Option(help: "The seed of the workload and of the kill times (default: random, printed).")
+    var seed: UInt64?
+
+    @Option(help: "The database (default: a new file in a temporary folder).")
+    var db: String?
+
+    @Flag(help: "Print each cycle.")
+    var verbose = false
+
+    func validate() throws {
+        guard cycles >= 1, runsPerCycle >= 1 else { throw ValidationError("--cycles and --runs-per-cycle must be at least 1") }
+        guard let cycle = DurationText.parse(maxCycle), cycle >= .milliseconds(50) else {
+            throw ValidationError("--max-cycle must be a duration of at least 50ms, such as 2s")
+        }
+    }
+
+    func run() async throws {
+        let seed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        let initialRandom = SeededRandom(seed: seed)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-torture-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let database = db ?? folder.appendingPathComponent("torture.sqlite").path
+        let sagas = folder.appendingPathComponent("sagas")
+        try FileManager.default.createDirectory(at: sagas, withIntermediateDirectories: true)
+        for (name, text) in TortureSagas.all { try text.write(to: sagas.appendingPathComponent("\(name).json"), atomically: true, encoding: .utf8) }
+        let maxCycle = DurationText.parse(maxCycle)!
+
+        let participant = TortureParticipant()
+        let summary = try await LoopbackServers.withRunning([participant.router()]) { ports in
+            var random = initialRandom
+            let environment = ProcessInfo.processInfo.environment.merging(["TORTURE_URL": "http://127.0.0.1:\(ports[0])"]) { $1 }
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            defer { _ = http.shutdown() }
+            var driver = TortureDriver(
+                http: http, participant: participant, database: database, sagas: sagas.path, folder: folder, environment: environment,
+                verbose: verbose)
+            var kills = 0
+            for cycle in 1...cycles {
+                let lifetime = Duration(secondsValue: random.unit() * maxCycle.seconds)
+                let plans = (0..<runsPerCycle).map { _ in TortureDriver.Plan.random(&random) }
+                try await driver.cycle(number: cycle, lifetime: lifetime, plans: plans)
+                kills += 1
+            }
+            try await driver.finish()
+            return try await driver.check(kills: kills, seed: seed)
+        }
+        print(summary.line)
+        for violation in summary.violations.prefix(50) { print("  violation: \(violation)") }
+        if summary.violations.isEmpty, db == nil { try? FileManager.default.removeItem(at: folder) }
+        if !summary.violations.isEmpty {
+            print("  (database and server logs kept in \(folder.path))")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The torture sagas: a chain with a compensation on every step, and a graph with parallel steps and a pivot.
+enum TortureSagas {
+    static let retry = #""retry": {"maxAttempts": 8, "initialInterval": "20ms", "maxInterval": "200ms", "jitter": "full"}"#
+    static let compensationRetry = #""compensationRetry": {"maxAttempts": 3, "initialInterval": "20ms", "maxInterval": "100ms", "jitter": "none"}"#
+
+    static func call(_ step: String, method: String) -> String {
+        #"{"method": "\#(method)", "url": "{{env.TORTURE_URL}}/steps/\#(step)", "body": {"mode": "{{input.mode}}", "fail": "{{input.fail}}"}}"#
+    }
+
+    static func step(_ name: String, dependsOn: [String]? = nil, pivot: Bool = false, compensated: Bool = true) -> String {
+        var fields = [#""name": "\#(name)""#, #""request": \#(call(name, method: "POST"))"#]
+        if compensated { fields.append(#""compensation": \#(call(name, method: "DELETE"))"#) }
+        if let dependsOn { fields.append(#""dependsOn": [\#(dependsOn.map { "\"\($0)\"" }.joined(separator: ", "))]"#) }
+        if pivot { fields.append(#""pivot": true"#) }
+        return "{" + fields.joined(separator: ", ") + "}"
+    }
+
+    static func saga(_ name: String, _ steps: [String]) -> String {
+        #"{"name": "\#(name)", "version": 1, "defaults": {"timeout": "300ms", \#(retry), \#(compensationRetry)}, "steps": [\#(steps.joined(separator: ", "))]}"#
+    }
+
+    static let all: [(String, String)] = [
+        ("torture-chain", saga("torture-chain", [step("a"), step("b"), step("c")])),
+        (
+            "torture-graph",
+            saga(
+                "torture-graph",
+                [
+                    step("a", dependsOn: []), step("b1", dependsOn: ["a"]), step("b2", dependsOn: ["a"]),
+                    step("p", dependsOn: ["b1", "b2"], pivot: true, compensated: false), step("d", dependsOn: ["p"], compensated: false),
+                ])
+        ),
+    ]
+
+    /// Each saga's steps and, for each, the steps it depends on (directly or not) and whether it comes after the pivot.
+    static let graph: [String: (steps: [String], dependsOn: [String: Set<String>], afterPivot: Set<String>)] = [
+        "torture-chain": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
+        "torture-graph": (["a", "b1", "b2", "p", "d"], ["a": [], "b1": ["a"], "b2": ["a"], "p": ["a", "b1", "b2"], "d": ["a", "b1", "b2", "p"]], ["p", "d"]),
+    ]
+}
+
+/// A small deterministic generator (SplitMix64), so a seed reproduces a torture run's workload and kill times.
+struct SeededRandom {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A number in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
+}
+
+/// Runs the cycles against real `skald serve` processes and checks the result.
+struct TortureDriver {
+    struct Plan: Sendable {
+        var saga: String
+        var mode: String
+        var fail: String
+
+        static func random(_ random: inout SeededRandom) -> Plan {
+            let saga = random.pick(["torture-chain", "torture-graph"])
+            let mode = random.pick(["happy", "happy", "flaky", "slow", "decline", "failundo", "cancel"])
+            let steps = saga == "torture-chain" ? ["b", "c"] : ["b1", "b2"]
+            return Plan(saga: saga, mode: mode, fail: mode == "decline" || mode == "failundo" ? random.pick(steps) : "")
+        }
+    }
+
+    struct Summary {
+        var line: String
+        var violations: [String]
+    }
+
+    let http: HTTPClient
+    let participant: TortureParticipant
+    let database: String
+    let sagas: String
+    let folder: URL
+    let environment: [String: String]
+    let verbose: Bool
+    /// Runs asked for so far, by idempotency key, with their plan; the id once the server answered.
+    var started: [(key: String, plan: Plan, id: String?)] = []
+    /// Runs whose cancel the server accepted (or refused because they had finished).
+    var cancelled: Set<String> = []
+    var cycles = 0
+
+    /// Starts a server, drives the workload until `lifetime` has passed, and kills the server with SIGKILL.
+    mutating func cycle(number: Int, lifetime: Duration, plans: [Plan]) async throws {
+        cycles = number
+        for plan in plans { started.append(("torture-\(started.count + 1)", plan, nil)) }
+        var server = try startServer()
+        await drive(server: &server, until: ContinuousClock.now + lifetime)
+        kill(server.child.pid, SIGKILL)
+        _ = await server.child.waitForExit()
+        if verbose { print("cycle \(number): killed after \(DurationText.format(lifetime)); \(started.filter { $0.id != nil }.count) runs known") }
+    }
+
+    /// A last server, never killed, until every run has ended; then stopped with SIGTERM.
+    mutating func finish() async throws {
+        var server = try startServer()
+        let deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
+            await drive(server: &server, until: ContinuousClock.now + .milliseconds(200))
+            if let url = server.url, started.allSatisfy({ $0.id != nil }), await allEnded(url) { break }
+        }
+        kill(server.child.pid, SIGTERM)
+        _ = await server.child.waitForExit()
+    }
+
+    struct Server {
+        let child: ChildProcess
+        var url: String?
+    }
+
+    func startServer() throws -> Server {
+        let child = try ChildProcess(
+            executable: BenchHarness.executable,
+            ["serve", "--db", database, "--port", "0", "--sagas", sagas, "--concurrency", "64", "--shutdown-timeout", "2s"],
+            environment: environment, directory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath), outputIn: folder)
+        return Server(child: child, url: nil)
+    }
+
+    /// Until `deadline`: learns the server's address, starts the runs not yet started (same idempotency key
+    /// each time, so a start the kill interrupted is not a second run), cancels the `cancel` runs, and gets
+    /// runs out of compensation_failed the way an operator would (fix and retry, or resolve by hand).
+    mutating func drive(server: inout Server, until deadline: ContinuousClock.Instant) async {
+        while ContinuousClock.now < deadline {
+            if server.url == nil {
+                let out = server.child.stdout
+                if let line = out.split(separator: "\n").first(where: { $0.contains("listening on ") }),
+                    let url = line.components(separatedBy: "listening on ").last?.components(separatedBy: " ").first
+                {
+                    server.url = url
+                } else {
+                    try? await Task.sleep(for: .milliseconds(5))
+                    continue
+                }
+            }
+            let url = server.url!
+            for index in started.indices where started[index].id == nil {
+                guard ContinuousClock.now < deadline else { return }
+                let entry = started[index]
+                let input: JSONValue = ["mode": .string(entry.plan.mode), "fail": .string(entry.plan.fail)]
+                if let (_, run) = try? await call(url, .POST, "/v1/runs", ["saga": .string(entry.plan.saga), "input": input, "idempotencyKey": .string(entry.key)]),
+                    let id = run["id"]?.stringValue
+                {
+                    started[index].id = id
+                }
+            }
+            for entry in started where entry.plan.mode == "cancel" && !cancelled.contains(entry.key) {
+                guard let id = entry.id, ContinuousClock.now < deadline else { continue }
+                do {
+                    _ = try await call(url, .POST, "/v1/runs/\(id)/cancel", ["reason": "torture"])
+                    cancelled.insert(entry.key)
+                } catch let refused as TortureCallFailed where refused.status == 409 {
+                    cancelled.insert(entry.key)  // it had already finished
+                } catch {}
+            }
+            if let (_, page) = try? await call(url, .GET, "/v1/runs?status=compensation_failed&limit=500", nil) {
+                for run in page["runs"]?.arrayValue ?? [] {
+                    guard let id = run["id"]?.stringValue, let step = run["compensationFailure"]?["step"]?.stringValue else { continue }
+                    // Half are fixed and retried, half are resolved by hand (recorded first, as a person would act first).
+                    if id.hashValue % 2 == 0 {
+                        participant.fix(run: id)
+                        _ = try? await call(url, .POST, "/v1/runs/\(id)/retry", ["by": "torture", "note": "fixed the undo service"])
+                    } else {
+                        participant.resolveByHand(run: id, step: step)
+                        _ = try? await call(url, .POST, "/v1/runs/\(id)/resolve", ["step": .string(step), "by": "torture", "note": "undone by hand"])
+                    }
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func allEnded(_ url: String) async -> Bool {
+        for status in ["running", "compensating", "compensation_failed", "stuck"] {
+            guard let (_, page) = try? await call(url, .GET, "/v1/runs?status=\(status)&limit=1", nil), page["runs"] == [] else { return false }
+        }
+        return true
+    }
+
+    func call(_ base: String, _ method: HTTPMethod, _ path: String, _ body: JSONValue?) async throws -> (Int, JSONValue) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if method == .POST {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: (body ?? [:]).jsonText))
+        }
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let buffer = try await response.body.collect(upTo: 16 << 20)
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else { throw TortureCallFailed(status: status) }
+        return (status, (try? JSONParser.parse(String(buffer: buffer))) ?? .null)
+    }
+
+    // MARK: - Invariants
+
+    func check(kills: Int, seed: UInt64) async throws -> Summary {
+        var violations: [String] = []
+        let store = try SQLiteStore(path: database)
+        let actions = participant.actions
+        let byRun = Dictionary(grouping: actions, by: \.run)
+        var resends = 0
+
+        // Nothing applied twice: the participant records an action only for a key it had not seen, so each
+        // (run, step, phase) must appear at most once.
+        for (key, count) in Dictionary(grouping: actions, by: { "\($0.run):\($0.step):\($0.phase.rawValue)" }).mapValues(\.count) where count > 1 {
+            violations.append("\(key) was applied \(count) times")
+        }
+
+        for entry in started {
+            guard let id = entry.id else {
+                violations.append("\(entry.key) was never started: no server ever answered its start")
+                continue
+            }
+            guard let run = try await store.run(id: id) else {
+                violations.append("run \(id) (\(entry.key)) is not in the database")
+                continue
+            }
+            let status = run.state.status
+            let graph = TortureSagas.graph[entry.plan.saga]!
+            let applied = byRun[id] ?? []
+            // The first time each was applied (a second time is reported above).
+            let forward = Dictionary(applied.filter { $0.phase == .forward }.map { ($0.step, $0.sequence) }, uniquingKeysWith: min)
+            let undone = Dictionary(applied.filter { $0.phase == .compensate }.map { ($0.step, $0.sequence) }, uniquingKeysWith: min)
+            resends += try await store.attempts(runID: id).reduce(0) { $0 + $1.sends - 1 }
+
+            // Every run ended, and as its plan says it must.
+            switch status {
+            case .completed:
+                if entry.plan.mode == "decline" || entry.plan.mode == "failundo" {
+                    violations.append("run \(id) (\(entry.plan.mode) at \(entry.plan.fail)) completed")
+                }
+                for step in graph.steps where forward[step] == nil {
+                    violations.append("run \(id) completed but \(step) was never applied")
+                }
+                if !undone.isEmpty { violations.append("run \(id) completed but \(undone.keys.sorted()) were undone") }
+            case .compensated:
+                if ["happy", "flaky", "slow"].contains(entry.plan.mode) { violations.append("run \(id) (\(entry.plan.mode)) was compensated") }
+                // Every step applied before the pivot was undone (or resolved by hand), after everything that depended on it.
+                for (step, _) in forward where !graph.afterPivot.contains(step) {
+                    let byHand = participant.resolvedByHand.contains("\(id):\(step)")
+                    guard let at = undone[step] else {
+                        if !byHand { violations.append("run \(id) was compensated but \(step) was applied and never undone") }
+                        continue
+                    }
+                    for (other, dependencies) in graph.dependsOn where dependencies.contains(step) {
+                        if let otherAt = undone[other], otherAt > at {
+                            violations.append("run \(id): \(step) was undone before \(other), which depends on it")
+                        }
+                    }
+                }
+                for step in undone.keys where forward[step] == nil {
+                    violations.append("run \(id): \(step) was undone but never applied")
+                }
+            default:
+                violations.append("run \(id) (\(entry.plan.mode)) ended \(status.rawValue), not completed or compensated")
+            }
+            for step in undone.keys where graph.afterPivot.contains(step) {
+                violations.append("run \(id): \(step), at or after the pivot, was undone")
+            }
+
+            // The history agrees with the final state.
+            let events = try await store.events(runID: id)
+            let ending = events.last { [.runCompleted, .runCompensated, .runCompensationFailed].contains($0.kind) }
+            let expected: RunEvent.Kind? = status == .completed ? .runCompleted : status == .compensated ? .runCompensated : nil
+            if ending?.kind != expected {
+                violations.append("run \(id) is \(status.rawValue) but its history ends with \(ending?.kind.rawValue ?? "no ending")")
+            }
+            for step in run.state.steps where step.status == .succeeded && forward[step.name] == nil {
+                violations.append("run \(id): \(step.name) is stored as succeeded but the participant never applied it")
+            }
+        }
+
+        let integrity = try await DatabaseQueue(path: database).read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+        if integrity != ["ok"] { violations.append("PRAGMA integrity_check: \(integrity.joined(separator: "; "))") }
+
+        let line = "torture: cycles=\(cycles) runs=\(started.count) kills=\(kills) calls=\(participant.requestCount) resends=\(resends) violations=\(violations.count) seed=\(seed)"
+        return Summary(line: line, violations: violations)
+    }
+}
+
+struct TortureCallFailed: Error {
+    var status: Int
+}
