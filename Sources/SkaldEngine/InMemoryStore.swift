@@ -119,3 +119,20 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 }
+
+/// The store cannot take writes (or reads) for a reason outside Skald: a full disk, a read-only file, another
+/// process holding the database's write lock. What happens then is the same whatever the store: nothing is
+/// sent whose intent was not stored, and runs carry on once it works again.
+public struct StoreUnavailable: Error, Sendable, CustomStringConvertible {
+    /// What is wrong, in words an operator acts on ("the disk holding the database is full").
+    public var reason: String
+    /// The store's own error, for the log.
+    public var detail: String
+
+    public init(reason: String, detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public var description: String { "the database cannot be written: \(reason) (\(detail))" }
+}

@@ -23,10 +23,13 @@ public final class SQLiteStore: SagaStore {
 
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
     /// - Throws: `SQLiteStoreError` naming the path and what to do when it cannot be opened or is newer than this Skald.
-    public init(path: String, durability: Durability = .process) throws {
+    /// How long a write waits for another process's write lock by default.
+    public static let defaultBusyTimeout: Duration = .seconds(10)
+
+    public init(path: String, durability: Durability = .process, busyTimeout: Duration = defaultBusyTimeout) throws {
         self.path = path
         var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(busyTimeout.seconds)
         configuration.journalMode = .wal
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
@@ -118,13 +121,39 @@ public final class SQLiteStore: SagaStore {
             createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
+    /// A change through the group committer, with SQLite's errors about the file itself (full, read-only,
+    /// locked, failing) turned into `StoreUnavailable`, which says what to do about them.
+    func write<T: Sendable>(_ change: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await committer.write(change)
+        } catch {
+            throw Self.unavailable(error, path: path) ?? error
+        }
+    }
+
+    /// `StoreUnavailable` for errors that come from the file or the machine rather than from the change.
+    static func unavailable(_ error: any Error, path: String) -> StoreUnavailable? {
+        guard let error = error as? DatabaseError else { return nil }
+        let reason: String
+        switch error.resultCode {
+        case .SQLITE_FULL: reason = "the disk holding the database is full; free space on it"
+        case .SQLITE_READONLY: reason = "the database file or its folder has become read-only; make it writable again"
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            reason = "another process holds the database's write lock (a sqlite3 shell or a backup tool with a transaction open); end it"
+        case .SQLITE_IOERR: reason = "the operating system failed to read or write the database (a disk or file-system error); check the disk"
+        case .SQLITE_CANTOPEN: reason = "the database file can no longer be opened; check that it and its folder still exist"
+        default: return nil
+        }
+        return StoreUnavailable(reason: reason, detail: "\(path): \(error.message ?? "\(error)")")
+    }
+
     public func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws {
-        try await committer.write { db in try Self.apply(transition, runID: runID, at: at, db: db) }
+        try await write { db in try Self.apply(transition, runID: runID, at: at, db: db) }
     }
 
     public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
         let definitionStored = storedDefinitions.withLock { $0.contains(run.definition.contentHash) }
-        let created = try await committer.write { db in
+        let created = try await write { db in
             if let key = run.idempotencyKey,
                 let existing = try String.fetchOne(db, sql: "SELECT id FROM run WHERE idempotency_key = ?", arguments: [key])
             {
@@ -164,7 +193,7 @@ public final class SQLiteStore: SagaStore {
     }
 
     public func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        try await committer.write { db in
+        try await write { db in
             try db.cachedStatement(
                 sql: """
                     INSERT INTO attempt (run_id, position, phase, number, step_name, started_at)
@@ -177,7 +206,7 @@ public final class SQLiteStore: SagaStore {
     }
 
     public func recordAttemptResent(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        try await committer.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE attempt SET sends = sends + 1, started_at = ?
@@ -192,7 +221,7 @@ public final class SQLiteStore: SagaStore {
     }
 
     public func recordAttemptFinished(_ result: AttemptResult, transition: SagaMachine.Transition) async throws {
-        try await committer.write { db in
+        try await write { db in
             var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
             record.finish(with: result)
             let attempt = result.attempt

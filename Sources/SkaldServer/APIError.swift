@@ -1,5 +1,6 @@
 import Hummingbird
 import SkaldCore
+import SkaldEngine
 
 /// An API error: `{ "error": { "code": …, "message": … } }` with the matching HTTP status.
 public struct APIError: Error, Sendable {
@@ -47,6 +48,12 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return error.response
+        } catch let error as StoreUnavailable {
+            context.logger.error("request failed: the database is unavailable", metadata: ["error": "\(error)"])
+            return APIError(
+                .serviceUnavailable, code: "unavailable",
+                message: "the database cannot be written right now: \(error.reason); nothing was changed, try again once it can (GET /health)"
+            ).response
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "http_error"
             let message = error.status == .notFound

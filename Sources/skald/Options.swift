@@ -10,6 +10,9 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "process: survives kill -9 (WAL, synchronous=NORMAL); full: also survives power loss (synchronous=FULL).")
     var durability: String = "process"
 
+    @Option(name: .long, help: "How long a write waits for another process that holds the database's write lock before it fails (and is tried again later).")
+    var busyTimeout = "10s"
+
     var path: String {
         db ?? ProcessInfo.processInfo.environment["SKALD_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "./skald.sqlite"
     }
@@ -18,10 +21,16 @@ struct DatabaseOptions: ParsableArguments {
         guard Durability(rawValue: durability) != nil else {
             throw ValidationError("--durability must be process or full, not \"\(durability)\"")
         }
+        guard let timeout = DurationText.parse(busyTimeout), timeout <= .seconds(3600) else {
+            throw ValidationError("--busy-timeout must be a duration of at most 1h, such as 10s, not \"\(busyTimeout)\"")
+        }
+        _ = timeout
     }
 
     func open() throws -> SQLiteStore {
-        try SQLiteStore(path: path, durability: Durability(rawValue: durability) ?? .process)
+        try SQLiteStore(
+            path: path, durability: Durability(rawValue: durability) ?? .process,
+            busyTimeout: DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout)
     }
 
     /// Opens the store and takes the one-engine-per-database lock, or prints why not and exits 1.
