@@ -2,7 +2,7 @@
 ///
 /// Integers and floating-point numbers are kept apart so that `2` renders as `2`, not `2.0`.
 /// Objects are unordered; serialisation sorts keys so the same value always has the same text.
-public enum JSONValue: Sendable, Hashable {
+public enum JSONValue: Sendable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -13,6 +13,39 @@ public enum JSONValue: Sendable, Hashable {
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
+}
+
+/// Equality is JSON's: `2` and `2.0` are the same number (as JSON Schema's `enum` and `const` compare them),
+/// though they are kept apart for writing. An integer beyond 64 bits equals only the same digits.
+extension JSONValue: Hashable {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case (.bool(let a), .bool(let b)): a == b
+        case (.int(let a), .int(let b)): a == b
+        case (.double(let a), .double(let b)): a == b
+        case (.int(let a), .double(let b)), (.double(let b), .int(let a)): Double(exactly: a) == b && Int64(exactly: b) == a
+        case (.bigInteger(let a), .bigInteger(let b)): a == b
+        case (.string(let a), .string(let b)): a == b
+        case (.array(let a), .array(let b)): a == b
+        case (.object(let a), .object(let b)): a == b
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let b): hasher.combine(b)
+        case .int(let i): hasher.combine(i)
+        // An integral double hashes as the integer it equals.
+        case .double(let d): if let i = Int64(exactly: d) { hasher.combine(i) } else { hasher.combine(d) }
+        case .bigInteger(let text): hasher.combine(text)
+        case .string(let s): hasher.combine(s)
+        case .array(let items): hasher.combine(items)
+        case .object(let members): hasher.combine(members)
+        }
+    }
 }
 
 extension JSONValue {
