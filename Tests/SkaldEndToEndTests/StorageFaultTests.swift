@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
@@ -15,7 +16,7 @@ import Testing
             try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
             let mounted = try await SkaldProcess.shell(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk.path], in: folder)
             try #require(mounted.status == 0, "mounting a small tmpfs needs root: \(mounted.stderr)")
-            defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", disk.path]) }
+            defer { _ = umount2(disk.path, Int32(MNT_DETACH)) }
             let db = disk.appendingPathComponent("s.sqlite").path
             let server = try await ServeProcess(db: db, environment: participants.environment, in: folder, extra: ["--busy-timeout", "200ms"])
             defer { server.kill9() }

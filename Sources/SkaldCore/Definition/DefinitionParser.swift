@@ -294,15 +294,21 @@ public struct DefinitionParser {
         }
         for node in direct.indices where state[node] == 0 { visit(node) }
         guard !hasCycle else { return (direct, nil) }
-        var transitive = [Set<Int>?](repeating: nil, count: items.count)
+        return (direct, Self.transitiveClosure(direct))
+    }
+
+    /// For each node of an acyclic graph given by its edges, every node it reaches directly or not.
+    /// Each node's set is built once from its successors' sets (memoised depth-first).
+    static func transitiveClosure(_ edges: [[Int]]) -> [Set<Int>] {
+        var known = [Set<Int>?](repeating: nil, count: edges.count)
         func closure(_ node: Int) -> Set<Int> {
-            if let known = transitive[node] { return known }
-            var result = Set(direct[node])
-            for next in direct[node] { result.formUnion(closure(next)) }
-            transitive[node] = result
+            if let done = known[node] { return done }
+            var result = Set(edges[node])
+            for next in edges[node] { result.formUnion(closure(next)) }
+            known[node] = result
             return result
         }
-        return (direct, direct.indices.map(closure))
+        return edges.indices.map(closure)
     }
 
     /// At most one pivot; every other step runs before it or after it; steps after it have no compensation.

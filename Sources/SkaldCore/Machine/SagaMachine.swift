@@ -40,22 +40,12 @@ public final class SagaMachine: Sendable {
         environmentNames = saga.environmentNames
         let dependencies = saga.dependencies
         self.dependencies = dependencies
-        // Direct dependents first (one pass over the edges), then each step's closure from its direct dependents'
-        // closures; steps are visited in reverse file order, and a step may only depend on steps before it or on
-        // steps whose closure is complete, so a memoised depth-first walk covers any acyclic graph.
-        var direct = [[Int]](repeating: [], count: saga.steps.count)
+        // The edges turned round (who waits for each step), then their closure: each step's set is built once.
+        var waitingFor = [[Int]](repeating: [], count: saga.steps.count)
         for (step, waitsFor) in dependencies.enumerated() {
-            for dependency in waitsFor { direct[dependency].append(step) }
+            for dependency in waitsFor { waitingFor[dependency].append(step) }
         }
-        var closure = [Set<Int>?](repeating: nil, count: saga.steps.count)
-        func dependentsOf(_ step: Int) -> Set<Int> {
-            if let known = closure[step] { return known }
-            var result = Set(direct[step])
-            for other in direct[step] { result.formUnion(dependentsOf(other)) }
-            closure[step] = result
-            return result
-        }
-        self.dependents = saga.steps.indices.map(dependentsOf)
+        self.dependents = DefinitionParser.transitiveClosure(waitingFor)
     }
 
     /// `SagaDefinition.checkStart`, without working out again what the definition reads.
