@@ -45,6 +45,8 @@ public final class TortureParticipant: Sendable {
 
     public var actions: [Action] { state.withLock { $0.actions } }
     public var requestCount: Int { state.withLock { $0.requests } }
+    /// Requests received for each idempotency key (answered from the stored answer or not).
+    public var requestsPerKey: [String: Int] { state.withLock { $0.attempts } }
     /// Compensations an operator recorded as done by hand (`RUN:STEP`).
     public var resolvedByHand: Set<String> { state.withLock { $0.resolvedByHand } }
 

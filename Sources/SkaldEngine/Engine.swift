@@ -364,11 +364,14 @@ public final class Engine: Service, Sendable {
     public func cancel(runID: String, reason: String) async throws -> RunState {
         try await operate(runID) { machine, state, now in
             guard let transition = machine.cancel(state, reason: reason, at: now) else {
+                let pivot = machine.saga.pivot.map { machine.saga.steps[$0].name } ?? ""
                 throw EngineError(
                     code: .conflict,
                     message: state.status.isTerminal
                         ? "run \(runID) already finished (\(state.status.rawValue)); there is nothing to cancel"
-                        : "run \(runID) is already compensating; it cannot be cancelled again")
+                        : state.status == .running && machine.isAtOrPastPivot(state)
+                            ? "run \(runID) has reached its pivot \(pivot), the point of no return: it can no longer be undone, only finished"
+                            : "run \(runID) is already compensating; it cannot be cancelled again")
             }
             return transition
         }

@@ -28,23 +28,24 @@ public struct HTTPStepExecutor: StepExecutor {
     }
 
     public func execute(_ step: StepRequest) async -> AttemptOutcome {
-        let outcome = await send(step)
         // No value from the server's environment leaves in an error: not in the URL it shows, not in a
-        // participant's answer that quotes the request.
-        guard case .failed(var failure) = outcome else { return outcome }
+        // participant's error answer that quotes the request (masked before it is cut short for the reason,
+        // so no part of a value survives the cut).
         let names = step.call.references.compactMap { reference -> String? in
             if case .env(let name) = reference { return name }
             return nil
         }
-        guard !names.isEmpty else { return outcome }
-        failure.reason = step.context.maskingEnvironment(in: failure.reason, names: names)
-        if let response = failure.response {
-            failure.response = StepResponse(status: response.status, body: response.body.mappingStrings { step.context.maskingEnvironment(in: $0, names: names) })
+        let context = step.context
+        let mask: @Sendable (String) -> String = { text in
+            names.isEmpty ? text : context.maskingEnvironment(in: text, names: names)
         }
+        let outcome = await send(step, mask: mask)
+        guard !names.isEmpty, case .failed(var failure) = outcome else { return outcome }
+        failure.reason = mask(failure.reason)
         return .failed(failure)
     }
 
-    private func send(_ step: StepRequest) async -> AttemptOutcome {
+    private func send(_ step: StepRequest, mask: @Sendable (String) -> String) async -> AttemptOutcome {
         let client = clients.count == 1 ? clients[0] : clients[next.take() % clients.count]
         let request: HTTPClientRequest
         do {
@@ -81,6 +82,7 @@ public struct HTTPStepExecutor: StepExecutor {
             return .succeeded(stepResponse)
         case .retryable, .permanent:
             let isRetryable = classification == .retryable
+            let stepResponse = StepResponse(status: stepResponse.status, body: stepResponse.body.mappingStrings(mask))
             return .failed(
                 AttemptFailure(
                     kind: .status, reason: Self.describeStatus(response.status, body: stepResponse.body), isRetryable: isRetryable,

@@ -78,6 +78,14 @@ public final class SQLiteStore: SagaStore {
     // MARK: - Writes
 
     public func registerDefinition(_ definition: SagaDefinition, at: Date) async throws -> Registration {
+        do {
+            return try await register(definition, at: at)
+        } catch {
+            throw Self.unavailable(error, path: path) ?? error
+        }
+    }
+
+    private func register(_ definition: SagaDefinition, at: Date) async throws -> Registration {
         try await pool.write { db in
             if let existing = try String.fetchOne(
                 db, sql: "SELECT hash FROM definition WHERE name = ? AND version = ? AND registered = 1",

@@ -75,8 +75,12 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 /// Requires `Authorization: Bearer <token>` on every route it guards, comparing in constant time.
 struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String
+    /// The path (and everything under it) the token guards.
+    let guarding: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        guard path == guarding || path.hasPrefix(guarding + "/") else { return try await next(request, context) }
         let header = request.headers[.authorization] ?? ""
         let prefix = "Bearer "
         guard header.hasPrefix(prefix), Self.constantTimeEquals(Array(header.utf8.dropFirst(prefix.utf8.count)), Array(token.utf8)) else {

@@ -66,10 +66,11 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     let api = API(engine: engine, store: store, configuration: configuration)
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorMiddleware())
+    // The token first, so that a caller without it learns nothing about routes, methods or parameters.
+    if let token = configuration.token, !token.isEmpty { router.add(middleware: TokenMiddleware(token: token, guarding: "/v1")) }
     router.add(middleware: RouteContractMiddleware(table: .api))
     router.get("/health") { _, context in try await api.health(logger: context.logger) }
     let v1 = router.group("v1")
-    if let token = configuration.token, !token.isEmpty { v1.add(middleware: TokenMiddleware(token: token)) }
     v1.add(middleware: JSONBodyMiddleware())
     v1.get("openapi.json") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
@@ -127,7 +128,9 @@ struct API: Sendable {
         let name = try context.parameters.require("name")
         var version: Int?
         if let text = request.uri.queryParameters.get("version") {
-            guard let v = Int(text), v >= 1 else { throw APIError.invalid("version must be a whole number of at least 1, not \"\(text)\"") }
+            guard let v = wholeNumber(text), v >= 1, v <= Int(Int32.max) else {
+                throw APIError.invalid("version must be a whole number from 1 to \(Int32.max), not \"\(text)\"")
+            }
             version = v
         }
         guard let definition = try await store.definition(name: name, version: version) else {
@@ -149,7 +152,9 @@ struct API: Sendable {
                 "the definition has \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"): \(error.problems.map(\.description).joined(separator: "; "))",
                 details: ["problems": Representation.problems(error)])
         }
-        let refused = configuration.environmentPolicy.problems(in: definition)
+        // The same content registered again (the operator's own file, say) grants nothing new.
+        let existing = try await store.definition(name: definition.name, version: definition.version)
+        let refused = existing?.hash == definition.contentHash ? [] : configuration.environmentPolicy.problems(in: definition)
         if !refused.isEmpty {
             let error = DefinitionError(file: nil, problems: refused)
             throw APIError.invalid(
@@ -244,7 +249,7 @@ struct API: Sendable {
         }
         query.saga = parameters.get("saga")
         if let text = parameters.get("limit") {
-            guard let limit = Int(text), (1...500).contains(limit) else { throw APIError.invalid("limit must be a whole number from 1 to 500") }
+            guard let limit = wholeNumber(text), (1...500).contains(limit) else { throw APIError.invalid("limit must be a whole number from 1 to 500") }
             query.limit = limit
         }
         query.cursor = parameters.get("cursor")
@@ -261,7 +266,7 @@ struct API: Sendable {
         let parameters = request.uri.queryParameters
         var after: Int64 = 0
         if let text = parameters.get("after") {
-            guard let value = Int64(text), value >= 0 else {
+            guard let value = wholeNumber(text).map(Int64.init), value >= 0 else {
                 throw APIError.invalid("after must be a whole number of at least 0 (the lastSequence of the previous page), not \"\(text)\"")
             }
             after = value
@@ -410,4 +415,10 @@ final class LongPollCounter: Sendable {
     }
 
     func leave() { count.subtract(1, ordering: .relaxed) }
+}
+
+/// Digits only (no sign, no spaces), as the OpenAPI document's integers; nil past `Int.max`.
+func wholeNumber(_ text: String) -> Int? {
+    guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+    return Int(text)
 }

@@ -46,7 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
         name: .long,
         help: ArgumentHelp(
             "The environment variables definitions may read with {{env.NAME}}, as names and PREFIX_* patterns separated by commas (default: $SKALD_ALLOW_ENV).",
-            discussion: "The variables that the definitions in --sagas read are allowed too. Skald's own SKALD_* variables never are."))
+            discussion: "The definitions in --sagas may also read what they read; a definition registered over the API only what this names. Skald's own SKALD_* variables never are."))
     var allowEnv: String?
 
     @Option(
@@ -105,11 +105,13 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let (store, lock) = try database.openForEngine()
-        var policy = try environmentPolicy()
+        // Definitions sent to the API may read only what --allow-env names; the engine also resolves what the
+        // operator's own files in --sagas read (for them, and for runs of any definition already stored).
+        let apiPolicy = try environmentPolicy()
+        var enginePolicy = apiPolicy
         if let sagas {
-            // The operator's own files: what they read is allowed, for them and for definitions sent to the API.
             let loaded = try await register(folder: sagas, in: store)
-            policy = policy.allowing(loaded.flatMap(\.environmentNames))
+            enginePolicy = apiPolicy.allowing(loaded.flatMap(\.environmentNames))
             let environment = ProcessInfo.processInfo.environment
             for saga in loaded {
                 let unset = saga.environmentNames.filter { environment[$0] == nil && !EnvironmentPolicy.isReserved($0) }
@@ -119,7 +121,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
         }
-        let environment = policy.filter(ProcessInfo.processInfo.environment)
+        let environment = enginePolicy.filter(ProcessInfo.processInfo.environment)
         if token == nil && !Self.isLoopback(host) {
             printError("warning: listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
         }
@@ -132,7 +134,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: EngineConfiguration(
                 environment: environment, concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),
             logger: logger)
-        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: policy, maxLongPolls: maxLongPolls))
+        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls))
         let host = host
         let path = store.path
         var appLogger = Logger(label: "skald.http")

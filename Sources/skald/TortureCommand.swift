@@ -180,8 +180,10 @@ struct TortureDriver {
     let verbose: Bool
     /// Runs asked for so far, by idempotency key, with their plan; the id once the server answered.
     var started: [(key: String, plan: Plan, id: String?)] = []
-    /// Runs whose cancel the server accepted (or refused because they had finished).
+    /// Runs whose cancel the server answered: accepted (200) or refused (409: finished, or past its pivot).
     var cancelled: Set<String> = []
+    /// Runs whose cancel the server accepted: they must end compensated.
+    var cancelAccepted: Set<String> = []
     var cycles = 0
 
     /// Starts a server, drives the workload until `lifetime` has passed, and kills the server with SIGKILL.
@@ -252,6 +254,7 @@ struct TortureDriver {
                 do {
                     _ = try await call(url, .POST, "/v1/runs/\(id)/cancel", ["reason": "torture"])
                     cancelled.insert(entry.key)
+                    cancelAccepted.insert(id)
                 } catch let refused as TortureCallFailed where refused.status == 409 {
                     cancelled.insert(entry.key)  // it had already finished
                 } catch {}
@@ -259,8 +262,10 @@ struct TortureDriver {
             if let (_, page) = try? await call(url, .GET, "/v1/runs?status=compensation_failed&limit=500", nil) {
                 for run in page["runs"]?.arrayValue ?? [] {
                     guard let id = run["id"]?.stringValue, let step = run["compensationFailure"]?["step"]?.stringValue else { continue }
-                    // Half are fixed and retried, half are resolved by hand (recorded first, as a person would act first).
-                    if id.hashValue % 2 == 0 {
+                    // Half are fixed and retried, half are resolved by hand (recorded first, as a person would act
+                    // first); which by the run's place in the workload, so a seed reproduces it.
+                    let place = started.firstIndex { $0.id == id } ?? 0
+                    if place % 2 == 0 {
                         participant.fix(run: id)
                         _ = try? await call(url, .POST, "/v1/runs/\(id)/retry", ["by": "torture", "note": "fixed the undo service"])
                     } else {
@@ -303,11 +308,20 @@ struct TortureDriver {
         let byRun = Dictionary(grouping: actions, by: \.run)
         var resends = 0
 
-        // Nothing applied twice: the participant records an action only for a key it had not seen, so each
-        // (run, step, phase) must appear at most once.
+        // Nothing applied twice (a check of the participant's deduplication, which the others rely on).
         for (key, count) in Dictionary(grouping: actions, by: { "\($0.run):\($0.step):\($0.phase.rawValue)" }).mapValues(\.count) where count > 1 {
             violations.append("\(key) was applied \(count) times")
         }
+        // Every action belongs to a run the workload started, and no run was started twice.
+        let known = Set(started.compactMap(\.id))
+        for run in Set(actions.map(\.run)) where !known.contains(run) {
+            violations.append("the participant applied actions of run \(run), which the workload never started")
+        }
+        let stored = try await store.listRuns(RunQuery(limit: 1_000_000)).runs.count
+        if stored != started.count { violations.append("the database holds \(stored) runs for \(started.count) started") }
+        // Nothing was sent whose intent was not stored first: each key reached the participant at most as often
+        // as the database says it was sent.
+        let requests = participant.requestsPerKey
 
         for entry in started {
             guard let id = entry.id else {
@@ -321,10 +335,21 @@ struct TortureDriver {
             let status = run.state.status
             let graph = TortureSagas.graph[entry.plan.saga]!
             let applied = byRun[id] ?? []
+            let attempts = try await store.attempts(runID: id)
+            var sends: [String: Int] = [:]
+            for attempt in attempts { sends[attempt.key.idempotencyKey, default: 0] += attempt.sends }
+            for step in graph.steps {
+                for phase in Phase.allCases {
+                    let key = "\(id):\(step):\(phase.rawValue)"
+                    if let received = requests[key], received > sends[key] ?? 0 {
+                        violations.append("\(key) reached the participant \(received) times but was stored as sent \(sends[key] ?? 0) times")
+                    }
+                }
+            }
             // The first time each was applied (a second time is reported above).
             let forward = Dictionary(applied.filter { $0.phase == .forward }.map { ($0.step, $0.sequence) }, uniquingKeysWith: min)
             let undone = Dictionary(applied.filter { $0.phase == .compensate }.map { ($0.step, $0.sequence) }, uniquingKeysWith: min)
-            resends += try await store.attempts(runID: id).reduce(0) { $0 + $1.sends - 1 }
+            resends += attempts.reduce(0) { $0 + $1.sends - 1 }
 
             // Every run ended, and as its plan says it must.
             switch status {
@@ -336,8 +361,13 @@ struct TortureDriver {
                     violations.append("run \(id) completed but \(step) was never applied")
                 }
                 if !undone.isEmpty { violations.append("run \(id) completed but \(undone.keys.sorted()) were undone") }
+                if cancelAccepted.contains(id) { violations.append("run \(id) completed although its cancel was accepted") }
             case .compensated:
                 if ["happy", "flaky", "slow"].contains(entry.plan.mode) { violations.append("run \(id) (\(entry.plan.mode)) was compensated") }
+                // A run that reached its pivot goes forward only.
+                for step in graph.afterPivot where forward[step] != nil {
+                    violations.append("run \(id) was compensated although \(step), at or after its pivot, was applied")
+                }
                 // Every step applied before the pivot was undone (or resolved by hand), after everything that depended on it.
                 for (step, _) in forward where !graph.afterPivot.contains(step) {
                     let byHand = participant.resolvedByHand.contains("\(id):\(step)")
@@ -345,6 +375,7 @@ struct TortureDriver {
                         if !byHand { violations.append("run \(id) was compensated but \(step) was applied and never undone") }
                         continue
                     }
+                    if let done = forward[step], at < done { violations.append("run \(id): \(step) was undone before it was applied") }
                     for (other, dependencies) in graph.dependsOn where dependencies.contains(step) {
                         if let otherAt = undone[other], otherAt > at {
                             violations.append("run \(id): \(step) was undone before \(other), which depends on it")

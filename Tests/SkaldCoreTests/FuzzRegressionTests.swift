@@ -21,12 +21,27 @@ import Testing
         }
         do {
             let saga = try DefinitionParser.parse(definition, file: "fuzz.json")
-            _ = SagaMachine(saga: saga)
+            let machine = SagaMachine(saga: saga)
             _ = Planner.plan(saga)
+            if split < bytes.endIndex, let input = try? JSONParser.parse(Array(bytes[(split + 1)...])).value {
+                _ = try? machine.checkStart(input: input, environment: ["URL": "http://127.0.0.1:1"])
+            }
         } catch {
             #expect(!error.problems.isEmpty)
             #expect(error.problems.allSatisfy { $0.path != nil || $0.location != nil })
         }
+    }
+
+    @Test(arguments: inputs("template").filter { !$0.hasPrefix(".") })
+    func aTemplateTheFuzzerFoundIsHandled(name: String) throws {
+        let bytes = Array(try Data(contentsOf: Self.folder.appendingPathComponent("template/\(name)")))
+        let split = bytes.firstIndex(of: 0) ?? bytes.endIndex
+        let value = split < bytes.endIndex ? (try? JSONParser.parse(Array(bytes[(split + 1)...])).value) ?? .null : .null
+        guard let template = try? TemplateString(parsing: String(decoding: bytes[..<split], as: UTF8.self)) else { return }
+        let context = TemplateContext(input: value, runID: "R1", env: ["URL": "http://127.0.0.1:1"], responses: ["a": StepResponse(status: 201, body: value)])
+        _ = try? context.render(template)
+        _ = try? context.render(template, encodingForURL: true)
+        _ = try? context.masked.render(template, encodingForURL: true)
     }
 
     @Test func theRegressionsAreThere() {

@@ -170,6 +170,15 @@ let trip = """
         #expect(machine.deadlinePassed(pastThePivot(), at: t0.addingTimeInterval(3600)) == nil)
     }
 
+    @Test func aCancelAtOrPastThePivotIsRefusedAndBeforeItCompensates() {
+        #expect(machine.cancel(pastThePivot(), reason: "", at: t0) == nil)
+        var state = machine.start(runID: "r", at: t0).state
+        state = run(run(state, 0, .ok), 1, .ok)
+        let paying = machine.beginAttempt(state, step: 2, at: t0).state
+        #expect(machine.cancel(paying, reason: "", at: t0) == nil, "the pivot may succeed at any moment")
+        #expect(machine.cancel(state, reason: "", at: t0)?.state.status == .compensating)
+    }
+
     @Test func validationKeepsThePivotAPointOfNoReturn() {
         let found = problems("""
             { "name": "x", "version": 1, "steps": [

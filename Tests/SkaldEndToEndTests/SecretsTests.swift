@@ -63,6 +63,12 @@ final class RecordingParticipant: Sendable {
                 #expect(stealPassword.json["error"]?["details"]?["problems"]?[0]?["path"] == "steps[0].request.headers.X-Db")
                 #expect(stealPassword.json["error"]?["message"]?.stringValue?.contains("--allow-env DATABASE_PASSWORD") == true)
                 #expect(try await api.call(.GET, "/v1/definitions/steal2").status == 404)
+                // What the operator's own files read (--sagas) is theirs: a new definition over the API may not read
+                // it, though the same file registered again is fine.
+                let borrowed = try await api.call(.POST, "/v1/definitions", Self.saga("borrow", url: "{{env.INVENTORY_URL}}/x"))
+                #expect(borrowed.status == 422)
+                let checkout = try JSONParser.parse(String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8))
+                #expect(try await api.call(.POST, "/v1/definitions", checkout).status == 200)
 
                 // Allowed variables work, and the participant gets the real values.
                 let headers = ["Authorization": "Bearer literal-cred-999", "X-Api-Key": "{{env.RECORDER_KEY}}", "Cookie": "session=c00kie"]

@@ -228,8 +228,10 @@ public final class SagaMachine: Sendable {
     /// An operator's cancel: no new forward attempt starts and the completed steps are compensated.
     /// Attempts already in flight finish; if they succeed, they are compensated too.
     /// Returns nil when the run is not running (already compensating or finished).
+    /// Nil when the run is not running, or when its pivot has succeeded or is in flight: past the point of no
+    /// return a run can only go forward (a pivot that succeeds after a cancel would have nothing before it left).
     public func cancel(_ state: RunState, reason: String, at now: Date) -> Transition? {
-        guard state.status == .running else { return nil }
+        guard state.status == .running, !isAtOrPastPivot(state) else { return nil }
         let before = state
         var state = state
         stopForwardWork(&state)
@@ -332,6 +334,12 @@ public final class SagaMachine: Sendable {
     public func isPastPivot(_ state: RunState) -> Bool {
         guard let pivot = saga.pivot else { return false }
         return state.steps[pivot].status == .succeeded
+    }
+
+    /// Past the pivot, or with the pivot's attempt in flight (it may succeed at any moment).
+    public func isAtOrPastPivot(_ state: RunState) -> Bool {
+        guard let pivot = saga.pivot else { return false }
+        return state.steps[pivot].status == .succeeded || state.steps[pivot].isInFlight
     }
 
     static func who(_ name: String) -> String { name.isEmpty ? "an operator" : name }
