@@ -24,7 +24,6 @@ struct DatabaseOptions: ParsableArguments {
         guard let timeout = DurationText.parse(busyTimeout), timeout <= .seconds(3600) else {
             throw ValidationError("--busy-timeout must be a duration of at most 1h, such as 10s, not \"\(busyTimeout)\"")
         }
-        _ = timeout
     }
 
     func open() throws -> SQLiteStore {
