@@ -379,9 +379,9 @@ public final class Engine: Service, Sendable {
 
     /// Retries the failed compensation of `step` (or every failed one) of a run in `compensation_failed`.
     /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is in another state.
-    public func retryCompensation(runID: String, step: String? = nil, by who: String = "") async throws -> RunState {
+    public func retryCompensation(runID: String, step: String? = nil, by who: String = "", note: String = "") async throws -> RunState {
         try await operate(runID) { machine, state, now in
-            guard let transition = machine.retryCompensation(state, step: step, by: who, at: now) else {
+            guard let transition = machine.retryCompensation(state, step: step, by: who, note: note, at: now) else {
                 throw EngineError(
                     code: .conflict,
                     message: state.status == .compensationFailed

@@ -328,7 +328,7 @@ struct API: Sendable {
             if run.state.status == .stuck {
                 return try await engine.resume(runID: runID, note: note, by: who)
             }
-            return try await engine.retryCompensation(runID: runID, step: step, by: who)
+            return try await engine.retryCompensation(runID: runID, step: step, by: who, note: note)
         }
     }
 

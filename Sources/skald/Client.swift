@@ -39,7 +39,10 @@ struct SkaldClient {
     let http: HTTPClient
 
     static func with<T>(_ options: ClientOptions, _ body: (SkaldClient) async throws -> T) async throws -> T {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // A refused connection means no server: say so at once instead of retrying until a timeout.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let result = try await body(SkaldClient(options: options, http: http))
             try await http.shutdown()
@@ -57,7 +60,8 @@ struct SkaldClient {
             if options.json, let details = failure.details {
                 print(JSONValue.object(["error": ["code": .string(failure.code), "message": .string(failure.message), "details": details]]).prettyText)
             } else {
-                printError("error: \(failure.message)")
+                // The API points at its own route; on the command line the verb that lists runs is the pointer.
+                printError("error: \(failure.message.replacingOccurrences(of: "; GET /v1/runs lists them", with: "; `skald list` shows the runs"))")
             }
             return failure.status == 422 || failure.status == 400 ? Exit.invalid : Exit.failure
         case let exit as ExitCode:

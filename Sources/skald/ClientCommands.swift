@@ -249,10 +249,18 @@ struct CancelCommand: AsyncParsableCommand {
 
 /// Who an operator is, for the run's history.
 struct OperatorOptions: ParsableArguments {
-    @Option(name: .long, help: "Who is acting, for the run's history (default: $USER).")
+    @Option(name: .long, help: "Who is acting, for the run's history (default: $USER, else the login name).")
     var by: String?
 
-    var name: String { by ?? ProcessInfo.processInfo.environment["USER"] ?? "" }
+    /// `--by`, else `$USER`, else the account's login name, else "unknown": the history never says nobody.
+    var name: String {
+        if let by, !by.isEmpty { return by }
+        if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+        if let entry = getpwuid(getuid()), let login = entry.pointee.pw_name.map({ String(cString: $0) }), !login.isEmpty {
+            return login
+        }
+        return "unknown"
+    }
 }
 
 struct RetryCommand: AsyncParsableCommand {

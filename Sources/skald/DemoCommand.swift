@@ -8,7 +8,7 @@ import SkaldSQLite
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start built-in inventory, payments and shipping services on 127.0.0.1 and run the example sagas against them.",
+        abstract: "Start built-in participant services (inventory, payments, shipping, hotels, flights, cars) on 127.0.0.1 and run the example sagas against them.",
         discussion: """
             Four checkouts: one that completes, one whose card is declined (HTTP 402, so the stock reservation is
             released), one whose shipping service is flaky (503s, then success after backoff), and one whose refund

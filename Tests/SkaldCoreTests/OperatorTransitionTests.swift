@@ -72,6 +72,10 @@ import Testing
         #expect(retried.state.compensationFailure == nil)
         #expect(retried.state.dueSteps(at: t0) == [0])
         #expect(retried.events.map(\.kind) == [.compensationRetried])
+        // What the operator said is kept in the history.
+        let noted = try #require(machine.retryCompensation(state, by: "ana", note: "the refund service is back", at: t0))
+        #expect(noted.events[0].message == "ana retried the compensation of a: the refund service is back")
+        #expect(noted.events[0].data["note"] == "the refund service is back")
         // A fresh budget: one more failure is retried rather than final.
         let again = attempt(retried.state, 0, .unavailable)
         #expect(again.status == .compensating)

@@ -59,7 +59,7 @@ import Testing
             #expect(cancel.stderr.contains("already finished"))
             let unknown = try await SkaldProcess.run(["status", "NO-SUCH-RUN"], environment: env, in: folder)
             #expect(unknown.status == 1)
-            #expect(unknown.stderr.contains("no run with id NO-SUCH-RUN"))
+            #expect(unknown.stderr.contains("no run with id NO-SUCH-RUN; `skald list` shows the runs"))
             let badInput = try await SkaldProcess.run(["start", "checkout", "--input", "{}"], environment: env, in: folder)
             #expect(badInput.status == 2)
             #expect(badInput.stderr.contains("input lacks the required field"))

@@ -237,10 +237,13 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
             #expect(try await h.call(.post, "/v1/runs/\(id)/cancel").status == 409)
 
             await h.participants[.payments].setFaults(Faults())
-            let retried = try await h.call(.post, "/v1/runs/\(id)/retry")
+            let retried = try await h.call(.post, "/v1/runs/\(id)/retry", #"{"by": "ana", "note": "payments is back"}"#)
             #expect(retried.status == 200)
             let done = try await h.waitUntilFinished(id)
             #expect(done["status"] == "compensated")
+            let history = try await h.call(.get, "/v1/runs/\(id)/events")
+            let event = history.json["events"]?.arrayValue?.first { $0["kind"] == "compensation_retried" }
+            #expect(event?["message"] == "ana retried the compensation of charge-card: payments is back")
             #expect(await h.participants[.inventory].ledger.map(\.action) == ["reserve", "release"])
             #expect(try await h.call(.post, "/v1/runs/\(id)/retry").status == 409)
         }

@@ -264,7 +264,9 @@ public final class SagaMachine: Sendable {
 
     /// An operator's retry of a run in `compensation_failed`: the failed compensation (of `step`, or every failed
     /// one) runs again with its retry policy afresh, then the compensation walk continues.
-    public func retryCompensation(_ state: RunState, step name: String? = nil, by who: String = "", at now: Date) -> Transition? {
+    public func retryCompensation(_ state: RunState, step name: String? = nil, by who: String = "", note: String = "", at now: Date)
+        -> Transition?
+    {
         guard state.status == .compensationFailed else { return nil }
         let targets = state.steps.indices.filter { state.steps[$0].status == .compensationFailed && (name == nil || state.steps[$0].name == name) }
         guard !targets.isEmpty else { return nil }
@@ -281,8 +283,8 @@ public final class SagaMachine: Sendable {
         state.compensationFailure = nil
         let event = RunEvent(
             at: now, kind: .compensationRetried,
-            message: "\(Self.who(who)) retried the compensation of \(retried.joined(separator: ", "))",
-            data: ["steps": .array(retried.map(JSONValue.string)), "by": .string(who)])
+            message: "\(Self.who(who)) retried the compensation of \(retried.joined(separator: ", "))\(note.isEmpty ? "" : ": \(note)")",
+            data: ["steps": .array(retried.map(JSONValue.string)), "by": .string(who), "note": .string(note)])
         return Transition(state: state, events: [event], before: before)
     }
 
