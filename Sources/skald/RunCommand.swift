@@ -27,6 +27,14 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let saga = try DefinitionFile.loadOrExit(file)
         let inputValue = try InputArgument.loadOrExit(input)
+        // Checked before the database is opened, so a refused input leaves nothing behind, not even the file.
+        do {
+            try SagaMachine(saga: saga).checkStart(input: inputValue, environment: EngineConfiguration().environment)
+        } catch {
+            printError("\(file): the input does not fit the saga \(saga.name):")
+            for problem in error.problems { printError("  - \(problem)") }
+            throw Exit.invalid
+        }
         let (store, lock) = try database.openForEngine()
         defer { withExtendedLifetime(lock) {} }
         let printer = ProgressPrinter(stepNames: saga.steps.map(\.name))

@@ -167,7 +167,12 @@ struct ServeCommand: AsyncParsableCommand {
             try await group.run()
         } catch {
             try? await client.shutdown()
-            printError("error: \(error)")
+            if "\(error)".contains("Address already in use") {
+                printError(
+                    "error: cannot listen on \(host):\(port): the address is already in use (another skald serve?); stop that process, or choose another port with --port")
+            } else {
+                printError("error: \(error)")
+            }
             throw Exit.failure
         }
         try await client.shutdown()

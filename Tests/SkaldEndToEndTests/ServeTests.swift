@@ -166,6 +166,18 @@ import Testing
         }
     }
 
+    @Test func aPortInUseIsNamedWithWhatToDo() async throws {
+        let folder = try temporaryFolder()
+        let first = try await ServeProcess(db: folder.appendingPathComponent("a.sqlite").path, environment: [:], in: folder)
+        defer { first.kill9() }
+        let port = try #require(first.url.split(separator: ":").last.map(String.init))
+        let second = try await SkaldProcess.run(
+            ["serve", "--db", folder.appendingPathComponent("b.sqlite").path, "--port", port], in: folder)
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("cannot listen on 127.0.0.1:\(port): the address is already in use"), "\(second.stderr)")
+        #expect(second.stderr.contains("--port"))
+    }
+
     @Test func anEmptyTokenIsRefusedRatherThanServingWithoutOne() async throws {
         let folder = try temporaryFolder()
         let result = try await SkaldProcess.run(["serve", "--db", folder.appendingPathComponent("s.sqlite").path, "--token", ""], in: folder)
