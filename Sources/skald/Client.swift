@@ -120,14 +120,30 @@ func urlComponent(_ text: String) -> String {
 enum Table {
     /// Aligned columns; the last column is not padded.
     static func render(_ header: [String], _ rows: [[String]], style: ProgressPrinter.Style) -> String {
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        let widths = header.indices.map { column in ([header] + rows).map { visibleWidth($0[column]) }.max() ?? 0 }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { index, cell in
-                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                index == cells.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[index] - visibleWidth(cell)))
             }.joined(separator: "  ")
         }
         return ([style.bold(line(header))] + rows.map(line)).joined(separator: "\n")
     }
+}
+
+/// The characters a terminal shows: colour codes (`ESC [ … m`) take no room.
+func visibleWidth(_ text: String) -> Int {
+    var width = 0
+    var inEscape = false
+    for character in text {
+        if inEscape {
+            if character == "m" { inEscape = false }
+        } else if character == "\u{1B}" {
+            inEscape = true
+        } else {
+            width += 1
+        }
+    }
+    return width
 }
 
 enum RelativeTime {

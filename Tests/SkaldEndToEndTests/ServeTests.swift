@@ -166,6 +166,35 @@ import Testing
         }
     }
 
+    @Test func onATerminalTheListsColumnsLineUpDespiteColours() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let server = try await ServeProcess(db: folder.appendingPathComponent("s.sqlite").path, environment: participants.environment, in: folder)
+            defer { server.kill9() }
+            let env = ["SKALD_SERVER": server.url]
+            let inputFile = packageRoot.appendingPathComponent("Sagas/inputs/checkout.json").path
+            _ = try await SkaldProcess.run(["start", "checkout", "--input", "@\(inputFile)", "--watch"], environment: env, in: folder)
+            _ = try await SkaldProcess.run(
+                ["start", "checkout", "--input", checkoutInput(card: Participant.decliningCard), "--watch"], environment: env, in: folder)
+            // `script` gives skald a terminal, so it colours the statuses.
+            var terminal = env
+            terminal["NO_COLOR"] = nil
+            terminal["TERM"] = "xterm"
+            let listed = try await SkaldProcess.shell(
+                ["script", "-qec", "\(skaldBinary.path) list --server \(server.url)", "/dev/null"], in: folder, environment: terminal)
+            #expect(listed.stdout.contains("\u{1B}["), "the statuses are coloured on a terminal")
+            let lines = listed.stdout.replacingOccurrences(of: "\r", with: "").split(separator: "\n").map {
+                $0.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression)
+            }.filter { !$0.isEmpty }
+            let header = try #require(lines.first)
+            let column = try #require(header.range(of: "STARTED")).lowerBound.utf16Offset(in: header)
+            for line in lines.dropFirst() {
+                let prefix = String(line.prefix(column))
+                #expect(prefix.hasSuffix("  "), "the STARTED column does not line up: \(line)")
+            }
+        }
+    }
+
     @Test func aPortInUseIsNamedWithWhatToDo() async throws {
         let folder = try temporaryFolder()
         let first = try await ServeProcess(db: folder.appendingPathComponent("a.sqlite").path, environment: [:], in: folder)

@@ -97,8 +97,13 @@ import Testing
 
 extension SkaldProcess {
     /// Runs a system command to the end.
-    static func shell(_ command: [String], in folder: URL) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let child = try ChildProcess(executable: command[0], Array(command.dropFirst()), environment: ProcessInfo.processInfo.environment, directory: folder, outputIn: folder)
+    static func shell(_ command: [String], in folder: URL, environment: [String: String] = [:]) async throws
+        -> (status: Int32, stdout: String, stderr: String)
+    {
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        env.removeValue(forKey: "NO_COLOR")
+        let child = try ChildProcess(executable: command[0], Array(command.dropFirst()), environment: env, directory: folder, outputIn: folder)
         let status = await child.waitForExit().status
         return (status, child.stdout, child.stderr)
     }
