@@ -80,7 +80,6 @@ struct ResumeCommand: AsyncParsableCommand {
         }
         print("resuming \(unfinished.count) unfinished run\(unfinished.count == 1 ? "" : "s") from \(store.path)")
         let printer = ProgressPrinter(showRunID: unfinished.count > 1)
-        let started = ContinuousClock.now
         let failures = Failures()
         let results = try await EngineHost.with(store: store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
             try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) })
@@ -88,7 +87,9 @@ struct ResumeCommand: AsyncParsableCommand {
         var worst = Exit.completed
         for run in unfinished {
             if let state = results[run.id] {
-                print("run \(run.id) \(printer.summary(state, elapsed: ContinuousClock.now - started))")
+                // From the run's start, not from this resume: the run is what took that long.
+                let elapsed = Duration(secondsValue: Date().timeIntervalSince(run.createdAt))
+                print("run \(run.id) \(printer.summary(state, elapsed: elapsed))")
                 let code = Exit.forStatus(state.status)
                 if code.rawValue > worst.rawValue { worst = code }
             }

@@ -62,8 +62,15 @@ import Testing
             #expect(unfinished.count == 1)
             let runID = try #require(unfinished.first?.id)
 
+            let createdAt = try #require(unfinished.first?.createdAt)
+            let resumedAt = Date()
             let second = try await SkaldProcess.run(["resume", "--db", db], environment: participants.environment, in: folder)
             #expect(second.status == scenario.expectedExit, "\(second.stdout)\(second.stderr)")
+            // The summary counts from the run's start, which was before this resume began (to the tenth it prints).
+            let summary = try #require(second.stdout.split(separator: "\n").last { $0.hasPrefix("run \(runID) ") })
+            let took = try #require(summary.components(separatedBy: " in ").dropFirst().first?.components(separatedBy: ":").first)
+            let elapsed = try #require(DurationText.parse(took), "\(summary)")
+            #expect(elapsed.seconds >= resumedAt.timeIntervalSince(createdAt) - 0.1, "\(summary)")
             #expect(second.stdout.contains("sending it again with the same idempotency key"))
 
             for kind in Participant.Kind.allCases {
