@@ -40,7 +40,7 @@ struct DefineCommand: AsyncParsableCommand {
 struct StartCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "start", abstract: "Start a run of a registered saga.",
-        discussion: "With --watch, follow it to the end and exit with its outcome (0 completed, 3 compensated, 4 compensation_failed).")
+        discussion: "With --watch, follow it to the end and exit with its outcome (0 completed, 3 compensated, 4 compensation_failed, 5 stuck).")
 
     @Argument(help: "The saga's name.")
     var saga: String
@@ -48,7 +48,7 @@ struct StartCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The run's input: inline JSON, or @FILE.")
     var input: String?
 
-    @Option(name: .long, help: "A version of the saga (default: the latest registered).")
+    @Option(name: .customLong("saga-version"), help: "A version of the saga (default: the latest registered).")
     var version: Int?
 
     @Option(name: .long, help: "Starting again with the same key returns the first run instead of a second one.")

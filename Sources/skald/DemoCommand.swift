@@ -10,10 +10,10 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Start built-in participant services (inventory, payments, shipping, hotels, flights, cars) on 127.0.0.1 and run the example sagas against them.",
         discussion: """
-            Four checkouts: one that completes, one whose card is declined (HTTP 402, so the stock reservation is
-            released), one whose shipping service is flaky (503s, then success after backoff), and one whose refund
-            keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel
-            before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once.
+            Four checkouts: one that completes, one whose card is declined (HTTP 402, so the stock reservation is \
+            released), one whose shipping service is flaky (503s, then success after backoff), and one whose refund \
+            keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel \
+            before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once. \
             With --serve, only start the services and print their URLs.
             """)
 

@@ -11,8 +11,8 @@ struct PruneCommand: AsyncParsableCommand {
         commandName: "prune",
         abstract: "Delete finished runs (completed or compensated) and their history once they are older than a duration.",
         discussion: """
-            Runs in compensation_failed or stuck wait for an operator and are never pruned, nor are running ones.
-            Deletes in batches, each its own short transaction, so it can run next to a live skald serve.
+            Runs in compensation_failed or stuck wait for an operator and are never pruned, nor are running ones. \
+            Deletes in batches, each its own short transaction, so it can run next to a live skald serve. \
             skald serve --prune-older-than does the same every hour.
             """)
 

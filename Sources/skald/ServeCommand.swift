@@ -15,9 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the engine and the HTTP API: resume unfinished runs, then drive every run started through the API.",
         discussion: """
-            SIGTERM or SIGINT stops taking new work, lets attempts in flight finish or time out, stores their
-            outcomes and exits 0. Past --shutdown-timeout the attempts still in flight are cancelled: nothing is
-            stored for them, and the next start sends them again with the same idempotency key. Only one skald
+            SIGTERM or SIGINT stops taking new work, lets attempts in flight finish or time out, stores their \
+            outcomes and exits 0. Past --shutdown-timeout the attempts still in flight are cancelled: nothing is \
+            stored for them, and the next start sends them again with the same idempotency key. Only one skald \
             process may drive a database at a time.
             """)
 

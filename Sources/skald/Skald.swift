@@ -6,7 +6,7 @@ struct Skald: AsyncParsableCommand {
         commandName: "skald",
         abstract: "Durable saga orchestration: HTTP steps with retries and compensation, stored in SQLite.",
         discussion: """
-            Exit codes of run, resume, watch and start --watch: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck,
+            Exit codes of run, resume, watch and start --watch: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, \
             2 invalid definition or input, 1 any other error (for example an unusable database or no server).
             """,
         version: "0.1.0",

@@ -16,11 +16,11 @@ struct TortureCommand: AsyncParsableCommand {
         commandName: "torture",
         abstract: "Kill skald serve at random moments under a mixed workload, then check every invariant.",
         discussion: """
-            Each cycle starts skald serve on the same database, keeps starting runs (happy, flaky with 503 and
-            Retry-After, slow past their timeout, declined, compensations that fail until an operator retries or
-            resolves them, cancels mid-run, parallel steps and a pivot), and SIGKILLs it after a random time
-            (uniform, so kills land during start-up recovery, group commits and everything else). After the last
-            cycle a server runs to the end, and the harness checks the participant's log and the database.
+            Each cycle starts skald serve on the same database, keeps starting runs (happy, flaky with 503 and \
+            Retry-After, slow past their timeout, declined, compensations that fail until an operator retries or \
+            resolves them, cancels mid-run, parallel steps and a pivot), and SIGKILLs it after a random time \
+            (uniform, so kills land during start-up recovery, group commits and everything else). After the last \
+            cycle a server runs to the end, and the harness checks the participant's log and the database. \
             Prints one summary line; exits 1 on any violation.
             """,
         shouldDisplay: false)

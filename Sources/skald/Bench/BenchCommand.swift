@@ -13,7 +13,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure Skald on this machine: throughput, latency, CPU per step, memory, recovery time, database size.",
         discussion: """
-            Every call goes to a participant on 127.0.0.1 that answers at once (or holds calls, in the in-flight and
+            Every call goes to a participant on 127.0.0.1 that answers at once (or holds calls, in the in-flight and \
             recovery scenarios). Build with -c release for figures worth comparing: swift run -c release skald bench
             """)
 
