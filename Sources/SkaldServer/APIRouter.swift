@@ -223,8 +223,13 @@ struct API: Sendable {
         do {
             started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey)
         } catch let error as InputError {
+            // A variable the server lacks is the server's problem, not the input's: say so, so nobody exports it
+            // in their own shell and tries again.
+            let what = error.isOnlyEnvironment
+                ? "this server cannot run saga \(saga) as it is configured: its environment lacks \(error.missingEnvironment.joined(separator: ", "))"
+                : "the input does not fit the saga \(saga)"
             throw APIError.invalid(
-                "the input does not fit the saga \(saga): \(error.problems.joined(separator: "; "))",
+                "\(what): \(error.problems.joined(separator: "; "))",
                 details: ["problems": .array(error.problems.map(JSONValue.string))])
         }
         guard let run = try await store.run(id: started.runID) else { throw APIError.notFound("run \(started.runID) vanished") }

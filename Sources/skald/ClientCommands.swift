@@ -26,11 +26,20 @@ struct DefineCommand: AsyncParsableCommand {
                 let hash = String((body["hash"]?.stringValue ?? "").prefix(12))
                 print(status == 201 ? "registered \(name) v\(version) (\(hash)…)" : "\(name) v\(version) is already registered with this content (\(hash)…)")
             } catch let failure as APIFailure where failure.status == 422 && !client.json {
-                for problem in failure.details?["problems"]?.arrayValue ?? [] {
-                    let location = [problem["line"]?.intValue, problem["column"]?.intValue].compactMap { $0 }.map(String.init).joined(separator: ":")
-                    let path = problem["path"]?.stringValue
-                    printError(([file, location.isEmpty ? nil : location, path].compactMap { $0 } + [problem["message"]?.stringValue ?? ""]).joined(separator: ":"))
+                // The same lines as `skald validate`: FILE:LINE:COL: PATH: message.
+                let problems = (failure.details?["problems"]?.arrayValue ?? []).map { problem in
+                    DefinitionProblem(
+                        path: nil,
+                        location: problem["line"]?.intValue.flatMap { line in
+                            problem["column"]?.intValue.map { SourceLocation(line: Int(line), column: Int($0)) }
+                        },
+                        message: [problem["path"]?.stringValue, problem["message"]?.stringValue].compactMap { $0 }.joined(separator: ": "))
                 }
+                if problems.isEmpty { printError("\(file): \(failure.message)") }
+                for line in DefinitionError(file: file, problems: problems).lines { printError(line) }
+                throw Exit.invalid
+            } catch let failure as APIFailure where failure.status == 400 && !client.json {
+                printError("\(file): \(failure.message)")
                 throw Exit.invalid
             }
         }

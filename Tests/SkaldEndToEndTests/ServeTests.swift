@@ -195,6 +195,32 @@ import Testing
         }
     }
 
+    @Test func clientErrorsSayWhatIsWrongAndWhere() async throws {
+        let folder = try temporaryFolder()
+        // No participant URLs in the server's environment.
+        let server = try await ServeProcess(db: folder.appendingPathComponent("s.sqlite").path, environment: [:], in: folder)
+        defer { server.kill9() }
+        let env = ["SKALD_SERVER": server.url]
+        let inputFile = packageRoot.appendingPathComponent("Sagas/inputs/checkout.json").path
+        let started = try await SkaldProcess.run(["start", "checkout", "--input", "@\(inputFile)"], environment: env, in: folder)
+        #expect(started.status == 2)
+        #expect(started.stderr.contains("this server cannot run saga checkout as it is configured: its environment lacks INVENTORY_URL"), "\(started.stderr)")
+        #expect(!started.stderr.contains("the input does not fit"))
+
+        let bad = folder.appendingPathComponent("bad.json")
+        try #"{"name": "bad", "version": 1, "steps": [{"name": "a", "request": {"method": "FETCH", "url": "http://127.0.0.1:1/"}}]}"#
+            .write(to: bad, atomically: true, encoding: .utf8)
+        let invalid = try await SkaldProcess.run(["define", bad.path], environment: env, in: folder)
+        #expect(invalid.status == 2)
+        #expect(invalid.stderr.contains("\(bad.path):1:"), "\(invalid.stderr)")
+        #expect(invalid.stderr.contains(": steps[0].request.method: "), "\(invalid.stderr)")
+        let broken = folder.appendingPathComponent("broken.json")
+        try #"{"name": "#.write(to: broken, atomically: true, encoding: .utf8)
+        let malformed = try await SkaldProcess.run(["define", broken.path], environment: env, in: folder)
+        #expect(malformed.status == 2)
+        #expect(malformed.stderr.hasPrefix("\(broken.path): the body is not valid JSON"), "\(malformed.stderr)")
+    }
+
     @Test func aPortInUseIsNamedWithWhatToDo() async throws {
         let folder = try temporaryFolder()
         let first = try await ServeProcess(db: folder.appendingPathComponent("a.sqlite").path, environment: [:], in: folder)

@@ -1,10 +1,16 @@
 /// A run's input (or environment) does not satisfy what the saga needs.
 public struct InputError: Error, Sendable, CustomStringConvertible {
     public var problems: [String]
+    /// The environment variables the engine lacks (a problem of where the engine runs, not of the input).
+    public var missingEnvironment: [String]
 
-    public init(problems: [String]) {
+    public init(problems: [String], missingEnvironment: [String] = []) {
         self.problems = problems
+        self.missingEnvironment = missingEnvironment
     }
+
+    /// Whether every problem is the engine's environment: the input itself is fine.
+    public var isOnlyEnvironment: Bool { !missingEnvironment.isEmpty && problems.count == missingEnvironment.count }
 
     public var description: String { problems.joined(separator: "\n") }
 }
@@ -34,11 +40,12 @@ extension SagaDefinition {
                 problems.append("\(error.message); \(usedAt) needs it, so add it to the input")
             }
         }
-        for name in environmentNames where environment[name] == nil {
+        let missing = environmentNames.filter { environment[$0] == nil }
+        for name in missing {
             let users = calls.filter { $0.call.references.contains(.env(name)) }.map(\.path.description)
             problems.append(
                 "the environment variable \(name) is not set where the engine runs, or the server does not allow definitions to read it; \(users.joined(separator: ", ")) use\(users.count == 1 ? "s" : "") it: set it in the environment of skald serve (or skald run), allow it with --allow-env when serving, and start again")
         }
-        if !problems.isEmpty { throw InputError(problems: problems) }
+        if !problems.isEmpty { throw InputError(problems: problems, missingEnvironment: missing) }
     }
 }
