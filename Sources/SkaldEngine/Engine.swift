@@ -530,7 +530,7 @@ public final class Engine: Service, Sendable {
     }
 
     /// A registered definition, validated once per content hash rather than on every start.
-    /// - Throws: `UnrunnableRunError`-like `DefinitionError` when the stored document no longer validates.
+    /// - Throws: `DefinitionError` when the stored document no longer validates (a newer Skald registered it, say).
     public func definition(_ stored: StoredDefinition) throws(DefinitionError) -> SagaDefinition {
         if let machine = machines.withLock({ $0[stored.hash] }) { return machine.saga }
         let definition = try DefinitionParser.parse(stored.document)

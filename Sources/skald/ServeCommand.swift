@@ -180,7 +180,7 @@ struct ServeCommand: AsyncParsableCommand {
         let abandoned = engine.abandonedAttempts.load(ordering: .relaxed)
         if abandoned > 0 {
             print(
-                "skald serve: stopped; \(abandoned) attempt\(abandoned == 1 ? " was" : "s were") still in flight at --shutdown-timeout and \(abandoned == 1 ? "was" : "were") cancelled: nothing was stored for \(abandoned == 1 ? "it" : "them"), and the next start sends \(abandoned == 1 ? "it" : "them") again with the same idempotency key")
+                "skald serve: stopped; \(abandoned) attempt\(abandoned == 1 ? " was" : "s were") cancelled before \(abandoned == 1 ? "it" : "they") finished (at --shutdown-timeout, or after a failed write): nothing was stored for \(abandoned == 1 ? "it" : "them"), and the next start sends \(abandoned == 1 ? "it" : "them") again with the same idempotency key")
         } else {
             print("skald serve: stopped; attempts in flight were finished and stored")
         }
