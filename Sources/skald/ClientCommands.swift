@@ -91,6 +91,53 @@ struct StartCommand: AsyncParsableCommand {
     }
 }
 
+struct DefinitionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "definitions", abstract: "List the registered sagas and their versions.")
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await SkaldClient.with(client) { api in
+            let page = try await api.get("/v1/definitions")
+            if client.json { print(page.prettyText); return }
+            let definitions = page["definitions"]?.arrayValue ?? []
+            if definitions.isEmpty {
+                print("no sagas are registered; register one with `skald define FILE` (or start skald serve with --sagas DIR)")
+                return
+            }
+            let rows = definitions.map { definition -> [String] in
+                let steps = (definition["steps"]?.arrayValue ?? []).compactMap(\.stringValue)
+                return [
+                    definition["name"]?.stringValue ?? "?", "v\(definition["version"]?.intValue ?? 0)",
+                    RelativeTime.describe(definition["registeredAt"]), steps.joined(separator: " → "),
+                ]
+            }
+            print(Table.render(["SAGA", "VERSION", "REGISTERED", "STEPS"], rows, style: .forStandardOutput))
+        }
+    }
+}
+
+struct DefinitionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "definition", abstract: "Print a registered saga's definition (credential headers shown as ***).")
+
+    @Argument(help: "The saga's name.")
+    var name: String
+
+    @Option(name: .customLong("saga-version"), help: "A version of the saga (default: the latest registered).")
+    var version: Int?
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let path = "/v1/definitions/\(urlComponent(name))" + (version.map { "?version=\($0)" } ?? "")
+        try await SkaldClient.with(client) { api in
+            let body = try await api.get(path)
+            print(client.json ? body.prettyText : (body["definition"] ?? .null).prettyText)
+        }
+    }
+}
+
 struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List runs, newest first.")
 

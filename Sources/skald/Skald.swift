@@ -12,7 +12,7 @@ struct Skald: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             DemoCommand.self, ValidateCommand.self, RunCommand.self, ResumeCommand.self, ServeCommand.self,
-            DefineCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, WatchCommand.self,
+            DefineCommand.self, DefinitionsCommand.self, DefinitionCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, WatchCommand.self,
             HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, PlanCommand.self, GraphCommand.self, PruneCommand.self,
             BenchCommand.self, BenchEngineCommand.self, BenchParticipantCommand.self, TortureCommand.self,
         ]

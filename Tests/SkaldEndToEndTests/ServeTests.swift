@@ -23,6 +23,16 @@ import Testing
             #expect(defined.status == 0)
             #expect(defined.stdout.contains("checkout v1 is already registered"))
 
+            let definitions = try await SkaldProcess.run(["definitions"], environment: env, in: folder)
+            #expect(definitions.status == 0)
+            #expect(definitions.stdout.hasPrefix("SAGA"))
+            #expect(definitions.stdout.contains("reserve-stock → charge-card → ship-order"))
+            let one = try await SkaldProcess.run(["definition", "checkout"], environment: env, in: folder)
+            #expect(try JSONParser.parse(one.stdout)["name"] == "checkout")
+            let none = try await SkaldProcess.run(["definition", "nope"], environment: env, in: folder)
+            #expect(none.status == 1)
+            #expect(none.stderr.contains("no saga \"nope\" is registered"))
+
             let watched = try await SkaldProcess.run(["start", "checkout", "--input", "@\(inputFile)", "--watch"], environment: env, in: folder)
             #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
             #expect(watched.stdout.contains("started run "))
