@@ -66,7 +66,8 @@ enum PlanText {
             lines.append("")
             lines.append("If \(failure.step) fails for good:")
             if !failure.finishing.isEmpty {
-                lines.append("  in flight beside it, allowed to finish and then undone: \(failure.finishing.joined(separator: ", "))")
+                let fate = failure.stuckStep == nil ? "allowed to finish and then undone" : "allowed to finish, and kept (past the pivot nothing is undone)"
+                lines.append("  in flight beside it, \(fate): \(failure.finishing.joined(separator: ", "))")
             }
             if let stuck = failure.stuckStep {
                 lines.append("  it runs after the pivot: nothing is undone; the run is stuck at \(stuck) until a person fixes it and retries")

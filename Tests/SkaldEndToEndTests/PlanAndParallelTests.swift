@@ -6,6 +6,14 @@ import Testing
 let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
 
 @Suite struct PlanCommandTests {
+    @Test func aFailureAfterThePivotKeepsWhatIsInFlightBesideIt() async throws {
+        let result = try await SkaldProcess.run(["plan", "Sagas/trip.json", "--fail-at", "confirm-hotel"], in: try temporaryFolder())
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("in flight beside it, allowed to finish, and kept (past the pivot nothing is undone): confirm-flight"))
+        #expect(!result.stdout.contains("then undone"), "a step after the pivot is never undone")
+        #expect(result.stdout.contains("the run is stuck at confirm-hotel"))
+    }
+
     @Test func planPrintsTheExactWavesDelaysAndCompensationOrder() async throws {
         let result = try await SkaldProcess.run(["plan", "Sagas/trip.json", "--fail-at", "car"], in: try temporaryFolder())
         #expect(result.status == 0, "\(result.stderr)")
