@@ -20,7 +20,7 @@ extension DemoSagas {
       "quantity": { "type": "integer", "minimum": 1 },
       "amount": { "type": "number", "minimum": 0.01 },
       "currency": { "type": "string", "enum": ["EUR", "GBP", "USD"] },
-      "card": { "type": "string", "minLength": 12 },
+      "card": { "type": "string", "minLength": 12, "writeOnly": true },
       "address": {
         "type": "object",
         "required": ["name", "city", "country"],

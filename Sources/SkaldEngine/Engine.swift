@@ -529,6 +529,12 @@ public final class Engine: Service, Sendable {
         }
     }
 
+    /// The run's input as it may be shown: fields its saga's `inputSchema` marks `writeOnly` are `***`.
+    public func shownInput(of run: StoredRun) -> JSONValue {
+        guard let schema = (try? machine(for: run))?.saga.inputSchema else { return run.input }
+        return schema.masking(run.input)
+    }
+
     /// A registered definition, validated once per content hash rather than on every start.
     /// - Throws: `DefinitionError` when the stored document no longer validates (a newer Skald registered it, say).
     public func definition(_ stored: StoredDefinition) throws(DefinitionError) -> SagaDefinition {

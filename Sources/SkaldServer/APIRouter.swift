@@ -233,7 +233,7 @@ struct API: Sendable {
                 details: ["problems": .array(error.problems.map(JSONValue.string))])
         }
         guard let run = try await store.run(id: started.runID) else { throw APIError.notFound("run \(started.runID) vanished") }
-        var out = Representation.run(run, attempts: [])
+        var out = Representation.run(run, input: engine.shownInput(of: run), attempts: [])
         if case .object(var members) = out {
             members["created"] = .bool(started.isNew)
             out = .object(members)
@@ -264,7 +264,7 @@ struct API: Sendable {
 
     func getRun(_ runID: String) async throws -> Response {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
-        return .json(Representation.run(run, attempts: try await store.attempts(runID: runID)))
+        return .json(Representation.run(run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID)))
     }
 
     func events(_ request: Request, runID: String) async throws -> Response {

@@ -29,7 +29,8 @@ enum Representation {
         ]
     }
 
-    static func run(_ run: StoredRun, attempts: [AttemptRecord]) -> JSONValue {
+    /// - Parameter input: the run's input as it may be shown (sensitive fields masked).
+    static func run(_ run: StoredRun, input: JSONValue, attempts: [AttemptRecord]) -> JSONValue {
         let steps: [JSONValue] = run.state.steps.enumerated().map { index, step in
             let stepAttempts = attempts.filter { $0.key.step == index }.map(attempt)
             return [
@@ -43,7 +44,7 @@ enum Representation {
         }
         return [
             "id": .string(run.id), "saga": .string(run.sagaName), "version": .int(Int64(run.sagaVersion)),
-            "definitionHash": .string(run.definitionHash), "status": .string(run.state.status.rawValue), "input": run.input,
+            "definitionHash": .string(run.definitionHash), "status": .string(run.state.status.rawValue), "input": input,
             "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
             "failure": failure(run.state.failure), "compensationFailure": failure(run.state.compensationFailure),
             "stuck": failure(run.state.stuck), "deadlineAt": run.state.deadlineAt.map(timestamp) ?? .null,

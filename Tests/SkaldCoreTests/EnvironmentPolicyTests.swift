@@ -44,6 +44,26 @@ import Testing
             == #"HTTP 400: {"seen":"{{env.PAYMENTS_URL}}/charges","key":"{{env.KEY}}","n":1}"#)
     }
 
+    @Test func writeOnlyInputFieldsAreMaskedAndNeverEchoed() throws {
+        let schema = try #require(try saga(#"""
+            {"name": "t", "version": 1, "inputSchema": {"type": "object", "properties": {
+                "card": {"type": "string", "writeOnly": true, "enum": ["4242"]},
+                "items": {"type": "array", "items": {"type": "object", "properties": {"token": {"type": "string", "writeOnly": true}}}},
+                "sku": {"type": "string"}}},
+             "steps": [{"name": "s", "request": {"method": "GET", "url": "http://127.0.0.1:1/"}}]}
+            """#).inputSchema)
+        let input: JSONValue = ["card": "4000-secret", "items": [["token": "t-1", "n": 1]], "sku": "MUG"]
+        #expect(schema.masking(input) == ["card": "***", "items": [["token": "***", "n": 1]], "sku": "MUG"])
+        let problems = schema.violations(of: input)
+        #expect(problems.contains { $0.contains("input.card must be one of") })
+        #expect(!problems.joined().contains("4000-secret"), "\(problems)")
+        #expect(!EnvironmentPolicyTests.problemsOf(#"{"type": "object", "writeOnly": "yes"}"#).isEmpty)
+    }
+
+    static func problemsOf(_ inputSchema: String) -> [DefinitionProblem] {
+        problems(#"{"name": "t", "version": 1, "inputSchema": \#(inputSchema), "steps": [{"name": "s", "request": {"method": "GET", "url": "http://127.0.0.1:1/"}}]}"#)
+    }
+
     @Test func secretHeadersMustNameHeadersOfTheCall() throws {
         let call = try saga(#"""
             {"name": "t", "version": 1, "steps": [{"name": "s", "request": {"method": "GET", "url": "http://127.0.0.1:1/",

@@ -150,6 +150,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
             #expect(run["links"]?["events"] == .string("/v1/runs/\(id)/events"))
             let finished = try await h.waitUntilFinished(id)
             #expect(finished["status"] == "completed")
+            // The card is marked writeOnly: the payments call had it, nobody reading the run does.
+            #expect(finished["input"]?["card"] == "***")
+            #expect(finished["input"]?["sku"] == "BLUE-MUG")
             #expect(finished["steps"]?[2]?["attemptLog"]?[0]?["idempotencyKey"] == .string("\(id):ship-order:forward"))
             let history = try await h.call(.get, "/v1/runs/\(id)/events")
             let kinds = (history.json["events"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }

@@ -661,11 +661,17 @@ public struct DefinitionParser {
                 report(path.appending("pattern"), "\"pattern\" must be a valid regular expression string")
             }
         }
+        var sensitive = false
+        if let value = members["writeOnly"] {
+            if let flag = value.boolValue { sensitive = flag } else {
+                report(path.appending("writeOnly"), "\"writeOnly\" must be true or false (true: a sensitive field, such as a card number, shown as ***)")
+            }
+        }
         guard problems.count == problemsBefore else { return nil }
         return InputSchema(
             types: types, properties: properties, required: required, items: items, enumValues: enumValues,
             additionalProperties: additionalProperties, minimum: minimum, maximum: maximum, minLength: minLength,
-            maxLength: maxLength, pattern: pattern)
+            maxLength: maxLength, pattern: pattern, sensitive: sensitive)
     }
 
     // MARK: - References

@@ -4,7 +4,7 @@ import Foundation
 public final class InputSchema: Sendable {
     public static let keywords = [
         "type", "properties", "required", "items", "enum", "additionalProperties", "minimum", "maximum",
-        "minLength", "maxLength", "pattern", "description", "title", "examples", "default", "format",
+        "minLength", "maxLength", "pattern", "description", "title", "examples", "default", "format", "writeOnly",
     ]
     static let typeNames = ["object", "array", "string", "number", "integer", "boolean", "null"]
 
@@ -19,13 +19,16 @@ public final class InputSchema: Sendable {
     public let minLength: Int?
     public let maxLength: Int?
     public let pattern: String?
+    /// `"writeOnly": true`: a sensitive value (a card number, a token), sent to the participants that need it
+    /// and shown nowhere else (`***` in the API, `status` and error messages).
+    public let sensitive: Bool
     /// `pattern`, compiled once.
     let expression: NSRegularExpression?
 
     init(
         types: [String]?, properties: [String: InputSchema]?, required: [String], items: InputSchema?,
         enumValues: [JSONValue]?, additionalProperties: Bool, minimum: Double?, maximum: Double?,
-        minLength: Int?, maxLength: Int?, pattern: String?
+        minLength: Int?, maxLength: Int?, pattern: String?, sensitive: Bool = false
     ) {
         self.types = types
         self.properties = properties
@@ -38,6 +41,7 @@ public final class InputSchema: Sendable {
         self.minLength = minLength
         self.maxLength = maxLength
         self.pattern = pattern
+        self.sensitive = sensitive
         self.expression = pattern.flatMap { try? NSRegularExpression(pattern: $0) }
     }
 
@@ -78,7 +82,8 @@ public final class InputSchema: Sendable {
             return ["\(path) must be \(Self.article(expected)), but it is \(value.typeName)"]
         }
         if let enumValues, !enumValues.contains(value) {
-            problems.append("\(path) must be one of \(enumValues.map(\.jsonText).joined(separator: ", ")), but it is \(value.jsonText)")
+            problems.append(
+                "\(path) must be one of \(enumValues.map(\.jsonText).joined(separator: ", "))\(sensitive ? "" : ", but it is \(value.jsonText)")")
         }
         switch value {
         case .object(let members):
@@ -124,6 +129,22 @@ public final class InputSchema: Sendable {
         case ("number", .int), ("number", .double), ("number", .bigInteger), ("integer", .int), ("integer", .bigInteger): true
         case ("integer", .double(let d)): d.rounded() == d
         default: false
+        }
+    }
+
+    /// `value` as it may be shown: every field this schema marks `writeOnly` is `***`.
+    public func masking(_ value: JSONValue) -> JSONValue {
+        if sensitive { return "***" }
+        switch value {
+        case .object(var members):
+            guard let properties else { return value }
+            for (key, schema) in properties { if let member = members[key] { members[key] = schema.masking(member) } }
+            return .object(members)
+        case .array(let elements):
+            guard let items else { return value }
+            return .array(elements.map(items.masking))
+        default:
+            return value
         }
     }
 
