@@ -90,6 +90,9 @@ public actor InMemoryStore: SagaStore {
             .filter { query.status == nil || $0.state.status == query.status }
             .filter { query.saga == nil || $0.sagaName == query.saga }
             .filter { query.cursor == nil || $0.id < query.cursor! }
+            .filter { run in query.createdAfter.map { run.createdAt >= $0 } ?? true }
+            .filter { run in query.createdBefore.map { run.createdAt < $0 } ?? true }
+            .filter { query.idempotencyKey == nil || $0.idempotencyKey == query.idempotencyKey }
             .sorted { $0.id > $1.id }
         let page = Array(matching.prefix(query.limit)).map { run in
             RunSummary(

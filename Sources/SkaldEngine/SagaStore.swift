@@ -90,12 +90,24 @@ public struct RunQuery: Sendable {
     public var limit: Int
     /// The id of the last run of the previous page.
     public var cursor: String?
+    /// Only runs started at or after this time.
+    public var createdAfter: Date?
+    /// Only runs started before this time.
+    public var createdBefore: Date?
+    /// Only the run started with this idempotency key.
+    public var idempotencyKey: String?
 
-    public init(status: RunStatus? = nil, saga: String? = nil, limit: Int = 50, cursor: String? = nil) {
+    public init(
+        status: RunStatus? = nil, saga: String? = nil, limit: Int = 50, cursor: String? = nil, createdAfter: Date? = nil,
+        createdBefore: Date? = nil, idempotencyKey: String? = nil
+    ) {
         self.status = status
         self.saga = saga
         self.limit = limit
         self.cursor = cursor
+        self.createdAfter = createdAfter
+        self.createdBefore = createdBefore
+        self.idempotencyKey = idempotencyKey
     }
 }
 

@@ -430,6 +430,18 @@ public final class SQLiteStore: SagaStore {
                 conditions.append("id < ?")
                 arguments += [cursor]
             }
+            if let after = query.createdAfter {
+                conditions.append("created_at >= ?")
+                arguments += [after.timeIntervalSince1970]
+            }
+            if let before = query.createdBefore {
+                conditions.append("created_at < ?")
+                arguments += [before.timeIntervalSince1970]
+            }
+            if let key = query.idempotencyKey {
+                conditions.append("idempotency_key = ?")
+                arguments += [key]
+            }
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments += [query.limit + 1]
             let rows = try Row.fetchAll(db, sql: "SELECT * FROM run \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)

@@ -258,6 +258,22 @@ struct API: Sendable {
             query.limit = limit
         }
         query.cursor = parameters.get("cursor")
+        // `since=2h`: started in the last two hours; `until=30m`: started more than 30 minutes ago.
+        let now = Date()
+        func ago(_ name: String) throws -> Date?? {
+            guard let text = parameters.get(name) else { return nil }
+            switch DurationText.check(text) {
+            case .success(let duration): return .some(now.addingTimeInterval(-duration.seconds))
+            case .failure(.tooLong): return .some(nil)  // further back than anything stored: no bound
+            case .failure(.notADuration): throw APIError.invalid("\(name) must be a duration such as 2h or 30m (how long ago), not \"\(text)\"")
+            }
+        }
+        if let since = try ago("since") { query.createdAfter = since }
+        if let until = try ago("until") { query.createdBefore = until ?? .distantPast }
+        if let key = parameters.get("idempotencyKey") {
+            guard !key.isEmpty, key.count <= 255 else { throw APIError.invalid("idempotencyKey must be 1 to 255 characters") }
+            query.idempotencyKey = key
+        }
         let page = try await store.listRuns(query)
         return .json(["runs": .array(page.runs.map(Representation.summary)), "nextCursor": page.nextCursor.map(JSONValue.string) ?? .null])
     }

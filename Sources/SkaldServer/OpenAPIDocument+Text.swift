@@ -968,6 +968,38 @@ extension OpenAPIDocument {
               "type": "string"
             },
             "description": "nextCursor of the previous page"
+          },
+          {
+            "name": "since",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "pattern": "^(([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+)$",
+              "maxLength": 64,
+              "example": "2h"
+            },
+            "description": "Only runs started within this long ago"
+          },
+          {
+            "name": "until",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "pattern": "^(([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+)$",
+              "maxLength": 64,
+              "example": "30m"
+            },
+            "description": "Only runs started longer ago than this"
+          },
+          {
+            "name": "idempotencyKey",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 255
+            },
+            "description": "Only the run started with this idempotency key"
           }
         ],
         "responses": {

@@ -153,6 +153,15 @@ struct ListCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Continue after this run id (the cursor printed at the end of a full page).")
     var cursor: String?
 
+    @Option(name: .long, help: "Only runs started within this long ago, for example 2h.")
+    var since: String?
+
+    @Option(name: .long, help: "Only runs started longer ago than this, for example 30m.")
+    var until: String?
+
+    @Option(name: .long, help: "Only the run started with this idempotency key.")
+    var idempotencyKey: String?
+
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
@@ -160,6 +169,11 @@ struct ListCommand: AsyncParsableCommand {
             throw ValidationError("--status must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard (1...500).contains(limit) else { throw ValidationError("--limit must be from 1 to 500") }
+        for (option, value) in [("--since", since), ("--until", until)] {
+            if let value, DurationText.parse(value) == nil {
+                throw ValidationError("\(option) must be a duration such as 2h or 30m (how long ago), not \"\(value)\"")
+            }
+        }
     }
 
     func run() async throws {
@@ -167,6 +181,9 @@ struct ListCommand: AsyncParsableCommand {
         if let status { query.append("status=\(urlComponent(status))") }
         if let saga { query.append("saga=\(urlComponent(saga))") }
         if let cursor { query.append("cursor=\(urlComponent(cursor))") }
+        if let since { query.append("since=\(urlComponent(since))") }
+        if let until { query.append("until=\(urlComponent(until))") }
+        if let idempotencyKey { query.append("idempotencyKey=\(urlComponent(idempotencyKey))") }
         let path = "/v1/runs?" + query.joined(separator: "&")
         try await SkaldClient.with(client) { api in
             let page = try await api.get(path)

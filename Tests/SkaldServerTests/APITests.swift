@@ -183,7 +183,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
             try await h.define()
             var ids: [String] = []
             for (index, card) in ["4242424242424242", Participant.decliningCard, "4242424242424242"].enumerated() {
-                let body: JSONValue = ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "o\(index)", card: card)]
+                let body: JSONValue = [
+                    "saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "o\(index)", card: card), "idempotencyKey": .string("order-\(index)"),
+                ]
                 let (_, run) = try await h.call(.post, "/v1/runs", body.jsonText)
                 ids.append(run["id"]?.stringValue ?? "")
                 _ = try await h.waitUntilFinished(ids.last!)
@@ -198,6 +200,14 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
             #expect(compensated.json["runs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [ids[1]])
             #expect(try await h.call(.get, "/v1/runs?status=nope").status == 422)
             #expect(try await h.call(.get, "/v1/runs?limit=0").status == 422)
+            // By idempotency key, and by when they started (how long ago: all three within the hour, none before it).
+            let byKey = try await h.call(.get, "/v1/runs?idempotencyKey=order-1")
+            #expect(byKey.json["runs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [ids[1]])
+            #expect(try await h.call(.get, "/v1/runs?since=1h").json["runs"]?.arrayValue?.count == 3)
+            #expect(try await h.call(.get, "/v1/runs?until=1h").json["runs"]?.arrayValue?.isEmpty == true)
+            #expect(try await h.call(.get, "/v1/runs?since=99999999999d").json["runs"]?.arrayValue?.count == 3)
+            #expect(try await h.call(.get, "/v1/runs?until=99999999999d").json["runs"]?.arrayValue?.isEmpty == true)
+            #expect(try await h.call(.get, "/v1/runs?since=soon").status == 422)
         }
     }
 
