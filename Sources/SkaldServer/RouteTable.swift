@@ -38,7 +38,7 @@ struct RouteTable: Sendable {
 
     func route(for path: String) -> Route? {
         let segments = path.split(separator: "/")
-        // Literal segments win over parameters (`/v1/runs/:id` is not `/v1/definitions`).
+        // No two routes match the same path (they differ in length or in a literal segment), so the first is the one.
         return routes.first { route in route.matches(segments) }
     }
 }

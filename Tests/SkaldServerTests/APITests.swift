@@ -78,6 +78,26 @@ struct Harness: Sendable {
         }
     }
 
+    /// Starts a checkout and waits until it has finished; returns its id.
+    func finishedRun() async throws -> String {
+        let (_, run) = try await call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+        let id = try #require(run["id"]?.stringValue)
+        _ = try await waitUntilFinished(id)
+        return id
+    }
+
+    /// A checkout whose shipping refuses and whose refund keeps failing: it ends in compensation_failed at
+    /// charge-card. Payments works again when this returns.
+    func compensationFailedRun() async throws -> String {
+        await participants[.shipping].setFaults(Faults(reject: true))
+        await participants[.payments].setFaults(Faults(failCompensations: true))
+        let (_, run) = try await call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+        let id = try #require(run["id"]?.stringValue)
+        #expect(try await waitUntilFinished(id)["status"] == "compensation_failed")
+        await participants[.payments].setFaults(Faults())
+        return id
+    }
+
     func define() async throws {
         let (status, _) = try await call(.post, "/v1/definitions", checkoutText)
         #expect(status == 201 || status == 200)
@@ -240,16 +260,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
     @Test func retryResumesACompensationFailedRun() async throws {
         try await Harness.with { h in
             try await h.define()
-            await h.participants[.shipping].setFaults(Faults(reject: true))
-            await h.participants[.payments].setFaults(Faults(failCompensations: true))
-            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
-            let id = try #require(run["id"]?.stringValue)
-            let failed = try await h.waitUntilFinished(id)
-            #expect(failed["status"] == "compensation_failed")
-            #expect(failed["compensationFailure"]?["step"] == "charge-card")
+            let id = try await h.compensationFailedRun()
+            #expect(try await h.call(.get, "/v1/runs/\(id)").json["compensationFailure"]?["step"] == "charge-card")
             #expect(try await h.call(.post, "/v1/runs/\(id)/cancel").status == 409)
-
-            await h.participants[.payments].setFaults(Faults())
             let retried = try await h.call(.post, "/v1/runs/\(id)/retry", #"{"by": "ana", "note": "payments is back"}"#)
             #expect(retried.status == 200)
             let done = try await h.waitUntilFinished(id)
@@ -265,11 +278,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
     @Test func resolveByHandContinuesTheWalkAndRecordsWhoAndWhy() async throws {
         try await Harness.with { h in
             try await h.define()
-            await h.participants[.shipping].setFaults(Faults(reject: true))
-            await h.participants[.payments].setFaults(Faults(failCompensations: true))
-            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
-            let id = try #require(run["id"]?.stringValue)
-            #expect(try await h.waitUntilFinished(id)["status"] == "compensation_failed")
+            let id = try await h.compensationFailedRun()
             #expect(try await h.call(.post, "/v1/runs/\(id)/resolve", #"{"step": "charge-card"}"#).status == 422)
             #expect(try await h.call(.post, "/v1/runs/\(id)/resolve", #"{"step": "reserve-stock", "note": "x"}"#).status == 409)
             let resolved = try await h.call(

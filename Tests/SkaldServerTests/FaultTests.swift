@@ -92,12 +92,7 @@ struct StorageFault {
         let barrier = ReadBarrier()
         try await Harness.with(engineStore: { BarrierStore($0, barrier: barrier) }) { h in
             try await h.define()
-            await h.participants[.shipping].setFaults(Faults(reject: true))
-            await h.participants[.payments].setFaults(Faults(failCompensations: true))
-            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
-            let id = try #require(run["id"]?.stringValue)
-            #expect(try await h.waitUntilFinished(id)["status"] == "compensation_failed")
-            await h.participants[.payments].setFaults(Faults())
+            let id = try await h.compensationFailedRun()
 
             // Both actions read the run at the same moment if nothing serialises them.
             barrier.arm(parties: 2)
@@ -119,9 +114,7 @@ struct StorageFault {
     @Test func hostileRequestsAreRefusedAndTheServerStaysUp() async throws {
         try await Harness.with { h in
             try await h.define()
-            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
-            let id = try #require(run["id"]?.stringValue)
-            _ = try await h.waitUntilFinished(id)
+            let id = try await h.finishedRun()
             // Used to trap converting the duration; now a wait longer than the limit is the longest wait.
             let long = try await h.call(.get, "/v1/runs/\(id)/events?wait=99999999999d")
             #expect(long.status == 200)
@@ -174,9 +167,7 @@ extension FaultTests {
     @Test func aFailedRequestSaysWhereToLookButNotWhatWentWrongInside() async throws {
         try await Harness.with { h in
             try await h.define()
-            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
-            let id = try #require(run["id"]?.stringValue)
-            _ = try await h.waitUntilFinished(id)
+            let id = try await h.finishedRun()
             // Another process breaks the database under the server.
             let queue = try DatabaseQueue(path: h.store.path)
             try await queue.write { db in try db.execute(sql: "DROP TABLE event") }
