@@ -103,7 +103,7 @@ struct RunDriver {
                     }
                 }
                 if inFlight == 0 && reserving.isEmpty && (draining || state.status.isTerminal || state.nextDueAt == nil) { break }
-                if !draining, let next = state.nextWakeAt, !timers.contains(where: { $0 <= next }) {
+                if !draining, let next = machine.nextWakeAt(state), !timers.contains(where: { $0 <= next }) {
                     timers.append(next)
                     let clock = engine.clock
                     group.addTask {

@@ -216,7 +216,7 @@ public struct AttemptKey: Sendable, Hashable {
     }
 
     /// The same for every attempt of one call, across retries and restarts, so participants can deduplicate.
-    public var idempotencyKey: String { "\(runID):\(stepName):\(phase.rawValue)" }
+    public var idempotencyKey: String { IdempotencyKey.of(runID: runID, step: stepName, phase: phase) }
 }
 
 /// The outcome of an attempt, as stored.

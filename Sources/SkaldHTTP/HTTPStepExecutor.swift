@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import SkaldCore
 import SkaldEngine
 import Synchronization
@@ -66,13 +67,20 @@ public struct HTTPStepExecutor: StepExecutor {
                     isRetryable: false))
         } catch is AttemptDeadlineExceeded {
             return .failed(AttemptFailure(kind: .timeout, reason: "no complete response within \(DurationText.format(timeout))", isRetryable: true))
-        } catch let error as HTTPClientError
-            where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout
-        {
+        } catch let error as HTTPClientError where error == .connectTimeout {
+            // No connection, so the request was never sent.
+            return .failed(
+                AttemptFailure(
+                    kind: .timeout, reason: "could not connect within \(DurationText.format(timeout))", isRetryable: true,
+                    mayHaveApplied: false))
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return .failed(AttemptFailure(kind: .timeout, reason: "no complete response within \(DurationText.format(timeout))", isRetryable: true))
         } catch {
             let shownURL = (try? step.context.masked.render(step.call.url, encodingForURL: true)) ?? "the participant"
-            return .failed(AttemptFailure(kind: .transport, reason: Self.describeTransport(error, url: shownURL), isRetryable: true))
+            return .failed(
+                AttemptFailure(
+                    kind: .transport, reason: Self.describeTransport(error, url: shownURL), isRetryable: true,
+                    mayHaveApplied: !Self.neverSent(error)))
         }
 
         let stepResponse = StepResponse(status: Int(response.status.code), body: Self.decodeBody(body))
@@ -170,6 +178,18 @@ public struct HTTPStepExecutor: StepExecutor {
             if error == .invalidURL || error == .emptyHost || error == .emptyScheme { return "the URL \(url) is not valid" }
         }
         return "transport error calling \(hostPart(of: url)): \(text)"
+    }
+
+    /// The error came before any byte of the request could reach the participant: the connection was refused or
+    /// could not be made (no route, no such host, a TLS handshake that failed), or the URL was unusable. Anything
+    /// else (a reset, a close, a broken pipe) may have come after the participant read and applied the request.
+    static func neverSent(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? HTTPClientError {
+            return error == .connectTimeout || error == .invalidURL || error == .emptyHost || error == .emptyScheme
+        }
+        let text = String(describing: error)
+        return text.contains("connectionRefused") || text.contains("Connection refused")
     }
 
     static func hostPart(of url: String) -> String {

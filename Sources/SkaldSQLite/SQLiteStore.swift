@@ -270,7 +270,8 @@ public final class SQLiteStore: SagaStore {
         let statement = try db.cachedStatement(
             sql: """
                 UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, compensation_attempts_base = ?, attempts_base = ?,
-                    first_attempt_at = ?, compensation_first_attempt_at = ?, due_at = ?, response_status = ?, response_body = ?, last_error = ?
+                    first_attempt_at = ?, compensation_first_attempt_at = ?, due_at = ?, response_status = ?, response_body = ?, last_error = ?,
+                    outcome_unknown = ?
                 WHERE run_id = ? AND position = ?
                 """)
         for position in transition.changedSteps ?? Array(state.steps.indices) {
@@ -279,7 +280,7 @@ public final class SQLiteStore: SagaStore {
                 step.status.rawValue, step.attempts, step.compensationAttempts, step.compensationAttemptsBase, step.attemptsBase,
                 step.firstAttemptAt?.timeIntervalSince1970, step.compensationFirstAttemptAt?.timeIntervalSince1970,
                 step.dueAt?.timeIntervalSince1970,
-                step.response?.status, step.response?.body.jsonText, step.lastError, runID, position,
+                step.response?.status, step.response?.body.jsonText, step.lastError, step.outcomeUnknown, runID, position,
             ])
         }
         try append(transition.events, runID: runID, db: db)
@@ -405,6 +406,7 @@ public final class SQLiteStore: SagaStore {
                 step.response = StepResponse(status: status, body: try JSONParser.parse(body))
             }
             step.lastError = stepRow["last_error"]
+            step.outcomeUnknown = stepRow["outcome_unknown"]
             state.steps[position] = step
         }
         return StoredRun(

@@ -132,6 +132,66 @@ enum Schema {
                     ALTER TABLE step ADD COLUMN compensation_first_attempt_at REAL;
                     """)
         }
+        migrator.registerMigration("v4-unknown-outcomes") { db in
+            // Rebuilt for the new CHECK constraints: a step may end 'outcome_unknown' and a run 'abandoned'.
+            try db.execute(
+                sql: """
+                    CREATE TABLE step_new (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL CHECK (position >= 0),
+                        name TEXT NOT NULL,
+                        status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'outcome_unknown', 'compensating', 'compensated', 'compensation_failed', 'compensation_skipped')),
+                        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                        compensation_attempts INTEGER NOT NULL DEFAULT 0 CHECK (compensation_attempts >= 0),
+                        due_at REAL,
+                        response_status INTEGER,
+                        response_body TEXT,
+                        last_error TEXT,
+                        compensation_attempts_base INTEGER NOT NULL DEFAULT 0,
+                        attempts_base INTEGER NOT NULL DEFAULT 0,
+                        first_attempt_at REAL,
+                        compensation_first_attempt_at REAL,
+                        outcome_unknown INTEGER NOT NULL DEFAULT 0 CHECK (outcome_unknown IN (0, 1)),
+                        PRIMARY KEY (run_id, position),
+                        UNIQUE (run_id, name)
+                    ) WITHOUT ROWID;
+                    INSERT INTO step_new (run_id, position, name, status, attempts, compensation_attempts, due_at, response_status,
+                        response_body, last_error, compensation_attempts_base, attempts_base, first_attempt_at, compensation_first_attempt_at)
+                    SELECT run_id, position, name, status, attempts, compensation_attempts, due_at, response_status,
+                        response_body, last_error, compensation_attempts_base, attempts_base, first_attempt_at, compensation_first_attempt_at
+                    FROM step;
+                    DROP TABLE step;
+                    ALTER TABLE step_new RENAME TO step;
+
+                    CREATE TABLE run_new (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        definition_hash TEXT NOT NULL REFERENCES definition(hash),
+                        saga_name TEXT NOT NULL,
+                        saga_version INTEGER NOT NULL,
+                        status TEXT NOT NULL CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'compensation_failed', 'stuck', 'abandoned')),
+                        input TEXT NOT NULL,
+                        failure_step TEXT,
+                        failure_reason TEXT,
+                        compensation_failure_step TEXT,
+                        compensation_failure_reason TEXT,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL,
+                        idempotency_key TEXT,
+                        stuck_step TEXT,
+                        stuck_reason TEXT,
+                        deadline_at REAL
+                    );
+                    INSERT INTO run_new SELECT id, definition_hash, saga_name, saga_version, status, input, failure_step, failure_reason,
+                        compensation_failure_step, compensation_failure_reason, created_at, updated_at, idempotency_key, stuck_step,
+                        stuck_reason, deadline_at FROM run;
+                    DROP TABLE run;
+                    ALTER TABLE run_new RENAME TO run;
+                    CREATE INDEX run_unfinished ON run(created_at) WHERE status IN ('running', 'compensating');
+                    CREATE INDEX run_saga ON run(saga_name, created_at);
+                    CREATE UNIQUE INDEX run_idempotency_key ON run(idempotency_key) WHERE idempotency_key IS NOT NULL;
+                    CREATE INDEX run_status_id ON run(status, id);
+                    """)
+        }
         return migrator
     }
 }

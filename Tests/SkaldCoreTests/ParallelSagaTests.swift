@@ -158,7 +158,7 @@ let trip = """
         state = run(state, 0, .ok)
         state = run(state, 1, .unavailable)  // car waits for a retry
         #expect(machine.deadlinePassed(state, at: t0.addingTimeInterval(59)) == nil)
-        #expect(state.nextWakeAt == t0.addingTimeInterval(1))
+        #expect(machine.nextWakeAt(state) == t0.addingTimeInterval(1))
         let passed = try #require(machine.deadlinePassed(state, at: t0.addingTimeInterval(60)))
         #expect(passed.state.status == .compensating)
         #expect(passed.events.first?.kind == .deadlinePassed)

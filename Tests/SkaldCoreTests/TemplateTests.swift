@@ -57,7 +57,7 @@ import Testing
         ("{{input.items[5].id}}", "has 2 items"),
         ("{{input.sku.x}}", "is a string, not an object"),
         ("{{steps.text.response.body.id}}", "response body of step \"text\" is a string"),
-        ("{{steps.later.response.status}}", "has no response yet"),
+        ("{{steps.later.response.status}}", "has no response (it has not succeeded"),
         ("{{env.NOPE}}", "NOPE is not set"),
     ])
     func explainsWhatCannotBeResolved(text: String, fragment: String) throws {

@@ -10,7 +10,7 @@ public struct DefinitionParser {
     /// The most steps a saga may have. Real sagas have a handful; the bound keeps validation, planning and the
     /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
     public static let maximumSteps = 256
-    static let stepFields = ["name", "dependsOn", "pivot", "request", "compensation"]
+    static let stepFields = ["name", "dependsOn", "pivot", "request", "compensation", "compensateUnknown"]
     static let callFields = [
         "method", "url", "headers", "secretHeaders", "body", "timeout", "retry", "maxElapsed", "successStatus", "retryOn", "failOn",
     ]
@@ -373,8 +373,17 @@ public struct DefinitionParser {
                 report(path.appending("pivot"), "\"pivot\" must be true or false, but it is \(pivotValue.jsonText)")
             }
         }
+        var compensateUnknown = true
+        if let value = members["compensateUnknown"] {
+            if let flag = value.boolValue { compensateUnknown = flag } else {
+                report(
+                    path.appending("compensateUnknown"),
+                    "\"compensateUnknown\" must be true or false, but it is \(value.jsonText); false leaves a step whose outcome is unknown (a timeout) as it is instead of compensating it")
+            }
+        }
         guard let name, let request, members["compensation"] == nil || compensation != nil else { return nil }
-        return StepDefinition(name: name, request: request, compensation: compensation, isPivot: isPivot)
+        return StepDefinition(
+            name: name, request: request, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown)
     }
 
     private mutating func call(_ value: JSONValue, at path: JSONPath, timeout: Duration, retry: RetryPolicy) -> CallDefinition? {
@@ -721,6 +730,12 @@ public struct DefinitionParser {
                 if let inputSchema, let gap = inputSchema.undeclaredPrefix(of: inputPath) {
                     let known = gap.known.isEmpty ? "" : " (declared: \(gap.known.joined(separator: ", ")))"
                     report(fieldPath, "{{\(reference)}} uses \(gap.walked).\(gap.missing), which inputSchema does not declare\(Suggestion.didYouMean(gap.missing, in: gap.known)); declare it under inputSchema or fix the reference\(known)")
+                }
+            case .stepIdempotencyKey(let step):
+                // Known for every step from the start, so any step may use it.
+                if !names.contains(step) {
+                    let known = names.filter { !$0.isEmpty }
+                    report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
                 }
             case .runID, .env:
                 break

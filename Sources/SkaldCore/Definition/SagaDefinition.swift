@@ -47,6 +47,15 @@ public struct StepDefinition: Sendable, Hashable {
     public var compensation: CallDefinition?
     /// Marks the point of no return.
     public var isPivot: Bool = false
+    /// Whether a forward call whose outcome is unknown (it may have been applied) is compensated. For the pivot,
+    /// which has no compensation: whether an unknown outcome stops the run for a person (true) or counts as a
+    /// refusal, so the steps before it are compensated (false).
+    public var compensateUnknown: Bool = true
+
+    /// The compensation reads this step's own response, which does not exist when the outcome is unknown.
+    public var compensationReadsOwnResponse: Bool {
+        compensation?.references.contains { $0.stepName == name && $0.readsResponse } ?? false
+    }
 }
 
 /// One HTTP call: a forward request or a compensation.

@@ -6,6 +6,9 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     case stepStatus(step: String)
     /// `{{steps.NAME.response.body.a.b}}`
     case stepBody(step: String, path: [JSONPath.Component])
+    /// `{{steps.NAME.idempotencyKey}}`: the `Idempotency-Key` of the step's forward call, known before it is sent.
+    /// A compensation names the action it undoes with it, whether or not an answer ever came.
+    case stepIdempotencyKey(step: String)
     /// `{{run.id}}`
     case runID
     /// `{{env.NAME}}`
@@ -16,6 +19,7 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
         case .input(let path): "input" + TemplateReference.pathText(path)
         case .stepStatus(let step): "steps.\(step).response.status"
         case .stepBody(let step, let path): "steps.\(step).response.body" + TemplateReference.pathText(path)
+        case .stepIdempotencyKey(let step): "steps.\(step).idempotencyKey"
         case .runID: "run.id"
         case .env(let name): "env.\(name)"
         }
@@ -23,8 +27,16 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
 
     public var stepName: String? {
         switch self {
-        case .stepStatus(let step), .stepBody(let step, _): step
+        case .stepStatus(let step), .stepBody(let step, _), .stepIdempotencyKey(let step): step
         default: nil
+        }
+    }
+
+    /// Reads a step's response (which exists only once the step succeeded).
+    public var readsResponse: Bool {
+        switch self {
+        case .stepStatus, .stepBody: true
+        default: false
         }
     }
 
@@ -59,9 +71,12 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
             }
             return .env(name)
         case "steps":
+            if rest.count == 2, case .key(let step) = rest[0], rest[1] == .key("idempotencyKey") {
+                return .stepIdempotencyKey(step: step)
+            }
             guard rest.count >= 3, case .key(let step) = rest[0], rest[1] == .key("response") else {
                 throw TemplateSyntaxError(
-                    "\"{{\(text)}}\": write {{steps.NAME.response.status}} or {{steps.NAME.response.body.PATH}}")
+                    "\"{{\(text)}}\": write {{steps.NAME.response.status}}, {{steps.NAME.response.body.PATH}} or {{steps.NAME.idempotencyKey}}")
             }
             if rest[2] == .key("status"), rest.count == 3 { return .stepStatus(step: step) }
             if rest[2] == .key("body") { return .stepBody(step: step, path: Array(rest.dropFirst(3))) }

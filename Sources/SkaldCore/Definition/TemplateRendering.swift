@@ -53,6 +53,8 @@ extension TemplateContext {
             return try Self.walk(input, path: path, from: "input", reference: reference)
         case .runID:
             return .string(runID)
+        case .stepIdempotencyKey(let step):
+            return .string(IdempotencyKey.of(runID: runID, step: step, phase: .forward))
         case .env(let name):
             guard let value = env[name] else {
                 throw TemplateRenderError(
@@ -60,16 +62,17 @@ extension TemplateContext {
             }
             return .string(value)
         case .stepStatus(let step):
-            guard let response = responses[step] else {
-                throw TemplateRenderError(message: "{{\(reference)}}: step \"\(step)\" has no response yet")
-            }
+            guard let response = responses[step] else { throw Self.noResponse(reference, step: step) }
             return .int(Int64(response.status))
         case .stepBody(let step, let path):
-            guard let response = responses[step] else {
-                throw TemplateRenderError(message: "{{\(reference)}}: step \"\(step)\" has no response yet")
-            }
+            guard let response = responses[step] else { throw Self.noResponse(reference, step: step) }
             return try Self.walk(response.body, path: path, from: "the response body of step \"\(step)\"", reference: reference)
         }
+    }
+
+    static func noResponse(_ reference: TemplateReference, step: String) -> TemplateRenderError {
+        TemplateRenderError(
+            message: "{{\(reference)}}: step \"\(step)\" has no response (it has not succeeded, or its outcome is unknown); a compensation can name the action by {{steps.\(step).idempotencyKey}} instead")
     }
 
     static func walk(_ root: JSONValue, path: [JSONPath.Component], from origin: String, reference: TemplateReference)

@@ -30,13 +30,22 @@ public struct AttemptFailure: Sendable, Hashable {
     public var retryAfter: Duration?
     /// The response, when there was one.
     public var response: StepResponse?
+    /// The request may have reached the participant and been applied although no answer says so: a timeout, a
+    /// connection that broke after the request was sent, a response too large to read. False when an answer came
+    /// (a status) or when the request was never sent (it could not be built, the connection was refused).
+    public var mayHaveApplied: Bool
 
-    public init(kind: Kind, reason: String, isRetryable: Bool, retryAfter: Duration? = nil, response: StepResponse? = nil) {
+    /// - Parameter mayHaveApplied: by default true for timeouts, transport errors and responses too large to read.
+    public init(
+        kind: Kind, reason: String, isRetryable: Bool, retryAfter: Duration? = nil, response: StepResponse? = nil,
+        mayHaveApplied: Bool? = nil
+    ) {
         self.kind = kind
         self.reason = reason
         self.isRetryable = isRetryable
         self.retryAfter = retryAfter
         self.response = response
+        self.mayHaveApplied = mayHaveApplied ?? (kind == .timeout || kind == .transport || kind == .responseTooLarge)
     }
 }
 

@@ -31,7 +31,12 @@ public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
     /// The forward call is scheduled or in flight.
     case running
     case succeeded
+    /// The forward call failed for good with an answer: the participant refused it.
     case failed
+    /// The forward call failed for good and at least one attempt got no answer (a timeout, or the connection broke
+    /// after the request was sent): the participant may have applied it. Compensated like a succeeded step,
+    /// unless the step says `compensateUnknown: false`.
+    case outcomeUnknown = "outcome_unknown"
     /// The compensation is scheduled or in flight.
     case compensating
     case compensated
@@ -46,6 +51,12 @@ public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
         default: nil
         }
     }
+}
+
+/// The `Idempotency-Key` Skald sends with every attempt of one call: the same across retries and restarts, so a
+/// participant can deduplicate, and known before the call is sent, so a compensation can name the action it undoes.
+public enum IdempotencyKey {
+    public static func of(runID: String, step: String, phase: Phase) -> String { "\(runID):\(step):\(phase.rawValue)" }
 }
 
 /// What a participant answered to a successful call (or to a failed one, for the record).
@@ -81,6 +92,9 @@ public struct StepState: Sendable, Hashable {
     public var response: StepResponse?
     /// Why the last attempt of the current phase failed.
     public var lastError: String?
+    /// A forward attempt ended without an answer (timeout, or the connection broke after sending) and no later
+    /// attempt succeeded: the participant may have applied the request.
+    public var outcomeUnknown: Bool = false
 
     public init(name: String) {
         self.name = name
@@ -90,6 +104,9 @@ public struct StepState: Sendable, Hashable {
         self.compensationAttemptsBase = 0
         self.attemptsBase = 0
     }
+
+    /// Failed for good going forward, with an answer or without.
+    public var failedForward: Bool { status == .failed || status == .outcomeUnknown }
 
     /// An attempt has been recorded as started and its outcome is not recorded yet.
     public var isInFlight: Bool { status.phase != nil && dueAt == nil }
@@ -144,12 +161,6 @@ public struct RunState: Sendable, Hashable {
     /// The earliest time an attempt is due, if any is waiting.
     public var nextDueAt: Date? {
         steps.compactMap(\.dueAt).min()
-    }
-
-    /// The next moment the driver must wake: an attempt due, or the deadline while going forward.
-    public var nextWakeAt: Date? {
-        let deadline = status == .running && steps.contains { $0.status == .running } ? deadlineAt : nil
-        return [nextDueAt, deadline].compactMap { $0 }.min()
     }
 
     /// Steps whose next attempt may start at `now`.

@@ -140,6 +140,7 @@ public final class SagaMachine: Sendable {
             state.steps[index].lastError = nil
             if phase == .forward {
                 state.steps[index].status = .succeeded
+                state.steps[index].outcomeUnknown = false
                 state.steps[index].response = response
                 events.append(RunEvent(at: now, kind: .stepSucceeded, step: step.name, phase: .forward, message: "\(step.name) succeeded"))
                 if index == saga.pivot, state.status == .running {
@@ -158,6 +159,7 @@ public final class SagaMachine: Sendable {
 
         case .failed(let failure):
             state.steps[index].lastError = failure.reason
+            if phase == .forward && failure.mayHaveApplied { state.steps[index].outcomeUnknown = true }
             var data: JSONValue = [
                 "error": .string(failure.reason), "kind": .string(failure.kind.rawValue), "durationMs": Self.millis(duration),
                 "retryable": .bool(failure.isRetryable), "maxAttempts": .int(Int64(call.retry.maxAttempts)),
@@ -195,14 +197,37 @@ public final class SagaMachine: Sendable {
                     message: "\(label) attempt \(attempt) of \(call.retry.maxAttempts) failed after \(took): \(failure.reason); \(why)",
                     data: Self.merging(data, ["final": true])))
             if phase == .forward {
-                state.steps[index].status = .failed
+                let unknown = state.steps[index].outcomeUnknown
+                state.steps[index].status = unknown ? .outcomeUnknown : .failed
+                let pastPivot = state.status == .running && isPastPivot(state)
+                let undecidedPivot = unknown && index == saga.pivot && saga.steps[index].compensateUnknown && state.status == .running
+                var message = "\(step.name) failed: \(failure.reason)"
+                if unknown {
+                    message += "; its outcome is unknown (\(Self.unknownBecause(failure))): it may have been applied"
+                    if pastPivot {
+                        message += ", and past the pivot nothing is undone"
+                    } else if undecidedPivot {
+                        message += ". It is the pivot, so the run can neither turn back nor go on: it waits for a person"
+                    } else if !saga.steps[index].compensateUnknown {
+                        message += ", but compensateUnknown is false, so it is not undone: check it at the participant"
+                    } else if saga.steps[index].compensation == nil {
+                        message += ", and it declares no compensation, so it is not undone: check it at the participant"
+                    } else {
+                        message += ", so it is undone in case it was"
+                    }
+                }
                 events.append(
                     RunEvent(
                         at: now, kind: .stepFailed, step: step.name, phase: .forward, attempt: attempt,
-                        message: "\(step.name) failed: \(failure.reason)", data: ["error": .string(failure.reason)]))
-                if state.status == .running && isPastPivot(state) {
+                        message: message,
+                        data: ["error": .string(failure.reason), "outcome": .string(unknown ? "unknown" : "refused")]))
+                if pastPivot {
                     // Past the point of no return: no compensation; the run waits for a person once nothing else can move.
                     if state.stuck == nil { state.stuck = RunFailure(step: step.name, reason: failure.reason) }
+                    advanceForward(&state, at: now, events: &events)
+                } else if undecidedPivot {
+                    // The point of no return may have been passed: neither compensating nor going on is safe.
+                    state.stuck = RunFailure(step: step.name, reason: "outcome unknown: \(failure.reason)")
                     advanceForward(&state, at: now, events: &events)
                 } else if state.status == .running {
                     beginCompensation(&state, failure: RunFailure(step: step.name, reason: failure.reason), at: now, events: &events)
@@ -230,10 +255,15 @@ public final class SagaMachine: Sendable {
     /// Returns nil when the run is not running (already compensating or finished).
     /// Nil when the run is not running, or when its pivot has succeeded or is in flight: past the point of no
     /// return a run can only go forward (a pivot that succeeds after a cancel would have nothing before it left).
+    ///
+    /// A run stuck because its pivot's outcome is unknown may be cancelled too: the operator found out that the
+    /// pivot was not applied, and the steps before it are compensated.
     public func cancel(_ state: RunState, reason: String, at now: Date) -> Transition? {
-        guard state.status == .running, !isAtOrPastPivot(state) else { return nil }
+        guard (state.status == .running && !isAtOrPastPivot(state)) || isStuckAtUndecidedPivot(state) else { return nil }
         let before = state
         var state = state
+        state.stuck = nil
+        if state.status == .stuck { state.status = .running }
         stopForwardWork(&state)
         let why = reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(reason)"
         var events = [RunEvent(at: now, kind: .runCancelled, message: "run \(why)", data: ["reason": .string(reason)])]
@@ -249,9 +279,10 @@ public final class SagaMachine: Sendable {
     }
 
     /// The saga's deadline passed while going forward: no new forward attempt starts and the run compensates.
-    /// Returns nil when there is nothing to do (no deadline yet, not running, or past the pivot).
+    /// Returns nil when there is nothing to do (no deadline yet, not running, or at or past the pivot: a pivot in
+    /// flight, or one that may have been applied, settles the run's direction before the deadline can).
     public func deadlinePassed(_ state: RunState, at now: Date) -> Transition? {
-        guard state.status == .running, let deadlineAt = state.deadlineAt, now >= deadlineAt, !isPastPivot(state),
+        guard state.status == .running, let deadlineAt = state.deadlineAt, now >= deadlineAt, !isAtOrPastPivot(state),
             let deadline = saga.deadline
         else { return nil }
         let before = state
@@ -316,7 +347,7 @@ public final class SagaMachine: Sendable {
         let before = state
         var state = state
         var resumed: [String] = []
-        for index in state.steps.indices where state.steps[index].status == .failed {
+        for index in state.steps.indices where state.steps[index].failedForward {
             state.steps[index].status = .running
             state.steps[index].dueAt = now
             state.steps[index].attemptsBase = state.steps[index].attempts
@@ -338,10 +369,44 @@ public final class SagaMachine: Sendable {
         return state.steps[pivot].status == .succeeded
     }
 
-    /// Past the pivot, or with the pivot's attempt in flight (it may succeed at any moment).
+    /// Past the pivot, or with the pivot's attempt in flight (it may succeed at any moment), or with an attempt of
+    /// the pivot that may have been applied (it timed out).
     public func isAtOrPastPivot(_ state: RunState) -> Bool {
         guard let pivot = saga.pivot else { return false }
-        return state.steps[pivot].status == .succeeded || state.steps[pivot].isInFlight
+        let step = state.steps[pivot]
+        return step.status == .succeeded || step.isInFlight || (step.outcomeUnknown && saga.steps[pivot].compensateUnknown)
+    }
+
+    /// Stuck because the pivot failed with its outcome unknown: a person decides whether it was applied.
+    public func isStuckAtUndecidedPivot(_ state: RunState) -> Bool {
+        guard state.status == .stuck, let pivot = saga.pivot else { return false }
+        return state.steps[pivot].status == .outcomeUnknown
+    }
+
+    /// The next moment the driver must wake: an attempt due, or the deadline while it can still turn the run back.
+    public func nextWakeAt(_ state: RunState) -> Date? {
+        let deadline = state.status == .running && state.steps.contains { $0.status == .running } && !isAtOrPastPivot(state)
+            ? state.deadlineAt : nil
+        return [state.nextDueAt, deadline].compactMap { $0 }.min()
+    }
+
+    /// Whether the step is waiting to be compensated: it succeeded, or its outcome is unknown and it declares a
+    /// compensation it may run for that.
+    func awaitsCompensation(_ state: RunState, _ index: Int) -> Bool {
+        switch state.steps[index].status {
+        case .succeeded: true
+        case .outcomeUnknown: saga.steps[index].compensateUnknown && saga.steps[index].compensation != nil && index != saga.pivot
+        default: false
+        }
+    }
+
+    static func unknownBecause(_ failure: AttemptFailure) -> String {
+        guard failure.mayHaveApplied else { return "an earlier attempt got no answer" }
+        switch failure.kind {
+        case .timeout: return "no answer before the timeout"
+        case .responseTooLarge: return "the answer was too large to read"
+        default: return "the connection broke after the request was sent"
+        }
     }
 
     static func who(_ name: String) -> String { name.isEmpty ? "an operator" : name }
@@ -362,11 +427,10 @@ public final class SagaMachine: Sendable {
             events.append(RunEvent(at: now, kind: .runCompleted, message: "run completed: all \(state.steps.count) steps succeeded"))
         } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running }) {
             state.status = .stuck
-            events.append(
-                RunEvent(
-                    at: now, kind: .runStuck, step: stuck.step,
-                    message: "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and resume the run",
-                    data: ["reason": .string(stuck.reason)]))
+            let message = isStuckAtUndecidedPivot(state)
+                ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then resume the run (it is sent again with the same idempotency key) or cancel it (the steps before the pivot are compensated)"
+                : "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and resume the run"
+            events.append(RunEvent(at: now, kind: .runStuck, step: stuck.step, message: message, data: ["reason": .string(stuck.reason)]))
         }
     }
 
@@ -375,7 +439,8 @@ public final class SagaMachine: Sendable {
     private func stopForwardWork(_ state: inout RunState) {
         for index in state.steps.indices where state.steps[index].status == .running && state.steps[index].dueAt != nil {
             state.steps[index].dueAt = nil
-            state.steps[index].status = state.steps[index].attempts == 0 ? .pending : .failed
+            let step = state.steps[index]
+            state.steps[index].status = step.attempts == 0 ? .pending : step.outcomeUnknown ? .outcomeUnknown : .failed
         }
     }
 
@@ -383,15 +448,16 @@ public final class SagaMachine: Sendable {
         stopForwardWork(&state)
         state.status = .compensating
         state.failure = failure
-        let toUndo = state.steps.indices.filter { state.steps[$0].status == .succeeded }
+        let toUndo = state.steps.indices.filter { awaitsCompensation(state, $0) }
         let withCompensation = toUndo.filter { saga.steps[$0].compensation != nil }
         let names = withCompensation.reversed().map { state.steps[$0].name }
+        let shown = withCompensation.reversed().map { state.steps[$0].status == .outcomeUnknown ? "\(state.steps[$0].name) (outcome unknown)" : state.steps[$0].name }
         events.append(
             RunEvent(
                 at: now, kind: .compensationStarted, step: failure.step,
                 message: names.isEmpty
                     ? "\(failure.step.map { "\($0) failed" } ?? failure.reason), and no completed step has a compensation to run"
-                    : "\(failure.step.map { "\($0) failed" } ?? failure.reason), so the completed steps are undone, each after the steps that depended on it: \(names.joined(separator: ", "))",
+                    : "\(failure.step.map { "\($0) failed" } ?? failure.reason), so the completed steps, and those whose outcome is unknown, are undone, each after the steps that depended on it: \(shown.joined(separator: ", "))",
                 data: ["order": .array(names.map(JSONValue.string)), "reason": .string(failure.reason)]))
         advanceCompensation(&state, at: now, events: &events)
     }
@@ -401,14 +467,27 @@ public final class SagaMachine: Sendable {
         guard state.status == .compensating else { return }
         let halted = state.steps.contains { $0.status == .compensationFailed }
         if !halted {
-            for index in state.steps.indices.reversed() where state.steps[index].status == .succeeded {
+            for index in state.steps.indices.reversed() where awaitsCompensation(state, index) {
                 let blocked = dependents[index].contains { other in
                     switch state.steps[other].status {
-                    case .succeeded, .running, .compensating: true
-                    default: false
+                    case .running, .compensating: true
+                    default: awaitsCompensation(state, other)
                     }
                 }
                 if blocked { continue }
+                if state.steps[index].status == .outcomeUnknown && saga.steps[index].compensationReadsOwnResponse {
+                    // The compensation needs the answer that never came: it cannot be sent, so a person must act.
+                    let name = state.steps[index].name
+                    let reason = "its outcome is unknown and its compensation reads {{steps.\(name).response…}}, which never came; undo it by hand if it was applied and resolve, or name the action with {{steps.\(name).idempotencyKey}}"
+                    state.steps[index].status = .compensationFailed
+                    state.steps[index].lastError = reason
+                    if state.compensationFailure == nil { state.compensationFailure = RunFailure(step: name, reason: reason) }
+                    events.append(
+                        RunEvent(
+                            at: now, kind: .compensationFailed, step: name, phase: .compensate,
+                            message: "the compensation of \(name) cannot be sent: \(reason)", data: ["error": .string(reason)]))
+                    continue
+                }
                 if saga.steps[index].compensation == nil {
                     state.steps[index].status = .compensationSkipped
                     events.append(
@@ -433,10 +512,12 @@ public final class SagaMachine: Sendable {
         } else {
             state.status = .compensated
             let undone = state.steps.filter { $0.status == .compensated }.count
+            let leftUnknown = state.steps.filter { $0.status == .outcomeUnknown }.map(\.name)
             events.append(
                 RunEvent(
                     at: now, kind: .runCompensated,
-                    message: "run compensated: \(state.failure?.summary ?? "a step failed"); \(undone) completed step\(undone == 1 ? " was" : "s were") undone"))
+                    message: "run compensated: \(state.failure?.summary ?? "a step failed"); \(undone) completed step\(undone == 1 ? " was" : "s were") undone"
+                        + (leftUnknown.isEmpty ? "" : "; the outcome of \(leftUnknown.joined(separator: ", ")) is unknown and was left as it is")))
         }
     }
 
