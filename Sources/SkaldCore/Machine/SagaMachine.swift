@@ -465,7 +465,7 @@ public final class SagaMachine: Sendable {
     /// Schedules every compensation whose dependents are settled, and ends the run once nothing is left to do.
     private func advanceCompensation(_ state: inout RunState, at now: Date, events: inout [RunEvent]) {
         guard state.status == .compensating else { return }
-        let halted = state.steps.contains { $0.status == .compensationFailed }
+        var halted = state.steps.contains { $0.status == .compensationFailed }
         if !halted {
             for index in state.steps.indices.reversed() where awaitsCompensation(state, index) {
                 let blocked = dependents[index].contains { other in
@@ -486,7 +486,8 @@ public final class SagaMachine: Sendable {
                         RunEvent(
                             at: now, kind: .compensationFailed, step: name, phase: .compensate,
                             message: "the compensation of \(name) cannot be sent: \(reason)", data: ["error": .string(reason)]))
-                    continue
+                    halted = true
+                    break
                 }
                 if saga.steps[index].compensation == nil {
                     state.steps[index].status = .compensationSkipped
