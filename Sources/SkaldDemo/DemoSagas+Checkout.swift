@@ -43,7 +43,7 @@ extension DemoSagas {
       },
       "compensation": {
         "method": "DELETE",
-        "url": "{{env.INVENTORY_URL}}/reservations/{{steps.reserve-stock.response.body.id}}"
+        "url": "{{env.INVENTORY_URL}}/reservations/by-key/{{steps.reserve-stock.idempotencyKey}}"
       }
     },
     {
@@ -60,7 +60,7 @@ extension DemoSagas {
       },
       "compensation": {
         "method": "POST",
-        "url": "{{env.PAYMENTS_URL}}/charges/{{steps.charge-card.response.body.id}}/refund",
+        "url": "{{env.PAYMENTS_URL}}/charges/by-key/{{steps.charge-card.idempotencyKey}}/refund",
         "body": { "reason": "checkout {{input.orderId}} rolled back by run {{run.id}}" }
       }
     },
@@ -78,7 +78,7 @@ extension DemoSagas {
       },
       "compensation": {
         "method": "DELETE",
-        "url": "{{env.SHIPPING_URL}}/shipments/{{steps.ship-order.response.body.id}}"
+        "url": "{{env.SHIPPING_URL}}/shipments/by-key/{{steps.ship-order.idempotencyKey}}"
       }
     }
   ]

@@ -33,7 +33,7 @@ extension DemoSagas {
         "url": "{{env.HOTELS_URL}}/bookings",
         "body": { "tripId": "{{input.tripId}}", "guest": "{{input.traveller}}", "city": "{{input.city}}" }
       },
-      "compensation": { "method": "DELETE", "url": "{{env.HOTELS_URL}}/bookings/{{steps.hotel.response.body.id}}" }
+      "compensation": { "method": "DELETE", "url": "{{env.HOTELS_URL}}/bookings/by-key/{{steps.hotel.idempotencyKey}}" }
     },
     {
       "name": "flight",
@@ -43,7 +43,7 @@ extension DemoSagas {
         "url": "{{env.FLIGHTS_URL}}/bookings",
         "body": { "tripId": "{{input.tripId}}", "passenger": "{{input.traveller}}", "to": "{{input.city}}" }
       },
-      "compensation": { "method": "DELETE", "url": "{{env.FLIGHTS_URL}}/bookings/{{steps.flight.response.body.id}}" }
+      "compensation": { "method": "DELETE", "url": "{{env.FLIGHTS_URL}}/bookings/by-key/{{steps.flight.idempotencyKey}}" }
     },
     {
       "name": "car",
@@ -55,7 +55,7 @@ extension DemoSagas {
         "retryOn": [409],
         "maxElapsed": "5s"
       },
-      "compensation": { "method": "DELETE", "url": "{{env.CARS_URL}}/bookings/{{steps.car.response.body.id}}", "successStatus": ["2xx", 404] }
+      "compensation": { "method": "DELETE", "url": "{{env.CARS_URL}}/bookings/by-key/{{steps.car.idempotencyKey}}", "successStatus": ["2xx", 404] }
     },
     {
       "name": "payment",

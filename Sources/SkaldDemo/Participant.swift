@@ -36,6 +36,8 @@ public final class Participant: Sendable {
     public var ledger: [LedgerEntry] { get async { await state.ledger } }
     public var requestCount: Int { get async { await state.requestCount } }
     public var heldCount: Int { get async { await state.heldCount } }
+    /// Forward requests refused because their compensation arrived first.
+    public var refusedAfterUndo: Int { get async { await state.refusedAfterUndo } }
     public func releaseHeld() async { await state.releaseHeld() }
     public func waitForHeld(count: Int = 1) async { await state.waitForHeld(count: count) }
 
@@ -58,12 +60,13 @@ public final class Participant: Sendable {
             let entries = await self.ledger.map { entry -> JSONValue in
                 ["idempotencyKey": entry.idempotencyKey.map(JSONValue.string) ?? .null, "action": .string(entry.action), "resource": .string(entry.resource)]
             }
-            return Self.json(200, ["entries": .array(entries)])
+            let refused = await self.refusedAfterUndo
+            return Self.json(200, ["entries": .array(entries), "refusedAfterCompensation": .int(Int64(refused))])
         }
         switch kind {
         case .inventory:
             router.post("/reservations") { request, _ in
-                try await self.handle(request, action: "reserve", isCompensation: false) { body, resources, faults in
+                try await self.handle(request, action: "reserve", isCompensation: false) { body, resources, faults, _ in
                     guard let sku = body["sku"]?.stringValue, let quantity = body["quantity"]?.intValue, quantity > 0 else {
                         return (422, ["error": "invalid_request", "message": "sku (string) and quantity (positive integer) are required"], "")
                     }
@@ -76,13 +79,14 @@ public final class Participant: Sendable {
             }
             router.delete("/reservations/:id") { request, context in
                 let id = context.parameters.get("id") ?? ""
-                return try await self.handle(request, action: "release", isCompensation: true) { _, resources, _ in
+                return try await self.handle(request, action: "release", isCompensation: true) { _, resources, _, _ in
                     Self.update(id, in: &resources, status: "released", noun: "reservation")
                 }
             }
+            undoByKey(router, .delete, "/reservations/by-key/:key", action: "release", status: "released", noun: "reservation")
         case .payments:
             router.post("/charges") { request, _ in
-                try await self.handle(request, action: "charge", isCompensation: false) { body, resources, faults in
+                try await self.handle(request, action: "charge", isCompensation: false) { body, resources, faults, _ in
                     guard let amount = body["amount"]?.doubleValue, amount > 0, let card = body["card"]?.stringValue else {
                         return (422, ["error": "invalid_request", "message": "amount (positive number) and card (string) are required"], "")
                     }
@@ -99,15 +103,16 @@ public final class Participant: Sendable {
             }
             router.post("/charges/:id/refund") { request, context in
                 let id = context.parameters.get("id") ?? ""
-                return try await self.handle(request, action: "refund", isCompensation: true) { _, resources, _ in
+                return try await self.handle(request, action: "refund", isCompensation: true) { _, resources, _, _ in
                     Self.update(id, in: &resources, status: "refunded", noun: "charge")
                 }
             }
+            undoByKey(router, .post, "/charges/by-key/:key/refund", action: "refund", status: "refunded", noun: "charge")
         case .hotels, .flights, .cars:
             let prefix = ["hotels": "htl", "flights": "flt", "cars": "car"][kind.rawValue]!
             let noun = ["hotels": "room", "flights": "seat", "cars": "car"][kind.rawValue]!
             router.post("/bookings") { request, _ in
-                try await self.handle(request, action: "book", isCompensation: false) { body, resources, faults in
+                try await self.handle(request, action: "book", isCompensation: false) { body, resources, faults, _ in
                     if faults.reject { return (409, ["error": "unavailable", "message": "no \(noun) is available for these dates"], "") }
                     let id = resources.newID(prefix: prefix)
                     let booking: JSONValue = ["id": .string(id), "status": "booked", "trip": body["tripId"] ?? .null]
@@ -117,19 +122,20 @@ public final class Participant: Sendable {
             }
             router.delete("/bookings/:id") { request, context in
                 let id = context.parameters.get("id") ?? ""
-                return try await self.handle(request, action: "cancel", isCompensation: true) { _, resources, _ in
+                return try await self.handle(request, action: "cancel", isCompensation: true) { _, resources, _, _ in
                     Self.update(id, in: &resources, status: "cancelled", noun: "booking")
                 }
             }
+            undoByKey(router, .delete, "/bookings/by-key/:key", action: "cancel", status: "cancelled", noun: "booking")
             router.post("/bookings/:id/confirm") { request, context in
                 let id = context.parameters.get("id") ?? ""
-                return try await self.handle(request, action: "confirm", isCompensation: false) { _, resources, _ in
+                return try await self.handle(request, action: "confirm", isCompensation: false) { _, resources, _, _ in
                     Self.update(id, in: &resources, status: "confirmed", noun: "booking")
                 }
             }
         case .shipping:
             router.post("/shipments") { request, _ in
-                try await self.handle(request, action: "ship", isCompensation: false) { body, resources, faults in
+                try await self.handle(request, action: "ship", isCompensation: false) { body, resources, faults, _ in
                     guard body["address"] != nil else {
                         return (422, ["error": "invalid_request", "message": "address is required"], "")
                     }
@@ -144,12 +150,27 @@ public final class Participant: Sendable {
             }
             router.delete("/shipments/:id") { request, context in
                 let id = context.parameters.get("id") ?? ""
-                return try await self.handle(request, action: "cancel", isCompensation: true) { _, resources, _ in
+                return try await self.handle(request, action: "cancel", isCompensation: true) { _, resources, _, _ in
                     Self.update(id, in: &resources, status: "cancelled", noun: "shipment")
                 }
             }
+            undoByKey(router, .delete, "/shipments/by-key/:key", action: "cancel", status: "cancelled", noun: "shipment")
         }
         return router
+    }
+
+    /// A compensation that names the forward request it undoes by that request's idempotency key, so it works
+    /// whether or not Skald ever saw the answer: it undoes what the request created, or, when nothing was applied
+    /// (yet), answers 200 "nothing_to_undo" and refuses that request if it arrives later.
+    private func undoByKey(
+        _ router: Router<BasicRequestContext>, _ method: HTTPRequest.Method, _ path: RouterPath, action: String, status: String, noun: String
+    ) {
+        router.on(path, method: method) { request, context in
+            let key = context.parameters.get("key").map { $0.removingPercentEncoding ?? $0 } ?? ""
+            return try await self.handle(request, action: action, isCompensation: true, undoing: key) { _, resources, _, created in
+                Self.update(created ?? "", in: &resources, status: status, noun: noun)
+            }
+        }
     }
 
     static func update(_ id: String, in resources: inout Resources, status: String, noun: String) -> (status: Int, body: JSONValue, resource: String) {
@@ -162,8 +183,8 @@ public final class Participant: Sendable {
     }
 
     private func handle(
-        _ request: Request, action: String, isCompensation: Bool,
-        apply: @escaping @Sendable (JSONValue, inout Resources, Faults) -> (status: Int, body: JSONValue, resource: String)
+        _ request: Request, action: String, isCompensation: Bool, undoing forwardKey: String? = nil,
+        apply: @escaping @Sendable (JSONValue, inout Resources, Faults, String?) -> (status: Int, body: JSONValue, resource: String)
     ) async throws -> Response {
         let buffer = try await request.body.collect(upTo: 1 << 20)
         let body: JSONValue
@@ -177,8 +198,9 @@ public final class Participant: Sendable {
         let delay = await state.faults.delay
         if delay > .zero { try await Task.sleep(for: delay) }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
-        let answer = await state.answer(key: key, action: action, isCompensation: isCompensation) { resources, faults in
-            apply(body, &resources, faults)
+        let answer = await state.answer(key: key, action: action, isCompensation: isCompensation, undoing: forwardKey) {
+            resources, faults, created in
+            apply(body, &resources, faults, created)
         }
         return Self.json(answer.status, answer.body)
     }
@@ -196,13 +218,14 @@ public final class Participant: Sendable {
             case "failNext": faults.failNext = Int(value.intValue ?? 0)
             case "failCompensations": faults.failCompensations = value.boolValue ?? false
             case "hold": faults.hold = value.boolValue ?? false
+            case "stall": faults.stall = value.boolValue ?? false
             case "delay": faults.delay = value.stringValue.flatMap(DurationText.parse) ?? .zero
             default:
-                return Self.json(422, ["error": "unknown_field", "message": "unknown field \(key); use reject, failNext, failCompensations, hold, delay"])
+                return Self.json(422, ["error": "unknown_field", "message": "unknown field \(key); use reject, failNext, failCompensations, hold, stall, delay"])
             }
         }
         await setFaults(faults)
-        if !faults.hold { await releaseHeld() }
+        if !faults.hold && !faults.stall { await releaseHeld() }
         return Self.json(200, ["faults": .object(fields)])
     }
 

@@ -13,13 +13,20 @@ public struct Faults: Sendable, Hashable {
     public var delay: Duration = .zero
     /// Apply each request, then hold the answer until `releaseHeld()`.
     public var hold = false
+    /// Hold each forward request *before* applying it, until `releaseHeld()` (a service that is stuck): Skald's
+    /// attempts time out, and the request is processed only after the release. Compensations are answered.
+    public var stall = false
 
-    public init(reject: Bool = false, failNext: Int = 0, failCompensations: Bool = false, delay: Duration = .zero, hold: Bool = false) {
+    public init(
+        reject: Bool = false, failNext: Int = 0, failCompensations: Bool = false, delay: Duration = .zero, hold: Bool = false,
+        stall: Bool = false
+    ) {
         self.reject = reject
         self.failNext = failNext
         self.failCompensations = failCompensations
         self.delay = delay
         self.hold = hold
+        self.stall = stall
     }
 }
 
@@ -37,11 +44,22 @@ struct StoredAnswer: Sendable {
     var body: JSONValue
 }
 
-/// The participant's memory: idempotency cache, ledger, faults, held requests.
+/// The participant's memory: idempotency cache, ledger, faults, held requests, and what was undone.
+///
+/// It keeps the contract Skald asks of participants (README, "Participants"): a compensation names the forward
+/// request it undoes by that request's idempotency key; it may arrive before the forward request is processed, or
+/// for one that never arrived, and then answers success with nothing to undo; either way the key is remembered, and
+/// a forward request with it that arrives later is refused (409), not applied.
 actor ParticipantState {
     var faults = Faults()
     private(set) var ledger: [LedgerEntry] = []
     private(set) var requestCount = 0
+    /// Forward idempotency keys, and the resource each one's request created.
+    private var createdByKey: [String: String] = [:]
+    /// Forward idempotency keys whose action was compensated, or compensated before it arrived.
+    private var undoneKeys: Set<String> = []
+    /// Forward requests refused because their compensation came first.
+    private(set) var refusedAfterUndo = 0
     private var answers: [String: StoredAnswer] = [:]
     private var inProgress: [String: [CheckedContinuation<StoredAnswer, Never>]] = [:]
     private var held: [CheckedContinuation<Void, Never>] = []
@@ -66,9 +84,12 @@ actor ParticipantState {
     }
 
     /// Runs `apply` once per idempotency key; repeats get the stored answer (waiting if the first is still running).
+    ///
+    /// - Parameter undoing: for a compensation that names its forward request by idempotency key: that key. `apply`
+    ///   then gets the resource the forward request created, or is not called when there is nothing to undo.
     func answer(
-        key: String?, action: String, isCompensation: Bool,
-        apply: @Sendable (inout Resources, Faults) -> (status: Int, body: JSONValue, resource: String)
+        key: String?, action: String, isCompensation: Bool, undoing forwardKey: String? = nil,
+        apply: @Sendable (inout Resources, Faults, _ created: String?) -> (status: Int, body: JSONValue, resource: String)
     ) async -> StoredAnswer {
         requestCount += 1
         notifyChange()
@@ -86,9 +107,33 @@ actor ParticipantState {
             return StoredAnswer(status: 500, body: ["error": "internal", "message": "the undo failed"])
         }
         if let key { inProgress[key] = [] }
-        let (status, body, resource) = apply(&resources, faults)
-        if status < 300 {
+        if !isCompensation && faults.stall {
+            await withCheckedContinuation { continuation in
+                held.append(continuation)
+                notifyChange()
+            }
+        }
+        let (status, body, resource): (Int, JSONValue, String)
+        if !isCompensation, let key, undoneKeys.contains(key) {
+            refusedAfterUndo += 1
+            (status, body, resource) = (
+                409, ["error": "compensated", "message": "the request with Idempotency-Key \(key) was compensated before it was processed; it is not applied"], ""
+            )
+        } else if let forwardKey {
+            undoneKeys.insert(forwardKey)
+            if let created = createdByKey[forwardKey] {
+                (status, body, resource) = apply(&resources, faults, created)
+            } else {
+                (status, body, resource) = (
+                    200, ["status": "nothing_to_undo", "message": "no request with Idempotency-Key \(forwardKey) was applied; it will be refused if it arrives"], ""
+                )
+            }
+        } else {
+            (status, body, resource) = apply(&resources, faults, nil)
+        }
+        if status < 300 && !resource.isEmpty {
             ledger.append(LedgerEntry(idempotencyKey: key, action: action, resource: resource, at: Date()))
+            if !isCompensation, let key { createdByKey[key] = resource }
         }
         let answer = StoredAnswer(status: status, body: body)
         if faults.hold {

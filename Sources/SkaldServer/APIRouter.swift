@@ -161,11 +161,16 @@ struct API: Sendable {
                 "the definition reads environment variables this server does not allow: \(refused.map(\.description).joined(separator: "; "))",
                 details: ["problems": Representation.problems(error)])
         }
+        func shown(_ stored: StoredDefinition) -> JSONValue {
+            var out = Representation.definition(stored, full: false).objectValue ?? [:]
+            out["warnings"] = Representation.problems(DefinitionError(file: nil, problems: definition.warnings))
+            return .object(out)
+        }
         switch try await store.registerDefinition(definition, at: Date()) {
         case .registered:
-            return .json(Representation.definition(try await registered(definition), full: false), status: .created)
+            return .json(shown(try await registered(definition)), status: .created)
         case .alreadyRegistered:
-            return .json(Representation.definition(try await registered(definition), full: false))
+            return .json(shown(try await registered(definition)))
         case .conflict(let hash):
             throw APIError.conflict(
                 "\(definition.name) version \(definition.version) is already registered with other content (hash \(hash.prefix(12))…); bump \"version\" to register a change")

@@ -353,6 +353,19 @@ extension OpenAPIDocument {
           "definition": {
             "type": "object",
             "description": "The saga as registered (GET /v1/definitions/{name} only)."
+          },
+          "warnings": {
+            "type": "array",
+            "description": "What the definition allows but probably does not mean, such as a compensation that needs the response of a step whose outcome may be unknown (POST /v1/definitions only; empty when there is nothing to say).",
+            "items": {
+              "type": "object",
+              "properties": {
+                "path": { "type": "string", "nullable": true, "description": "The JSON path, such as steps[2].compensation." },
+                "line": { "type": "integer", "nullable": true },
+                "column": { "type": "integer", "nullable": true },
+                "message": { "type": "string" }
+              }
+            }
           }
         }
       }

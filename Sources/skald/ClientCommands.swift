@@ -25,6 +25,10 @@ struct DefineCommand: AsyncParsableCommand {
                 let version = body["version"]?.intValue ?? 0
                 let hash = String((body["hash"]?.stringValue ?? "").prefix(12))
                 print(status == 201 ? "registered \(name) v\(version) (\(hash)…)" : "\(name) v\(version) is already registered with this content (\(hash)…)")
+                for warning in body["warnings"]?.arrayValue ?? [] {
+                    let path = warning["path"]?.stringValue.map { "\($0): " } ?? ""
+                    printError("\(file): warning: \(path)\(warning["message"]?.stringValue ?? "")")
+                }
             } catch let failure as APIFailure where failure.status == 422 && !client.json {
                 // The same lines as `skald validate`: FILE:LINE:COL: PATH: message.
                 let problems = (failure.details?["problems"]?.arrayValue ?? []).map { problem in

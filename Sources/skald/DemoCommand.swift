@@ -10,9 +10,10 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Start built-in participant services (inventory, payments, shipping, hotels, flights, cars) on 127.0.0.1 and run the example sagas against them.",
         discussion: """
-            Four checkouts: one that completes, one whose card is declined (HTTP 402, so the stock reservation is \
-            released), one whose shipping service is flaky (503s, then success after backoff), and one whose refund \
-            keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel \
+            Five checkouts: one that completes, one whose card is declined (HTTP 402, so the stock reservation is \
+            released), one whose shipping service is flaky (503s, then success after backoff), one whose shipping \
+            service hangs (no answer, so the shipment is cancelled in case it was booked, and refused when it comes \
+            late), and one whose refund keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel \
             before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once. \
             With --serve, only start the services and print their URLs.
             """)
@@ -66,7 +67,8 @@ struct DemoCommand: AsyncParsableCommand {
             Each service honours Idempotency-Key and can be told to misbehave, for example:
               curl -X POST \(participants.urls[.shipping]!)/_control -d '{"failNext": 2}'
               curl -X POST \(participants.urls[.payments]!)/_control -d '{"reject": true}'
-            Fields: reject, failNext, failCompensations, delay ("2s"), hold. GET /_ledger lists what was applied.
+            Fields: reject, failNext, failCompensations, delay ("2s"), hold (apply, then hold the answer), stall (hold
+            forward requests before applying them); {} releases what is held. GET /_ledger lists what was applied.
             """)
         fflush(nil)
     }
@@ -109,6 +111,8 @@ struct DemoCommand: AsyncParsableCommand {
             var card: String = "4242424242424242"
             var faults: [Participant.Kind: Faults] = [:]
             var isTrip = false
+            /// A participant whose stalled requests are let go once the run has ended.
+            var wakes: Participant.Kind?
         }
         let scenarios = [
             Scenario(title: "A checkout that completes", setup: "All three services answer at once."),
@@ -120,6 +124,10 @@ struct DemoCommand: AsyncParsableCommand {
                 title: "Shipping is flaky",
                 setup: "Shipping answers the next 2 requests with 503. A 5xx is retried with exponential backoff and jitter; the same Idempotency-Key goes with every attempt.",
                 faults: [.shipping: Faults(failNext: 2)]),
+            Scenario(
+                title: "Shipping hangs",
+                setup: "Shipping takes the request but never answers. After its last attempt times out, Skald cannot know whether the parcel was booked, so it undoes ship-order too, naming it by its idempotency key, then the charge and the reservation.",
+                faults: [.shipping: Faults(stall: true)], wakes: .shipping),
             Scenario(
                 title: "Shipping refuses, and refunds are down",
                 setup: "Shipping rejects the address (422) and payments fails every refund (500). Skald retries the refund, then stops in compensation_failed and says which step needs a person.",
@@ -146,7 +154,18 @@ struct DemoCommand: AsyncParsableCommand {
                     : try await engine.startRun(saga, input: DemoSagas.checkoutInput(orderId: "order-\(1001 + number)", card: scenario.card))
                 print("   run \(runID)")
                 let state = try await engine.drive(runID: runID)
-                print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))\n")
+                print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))")
+                if let kind = scenario.wakes {
+                    let participant = participants[kind]
+                    let refusedBefore = await participant.refusedAfterUndo
+                    await participant.setFaults(Faults())
+                    await participant.releaseHeld()
+                    // The released requests are answered at once; wait for the first (bounded, in case of a bug).
+                    for _ in 0..<100 where await participant.refusedAfterUndo == refusedBefore { try await Task.sleep(for: .milliseconds(20)) }
+                    let refused = await participant.refusedAfterUndo - refusedBefore
+                    print("   \(kind.rawValue) wakes up: the held shipment request comes after its cancellation, so \(kind.rawValue) refuses it (409)\(refused == 0 ? "" : ", \(refused) time\(refused == 1 ? "" : "s")"): nothing was shipped.")
+                }
+                print("")
                 outcomes.append(state.status)
             }
         }

@@ -75,6 +75,9 @@ final class ProgressPrinter: Sendable {
             return "\(prefix)\(padded) \(attemptColumn) \(style.red("failed")) \(reason)  \(style.dim(took))  \(next)"
         case .attemptResent:
             return "\(prefix)\(style.yellow("resend")) \(event.message)"
+        case .stepFailed where event.data["outcome"] == "unknown":
+            // Why a step that failed is undone (or why it is not): its request may have been applied.
+            return "\(prefix)\(style.yellow("?")) \(event.message)"
         case .compensationStarted, .compensationSkipped, .compensationFailed, .deadlinePassed, .runStuck, .pivotPassed,
             .compensationResolved, .compensationRetried, .runResumed, .runCancelled:
             return "\(prefix)\(style.yellow("↩")) \(event.message)"
@@ -90,10 +93,12 @@ final class ProgressPrinter: Sendable {
         case .completed:
             return "\(style.green(style.bold("completed"))) in \(took): all \(state.steps.count) steps succeeded"
         case .compensated:
-            let undone = state.steps.filter { $0.status == .compensated }.map(\.name)
+            let undone = state.steps.filter { $0.status == .compensated }.map { $0.outcomeUnknown ? "\($0.name) (outcome unknown)" : $0.name }
+            let leftUnknown = state.steps.filter { $0.status == .outcomeUnknown }.map(\.name)
             let failure = state.failure?.summary ?? "a step failed"
             let tail = undone.isEmpty ? "nothing needed undoing" : "undone in reverse: \(undone.reversed().joined(separator: ", "))"
             return "\(style.yellow(style.bold("compensated"))) in \(took): \(failure); \(tail)"
+                + (leftUnknown.isEmpty ? "" : "; outcome unknown and not undone, check at the participant: \(leftUnknown.joined(separator: ", "))")
         case .compensationFailed:
             let failure = state.compensationFailure.map { "the compensation of \($0.summary)" } ?? "a compensation failed"
             let left = state.steps.filter { $0.status == .succeeded }.map(\.name)
@@ -101,6 +106,10 @@ final class ProgressPrinter: Sendable {
                 + (left.isEmpty ? "" : "; still to undo: \(left.reversed().joined(separator: ", "))")
                 + ". A person decides: with `skald serve` on this database, `skald retry \(state.id)` tries it again, or"
                 + " `skald resolve \(state.id) --step \(state.compensationFailure?.step ?? "STEP") --note \"what you did\"` records it was undone by hand."
+        case .stuck where state.stuck?.reason.hasPrefix("outcome unknown") == true:
+            // The pivot's outcome is unknown (SagaMachine records the reason so).
+            let pivot = state.stuck?.step ?? "the pivot"
+            return "\(style.red(style.bold("stuck"))) after \(took): the outcome of the pivot \(pivot) is unknown (\(state.stuck?.reason ?? "")). Find out at the participant whether it was applied; then, with `skald serve` on this database, `skald retry \(state.id)` sends it again with the same idempotency key, or `skald cancel \(state.id)` compensates the steps before it."
         case .stuck:
             let stuck = (state.stuck?.summary ?? "a step failed") + " after the pivot"
             return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: fix the step, then `skald retry \(state.id)` with `skald serve` on this database."

@@ -114,6 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
             enginePolicy = apiPolicy.allowing(loaded.flatMap(\.environmentNames))
             let environment = ProcessInfo.processInfo.environment
             for saga in loaded {
+                for warning in saga.warnings { printError("warning: \(saga.name) v\(saga.version): \(warning)") }
                 let unset = saga.environmentNames.filter { environment[$0] == nil && !EnvironmentPolicy.isReserved($0) }
                 if !unset.isEmpty {
                     printError(

@@ -16,6 +16,7 @@ struct ValidateCommand: ParsableCommand {
             switch DefinitionFile.load(file) {
             case .success(let saga):
                 print("\(file): ok — \(saga.name) v\(saga.version), \(saga.steps.count) step\(saga.steps.count == 1 ? "" : "s")")
+                for warning in saga.warnings { printError("\(file): warning: \(warning)") }
             case .failure(let error):
                 invalid += 1
                 for line in error.lines { printError(line) }

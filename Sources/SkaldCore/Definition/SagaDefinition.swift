@@ -36,6 +36,16 @@ public struct SagaDefinition: Sendable {
         contentHash = SHA256.hex(documentText)
     }
 
+    /// Things that are allowed but probably not meant: the definition is valid, and these are worth a look.
+    public var warnings: [DefinitionProblem] {
+        steps.enumerated().compactMap { index, step in
+            guard step.compensateUnknown, step.compensationReadsOwnResponse, index != pivot else { return nil }
+            return DefinitionProblem(
+                path: JSONPath.root.appending("steps").appending(index).appending("compensation"),
+                message: "the compensation reads this step's own response, which never comes when the outcome is unknown (a timeout); then it cannot be sent and the run stops in compensation_failed. Name the action with {{steps.\(step.name).idempotencyKey}} (see Participants in the README), or set \"compensateUnknown\": false")
+        }
+    }
+
     public func stepIndex(named name: String) -> Int? {
         steps.firstIndex { $0.name == name }
     }

@@ -457,7 +457,7 @@ public final class SagaMachine: Sendable {
                 at: now, kind: .compensationStarted, step: failure.step,
                 message: names.isEmpty
                     ? "\(failure.step.map { "\($0) failed" } ?? failure.reason), and no completed step has a compensation to run"
-                    : "\(failure.step.map { "\($0) failed" } ?? failure.reason), so the completed steps, and those whose outcome is unknown, are undone, each after the steps that depended on it: \(shown.joined(separator: ", "))",
+                    : "\(failure.step.map { "\($0) failed" } ?? failure.reason), so the completed steps\(withCompensation.contains { state.steps[$0].status == .outcomeUnknown } ? ", and those whose outcome is unknown," : "") are undone, each after the steps that depended on it: \(shown.joined(separator: ", "))",
                 data: ["order": .array(names.map(JSONValue.string)), "reason": .string(failure.reason)]))
         advanceCompensation(&state, at: now, events: &events)
     }
