@@ -221,11 +221,20 @@ extension OpenAPIDocument {
               "running",
               "succeeded",
               "failed",
+              "outcome_unknown",
               "compensating",
               "compensated",
               "compensation_failed",
               "compensation_skipped"
             ]
+          },
+          "outcomeUnknown": {
+            "type": "boolean",
+            "description": "A forward attempt got no answer (timeout, or the connection broke after sending) and none succeeded since: the participant may have applied the request. Such a step ends outcome_unknown and is compensated unless it declares compensateUnknown: false."
+          },
+          "idempotencyKey": {
+            "type": "string",
+            "description": "The Idempotency-Key of the step's forward request (RUN:STEP:forward), to look it up at the participant."
           },
           "attempts": {
             "type": "integer"

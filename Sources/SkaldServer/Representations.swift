@@ -39,6 +39,8 @@ enum Representation {
                 "nextAttemptAt": step.dueAt.map(timestamp) ?? .null,
                 "response": step.response.map { ["status": .int(Int64($0.status)), "body": $0.body] } ?? .null,
                 "lastError": step.lastError.map(JSONValue.string) ?? .null,
+                "outcomeUnknown": .bool(step.outcomeUnknown),
+                "idempotencyKey": .string(IdempotencyKey.of(runID: run.id, step: step.name, phase: .forward)),
                 "attemptLog": .array(stepAttempts),
             ]
         }

@@ -243,13 +243,24 @@ struct StatusCommand: AsyncParsableCommand {
                 print("  retry it with `skald retry \(id)` once the participant is fixed, or `skald resolve \(id) --step STEP --note TEXT` if you undid it by hand")
             }
             if let stuck = run["stuck"], stuck != .null {
-                print(style.red("stuck after the pivot: \(stuck["step"]?.stringValue ?? ""): \(stuck["reason"]?.stringValue ?? "")"))
-                print("  fix what that step calls, then `skald retry \(id)` tries it again")
+                let step = stuck["step"]?.stringValue ?? ""
+                if Watcher.isUndecidedPivot(stuck) {
+                    let key = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["idempotencyKey"]?.stringValue ?? ""
+                    print(style.red("stuck at the pivot: the outcome of \(step) is unknown: \(stuck["reason"]?.stringValue ?? "")"))
+                    print("  find out at the participant whether the request with Idempotency-Key \(key) was applied; then `skald retry \(id)` sends it again with the same key, or `skald cancel \(id)` compensates the steps before it")
+                } else {
+                    print(style.red("stuck after the pivot: \(step): \(stuck["reason"]?.stringValue ?? "")"))
+                    print("  fix what that step calls, then `skald retry \(id)` tries it again")
+                }
             }
             let rows = (run["steps"]?.arrayValue ?? []).map { step -> [String] in
                 var detail = step["lastError"]?.stringValue ?? ""
                 if detail.isEmpty, let response = step["response"], response != .null {
                     detail = "HTTP \(response["status"]?.intValue ?? 0) \(response["body"]?.jsonText ?? "")"
+                }
+                if step["outcomeUnknown"] == true {
+                    let undone = ["compensating", "compensated"].contains(step["status"]?.stringValue ?? "")
+                    detail = (undone ? "outcome unknown, undone in case it was applied: " : "outcome unknown: ") + detail
                 }
                 if let next = step["nextAttemptAt"], next != .null { detail = "next attempt \(RelativeTime.describe(next)); " + detail }
                 if detail.count > 70 { detail = String(detail.prefix(69)) + "…" }
@@ -446,7 +457,16 @@ struct Watcher {
         }
     }
 
+    /// Stuck because the pivot's outcome is unknown (SagaMachine records the reason so).
+    static func isUndecidedPivot(_ stuck: JSONValue) -> Bool {
+        stuck["reason"]?.stringValue?.hasPrefix("outcome unknown") == true
+    }
+
     static func failureText(_ run: JSONValue) -> String {
+        if let stuck = run["stuck"], stuck != .null, isUndecidedPivot(stuck) {
+            let id = run["id"]?.stringValue ?? ""
+            return ": the outcome of the pivot \(stuck["step"]?.stringValue ?? "?") is unknown (\(stuck["reason"]?.stringValue ?? "")); find out at the participant, then `skald retry \(id)` or `skald cancel \(id)`"
+        }
         if let stuck = run["stuck"], stuck != .null {
             return ": \(stuck["step"]?.stringValue ?? "?") failed after the pivot (\(stuck["reason"]?.stringValue ?? "")); fix it, then `skald retry \(run["id"]?.stringValue ?? "")`"
         }

@@ -1,6 +1,9 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import NIOCore
+import NIOPosix
+import Synchronization
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
@@ -111,6 +114,7 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
             #expect(failure.retryAfter == .seconds(3))
             #expect(failure.response?.status == 503)
             #expect(failure.reason.contains("HTTP 503"))
+            #expect(!failure.mayHaveApplied, "an answer came")
 
             let declined = await executor.execute(request(try call(#"{"method": "GET", "url": "\#(base)/status/402"}"#)))
             guard case .failed(let permanent) = declined else { Issue.record("expected failure"); return }
@@ -143,6 +147,7 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
             guard case .failed(let failure) = outcome else { Issue.record("expected failure"); return }
             #expect(failure.kind == .responseTooLarge)
             #expect(failure.reason.contains("larger than the limit of 1024 bytes"))
+            #expect(failure.mayHaveApplied, "the status was never read")
         }
     }
 
@@ -153,6 +158,7 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
             #expect(failure.kind == .timeout)
             #expect(failure.isRetryable)
             #expect(failure.reason == "no complete response within 200ms")
+            #expect(failure.mayHaveApplied)
         }
     }
 
@@ -164,6 +170,7 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
             #expect(failure.kind == .timeout)
             #expect(failure.isRetryable)
             #expect(failure.reason == "no complete response within 300ms")
+            #expect(failure.mayHaveApplied)
         }
     }
 
@@ -180,7 +187,28 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
             #expect(failure.kind == .transport)
             #expect(failure.isRetryable)
             #expect(failure.reason.contains("127.0.0.1:1"))
+            #expect(!failure.mayHaveApplied, "a refused connection carried nothing")
         }
+    }
+
+    @Test func aConnectionThatBreaksAfterTheRequestWasSentLeavesTheOutcomeUnknown() async throws {
+        // A server that reads the whole request, then closes the connection without answering.
+        let received = ReceivedCount()
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.pipeline.addHandler(HangUpAfterRequest(received: received))
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = server.localAddress?.port ?? 0
+        let client = HTTPClient.makeForSteps()
+        let outcome = await HTTPStepExecutor(client: client).execute(
+            request(try call(#"{"method": "POST", "url": "http://127.0.0.1:\#(port)/ship", "body": {"a": 1}, "timeout": "5s"}"#)))
+        try await client.shutdown()
+        try await server.close()
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        #expect(failure.kind == .transport)
+        #expect(failure.mayHaveApplied, "the participant read the request: it may have acted on it")
+        #expect(received.value.withLock { $0 } >= 1)
     }
 
     @Test func aTemplateThatCannotBeRenderedFailsWithoutSending() async throws {
@@ -189,6 +217,7 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
             guard case .failed(let failure) = outcome else { Issue.record("expected failure"); return }
             #expect(failure.kind == .request)
             #expect(!failure.isRetryable)
+            #expect(!failure.mayHaveApplied)
             #expect(failure.reason.contains("input has no field \"missing\""))
         }
     }
@@ -198,4 +227,24 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
         #expect(HTTPStepExecutor.parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT") == .zero)
         #expect(HTTPStepExecutor.parseRetryAfter("soon") == nil)
     }
+}
+
+/// Reads a request up to the end of its body (a JSON object here), then closes the connection with no answer.
+final class HangUpAfterRequest: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let received: ReceivedCount
+
+    init(received: ReceivedCount) { self.received = received }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let text = String(buffer: unwrapInboundIn(data))
+        if text.contains("}") {
+            received.value.withLock { $0 += 1 }
+            context.close(promise: nil)
+        }
+    }
+}
+
+final class ReceivedCount: Sendable {
+    let value = Mutex(0)
 }
