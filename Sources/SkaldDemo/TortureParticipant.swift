@@ -14,9 +14,16 @@ import Synchronization
 /// - `slow`: holds the first request for a key past the step's timeout, then applies it anyway (the answer
 ///   comes too late and Skald sends the request again with the same key);
 /// - `decline`: the step named by `fail` answers 402;
+/// - `hang`: every request for the step named by `fail` is answered only after the step's timeout, so Skald never
+///   learns the outcome; the first is applied after a long wait (before or after Skald's compensation arrives:
+///   both orders happen, and either way nothing may stay applied);
 /// - `failundo`: like `decline`, and the compensations of the run fail (500) until the run is fixed
 ///   (`POST /fix/RUN`), so the run ends in `compensation_failed` until an operator acts;
 /// - `cancel`: each step takes 100 ms, so a cancel sent meanwhile finds the run in the middle.
+///
+/// It keeps the compensation contract (README, "Participants"): a compensation for a step it never applied answers
+/// success with nothing to undo (and is not an action), and a forward request that arrives after its step's
+/// compensation is refused (409), not applied.
 public final class TortureParticipant: Sendable {
     /// One action applied, in the order they were applied.
     public struct Action: Sendable, Hashable {
@@ -33,6 +40,9 @@ public final class TortureParticipant: Sendable {
         var fixed: Set<String> = []
         var resolvedByHand: Set<String> = []
         var requests = 0
+        /// `RUN:STEP` of every forward action applied, and of every step compensated (applied or not).
+        var applied: Set<String> = []
+        var compensated: Set<String> = []
     }
 
     private let state = Mutex(State())
@@ -81,8 +91,22 @@ public final class TortureParticipant: Sendable {
             state.attempts[key, default: 0] += 1
             return (state.answers[key], state.attempts[key]!)
         }
+        if phase == .forward, mode == "hang", step == failing {
+            // Past the timeout every time. The first request then applies (unless compensated meanwhile); the
+            // others answer what is stored, or that the first is still in progress.
+            try await Task.sleep(for: attempt == 1 ? slowHold * 6 : slowHold)
+            if attempt > 1 {
+                let stored = state.withLock { $0.answers[key] }
+                return stored.map { Self.response($0.status, $0.body) } ?? Self.response(409, #"{"error": "in progress"}"#)
+            }
+            return record(key: key, run: run, step: step, phase: phase, status: 201, body: #"{"id": "\#(step)-\#(run)"}"#)
+        }
         if let stored { return Self.response(stored.status, stored.body) }
 
+        let runStep = "\(run):\(step)"
+        if phase == .forward, state.withLock({ $0.compensated.contains(runStep) }) {
+            return record(key: key, run: run, step: step, phase: phase, status: 409, body: #"{"error": "compensated before it arrived"}"#)
+        }
         switch (phase, mode) {
         case (.forward, "flaky") where attempt <= 2:
             var response = Self.response(503, #"{"error": "busy"}"#)
@@ -102,14 +126,31 @@ public final class TortureParticipant: Sendable {
         return record(key: key, run: run, step: step, phase: phase, status: phase == .forward ? 201 : 200, body: #"{"id": "\#(step)-\#(run)"}"#)
     }
 
-    /// Applies the action (once per key), stores the answer for the key and answers.
+    /// Applies the action (once per key), stores the answer for the key and answers. A compensation of a step that
+    /// was never applied changes nothing: it answers success with nothing to undo.
     private func record(key: String, run: String, step: String, phase: Phase, status: Int, body: String) -> Response {
         let answer = state.withLock { state -> (status: Int, body: String) in
             if let stored = state.answers[key] { return stored }
-            state.answers[key] = (status, body)
+            let name = "\(run):\(step)"
+            if phase == .forward, state.compensated.contains(name) {
+                state.answers[key] = (409, #"{"error": "compensated before it arrived"}"#)
+                return state.answers[key]!
+            }
+            var body = body
             if (200..<300).contains(status) {
+                if phase == .compensate {
+                    state.compensated.insert(name)
+                    if !state.applied.contains(name) {
+                        body = #"{"status": "nothing_to_undo"}"#
+                        state.answers[key] = (status, body)
+                        return (status, body)
+                    }
+                } else {
+                    state.applied.insert(name)
+                }
                 state.actions.append(Action(sequence: state.actions.count + 1, run: run, step: step, phase: phase))
             }
+            state.answers[key] = (status, body)
             return (status, body)
         }
         return Self.response(answer.status, answer.body)

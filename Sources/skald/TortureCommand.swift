@@ -18,7 +18,8 @@ struct TortureCommand: AsyncParsableCommand {
         discussion: """
             Each cycle starts skald serve on the same database, keeps starting runs (happy, flaky with 503 and \
             Retry-After, slow past their timeout, declined, compensations that fail until an operator retries or \
-            resolves them, cancels mid-run, parallel steps and a pivot), and SIGKILLs it after a random time \
+            resolves them, cancels mid-run, a step that never answers in time so its outcome is unknown, parallel \
+            steps and a pivot), and SIGKILLs it after a random time \
             (uniform, so kills land during start-up recovery, group commits and everything else). After the last \
             cycle a server runs to the end, and the harness checks the participant's log and the database. \
             Prints one summary line; exits 1 on any violation.
@@ -160,9 +161,9 @@ struct TortureDriver {
 
         static func random(_ random: inout SeededRandom) -> Plan {
             let saga = random.pick(["torture-chain", "torture-graph"])
-            let mode = random.pick(["happy", "happy", "flaky", "slow", "decline", "failundo", "cancel"])
+            let mode = random.pick(["happy", "happy", "flaky", "slow", "decline", "failundo", "cancel", "hang"])
             let steps = saga == "torture-chain" ? ["b", "c"] : ["b1", "b2"]
-            return Plan(saga: saga, mode: mode, fail: mode == "decline" || mode == "failundo" ? random.pick(steps) : "")
+            return Plan(saga: saga, mode: mode, fail: ["decline", "failundo", "hang"].contains(mode) ? random.pick(steps) : "")
         }
     }
 
@@ -354,7 +355,7 @@ struct TortureDriver {
             // Every run ended, and as its plan says it must.
             switch status {
             case .completed:
-                if entry.plan.mode == "decline" || entry.plan.mode == "failundo" {
+                if ["decline", "failundo", "hang"].contains(entry.plan.mode) {
                     violations.append("run \(id) (\(entry.plan.mode) at \(entry.plan.fail)) completed")
                 }
                 for step in graph.steps where forward[step] == nil {
@@ -398,6 +399,9 @@ struct TortureDriver {
             let expected: RunEvent.Kind? = status == .completed ? .runCompleted : status == .compensated ? .runCompensated : nil
             if ending?.kind != expected {
                 violations.append("run \(id) is \(status.rawValue) but its history ends with \(ending?.kind.rawValue ?? "no ending")")
+            }
+            if entry.plan.mode == "hang", run.state.steps.first(where: { $0.name == entry.plan.fail })?.outcomeUnknown != true {
+                violations.append("run \(id): \(entry.plan.fail) never answered in time, but its outcome is not stored as unknown")
             }
             for step in run.state.steps where step.status == .succeeded && forward[step.name] == nil {
                 violations.append("run \(id): \(step.name) is stored as succeeded but the participant never applied it")
