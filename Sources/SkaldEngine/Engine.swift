@@ -369,9 +369,11 @@ public final class Engine: Service, Sendable {
                     code: .conflict,
                     message: state.status.isTerminal
                         ? "run \(runID) already finished (\(state.status.rawValue)); there is nothing to cancel"
-                        : state.status == .running && machine.isAtOrPastPivot(state)
-                            ? "run \(runID) has reached its pivot \(pivot), the point of no return: it can no longer be undone, only finished"
-                            : "run \(runID) is already compensating; it cannot be cancelled again")
+                        : state.status == .stuck
+                            ? "run \(runID) is stuck after its pivot \(pivot), the point of no return: it can only go forward; fix the step and retry, or abandon the run"
+                            : state.status == .running && machine.isAtOrPastPivot(state)
+                                ? "run \(runID) has reached its pivot \(pivot), the point of no return (its call is in flight, succeeded, or may have been applied): it can no longer be undone, only finished"
+                                : "run \(runID) is already compensating; it cannot be cancelled again")
             }
             return transition
         }
@@ -411,6 +413,16 @@ public final class Engine: Service, Sendable {
         try await operate(runID) { machine, state, now in
             guard let transition = machine.resume(state, by: who, note: note, at: now) else {
                 throw EngineError(code: .conflict, message: "run \(runID) is \(state.status.rawValue); only a stuck run can be resumed")
+            }
+            return transition
+        }
+    }
+
+    /// Stops a run without undoing anything more (the business settled it by hand); the note says how.
+    public func abandon(runID: String, note: String, by who: String = "") async throws -> RunState {
+        try await operate(runID) { machine, state, now in
+            guard let transition = machine.abandon(state, by: who, note: note, at: now) else {
+                throw EngineError(code: .conflict, message: "run \(runID) already ended (\(state.status.rawValue)); there is nothing to abandon")
             }
             return transition
         }

@@ -300,7 +300,7 @@ public final class SQLiteStore: SagaStore {
     // MARK: - Retention
 
     /// Statuses `prune` deletes. Runs in `compensation_failed` or `stuck` wait for an operator and are kept.
-    public static let prunableStatuses: [RunStatus] = [.completed, .compensated]
+    public static let prunableStatuses: [RunStatus] = [.completed, .compensated, .abandoned]
 
     /// Deletes runs that finished (completed or compensated) before `cutoff`, with their steps, attempts and history,
     /// `batchSize` runs per transaction so the engine's own writes go in between. Returns how many runs were deleted.

@@ -85,6 +85,7 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     v1.post("runs/:id/cancel") { request, context in try await api.cancel(request, runID: try context.parameters.require("id")) }
     v1.post("runs/:id/retry") { request, context in try await api.retry(request, runID: try context.parameters.require("id")) }
     v1.post("runs/:id/resolve") { request, context in try await api.resolve(request, runID: try context.parameters.require("id")) }
+    v1.post("runs/:id/abandon") { request, context in try await api.abandon(request, runID: try context.parameters.require("id")) }
     return router
 }
 
@@ -369,6 +370,16 @@ struct API: Sendable {
         }
         let who = try optionalString(body, "by") ?? ""
         return try await operate(runID) { try await engine.resolveCompensation(runID: runID, step: step, note: note, by: who) }
+    }
+
+    /// Stops a run without compensating: the business settled it by hand.
+    func abandon(_ request: Request, runID: String) async throws -> Response {
+        let body = try await jsonObject(of: request, allowed: ["by", "note"])
+        guard let note = try optionalString(body, "note"), !note.isEmpty else {
+            throw APIError.invalid("\"note\" is required: say how the business settled it, for example \"refunded by phone, ticket 4411\"")
+        }
+        let who = try optionalString(body, "by") ?? ""
+        return try await operate(runID) { try await engine.abandon(runID: runID, note: note, by: who) }
     }
 
     private func optionalString(_ body: [String: JSONValue], _ key: String) throws -> String? {

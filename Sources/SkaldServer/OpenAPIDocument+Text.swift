@@ -84,7 +84,8 @@ extension OpenAPIDocument {
           "completed",
           "compensated",
           "compensation_failed",
-          "stuck"
+          "stuck",
+          "abandoned"
         ]
       },
       "Links": {
@@ -369,10 +370,22 @@ extension OpenAPIDocument {
             "items": {
               "type": "object",
               "properties": {
-                "path": { "type": "string", "nullable": true, "description": "The JSON path, such as steps[2].compensation." },
-                "line": { "type": "integer", "nullable": true },
-                "column": { "type": "integer", "nullable": true },
-                "message": { "type": "string" }
+                "path": {
+                  "type": "string",
+                  "nullable": true,
+                  "description": "The JSON path, such as steps[2].compensation."
+                },
+                "line": {
+                  "type": "integer",
+                  "nullable": true
+                },
+                "column": {
+                  "type": "integer",
+                  "nullable": true
+                },
+                "message": {
+                  "type": "string"
+                }
               }
             }
           }
@@ -880,6 +893,12 @@ extension OpenAPIDocument {
                 "parameters": {
                   "id": "$response.body#/id"
                 }
+              },
+              "AbandonRun": {
+                "operationId": "abandonRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
               }
             }
           },
@@ -919,6 +938,12 @@ extension OpenAPIDocument {
               },
               "ResolveRun": {
                 "operationId": "resolveRun",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "AbandonRun": {
+                "operationId": "abandonRun",
                 "parameters": {
                   "id": "$response.body#/id"
                 }
@@ -1393,6 +1418,88 @@ extension OpenAPIDocument {
         "responses": {
           "200": {
             "description": "Resolved; the run is compensating again (or compensated)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Malformed"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "422": {
+            "$ref": "#/components/responses/Invalid"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "503": {
+            "description": "The database cannot store the run's progress right now (see GET /health)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/v1/runs/{id}/abandon": {
+      "post": {
+        "operationId": "abandonRun",
+        "summary": "Stop a run without undoing anything more, because the business settled it by hand (cancel, by contrast, compensates); the note is kept in the history",
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": [
+                  "note"
+                ],
+                "properties": {
+                  "note": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "How the business settled it, for the history"
+                  },
+                  "by": {
+                    "type": "string",
+                    "nullable": true,
+                    "description": "Who, for the history"
+                  }
+                }
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Abandoned: the run is abandoned (an attempt in flight finishes and is recorded)",
             "content": {
               "application/json": {
                 "schema": {

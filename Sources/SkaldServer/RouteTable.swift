@@ -32,6 +32,7 @@ struct RouteTable: Sendable {
         Route("/v1/runs/:id/cancel", [.post]),
         Route("/v1/runs/:id/retry", [.post]),
         Route("/v1/runs/:id/resolve", [.post]),
+        Route("/v1/runs/:id/abandon", [.post]),
     ])
 
     var routes: [Route]

@@ -168,7 +168,7 @@ extension RunStatus {
         case .completed: style.green(rawValue)
         case .compensated, .compensating: style.yellow(rawValue)
         case .compensationFailed, .stuck: style.red(rawValue)
-        case .running: rawValue
+        case .running, .abandoned: rawValue
         }
     }
 }

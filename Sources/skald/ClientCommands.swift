@@ -53,7 +53,7 @@ struct DefineCommand: AsyncParsableCommand {
 struct StartCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "start", abstract: "Start a run of a registered saga.",
-        discussion: "With --watch, follow it to the end and exit with its outcome (0 completed, 3 compensated, 4 compensation_failed, 5 stuck).")
+        discussion: "With --watch, follow it to the end and exit with its outcome (0 completed, 3 compensated, 4 compensation_failed, 5 stuck, 6 abandoned).")
 
     @Argument(help: "The saga's name.")
     var saga: String
@@ -145,7 +145,7 @@ struct DefinitionCommand: AsyncParsableCommand {
 struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List runs, newest first.")
 
-    @Option(name: .long, help: "Only runs in this status: running, compensating, completed, compensated, compensation_failed.")
+    @Option(name: .long, help: "Only runs in this status: running, compensating, completed, compensated, compensation_failed, stuck, abandoned.")
     var status: String?
 
     @Option(name: .long, help: "Only runs of this saga.")
@@ -276,7 +276,7 @@ struct StatusCommand: AsyncParsableCommand {
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: "Follow a run live until it finishes.",
-        discussion: "Exits with the run's outcome: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck.")
+        discussion: "Exits with the run's outcome: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, 6 abandoned.")
 
     @Argument(help: "The run id.")
     var run: String
@@ -477,5 +477,43 @@ struct Watcher {
             return ": " + (failure["step"]?.stringValue.map { "\($0) failed (\(failure["reason"]?.stringValue ?? ""))" } ?? (failure["reason"]?.stringValue ?? ""))
         }
         return ""
+    }
+}
+
+struct AbandonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abandon",
+        abstract: "Stop a run without undoing anything more, because the business settled it by hand.",
+        discussion: """
+            Unlike cancel, which compensates, abandon sends nothing new: an attempt in flight finishes and is \
+            recorded, and the run ends in abandoned with your note in its history. For a running, compensating, \
+            stuck or compensation_failed run.
+            """)
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "How the business settled it, for the run's history (for example \"refunded by phone, ticket 4411\").")
+    var note: String
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if note.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--note must say how the run was settled; it is kept in the run's history")
+        }
+    }
+
+    func run() async throws {
+        let id = run
+        let request: JSONValue = ["note": .string(note), "by": .string(who.name)]
+        try await SkaldClient.with(client) { api in
+            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/abandon", request)
+            if client.json { print(run.prettyText); return }
+            let left = (run["steps"]?.arrayValue ?? []).filter { ["succeeded", "outcome_unknown"].contains($0["status"]?.stringValue ?? "") }
+                .compactMap { $0["name"]?.stringValue }
+            print("abandoned run \(id): nothing more is sent or undone" + (left.isEmpty ? "" : "; left as they are: \(left.joined(separator: ", "))"))
+        }
     }
 }

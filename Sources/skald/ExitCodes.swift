@@ -9,6 +9,7 @@ enum Exit {
     static let compensated = ExitCode(3)
     static let compensationFailed = ExitCode(4)
     static let stuck = ExitCode(5)
+    static let abandoned = ExitCode(6)
 
     static func forStatus(_ status: RunStatus) -> ExitCode {
         switch status {
@@ -16,6 +17,7 @@ enum Exit {
         case .compensated: compensated
         case .compensationFailed: compensationFailed
         case .stuck: stuck
+        case .abandoned: abandoned
         case .running, .compensating: failure
         }
     }

@@ -79,7 +79,7 @@ final class ProgressPrinter: Sendable {
             // Why a step that failed is undone (or why it is not): its request may have been applied.
             return "\(prefix)\(style.yellow("?")) \(event.message)"
         case .compensationStarted, .compensationSkipped, .compensationFailed, .deadlinePassed, .runStuck, .pivotPassed,
-            .compensationResolved, .compensationRetried, .runResumed, .runCancelled:
+            .compensationResolved, .compensationRetried, .runResumed, .runCancelled, .runAbandoned:
             return "\(prefix)\(style.yellow("↩")) \(event.message)"
         default:
             return nil
@@ -113,6 +113,8 @@ final class ProgressPrinter: Sendable {
         case .stuck:
             let stuck = (state.stuck?.summary ?? "a step failed") + " after the pivot"
             return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: fix the step, then `skald retry \(state.id)` with `skald serve` on this database."
+        case .abandoned:
+            return "\(style.bold("abandoned")) after \(took): an operator stopped it without undoing anything more (see its history)"
         case .running, .compensating:
             return "\(style.yellow(state.status.rawValue)) after \(took): run `skald resume` to continue"
         }

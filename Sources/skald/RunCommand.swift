@@ -11,7 +11,7 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run one saga in this process, durably, and show each attempt as it happens.",
         discussion: """
             The run is stored in the database before anything is sent; if this process dies, `skald resume` \
-            continues it. Exit codes: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, 2 invalid \
+            continues it. Exit codes: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, 6 abandoned, 2 invalid \
             definition or input, 1 other errors.
             """)
 
@@ -64,7 +64,7 @@ struct ResumeCommand: AsyncParsableCommand {
         discussion: """
             An attempt that was recorded as sent but has no recorded outcome is sent again with the same \
             Idempotency-Key. Exits 0 when every run completed (or there was nothing to resume), else the \
-            code of the worst outcome: 3 compensated, 4 compensation_failed, 5 stuck, 1 a run could not continue.
+            code of the worst outcome: 3 compensated, 4 compensation_failed, 5 stuck, 6 abandoned, 1 a run could not continue.
             """)
 
     @OptionGroup var database: DatabaseOptions

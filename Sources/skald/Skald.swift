@@ -6,14 +6,14 @@ struct Skald: AsyncParsableCommand {
         commandName: "skald",
         abstract: "Durable saga orchestration: HTTP steps with retries and compensation, stored in SQLite.",
         discussion: """
-            Exit codes of run, resume, watch and start --watch: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, \
+            Exit codes of run, resume, watch and start --watch: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, 6 abandoned, \
             2 invalid definition or input, 1 any other error (for example an unusable database or no server).
             """,
         version: "0.1.0",
         subcommands: [
             DemoCommand.self, ValidateCommand.self, RunCommand.self, ResumeCommand.self, ServeCommand.self,
             DefineCommand.self, DefinitionsCommand.self, DefinitionCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, WatchCommand.self,
-            HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, PlanCommand.self, GraphCommand.self, PruneCommand.self,
+            HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, AbandonCommand.self, PlanCommand.self, GraphCommand.self, PruneCommand.self,
             BenchCommand.self, BenchEngineCommand.self, BenchParticipantCommand.self, TortureCommand.self,
         ]
     )

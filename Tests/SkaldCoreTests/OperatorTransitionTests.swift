@@ -84,3 +84,66 @@ import Testing
         #expect(done.status == .compensated)
     }
 }
+
+/// `abandon`: an operator stops a run without undoing anything more; nothing is sent after it.
+@Suite struct AbandonTests {
+    let machine: SagaMachine
+
+    init() throws {
+        machine = SagaMachine(saga: try saga(threeSteps))
+    }
+
+    func attempt(_ state: RunState, _ step: Int, _ outcome: AttemptOutcome) -> RunState {
+        let begun = machine.beginAttempt(state.settingDue(step, to: t0), step: step, at: t0).state
+        return machine.finishAttempt(begun, step: step, outcome: outcome, duration: .zero, at: t0, jitterSample: 0).state
+    }
+
+    @Test func aRunningRunStopsWithNothingDueAndTheNoteInItsHistory() throws {
+        var state = machine.start(runID: "r", at: t0).state
+        state = attempt(state, 0, .ok)
+        state = attempt(state, 1, .unavailable)  // b waits to retry
+        let abandoned = try #require(machine.abandon(state, by: "ana", note: "settled by phone", at: t0))
+        #expect(abandoned.state.status == .abandoned)
+        #expect(abandoned.state.nextDueAt == nil)
+        #expect(abandoned.state.steps.map(\.status) == [.succeeded, .failed, .pending])
+        #expect(abandoned.events.map(\.kind) == [.runAbandoned])
+        #expect(abandoned.events[0].message == "ana abandoned the run: settled by phone; nothing more is sent or undone")
+        #expect(abandoned.events[0].data["note"] == "settled by phone")
+        #expect(machine.abandon(abandoned.state, note: "again", at: t0) == nil)
+        #expect(machine.cancel(abandoned.state, reason: "", at: t0) == nil)
+    }
+
+    @Test func anAttemptInFlightIsRecordedButSchedulesNothing() throws {
+        var state = machine.start(runID: "r", at: t0).state
+        state = attempt(state, 0, .ok)
+        state = machine.beginAttempt(state, step: 1, at: t0).state
+        let abandoned = try #require(machine.abandon(state, note: "done by hand", at: t0))
+        #expect(abandoned.events[0].message.contains("the attempt in flight of b finishes and is recorded"))
+        let failed = machine.finishAttempt(abandoned.state, step: 1, outcome: .unavailable, duration: .zero, at: t0, jitterSample: 0)
+        #expect(failed.state.status == .abandoned)
+        #expect(failed.state.nextDueAt == nil, "no retry after an abandon")
+        #expect(failed.events.first?.message.contains("no retry: the run was abandoned") == true)
+        let succeeded = machine.finishAttempt(abandoned.state, step: 1, outcome: .ok, duration: .zero, at: t0, jitterSample: 0)
+        #expect(succeeded.state.status == .abandoned)
+        #expect(succeeded.state.steps[2].status == .pending, "the next step does not start")
+    }
+
+    @Test func aCompensationFailedRunCanBeAbandonedAndSaysWhatIsLeft() throws {
+        var state = machine.start(runID: "r", at: t0).state
+        state = attempt(state, 0, .ok)
+        state = attempt(state, 1, .ok)
+        state = attempt(state, 2, .declined)
+        state = attempt(state, 1, .declined)  // b's compensation fails for good
+        #expect(state.status == .compensationFailed)
+        let abandoned = try #require(machine.abandon(state, by: "", note: "refunded by hand", at: t0))
+        #expect(abandoned.state.status == .abandoned)
+        #expect(abandoned.events[0].message == "an operator abandoned the run: refunded by hand; nothing more is sent or undone; not undone: a")
+    }
+
+    @Test func aFinishedRunCannotBeAbandoned() {
+        var state = machine.start(runID: "r", at: t0).state
+        for step in 0..<3 { state = attempt(state, step, .ok) }
+        #expect(state.status == .completed)
+        #expect(machine.abandon(state, note: "x", at: t0) == nil)
+    }
+}

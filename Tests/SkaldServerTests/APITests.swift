@@ -257,6 +257,51 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
+    @Test func abandonStopsARunWithoutUndoingAndKeepsTheNote() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            let id = try await h.compensationFailedRun()
+            let noNote = try await h.call(.post, "/v1/runs/\(id)/abandon", #"{"by": "ana"}"#)
+            #expect(noNote.status == 422)
+            #expect(noNote.json["error"]?["message"]?.stringValue?.contains("\"note\" is required") == true)
+            let abandoned = try await h.call(.post, "/v1/runs/\(id)/abandon", #"{"by": "ana", "note": "refunded by phone, ticket 4411"}"#)
+            #expect(abandoned.status == 200)
+            #expect(abandoned.json["status"] == "abandoned")
+            let history = try await h.call(.get, "/v1/runs/\(id)/events").json["events"]?.arrayValue ?? []
+            let event = try #require(history.last)
+            #expect(event["kind"] == "run_abandoned")
+            #expect(event["data"]?["by"] == "ana")
+            #expect(event["message"]?.stringValue?.hasPrefix("ana abandoned the run: refunded by phone, ticket 4411") == true)
+            // Nothing more was undone: the reservation stays as it was.
+            #expect(await h.participants[.inventory].ledger.map(\.action) == ["reserve"])
+            #expect(try await h.call(.post, "/v1/runs/\(id)/abandon", #"{"note": "again"}"#).status == 409)
+            #expect(try await h.call(.post, "/v1/runs/\(id)/retry").status == 409)
+            #expect(try await h.call(.get, "/v1/runs?status=abandoned").json["runs"]?.arrayValue?.count == 1)
+            #expect(try await h.call(.post, "/v1/runs/NOPE/abandon", #"{"note": "x"}"#).status == 404)
+        }
+    }
+
+    @Test func abandoningARunningRunSendsNothingMore() async throws {
+        try await Harness.with { h in
+            try await h.define()
+            await h.participants[.shipping].setFaults(Faults(hold: true))
+            let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
+            let id = try #require(run["id"]?.stringValue)
+            await h.participants[.shipping].waitForHeld()
+            let abandoned = try await h.call(.post, "/v1/runs/\(id)/abandon", #"{"note": "shipped by hand"}"#)
+            #expect(abandoned.json["status"] == "abandoned")
+            await h.participants[.shipping].setFaults(Faults())
+            await h.participants[.shipping].releaseHeld()
+            // The held attempt's outcome is recorded; nothing is compensated or retried after it.
+            try await waitFor("the attempt in flight to be recorded") {
+                let steps = try await h.call(.get, "/v1/runs/\(id)").json["steps"]?.arrayValue ?? []
+                return steps.last?["attemptLog"]?.arrayValue?.last?["outcome"] != "in_flight"
+            }
+            #expect(try await h.call(.get, "/v1/runs/\(id)").json["status"] == "abandoned")
+            #expect(await h.participants[.payments].ledger.map(\.action) == ["charge"])
+        }
+    }
+
     @Test func retryResumesACompensationFailedRun() async throws {
         try await Harness.with { h in
             try await h.define()

@@ -24,6 +24,7 @@ public struct RunEvent: Sendable, Hashable {
         case pivotPassed = "pivot_passed"
         case runStuck = "run_stuck"
         case runResumed = "run_resumed"
+        case runAbandoned = "run_abandoned"
     }
 
     public var at: Date

@@ -13,11 +13,13 @@ public enum RunStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case compensationFailed = "compensation_failed"
     /// Past the pivot a step failed for good: the saga cannot turn back, so a person must fix the step and resume.
     case stuck
+    /// An operator stopped the run without undoing anything more: the business settled it by hand.
+    case abandoned
 
     public var isTerminal: Bool {
         switch self {
         case .running, .compensating, .stuck: false
-        case .completed, .compensated, .compensationFailed: true
+        case .completed, .compensated, .compensationFailed, .abandoned: true
         }
     }
 

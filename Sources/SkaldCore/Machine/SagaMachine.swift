@@ -165,7 +165,8 @@ public final class SagaMachine: Sendable {
                 "retryable": .bool(failure.isRetryable), "maxAttempts": .int(Int64(call.retry.maxAttempts)),
             ]
             if let status = failure.response?.status { data = Self.merging(data, ["status": .int(Int64(status))]) }
-            let mayRetry = phase == .compensate || state.status == .running
+            // An abandoned run records the outcomes of its last attempts but schedules nothing.
+            let mayRetry = state.status != .abandoned && (phase == .compensate || state.status == .running)
             // After an operator's retry or resume, the retry policy counts afresh.
             let counted = step.countedAttempts(in: phase)
             let delay = call.retry.delay(afterAttempt: counted, retryAfter: failure.retryAfter, jitterSample: jitterSample)
@@ -184,6 +185,8 @@ public final class SagaMachine: Sendable {
             let why: String
             if !failure.isRetryable {
                 why = "not retryable"
+            } else if state.status == .abandoned {
+                why = "no retry: the run was abandoned"
             } else if !mayRetry {
                 why = "no retry: the run is compensating"
             } else if counted >= call.retry.maxAttempts {
@@ -360,6 +363,36 @@ public final class SagaMachine: Sendable {
             at: now, kind: .runResumed,
             message: "\(Self.who(who)) resumed the run: \(resumed.joined(separator: ", ")) will be tried again" + (note.isEmpty ? "" : " (\(note))"),
             data: ["steps": .array(resumed.map(JSONValue.string)), "by": .string(who), "note": .string(note)])
+        return Transition(state: state, events: [event], before: before)
+    }
+
+    /// An operator stops a run without undoing anything more, because the business settled it by hand (a cancel,
+    /// by contrast, compensates). Nothing new is sent; an attempt already in flight finishes and its outcome is
+    /// recorded, but it changes nothing. Steps waiting for an attempt go back to what they were before it.
+    /// Nil when the run has already ended (completed, compensated, abandoned); a run in compensation_failed may be
+    /// abandoned.
+    public func abandon(_ state: RunState, by who: String = "", note: String, at now: Date) -> Transition? {
+        guard !state.status.isTerminal || state.status == .compensationFailed else { return nil }
+        let before = state
+        var state = state
+        for index in state.steps.indices where state.steps[index].dueAt != nil {
+            let step = state.steps[index]
+            state.steps[index].dueAt = nil
+            switch step.status {
+            case .running: state.steps[index].status = step.attempts == 0 ? .pending : step.outcomeUnknown ? .outcomeUnknown : .failed
+            case .compensating: state.steps[index].status = step.response != nil ? .succeeded : .outcomeUnknown
+            default: break
+            }
+        }
+        state.status = .abandoned
+        var message = "\(Self.who(who)) abandoned the run: \(note); nothing more is sent or undone"
+        let inFlight = state.inFlightSteps.map { state.steps[$0].name }
+        if !inFlight.isEmpty { message += " (the attempt in flight of \(inFlight.joined(separator: ", ")) finishes and is recorded)" }
+        let left = state.steps.filter { $0.status == .succeeded || $0.status == .outcomeUnknown }.map(\.name)
+        if !left.isEmpty && before.status != .running { message += "; not undone: \(left.joined(separator: ", "))" }
+        let event = RunEvent(
+            at: now, kind: .runAbandoned, message: message,
+            data: ["by": .string(who), "note": .string(note), "previousStatus": .string(before.status.rawValue)])
         return Transition(state: state, events: [event], before: before)
     }
 
