@@ -158,3 +158,29 @@ import Testing
         }
     }
 }
+
+/// Every problem at once: the templates of a call are checked even when the call (or its step) has a structural problem.
+@Suite struct EveryProblemAtOnceTests {
+    @Test func templateProblemsAreReportedBesideStructuralOnes() {
+        let found = problems("""
+            { "name": "x", "version": 1,
+              "inputSchema": { "type": "object", "properties": { "sku": { "type": "string" } } },
+              "steps": [
+                { "name": "a", "request": { "url": "http://h/{{input.skuu}}", "body": { "q": "{{input.qty}}" } } },
+                { "name": "b", "request": { "method": "POST", "url": "http://h/{{input.skuu2}}", "retry": { "maxAttempts": 0 } },
+                  "compensation": { "method": "DELETE", "url": "http://h/{{steps.nope.idempotencyKey}}" } },
+                { "name": "c d", "request": { "method": "POST", "url": "http://h/{{input.skuu3}}" } }
+              ] }
+            """)
+        let paths = found.compactMap { $0.path?.description }
+        #expect(paths.contains("steps[0].request"), "method is missing")
+        #expect(paths.contains("steps[0].request.url"), "the undeclared input in a call without a method")
+        #expect(paths.contains("steps[0].request.body.q"))
+        #expect(paths.contains("steps[1].request.retry.maxAttempts"))
+        #expect(paths.contains("steps[1].request.url"), "the undeclared input in a call with a bad retry")
+        #expect(paths.contains("steps[1].compensation.url"), "the unknown step in the compensation of a step that cannot be built")
+        #expect(paths.contains("steps[2].name"))
+        #expect(paths.contains("steps[2].request.url"), "the undeclared input of a step with a bad name")
+        #expect(found.count == 8, "\(found.map(\.description))")
+    }
+}

@@ -26,6 +26,11 @@ public struct DefinitionParser {
     private var dependencies: [[Int]] = []
     private var usesDependsOn = false
     private var pivot: Int?
+    /// The calls of steps that could not be built, as far as they parsed, so that their templates are checked
+    /// too: every problem is reported at once, not the template ones only after the structure is fixed.
+    private var unbuiltCalls: [(step: Int, path: JSONPath, includingOwn: Bool, call: CallDefinition)] = []
+    /// What the last `call` parsed when it could not build the call.
+    private var partialCall: CallDefinition?
     private var deadline: Duration?
 
     private init(locations: [JSONPath: SourceLocation]) {
@@ -208,7 +213,7 @@ public struct DefinitionParser {
                         firstUse[name] = index
                     }
                 }
-                guard let step = step(item, at: path, timeout: timeout, forwardRetry: forwardRetry, compensationRetry: compensationRetry)
+                guard let step = step(item, at: path, index: index, timeout: timeout, forwardRetry: forwardRetry, compensationRetry: compensationRetry)
                 else { continue }
                 parsed.append((index, step))
             }
@@ -218,6 +223,11 @@ public struct DefinitionParser {
             let graph = dependencyGraph(items, names: names)
             dependencies = graph.direct
             checkReferences(parsed, names: names, reachable: graph.transitive, inputSchema: inputSchema)
+            for unbuilt in unbuiltCalls {
+                checkCall(
+                    unbuilt.call, at: unbuilt.path, stepIndex: unbuilt.step, includingOwn: unbuilt.includingOwn, names: names,
+                    earlier: graph.transitive?[unbuilt.step], inputSchema: inputSchema)
+            }
             if parsed.count == items.count, let closure = graph.transitive {
                 pivot = checkPivot(parsed.map(\.step), closure: closure)
             }
@@ -350,7 +360,7 @@ public struct DefinitionParser {
     // MARK: - Steps and calls
 
     private mutating func step(
-        _ value: JSONValue, at path: JSONPath, timeout: Duration, forwardRetry: RetryPolicy, compensationRetry: RetryPolicy
+        _ value: JSONValue, at path: JSONPath, index: Int, timeout: Duration, forwardRetry: RetryPolicy, compensationRetry: RetryPolicy
     ) -> StepDefinition? {
         guard let members = object(value, at: path, allowed: Self.stepFields, what: "a step") else { return nil }
         let name = string(members, "name", at: path, required: true, hint: "name the step, for example \"charge-card\"")
@@ -358,14 +368,18 @@ public struct DefinitionParser {
             report(path.appending("name"), "\"\(name)\" is not a valid step name; use letters, digits, '_' or '-' (no dots), starting with a letter or digit")
         }
         var request: CallDefinition?
+        /// Each call as far as it parsed, checked for its templates if the step cannot be built.
+        var calls: [(path: JSONPath, includingOwn: Bool, call: CallDefinition)] = []
         if let requestValue = members["request"] {
             request = call(requestValue, at: path.appending("request"), timeout: timeout, retry: forwardRetry)
+            if let parsed = request ?? partialCall { calls.append((path.appending("request"), false, parsed)) }
         } else {
             report(path, "\"request\" is required: give the HTTP call this step makes, with at least \"method\" and \"url\"")
         }
         var compensation: CallDefinition?
         if let compensationValue = members["compensation"] {
             compensation = call(compensationValue, at: path.appending("compensation"), timeout: timeout, retry: compensationRetry)
+            if let parsed = compensation ?? partialCall { calls.append((path.appending("compensation"), true, parsed)) }
         }
         var isPivot = false
         if let pivotValue = members["pivot"] {
@@ -381,12 +395,16 @@ public struct DefinitionParser {
                     "\"compensateUnknown\" must be true or false, but it is \(value.jsonText); false leaves a step whose outcome is unknown (a timeout) as it is instead of compensating it")
             }
         }
-        guard let name, let request, members["compensation"] == nil || compensation != nil else { return nil }
+        guard let name, let request, members["compensation"] == nil || compensation != nil else {
+            unbuiltCalls += calls.map { (index, $0.path, $0.includingOwn, $0.call) }
+            return nil
+        }
         return StepDefinition(
             name: name, request: request, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown)
     }
 
     private mutating func call(_ value: JSONValue, at path: JSONPath, timeout: Duration, retry: RetryPolicy) -> CallDefinition? {
+        partialCall = nil
         guard let members = object(value, at: path, allowed: Self.callFields, what: "an HTTP call") else { return nil }
         let problemsBefore = problems.count
 
@@ -460,7 +478,14 @@ public struct DefinitionParser {
         let maxElapsed = duration(members, "maxElapsed", at: path, maximum: Self.maximumDeadline)
         let rules = statusRules(members, at: path)
 
-        guard problems.count == problemsBefore, let method, let url else { return nil }
+        guard problems.count == problemsBefore, let method, let url else {
+            if let partialURL = url ?? (try? TemplateString(parsing: "")) {
+                partialCall = CallDefinition(
+                    method: method ?? "GET", url: partialURL, headers: headers, body: body, timeout: callTimeout,
+                    retry: callRetry, statusRules: rules, maxElapsed: maxElapsed, secretHeaders: secretHeaders)
+            }
+            return nil
+        }
         return CallDefinition(
             method: method, url: url, headers: headers, body: body, timeout: callTimeout, retry: callRetry, statusRules: rules,
             maxElapsed: maxElapsed, secretHeaders: secretHeaders)
