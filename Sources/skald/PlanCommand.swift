@@ -82,6 +82,15 @@ enum PlanText {
             }
             if !failure.skipped.isEmpty { lines.append("  passed over (no compensation): \(failure.skipped.joined(separator: ", "))") }
             lines.append("  outcome: \(failure.outcome.rawValue)")
+            let unknown = failure.ifOutcomeUnknown
+            if unknown.compensationWaves == failure.compensationWaves && unknown.outcome == failure.outcome {
+                lines.append("  the same if its outcome is unknown (no answer before the timeout): it declares no compensation, or compensateUnknown is false")
+            } else if let stuck = unknown.stuckStep {
+                lines.append("  if its outcome is unknown (no answer before the timeout): the run is stuck at \(stuck), since the pivot may have been applied, until a person finds out and retries or cancels")
+            } else {
+                let undo = unknown.compensationWaves.map { $0.joined(separator: " + ") }.joined(separator: ", then ")
+                lines.append("  if its outcome is unknown (no answer before the timeout), it may have been applied, so it is undone too: \(undo); outcome: \(unknown.outcome.rawValue)")
+            }
         }
         return lines.joined(separator: "\n")
     }
@@ -124,6 +133,11 @@ enum PlanText {
                     "compensationWaves": .array(failure.compensationWaves.map { .array($0.map(JSONValue.string)) }),
                     "skipped": .array(failure.skipped.map(JSONValue.string)), "outcome": .string(failure.outcome.rawValue),
                     "stuckStep": failure.stuckStep.map(JSONValue.string) ?? .null,
+                    "ifOutcomeUnknown": [
+                        "compensationWaves": .array(failure.ifOutcomeUnknown.compensationWaves.map { .array($0.map(JSONValue.string)) }),
+                        "outcome": .string(failure.ifOutcomeUnknown.outcome.rawValue),
+                        "stuckStep": failure.ifOutcomeUnknown.stuckStep.map(JSONValue.string) ?? .null,
+                    ],
                 ]
             }),
         ]

@@ -199,6 +199,16 @@ extension AttemptOutcome {
         #expect(machine.nextWakeAt(paying) == nil)
     }
 
+    @Test func thePlanShowsWhatAnUnknownOutcomeChanges() throws {
+        let plan = Planner.plan(try saga(Self.checkout), failAt: ["ship"])
+        #expect(plan.failures[0].compensationWaves == [["charge"], ["reserve"]])
+        #expect(plan.failures[0].ifOutcomeUnknown.compensationWaves == [["ship"], ["charge"], ["reserve"]])
+        let pivot = Planner.plan(try saga(trip), failAt: ["pay"]).failures[0]
+        #expect(pivot.outcome == .compensated)
+        #expect(pivot.ifOutcomeUnknown.outcome == .stuck)
+        #expect(pivot.ifOutcomeUnknown.stuckStep == "pay")
+    }
+
     // MARK: - Definitions
 
     @Test func compensateUnknownAndIdempotencyKeyReferencesAreValidated() {

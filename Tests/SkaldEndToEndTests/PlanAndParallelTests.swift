@@ -42,6 +42,7 @@ let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
               in flight beside it, allowed to finish and then undone: hotel, flight
               1. undo hotel, flight (at the same time)
               outcome: compensated
+              if its outcome is unknown (no answer before the timeout), it may have been applied, so it is undone too: hotel + flight + car; outcome: compensated
 
             """
         #expect(result.stdout == expected)

@@ -33,6 +33,15 @@ public struct SagaPlan: Sendable {
         public var outcome: RunStatus
         /// When the failure comes after the pivot: the step a person must look at.
         public var stuckStep: String?
+        /// The same failure when the step's outcome is unknown (its attempts timed out): it may have been applied.
+        public var ifOutcomeUnknown: UnknownOutcome
+    }
+
+    /// What happens instead when the failing step's outcome is unknown.
+    public struct UnknownOutcome: Sendable {
+        public var compensationWaves: [[String]]
+        public var outcome: RunStatus
+        public var stuckStep: String?
     }
 
     public var saga: String
@@ -107,10 +116,11 @@ public enum Planner {
 
     static let success = AttemptOutcome.succeeded(StepResponse(status: 200, body: .null))
     static let failure = AttemptOutcome.failed(AttemptFailure(kind: .status, reason: "planned failure", isRetryable: false))
+    static let unknown = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "planned timeout", isRetryable: false))
 
     /// Sends every due attempt at once, then finishes them in order: `failing` (if due) first with a failure,
     /// the rest with success. Returns the names of the steps that were due (one wave).
-    static func runWave(_ machine: SagaMachine, _ state: inout RunState, failing: Int? = nil) -> [Int] {
+    static func runWave(_ machine: SagaMachine, _ state: inout RunState, failing: Int? = nil, failure: AttemptOutcome = failure) -> [Int] {
         let due = state.dueSteps(at: epoch)
         for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
         let ordered = due.filter { $0 == failing } + due.filter { $0 != failing }
@@ -136,10 +146,17 @@ public enum Planner {
     /// Runs the saga until `failing` is due, fails it for good while its wave is in flight, lets the rest of the
     /// wave succeed, then records the compensations as they become due.
     static func simulateFailure(_ machine: SagaMachine, at failing: Int) -> SagaPlan.Failure {
+        var failure = simulateFailure(machine, at: failing, outcome: Self.failure)
+        let unknown = simulateFailure(machine, at: failing, outcome: Self.unknown)
+        failure.ifOutcomeUnknown = unknown.ifOutcomeUnknown
+        return failure
+    }
+
+    static func simulateFailure(_ machine: SagaMachine, at failing: Int, outcome failure: AttemptOutcome) -> SagaPlan.Failure {
         var state = machine.start(runID: "plan", at: epoch).state
         var finishing: [String] = []
         while state.status == .running {
-            let due = runWave(machine, &state, failing: failing)
+            let due = runWave(machine, &state, failing: failing, failure: failure)
             guard !due.isEmpty else { break }
             if due.contains(failing) {
                 finishing = due.filter { $0 != failing }.map { state.steps[$0].name }
@@ -155,6 +172,7 @@ public enum Planner {
         return SagaPlan.Failure(
             step: machine.saga.steps[failing].name, finishing: finishing, compensationWaves: waves,
             skipped: state.steps.filter { $0.status == .compensationSkipped }.map(\.name), outcome: state.status,
-            stuckStep: state.stuck?.step)
+            stuckStep: state.stuck?.step,
+            ifOutcomeUnknown: SagaPlan.UnknownOutcome(compensationWaves: waves, outcome: state.status, stuckStep: state.stuck?.step))
     }
 }
