@@ -361,9 +361,9 @@ public final class Engine: Service, Sendable {
 
     /// Cancels a running run: no new forward attempt starts, and the completed steps are compensated.
     /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is already compensating or finished.
-    public func cancel(runID: String, reason: String) async throws -> RunState {
+    public func cancel(runID: String, reason: String, by who: String = "") async throws -> RunState {
         try await operate(runID) { machine, state, now in
-            guard let transition = machine.cancel(state, reason: reason, at: now) else {
+            guard let transition = machine.cancel(state, reason: reason, by: who, at: now) else {
                 let pivot = machine.saga.pivot.map { machine.saga.steps[$0].name } ?? ""
                 throw EngineError(
                     code: .conflict,

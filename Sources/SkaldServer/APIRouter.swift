@@ -338,9 +338,10 @@ struct API: Sendable {
     }
 
     func cancel(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["reason"])
+        let body = try await jsonObject(of: request, allowed: ["reason", "by"])
         let reason = try optionalString(body, "reason") ?? ""
-        return try await operate(runID) { try await engine.cancel(runID: runID, reason: reason) }
+        let who = try optionalString(body, "by") ?? ""
+        return try await operate(runID) { try await engine.cancel(runID: runID, reason: reason, by: who) }
     }
 
     /// Retries a failed compensation (compensation_failed), or resumes a stuck run.

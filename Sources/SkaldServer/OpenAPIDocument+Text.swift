@@ -1237,6 +1237,11 @@ extension OpenAPIDocument {
                   "reason": {
                     "type": "string",
                     "nullable": true
+                  },
+                  "by": {
+                    "type": "string",
+                    "nullable": true,
+                    "description": "Who, for the history"
                   }
                 }
               }

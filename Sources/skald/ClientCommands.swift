@@ -322,11 +322,13 @@ struct CancelCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Why, for the run's history.")
     var reason: String?
 
+    @OptionGroup var who: OperatorOptions
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         let id = run
-        let body: JSONValue = reason.map { ["reason": .string($0)] } ?? [:]
+        var body: JSONValue = ["by": .string(who.name)]
+        if let reason { body = ["by": .string(who.name), "reason": .string(reason)] }
         try await SkaldClient.with(client) { api in
             let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/cancel", body)
             if client.json { print(run.prettyText); return }

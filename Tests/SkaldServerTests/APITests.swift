@@ -239,9 +239,13 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
             let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
             let id = try #require(run["id"]?.stringValue)
             await h.participants[.shipping].waitForHeld()
-            let cancelled = try await h.call(.post, "/v1/runs/\(id)/cancel", #"{"reason": "customer called"}"#)
+            let cancelled = try await h.call(.post, "/v1/runs/\(id)/cancel", #"{"reason": "customer called", "by": "ana"}"#)
             #expect(cancelled.status == 200)
             #expect(cancelled.json["status"] == "compensating")
+            let history = try await h.call(.get, "/v1/runs/\(id)/events").json["events"]?.arrayValue ?? []
+            let event = history.first { $0["kind"] == "run_cancelled" }
+            #expect(event?["message"] == "run cancelled by ana: customer called")
+            #expect(event?["data"]?["by"] == "ana")
             await h.participants[.shipping].setFaults(Faults())
             await h.participants[.shipping].releaseHeld()
             let finished = try await h.waitUntilFinished(id)

@@ -261,15 +261,15 @@ public final class SagaMachine: Sendable {
     ///
     /// A run stuck because its pivot's outcome is unknown may be cancelled too: the operator found out that the
     /// pivot was not applied, and the steps before it are compensated.
-    public func cancel(_ state: RunState, reason: String, at now: Date) -> Transition? {
+    public func cancel(_ state: RunState, reason: String, by who: String = "", at now: Date) -> Transition? {
         guard (state.status == .running && !isAtOrPastPivot(state)) || isStuckAtUndecidedPivot(state) else { return nil }
         let before = state
         var state = state
         state.stuck = nil
         if state.status == .stuck { state.status = .running }
         stopForwardWork(&state)
-        let why = reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(reason)"
-        var events = [RunEvent(at: now, kind: .runCancelled, message: "run \(why)", data: ["reason": .string(reason)])]
+        let why = reason.isEmpty ? "cancelled by \(Self.who(who))" : "cancelled by \(Self.who(who)): \(reason)"
+        var events = [RunEvent(at: now, kind: .runCancelled, message: "run \(why)", data: ["reason": .string(reason), "by": .string(who)])]
         let inFlight = state.inFlightSteps.map { state.steps[$0].name }
         if !inFlight.isEmpty {
             events.append(
