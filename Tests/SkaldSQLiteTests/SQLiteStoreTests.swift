@@ -88,6 +88,53 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         }
     }
 
+    /// A database written before unknown outcomes and abandon (schema v3) is upgraded in place: its runs, steps,
+    /// attempts and history are kept, and the new states can be stored.
+    @Test func aV3DatabaseIsUpgradedWithEverythingKept() async throws {
+        let path = try temporaryDatabase()
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try Schema.migrator.migrate(queue, upTo: "v3-semantics")
+            try await queue.write { db in
+                try db.execute(
+                    sql: "INSERT INTO definition (hash, name, version, document, created_at, registered) VALUES (?, 'pair', 1, ?, 0, 1)",
+                    arguments: [definition.contentHash, definition.documentText])
+                try db.execute(sql: """
+                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, failure_step, failure_reason, created_at, updated_at)
+                    VALUES ('R1', ?, 'pair', 1, 'compensating', '{}', 'b', 'HTTP 402', 0, 0)
+                    """, arguments: [definition.contentHash])
+                try db.execute(sql: """
+                    INSERT INTO step (run_id, position, name, status, attempts, compensation_attempts, due_at, response_status, response_body, last_error)
+                    VALUES ('R1', 0, 'a', 'compensating', 1, 0, 5, 201, '{"id":"res-1"}', NULL),
+                           ('R1', 1, 'b', 'failed', 2, 0, NULL, NULL, NULL, 'HTTP 402')
+                    """)
+                try db.execute(sql: "INSERT INTO attempt (run_id, position, phase, number, step_name, started_at) VALUES ('R1', 0, 'forward', 1, 'a', 0)")
+                try db.execute(sql: "INSERT INTO event (run_id, at, kind, message, data) VALUES ('R1', 0, 'run_started', 'started', '{}')")
+            }
+        }
+        let store = try SQLiteStore(path: path)
+        let run = try #require(try await store.run(id: "R1"))
+        #expect(run.state.status == .compensating)
+        #expect(run.state.steps.map(\.status) == [.compensating, .failed])
+        #expect(run.state.steps[0].response == StepResponse(status: 201, body: ["id": "res-1"]))
+        #expect(run.state.steps.allSatisfy { !$0.outcomeUnknown })
+        #expect(run.state.failure == RunFailure(step: "b", reason: "HTTP 402"))
+        #expect(try await store.events(runID: "R1").count == 1)
+        #expect(try await store.attempts(runID: "R1").count == 1)
+        // The new states are accepted by the rebuilt tables.
+        var state = run.state
+        state.steps[1].status = .outcomeUnknown
+        state.steps[1].outcomeUnknown = true
+        try await store.recordTransition(runID: "R1", at: t0, transition: SagaMachine.Transition(state: state, events: []))
+        let abandoned = try #require(SagaMachine(saga: definition).abandon(state, note: "settled", at: t0))
+        try await store.recordTransition(runID: "R1", at: t0, transition: abandoned)
+        let reloaded = try #require(try await store.run(id: "R1"))
+        #expect(reloaded.state.status == .abandoned)
+        #expect(reloaded.state.steps[1].status == .outcomeUnknown && reloaded.state.steps[1].outcomeUnknown)
+        let integrity = try await store.pool.read { db in try String.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+        #expect(integrity.isEmpty)
+    }
+
     @Test func aDatabaseFromANewerSkaldIsRefusedAndLeftUntouched() async throws {
         let path = try temporaryDatabase()
         do {
