@@ -17,6 +17,25 @@ import Testing
         #expect(result.stdout.components(separatedBy: ": ok").count - 1 == sagaFiles.count)
     }
 
+    @Test func aCompensationThatNeedsItsOwnResponseIsValidWithAWarning() async throws {
+        let folder = try temporaryFolder()
+        let file = folder.appendingPathComponent("byid.json")
+        try Data(#"""
+            {"name": "x", "version": 1, "steps": [{"name": "ship", "request": {"method": "POST", "url": "http://h/s"},
+              "compensation": {"method": "DELETE", "url": "http://h/s/{{steps.ship.response.body.id}}"}}]}
+            """#.utf8).write(to: file)
+        let result = try await SkaldProcess.run(["validate", file.path], in: folder)
+        #expect(result.status == 0, "a warning is not a problem: \(result.stderr)")
+        #expect(result.stdout.contains(": ok"))
+        #expect(result.stderr.contains("\(file.path): warning: steps[0].compensation: the compensation reads this step's own response"))
+        #expect(result.stderr.contains("{{steps.ship.idempotencyKey}}"))
+        let optedOut = try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: #""name": "ship","#, with: #""name": "ship", "compensateUnknown": false,"#)
+        try Data(optedOut.utf8).write(to: file)
+        let quiet = try await SkaldProcess.run(["validate", file.path], in: folder)
+        #expect(quiet.status == 0)
+        #expect(!quiet.stderr.contains("warning"), "\(quiet.stderr)")
+    }
+
     @Test func everyExampleSagaMatchesThePublishedJSONSchema() async throws {
         let schema = packageRoot.appendingPathComponent("Sagas/schema/saga.schema.json").path
         // A definition the schema must reject, so that this test can fail.
