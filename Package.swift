@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Definition model, validation, templates, backoff maths and the pure saga state machine.
@@ -38,6 +39,15 @@ let package = Package(
             dependencies: ["SkaldEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // The HTTP step executor.
+        // The PostgreSQL store, for several engines on one database.
+        .target(
+            name: "SkaldPostgres",
+            dependencies: [
+                "SkaldEngine",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "SkaldHTTP",
             dependencies: [
@@ -87,6 +97,7 @@ let package = Package(
         .testTarget(name: "SkaldCoreTests", dependencies: ["SkaldCore"]),
         .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine"]),
         .testTarget(name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SkaldStoreTests", dependencies: ["SkaldSQLite", "SkaldPostgres", "SkaldDemo"]),
         .testTarget(
             name: "SkaldHTTPTests",
             dependencies: [

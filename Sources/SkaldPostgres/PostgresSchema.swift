@@ -1,0 +1,112 @@
+/// The PostgreSQL schema: the same tables, columns and states as the SQLite schema (`SkaldSQLite.Schema`), as
+/// versioned migrations. Never edit a shipped migration: add a new one. Times are seconds since 1970 (DOUBLE
+/// PRECISION), as in SQLite, so both stores hold exactly the same values.
+enum PostgresSchema {
+    struct Migration {
+        var identifier: String
+        /// One statement each: PostgreSQL's extended protocol takes one statement per query.
+        var statements: [String]
+    }
+
+    static let migrations: [Migration] = [
+        Migration(
+            identifier: "v1",
+            statements: [
+                """
+                CREATE TABLE definition (
+                    hash TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL,
+                    version INTEGER NOT NULL CHECK (version >= 1),
+                    document TEXT NOT NULL,
+                    created_at DOUBLE PRECISION NOT NULL,
+                    registered BOOLEAN NOT NULL DEFAULT false
+                )
+                """,
+                "CREATE UNIQUE INDEX definition_registered ON definition(name, version) WHERE registered",
+                """
+                CREATE TABLE run (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    definition_hash TEXT NOT NULL REFERENCES definition(hash),
+                    saga_name TEXT NOT NULL,
+                    saga_version INTEGER NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'compensation_failed', 'stuck', 'abandoned')),
+                    input TEXT NOT NULL,
+                    failure_step TEXT,
+                    failure_reason TEXT,
+                    compensation_failure_step TEXT,
+                    compensation_failure_reason TEXT,
+                    stuck_step TEXT,
+                    stuck_reason TEXT,
+                    deadline_at DOUBLE PRECISION,
+                    created_at DOUBLE PRECISION NOT NULL,
+                    updated_at DOUBLE PRECISION NOT NULL,
+                    idempotency_key TEXT
+                )
+                """,
+                "CREATE INDEX run_unfinished ON run(created_at) WHERE status IN ('running', 'compensating')",
+                "CREATE INDEX run_saga ON run(saga_name, created_at)",
+                "CREATE UNIQUE INDEX run_idempotency_key ON run(idempotency_key) WHERE idempotency_key IS NOT NULL",
+                "CREATE INDEX run_status_id ON run(status, id)",
+                """
+                CREATE TABLE step (
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL CHECK (position >= 0),
+                    name TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'outcome_unknown', 'compensating', 'compensated', 'compensation_failed', 'compensation_skipped')),
+                    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                    compensation_attempts INTEGER NOT NULL DEFAULT 0 CHECK (compensation_attempts >= 0),
+                    compensation_attempts_base INTEGER NOT NULL DEFAULT 0,
+                    attempts_base INTEGER NOT NULL DEFAULT 0,
+                    first_attempt_at DOUBLE PRECISION,
+                    compensation_first_attempt_at DOUBLE PRECISION,
+                    due_at DOUBLE PRECISION,
+                    response_status INTEGER,
+                    response_body TEXT,
+                    last_error TEXT,
+                    outcome_unknown BOOLEAN NOT NULL DEFAULT false,
+                    PRIMARY KEY (run_id, position),
+                    UNIQUE (run_id, name)
+                )
+                """,
+                """
+                CREATE TABLE attempt (
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    phase TEXT NOT NULL CHECK (phase IN ('forward', 'compensate')),
+                    number INTEGER NOT NULL CHECK (number >= 1),
+                    step_name TEXT NOT NULL,
+                    started_at DOUBLE PRECISION NOT NULL,
+                    sends INTEGER NOT NULL DEFAULT 1 CHECK (sends >= 1),
+                    finished_at DOUBLE PRECISION,
+                    succeeded BOOLEAN,
+                    http_status INTEGER,
+                    error TEXT,
+                    duration_ms INTEGER,
+                    PRIMARY KEY (run_id, position, phase, number)
+                )
+                """,
+                """
+                CREATE TABLE event (
+                    id BIGSERIAL PRIMARY KEY,
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    at DOUBLE PRECISION NOT NULL,
+                    kind TEXT NOT NULL,
+                    step TEXT,
+                    phase TEXT CHECK (phase IN ('forward', 'compensate')),
+                    attempt INTEGER,
+                    message TEXT NOT NULL,
+                    data TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX event_run ON event(run_id, id)",
+                """
+                CREATE FUNCTION skald_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    RAISE EXCEPTION 'the event table is append-only';
+                END
+                $$
+                """,
+                "CREATE TRIGGER event_append_only BEFORE UPDATE ON event FOR EACH ROW EXECUTE FUNCTION skald_event_append_only()",
+            ])
+    ]
+}

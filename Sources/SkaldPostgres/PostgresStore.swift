@@ -1,0 +1,639 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SkaldCore
+import SkaldEngine
+
+/// Where a PostgreSQL database is: parsed from `postgres://user:password@host:port/database`. The password is never
+/// shown: `description` masks it.
+public struct PostgresLocation: Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var user: String
+    var password: String?
+    public var database: String
+
+    /// Whether `text` is meant as a PostgreSQL URL rather than a SQLite file path.
+    public static func isURL(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    /// - Throws: `PostgresStoreError` saying what is missing, with the password masked.
+    public init(url: String) throws {
+        guard Self.isURL(url), let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            throw PostgresStoreError(
+                message: "\(Self.masking(url)) is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+        }
+        guard let user = components.user, !user.isEmpty else {
+            throw PostgresStoreError(message: "\(Self.masking(url)) names no user; write postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty else {
+            throw PostgresStoreError(message: "\(Self.masking(url)) names no database; end it with /DATABASE")
+        }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.user = user
+        self.password = components.password
+        self.database = database
+    }
+
+    public var description: String { "postgres://\(user)\(password == nil ? "" : ":***")@\(host):\(port)/\(database)" }
+
+    /// The URL with whatever stands between `://user:` and `@` replaced by `***`.
+    static func masking(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards),
+            let colon = url[scheme.upperBound..<at.lowerBound].firstIndex(of: ":")
+        else { return url }
+        return String(url[..<url.index(after: colon)]) + "***" + String(url[at.lowerBound...])
+    }
+
+    var connectionConfiguration: PostgresConnection.Configuration {
+        PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+    }
+
+    var clientConfiguration: PostgresClient.Configuration {
+        PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+    }
+}
+
+/// The PostgreSQL store: the same tables and transitions as the SQLite store, one transaction per state change,
+/// committed before the engine acts on it.
+public final class PostgresStore: SagaStore {
+    public let location: PostgresLocation
+    let client: PostgresClient
+    let logger: Logger
+    private let runner: Task<Void, Never>
+
+    /// Connects, checks the schema (refusing a database written by a newer Skald) and migrates it.
+    /// - Parameter maximumConnections: the pool's size; match the engine's concurrency of writes.
+    public static func open(_ location: PostgresLocation, maximumConnections: Int = 20, logger: Logger = Logger(label: "skald.postgres"))
+        async throws -> PostgresStore
+    {
+        // One direct connection first: a wrong password or an unreachable server is reported at once and plainly
+        // (the pool would keep retrying for a minute), and the schema is migrated on it.
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 0, logger: logger)
+        } catch {
+            throw PostgresStoreError(message: "cannot connect to \(location): \(Self.describe(error)). Check that the server runs and the URL's user, password and database.")
+        }
+        do {
+            try await migrate(connection, location: location, logger: logger)
+            try? await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        var configuration = location.clientConfiguration
+        configuration.options.maximumConnections = max(2, maximumConnections)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return PostgresStore(location: location, client: client, logger: logger)
+    }
+
+    init(location: PostgresLocation, client: PostgresClient, logger: Logger) {
+        self.location = location
+        self.client = client
+        self.logger = logger
+        runner = Task { await client.run() }
+    }
+
+    /// Closes the pool's connections. The store cannot be used afterwards.
+    public func shutdown() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    static func migrate(_ connection: PostgresConnection, location: PostgresLocation, logger: Logger) async throws {
+        try await connection.withTransaction(logger: logger) { db in
+            // Two processes starting at once migrate one after the other.
+            try await db.query("SELECT pg_advisory_xact_lock(7100700)", logger: logger)
+            try await db.query(
+                "CREATE TABLE IF NOT EXISTS skald_migration (identifier TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                logger: logger)
+            var applied: Set<String> = []
+            for try await identifier in try await db.query("SELECT identifier FROM skald_migration", logger: logger).decode(String.self) {
+                applied.insert(identifier)
+            }
+            let known = Set(PostgresSchema.migrations.map(\.identifier))
+            let unknown = applied.subtracting(known).sorted()
+            guard unknown.isEmpty else {
+                throw PostgresStoreError(
+                    message: "the database \(location) was written by a newer version of Skald (it has schema migrations this version does not know: \(unknown.joined(separator: ", "))). Upgrade skald, or pass --db with another database. Nothing was changed.")
+            }
+            for migration in PostgresSchema.migrations where !applied.contains(migration.identifier) {
+                for statement in migration.statements {
+                    try await db.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await db.query("INSERT INTO skald_migration (identifier) VALUES (\(migration.identifier))", logger: logger)
+            }
+        }
+    }
+
+    /// Runs one SQL statement of the operator's (or a test's) in its own transaction.
+    public func execute(_ sql: String) async throws {
+        let logger = logger
+        try await transaction { db in _ = try await db.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+    }
+
+    // MARK: - Errors
+
+    /// A failure in words: the server's message and SQLSTATE, or what happened to the connection. Never the password.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PostgresTransactionError {
+            if let inner = error.closureError ?? error.beginError ?? error.commitError { return describe(inner) }
+        }
+        if let error = error as? PostgresStoreError { return error.message }
+        if let error = error as? StoreError { return error.message }
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+            }
+            switch error.code {
+            case .connectionError: return "the connection could not be made or broke\(error.underlying.map { " (\($0))" } ?? "")"
+            case .serverClosedConnection: return "the server closed the connection"
+            case .poolClosed: return "the store was shut down"
+            default: return "\(error.code)"
+            }
+        }
+        return "\(error)"
+    }
+
+    static func sqlState(_ error: any Error) -> String? {
+        if let error = error as? PostgresTransactionError, let inner = error.closureError ?? error.beginError ?? error.commitError {
+            return sqlState(inner)
+        }
+        return (error as? PSQLError)?.serverInfo?[.sqlState]
+    }
+
+    /// Our own errors as they are; a server that cannot be reached as `StoreUnavailable` (so the API answers 503 and
+    /// `/health` says degraded); the server's refusals as a `StoreError` with its words.
+    func mapped(_ error: any Error) -> any Error {
+        var error = error
+        if let wrapped = error as? PostgresTransactionError, let inner = wrapped.closureError ?? wrapped.beginError ?? wrapped.commitError {
+            error = inner
+        }
+        let unreachable = "the PostgreSQL server at \(location.host):\(location.port) cannot be reached or closed the connection; check that it runs"
+        if let psql = error as? PSQLError {
+            guard let state = psql.serverInfo?[.sqlState] else {
+                return StoreUnavailable(reason: unreachable, detail: Self.describe(psql))
+            }
+            switch state {
+            case "53100":
+                return StoreUnavailable(reason: "the disk holding the PostgreSQL database is full; free space on it", detail: Self.describe(psql))
+            case "57P01", "57P02", "57P03", "08000", "08003", "08006":
+                return StoreUnavailable(
+                    reason: "the PostgreSQL server at \(location.host):\(location.port) is shutting down or restarting", detail: Self.describe(psql))
+            case "25006":
+                return StoreUnavailable(reason: "the PostgreSQL server is read-only (a standby?); point --db at the primary", detail: Self.describe(psql))
+            default:
+                return StoreError(message: "PostgreSQL: \(Self.describe(psql))")
+            }
+        }
+        // The pool's own errors (it could not connect, or was shut down) name no server state.
+        if String(describing: type(of: error)).contains("ConnectionPoolError") {
+            return StoreUnavailable(reason: unreachable, detail: "\(error)")
+        }
+        return error
+    }
+
+    /// One transaction, committed when `body` returns, rolled back when it throws.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = logger
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        } catch {
+            throw mapped(error)
+        }
+    }
+
+    /// Reads outside a transaction (each query sees what is committed).
+    func reading<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw mapped(error)
+        }
+    }
+
+    // MARK: - Definitions
+
+    public func registerDefinition(_ definition: SagaDefinition, at: Date) async throws -> Registration {
+        let logger = logger
+        let (hash, name, version, text, time) = (
+            definition.contentHash, definition.name, definition.version, definition.documentText, at.timeIntervalSince1970
+        )
+        do {
+            return try await transaction { db in
+                let existing = try await db.query(
+                    "SELECT hash FROM definition WHERE name = \(name) AND version = \(version) AND registered", logger: logger
+                ).collect().first.map { try $0.decode(String.self) }
+                if let existing { return existing == hash ? .alreadyRegistered : .conflict(existingHash: existing) }
+                try await db.query(
+                    """
+                    INSERT INTO definition (hash, name, version, document, created_at, registered)
+                    VALUES (\(hash), \(name), \(version), \(text), \(time), true)
+                    ON CONFLICT (hash) DO UPDATE SET registered = true
+                    """, logger: logger)
+                return .registered
+            }
+        } catch let error as StoreError where error.message.contains("SQLSTATE 23505") {
+            // Another process registered the same name and version at the same moment: answer as if it came first.
+            return try await registerDefinition(definition, at: at)
+        }
+    }
+
+    public func definitions() async throws -> [StoredDefinition] {
+        let logger = logger
+        return try await reading { db in
+            try await db.query("SELECT hash, name, version, document, created_at FROM definition WHERE registered ORDER BY name, version", logger: logger)
+                .collect().map(Self.definition(from:))
+        }
+    }
+
+    public func definition(name: String, version: Int?) async throws -> StoredDefinition? {
+        let logger = logger
+        return try await reading { db in
+            let rows: [PostgresRow]
+            if let version {
+                rows = try await db.query(
+                    "SELECT hash, name, version, document, created_at FROM definition WHERE registered AND name = \(name) AND version = \(version)",
+                    logger: logger
+                ).collect()
+            } else {
+                rows = try await db.query(
+                    "SELECT hash, name, version, document, created_at FROM definition WHERE registered AND name = \(name) ORDER BY version DESC LIMIT 1",
+                    logger: logger
+                ).collect()
+            }
+            return try rows.first.map(Self.definition(from:))
+        }
+    }
+
+    static func definition(from row: PostgresRow) throws -> StoredDefinition {
+        let (hash, name, version, document, createdAt) = try row.decode((String, String, Int, String, Double).self)
+        return StoredDefinition(
+            hash: hash, name: name, version: version, document: try JSONParser.parse(document), createdAt: Date(timeIntervalSince1970: createdAt))
+    }
+
+    // MARK: - Run writes
+
+    public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
+        let logger = logger
+        let definition = run.definition
+        let (hash, name, version, text) = (definition.contentHash, definition.name, definition.version, definition.documentText)
+        let (id, input, createdAt, key) = (run.id, run.input.jsonText, run.createdAt.timeIntervalSince1970, run.idempotencyKey)
+        let state = transition.state
+        let events = transition.events
+        return try await transaction { db in
+            if let key, let existing = try await Self.runID(idempotencyKey: key, db, logger) {
+                return .existing(try await Self.requireRun(existing, key: key, db, logger))
+            }
+            try await db.query(
+                """
+                INSERT INTO definition (hash, name, version, document, created_at) VALUES (\(hash), \(name), \(version), \(text), \(createdAt))
+                ON CONFLICT (hash) DO NOTHING
+                """, logger: logger)
+            let inserted = try await db.query(
+                """
+                INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key, deadline_at)
+                VALUES (\(id), \(hash), \(name), \(version), \(state.status.rawValue), \(input), \(createdAt), \(createdAt), \(key),
+                    \(state.deadlineAt?.timeIntervalSince1970))
+                ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING id
+                """, logger: logger
+            ).collect()
+            if inserted.isEmpty, let key {
+                // Another start with the same key committed first: its run is the answer.
+                guard let existing = try await Self.runID(idempotencyKey: key, db, logger) else {
+                    throw StoreError(message: "the idempotency key \(key) is taken, but no run holds it")
+                }
+                return .existing(try await Self.requireRun(existing, key: key, db, logger))
+            }
+            for (position, step) in state.steps.enumerated() {
+                try await db.query(
+                    """
+                    INSERT INTO step (run_id, position, name, status, due_at)
+                    VALUES (\(id), \(position), \(step.name), \(step.status.rawValue), \(step.dueAt?.timeIntervalSince1970))
+                    """, logger: logger)
+            }
+            try await Self.append(events, runID: id, db, logger)
+            return .created
+        }
+    }
+
+    static func runID(idempotencyKey key: String, _ db: PostgresConnection, _ logger: Logger) async throws -> String? {
+        try await db.query("SELECT id FROM run WHERE idempotency_key = \(key)", logger: logger).collect().first.map { try $0.decode(String.self) }
+    }
+
+    static func requireRun(_ id: String, key: String, _ db: PostgresConnection, _ logger: Logger) async throws -> StoredRun {
+        guard let run = try await loadRun(id: id, db, logger) else {
+            throw StoreError(message: "run \(id) holds the idempotency key \(key) but cannot be read back (its definition is missing)")
+        }
+        return run
+    }
+
+    public func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws {
+        let logger = logger
+        try await transaction { db in try await Self.apply(transition, runID: runID, at: at, db, logger) }
+    }
+
+    public func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
+        let logger = logger
+        try await transaction { db in
+            try await db.query(
+                """
+                INSERT INTO attempt (run_id, position, phase, number, step_name, started_at)
+                VALUES (\(attempt.runID), \(attempt.step), \(attempt.phase.rawValue), \(attempt.number), \(attempt.stepName), \(at.timeIntervalSince1970))
+                """, logger: logger)
+            try await Self.apply(transition, runID: attempt.runID, at: at, db, logger)
+        }
+    }
+
+    public func recordAttemptResent(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
+        let logger = logger
+        try await transaction { db in
+            let updated = try await db.query(
+                """
+                UPDATE attempt SET sends = sends + 1, started_at = \(at.timeIntervalSince1970)
+                WHERE run_id = \(attempt.runID) AND position = \(attempt.step) AND phase = \(attempt.phase.rawValue)
+                    AND number = \(attempt.number) AND finished_at IS NULL
+                RETURNING 1
+                """, logger: logger
+            ).collect()
+            guard updated.count == 1 else { throw Self.notInFlight(attempt) }
+            try await Self.apply(transition, runID: attempt.runID, at: at, db, logger)
+        }
+    }
+
+    public func recordAttemptFinished(_ result: AttemptResult, transition: SagaMachine.Transition) async throws {
+        let logger = logger
+        var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
+        record.finish(with: result)
+        let finished = record
+        try await transaction { db in
+            let attempt = result.attempt
+            let updated = try await db.query(
+                """
+                UPDATE attempt SET finished_at = \(result.finishedAt.timeIntervalSince1970), succeeded = \(finished.succeeded),
+                    http_status = \(finished.httpStatus), error = \(finished.error), duration_ms = \(finished.durationMs)
+                WHERE run_id = \(attempt.runID) AND position = \(attempt.step) AND phase = \(attempt.phase.rawValue)
+                    AND number = \(attempt.number) AND finished_at IS NULL
+                RETURNING 1
+                """, logger: logger
+            ).collect()
+            guard updated.count == 1 else { throw Self.notInFlight(attempt) }
+            try await Self.apply(transition, runID: attempt.runID, at: result.finishedAt, db, logger)
+        }
+    }
+
+    static func notInFlight(_ attempt: AttemptKey) -> StoreError {
+        StoreError(message: "run \(attempt.runID): attempt \(attempt.number) of \(attempt.stepName) (\(attempt.phase.rawValue)) is not stored as in flight")
+    }
+
+    /// Writes the run row and the step rows the transition changed (every one when it does not say), and appends
+    /// the events.
+    static func apply(_ transition: SagaMachine.Transition, runID: String, at: Date, _ db: PostgresConnection, _ logger: Logger) async throws {
+        let state = transition.state
+        let updated = try await db.query(
+            """
+            UPDATE run SET status = \(state.status.rawValue), failure_step = \(state.failure?.step), failure_reason = \(state.failure?.reason),
+                compensation_failure_step = \(state.compensationFailure?.step), compensation_failure_reason = \(state.compensationFailure?.reason),
+                stuck_step = \(state.stuck?.step), stuck_reason = \(state.stuck?.reason), deadline_at = \(state.deadlineAt?.timeIntervalSince1970),
+                updated_at = \(at.timeIntervalSince1970)
+            WHERE id = \(runID)
+            RETURNING 1
+            """, logger: logger
+        ).collect()
+        guard updated.count == 1 else { throw StoreError.unknownRun(runID) }
+        for position in transition.changedSteps ?? Array(state.steps.indices) {
+            let step = state.steps[position]
+            try await db.query(
+                """
+                UPDATE step SET status = \(step.status.rawValue), attempts = \(step.attempts), compensation_attempts = \(step.compensationAttempts),
+                    compensation_attempts_base = \(step.compensationAttemptsBase), attempts_base = \(step.attemptsBase),
+                    first_attempt_at = \(step.firstAttemptAt?.timeIntervalSince1970),
+                    compensation_first_attempt_at = \(step.compensationFirstAttemptAt?.timeIntervalSince1970),
+                    due_at = \(step.dueAt?.timeIntervalSince1970), response_status = \(step.response?.status),
+                    response_body = \(step.response?.body.jsonText), last_error = \(step.lastError), outcome_unknown = \(step.outcomeUnknown)
+                WHERE run_id = \(runID) AND position = \(position)
+                """, logger: logger)
+        }
+        try await append(transition.events, runID: runID, db, logger)
+    }
+
+    static func append(_ events: [RunEvent], runID: String, _ db: PostgresConnection, _ logger: Logger) async throws {
+        for event in events {
+            try await db.query(
+                """
+                INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
+                VALUES (\(runID), \(event.at.timeIntervalSince1970), \(event.kind.rawValue), \(event.step), \(event.phase?.rawValue),
+                    \(event.attempt), \(event.message), \(event.data.jsonText))
+                """, logger: logger)
+        }
+    }
+
+    // MARK: - Retention
+
+    /// Deletes runs that ended (completed, compensated, abandoned) before `cutoff`, with their steps, attempts and
+    /// history, `batchSize` runs per transaction. Returns how many runs were deleted.
+    public func prune(finishedBefore cutoff: Date, batchSize: Int = 500) async throws -> Int {
+        let logger = logger
+        let time = cutoff.timeIntervalSince1970
+        var total = 0
+        while true {
+            let deleted = try await transaction { db in
+                try await db.query(
+                    """
+                    DELETE FROM run WHERE id IN (
+                        SELECT id FROM run WHERE status IN ('completed', 'compensated', 'abandoned') AND updated_at < \(time)
+                        ORDER BY updated_at LIMIT \(batchSize))
+                    RETURNING 1
+                    """, logger: logger
+                ).collect().count
+            }
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+
+    // MARK: - Reads
+
+    public func unfinishedRuns() async throws -> [StoredRun] {
+        let logger = logger
+        return try await reading { db in
+            let unfinished = "run.status IN ('running', 'compensating')"
+            let rows = try await db.query(PostgresQuery(unsafeSQL: "SELECT * FROM run WHERE \(unfinished) ORDER BY created_at, id"), logger: logger)
+                .collect()
+            guard !rows.isEmpty else { return [] }
+            var documents: [String: JSONValue] = [:]
+            let definitionRows = try await db.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT hash, document FROM definition WHERE hash IN (SELECT DISTINCT definition_hash FROM run WHERE \(unfinished))"),
+                logger: logger
+            ).collect()
+            for row in definitionRows {
+                let (hash, document) = try row.decode((String, String).self)
+                documents[hash] = try JSONParser.parse(document)
+            }
+            var steps: [String: [PostgresRow]] = [:]
+            let stepRows = try await db.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT step.* FROM step JOIN run ON run.id = step.run_id WHERE \(unfinished) ORDER BY step.run_id, step.position"),
+                logger: logger
+            ).collect()
+            for row in stepRows { steps[try row.makeRandomAccess()["run_id"].decode(String.self), default: []].append(row) }
+            return try rows.map { row in
+                let columns = row.makeRandomAccess()
+                let hash = try columns["definition_hash"].decode(String.self)
+                guard let document = documents[hash] else { throw StoreError(message: "the database has no definition \(hash)") }
+                return try Self.storedRun(columns, document: document, stepRows: steps[try columns["id"].decode(String.self)] ?? [])
+            }
+        }
+    }
+
+    public func run(id: String) async throws -> StoredRun? {
+        let logger = logger
+        return try await reading { db in try await Self.loadRun(id: id, db, logger) }
+    }
+
+    static func loadRun(id: String, _ db: PostgresConnection, _ logger: Logger) async throws -> StoredRun? {
+        guard
+            let row = try await db.query(
+                "SELECT run.*, definition.document FROM run JOIN definition ON definition.hash = run.definition_hash WHERE run.id = \(id)",
+                logger: logger
+            ).collect().first
+        else { return nil }
+        let stepRows = try await db.query("SELECT * FROM step WHERE run_id = \(id) ORDER BY position", logger: logger).collect()
+        let columns = row.makeRandomAccess()
+        return try storedRun(columns, document: try JSONParser.parse(try columns["document"].decode(String.self)), stepRows: stepRows)
+    }
+
+    static func storedRun(_ row: PostgresRandomAccessRow, document: JSONValue, stepRows: [PostgresRow]) throws -> StoredRun {
+        let id = try row["id"].decode(String.self)
+        var state = RunState(id: id, stepNames: try stepRows.map { try $0.makeRandomAccess()["name"].decode(String.self) })
+        state.status = try decode(RunStatus.self, try row["status"].decode(String.self))
+        state.failure = try failure(row, "failure_step", "failure_reason")
+        state.compensationFailure = try failure(row, "compensation_failure_step", "compensation_failure_reason")
+        state.stuck = try failure(row, "stuck_step", "stuck_reason")
+        state.deadlineAt = try row["deadline_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
+        for (position, stepRow) in stepRows.enumerated() {
+            let columns = stepRow.makeRandomAccess()
+            var step = state.steps[position]
+            step.status = try decode(StepStatus.self, try columns["status"].decode(String.self))
+            step.attempts = try columns["attempts"].decode(Int.self)
+            step.compensationAttempts = try columns["compensation_attempts"].decode(Int.self)
+            step.compensationAttemptsBase = try columns["compensation_attempts_base"].decode(Int.self)
+            step.attemptsBase = try columns["attempts_base"].decode(Int.self)
+            step.firstAttemptAt = try columns["first_attempt_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
+            step.compensationFirstAttemptAt = try columns["compensation_first_attempt_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
+            step.dueAt = try columns["due_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
+            if let status = try columns["response_status"].decode(Int?.self) {
+                let body = try columns["response_body"].decode(String?.self) ?? "null"
+                step.response = StepResponse(status: status, body: try JSONParser.parse(body))
+            }
+            step.lastError = try columns["last_error"].decode(String?.self)
+            step.outcomeUnknown = try columns["outcome_unknown"].decode(Bool.self)
+            state.steps[position] = step
+        }
+        return StoredRun(
+            id: id, sagaName: try row["saga_name"].decode(String.self), sagaVersion: try row["saga_version"].decode(Int.self),
+            definitionHash: try row["definition_hash"].decode(String.self), definitionDocument: document,
+            input: try JSONParser.parse(try row["input"].decode(String.self)),
+            createdAt: Date(timeIntervalSince1970: try row["created_at"].decode(Double.self)),
+            updatedAt: Date(timeIntervalSince1970: try row["updated_at"].decode(Double.self)),
+            state: state, idempotencyKey: try row["idempotency_key"].decode(String?.self))
+    }
+
+    /// A failure is stored when its reason is; its step is NULL when no step failed (a cancel, the deadline).
+    static func failure(_ row: PostgresRandomAccessRow, _ stepColumn: String, _ reasonColumn: String) throws -> RunFailure? {
+        guard let reason = try row[reasonColumn].decode(String?.self) else { return nil }
+        return RunFailure(step: try row[stepColumn].decode(String?.self), reason: reason)
+    }
+
+    static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
+        guard let value = T(rawValue: raw) else { throw StoreError(message: "the database holds an unknown \(T.self) \"\(raw)\"") }
+        return value
+    }
+
+    public func listRuns(_ query: RunQuery) async throws -> RunPage {
+        let logger = logger
+        var conditions: [String] = []
+        var bindings = PostgresBindings()
+        func bind(_ condition: String, _ value: some PostgresNonThrowingEncodable & Sendable) {
+            bindings.append(value)
+            conditions.append(condition.replacingOccurrences(of: "?", with: "$\(bindings.count)"))
+        }
+        if let status = query.status { bind("status = ?", status.rawValue) }
+        if let saga = query.saga { bind("saga_name = ?", saga) }
+        if let cursor = query.cursor { bind("id < ?", cursor) }
+        if let after = query.createdAfter { bind("created_at >= ?", after.timeIntervalSince1970) }
+        if let before = query.createdBefore { bind("created_at < ?", before.timeIntervalSince1970) }
+        if let key = query.idempotencyKey { bind("idempotency_key = ?", key) }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        bindings.append(query.limit + 1)
+        let sql = PostgresQuery(unsafeSQL: "SELECT * FROM run \(whereClause) ORDER BY id DESC LIMIT $\(bindings.count)", binds: bindings)
+        let limit = query.limit
+        return try await reading { db in
+            let rows = try await db.query(sql, logger: logger).collect()
+            let runs = try rows.prefix(limit).map { row in
+                let columns = row.makeRandomAccess()
+                return RunSummary(
+                    id: try columns["id"].decode(String.self), sagaName: try columns["saga_name"].decode(String.self),
+                    sagaVersion: try columns["saga_version"].decode(Int.self),
+                    status: try Self.decode(RunStatus.self, try columns["status"].decode(String.self)),
+                    createdAt: Date(timeIntervalSince1970: try columns["created_at"].decode(Double.self)),
+                    updatedAt: Date(timeIntervalSince1970: try columns["updated_at"].decode(Double.self)),
+                    failure: try Self.failure(columns, "failure_step", "failure_reason"),
+                    compensationFailure: try Self.failure(columns, "compensation_failure_step", "compensation_failure_reason"),
+                    stuck: try Self.failure(columns, "stuck_step", "stuck_reason"),
+                    idempotencyKey: try columns["idempotency_key"].decode(String?.self))
+            }
+            return RunPage(runs: Array(runs), nextCursor: rows.count > limit ? runs.last?.id : nil)
+        }
+    }
+
+    public func events(runID: String, after: Int64) async throws -> [StoredEvent] {
+        let logger = logger
+        return try await reading { db in
+            try await db.query(
+                "SELECT id, at, kind, step, phase, attempt, message, data FROM event WHERE run_id = \(runID) AND id > \(after) ORDER BY id",
+                logger: logger
+            ).collect().map { row in
+                let (id, at, kind, step, phase, attempt, message, data) = try row.decode(
+                    (Int64, Double, String, String?, String?, Int?, String, String).self)
+                return StoredEvent(
+                    sequence: id,
+                    event: RunEvent(
+                        at: Date(timeIntervalSince1970: at), kind: try Self.decode(RunEvent.Kind.self, kind), step: step,
+                        phase: phase.flatMap(Phase.init(rawValue:)), attempt: attempt, message: message, data: try JSONParser.parse(data)))
+            }
+        }
+    }
+
+    public func attempts(runID: String) async throws -> [AttemptRecord] {
+        let logger = logger
+        return try await reading { db in
+            try await db.query(
+                """
+                SELECT position, step_name, phase, number, started_at, sends, finished_at, succeeded, http_status, error, duration_ms
+                FROM attempt WHERE run_id = \(runID) ORDER BY started_at, position, phase, number
+                """, logger: logger
+            ).collect().map { row in
+                let (position, stepName, phase, number, startedAt, sends, finishedAt, succeeded, httpStatus, error, durationMs) = try row.decode(
+                    (Int, String, String, Int, Double, Int, Double?, Bool?, Int?, String?, Int?).self)
+                return AttemptRecord(
+                    key: AttemptKey(runID: runID, step: position, stepName: stepName, phase: try Self.decode(Phase.self, phase), number: number),
+                    startedAt: Date(timeIntervalSince1970: startedAt), sends: sends,
+                    finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:)), succeeded: succeeded, httpStatus: httpStatus, error: error,
+                    durationMs: durationMs)
+            }
+        }
+    }
+}
+
+/// The PostgreSQL database cannot be used; the message says which (password masked) and what to do.
+public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,277 @@
+import Foundation
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import SkaldPostgres
+import SkaldSQLite
+import Testing
+
+/// The stores Skald ships. Every test here runs against each, on a real SQLite file and a real PostgreSQL server
+/// (a throwaway cluster on 127.0.0.1, started once for the test process).
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+
+    /// A new, empty database of this kind: its location (a path or a URL), from which stores are opened.
+    func newDatabase() async throws -> String {
+        switch self {
+        case .sqlite:
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-store-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            return folder.appendingPathComponent("skald.sqlite").path
+        case .postgres:
+            return try await PostgresCluster.shared().createDatabase("t_\(UUID().uuidString.prefix(8).lowercased())")
+        }
+    }
+
+    /// Opens the database (as a restarted process would), runs `body`, then closes the store.
+    func with<T: Sendable>(_ location: String, _ body: (any SagaStore) async throws -> T) async throws -> T {
+        switch self {
+        case .sqlite:
+            return try await body(try SQLiteStore(path: location))
+        case .postgres:
+            let store = try await PostgresStore.open(try PostgresLocation(url: location))
+            do {
+                let result = try await body(store)
+                await store.shutdown()
+                return result
+            } catch {
+                await store.shutdown()
+                throw error
+            }
+        }
+    }
+}
+
+let definition = try! DefinitionParser.parse(Array("""
+    { "name": "pair", "version": 1, "steps": [
+        { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },
+          "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a/{{steps.a.idempotencyKey}}" } },
+        { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b" } } ] }
+    """.utf8))
+
+let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+let machine = SagaMachine(saga: definition)
+
+func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date = t0) -> NewRun {
+    NewRun(id: id, definition: definition, input: input, createdAt: at, idempotencyKey: key)
+}
+
+@Suite(.serialized) struct StoreConformanceTests {
+    @Test(arguments: StoreKind.allCases)
+    func storesAndReloadsEveryTransition(kind: StoreKind) async throws {
+        let location = try await kind.newDatabase()
+        let input: JSONValue = ["sku": "S1", "n": 2, "big": .bigInteger("123456789012345678901234567890")]
+        try await kind.with(location) { store in
+            let start = machine.start(runID: "R1", at: t0)
+            _ = try await store.createRun(newRun("R1", input: input), transition: start)
+            let begun = machine.beginAttempt(start.state, step: 0, at: t0)
+            let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
+            try await store.recordAttemptStarted(key, at: t0, transition: begun)
+            let outcome = AttemptOutcome.succeeded(StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
+            let finished = machine.finishAttempt(begun.state, step: 0, outcome: outcome, duration: .milliseconds(12), at: t0, jitterSample: 0)
+            try await store.recordAttemptFinished(
+                AttemptResult(attempt: key, outcome: outcome, duration: .milliseconds(12), finishedAt: t0), transition: finished)
+            // b times out: its attempt is stored as finished, the step as unknown, and b is compensated.
+            let second = machine.beginAttempt(finished.state, step: 1, at: t0)
+            let secondKey = AttemptKey(runID: "R1", step: 1, stepName: "b", phase: .forward, number: 1)
+            try await store.recordAttemptStarted(secondKey, at: t0, transition: second)
+            let timedOut = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "no complete response within 1s", isRetryable: false))
+            let failed = machine.finishAttempt(second.state, step: 1, outcome: timedOut, duration: .seconds(1), at: t0, jitterSample: 0)
+            try await store.recordAttemptFinished(
+                AttemptResult(attempt: secondKey, outcome: timedOut, duration: .seconds(1), finishedAt: t0), transition: failed)
+        }
+        // A new store on the same database: what a restarted process sees.
+        try await kind.with(location) { store in
+            let run = try #require(try await store.run(id: "R1"))
+            #expect(run.input == input)
+            #expect(run.definitionHash == definition.contentHash)
+            #expect(try DefinitionParser.parse(run.definitionDocument).contentHash == definition.contentHash)
+            #expect(run.state.status == .compensating)
+            #expect(run.state.failure == RunFailure(step: "b", reason: "no complete response within 1s"))
+            #expect(run.state.steps[0].status == .compensating)
+            #expect(run.state.steps[0].response == StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
+            #expect(run.state.steps[0].dueAt == t0)
+            #expect(run.state.steps[1].status == .outcomeUnknown)
+            #expect(run.state.steps[1].outcomeUnknown)
+            #expect(run.state.steps[1].lastError == "no complete response within 1s")
+            #expect(try await store.unfinishedRuns().map(\.id) == ["R1"])
+            let kinds = try await store.events(runID: "R1").map(\.kind)
+            #expect(kinds.prefix(4) == [.runStarted, .attemptStarted, .attemptSucceeded, .stepSucceeded])
+            #expect(kinds.suffix(2) == [.stepFailed, .compensationStarted])
+            let after = try await store.events(runID: "R1", after: 0)
+            #expect(try await store.events(runID: "R1", after: after[1].sequence).count == after.count - 2)
+            let attempts = try await store.attempts(runID: "R1")
+            #expect(attempts.count == 2)
+            #expect(attempts[0].succeeded == true && attempts[0].httpStatus == 201 && attempts[0].durationMs == 12)
+            #expect(attempts[1].succeeded == false && attempts[1].error == "no complete response within 1s")
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anAttemptSentAgainCountsItsSendsAndOnlyAnAttemptInFlightCanBe(kind: StoreKind) async throws {
+        try await kind.with(try await kind.newDatabase()) { store in
+            let start = machine.start(runID: "R1", at: t0)
+            _ = try await store.createRun(newRun("R1"), transition: start)
+            let begun = machine.beginAttempt(start.state, step: 0, at: t0)
+            let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
+            try await store.recordAttemptStarted(key, at: t0, transition: begun)
+            let resent = machine.resendInterruptedAttempt(begun.state, step: 0, at: t0.addingTimeInterval(5))
+            try await store.recordAttemptResent(key, at: t0.addingTimeInterval(5), transition: resent)
+            #expect(try await store.attempts(runID: "R1").first?.sends == 2)
+            let other = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 7)
+            await #expect(throws: StoreError.self) { try await store.recordAttemptResent(other, at: t0, transition: resent) }
+            let result = AttemptResult(attempt: other, outcome: .succeeded(StepResponse(status: 200, body: .null)), duration: .zero, finishedAt: t0)
+            await #expect(throws: StoreError.self) { try await store.recordAttemptFinished(result, transition: resent) }
+            await #expect(throws: StoreError.self) { try await store.recordTransition(runID: "NOPE", at: t0, transition: resent) }
+            // Nothing of the refused writes was kept.
+            #expect(try await store.events(runID: "R1").map(\.kind) == [.runStarted, .attemptStarted, .attemptResent])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anIdempotencyKeyReturnsTheFirstRunEvenWhenStartsRace(kind: StoreKind) async throws {
+        try await kind.with(try await kind.newDatabase()) { store in
+            let first = try await store.createRun(newRun("R1", input: ["v": 1], key: "order-7"), transition: machine.start(runID: "R1", at: t0))
+            guard case .created = first else { Issue.record("expected a new run"); return }
+            let again = try await store.createRun(newRun("R2", input: ["v": 2], key: "order-7"), transition: machine.start(runID: "R2", at: t0))
+            guard case .existing(let existing) = again else { Issue.record("expected the first run"); return }
+            #expect(existing.id == "R1")
+            #expect(existing.input == ["v": 1])
+            // Ten starts with one key at the same moment: one run.
+            let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<10 {
+                    group.addTask {
+                        switch try await store.createRun(newRun("S\(index)", key: "race"), transition: machine.start(runID: "S\(index)", at: t0)) {
+                        case .created: "S\(index)"
+                        case .existing(let run): run.id
+                        }
+                    }
+                }
+                return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            }
+            #expect(outcomes.count == 1)
+            #expect(try await store.listRuns(RunQuery(idempotencyKey: "race")).runs.count == 1)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aDuplicateRunIdIsRefusedWithoutChangingTheFirst(kind: StoreKind) async throws {
+        try await kind.with(try await kind.newDatabase()) { store in
+            _ = try await store.createRun(newRun("R1", input: ["v": 1]), transition: machine.start(runID: "R1", at: t0))
+            await #expect(throws: (any Error).self) {
+                try await store.createRun(newRun("R1", input: ["v": 2]), transition: machine.start(runID: "R1", at: t0))
+            }
+            #expect(try await store.run(id: "R1")?.input == ["v": 1])
+            #expect(try await store.events(runID: "R1").count == 1)
+            #expect(try await store.run(id: "NOPE") == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func definitionsAreRegisteredOncePerNameAndVersion(kind: StoreKind) async throws {
+        try await kind.with(try await kind.newDatabase()) { store in
+            #expect(try await store.registerDefinition(definition, at: t0) == .registered)
+            #expect(try await store.registerDefinition(definition, at: t0) == .alreadyRegistered)
+            let changed = try DefinitionParser.parse(Array(definition.documentText.replacingOccurrences(of: "/b\"", with: "/bb\"").utf8))
+            #expect(try await store.registerDefinition(changed, at: t0) == .conflict(existingHash: definition.contentHash))
+            let v2 = try DefinitionParser.parse(Array(definition.documentText.replacingOccurrences(of: "\"version\":1", with: "\"version\":2").utf8))
+            #expect(try await store.registerDefinition(v2, at: t0.addingTimeInterval(1)) == .registered)
+            #expect(try await store.definitions().map(\.version) == [1, 2])
+            #expect(try await store.definition(name: "pair", version: nil)?.version == 2)
+            #expect(try await store.definition(name: "pair", version: 1)?.hash == definition.contentHash)
+            #expect(try await store.definition(name: "nope", version: nil) == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func runsAreListedNewestFirstWithFiltersAndPages(kind: StoreKind) async throws {
+        try await kind.with(try await kind.newDatabase()) { store in
+            for index in 1...5 {
+                let id = "R\(index)"
+                _ = try await store.createRun(
+                    newRun(id, key: index == 3 ? "k3" : nil, at: t0.addingTimeInterval(Double(index))), transition: machine.start(runID: id, at: t0))
+            }
+            let state = try #require(try await store.run(id: "R2")).state
+            try await store.recordTransition(runID: "R2", at: t0, transition: try #require(machine.abandon(state, note: "settled", at: t0)))
+            let first = try await store.listRuns(RunQuery(limit: 2))
+            #expect(first.runs.map(\.id) == ["R5", "R4"])
+            #expect(first.nextCursor == "R4")
+            let second = try await store.listRuns(RunQuery(limit: 2, cursor: first.nextCursor))
+            #expect(second.runs.map(\.id) == ["R3", "R2"])
+            #expect(try await store.listRuns(RunQuery(status: .abandoned)).runs.map(\.id) == ["R2"])
+            #expect(try await store.listRuns(RunQuery(saga: "nope")).runs.isEmpty)
+            #expect(try await store.listRuns(RunQuery(createdAfter: t0.addingTimeInterval(4))).runs.map(\.id) == ["R5", "R4"])
+            #expect(try await store.listRuns(RunQuery(createdBefore: t0.addingTimeInterval(2))).runs.map(\.id) == ["R1"])
+            #expect(try await store.listRuns(RunQuery(idempotencyKey: "k3")).runs.map(\.idempotencyKey) == ["k3"])
+            #expect(try await store.unfinishedRuns().map(\.id) == ["R1", "R3", "R4", "R5"])
+        }
+    }
+}
+
+/// What only PostgreSQL needs checking for: connecting, the schema's version, the password.
+@Suite(.serialized) struct PostgresStoreTests {
+    @Test func aWrongPasswordIsReportedAtOnceWithoutThePassword() async throws {
+        let url = try await StoreKind.postgres.newDatabase()
+        let wrong = url.replacingOccurrences(of: "://skald:", with: "://skald:not-the-password-")
+        do {
+            // The server's own refusal, from the first direct connection (the pool would keep retrying instead).
+            let store = try await PostgresStore.open(try PostgresLocation(url: wrong))
+            await store.shutdown()
+            Issue.record("a wrong password was accepted")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains("cannot connect to postgres://skald:***@127.0.0.1:"), "\(message)")
+            #expect(!message.contains("not-the-password"), "\(message)")
+            #expect(message.contains("password authentication failed"), "\(message)")
+        }
+    }
+
+    @Test func urlsAreCheckedAndShownWithoutThePassword() throws {
+        let location = try PostgresLocation(url: "postgres://ana:s3cret@db.example:6543/skald")
+        #expect(location.description == "postgres://ana:***@db.example:6543/skald")
+        #expect(try PostgresLocation(url: "postgresql://ana@127.0.0.1/skald").port == 5432)
+        #expect(throws: PostgresStoreError.self) { try PostgresLocation(url: "postgres://ana:s3cret@127.0.0.1:5432") }
+        do {
+            _ = try PostgresLocation(url: "postgres://:s3cret@127.0.0.1/x")
+            Issue.record("a URL without a user was accepted")
+        } catch {
+            #expect("\(error)".contains("names no user"))
+            #expect(!"\(error)".contains("s3cret"))
+        }
+    }
+
+    @Test func aDatabaseFromANewerSkaldIsRefusedAndTheHistoryIsAppendOnly() async throws {
+        let url = try await StoreKind.postgres.newDatabase()
+        let store = try await PostgresStore.open(try PostgresLocation(url: url))
+        _ = try await store.createRun(newRun("R1"), transition: machine.start(runID: "R1", at: t0))
+        await #expect(throws: (any Error).self) { try await store.execute("UPDATE event SET message = 'rewritten'") }
+        try await store.execute("INSERT INTO skald_migration (identifier) VALUES ('v99-from-the-future')")
+        await store.shutdown()
+        do {
+            let reopened = try await PostgresStore.open(try PostgresLocation(url: url))
+            await reopened.shutdown()
+            Issue.record("a newer schema was accepted")
+        } catch {
+            #expect("\(error)".contains("written by a newer version of Skald"))
+            #expect("\(error)".contains("v99-from-the-future"))
+        }
+    }
+
+    @Test func pruneDeletesOnlyRunsThatEndedBeforeTheCutoff() async throws {
+        let store = try await PostgresStore.open(try PostgresLocation(url: try await StoreKind.postgres.newDatabase()))
+        for id in ["R1", "R2", "R3"] {
+            _ = try await store.createRun(newRun(id), transition: machine.start(runID: id, at: t0))
+        }
+        for id in ["R1", "R2"] {
+            let state = try #require(try await store.run(id: id)).state
+            try await store.recordTransition(runID: id, at: t0, transition: try #require(machine.abandon(state, note: "x", at: t0)))
+        }
+        #expect(try await store.prune(finishedBefore: t0.addingTimeInterval(1), batchSize: 1) == 2)
+        #expect(try await store.listRuns(RunQuery()).runs.map(\.id) == ["R3"])
+        #expect(try await store.events(runID: "R1").isEmpty)
+        await store.shutdown()
+    }
+}
