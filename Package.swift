@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "skald",
             dependencies: [
-                "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldHTTP", "SkaldDemo", "SkaldServer",
+                "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldHTTP", "SkaldDemo", "SkaldServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "SkaldEndToEndTests",
             dependencies: [
-                "skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldDemo",
+                "skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -177,3 +177,24 @@ actor SharedCluster {
 }
 
 private let clusterToStopAtExit = Mutex<PostgresCluster?>(nil)
+
+/// The two kinds of database Skald runs on, for tests and benchmarks that run against each.
+public enum DatabaseKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case sqlite
+    case postgres
+
+    public var description: String { rawValue }
+
+    /// A new, empty database of this kind: a file path in a new temporary folder, or the URL of a new database on
+    /// the process's shared PostgreSQL cluster.
+    public func newDatabase() async throws -> String {
+        switch self {
+        case .sqlite:
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-db-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            return folder.appendingPathComponent("skald.sqlite").path
+        case .postgres:
+            return try await PostgresCluster.shared().createDatabase("t_\(UUID().uuidString.prefix(8).lowercased())")
+        }
+    }
+}

@@ -637,3 +637,36 @@ public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 }
+
+/// One engine per PostgreSQL database, until engines share runs through leases: a session advisory lock held on a
+/// connection of its own for as long as the engine runs (the server releases it if the process dies).
+public final class PostgresEngineLock: Sendable {
+    static let key = 7_100_701
+    let connection: PostgresConnection
+
+    init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    /// - Throws: `PostgresStoreError` when another engine holds it, or the server cannot be reached.
+    public static func take(_ location: PostgresLocation, logger: Logger = Logger(label: "skald.postgres")) async throws -> PostgresEngineLock {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 1, logger: logger)
+        } catch {
+            throw PostgresStoreError(message: "cannot connect to \(location): \(PostgresStore.describe(error))")
+        }
+        let taken = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).collect().first?.decode(Bool.self) ?? false
+        guard taken else {
+            try? await connection.close()
+            throw PostgresStoreError(
+                message: "another skald engine (run, resume or serve) is using the database \(location); stop it first, or use the API of the skald serve that holds it")
+        }
+        return PostgresEngineLock(connection: connection)
+    }
+
+    /// Ends the lock's session, which releases it.
+    public func release() async {
+        try? await connection.close()
+    }
+}

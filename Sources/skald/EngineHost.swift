@@ -9,7 +9,7 @@ import SkaldSQLite
 /// Wires a store, the HTTP executor and an engine for the lifetime of `body`, shutting the HTTP client down after.
 enum EngineHost {
     static func with<T>(
-        store: SQLiteStore, maxResponseBytes: Int, environment: [String: String] = ProcessInfo.processInfo.environment,
+        store: any SagaStore, maxResponseBytes: Int, environment: [String: String] = ProcessInfo.processInfo.environment,
         printer: ProgressPrinter, _ body: (Engine) async throws -> T
     ) async throws -> T {
         let configuration = EngineConfiguration(environment: environment, onEvents: { runID, events in printer.handle(runID: runID, events: events) })

@@ -1,21 +1,27 @@
 import ArgumentParser
 import Foundation
 import SkaldCore
+import SkaldEngine
+import SkaldPostgres
 import SkaldSQLite
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: "The SQLite database file (default: $SKALD_DB, else ./skald.sqlite).")
+    @Option(
+        name: .long,
+        help: "The database: a SQLite file, or postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: $SKALD_DB, else ./skald.sqlite).")
     var db: String?
 
-    @Option(name: .long, help: "process: survives kill -9 (WAL, synchronous=NORMAL); full: also survives power loss (synchronous=FULL).")
+    @Option(name: .long, help: "SQLite: process survives kill -9 (WAL, synchronous=NORMAL); full also survives power loss (synchronous=FULL).")
     var durability: String = "process"
 
-    @Option(name: .long, help: "How long a write waits for another process that holds the database's write lock before it fails (and is tried again later).")
+    @Option(name: .long, help: "SQLite: how long a write waits for another process that holds the database's write lock before it fails (and is tried again later).")
     var busyTimeout = "10s"
 
     var path: String {
         db ?? ProcessInfo.processInfo.environment["SKALD_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "./skald.sqlite"
     }
+
+    var isPostgres: Bool { PostgresLocation.isURL(path) }
 
     func validate() throws {
         guard Durability(rawValue: durability) != nil else {
@@ -24,23 +30,84 @@ struct DatabaseOptions: ParsableArguments {
         guard let timeout = DurationText.parse(busyTimeout), timeout <= .seconds(3600) else {
             throw ValidationError("--busy-timeout must be a duration of at most 1h, such as 10s, not \"\(busyTimeout)\"")
         }
+        if isPostgres {
+            do { _ = try PostgresLocation(url: path) } catch { throw ValidationError("--db: \(error)") }
+        }
     }
 
-    func open() throws -> SQLiteStore {
-        try SQLiteStore(
-            path: path, durability: Durability(rawValue: durability) ?? .process,
-            busyTimeout: DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout)
-    }
-
-    /// Opens the store and takes the one-engine-per-database lock, or prints why not and exits 1.
-    func openForEngine() throws -> (store: SQLiteStore, lock: EngineLock) {
+    /// Opens the database, or prints why not and exits 1.
+    /// - Parameter connections: for PostgreSQL, the most connections the store keeps open.
+    func open(connections: Int = 16) async throws -> OpenedDatabase {
         do {
-            let store = try open()
-            return (store, try EngineLock(databasePath: store.path))
+            if isPostgres {
+                let store = try await PostgresStore.open(try PostgresLocation(url: path), maximumConnections: connections)
+                return OpenedDatabase(postgres: store)
+            }
+            let store = try SQLiteStore(
+                path: path, durability: Durability(rawValue: durability) ?? .process,
+                busyTimeout: DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout)
+            return OpenedDatabase(sqlite: store)
         } catch {
             printError("error: \(error)")
             throw Exit.failure
         }
+    }
+
+    /// Opens the database and takes the one-engine-per-database lock, or prints why not and exits 1.
+    func openForEngine(connections: Int = 16) async throws -> OpenedDatabase {
+        var database = try await open(connections: connections)
+        do {
+            try await database.takeEngineLock()
+            return database
+        } catch {
+            await database.close()
+            printError("error: \(error)")
+            throw Exit.failure
+        }
+    }
+}
+
+/// The database a command works on, a SQLite file or a PostgreSQL database, with what differs between the two.
+struct OpenedDatabase: Sendable {
+    let store: any SagaStore
+    /// The file's path, or the URL with its password masked.
+    let name: String
+    private let sqlite: SQLiteStore?
+    private let postgres: PostgresStore?
+    private var sqliteLock: EngineLock?
+    private var postgresLock: PostgresEngineLock?
+
+    init(sqlite: SQLiteStore) {
+        store = sqlite
+        name = sqlite.path
+        self.sqlite = sqlite
+        postgres = nil
+    }
+
+    init(postgres: PostgresStore) {
+        store = postgres
+        name = postgres.location.description
+        sqlite = nil
+        self.postgres = postgres
+    }
+
+    /// One engine per database: a lock file next to a SQLite file, an advisory lock in PostgreSQL.
+    mutating func takeEngineLock() async throws {
+        if let sqlite { sqliteLock = try EngineLock(databasePath: sqlite.path) }
+        if let postgres { postgresLock = try await PostgresEngineLock.take(postgres.location) }
+    }
+
+    /// Deletes runs that ended before `cutoff` (see `skald prune`).
+    func prune(finishedBefore cutoff: Date, batchSize: Int = 500) async throws -> Int {
+        if let sqlite { return try await sqlite.prune(finishedBefore: cutoff, batchSize: batchSize) }
+        return try await postgres!.prune(finishedBefore: cutoff, batchSize: batchSize)
+    }
+
+    /// Releases the engine lock and closes the connections.
+    func close() async {
+        withExtendedLifetime(sqliteLock) {}
+        await postgresLock?.release()
+        await postgres?.shutdown()
     }
 }
 

@@ -9,7 +9,7 @@ import SkaldSQLite
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Delete finished runs (completed or compensated) and their history once they are older than a duration.",
+        abstract: "Delete finished runs (completed, compensated or abandoned) and their history once they are older than a duration.",
         discussion: """
             Runs in compensation_failed or stuck wait for an operator and are never pruned, nor are running ones. \
             Deletes in batches, each its own short transaction, so it can run next to a live skald serve. \
@@ -31,16 +31,16 @@ struct PruneCommand: AsyncParsableCommand {
 
     func run() async throws {
         let age = try RetentionAge.parse(olderThan, option: "--older-than")
-        let store: SQLiteStore
-        do {
-            store = try database.open()
-        } catch {
-            printError("error: \(error)")
-            throw Exit.failure
-        }
+        let opened = try await database.open(connections: 2)
         let cutoff = Date().addingTimeInterval(-age.seconds)
-        let deleted = try await store.prune(finishedBefore: cutoff, batchSize: batchSize)
-        print("pruned \(deleted) finished run\(deleted == 1 ? "" : "s") that ended before \(cutoff.formatted(.iso8601)) from \(store.path)")
+        do {
+            let deleted = try await opened.prune(finishedBefore: cutoff, batchSize: batchSize)
+            print("pruned \(deleted) finished run\(deleted == 1 ? "" : "s") that ended before \(cutoff.formatted(.iso8601)) from \(opened.name)")
+            await opened.close()
+        } catch {
+            await opened.close()
+            throw error
+        }
     }
 }
 
@@ -55,7 +55,7 @@ enum RetentionAge {
 
 /// With `skald serve --prune-older-than`: prunes finished runs at start-up and then every `interval`.
 struct PruneService: Service {
-    let store: SQLiteStore
+    let store: OpenedDatabase
     let age: Duration
     let interval: Duration
     let logger: Logger

@@ -35,11 +35,13 @@ struct RunCommand: AsyncParsableCommand {
             for problem in error.problems { printError("  - \(problem)") }
             throw Exit.invalid
         }
-        let (store, lock) = try database.openForEngine()
-        defer { withExtendedLifetime(lock) {} }
+        let opened = try await database.openForEngine()
         let printer = ProgressPrinter(stepNames: saga.steps.map(\.name))
         let started = ContinuousClock.now
-        let state = try await EngineHost.with(store: store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
+        let name = opened.name
+        let state: RunState
+        do {
+            state = try await EngineHost.with(store: opened.store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
             let runID: String
             do {
                 runID = try await engine.startRun(saga, input: inputValue)
@@ -48,8 +50,13 @@ struct RunCommand: AsyncParsableCommand {
                 for problem in error.problems { printError("  - \(problem)") }
                 throw Exit.invalid
             }
-            print("run \(printer.style.bold(runID)) of \(saga.name) v\(saga.version) (database \(store.path))")
+            print("run \(printer.style.bold(runID)) of \(saga.name) v\(saga.version) (database \(name))")
             return try await engine.drive(runID: runID)
+            }
+            await opened.close()
+        } catch {
+            await opened.close()
+            throw error
         }
         print("run \(state.id) \(printer.summary(state, elapsed: ContinuousClock.now - started))")
         let code = Exit.forStatus(state.status)
@@ -71,18 +78,27 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var execution: ExecutionOptions
 
     func run() async throws {
-        let (store, lock) = try database.openForEngine()
-        defer { withExtendedLifetime(lock) {} }
-        let unfinished = try await store.unfinishedRuns()
-        guard !unfinished.isEmpty else {
-            print("nothing to resume: every run in \(store.path) is finished")
-            return
-        }
-        print("resuming \(unfinished.count) unfinished run\(unfinished.count == 1 ? "" : "s") from \(store.path)")
-        let printer = ProgressPrinter(showRunID: unfinished.count > 1)
+        let opened = try await database.openForEngine()
+        let unfinished: [StoredRun]
+        let results: [String: RunState]
+        let printer: ProgressPrinter
         let failures = Failures()
-        let results = try await EngineHost.with(store: store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
-            try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) })
+        do {
+            unfinished = try await opened.store.unfinishedRuns()
+            guard !unfinished.isEmpty else {
+                print("nothing to resume: every run in \(opened.name) is finished")
+                await opened.close()
+                return
+            }
+            print("resuming \(unfinished.count) unfinished run\(unfinished.count == 1 ? "" : "s") from \(opened.name)")
+            printer = ProgressPrinter(showRunID: unfinished.count > 1)
+            results = try await EngineHost.with(store: opened.store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
+                try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) })
+            }
+            await opened.close()
+        } catch {
+            await opened.close()
+            throw error
         }
         var worst = Exit.completed
         for run in unfinished {

@@ -104,7 +104,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        let (store, lock) = try database.openForEngine()
+        let opened = try await database.openForEngine(connections: min(64, max(8, concurrency)))
+        let store = opened.store
         // Definitions sent to the API may read only what --allow-env names; the engine also resolves what the
         // operator's own files in --sagas read (for them, and for runs of any definition already stored).
         let apiPolicy = try environmentPolicy()
@@ -137,7 +138,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger)
         let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls))
         let host = host
-        let path = store.path
+        let path = opened.name
         var appLogger = Logger(label: "skald.http")
         appLogger.logLevel = .warning
         let app = Application(
@@ -155,7 +156,7 @@ struct ServeCommand: AsyncParsableCommand {
         ]
         if let pruneOlderThan {
             let age = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than")
-            services.append(.init(service: PruneService(store: store, age: age, interval: .seconds(3600), logger: logger)))
+            services.append(.init(service: PruneService(store: opened, age: age, interval: .seconds(3600), logger: logger)))
         }
         var groupConfiguration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -168,6 +169,7 @@ struct ServeCommand: AsyncParsableCommand {
             try await group.run()
         } catch {
             try? await client.shutdown()
+            await opened.close()
             if "\(error)".contains("Address already in use") {
                 printError(
                     "error: cannot listen on \(host):\(port): the address is already in use (another skald serve?); stop that process, or choose another port with --port")
@@ -177,7 +179,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw Exit.failure
         }
         try await client.shutdown()
-        withExtendedLifetime(lock) {}
+        await opened.close()
         let abandoned = engine.abandonedAttempts.load(ordering: .relaxed)
         if abandoned > 0 {
             print(
@@ -188,7 +190,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Registers every definition in the folder and returns them.
-    func register(folder: String, in store: SQLiteStore) async throws -> [SagaDefinition] {
+    func register(folder: String, in store: any SagaStore) async throws -> [SagaDefinition] {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         guard FileManager.default.fileExists(atPath: folder) else {
             printError("error: --sagas \(folder): no such folder")

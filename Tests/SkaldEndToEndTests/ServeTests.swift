@@ -3,6 +3,7 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
+import SkaldPostgres
 import SkaldSQLite
 import Testing
 
@@ -83,13 +84,16 @@ import Testing
         }
     }
 
-    @Test func aSecondEngineOnTheSameDatabaseIsRefused() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func aSecondEngineOnTheSameDatabaseIsRefused(kind: DatabaseKind) async throws {
         let folder = try temporaryFolder()
-        let db = folder.appendingPathComponent("s.sqlite").path
+        let db = try await kind.newDatabase()
         let server = try await ServeProcess(db: db, environment: [:], in: folder)
         let second = try await SkaldProcess.run(["serve", "--db", db, "--port", "0"], in: folder)
         #expect(second.status == 1)
-        #expect(second.stderr.contains("another skald process (serve, run or resume) is using the database"))
+        #expect(
+            second.stderr.contains("another skald process (serve, run or resume) is using the database")
+                || second.stderr.contains("another skald engine (run, resume or serve) is using the database"), "\(second.stderr)")
         let resume = try await SkaldProcess.run(["resume", "--db", db], in: folder)
         #expect(resume.status == 1)
         server.terminate()
@@ -250,10 +254,11 @@ import Testing
         #expect(result.stderr.contains("--token is empty"))
     }
 
-    @Test func aServerKilledUnderLoadLosesNothingAndAppliesNothingTwice() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func aServerKilledUnderLoadLosesNothingAndAppliesNothingTwice(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let db = folder.appendingPathComponent("s.sqlite").path
+            let db = try await kind.newDatabase()
             let server = try await ServeProcess(db: db, environment: participants.environment, in: folder)
             // Shipping holds every request it gets: runs pile up in their last step while others are earlier.
             await participants[.shipping].setFaults(Faults(hold: true))
@@ -300,8 +305,7 @@ import Testing
             restarted.terminate()
             #expect(await restarted.waitForExit() == 0)
 
-            let store = try SQLiteStore(path: db)
-            let all = try await store.listRuns(RunQuery(limit: 500)).runs
+            let all = try await listRuns(db, RunQuery(limit: 500))
             #expect(all.count == count)
             #expect(Set(all.map(\.id)) == Set(ids))
             #expect(all.filter { $0.status == .completed }.count == 90)
@@ -316,4 +320,15 @@ import Testing
             #expect(await participants[.inventory].ledger.filter { $0.action == "release" }.count == 10)
         }
     }
+}
+
+/// The runs in a database of either kind, read with Skald's own store.
+func listRuns(_ db: String, _ query: RunQuery) async throws -> [RunSummary] {
+    if PostgresLocation.isURL(db) {
+        let store = try await PostgresStore.open(try PostgresLocation(url: db))
+        let runs = try await store.listRuns(query).runs
+        await store.shutdown()
+        return runs
+    }
+    return try await SQLiteStore(path: db).listRuns(query).runs
 }

@@ -8,24 +8,9 @@ import Testing
 
 /// The stores Skald ships. Every test here runs against each, on a real SQLite file and a real PostgreSQL server
 /// (a throwaway cluster on 127.0.0.1, started once for the test process).
-enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite
-    case postgres
+typealias StoreKind = DatabaseKind
 
-    var testDescription: String { rawValue }
-
-    /// A new, empty database of this kind: its location (a path or a URL), from which stores are opened.
-    func newDatabase() async throws -> String {
-        switch self {
-        case .sqlite:
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-store-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            return folder.appendingPathComponent("skald.sqlite").path
-        case .postgres:
-            return try await PostgresCluster.shared().createDatabase("t_\(UUID().uuidString.prefix(8).lowercased())")
-        }
-    }
-
+extension DatabaseKind {
     /// Opens the database (as a restarted process would), runs `body`, then closes the store.
     func with<T: Sendable>(_ location: String, _ body: (any SagaStore) async throws -> T) async throws -> T {
         switch self {
