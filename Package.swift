@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "SkaldServerTests",
             dependencies: [
-                "SkaldServer", "SkaldSQLite", "SkaldDemo", "SkaldHTTP",
+                "SkaldServer", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

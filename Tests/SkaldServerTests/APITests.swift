@@ -7,6 +7,7 @@ import SkaldCore
 import SkaldDemo
 import SkaldEngine
 import SkaldHTTP
+import SkaldPostgres
 import SkaldSQLite
 import Synchronization
 import Testing
@@ -19,7 +20,9 @@ let checkoutText = try! String(contentsOf: packageRoot.appendingPathComponent("S
 /// participants as the services the sagas call.
 struct Harness: Sendable {
     let client: any TestClientProtocol
-    let store: SQLiteStore
+    let store: any SagaStore
+    /// The SQLite store, when the harness runs on SQLite (for tests of SQLite's own faults).
+    let sqlite: SQLiteStore?
     let engine: Engine
     let participants: RunningParticipants
     /// The port the API listens on, for tests that talk to it with raw sockets.
@@ -29,17 +32,19 @@ struct Harness: Sendable {
     ///   - concurrency: the engine's limit of attempts in flight.
     ///   - engineStore: what the engine stores through (the API reads the SQLite store itself).
     static func with(
+        _ kind: DatabaseKind = .sqlite,
         token: String? = nil, concurrency: Int = 256, engineStore: (@Sendable (SQLiteStore) -> any SagaStore)? = nil,
         api: APIConfiguration? = nil, readTimeout: Duration = APIServerLimits.defaultReadTimeout,
         _ body: @Sendable @escaping (Harness) async throws -> Void
     ) async throws {
         try await Participant.withRunning { participants in
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-api-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            let store = try SQLiteStore(path: folder.appendingPathComponent("skald.sqlite").path)
+            let location = try await kind.newDatabase()
+            let sqlite = kind == .sqlite ? try SQLiteStore(path: location) : nil
+            let postgres = kind == .postgres ? try await PostgresStore.open(try PostgresLocation(url: location)) : nil
+            let store: any SagaStore = sqlite ?? postgres!
             let http = HTTPClient.makeForSteps()
             let engine = Engine(
-                store: engineStore?(store) ?? store, executor: HTTPStepExecutor(client: http),
+                store: sqlite.map { engineStore?($0) ?? $0 } ?? store, executor: HTTPStepExecutor(client: http),
                 configuration: EngineConfiguration(environment: participants.environment, concurrency: concurrency))
             let app = Application(
                 router: buildRouter(engine: engine, store: store, configuration: api ?? APIConfiguration(token: token, maxBodyBytes: 64 * 1024)),
@@ -48,17 +53,20 @@ struct Harness: Sendable {
             let engineTask = Task { try await engine.run() }
             do {
                 try await app.test(.live) { client in
-                    try await body(Harness(client: client, store: store, engine: engine, participants: participants, port: client.port ?? 0))
+                    try await body(
+                        Harness(client: client, store: store, sqlite: sqlite, engine: engine, participants: participants, port: client.port ?? 0))
                 }
             } catch {
                 engineTask.cancel()
                 _ = await engineTask.result
                 try? await http.shutdown()
+                await postgres?.shutdown()
                 throw error
             }
             engineTask.cancel()
             _ = await engineTask.result
             try await http.shutdown()
+            await postgres?.shutdown()
         }
     }
 
@@ -122,8 +130,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
 }
 
 @Suite(.serialized) struct APITests {
-    @Test func healthAndDefinitions() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func healthAndDefinitions(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             let health = try await h.call(.get, "/health")
             #expect(health.status == 200)
             #expect(health.json["database"] == "ok")
@@ -148,8 +157,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func anInvalidDefinitionGets422WithEveryPathAndNothingIsStored() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func anInvalidDefinitionGets422WithEveryPathAndNothingIsStored(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             let bad = #"{"name": "x", "version": 1, "steps": [{"name": "a", "request": {"method": "FETCH", "url": "ftp://x"}, "extra": 1}]}"#
             let (status, json) = try await h.call(.post, "/v1/definitions", bad)
             #expect(status == 422)
@@ -161,8 +171,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func startAndFollowARunToCompletion() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func startAndFollowARunToCompletion(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             let (status, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
             #expect(status == 201)
@@ -183,8 +194,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func theSameIdempotencyKeyReturnsTheExistingRun() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func theSameIdempotencyKeyReturnsTheExistingRun(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             let body = #"{"saga": "checkout", "input": \#(input()), "idempotencyKey": "order-77"}"#
             let first = try await h.call(.post, "/v1/runs", body)
@@ -198,8 +210,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func listingFiltersAndPagesNewestFirst() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func listingFiltersAndPagesNewestFirst(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             var ids: [String] = []
             for (index, card) in ["4242424242424242", Participant.decliningCard, "4242424242424242"].enumerated() {
@@ -231,8 +244,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func cancelCompensatesAndASecondCancelConflicts() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func cancelCompensatesAndASecondCancelConflicts(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             // Shipping holds its request: the run waits in its last step.
             await h.participants[.shipping].setFaults(Faults(hold: true))
@@ -261,8 +275,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func abandonStopsARunWithoutUndoingAndKeepsTheNote() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func abandonStopsARunWithoutUndoingAndKeepsTheNote(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             let id = try await h.compensationFailedRun()
             let noNote = try await h.call(.post, "/v1/runs/\(id)/abandon", #"{"by": "ana"}"#)
@@ -285,8 +300,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func abandoningARunningRunSendsNothingMore() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func abandoningARunningRunSendsNothingMore(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             await h.participants[.shipping].setFaults(Faults(hold: true))
             let (_, run) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input())}"#)
@@ -306,8 +322,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func retryResumesACompensationFailedRun() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func retryResumesACompensationFailedRun(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             let id = try await h.compensationFailedRun()
             #expect(try await h.call(.get, "/v1/runs/\(id)").json["compensationFailure"]?["step"] == "charge-card")
@@ -324,8 +341,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func resolveByHandContinuesTheWalkAndRecordsWhoAndWhy() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func resolveByHandContinuesTheWalkAndRecordsWhoAndWhy(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             let id = try await h.compensationFailedRun()
             #expect(try await h.call(.post, "/v1/runs/\(id)/resolve", #"{"step": "charge-card"}"#).status == 422)
@@ -342,8 +360,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func badRequestsGetTheRightStatusAndChangeNothing() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func badRequestsGetTheRightStatusAndChangeNothing(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             try await h.define()
             let cases: [(String, Int, String)] = [
                 ("{\"saga\": ", 400, "malformed_json"),
@@ -369,8 +388,9 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test func aTokenGuardsEveryV1RouteButNotHealth() async throws {
-        try await Harness.with(token: "s3cret") { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func aTokenGuardsEveryV1RouteButNotHealth(kind: DatabaseKind) async throws {
+        try await Harness.with(kind, token: "s3cret") { h in
             #expect(try await h.call(.get, "/health").status == 200)
             let denied = try await h.call(.get, "/v1/runs")
             #expect(denied.status == 401)

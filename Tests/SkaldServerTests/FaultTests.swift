@@ -50,7 +50,7 @@ struct StorageFault {
         // One attempt at a time: a slot that is not given back freezes every other run.
         try await Harness.with(concurrency: 1) { h in
             try await h.define()
-            let fault = try StorageFault(path: h.store.path)
+            let fault = try StorageFault(path: try #require(h.sqlite).path)
             try fault.start()
             let (_, first) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input(orderId: "o-1"))}"#)
             let firstID = try #require(first["id"]?.stringValue)
@@ -169,7 +169,7 @@ extension FaultTests {
             try await h.define()
             let id = try await h.finishedRun()
             // Another process breaks the database under the server.
-            let queue = try DatabaseQueue(path: h.store.path)
+            let queue = try DatabaseQueue(path: try #require(h.sqlite).path)
             try await queue.write { db in try db.execute(sql: "DROP TABLE event") }
             let (status, json) = try await h.call(.get, "/v1/runs/\(id)/events")
             #expect(status == 500)

@@ -19,8 +19,9 @@ import Testing
         return try #require(run["id"]?.stringValue)
     }
 
-    @Test func aHeldRequestThatArrivesAfterItsCompensationIsRefusedAndNothingStaysApplied() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func aHeldRequestThatArrivesAfterItsCompensationIsRefusedAndNothingStaysApplied(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             let shipping = h.participants[.shipping]
             // Shipping takes each forward request and sits on it before applying it.
             await shipping.setFaults(Faults(stall: true))
@@ -49,8 +50,9 @@ import Testing
         }
     }
 
-    @Test func anAppliedRequestWhoseAnswerCameTooLateIsUndone() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func anAppliedRequestWhoseAnswerCameTooLateIsUndone(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             let shipping = h.participants[.shipping]
             // Shipping applies the request, then holds the answer past the timeout.
             await shipping.setFaults(Faults(hold: true))
@@ -67,8 +69,9 @@ import Testing
         }
     }
 
-    @Test func aStepThatOptsOutIsLeftAsItIsAndTheRunSaysSo() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func aStepThatOptsOutIsLeftAsItIsAndTheRunSaysSo(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             let shipping = h.participants[.shipping]
             await shipping.setFaults(Faults(stall: true))
             let optedOut = Self.quickCheckout
@@ -89,8 +92,9 @@ import Testing
         }
     }
 
-    @Test func aCompensationThatNeedsTheResponseThatNeverCameStopsForAPerson() async throws {
-        try await Harness.with { h in
+    @Test(arguments: DatabaseKind.allCases)
+    func aCompensationThatNeedsTheResponseThatNeverCameStopsForAPerson(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
             await h.participants[.shipping].setFaults(Faults(stall: true))
             // The older style: the shipment is cancelled by the id in the response.
             let byID = Self.quickCheckout.replacingOccurrences(
