@@ -29,11 +29,11 @@ import Testing
             expectedLedger: [.inventory: ["reserve", "release"], .payments: [], .shipping: []]),
     ]
 
-    @Test(arguments: cases)
-    func aKilledRunCarriesOnAfterRestartWithEachActionAppliedOnce(_ scenario: Case) async throws {
+    @Test(arguments: cases, DatabaseKind.allCases)
+    func aKilledRunCarriesOnAfterRestartWithEachActionAppliedOnce(_ scenario: Case, kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let db = folder.appendingPathComponent("skald.sqlite").path
+            let db = try await kind.newDatabase()
             let holder = participants[scenario.holder]
             // For the compensation case, hold only after the forward reservation went through.
             let holdsCompensation = scenario.card == Participant.decliningCard
@@ -58,7 +58,7 @@ import Testing
             await holder.setFaults(Faults())
             await holder.releaseHeld()
 
-            let unfinished = try await SQLiteStore(path: db).unfinishedRuns()
+            let unfinished = try await withStore(db) { try await $0.unfinishedRuns() }
             #expect(unfinished.count == 1)
             let runID = try #require(unfinished.first?.id)
 
@@ -80,11 +80,12 @@ import Testing
                 #expect(perKey.values.allSatisfy { $0 == 1 }, "\(kind) applied a key twice: \(perKey)")
             }
             // The held attempt was sent twice under one key, and counted as one attempt.
-            let store = try SQLiteStore(path: db)
-            let attempts = try await store.attempts(runID: runID)
-            #expect(attempts.contains { $0.sends == 2 && $0.key.number == 1 && $0.succeeded == true })
-            #expect(try await store.run(id: runID)?.state.status.isTerminal == true)
-            #expect(try await store.unfinishedRuns().isEmpty)
+            try await withStore(db) { store in
+                let attempts = try await store.attempts(runID: runID)
+                #expect(attempts.contains { $0.sends == 2 && $0.key.number == 1 && $0.succeeded == true })
+                #expect(try await store.run(id: runID)?.state.status.isTerminal == true)
+                #expect(try await store.unfinishedRuns().isEmpty)
+            }
         }
     }
 }

@@ -3,7 +3,6 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
-import SkaldPostgres
 import SkaldSQLite
 import Testing
 
@@ -322,13 +321,3 @@ import Testing
     }
 }
 
-/// The runs in a database of either kind, read with Skald's own store.
-func listRuns(_ db: String, _ query: RunQuery) async throws -> [RunSummary] {
-    if PostgresLocation.isURL(db) {
-        let store = try await PostgresStore.open(try PostgresLocation(url: db))
-        let runs = try await store.listRuns(query).runs
-        await store.shutdown()
-        return runs
-    }
-    return try await SQLiteStore(path: db).listRuns(query).runs
-}
