@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "SkaldDemo",
             dependencies: [
-                "SkaldCore",
+                "SkaldCore", "SkaldSQLite", "SkaldPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

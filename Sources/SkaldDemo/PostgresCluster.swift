@@ -1,4 +1,7 @@
 import Foundation
+import SkaldEngine
+import SkaldPostgres
+import SkaldSQLite
 import Synchronization
 
 /// A throwaway PostgreSQL server for tests and benchmarks: a new cluster in a temporary directory, listening on
@@ -195,6 +198,23 @@ public enum DatabaseKind: String, CaseIterable, Sendable, CustomStringConvertibl
             return folder.appendingPathComponent("skald.sqlite").path
         case .postgres:
             return try await PostgresCluster.shared().createDatabase("t_\(UUID().uuidString.prefix(8).lowercased())")
+        }
+    }
+}
+
+extension DatabaseKind {
+    /// Opens a database of either kind (a SQLite path or a PostgreSQL URL) with Skald's own store, runs `body`,
+    /// and closes it: how tests look at what a `skald` process stored, or reopen it as a restarted process would.
+    public static func withStore<T: Sendable>(_ db: String, _ body: (any SagaStore) async throws -> T) async throws -> T {
+        guard PostgresLocation.isURL(db) else { return try await body(try SQLiteStore(path: db)) }
+        let store = try await PostgresStore.open(try PostgresLocation(url: db))
+        do {
+            let result = try await body(store)
+            await store.shutdown()
+            return result
+        } catch {
+            await store.shutdown()
+            throw error
         }
     }
 }

@@ -159,13 +159,6 @@ public final class PostgresStore: SagaStore {
         return "\(error)"
     }
 
-    static func sqlState(_ error: any Error) -> String? {
-        if let error = error as? PostgresTransactionError, let inner = error.closureError ?? error.beginError ?? error.commitError {
-            return sqlState(inner)
-        }
-        return (error as? PSQLError)?.serverInfo?[.sqlState]
-    }
-
     /// Our own errors as they are; a server that cannot be reached as `StoreUnavailable` (so the API answers 503 and
     /// `/health` says degraded); the server's refusals as a `StoreError` with its words.
     func mapped(_ error: any Error) -> any Error {

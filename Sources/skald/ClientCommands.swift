@@ -461,7 +461,7 @@ struct Watcher {
 
     /// Stuck because the pivot's outcome is unknown (SagaMachine records the reason so).
     static func isUndecidedPivot(_ stuck: JSONValue) -> Bool {
-        stuck["reason"]?.stringValue?.hasPrefix("outcome unknown") == true
+        stuck["reason"]?.stringValue?.hasPrefix(RunFailure.outcomeUnknownPrefix) == true
     }
 
     static func failureText(_ run: JSONValue) -> String {

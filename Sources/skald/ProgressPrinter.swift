@@ -106,8 +106,7 @@ final class ProgressPrinter: Sendable {
                 + (left.isEmpty ? "" : "; still to undo: \(left.reversed().joined(separator: ", "))")
                 + ". A person decides: with `skald serve` on this database, `skald retry \(state.id)` tries it again, or"
                 + " `skald resolve \(state.id) --step \(state.compensationFailure?.step ?? "STEP") --note \"what you did\"` records it was undone by hand."
-        case .stuck where state.stuck?.reason.hasPrefix("outcome unknown") == true:
-            // The pivot's outcome is unknown (SagaMachine records the reason so).
+        case .stuck where state.stuck?.isOutcomeUnknown == true:
             let pivot = state.stuck?.step ?? "the pivot"
             return "\(style.red(style.bold("stuck"))) after \(took): the outcome of the pivot \(pivot) is unknown (\(state.stuck?.reason ?? "")). Find out at the participant whether it was applied; then, with `skald serve` on this database, `skald retry \(state.id)` sends it again with the same idempotency key, or `skald cancel \(state.id)` compensates the steps before it."
         case .stuck:

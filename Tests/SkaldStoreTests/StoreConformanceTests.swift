@@ -13,20 +13,7 @@ typealias StoreKind = DatabaseKind
 extension DatabaseKind {
     /// Opens the database (as a restarted process would), runs `body`, then closes the store.
     func with<T: Sendable>(_ location: String, _ body: (any SagaStore) async throws -> T) async throws -> T {
-        switch self {
-        case .sqlite:
-            return try await body(try SQLiteStore(path: location))
-        case .postgres:
-            let store = try await PostgresStore.open(try PostgresLocation(url: location))
-            do {
-                let result = try await body(store)
-                await store.shutdown()
-                return result
-            } catch {
-                await store.shutdown()
-                throw error
-            }
-        }
+        try await DatabaseKind.withStore(location, body)
     }
 }
 

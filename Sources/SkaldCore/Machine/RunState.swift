@@ -134,6 +134,12 @@ public struct RunFailure: Sendable, Hashable {
         self.reason = reason
     }
 
+    /// How the reason of a run stuck at a pivot whose outcome is unknown begins (the CLI reads it from the API).
+    public static let outcomeUnknownPrefix = "outcome unknown: "
+
+    /// The run is stuck because its pivot's outcome is unknown, not because a step after the pivot failed.
+    public var isOutcomeUnknown: Bool { reason.hasPrefix(Self.outcomeUnknownPrefix) }
+
     /// "charge-card failed (HTTP 402 …)", or the reason alone when no step failed.
     public var summary: String {
         step.map { "\($0) failed (\(reason))" } ?? reason

@@ -230,7 +230,7 @@ public final class SagaMachine: Sendable {
                     advanceForward(&state, at: now, events: &events)
                 } else if undecidedPivot {
                     // The point of no return may have been passed: neither compensating nor going on is safe.
-                    state.stuck = RunFailure(step: step.name, reason: "outcome unknown: \(failure.reason)")
+                    state.stuck = RunFailure(step: step.name, reason: RunFailure.outcomeUnknownPrefix + failure.reason)
                     advanceForward(&state, at: now, events: &events)
                 } else if state.status == .running {
                     beginCompensation(&state, failure: RunFailure(step: step.name, reason: failure.reason), at: now, events: &events)
