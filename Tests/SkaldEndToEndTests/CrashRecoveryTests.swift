@@ -40,7 +40,7 @@ import Testing
             if !holdsCompensation { await holder.setFaults(Faults(hold: true)) }
 
             let first = try SkaldProcess(
-                ["run", checkoutFile, "--input", checkoutInput(card: scenario.card), "--db", db],
+                ["run", try PatientSagas.copy("checkout.json", in: folder), "--input", checkoutInput(card: scenario.card), "--db", db],
                 environment: participants.environment, in: folder)
             if holdsCompensation {
                 try await waitFor("the reservation") { await holder.ledger.count == 1 }

@@ -83,7 +83,7 @@ let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
             await participants[.hotels].setFaults(Faults(hold: true))
             await participants[.cars].setFaults(Faults(reject: true))
             let run = try SkaldProcess(
-                ["run", tripFile, "--input", DemoSagas.tripInput(tripId: "t-1").jsonText, "--db", folder.appendingPathComponent("s.sqlite").path],
+                ["run", try PatientSagas.copy("trip.json", in: folder), "--input", DemoSagas.tripInput(tripId: "t-1").jsonText, "--db", folder.appendingPathComponent("s.sqlite").path],
                 environment: participants.environment, in: folder)
             try await waitFor("the hotel booking to be held") { await participants[.hotels].heldCount == 1 }
             try await waitFor("the flight to be booked while the hotel is held") { await participants[.flights].ledger.count >= 1 }

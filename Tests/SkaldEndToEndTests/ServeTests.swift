@@ -258,7 +258,8 @@ import Testing
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let db = try await kind.newDatabase()
-            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            let sagas = try PatientSagas.folder(in: folder)
+            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
             // Shipping holds every request it gets: runs pile up in their last step while others are earlier.
             await participants[.shipping].setFaults(Faults(hold: true))
             let count = 100
@@ -288,7 +289,7 @@ import Testing
             await participants[.shipping].setFaults(Faults())
             await participants[.shipping].releaseHeld()
 
-            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
             try await withHTTPClient { http in
                 let api = APIClient(http: http, base: restarted.url)
                 try await waitFor("every run to finish", limit: .seconds(300)) {

@@ -18,7 +18,7 @@ import Testing
             try #require(mounted.status == 0, "mounting a small tmpfs needs root: \(mounted.stderr)")
             defer { _ = umount2(disk.path, Int32(MNT_DETACH)) }
             let db = disk.appendingPathComponent("s.sqlite").path
-            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder, extra: ["--busy-timeout", "200ms"])
+            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: try PatientSagas.folder(in: folder), extra: ["--busy-timeout", "200ms"])
             defer { server.kill9() }
 
             try await withHTTPClient { http in
