@@ -15,16 +15,20 @@ public struct EngineConfiguration: Sendable {
     public var onEvents: (@Sendable (_ runID: String, _ events: [RunEvent]) -> Void)?
     /// The most attempts in flight at once, across all runs.
     public var concurrency: Int
+    /// How the engine shares its database with other nodes; used only with a `SharedRunStore`.
+    public var node: NodeConfiguration
 
     public init(
         environment: [String: String] = EnvironmentPolicy.allButReserved.filter(ProcessInfo.processInfo.environment),
         jitterSample: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
         concurrency: Int = 256,
+        node: NodeConfiguration = NodeConfiguration(),
         onEvents: (@Sendable (String, [RunEvent]) -> Void)? = nil
     ) {
         self.environment = environment
         self.jitterSample = jitterSample
         self.concurrency = concurrency
+        self.node = node
         self.onEvents = onEvents
     }
 }
@@ -63,6 +67,8 @@ public struct StartedRun: Sendable {
 /// which resumes unfinished runs, drives every run started while it runs, and drains on graceful shutdown.
 public final class Engine: Service, Sendable {
     let store: any SagaStore
+    /// The store as shared with other nodes (PostgreSQL), when it is: runs are then claimed, not just loaded.
+    let shared: (any SharedRunStore)?
     let executor: any StepExecutor
     let clock: any EngineClock
     let configuration: EngineConfiguration
@@ -84,12 +90,17 @@ public final class Engine: Service, Sendable {
     private let storeFailingSince = Mutex<StoreTrouble?>(nil)
     /// Whether `storeFailingSince` is set, read without the lock on every successful write.
     private let storeIsFailing = Atomic<Bool>(false)
+    /// Rung when other nodes signal new runs or forwarded actions (shared stores only).
+    private let doorbell = Doorbell()
+    /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
+    private let commandsInProgress = Mutex<Set<Int64>>([])
 
     public init(
         store: any SagaStore, executor: any StepExecutor, clock: any EngineClock = SystemClock(),
         configuration: EngineConfiguration = EngineConfiguration(), logger: Logger = Logger(label: "skald.engine")
     ) {
         self.store = store
+        self.shared = store as? any SharedRunStore
         self.executor = executor
         self.clock = clock
         self.configuration = configuration
@@ -115,13 +126,18 @@ public final class Engine: Service, Sendable {
         let now = clock.now()
         let runID = id ?? RunID.make(at: now)
         let transition = machine.start(runID: runID, at: now)
+        // A node serving a shared database leaves a new run to whichever node claims it first, so runs started
+        // through one node's API spread over all of them.
+        let spread = shared != nil && isServing.load(ordering: .acquiring)
         // The driver's mailbox exists before the run does, so an operator's cancel that arrives at once goes
         // through the driver instead of racing it.
         _ = register(runID)
         let created: CreatedRun
         do {
             created = try await store.createRun(
-                NewRun(id: runID, definition: definition, input: input, createdAt: now, idempotencyKey: idempotencyKey),
+                NewRun(
+                    id: runID, definition: definition, input: input, createdAt: now, idempotencyKey: idempotencyKey,
+                    ownedByCreator: !spread),
                 transition: transition)
         } catch {
             unregister(runID)
@@ -133,6 +149,10 @@ public final class Engine: Service, Sendable {
         }
         logger.debug("run started", metadata: ["saga.run_id": "\(runID)", "saga.name": "\(definition.name)"])
         publish(runID, transition)
+        if spread {
+            unregister(runID)
+            return StartedRun(runID: runID, isNew: true)
+        }
         // The driver starts from the state just stored, without reading it back.
         submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state)))
         return StartedRun(runID: runID, isNew: true)
@@ -154,24 +174,38 @@ public final class Engine: Service, Sendable {
 
     /// Drives every unfinished run concurrently until each is terminal.
     /// Returns the final state of each run; runs that could not be driven are reported through `onError`.
+    ///
+    /// On a shared store, the runs no live node owns; runs another node holds are claimed if its lease lapses
+    /// within one lease from now (a killed `skald run` or `serve` holds its runs until then), else left to it.
     public func resumeUnfinished(onError: @escaping @Sendable (String, any Error) -> Void = { _, _ in }) async throws
         -> [String: RunState]
     {
-        let runs = try await store.unfinishedRuns()
+        let runs = try await runsToResume()
         return await withTaskGroup(of: (String, RunState?).self) { group in
-            for run in runs where claim(run.id) {
-                let mailbox = register(run.id)
-                group.addTask {
-                    defer {
-                        self.unregister(run.id)
-                        self.active.withLock { _ = $0.remove(run.id) }
+            func launch(_ runs: [StoredRun]) {
+                for run in runs where claim(run.id) {
+                    let mailbox = register(run.id)
+                    group.addTask {
+                        defer {
+                            self.unregister(run.id)
+                            self.active.withLock { _ = $0.remove(run.id) }
+                        }
+                        do {
+                            return (run.id, try await self.drive(run, mailbox: mailbox))
+                        } catch {
+                            onError(run.id, error)
+                            return (run.id, nil)
+                        }
                     }
-                    do {
-                        return (run.id, try await self.drive(run, mailbox: mailbox))
-                    } catch {
-                        onError(run.id, error)
-                        return (run.id, nil)
-                    }
+                }
+            }
+            launch(runs)
+            if let shared {
+                let limits = configuration.node
+                let until = ContinuousClock.now + limits.lease + limits.pollInterval
+                while ContinuousClock.now < until, (try? await shared.runsHeldElsewhere()) ?? 0 > 0 {
+                    try? await Task.sleep(for: limits.pollInterval)
+                    launch((try? await runsToResume()) ?? [])
                 }
             }
             var results: [String: RunState] = [:]
@@ -189,8 +223,21 @@ public final class Engine: Service, Sendable {
     public func run() async throws {
         isServing.store(true, ordering: .releasing)
         defer { isServing.store(false, ordering: .releasing) }
-        let unfinished = try await store.unfinishedRuns()
-        if !unfinished.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(unfinished.count)"]) }
+        try await withLease {
+            // A shared store's runs are claimed as the node has room for them, not all loaded at once.
+            let unfinished = shared == nil ? try await store.unfinishedRuns() : []
+            if !unfinished.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(unfinished.count)"]) }
+            await withTaskGroup(of: Void.self) { background in
+                if let shared {
+                    background.addTask { await self.claimWork(shared) }
+                }
+                await serve(unfinished)
+                background.cancelAll()
+            }
+        }
+    }
+
+    private func serve(_ unfinished: [StoredRun]) async {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for run in unfinished where claim(run.id) {
@@ -202,7 +249,7 @@ public final class Engine: Service, Sendable {
                     // A run started just before the unfinished ones were loaded is already being driven.
                     guard submission.claimed || claim(runID) else { continue }
                     let mailbox = register(runID)
-                    let source: RunSource = submission.fresh.map { .fresh($0) } ?? .load
+                    let source: RunSource = submission.stored.map { .stored($0) } ?? submission.fresh.map { .fresh($0) } ?? .load
                     group.addTask { await self.driveLogged(runID, mailbox: mailbox, source: source) }
                 }
                 // Cancelled rather than shut down gracefully: drain all the same.
@@ -215,6 +262,121 @@ public final class Engine: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.drain()
+        }
+    }
+
+    // MARK: - Sharing a database with other nodes
+
+    /// Whether the engine shares its database with other nodes (PostgreSQL).
+    public var sharesRuns: Bool { shared != nil }
+
+    /// Whether a driver of this engine is working on the run now.
+    public func drivesHere(_ runID: String) -> Bool { active.withLock { $0.contains(runID) } }
+
+    /// Runs `body` while this node holds a lease on a shared store (renewed in the background), then lets go of the
+    /// runs it still owns so other nodes take them at once. With a store of its own, just runs `body`.
+    public func withLease<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        guard let shared else { return try await body() }
+        let lease = configuration.node.lease
+        try await shared.renewLease(for: lease)
+        logger.info("node joined", metadata: ["node": "\(shared.node)", "lease": "\(DurationText.format(lease))"])
+        let keeper = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: lease / 3)
+                guard !Task.isCancelled else { return }
+                do {
+                    try await shared.renewLease(for: lease)
+                } catch {
+                    logger.error("renewing the node's lease failed", metadata: ["node": "\(shared.node)", "error": "\(error)"])
+                }
+            }
+        }
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        keeper.cancel()
+        _ = await keeper.value
+        do {
+            try await shared.endLease()
+        } catch {
+            logger.error("letting go of the node's runs failed; other nodes take them when its lease expires", metadata: ["error": "\(error)"])
+        }
+        return try result.get()
+    }
+
+    /// The runs a one-shot `resume` drives: every unfinished one, or on a shared store those no live node owns.
+    private func runsToResume() async throws -> [StoredRun] {
+        guard let shared else { return try await store.unfinishedRuns() }
+        var runs: [StoredRun] = []
+        while true {
+            let claimed = try await shared.claimRuns(limit: 500)
+            runs += claimed
+            if claimed.count < 500 { return runs }
+        }
+    }
+
+    /// Claims runs while the node has room, and carries out actions forwarded to it, whenever another node signals
+    /// and at least every poll interval, until the engine drains.
+    private func claimWork(_ shared: any SharedRunStore) async {
+        let doorbell = self.doorbell
+        do {
+            try await shared.startListening { _ in doorbell.ring() }
+        } catch {
+            logger.error("listening for other nodes failed; polling instead", metadata: ["error": "\(error)"])
+        }
+        let limits = configuration.node
+        while !Task.isCancelled && !isDraining.load(ordering: .acquiring) {
+            await carryOutForwardedActions(shared)
+            claiming: while !isDraining.load(ordering: .acquiring) {
+                let room = limits.maxRuns - active.withLock { $0.count }
+                guard room > 0 else { break }
+                let limit = min(room, NodeConfiguration.claimBatch)
+                let runs: [StoredRun]
+                do {
+                    runs = try await shared.claimRuns(limit: limit)
+                } catch {
+                    logger.error("claiming runs failed", metadata: ["error": "\(error)"])
+                    break claiming
+                }
+                for run in runs {
+                    logger.debug("run claimed", metadata: ["saga.run_id": "\(run.id)", "node": "\(shared.node)"])
+                    submissions.send(Submission(runID: run.id, fresh: nil, stored: run))
+                }
+                if runs.count < limit { break }
+            }
+            await doorbell.wait(upTo: limits.pollInterval)
+        }
+    }
+
+    private func carryOutForwardedActions(_ shared: any SharedRunStore) async {
+        let commands: [NodeCommand]
+        do {
+            commands = try await shared.pendingCommands()
+        } catch {
+            logger.error("reading actions forwarded by other nodes failed", metadata: ["error": "\(error)"])
+            return
+        }
+        for command in commands where commandsInProgress.withLock({ $0.insert(command.id).inserted }) {
+            Task {
+                let answer: CommandAnswer
+                do {
+                    _ = try await self.operate(command.runID, command.action, forwarded: true)
+                    answer = CommandAnswer(outcome: .done)
+                } catch let error as EngineError {
+                    switch error.code {
+                    case .notFound: answer = CommandAnswer(outcome: .notFound, message: error.message)
+                    case .conflict: answer = CommandAnswer(outcome: .conflict, message: error.message)
+                    case .unavailable: answer = CommandAnswer(outcome: .unavailable, message: error.message)
+                    }
+                } catch {
+                    answer = CommandAnswer(outcome: .unavailable, message: "\(error)")
+                }
+                do {
+                    try await shared.answer(command.id, with: answer)
+                } catch {
+                    self.logger.error("answering a forwarded action failed", metadata: ["saga.run_id": "\(command.runID)", "error": "\(error)"])
+                }
+                self.commandsInProgress.withLock { _ = $0.remove(command.id) }
+            }
         }
     }
 
@@ -250,6 +412,14 @@ public final class Engine: Service, Sendable {
                 case .load:
                     _ = try await drive(runID: runID, mailbox: mailbox)
                 }
+                return
+            } catch let error as RunStoreFailure where error.underlying is RunOwnershipLost {
+                logger.warning(
+                    "another node took the run over (this node did not renew its lease in time); leaving it to that node",
+                    metadata: ["saga.run_id": "\(runID)", "detail": "\(error.underlying)"])
+                return
+            } catch let error as RunOwnershipLost {
+                logger.info("the run is driven by another node", metadata: ["saga.run_id": "\(runID)", "detail": "\(error)"])
                 return
             } catch let error as RunStoreFailure {
                 // Like a crash of this run alone: nothing was sent whose intent is not stored, every slot is back.
@@ -362,70 +532,28 @@ public final class Engine: Service, Sendable {
     /// Cancels a running run: no new forward attempt starts, and the completed steps are compensated.
     /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is already compensating or finished.
     public func cancel(runID: String, reason: String, by who: String = "") async throws -> RunState {
-        try await operate(runID) { machine, state, now in
-            guard let transition = machine.cancel(state, reason: reason, by: who, at: now) else {
-                let pivot = machine.saga.pivot.map { machine.saga.steps[$0].name } ?? ""
-                throw EngineError(
-                    code: .conflict,
-                    message: state.status.isTerminal
-                        ? "run \(runID) already finished (\(state.status.rawValue)); there is nothing to cancel"
-                        : state.status == .stuck
-                            ? "run \(runID) is stuck after its pivot \(pivot), the point of no return: it can only go forward; fix the step and retry, or abandon the run"
-                            : state.status == .running && machine.isAtOrPastPivot(state)
-                                ? "run \(runID) has reached its pivot \(pivot), the point of no return (its call is in flight, succeeded, or may have been applied): it can no longer be undone, only finished"
-                                : "run \(runID) is already compensating; it cannot be cancelled again")
-            }
-            return transition
-        }
+        try await operate(runID, .cancel(reason: reason, by: who))
     }
 
     /// Retries the failed compensation of `step` (or every failed one) of a run in `compensation_failed`.
     /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is in another state.
     public func retryCompensation(runID: String, step: String? = nil, by who: String = "", note: String = "") async throws -> RunState {
-        try await operate(runID) { machine, state, now in
-            guard let transition = machine.retryCompensation(state, step: step, by: who, note: note, at: now) else {
-                throw EngineError(
-                    code: .conflict,
-                    message: state.status == .compensationFailed
-                        ? "step \(step ?? "?") of run \(runID) has no failed compensation; failed: \(Self.failedCompensations(state))"
-                        : "run \(runID) is \(state.status.rawValue); only a run in compensation_failed can be retried")
-            }
-            return transition
-        }
+        try await operate(runID, .retryCompensation(step: step, by: who, note: note))
     }
 
     /// Records that a failed compensation was done by hand, then continues undoing the steps before it.
     public func resolveCompensation(runID: String, step: String, note: String, by who: String = "") async throws -> RunState {
-        try await operate(runID) { machine, state, now in
-            guard let transition = machine.resolveCompensation(state, step: step, note: note, by: who, at: now) else {
-                throw EngineError(
-                    code: .conflict,
-                    message: state.status == .compensationFailed
-                        ? "step \(step) of run \(runID) has no failed compensation; failed: \(Self.failedCompensations(state))"
-                        : "run \(runID) is \(state.status.rawValue); only a compensation of a run in compensation_failed can be resolved")
-            }
-            return transition
-        }
+        try await operate(runID, .resolveCompensation(step: step, note: note, by: who))
     }
 
     /// Resumes a stuck run: the steps that failed after the pivot are tried again.
     public func resume(runID: String, note: String = "", by who: String = "") async throws -> RunState {
-        try await operate(runID) { machine, state, now in
-            guard let transition = machine.resume(state, by: who, note: note, at: now) else {
-                throw EngineError(code: .conflict, message: "run \(runID) is \(state.status.rawValue); only a stuck run can be resumed")
-            }
-            return transition
-        }
+        try await operate(runID, .resume(note: note, by: who))
     }
 
     /// Stops a run without undoing anything more (the business settled it by hand); the note says how.
     public func abandon(runID: String, note: String, by who: String = "") async throws -> RunState {
-        try await operate(runID) { machine, state, now in
-            guard let transition = machine.abandon(state, by: who, note: note, at: now) else {
-                throw EngineError(code: .conflict, message: "run \(runID) already ended (\(state.status.rawValue)); there is nothing to abandon")
-            }
-            return transition
-        }
+        try await operate(runID, .abandon(note: note, by: who))
     }
 
     static func failedCompensations(_ state: RunState) -> String {
@@ -438,7 +566,11 @@ public final class Engine: Service, Sendable {
     /// (so the two never race), else directly on the stored state while holding the run (so two operators never
     /// overwrite each other), after which the run is driven again if it needs to be. Each operation is checked
     /// against the state it is applied to, so the second of two conflicting actions gets a conflict.
-    private func operate(_ runID: String, _ operation: @escaping Operation) async throws -> RunState {
+    ///
+    /// On a shared store, a run another live node drives gets the action through that node (`forwarded` is set
+    /// there, so it is never passed on twice).
+    private func operate(_ runID: String, _ action: OperatorAction, forwarded: Bool = false) async throws -> RunState {
+        let operation: Operation = { machine, state, now in try action.transition(runID: runID, machine: machine, state: state, at: now) }
         // Bounded: a run is held without a mailbox only for an instant (a driver starting or stopping, or another
         // operator's single read and write).
         for round in 0..<2_000 {
@@ -457,14 +589,33 @@ public final class Engine: Service, Sendable {
                 continue
             }
             var handedOver = false
+            var drivenElsewhere = false
             defer {
-                if !handedOver {
+                if !handedOver && !drivenElsewhere {
                     active.withLock { _ = $0.remove(runID) }
                     // Held here, it may have been passed over by a driver starting up: let the engine look at it.
                     if isServing.load(ordering: .acquiring) { submissions.send(Submission(runID: runID, fresh: nil)) }
                 }
             }
-            guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+            let run: StoredRun
+            if let shared {
+                switch try await shared.claimRun(id: runID) {
+                case .notFound:
+                    throw EngineError.notFound(runID)
+                case .claimed(let claimed):
+                    run = claimed
+                case .ownedBy(let node):
+                    drivenElsewhere = true
+                    active.withLock { _ = $0.remove(runID) }
+                    guard !forwarded else {
+                        throw EngineError(code: .unavailable, message: "run \(runID) moved to node \(node) meanwhile; try again")
+                    }
+                    return try await forward(action, runID: runID, to: node, shared)
+                }
+            } else {
+                guard let stored = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+                run = stored
+            }
             let machine = try machine(for: run)
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
@@ -480,6 +631,20 @@ public final class Engine: Service, Sendable {
             return transition.state
         }
         throw EngineError(code: .conflict, message: "run \(runID) is busy with another action; try again")
+    }
+
+    /// Hands the action to the node that drives the run, and answers as that node did.
+    private func forward(_ action: OperatorAction, runID: String, to node: String, _ shared: any SharedRunStore) async throws -> RunState {
+        let timeout = configuration.node.commandTimeout
+        let answer = try await shared.forward(action, runID: runID, to: node, timeout: timeout)
+        switch answer.outcome {
+        case .done:
+            guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+            return run.state
+        case .notFound: throw EngineError.notFound(runID)
+        case .conflict: throw EngineError(code: .conflict, message: answer.message)
+        case .unavailable: throw EngineError(code: .unavailable, message: answer.message)
+        }
     }
 
     // MARK: - Internals
@@ -505,7 +670,18 @@ public final class Engine: Service, Sendable {
     private func drive(runID: String, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
         let stored: StoredRun?
         do {
-            stored = try await store.run(id: runID)
+            if let shared {
+                // Driven again after a failed write, or set going by an operator: only while no other node has it.
+                switch try await shared.claimRun(id: runID) {
+                case .claimed(let run): stored = run
+                case .notFound: stored = nil
+                case .ownedBy(let node): throw RunOwnershipLost(runID: runID, owner: node)
+                }
+            } else {
+                stored = try await store.run(id: runID)
+            }
+        } catch let error as RunOwnershipLost {
+            throw error
         } catch {
             throw RunStoreFailure(runID: runID, underlying: error)
         }
@@ -590,6 +766,8 @@ struct DriverGone: Error {}
 struct Submission: Sendable {
     var runID: String
     var fresh: FreshRun?
+    /// A run claimed from a shared store, as it was read.
+    var stored: StoredRun? = nil
     /// The run is already held for this submission (an operator's action handed it over).
     var claimed = false
 }

@@ -159,13 +159,19 @@ public struct NewRun: Sendable {
     public var createdAt: Date
     /// A caller's key: starting again with the same key returns the first run instead of a second one.
     public var idempotencyKey: String?
+    /// On a shared store: whether the node creating the run owns it at once (a one-shot `skald run`), or leaves it
+    /// for any node to claim (a node serving the API, so new runs spread over the nodes). Ignored otherwise.
+    public var ownedByCreator: Bool
 
-    public init(id: String, definition: SagaDefinition, input: JSONValue, createdAt: Date, idempotencyKey: String? = nil) {
+    public init(
+        id: String, definition: SagaDefinition, input: JSONValue, createdAt: Date, idempotencyKey: String? = nil, ownedByCreator: Bool = true
+    ) {
         self.id = id
         self.definition = definition
         self.input = input
         self.createdAt = createdAt
         self.idempotencyKey = idempotencyKey
+        self.ownedByCreator = ownedByCreator
     }
 }
 
@@ -245,11 +251,14 @@ public struct AttemptRecord: Sendable, Hashable {
     public var httpStatus: Int?
     public var error: String?
     public var durationMs: Int?
+    /// On a shared store, the node that last sent it.
+    public var node: String?
 
     public init(
         key: AttemptKey, startedAt: Date, sends: Int = 1, finishedAt: Date? = nil, succeeded: Bool? = nil,
-        httpStatus: Int? = nil, error: String? = nil, durationMs: Int? = nil
+        httpStatus: Int? = nil, error: String? = nil, durationMs: Int? = nil, node: String? = nil
     ) {
+        self.node = node
         self.key = key
         self.startedAt = startedAt
         self.sends = sends

@@ -107,6 +107,34 @@ enum PostgresSchema {
                 $$
                 """,
                 "CREATE TRIGGER event_append_only BEFORE UPDATE ON event FOR EACH ROW EXECUTE FUNCTION skald_event_append_only()",
-            ])
+            ]),
+        // Several `skald serve` nodes on one database: each run has the node that drives it, each node a lease.
+        Migration(
+            identifier: "v2-nodes",
+            statements: [
+                "ALTER TABLE run ADD COLUMN owner TEXT",
+                "CREATE INDEX run_owner ON run(owner) WHERE status IN ('running', 'compensating')",
+                "ALTER TABLE attempt ADD COLUMN node TEXT",
+                """
+                CREATE TABLE skald_node (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    lease_until DOUBLE PRECISION NOT NULL,
+                    joined_at DOUBLE PRECISION NOT NULL,
+                    renewed_at DOUBLE PRECISION NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE skald_command (
+                    id BIGSERIAL PRIMARY KEY,
+                    run_id TEXT NOT NULL,
+                    node TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    created_at DOUBLE PRECISION NOT NULL,
+                    answered_at DOUBLE PRECISION,
+                    answer TEXT
+                )
+                """,
+                "CREATE INDEX skald_command_pending ON skald_command(node) WHERE answered_at IS NULL",
+            ]),
     ]
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import SkaldCore
 import SkaldEngine
 
@@ -59,17 +60,30 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
 
 /// The PostgreSQL store: the same tables and transitions as the SQLite store, one transaction per state change,
 /// committed before the engine acts on it.
-public final class PostgresStore: SagaStore {
+///
+/// Several processes share one database as *nodes* (`SharedRunStore`): each store is a node with its own id; a run's
+/// `owner` is the node that drives it, and every write of a run's progress is fenced on it.
+public final class PostgresStore: SharedRunStore {
     public let location: PostgresLocation
+    public let node: String
     let client: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
+    private let listener = Mutex<Task<Void, Never>?>(nil)
+
+    /// A node id nobody else has: the host, the process and a random part.
+    public static func newNodeID() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "node"
+        return "\(host)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    }
 
     /// Connects, checks the schema (refusing a database written by a newer Skald) and migrates it.
-    /// - Parameter maximumConnections: the pool's size; match the engine's concurrency of writes.
-    public static func open(_ location: PostgresLocation, maximumConnections: Int = 20, logger: Logger = Logger(label: "skald.postgres"))
-        async throws -> PostgresStore
-    {
+    /// - Parameters:
+    ///   - maximumConnections: the pool's size; match the engine's concurrency of writes.
+    ///   - node: this process's node id among those sharing the database.
+    public static func open(
+        _ location: PostgresLocation, maximumConnections: Int = 20, node: String = newNodeID(), logger: Logger = Logger(label: "skald.postgres")
+    ) async throws -> PostgresStore {
         // One direct connection first: a wrong password or an unreachable server is reported at once and plainly
         // (the pool would keep retrying for a minute), and the schema is migrated on it.
         let connection: PostgresConnection
@@ -88,11 +102,12 @@ public final class PostgresStore: SagaStore {
         var configuration = location.clientConfiguration
         configuration.options.maximumConnections = max(2, maximumConnections)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return PostgresStore(location: location, client: client, logger: logger)
+        return PostgresStore(location: location, node: node, client: client, logger: logger)
     }
 
-    init(location: PostgresLocation, client: PostgresClient, logger: Logger) {
+    init(location: PostgresLocation, node: String, client: PostgresClient, logger: Logger) {
         self.location = location
+        self.node = node
         self.client = client
         self.logger = logger
         runner = Task { await client.run() }
@@ -100,6 +115,10 @@ public final class PostgresStore: SagaStore {
 
     /// Closes the pool's connections. The store cannot be used afterwards.
     public func shutdown() async {
+        if let listening = listener.withLock({ $0 }) {
+            listening.cancel()
+            await listening.value
+        }
         runner.cancel()
         await runner.value
     }
@@ -276,6 +295,7 @@ public final class PostgresStore: SagaStore {
         let definition = run.definition
         let (hash, name, version, text) = (definition.contentHash, definition.name, definition.version, definition.documentText)
         let (id, input, createdAt, key) = (run.id, run.input.jsonText, run.createdAt.timeIntervalSince1970, run.idempotencyKey)
+        let owner: String? = run.ownedByCreator ? node : nil
         let state = transition.state
         let events = transition.events
         return try await transaction { db in
@@ -289,9 +309,9 @@ public final class PostgresStore: SagaStore {
                 """, logger: logger)
             let inserted = try await db.query(
                 """
-                INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key, deadline_at)
+                INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key, deadline_at, owner)
                 VALUES (\(id), \(hash), \(name), \(version), \(state.status.rawValue), \(input), \(createdAt), \(createdAt), \(key),
-                    \(state.deadlineAt?.timeIntervalSince1970))
+                    \(state.deadlineAt?.timeIntervalSince1970), \(owner))
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING id
                 """, logger: logger
@@ -311,6 +331,8 @@ public final class PostgresStore: SagaStore {
                     """, logger: logger)
             }
             try await Self.append(events, runID: id, db, logger)
+            // Delivered when the transaction commits: the nodes wake and one of them claims the run.
+            if owner == nil { try await db.query("SELECT pg_notify(\(Self.channel), 'work')", logger: logger) }
             return .created
         }
     }
@@ -327,40 +349,41 @@ public final class PostgresStore: SagaStore {
     }
 
     public func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws {
-        let logger = logger
-        try await transaction { db in try await Self.apply(transition, runID: runID, at: at, db, logger) }
+        let (logger, node) = (logger, node)
+        try await transaction { db in try await Self.apply(transition, runID: runID, at: at, node: node, db, logger) }
     }
 
     public func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        let logger = logger
+        let (logger, node) = (logger, node)
         try await transaction { db in
             try await db.query(
                 """
-                INSERT INTO attempt (run_id, position, phase, number, step_name, started_at)
-                VALUES (\(attempt.runID), \(attempt.step), \(attempt.phase.rawValue), \(attempt.number), \(attempt.stepName), \(at.timeIntervalSince1970))
+                INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, node)
+                VALUES (\(attempt.runID), \(attempt.step), \(attempt.phase.rawValue), \(attempt.number), \(attempt.stepName), \(at.timeIntervalSince1970),
+                    \(node))
                 """, logger: logger)
-            try await Self.apply(transition, runID: attempt.runID, at: at, db, logger)
+            try await Self.apply(transition, runID: attempt.runID, at: at, node: node, db, logger)
         }
     }
 
     public func recordAttemptResent(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        let logger = logger
+        let (logger, node) = (logger, node)
         try await transaction { db in
             let updated = try await db.query(
                 """
-                UPDATE attempt SET sends = sends + 1, started_at = \(at.timeIntervalSince1970)
+                UPDATE attempt SET sends = sends + 1, started_at = \(at.timeIntervalSince1970), node = \(node)
                 WHERE run_id = \(attempt.runID) AND position = \(attempt.step) AND phase = \(attempt.phase.rawValue)
                     AND number = \(attempt.number) AND finished_at IS NULL
                 RETURNING 1
                 """, logger: logger
             ).collect()
             guard updated.count == 1 else { throw Self.notInFlight(attempt) }
-            try await Self.apply(transition, runID: attempt.runID, at: at, db, logger)
+            try await Self.apply(transition, runID: attempt.runID, at: at, node: node, db, logger)
         }
     }
 
     public func recordAttemptFinished(_ result: AttemptResult, transition: SagaMachine.Transition) async throws {
-        let logger = logger
+        let (logger, node) = (logger, node)
         var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
         record.finish(with: result)
         let finished = record
@@ -376,7 +399,7 @@ public final class PostgresStore: SagaStore {
                 """, logger: logger
             ).collect()
             guard updated.count == 1 else { throw Self.notInFlight(attempt) }
-            try await Self.apply(transition, runID: attempt.runID, at: result.finishedAt, db, logger)
+            try await Self.apply(transition, runID: attempt.runID, at: result.finishedAt, node: node, db, logger)
         }
     }
 
@@ -385,8 +408,12 @@ public final class PostgresStore: SagaStore {
     }
 
     /// Writes the run row and the step rows the transition changed (every one when it does not say), and appends
-    /// the events.
-    static func apply(_ transition: SagaMachine.Transition, runID: String, at: Date, _ db: PostgresConnection, _ logger: Logger) async throws {
+    /// the events. Fenced: only the node that owns the run writes it; the run row is written first, so its lock
+    /// orders this write and another node's claim of the run.
+    /// - Throws: `RunOwnershipLost` when another node owns the run now.
+    static func apply(
+        _ transition: SagaMachine.Transition, runID: String, at: Date, node: String, _ db: PostgresConnection, _ logger: Logger
+    ) async throws {
         let state = transition.state
         let updated = try await db.query(
             """
@@ -394,11 +421,16 @@ public final class PostgresStore: SagaStore {
                 compensation_failure_step = \(state.compensationFailure?.step), compensation_failure_reason = \(state.compensationFailure?.reason),
                 stuck_step = \(state.stuck?.step), stuck_reason = \(state.stuck?.reason), deadline_at = \(state.deadlineAt?.timeIntervalSince1970),
                 updated_at = \(at.timeIntervalSince1970)
-            WHERE id = \(runID)
+            WHERE id = \(runID) AND owner = \(node)
             RETURNING 1
             """, logger: logger
         ).collect()
-        guard updated.count == 1 else { throw StoreError.unknownRun(runID) }
+        guard updated.count == 1 else {
+            guard let row = try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first else {
+                throw StoreError.unknownRun(runID)
+            }
+            throw RunOwnershipLost(runID: runID, owner: try row.decode(String?.self))
+        }
         for position in transition.changedSteps ?? Array(state.steps.indices) {
             let step = state.steps[position]
             try await db.query(
@@ -483,6 +515,246 @@ public final class PostgresStore: SagaStore {
                 return try Self.storedRun(columns, document: document, stepRows: steps[try columns["id"].decode(String.self)] ?? [])
             }
         }
+    }
+
+    /// The runs with these ids, in the order given (ids without a run are left out).
+    static func loadRuns(ids: [String], _ db: PostgresConnection, _ logger: Logger) async throws -> [StoredRun] {
+        guard !ids.isEmpty else { return [] }
+        let rows = try await db.query(
+            "SELECT run.*, definition.document FROM run JOIN definition ON definition.hash = run.definition_hash WHERE run.id = ANY(\(ids))",
+            logger: logger
+        ).collect()
+        var steps: [String: [PostgresRow]] = [:]
+        for row in try await db.query("SELECT * FROM step WHERE run_id = ANY(\(ids)) ORDER BY run_id, position", logger: logger).collect() {
+            steps[try row.makeRandomAccess()["run_id"].decode(String.self), default: []].append(row)
+        }
+        var byID: [String: StoredRun] = [:]
+        var documents: [String: JSONValue] = [:]
+        for row in rows {
+            let columns = row.makeRandomAccess()
+            let id = try columns["id"].decode(String.self)
+            let hash = try columns["definition_hash"].decode(String.self)
+            let document = try documents[hash] ?? JSONParser.parse(try columns["document"].decode(String.self))
+            documents[hash] = document
+            byID[id] = try storedRun(columns, document: document, stepRows: steps[id] ?? [])
+        }
+        return ids.compactMap { byID[$0] }
+    }
+
+    // MARK: - Nodes
+
+    /// The one channel nodes signal on: `work` (runs to claim) or `command:NODE` (an action forwarded to NODE).
+    static let channel = "skald"
+
+    /// The database's clock in seconds since 1970, so that nodes with skewed clocks agree on leases.
+    static let databaseNow = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
+
+    /// The condition for a run that no live node drives (new, or its node stopped renewing its lease), or that no
+    /// node needs to drive (it waits for an operator, or ended).
+    static let claimable = """
+        (run.owner IS NULL OR run.status NOT IN ('running', 'compensating')
+            OR NOT EXISTS (SELECT 1 FROM skald_node WHERE skald_node.id = run.owner AND skald_node.lease_until > \(databaseNow)))
+        """
+
+    public func renewLease(for duration: Duration) async throws {
+        let (logger, node, seconds) = (logger, node, duration.seconds)
+        try await transaction { db in
+            try await db.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO skald_node (id, lease_until, joined_at, renewed_at) VALUES ($1, \(Self.databaseNow) + $2, \(Self.databaseNow), \(Self.databaseNow))
+                        ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, renewed_at = EXCLUDED.renewed_at
+                        """, binds: Self.binds(node, seconds)), logger: logger)
+            // Nodes gone for an hour that own no unfinished run are forgotten.
+            try await db.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        DELETE FROM skald_node WHERE lease_until < \(Self.databaseNow) - 3600
+                            AND NOT EXISTS (SELECT 1 FROM run WHERE run.owner = skald_node.id AND run.status IN ('running', 'compensating'))
+                        """), logger: logger)
+        }
+    }
+
+    public func endLease() async throws {
+        let (logger, node) = (logger, node)
+        try await transaction { db in
+            let released = try await db.query(
+                "UPDATE run SET owner = NULL WHERE owner = \(node) AND status IN ('running', 'compensating') RETURNING 1", logger: logger
+            ).collect().count
+            if released > 0 { try await db.query("SELECT pg_notify(\(Self.channel), 'work')", logger: logger) }
+            try await db.query("DELETE FROM skald_command WHERE node = \(node) AND answered_at IS NULL", logger: logger)
+            try await db.query("DELETE FROM skald_node WHERE id = \(node)", logger: logger)
+        }
+    }
+
+    public func claimRuns(limit: Int) async throws -> [StoredRun] {
+        let (logger, node) = (logger, node)
+        return try await transaction { db in
+            let claimed = try await db.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        WITH picked AS (
+                            SELECT run.id, run.owner AS previous FROM run
+                            WHERE run.status IN ('running', 'compensating') AND \(Self.claimable)
+                            ORDER BY run.created_at LIMIT $1
+                            FOR UPDATE OF run SKIP LOCKED)
+                        UPDATE run SET owner = $2 FROM picked WHERE run.id = picked.id
+                        RETURNING run.id, picked.previous, \(Self.databaseNow)
+                        """, binds: Self.binds(limit, node)), logger: logger
+            ).collect()
+            var ids: [String] = []
+            for row in claimed {
+                let (id, previous, now) = try row.decode((String, String?, Double).self)
+                ids.append(id)
+                guard let previous, previous != node else { continue }
+                let event = RunEvent(
+                    at: Date(timeIntervalSince1970: now), kind: .runTakenOver,
+                    message: "node \(node) took the run over: node \(previous), which drove it, stopped renewing its lease",
+                    data: ["from": .string(previous), "to": .string(node)])
+                try await Self.append([event], runID: id, db, logger)
+            }
+            return try await Self.loadRuns(ids: ids, db, logger)
+        }
+    }
+
+    public func runsHeldElsewhere() async throws -> Int {
+        let (logger, node) = (logger, node)
+        return try await reading { db in
+            try await db.query(
+                "SELECT count(*) FROM run WHERE status IN ('running', 'compensating') AND owner IS DISTINCT FROM \(node) AND owner IS NOT NULL",
+                logger: logger
+            ).collect().first?.decode(Int.self) ?? 0
+        }
+    }
+
+    public func claimRun(id: String) async throws -> RunClaim {
+        let (logger, node) = (logger, node)
+        return try await transaction { db in
+            let claimed = try await db.query(
+                PostgresQuery(
+                    unsafeSQL: "UPDATE run SET owner = $1 WHERE run.id = $2 AND (run.owner = $1 OR \(Self.claimable)) RETURNING 1",
+                    binds: Self.binds(node, id)), logger: logger
+            ).collect()
+            if claimed.isEmpty {
+                guard let row = try await db.query("SELECT owner FROM run WHERE id = \(id)", logger: logger).collect().first else { return .notFound }
+                return .ownedBy(try row.decode(String?.self) ?? "?")
+            }
+            guard let run = try await Self.loadRun(id: id, db, logger) else { return .notFound }
+            return .claimed(run)
+        }
+    }
+
+    public func startListening(_ wake: @escaping @Sendable (NodeWakeUp) -> Void) async throws {
+        let (location, logger, node) = (location, logger, node)
+        let commandPayload = "command:\(node)"
+        // The first connection is made here, so a failure is reported to the caller; later ones in the background.
+        let first = try await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 2, logger: logger)
+        let task = Task {
+            var connection: PostgresConnection? = first
+            while !Task.isCancelled {
+                if connection == nil {
+                    connection = try? await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 2, logger: logger)
+                }
+                if let current = connection {
+                    do {
+                        try await current.listen(on: Self.channel) { notifications in
+                            // Anything signalled while not listening is looked for now.
+                            wake(.work)
+                            wake(.command)
+                            for try await notification in notifications {
+                                if notification.payload == "work" {
+                                    wake(.work)
+                                } else if notification.payload == commandPayload {
+                                    wake(.command)
+                                }
+                            }
+                        }
+                    } catch {
+                        logger.debug("listening for other nodes stopped", metadata: ["error": "\(Self.describe(error))"])
+                    }
+                    try? await current.close()
+                    connection = nil
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+            try? await connection?.close()
+        }
+        let previous = listener.withLock { listener -> Task<Void, Never>? in
+            defer { listener = task }
+            return listener
+        }
+        previous?.cancel()
+    }
+
+    public func pendingCommands() async throws -> [NodeCommand] {
+        let (logger, node) = (logger, node)
+        return try await reading { db in
+            try await db.query("SELECT id, run_id, action FROM skald_command WHERE node = \(node) AND answered_at IS NULL ORDER BY id", logger: logger)
+                .collect().compactMap { row in
+                    let (id, runID, action) = try row.decode((Int64, String, String).self)
+                    guard let decoded = try? JSONDecoder().decode(OperatorAction.self, from: Data(action.utf8)) else { return nil }
+                    return NodeCommand(id: id, runID: runID, action: decoded)
+                }
+        }
+    }
+
+    public func answer(_ command: Int64, with answer: CommandAnswer) async throws {
+        let logger = logger
+        let text = String(decoding: try JSONEncoder().encode(answer), as: UTF8.self)
+        try await transaction { db in
+            _ = try await db.query(
+                PostgresQuery(
+                    unsafeSQL: "UPDATE skald_command SET answered_at = \(Self.databaseNow), answer = $1 WHERE id = $2",
+                    binds: Self.binds(text, command)), logger: logger)
+        }
+    }
+
+    public func forward(_ action: OperatorAction, runID: String, to target: String, timeout: Duration) async throws -> CommandAnswer {
+        let logger = logger
+        let text = String(decoding: try JSONEncoder().encode(action), as: UTF8.self)
+        let payload = "command:\(target)"
+        let id = try await transaction { db in
+            let id = try await db.query(
+                PostgresQuery(
+                    unsafeSQL: "INSERT INTO skald_command (run_id, node, action, created_at) VALUES ($1, $2, $3, \(Self.databaseNow)) RETURNING id",
+                    binds: Self.binds(runID, target, text)), logger: logger
+            ).collect().first?.decode(Int64.self) ?? 0
+            try await db.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: logger)
+            return id
+        }
+        let deadline = ContinuousClock.now + timeout
+        var pause = Duration.milliseconds(5)
+        while true {
+            let row = try await reading { db in
+                try await db.query("SELECT answer FROM skald_command WHERE id = \(id)", logger: logger).collect().first
+            }
+            guard let row else {
+                return CommandAnswer(outcome: .unavailable, message: "node \(target), which drives run \(runID), stopped before it carried out the action; try again")
+            }
+            if let answer = try row.decode(String?.self) {
+                _ = try? await transaction { db in try await db.query("DELETE FROM skald_command WHERE id = \(id)", logger: logger) }
+                return try JSONDecoder().decode(CommandAnswer.self, from: Data(answer.utf8))
+            }
+            if ContinuousClock.now >= deadline {
+                let withdrawn = try await transaction { db in
+                    try await db.query("DELETE FROM skald_command WHERE id = \(id) AND answered_at IS NULL RETURNING 1", logger: logger).collect().count
+                }
+                if withdrawn == 1 {
+                    return CommandAnswer(
+                        outcome: .unavailable,
+                        message: "node \(target), which drives run \(runID), did not answer within \(DurationText.format(timeout)); nothing was done; try again")
+                }
+                continue
+            }
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(100))
+        }
+    }
+
+    static func binds(_ values: any (PostgresNonThrowingEncodable & Sendable)...) -> PostgresBindings {
+        var bindings = PostgresBindings()
+        for value in values { bindings.append(value) }
+        return bindings
     }
 
     public func run(id: String) async throws -> StoredRun? {
@@ -629,37 +901,4 @@ public final class PostgresStore: SagaStore {
 public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
-}
-
-/// One engine per PostgreSQL database, until engines share runs through leases: a session advisory lock held on a
-/// connection of its own for as long as the engine runs (the server releases it if the process dies).
-public final class PostgresEngineLock: Sendable {
-    static let key = 7_100_701
-    let connection: PostgresConnection
-
-    init(connection: PostgresConnection) {
-        self.connection = connection
-    }
-
-    /// - Throws: `PostgresStoreError` when another engine holds it, or the server cannot be reached.
-    public static func take(_ location: PostgresLocation, logger: Logger = Logger(label: "skald.postgres")) async throws -> PostgresEngineLock {
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 1, logger: logger)
-        } catch {
-            throw PostgresStoreError(message: "cannot connect to \(location): \(PostgresStore.describe(error))")
-        }
-        let taken = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).collect().first?.decode(Bool.self) ?? false
-        guard taken else {
-            try? await connection.close()
-            throw PostgresStoreError(
-                message: "another skald engine (run, resume or serve) is using the database \(location); stop it first, or use the API of the skald serve that holds it")
-        }
-        return PostgresEngineLock(connection: connection)
-    }
-
-    /// Ends the lock's session, which releases it.
-    public func release() async {
-        try? await connection.close()
-    }
 }

@@ -327,8 +327,19 @@ struct API: Sendable {
                 return response
             }
             defer { longPolls.leave() }
-            await engine.notifier.wait(for: runID, after: version, timeout: wait)
-            events = try await store.events(runID: runID, after: after)
+            if engine.sharesRuns && !engine.drivesHere(runID) {
+                // Another node drives the run (or none does yet): its events arrive through the database only.
+                let deadline = ContinuousClock.now + wait
+                var version = version
+                while events.isEmpty, case let left = deadline - ContinuousClock.now, left > .zero {
+                    await engine.notifier.wait(for: runID, after: version, timeout: min(Self.sharedPollInterval, left))
+                    version = engine.notifier.version(of: runID)
+                    events = try await store.events(runID: runID, after: after)
+                }
+            } else {
+                await engine.notifier.wait(for: runID, after: version, timeout: wait)
+                events = try await store.events(runID: runID, after: after)
+            }
         }
         let status = try await store.run(id: runID)?.state.status ?? run.state.status
         return .json([
@@ -401,6 +412,9 @@ struct API: Sendable {
         }
         return try await getRun(runID)
     }
+
+    /// How often a long poll reads the database for the events of a run another node drives.
+    static let sharedPollInterval: Duration = .milliseconds(200)
 
     static func unknownRun(_ runID: String) -> APIError {
         APIError.notFound("no run with id \(runID); GET /v1/runs lists them")

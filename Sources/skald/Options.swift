@@ -53,7 +53,7 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    /// Opens the database and takes the one-engine-per-database lock, or prints why not and exits 1.
+    /// Opens the database and, for a SQLite file, takes the one-engine-per-file lock, or prints why not and exits 1.
     func openForEngine(connections: Int = 16) async throws -> OpenedDatabase {
         var database = try await open(connections: connections)
         do {
@@ -75,7 +75,6 @@ struct OpenedDatabase: Sendable {
     private let sqlite: SQLiteStore?
     private let postgres: PostgresStore?
     private var sqliteLock: EngineLock?
-    private var postgresLock: PostgresEngineLock?
 
     init(sqlite: SQLiteStore) {
         store = sqlite
@@ -91,11 +90,14 @@ struct OpenedDatabase: Sendable {
         self.postgres = postgres
     }
 
-    /// One engine per database: a lock file next to a SQLite file, an advisory lock in PostgreSQL.
+    /// One engine per SQLite file: a lock file next to it. PostgreSQL takes any number of engines (nodes), each
+    /// driving the runs it claimed.
     mutating func takeEngineLock() async throws {
         if let sqlite { sqliteLock = try EngineLock(databasePath: sqlite.path) }
-        if let postgres { postgresLock = try await PostgresEngineLock.take(postgres.location) }
     }
+
+    /// On PostgreSQL, this process's node id among those sharing the database.
+    var node: String? { postgres?.node }
 
     /// Deletes runs that ended before `cutoff` (see `skald prune`).
     func prune(finishedBefore cutoff: Date, batchSize: Int = 500) async throws -> Int {
@@ -106,7 +108,6 @@ struct OpenedDatabase: Sendable {
     /// Releases the engine lock and closes the connections.
     func close() async {
         withExtendedLifetime(sqliteLock) {}
-        await postgresLock?.release()
         await postgres?.shutdown()
     }
 }

@@ -75,6 +75,8 @@ final class ProgressPrinter: Sendable {
             return "\(prefix)\(padded) \(attemptColumn) \(style.red("failed")) \(reason)  \(style.dim(took))  \(next)"
         case .attemptResent:
             return "\(prefix)\(style.yellow("resend")) \(event.message)"
+        case .runTakenOver:
+            return "\(prefix)\(style.yellow("node")) \(event.message)"
         case .stepFailed where event.data["outcome"] == "unknown":
             // Why a step that failed is undone (or why it is not): its request may have been applied.
             return "\(prefix)\(style.yellow("?")) \(event.message)"

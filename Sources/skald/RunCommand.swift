@@ -42,6 +42,8 @@ struct RunCommand: AsyncParsableCommand {
         let state: RunState
         do {
             state = try await EngineHost.with(store: opened.store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
+            // On PostgreSQL this process is a node for as long as it drives the run, so no other node takes it.
+            try await engine.withLease {
             let runID: String
             do {
                 runID = try await engine.startRun(saga, input: inputValue)
@@ -52,6 +54,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             print("run \(printer.style.bold(runID)) of \(saga.name) v\(saga.version) (database \(name))")
             return try await engine.drive(runID: runID)
+            }
             }
             await opened.close()
         } catch {
@@ -91,9 +94,12 @@ struct ResumeCommand: AsyncParsableCommand {
                 return
             }
             print("resuming \(unfinished.count) unfinished run\(unfinished.count == 1 ? "" : "s") from \(opened.name)")
+            if opened.node != nil {
+                print("(runs another node holds are taken once its lease lapses, if it does within \(DurationText.format(NodeConfiguration().lease)); a live skald serve keeps its runs)")
+            }
             printer = ProgressPrinter(showRunID: unfinished.count > 1)
             results = try await EngineHost.with(store: opened.store, maxResponseBytes: execution.maxResponseBytes, printer: printer) { engine in
-                try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) })
+                try await engine.withLease { try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) }) }
             }
             await opened.close()
         } catch {
@@ -102,6 +108,11 @@ struct ResumeCommand: AsyncParsableCommand {
         }
         var worst = Exit.completed
         for run in unfinished {
+            guard results[run.id] != nil || failures.all.contains(where: { $0.0 == run.id }) else {
+                // On PostgreSQL: a live skald serve node drives it.
+                print("run \(run.id) is driven by another node; left to it")
+                continue
+            }
             if let state = results[run.id] {
                 // From the run's start, not from this resume: the run is what took that long.
                 let elapsed = Duration(secondsValue: Date().timeIntervalSince(run.createdAt))

@@ -60,6 +60,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The most long polls (GET …/events?wait=) waiting at once; past it they are answered 429 with Retry-After.")
     var maxLongPolls = APIConfiguration.defaultMaxLongPolls
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "PostgreSQL: how long this node's claim on its runs lasts without renewal (renewed every third of it); when it lapses (the node was killed, or cut off from the database) other nodes take its runs over.",
+            discussion: "Shorter means a lost node's runs are taken over sooner; too short for the database's latency under load means nodes lose runs they still drive (they stop at once, and another node sends their calls again with the same keys)."))
+    var lease = "10s"
+
     static let maximumConcurrency = 100_000
 
     func validate() throws {
@@ -73,6 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let pruneOlderThan { _ = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than") }
         _ = try Self.shutdownTimeout(shutdownTimeout)
         _ = try Self.readTimeout(readTimeout)
+        _ = try Self.lease(lease)
         guard (1...1_000_000).contains(maxLongPolls) else { throw ValidationError("--max-long-polls must be from 1 to 1000000") }
         _ = try environmentPolicy()
     }
@@ -91,6 +99,13 @@ struct ServeCommand: AsyncParsableCommand {
     static func readTimeout(_ text: String) throws -> Duration {
         guard let duration = DurationText.parse(text), duration >= .milliseconds(10), duration <= .seconds(3600) else {
             throw ValidationError("--read-timeout must be a duration from 10ms to 1h, such as 30s, not \"\(text)\"")
+        }
+        return duration
+    }
+
+    static func lease(_ text: String) throws -> Duration {
+        guard let duration = DurationText.parse(text), duration >= .seconds(1), duration <= .seconds(3600) else {
+            throw ValidationError("--lease must be a duration from 1s to 1h, such as 10s, not \"\(text)\"")
         }
         return duration
     }
@@ -134,11 +149,12 @@ struct ServeCommand: AsyncParsableCommand {
         let engine = Engine(
             store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
             configuration: EngineConfiguration(
-                environment: environment, concurrency: concurrency, onEvents: { runID, events in Self.log(runID, events) }),
+                environment: environment, concurrency: concurrency, node: NodeConfiguration(lease: try Self.lease(lease)),
+                onEvents: { runID, events in Self.log(runID, events) }),
             logger: logger)
         let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls))
         let host = host
-        let path = opened.name
+        let path = opened.name + (opened.node.map { ", node \($0)" } ?? "")
         var appLogger = Logger(label: "skald.http")
         appLogger.logLevel = .warning
         let app = Application(
@@ -229,7 +245,7 @@ struct ServeCommand: AsyncParsableCommand {
     static func log(_ runID: String, _ events: [RunEvent]) {
         let interesting: Set<RunEvent.Kind> = [
             .runStarted, .runCompleted, .runCompensated, .runCompensationFailed, .runCancelled, .compensationStarted,
-            .compensationRetried, .attemptResent,
+            .compensationRetried, .attemptResent, .runTakenOver,
         ]
         let lines = events.filter { interesting.contains($0.kind) }.map { event in
             event.message.hasPrefix("run \(runID)") ? event.message : "run \(runID): \(event.message)"

@@ -25,6 +25,8 @@ public struct RunEvent: Sendable, Hashable {
         case runStuck = "run_stuck"
         case runResumed = "run_resumed"
         case runAbandoned = "run_abandoned"
+        /// On a shared database: another node took the run over after its node stopped renewing its lease.
+        case runTakenOver = "run_taken_over"
     }
 
     public var at: Date

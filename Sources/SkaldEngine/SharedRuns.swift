@@ -1,0 +1,220 @@
+import Foundation
+import SkaldCore
+import Synchronization
+
+/// A store that several engines share (PostgreSQL): each engine is a *node* that owns the runs it drives for as long
+/// as it renews its lease. A node claims runs no live node owns (new ones, and those of a node whose lease expired),
+/// and every write of a run's progress is fenced on owning it, so a node that lost a run (it stopped renewing, and
+/// another took the run over) can neither store nor send anything more for it.
+public protocol SharedRunStore: SagaStore {
+    /// This node's id, unique among the nodes sharing the database.
+    var node: String { get }
+    /// Registers the node (first call) or extends its lease to `duration` from now, by the database's clock.
+    func renewLease(for duration: Duration) async throws
+    /// Lets go of every run the node owns that is still running or compensating, so other nodes take them at once,
+    /// and removes the node. Called after the node stopped driving.
+    func endLease() async throws
+    /// Claims up to `limit` running or compensating runs that no live node owns, oldest first, and returns them.
+    /// A run taken from a node whose lease expired gets a `run_taken_over` event.
+    func claimRuns(limit: Int) async throws -> [StoredRun]
+    /// How many running or compensating runs other nodes own.
+    func runsHeldElsewhere() async throws -> Int
+    /// Takes one run for an operator's action, unless a live node drives it.
+    func claimRun(id: String) async throws -> RunClaim
+    /// Calls `wake` whenever another node signals runs to claim or actions to carry out, until the store shuts down
+    /// (re-listening after a lost connection). Signals can be missed while the connection is down: the node polls too.
+    func startListening(_ wake: @escaping @Sendable (NodeWakeUp) -> Void) async throws
+    /// Operators' actions other nodes forwarded to this one, not yet answered.
+    func pendingCommands() async throws -> [NodeCommand]
+    /// Stores the answer to a forwarded action, for the node that waits for it.
+    func answer(_ command: Int64, with answer: CommandAnswer) async throws
+    /// Hands an operator's action to the node that drives the run and waits for its answer.
+    func forward(_ action: OperatorAction, runID: String, to node: String, timeout: Duration) async throws -> CommandAnswer
+}
+
+public enum RunClaim: Sendable {
+    /// This node holds the run now (it may already have).
+    case claimed(StoredRun)
+    /// A live node drives it.
+    case ownedBy(String)
+    case notFound
+}
+
+public enum NodeWakeUp: Sendable {
+    /// Runs may be waiting to be claimed.
+    case work
+    /// Another node forwarded an operator's action.
+    case command
+}
+
+public struct NodeCommand: Sendable {
+    public var id: Int64
+    public var runID: String
+    public var action: OperatorAction
+
+    public init(id: Int64, runID: String, action: OperatorAction) {
+        self.id = id
+        self.runID = runID
+        self.action = action
+    }
+}
+
+/// How the node that drives a run answered a forwarded action.
+public struct CommandAnswer: Sendable, Codable, Equatable {
+    public enum Outcome: String, Sendable, Codable { case done, notFound, conflict, unavailable }
+    public var outcome: Outcome
+    public var message: String
+
+    public init(outcome: Outcome, message: String = "") {
+        self.outcome = outcome
+        self.message = message
+    }
+}
+
+/// A write for a run this node no longer owns: another node took it over (this one stopped renewing its lease in
+/// time). The run is left to that node; nothing more is sent or stored for it here.
+public struct RunOwnershipLost: Error, Sendable, CustomStringConvertible {
+    public var runID: String
+    public var owner: String?
+
+    public init(runID: String, owner: String?) {
+        self.runID = runID
+        self.owner = owner
+    }
+
+    public var description: String { "run \(runID) is driven by \(owner.map { "node \($0)" } ?? "no node") now, not by this one" }
+}
+
+/// An operator's action on a run, as it travels to the node that drives the run.
+public enum OperatorAction: Sendable, Codable, Equatable {
+    case cancel(reason: String, by: String)
+    case retryCompensation(step: String?, by: String, note: String)
+    case resolveCompensation(step: String, note: String, by: String)
+    case resume(note: String, by: String)
+    case abandon(note: String, by: String)
+
+    /// The transition the action makes from `state`.
+    /// - Throws: `EngineError` `.conflict` when the state does not allow it, saying why.
+    func transition(runID: String, machine: SagaMachine, state: RunState, at now: Date) throws -> SagaMachine.Transition {
+        switch self {
+        case .cancel(let reason, let who):
+            guard let transition = machine.cancel(state, reason: reason, by: who, at: now) else {
+                let pivot = machine.saga.pivot.map { machine.saga.steps[$0].name } ?? ""
+                throw EngineError(
+                    code: .conflict,
+                    message: state.status.isTerminal
+                        ? "run \(runID) already finished (\(state.status.rawValue)); there is nothing to cancel"
+                        : state.status == .stuck
+                            ? "run \(runID) is stuck after its pivot \(pivot), the point of no return: it can only go forward; fix the step and retry, or abandon the run"
+                            : state.status == .running && machine.isAtOrPastPivot(state)
+                                ? "run \(runID) has reached its pivot \(pivot), the point of no return (its call is in flight, succeeded, or may have been applied): it can no longer be undone, only finished"
+                                : "run \(runID) is already compensating; it cannot be cancelled again")
+            }
+            return transition
+        case .retryCompensation(let step, let who, let note):
+            guard let transition = machine.retryCompensation(state, step: step, by: who, note: note, at: now) else {
+                throw EngineError(
+                    code: .conflict,
+                    message: state.status == .compensationFailed
+                        ? "step \(step ?? "?") of run \(runID) has no failed compensation; failed: \(Engine.failedCompensations(state))"
+                        : "run \(runID) is \(state.status.rawValue); only a run in compensation_failed can be retried")
+            }
+            return transition
+        case .resolveCompensation(let step, let note, let who):
+            guard let transition = machine.resolveCompensation(state, step: step, note: note, by: who, at: now) else {
+                throw EngineError(
+                    code: .conflict,
+                    message: state.status == .compensationFailed
+                        ? "step \(step) of run \(runID) has no failed compensation; failed: \(Engine.failedCompensations(state))"
+                        : "run \(runID) is \(state.status.rawValue); only a compensation of a run in compensation_failed can be resolved")
+            }
+            return transition
+        case .resume(let note, let who):
+            guard let transition = machine.resume(state, by: who, note: note, at: now) else {
+                throw EngineError(code: .conflict, message: "run \(runID) is \(state.status.rawValue); only a stuck run can be resumed")
+            }
+            return transition
+        case .abandon(let note, let who):
+            guard let transition = machine.abandon(state, by: who, note: note, at: now) else {
+                throw EngineError(code: .conflict, message: "run \(runID) already ended (\(state.status.rawValue)); there is nothing to abandon")
+            }
+            return transition
+        }
+    }
+}
+
+/// How a node shares a database with others.
+public struct NodeConfiguration: Sendable {
+    /// How long a node's claim on its runs lasts without renewal; another node takes them over after it.
+    public var lease: Duration
+    /// How often a node looks for runs to claim when nothing woke it (new runs wake it at once; a node whose lease
+    /// expired does not, so this bounds how late its runs are taken over after the lease).
+    public var pollInterval: Duration
+    /// The most runs a node drives at once; it claims more only below this.
+    public var maxRuns: Int
+    /// How long an operator's action forwarded to the node driving the run may take.
+    public var commandTimeout: Duration
+
+    public init(lease: Duration = .seconds(10), pollInterval: Duration? = nil, maxRuns: Int = 10_000, commandTimeout: Duration = .seconds(10)) {
+        self.lease = lease
+        self.pollInterval = pollInterval ?? min(.seconds(1), lease / 4)
+        self.maxRuns = maxRuns
+        self.commandTimeout = commandTimeout
+    }
+
+    /// How many runs one claim takes at most, so that nodes woken together share a burst of new runs.
+    public static let claimBatch = 16
+}
+
+/// Wakes one waiter when rung; a ring with nobody waiting is kept for the next wait.
+final class Doorbell: Sendable {
+    private struct State {
+        var rung = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func ring() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.rung = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when rung (or rung since the last wait), after `timeout`, or when the task is cancelled.
+    func wait(upTo timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForRing() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForRing() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.rung || Task.isCancelled {
+                        state.rung = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+    }
+}
