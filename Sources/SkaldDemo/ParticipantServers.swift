@@ -26,13 +26,20 @@ extension Participant {
             for (kind, port) in zip(kinds, bound) { urls[kind] = "http://127.0.0.1:\(port)" }
             let running = RunningParticipants(
                 participants: Dictionary(uniqueKeysWithValues: participants.map { ($0.kind, $0) }), urls: urls)
-            // Never leave a held request hanging when the servers stop.
+            // Never leave a request hanging when the servers stop (they serve what they accepted first): held ones
+            // are answered, and nothing arriving meanwhile is held.
+            @Sendable func letGo() async {
+                for participant in participants {
+                    await participant.setFaults(Faults())
+                    await participant.releaseHeld()
+                }
+            }
             do {
                 let result = try await body(running)
-                for participant in participants { await participant.releaseHeld() }
+                await letGo()
                 return result
             } catch {
-                for participant in participants { await participant.releaseHeld() }
+                await letGo()
                 throw error
             }
         }

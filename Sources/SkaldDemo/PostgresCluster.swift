@@ -44,7 +44,7 @@ public final class PostgresCluster: Sendable {
         try await cluster.command(
             "initdb", ["-D", data, "-U", "skald", "--pwfile=\(directory.appendingPathComponent("pwfile").path)", "--auth-local=trust",
                 "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
-        var options = "-c listen_addresses=127.0.0.1 -p \(cluster.port) -k \(directory.path) -c max_connections=200"
+        var options = "-c listen_addresses=127.0.0.1 -p \(cluster.port) -k \(directory.path) -c max_connections=1000"
         if !durable { options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
         try await cluster.command("pg_ctl", ["-D", data, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60", "-o", options, "start"])
         return cluster

@@ -296,7 +296,8 @@ public final class Engine: Service, Sendable {
         keeper.cancel()
         _ = await keeper.value
         do {
-            try await shared.endLease()
+            // Also when the engine was cancelled: its runs are let go of either way.
+            try await Task { try await shared.endLease() }.value
         } catch {
             logger.error("letting go of the node's runs failed; other nodes take them when its lease expires", metadata: ["error": "\(error)"])
         }

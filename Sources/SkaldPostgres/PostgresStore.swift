@@ -196,6 +196,10 @@ public final class PostgresStore: SharedRunStore {
             case "57P01", "57P02", "57P03", "08000", "08003", "08006":
                 return StoreUnavailable(
                     reason: "the PostgreSQL server at \(location.host):\(location.port) is shutting down or restarting", detail: Self.describe(psql))
+            case "53300":
+                return StoreUnavailable(
+                    reason: "the PostgreSQL server has no connection left for this node (max_connections); raise max_connections, or lower the nodes' --concurrency (each node keeps up to 64 connections)",
+                    detail: Self.describe(psql))
             case "25006":
                 return StoreUnavailable(reason: "the PostgreSQL server is read-only (a standby?); point --db at the primary", detail: Self.describe(psql))
             default:
@@ -881,17 +885,17 @@ public final class PostgresStore: SharedRunStore {
         return try await reading { db in
             try await db.query(
                 """
-                SELECT position, step_name, phase, number, started_at, sends, finished_at, succeeded, http_status, error, duration_ms
+                SELECT position, step_name, phase, number, started_at, sends, finished_at, succeeded, http_status, error, duration_ms, node
                 FROM attempt WHERE run_id = \(runID) ORDER BY started_at, position, phase, number
                 """, logger: logger
             ).collect().map { row in
-                let (position, stepName, phase, number, startedAt, sends, finishedAt, succeeded, httpStatus, error, durationMs) = try row.decode(
-                    (Int, String, String, Int, Double, Int, Double?, Bool?, Int?, String?, Int?).self)
+                let (position, stepName, phase, number, startedAt, sends, finishedAt, succeeded, httpStatus, error, durationMs, node) = try row.decode(
+                    (Int, String, String, Int, Double, Int, Double?, Bool?, Int?, String?, Int?, String?).self)
                 return AttemptRecord(
                     key: AttemptKey(runID: runID, step: position, stepName: stepName, phase: try Self.decode(Phase.self, phase), number: number),
                     startedAt: Date(timeIntervalSince1970: startedAt), sends: sends,
                     finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:)), succeeded: succeeded, httpStatus: httpStatus, error: error,
-                    durationMs: durationMs)
+                    durationMs: durationMs, node: node)
             }
         }
     }

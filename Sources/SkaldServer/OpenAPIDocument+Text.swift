@@ -182,6 +182,11 @@ extension OpenAPIDocument {
             "type": "integer",
             "description": "More than 1 when a restart found the attempt without an outcome and sent it again."
           },
+          "node": {
+            "type": "string",
+            "nullable": true,
+            "description": "On PostgreSQL, the skald serve node that last sent the attempt; null on SQLite."
+          },
           "finishedAt": {
             "type": "string",
             "format": "date-time",

@@ -64,6 +64,7 @@ enum Representation {
             "httpStatus": record.httpStatus.map { .int(Int64($0)) } ?? .null,
             "error": record.error.map(JSONValue.string) ?? .null,
             "durationMs": record.durationMs.map { .int(Int64($0)) } ?? .null,
+            "node": record.node.map(JSONValue.string) ?? .null,
         ]
     }
 

@@ -261,16 +261,18 @@ import Testing
             // Shipping holds every request it gets: runs pile up in their last step while others are earlier.
             await participants[.shipping].setFaults(Faults(hold: true))
             let count = 100
+            let posting = ContinuousClock.now
             let ids = try await withHTTPClient { http in
                 let api = APIClient(http: http, base: server.url)
                 return try await withThrowingTaskGroup(of: String.self) { group in
                     for index in 0..<count {
                         group.addTask {
                             let card = index % 10 == 9 ? Participant.decliningCard : "4242424242424242"
+                            // A hundred at once on a busy machine: each may wait long for the server (a debug build).
                             let (status, run) = try await api.call(
                                 .POST, "/v1/runs",
                                 ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "load-\(index)", card: card),
-                                 "idempotencyKey": .string("load-\(index)")])
+                                 "idempotencyKey": .string("load-\(index)")], timeout: .seconds(600))
                             #expect(status == 201)
                             return run["id"]?.stringValue ?? ""
                         }
@@ -280,6 +282,7 @@ import Testing
                     return ids
                 }
             }
+            print("\(kind): \(count) runs started in \(ContinuousClock.now - posting)")
             #expect(Set(ids).count == count)
             await participants[.shipping].waitForHeld(count: 30)
             server.kill9()

@@ -20,6 +20,12 @@ final class ServeProcess: @unchecked Sendable {
         url = found
     }
 
+    /// On PostgreSQL, the node id the server printed when it started listening.
+    var node: String? {
+        let line = process.stdout.split(separator: "\n").first { $0.contains("listening on ") }
+        return line?.components(separatedBy: ", node ").dropFirst().first?.components(separatedBy: CharacterSet(charactersIn: ",)")).first
+    }
+
     func terminate() { process.terminate() }
     func kill9() { process.kill() }
     func waitForExit() async -> Int32 { await process.waitForExit() }

@@ -1,0 +1,168 @@
+import Foundation
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import Testing
+
+/// Several `skald serve` processes on one PostgreSQL database.
+@Suite(.serialized) struct MultiNodeTests {
+    /// Three nodes, 300 runs started through one node's API, the shipping participant holding every call; one node
+    /// is killed with SIGKILL while its calls are in flight. Every run completes, all three nodes drove runs, the
+    /// killed node's runs are taken over once its lease lapses and their calls are sent again with the same keys,
+    /// and no key is applied twice.
+    @Test func threeNodesShareTheRunsAndTakeOverTheRunsOfAKilledOne() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = try await DatabaseKind.postgres.newDatabase()
+            let sagas = try PatientSagas.folder(in: folder)
+            let lease = Duration.seconds(3)
+            var nodes: [ServeProcess] = []
+            for _ in 0..<3 {
+                nodes.append(
+                    try await ServeProcess(
+                        db: db, environment: participants.environment, in: folder, sagas: sagas,
+                        extra: ["--lease", "3s", "--concurrency", "400"]))
+            }
+            let nodeIDs = try nodes.map { try #require($0.node, "\($0.process.stdout)") }
+            #expect(Set(nodeIDs).count == 3)
+            await participants[.shipping].setFaults(Faults(hold: true))
+
+            let count = 300
+            let runIDs = try await withHTTPClient { http in
+                let api = APIClient(http: http, base: nodes[0].url)
+                var ids: [String] = []
+                // All through the first node's API: the nodes claim the new runs between themselves.
+                for batch in stride(from: 0, to: count, by: 25) {
+                    ids += try await withThrowingTaskGroup(of: String.self) { group in
+                        for index in batch..<min(count, batch + 25) {
+                            group.addTask {
+                                let (status, run) = try await api.call(
+                                    .POST, "/v1/runs",
+                                    ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "multi-\(index)"),
+                                     "idempotencyKey": .string("multi-\(index)")])
+                                #expect(status == 201)
+                                return run["id"]?.stringValue ?? ""
+                            }
+                        }
+                        var ids: [String] = []
+                        for try await id in group { ids.append(id) }
+                        return ids
+                    }
+                }
+                return ids
+            }
+            #expect(Set(runIDs).count == count)
+            try await waitFor("every run's shipment to be held", limit: .seconds(300)) {
+                await participants[.shipping].heldCount >= count
+            }
+
+            // Which node sent each run's shipment.
+            let shippedBy = try await withStore(db) { store in
+                var shippedBy: [String: String] = [:]
+                for id in runIDs {
+                    let attempts = try await store.attempts(runID: id)
+                    shippedBy[id] = attempts.first { $0.key.stepName == "ship-order" }?.node
+                }
+                return shippedBy
+            }
+            let perNode = Dictionary(grouping: shippedBy.keys) { shippedBy[$0] ?? "" }.mapValues(\.count)
+            print("runs per node before the kill: \(perNode)")
+            #expect(Set(perNode.keys) == Set(nodeIDs), "every node drives runs: \(perNode)")
+
+            let victim = nodes[1]
+            let victimID = nodeIDs[1]
+            let victimRuns = Set(shippedBy.filter { $0.value == victimID }.map(\.key))
+            let killedAt = Date()
+            victim.kill9()
+            _ = await victim.waitForExit()
+            // The participant answers every call it held; the killed node's answers find nobody.
+            await participants[.shipping].setFaults(Faults())
+            await participants[.shipping].releaseHeld()
+
+            try await withHTTPClient { http in
+                let api = APIClient(http: http, base: nodes[2].url)
+                try await waitFor("every run to finish", limit: .seconds(300)) {
+                    let running = try? await api.call(.GET, "/v1/runs?status=running&limit=1")
+                    let compensating = try? await api.call(.GET, "/v1/runs?status=compensating&limit=1")
+                    return running?.json["runs"] == [] && compensating?.json["runs"] == []
+                }
+            }
+            let all = try await listRuns(db, RunQuery(limit: 500))
+            #expect(all.count == count)
+            #expect(all.allSatisfy { $0.status == .completed }, "\(Dictionary(grouping: all, by: \.status).mapValues(\.count))")
+            for kind in Participant.Kind.allCases {
+                let perKey = await participants[kind].applicationsPerKey
+                #expect(perKey.values.allSatisfy { $0 == 1 }, "\(kind) applied a key twice")
+            }
+            #expect(await participants[.shipping].ledger.filter { $0.action == "ship" }.count == count)
+
+            // The killed node's runs were taken over by the others within the lease (plus the poll and a busy
+            // machine's slack), and their held shipment was sent again with the same key.
+            try await withStore(db) { store in
+                var latest: TimeInterval = 0
+                for id in victimRuns {
+                    let events = try await store.events(runID: id)
+                    let takeOver = try #require(events.first { $0.kind == .runTakenOver }, "run \(id) was taken over")
+                    #expect(takeOver.data["from"] == .string(victimID))
+                    #expect(takeOver.data["to"]?.stringValue.map { $0 != victimID && nodeIDs.contains($0) } == true)
+                    latest = max(latest, takeOver.at.timeIntervalSince(killedAt))
+                    let ship = try #require(try await store.attempts(runID: id).first { $0.key.stepName == "ship-order" })
+                    #expect(ship.sends == 2 && ship.succeeded == true && ship.node != victimID, "\(ship)")
+                }
+                print("took over \(victimRuns.count) runs of the killed node; the last \(String(format: "%.1f", latest))s after the kill (lease 3s)")
+                #expect(latest <= lease.seconds + 10)
+            }
+            for node in [nodes[0], nodes[2]] {
+                node.terminate()
+                #expect(await node.waitForExit() == 0)
+            }
+        }
+    }
+
+    /// An operator's cancel sent to a node that does not drive the run is carried out by the node that does, and
+    /// `skald watch` through the other node follows the run to its end.
+    @Test func anActionSentToAnotherNodeReachesTheOwnerAndWatchFollowsAcrossNodes() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = try await DatabaseKind.postgres.newDatabase()
+            let sagas = try PatientSagas.folder(in: folder)
+            let first = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
+            let second = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
+            let nodes = [first, second]
+            await participants[.payments].setFaults(Faults(hold: true))
+            let runID = try await withHTTPClient { http in
+                let (status, run) = try await APIClient(http: http, base: first.url).call(
+                    .POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "across-1")])
+                #expect(status == 201)
+                return try #require(run["id"]?.stringValue)
+            }
+            await participants[.payments].waitForHeld()
+            let owner = try await withStore(db) { store in
+                try await store.attempts(runID: runID).first { $0.key.stepName == "charge-card" }?.node
+            }
+            let ownerIndex = try #require(nodes.firstIndex { $0.node == owner })
+            let other = nodes[1 - ownerIndex]
+
+            let watch = try SkaldProcess(["watch", runID], environment: ["SKALD_SERVER": other.url], in: folder)
+            let cancelled = try await SkaldProcess.run(
+                ["cancel", runID, "--reason", "customer called", "--by", "ana"], environment: ["SKALD_SERVER": other.url], in: folder)
+            #expect(cancelled.status == 0, "\(cancelled.stdout)\(cancelled.stderr)")
+            // A second cancel, again through the other node, gets the owner's conflict.
+            let again = try await SkaldProcess.run(["cancel", runID], environment: ["SKALD_SERVER": other.url], in: folder)
+            #expect(again.status != 0)
+            #expect(again.stderr.contains("already compensating"), "\(again.stderr)")
+
+            await participants[.payments].setFaults(Faults())
+            await participants[.payments].releaseHeld()
+            #expect(await watch.waitForExit() == 3, "\(watch.stdout)\(watch.stderr)")
+            #expect(watch.stdout.contains("ana cancelled") || watch.stdout.contains("customer called"), "\(watch.stdout)")
+            let run = try #require(try await withStore(db) { try await $0.run(id: runID) })
+            #expect(run.state.status == .compensated)
+            #expect(await participants[.payments].ledger.map(\.action) == ["charge", "refund"])
+            for node in nodes {
+                node.terminate()
+                #expect(await node.waitForExit() == 0)
+            }
+        }
+    }
+}
