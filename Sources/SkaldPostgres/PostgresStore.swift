@@ -631,6 +631,29 @@ public final class PostgresStore: SharedRunStore {
         }
     }
 
+    /// How many attempts each node sent (for the multi-node benchmark).
+    public func attemptsByNode() async throws -> [String: Int] {
+        let logger = logger
+        return try await reading { db in
+            var counts: [String: Int] = [:]
+            for row in try await db.query("SELECT node, count(*) FROM attempt WHERE node IS NOT NULL GROUP BY node", logger: logger).collect() {
+                let (node, count) = try row.decode((String, Int).self)
+                counts[node] = count
+            }
+            return counts
+        }
+    }
+
+    /// How many running or compensating runs `node` owns.
+    public func unfinishedRuns(ownedBy owner: String) async throws -> Int {
+        let logger = logger
+        return try await reading { db in
+            try await db.query(
+                "SELECT count(*) FROM run WHERE owner = \(owner) AND status IN ('running', 'compensating')", logger: logger
+            ).collect().first?.decode(Int.self) ?? 0
+        }
+    }
+
     public func claimRun(id: String) async throws -> RunClaim {
         let (logger, node) = (logger, node)
         return try await transaction { db in
