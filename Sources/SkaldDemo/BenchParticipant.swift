@@ -11,6 +11,7 @@ import Synchronization
 /// - `POST /fail/NAME` answers 400 (a permanent failure: the saga compensates).
 /// - `POST /hold/NAME?ms=N` answers 200 after N milliseconds.
 /// - `POST /park/NAME` holds the request until `POST /control/release`, then answers 200 (and so do later ones).
+/// - `POST /control/park` makes `/park` hold requests again after a release.
 /// - `GET /control/stats` gives `{"requests": N, "parked": N}`.
 public final class BenchParticipant: Sendable {
     private let requests = Atomic<Int>(0)
@@ -67,6 +68,10 @@ public final class BenchParticipant: Sendable {
             }
             for continuation in waiting { continuation.resume() }
             return Self.response(.ok, ByteBuffer(string: #"{"released":\#(waiting.count)}"#))
+        }
+        router.post("/control/park") { _, _ in
+            self.parking.withLock { $0.released = false }
+            return Self.response(.ok, ByteBuffer(string: #"{"parking":true}"#))
         }
         router.get("/control/stats") { _, _ in
             let parked = self.parking.withLock { $0.waiting.count }

@@ -136,5 +136,17 @@ enum PostgresSchema {
                 """,
                 "CREATE INDEX skald_command_pending ON skald_command(node) WHERE answered_at IS NULL",
             ]),
+        // A transition is stored by one statement; this aborts it (and so all of it) when it must not be stored.
+        Migration(
+            identifier: "v3-one-statement-transitions",
+            statements: [
+                """
+                CREATE FUNCTION skald_refuse(reason TEXT) RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
+                BEGIN
+                    RAISE EXCEPTION '%', reason;
+                END
+                $$
+                """
+            ]),
     ]
 }

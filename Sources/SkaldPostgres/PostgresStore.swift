@@ -353,102 +353,169 @@ public final class PostgresStore: SharedRunStore {
     }
 
     public func recordTransition(runID: String, at: Date, transition: SagaMachine.Transition) async throws {
-        let (logger, node) = (logger, node)
-        try await transaction { db in try await Self.apply(transition, runID: runID, at: at, node: node, db, logger) }
+        try await write(transition, runID: runID, at: at, attempt: nil)
     }
 
     public func recordAttemptStarted(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        let (logger, node) = (logger, node)
-        try await transaction { db in
-            try await db.query(
-                """
-                INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, node)
-                VALUES (\(attempt.runID), \(attempt.step), \(attempt.phase.rawValue), \(attempt.number), \(attempt.stepName), \(at.timeIntervalSince1970),
-                    \(node))
-                """, logger: logger)
-            try await Self.apply(transition, runID: attempt.runID, at: at, node: node, db, logger)
-        }
+        try await write(transition, runID: attempt.runID, at: at, attempt: .started(attempt))
     }
 
     public func recordAttemptResent(_ attempt: AttemptKey, at: Date, transition: SagaMachine.Transition) async throws {
-        let (logger, node) = (logger, node)
-        try await transaction { db in
-            let updated = try await db.query(
-                """
-                UPDATE attempt SET sends = sends + 1, started_at = \(at.timeIntervalSince1970), node = \(node)
-                WHERE run_id = \(attempt.runID) AND position = \(attempt.step) AND phase = \(attempt.phase.rawValue)
-                    AND number = \(attempt.number) AND finished_at IS NULL
-                RETURNING 1
-                """, logger: logger
-            ).collect()
-            guard updated.count == 1 else { throw Self.notInFlight(attempt) }
-            try await Self.apply(transition, runID: attempt.runID, at: at, node: node, db, logger)
-        }
+        try await write(transition, runID: attempt.runID, at: at, attempt: .resent(attempt))
     }
 
     public func recordAttemptFinished(_ result: AttemptResult, transition: SagaMachine.Transition) async throws {
-        let (logger, node) = (logger, node)
-        var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
-        record.finish(with: result)
-        let finished = record
-        try await transaction { db in
-            let attempt = result.attempt
-            let updated = try await db.query(
+        try await write(transition, runID: result.attempt.runID, at: result.finishedAt, attempt: .finished(result))
+    }
+
+    /// What a transition does to its attempt row, if anything.
+    enum AttemptWrite {
+        case started(AttemptKey)
+        case resent(AttemptKey)
+        case finished(AttemptResult)
+    }
+
+    /// Stores a transition in **one statement**, so one round trip and one commit: the run row (fenced on this
+    /// node owning the run), the step rows the transition changed (every one when it does not say), the events in
+    /// order, and the attempt row. A statement is atomic: when the node does not own the run, or the attempt is not
+    /// in flight, `skald_refuse` raises and nothing of it is stored.
+    /// - Throws: `RunOwnershipLost` when another node owns the run now; `StoreError` for an unknown run or an
+    ///   attempt not in flight.
+    func write(_ transition: SagaMachine.Transition, runID: String, at: Date, attempt: AttemptWrite?) async throws {
+        let state = transition.state
+        var binds = PostgresBindings()
+        func bind(_ value: some PostgresNonThrowingEncodable & Sendable) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        func bindOptional<T: PostgresNonThrowingEncodable & Sendable>(_ value: T?, as type: String) -> String {
+            guard let value else { return "NULL::\(type)" }
+            return bind(value)
+        }
+        let run = bind(runID)
+        let owner = bind(node)
+        var steps: [JSONValue] = []
+        for position in transition.changedSteps ?? Array(state.steps.indices) {
+            let step = state.steps[position]
+            steps.append([
+                "position": .int(Int64(position)), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
+                "compensation_attempts": .int(Int64(step.compensationAttempts)),
+                "compensation_attempts_base": .int(Int64(step.compensationAttemptsBase)), "attempts_base": .int(Int64(step.attemptsBase)),
+                "first_attempt_at": step.firstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                "compensation_first_attempt_at": step.compensationFirstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                "due_at": step.dueAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                "response_status": step.response.map { .int(Int64($0.status)) } ?? .null,
+                "response_body": step.response.map { .string($0.body.jsonText) } ?? .null,
+                "last_error": step.lastError.map(JSONValue.string) ?? .null, "outcome_unknown": .bool(step.outcomeUnknown),
+            ])
+        }
+        let events: [JSONValue] = transition.events.enumerated().map { index, event in
+            [
+                "n": .int(Int64(index)), "at": .double(event.at.timeIntervalSince1970), "kind": .string(event.kind.rawValue),
+                "step": event.step.map(JSONValue.string) ?? .null, "phase": event.phase.map { .string($0.rawValue) } ?? .null,
+                "attempt": event.attempt.map { .int(Int64($0)) } ?? .null, "message": .string(event.message),
+                "data": .string(event.data.jsonText),
+            ]
+        }
+        var sql = """
+            WITH r AS (
+                UPDATE run SET status = \(bind(state.status.rawValue)), failure_step = \(bindOptional(state.failure?.step, as: "text")),
+                    failure_reason = \(bindOptional(state.failure?.reason, as: "text")),
+                    compensation_failure_step = \(bindOptional(state.compensationFailure?.step, as: "text")),
+                    compensation_failure_reason = \(bindOptional(state.compensationFailure?.reason, as: "text")),
+                    stuck_step = \(bindOptional(state.stuck?.step, as: "text")), stuck_reason = \(bindOptional(state.stuck?.reason, as: "text")),
+                    deadline_at = \(bindOptional(state.deadlineAt?.timeIntervalSince1970, as: "float8")),
+                    updated_at = \(bind(at.timeIntervalSince1970))
+                WHERE id = \(run) AND owner = \(owner)
+                RETURNING id),
+            s AS (
+                UPDATE step SET status = x.status, attempts = x.attempts, compensation_attempts = x.compensation_attempts,
+                    compensation_attempts_base = x.compensation_attempts_base, attempts_base = x.attempts_base,
+                    first_attempt_at = x.first_attempt_at, compensation_first_attempt_at = x.compensation_first_attempt_at,
+                    due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
+                    outcome_unknown = x.outcome_unknown
+                FROM jsonb_to_recordset(\(bind(JSONValue.array(steps).jsonText))::jsonb) AS x(
+                    position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
+                    first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
+                    last_error text, outcome_unknown boolean)
+                WHERE step.run_id = \(run) AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
+                RETURNING 1),
+            e AS (
+                INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
+                SELECT \(run), x.at, x.kind, x.step, x.phase, x.attempt, x.message, x.data
+                FROM jsonb_to_recordset(\(bind(JSONValue.array(events).jsonText))::jsonb)
+                    AS x(n int, at float8, kind text, step text, phase text, attempt int, message text, data text)
+                WHERE EXISTS (SELECT 1 FROM r)
+                ORDER BY x.n
+                RETURNING 1)
+            """
+        var attemptCheck = ""
+        switch attempt {
+        case .started(let key)?:
+            sql += """
+                ,
+                a AS (
+                    INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, node)
+                    SELECT \(run), \(bind(key.step)), \(bind(key.phase.rawValue)), \(bind(key.number)), \(bind(key.stepName)),
+                        \(bind(at.timeIntervalSince1970)), \(owner)
+                    WHERE EXISTS (SELECT 1 FROM r)
+                    RETURNING 1)
                 """
-                UPDATE attempt SET finished_at = \(result.finishedAt.timeIntervalSince1970), succeeded = \(finished.succeeded),
-                    http_status = \(finished.httpStatus), error = \(finished.error), duration_ms = \(finished.durationMs)
-                WHERE run_id = \(attempt.runID) AND position = \(attempt.step) AND phase = \(attempt.phase.rawValue)
-                    AND number = \(attempt.number) AND finished_at IS NULL
-                RETURNING 1
-                """, logger: logger
-            ).collect()
-            guard updated.count == 1 else { throw Self.notInFlight(attempt) }
-            try await Self.apply(transition, runID: attempt.runID, at: result.finishedAt, node: node, db, logger)
+            attemptCheck = "WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')"
+        case .resent(let key)?:
+            sql += """
+                ,
+                a AS (
+                    UPDATE attempt SET sends = sends + 1, started_at = \(bind(at.timeIntervalSince1970)), node = \(owner)
+                    WHERE run_id = \(run) AND position = \(bind(key.step)) AND phase = \(bind(key.phase.rawValue)) AND number = \(bind(key.number))
+                        AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
+                    RETURNING 1)
+                """
+            attemptCheck = "WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')"
+        case .finished(let result)?:
+            var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
+            record.finish(with: result)
+            let key = result.attempt
+            sql += """
+                ,
+                a AS (
+                    UPDATE attempt SET finished_at = \(bind(result.finishedAt.timeIntervalSince1970)),
+                        succeeded = \(bindOptional(record.succeeded, as: "boolean")), http_status = \(bindOptional(record.httpStatus, as: "integer")),
+                        error = \(bindOptional(record.error, as: "text")), duration_ms = \(bindOptional(record.durationMs, as: "integer"))
+                    WHERE run_id = \(run) AND position = \(bind(key.step)) AND phase = \(bind(key.phase.rawValue)) AND number = \(bind(key.number))
+                        AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
+                    RETURNING 1)
+                """
+            attemptCheck = "WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')"
+        case nil:
+            break
+        }
+        sql += """
+
+            SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('skald: not the owner')
+                \(attemptCheck) ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
+            """
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        let logger = logger
+        do {
+            _ = try await reading { db in try await db.query(query, logger: logger).collect() }
+        } catch let error as StoreError where error.message.contains("skald: not the owner") {
+            let owner = try await reading { db in
+                try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first
+            }
+            guard let owner else { throw StoreError.unknownRun(runID) }
+            throw RunOwnershipLost(runID: runID, owner: try owner.decode(String?.self))
+        } catch let error as StoreError where error.message.contains("skald: attempt not in flight") {
+            switch attempt {
+            case .started(let key)?, .resent(let key)?: throw Self.notInFlight(key)
+            case .finished(let result)?: throw Self.notInFlight(result.attempt)
+            case nil: throw error
+            }
         }
     }
 
     static func notInFlight(_ attempt: AttemptKey) -> StoreError {
         StoreError(message: "run \(attempt.runID): attempt \(attempt.number) of \(attempt.stepName) (\(attempt.phase.rawValue)) is not stored as in flight")
-    }
-
-    /// Writes the run row and the step rows the transition changed (every one when it does not say), and appends
-    /// the events. Fenced: only the node that owns the run writes it; the run row is written first, so its lock
-    /// orders this write and another node's claim of the run.
-    /// - Throws: `RunOwnershipLost` when another node owns the run now.
-    static func apply(
-        _ transition: SagaMachine.Transition, runID: String, at: Date, node: String, _ db: PostgresConnection, _ logger: Logger
-    ) async throws {
-        let state = transition.state
-        let updated = try await db.query(
-            """
-            UPDATE run SET status = \(state.status.rawValue), failure_step = \(state.failure?.step), failure_reason = \(state.failure?.reason),
-                compensation_failure_step = \(state.compensationFailure?.step), compensation_failure_reason = \(state.compensationFailure?.reason),
-                stuck_step = \(state.stuck?.step), stuck_reason = \(state.stuck?.reason), deadline_at = \(state.deadlineAt?.timeIntervalSince1970),
-                updated_at = \(at.timeIntervalSince1970)
-            WHERE id = \(runID) AND owner = \(node)
-            RETURNING 1
-            """, logger: logger
-        ).collect()
-        guard updated.count == 1 else {
-            guard let row = try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first else {
-                throw StoreError.unknownRun(runID)
-            }
-            throw RunOwnershipLost(runID: runID, owner: try row.decode(String?.self))
-        }
-        for position in transition.changedSteps ?? Array(state.steps.indices) {
-            let step = state.steps[position]
-            try await db.query(
-                """
-                UPDATE step SET status = \(step.status.rawValue), attempts = \(step.attempts), compensation_attempts = \(step.compensationAttempts),
-                    compensation_attempts_base = \(step.compensationAttemptsBase), attempts_base = \(step.attemptsBase),
-                    first_attempt_at = \(step.firstAttemptAt?.timeIntervalSince1970),
-                    compensation_first_attempt_at = \(step.compensationFirstAttemptAt?.timeIntervalSince1970),
-                    due_at = \(step.dueAt?.timeIntervalSince1970), response_status = \(step.response?.status),
-                    response_body = \(step.response?.body.jsonText), last_error = \(step.lastError), outcome_unknown = \(step.outcomeUnknown)
-                WHERE run_id = \(runID) AND position = \(position)
-                """, logger: logger)
-        }
-        try await append(transition.events, runID: runID, db, logger)
     }
 
     static func append(_ events: [RunEvent], runID: String, _ db: PostgresConnection, _ logger: Logger) async throws {

@@ -165,4 +165,80 @@ import Testing
             }
         }
     }
+
+    /// A node frozen (SIGSTOP) past its lease loses its runs to the other node, which sends their held calls again
+    /// with the same keys; thawed, the frozen node's answers arrive, but its writes are refused (fenced): it drops
+    /// the runs, stores nothing for them, and no participant applies a key twice.
+    @Test func aFrozenNodeLosesItsRunsAndCannotStoreAnythingForThemAfterwards() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = try await DatabaseKind.postgres.newDatabase()
+            let sagas = try PatientSagas.folder(in: folder)
+            let first = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--lease", "2s"])
+            let second = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--lease", "2s"])
+            let frozenID = try #require(second.node)
+            await participants[.shipping].setFaults(Faults(hold: true))
+            let count = 30
+            let runIDs = try await withHTTPClient { http in
+                let api = APIClient(http: http, base: first.url)
+                var ids: [String] = []
+                for index in 0..<count {
+                    let (status, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "frozen-\(index)")])
+                    #expect(status == 201)
+                    ids.append(run["id"]?.stringValue ?? "")
+                }
+                return ids
+            }
+            try await waitFor("every shipment to be held", limit: .seconds(300)) { await participants[.shipping].heldCount >= count }
+            let frozenRuns = try await withStore(db) { store in
+                var runs: [String] = []
+                for id in runIDs where try await store.attempts(runID: id).contains(where: { $0.key.stepName == "ship-order" && $0.node == frozenID }) {
+                    runs.append(id)
+                }
+                return runs
+            }
+            try #require(!frozenRuns.isEmpty, "the second node drives some runs")
+
+            kill(second.process.child.pid, SIGSTOP)
+            try await waitFor("the frozen node's runs to be taken over", limit: .seconds(120)) {
+                (try? await withStore(db) { store in
+                    for id in frozenRuns where try await store.events(runID: id).allSatisfy({ $0.kind != .runTakenOver }) { return false }
+                    return true
+                }) ?? false
+            }
+            // Every held call is answered: the frozen node's answers wait in its sockets.
+            await participants[.shipping].setFaults(Faults())
+            await participants[.shipping].releaseHeld()
+            try await withHTTPClient { http in
+                let api = APIClient(http: http, base: first.url)
+                try await waitFor("every run to finish", limit: .seconds(300)) {
+                    (try? await api.call(.GET, "/v1/runs?status=running&limit=1"))?.json["runs"] == []
+                }
+            }
+            kill(second.process.child.pid, SIGCONT)
+            try await waitFor("the thawed node to find it lost its runs", limit: .seconds(120)) {
+                second.process.stdout.contains("another node took the run over") || second.process.stderr.contains("another node took the run over")
+            }
+            try await withStore(db) { store in
+                for id in runIDs {
+                    #expect(try await store.run(id: id)?.state.status == .completed)
+                }
+                for id in frozenRuns {
+                    let ship = try #require(try await store.attempts(runID: id).first { $0.key.stepName == "ship-order" })
+                    #expect(ship.node != frozenID && ship.sends == 2 && ship.succeeded == true, "\(ship)")
+                    // One outcome for the shipment: the thawed node's late answer was not stored.
+                    let outcomes = try await store.events(runID: id).filter { $0.kind == .attemptSucceeded && $0.step == "ship-order" }
+                    #expect(outcomes.count == 1)
+                }
+            }
+            for kind in Participant.Kind.allCases {
+                let perKey = await participants[kind].applicationsPerKey
+                #expect(perKey.values.allSatisfy { $0 == 1 }, "\(kind) applied a key twice")
+            }
+            for node in [first, second] {
+                node.terminate()
+                #expect(await node.waitForExit() == 0)
+            }
+        }
+    }
 }

@@ -247,3 +247,97 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
         await store.shutdown()
     }
 }
+
+/// Nodes sharing one PostgreSQL database: claims, leases, fenced writes and forwarded actions, with two stores
+/// (two nodes) on one real database.
+@Suite(.serialized) struct PostgresNodeTests {
+    func twoNodes() async throws -> (PostgresStore, PostgresStore) {
+        let location = try PostgresLocation(url: try await StoreKind.postgres.newDatabase())
+        let a = try await PostgresStore.open(location, node: "node-a")
+        let b = try await PostgresStore.open(location, node: "node-b")
+        try await a.renewLease(for: .seconds(60))
+        try await b.renewLease(for: .seconds(60))
+        return (a, b)
+    }
+
+    @Test func aLiveNodesRunIsNotClaimedAndALapsedNodesRunIsTakenOverAndFenced() async throws {
+        let (a, b) = try await twoNodes()
+        _ = try await a.createRun(newRun("R1"), transition: machine.start(runID: "R1", at: t0))
+        #expect(try await b.claimRuns(limit: 10).isEmpty, "node-a is live and owns R1")
+        guard case .ownedBy("node-a") = try await b.claimRun(id: "R1") else { Issue.record("R1 should be node-a's"); return }
+        #expect(try await b.runsHeldElsewhere() == 1)
+
+        // node-a stops renewing: its lease lapses.
+        try await a.execute("UPDATE skald_node SET lease_until = 0 WHERE id = 'node-a'")
+        #expect(try await b.claimRuns(limit: 10).map(\.id) == ["R1"])
+        let takeOver = try #require(try await b.events(runID: "R1").first { $0.kind == .runTakenOver })
+        #expect(takeOver.data["from"] == "node-a" && takeOver.data["to"] == "node-b")
+        #expect(takeOver.message.contains("node node-b took the run over: node node-a, which drove it, stopped renewing its lease"))
+
+        // node-a, unaware, tries to store progress: refused, and nothing of it is stored.
+        let state = try #require(try await b.run(id: "R1")).state
+        let abandon = try #require(machine.abandon(state, note: "by the stale node", at: t0))
+        do {
+            try await a.recordTransition(runID: "R1", at: t0, transition: abandon)
+            Issue.record("a write of a node that lost the run was stored")
+        } catch let error as RunOwnershipLost {
+            #expect(error.owner == "node-b")
+        }
+        #expect(try await b.run(id: "R1")?.state.status == .running)
+        try await b.recordTransition(runID: "R1", at: t0, transition: abandon)
+        #expect(try await b.run(id: "R1")?.state.status == .abandoned)
+        // An ended run needs no driver: any node may take it for an operator's action.
+        guard case .claimed = try await a.claimRun(id: "R1") else { Issue.record("an ended run should be claimable"); return }
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func runsLeftForAnyNodeAreEachClaimedByExactlyOne() async throws {
+        let (a, b) = try await twoNodes()
+        for index in 0..<40 {
+            var run = newRun("S\(index)")
+            run.ownedByCreator = false
+            _ = try await a.createRun(run, transition: machine.start(runID: "S\(index)", at: t0))
+        }
+        async let byA = Self.claimAll(a)
+        async let byB = Self.claimAll(b)
+        let (claimedByA, claimedByB) = try await (byA, byB)
+        #expect(Set(claimedByA).isDisjoint(with: claimedByB))
+        #expect(Set(claimedByA + claimedByB).count == 40)
+        #expect(claimedByA.count + claimedByB.count == 40)
+        // A node that stops lets go of its runs: the other takes them at once, with no take-over event.
+        try await a.endLease()
+        let released = try await b.claimRuns(limit: 100).map(\.id)
+        #expect(Set(released) == Set(claimedByA))
+        for id in released { #expect(try await b.events(runID: id).allSatisfy { $0.kind != .runTakenOver }) }
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    static func claimAll(_ store: PostgresStore) async throws -> [String] {
+        var ids: [String] = []
+        while true {
+            let claimed = try await store.claimRuns(limit: 7).map(\.id)
+            ids += claimed
+            if claimed.isEmpty { return ids }
+        }
+    }
+
+    @Test func aForwardedActionIsAnsweredByTheOwnerOrWithdrawnAfterItsTimeout() async throws {
+        let (a, b) = try await twoNodes()
+        let action = OperatorAction.cancel(reason: "customer called", by: "ana")
+        async let answer = a.forward(action, runID: "R9", to: "node-b", timeout: .seconds(60))
+        var pending: [NodeCommand] = []
+        while pending.isEmpty { pending = try await b.pendingCommands() }
+        #expect(pending.count == 1 && pending[0].runID == "R9" && pending[0].action == action)
+        try await b.answer(pending[0].id, with: CommandAnswer(outcome: .conflict, message: "run R9 is already compensating"))
+        #expect(try await answer == CommandAnswer(outcome: .conflict, message: "run R9 is already compensating"))
+
+        let unanswered = try await a.forward(action, runID: "R9", to: "node-b", timeout: .milliseconds(50))
+        #expect(unanswered.outcome == .unavailable)
+        #expect(unanswered.message.contains("did not answer within"))
+        #expect(try await b.pendingCommands().isEmpty, "a withdrawn action is never carried out late")
+        await a.shutdown()
+        await b.shutdown()
+    }
+}

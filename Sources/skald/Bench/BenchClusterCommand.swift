@@ -127,6 +127,9 @@ struct BenchClusterCommand: AsyncParsableCommand {
                     "callsPerNode": .array(perNode.map { .int(Int64($0)) }),
                 ])
         case "takeover":
+            var park = HTTPClientRequest(url: harness.participantURL + "/control/park")
+            park.method = .POST
+            _ = try await client.execute(park, timeout: .seconds(30))
             try await startRuns(takeoverRuns, saga: "bench-park", through: nodes, client: client)
             let deadline = ContinuousClock.now + .seconds(600)
             while try await harness.participantStats().parked < takeoverRuns {
