@@ -22,9 +22,13 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Starts a new cluster.
-    /// - Parameter durable: false turns fsync off (tests need no crash safety from the server's disk writes;
-    ///   benchmarks should pass true).
-    public static func start(durable: Bool = false) async throws -> PostgresCluster {
+    /// - Parameters:
+    ///   - durable: false turns fsync off (tests need no crash safety from the server's disk writes;
+    ///     benchmarks should pass true).
+    ///   - synchronousCommit: with `durable`, whether each commit waits for its WAL to reach the disk (PostgreSQL's
+    ///     default); off, a commit survives a crash of Skald but the last fraction of a second of commits may be
+    ///     lost if the PostgreSQL server or the machine crashes, as with SQLite's WAL at synchronous=NORMAL.
+    public static func start(durable: Bool = false, synchronousCommit: Bool = true) async throws -> PostgresCluster {
         guard let bin = findBinaries() else {
             throw SpawnError(
                 message: "PostgreSQL's server programs (initdb, pg_ctl) were not found in /usr/lib/postgresql/*/bin or on PATH; install Debian's postgresql package (apt-get install postgresql)")
@@ -45,7 +49,11 @@ public final class PostgresCluster: Sendable {
             "initdb", ["-D", data, "-U", "skald", "--pwfile=\(directory.appendingPathComponent("pwfile").path)", "--auth-local=trust",
                 "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
         var options = "-c listen_addresses=127.0.0.1 -p \(cluster.port) -k \(directory.path) -c max_connections=1000"
-        if !durable { options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
+        if !durable {
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        } else if !synchronousCommit {
+            options += " -c synchronous_commit=off"
+        }
         try await cluster.command("pg_ctl", ["-D", data, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60", "-o", options, "start"])
         return cluster
     }

@@ -94,6 +94,8 @@ public final class Engine: Service, Sendable {
     private let doorbell = Doorbell()
     /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
     private let commandsInProgress = Mutex<Set<Int64>>([])
+    /// Set when another node announced a forwarded action for this one.
+    private let commandsSignalled = CommandSignal()
 
     public init(
         store: any SagaStore, executor: any StepExecutor, clock: any EngineClock = SystemClock(),
@@ -319,14 +321,22 @@ public final class Engine: Service, Sendable {
     /// and at least every poll interval, until the engine drains.
     private func claimWork(_ shared: any SharedRunStore) async {
         let doorbell = self.doorbell
+        let commandsSignalled = self.commandsSignalled
         do {
-            try await shared.startListening { _ in doorbell.ring() }
+            try await shared.startListening { wake in
+                if case .command = wake { commandsSignalled.raise() }
+                doorbell.ring()
+            }
         } catch {
             logger.error("listening for other nodes failed; polling instead", metadata: ["error": "\(error)"])
         }
         let limits = configuration.node
+        var polled = true
         while !Task.isCancelled && !isDraining.load(ordering: .acquiring) {
-            await carryOutForwardedActions(shared)
+            // Forwarded actions when a node announced one, and at every poll (an announcement may be missed).
+            if commandsSignalled.take() || polled {
+                await carryOutForwardedActions(shared)
+            }
             claiming: while !isDraining.load(ordering: .acquiring) {
                 let room = limits.maxRuns - active.withLock { $0.count }
                 guard room > 0 else { break }
@@ -344,7 +354,7 @@ public final class Engine: Service, Sendable {
                 }
                 if runs.count < limit { break }
             }
-            await doorbell.wait(upTo: limits.pollInterval)
+            polled = !(await doorbell.wait(upTo: limits.pollInterval))
         }
     }
 
@@ -762,6 +772,14 @@ public final class Engine: Service, Sendable {
 }
 
 struct DriverGone: Error {}
+
+/// A flag the listener sets and the claim loop takes.
+final class CommandSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func raise() { flag.store(true, ordering: .releasing) }
+    /// Whether it was raised since the last call.
+    func take() -> Bool { flag.exchange(false, ordering: .acquiringAndReleasing) }
+}
 
 /// A run for `Engine.run()` to drive: one just started here comes with its state, so it is not read back.
 struct Submission: Sendable {

@@ -186,13 +186,21 @@ final class Doorbell: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when rung (or rung since the last wait), after `timeout`, or when the task is cancelled.
-    func wait(upTo timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.waitForRing() }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
+    /// Returns true when rung (or rung since the last wait), false after `timeout` or when the task is cancelled.
+    @discardableResult
+    func wait(upTo timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.waitForRing()
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let rung = await group.next() ?? false
             group.cancelAll()
+            return rung
         }
     }
 

@@ -658,6 +658,8 @@ public final class PostgresStore: SharedRunStore {
         }
     }
 
+    /// Runs without an owner, or whose owner's lease lapsed (through the `run_owner` index, not a scan of every
+    /// unfinished run: a node removes its row only after letting go of its runs).
     public func claimRuns(limit: Int) async throws -> [StoredRun] {
         let (logger, node) = (logger, node)
         return try await transaction { db in
@@ -666,7 +668,8 @@ public final class PostgresStore: SharedRunStore {
                     unsafeSQL: """
                         WITH picked AS (
                             SELECT run.id, run.owner AS previous FROM run
-                            WHERE run.status IN ('running', 'compensating') AND \(Self.claimable)
+                            WHERE run.status IN ('running', 'compensating')
+                                AND (run.owner IS NULL OR run.owner IN (SELECT id FROM skald_node WHERE lease_until <= \(Self.databaseNow)))
                             ORDER BY run.created_at LIMIT $1
                             FOR UPDATE OF run SKIP LOCKED)
                         UPDATE run SET owner = $2 FROM picked WHERE run.id = picked.id

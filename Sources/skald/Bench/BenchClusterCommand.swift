@@ -29,6 +29,9 @@ struct BenchClusterCommand: AsyncParsableCommand {
     @Option(help: "Runs in the hold scenario.") var heldRuns = 2000
     @Option(help: "Runs parked when a node is killed in the takeover scenario.") var takeoverRuns = 1000
     @Option(help: "The nodes' --lease.") var lease = "5s"
+    @Option(
+        help: "PostgreSQL's synchronous_commit: on (each commit waits for the disk, like SQLite's --durability full) or off (a commit survives a crash of Skald, like SQLite's default WAL at synchronous=NORMAL).")
+    var synchronousCommit = "off"
     @Flag(help: "Print only one JSON line per measurement.") var json = false
 
     func run() async throws {
@@ -38,7 +41,8 @@ struct BenchClusterCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: folder) }
         let harness = try await BenchHarness.start(folder: folder)
         defer { harness.stop() }
-        let cluster = try await PostgresCluster.start(durable: true)
+        guard ["on", "off"].contains(synchronousCommit) else { throw ValidationError("--synchronous-commit must be on or off") }
+        let cluster = try await PostgresCluster.start(durable: true, synchronousCommit: synchronousCommit == "on")
         let sagas = folder.appendingPathComponent("sagas")
         try FileManager.default.createDirectory(at: sagas, withIntermediateDirectories: true)
         for shape in [BenchSaga.Shape.happy, .hold, .park] {
@@ -51,7 +55,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
                 fflush(nil)
             }
         }
-        say("Skald multi-node benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores; PostgreSQL on 127.0.0.1 (fsync on, synchronous_commit on)")
+        say("Skald multi-node benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores; PostgreSQL on 127.0.0.1 (fsync on, synchronous_commit \(synchronousCommit))")
         say("Each node: skald serve --concurrency 512 --lease \(lease). Everything (nodes, PostgreSQL, participant, load) shares this machine.")
         say("")
         var measured = 0
