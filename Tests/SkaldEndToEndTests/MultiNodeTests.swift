@@ -23,6 +23,8 @@ import Testing
                         db: db, environment: participants.environment, in: folder, sagas: sagas,
                         extra: ["--lease", "3s", "--concurrency", "400"]))
             }
+            // Stopped however the test ends, so no node outlives the test run.
+            defer { for node in nodes { node.kill9() } }
             let nodeIDs = try nodes.map { try #require($0.node, "\($0.process.stdout)") }
             #expect(Set(nodeIDs).count == 3)
             await participants[.shipping].setFaults(Faults(hold: true))
@@ -129,6 +131,7 @@ import Testing
             let first = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
             let second = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
             let nodes = [first, second]
+            defer { for node in nodes { node.kill9() } }
             await participants[.payments].setFaults(Faults(hold: true))
             let runID = try await withHTTPClient { http in
                 let (status, run) = try await APIClient(http: http, base: first.url).call(
@@ -176,6 +179,10 @@ import Testing
             let sagas = try PatientSagas.folder(in: folder)
             let first = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--lease", "2s"])
             let second = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--lease", "2s"])
+            defer {
+                kill(second.process.child.pid, SIGCONT)
+                for node in [first, second] { node.kill9() }
+            }
             let frozenID = try #require(second.node)
             await participants[.shipping].setFaults(Faults(hold: true))
             let count = 30

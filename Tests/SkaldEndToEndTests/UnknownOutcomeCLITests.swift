@@ -12,6 +12,8 @@ import Testing
             let server = try await ServeProcess(
                 db: folder.appendingPathComponent("s.sqlite").path, environment: participants.environment, in: folder,
                 extra: ["--allow-env", "INVENTORY_URL,PAYMENTS_URL,SHIPPING_URL"])
+            // Stopped however the test ends, so no server outlives the test run.
+            defer { server.kill9() }
             let env = ["SKALD_SERVER": server.url]
             // The example checkout, with a quick ship-order timeout.
             let text = try String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8)
@@ -52,7 +54,6 @@ import Testing
             let history = try await SkaldProcess.run(["history", id], environment: env, in: folder)
             #expect(history.stdout.contains("ana abandoned the run: shipped by hand"))
             #expect(await participants[.payments].ledger.filter { $0.action == "refund" }.count == refundsBefore, "nothing was undone")
-            _ = server
         }
     }
 }
