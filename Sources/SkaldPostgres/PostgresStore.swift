@@ -681,11 +681,7 @@ public final class PostgresStore: SharedRunStore {
                 let (id, previous, now) = try row.decode((String, String?, Double).self)
                 ids.append(id)
                 guard let previous, previous != node else { continue }
-                let event = RunEvent(
-                    at: Date(timeIntervalSince1970: now), kind: .runTakenOver,
-                    message: "node \(node) took the run over: node \(previous), which drove it, stopped renewing its lease",
-                    data: ["from": .string(previous), "to": .string(node)])
-                try await Self.append([event], runID: id, db, logger)
+                try await Self.append([Self.takeOverEvent(from: previous, to: node, at: now)], runID: id, db, logger)
             }
             return try await Self.loadRuns(ids: ids, db, logger)
         }
@@ -724,17 +720,33 @@ public final class PostgresStore: SharedRunStore {
         }
     }
 
+    static func takeOverEvent(from previous: String, to node: String, at now: Double) -> RunEvent {
+        RunEvent(
+            at: Date(timeIntervalSince1970: now), kind: .runTakenOver,
+            message: "node \(node) took the run over: node \(previous), which drove it, stopped renewing its lease",
+            data: ["from": .string(previous), "to": .string(node)])
+    }
+
     public func claimRun(id: String) async throws -> RunClaim {
         let (logger, node) = (logger, node)
         return try await transaction { db in
+            // Locked first, so the owner read here is the one the claim replaces.
+            guard
+                let before = try await db.query(
+                    PostgresQuery(unsafeSQL: "SELECT owner, status, \(Self.databaseNow) FROM run WHERE id = $1 FOR UPDATE", binds: Self.binds(id)),
+                    logger: logger
+                ).collect().first
+            else { return .notFound }
+            let (previous, status, now) = try before.decode((String?, String, Double).self)
             let claimed = try await db.query(
                 PostgresQuery(
                     unsafeSQL: "UPDATE run SET owner = $1 WHERE run.id = $2 AND (run.owner = $1 OR \(Self.claimable)) RETURNING 1",
                     binds: Self.binds(node, id)), logger: logger
             ).collect()
-            if claimed.isEmpty {
-                guard let row = try await db.query("SELECT owner FROM run WHERE id = \(id)", logger: logger).collect().first else { return .notFound }
-                return .ownedBy(try row.decode(String?.self) ?? "?")
+            guard !claimed.isEmpty else { return .ownedBy(previous ?? "?") }
+            if let previous, previous != node, status == RunStatus.running.rawValue || status == RunStatus.compensating.rawValue {
+                // A run its node stopped driving mid-way, taken for an operator's action: said in its history too.
+                try await Self.append([Self.takeOverEvent(from: previous, to: node, at: now)], runID: id, db, logger)
             }
             guard let run = try await Self.loadRun(id: id, db, logger) else { return .notFound }
             return .claimed(run)

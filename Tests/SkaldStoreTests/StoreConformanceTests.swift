@@ -286,6 +286,13 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
         #expect(try await b.run(id: "R1")?.state.status == .running)
         try await b.recordTransition(runID: "R1", at: t0, transition: abandon)
         #expect(try await b.run(id: "R1")?.state.status == .abandoned)
+        // A lapsed node's running run taken for an operator's action says so in its history too.
+        try await a.renewLease(for: .seconds(60))
+        _ = try await a.createRun(newRun("R2"), transition: machine.start(runID: "R2", at: t0))
+        guard case .ownedBy("node-a") = try await b.claimRun(id: "R2") else { Issue.record("R2 should be node-a's"); return }
+        try await a.execute("UPDATE skald_node SET lease_until = 0 WHERE id = 'node-a'")
+        guard case .claimed = try await b.claimRun(id: "R2") else { Issue.record("a lapsed node's run should be claimable"); return }
+        #expect(try await b.events(runID: "R2").filter { $0.kind == .runTakenOver }.count == 1)
         // An ended run needs no driver: any node may take it for an operator's action.
         guard case .claimed = try await a.claimRun(id: "R1") else { Issue.record("an ended run should be claimable"); return }
         await a.shutdown()
