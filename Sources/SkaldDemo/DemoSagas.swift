@@ -5,6 +5,12 @@ import SkaldCore
 public enum DemoSagas {
     public static let embedded: [String: String] = ["checkout.json": checkout, "trip.json": trip]
 
+    /// A definition's text with every timeout set to five minutes, for tests that hold a participant's answers: on a
+    /// busy machine a held call can outlast the examples' one- and two-second timeouts and change the outcome.
+    public static func withLongTimeouts(_ text: String) -> String {
+        text.replacingOccurrences(of: #""timeout": "[0-9]+(ms|s)""#, with: #""timeout": "5m""#, options: .regularExpression)
+    }
+
     /// The text of `name` from `folder`, or the embedded copy; and where it came from.
     public static func text(_ name: String, folder: String) -> (text: String, source: String)? {
         let path = (folder as NSString).appendingPathComponent(name)

@@ -109,8 +109,7 @@ struct Harness: Sendable {
     /// Registers the example checkout with long timeouts: tests hold participants' answers, and on a busy machine a
     /// held call could outlast the example's one-second timeout and change the outcome the test is about.
     func define() async throws {
-        let patient = checkoutText.replacingOccurrences(of: #""timeout": "[0-9]+(ms|s)""#, with: #""timeout": "5m""#, options: .regularExpression)
-        let (status, _) = try await call(.post, "/v1/definitions", patient)
+        let (status, _) = try await call(.post, "/v1/definitions", DemoSagas.withLongTimeouts(checkoutText))
         #expect(status == 201 || status == 200)
     }
 

@@ -1,12 +1,11 @@
 import Foundation
+import SkaldDemo
 
 /// The example sagas with every timeout set to five minutes, for tests that hold a participant's answers: on a busy
 /// machine a held call can outlast the examples' one- and two-second timeouts, and a timeout then changes the outcome
 /// the test is about. Tests that are about timeouts keep the examples as they are.
 enum PatientSagas {
-    static func patient(_ text: String) -> String {
-        text.replacingOccurrences(of: #""timeout": "[0-9]+(ms|s)""#, with: #""timeout": "5m""#, options: .regularExpression)
-    }
+    static func patient(_ text: String) -> String { DemoSagas.withLongTimeouts(text) }
 
     /// A patient copy of one example (`checkout.json`, say) in `folder`; returns its path.
     static func copy(_ name: String, in folder: URL) throws -> String {
