@@ -96,7 +96,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SkaldCoreTests", dependencies: ["SkaldCore"]),
-        .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine"]),
+        .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo"]),
         .testTarget(name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SkaldStoreTests", dependencies: ["SkaldSQLite", "SkaldPostgres", "SkaldDemo"]),
         .testTarget(

@@ -309,7 +309,7 @@ public final class Engine: Service, Sendable {
     /// The runs a one-shot `resume` drives: every unfinished one, or on a shared store those no live node owns.
     private func runsToResume() async throws -> [StoredRun] {
         guard let shared else { return try await store.unfinishedRuns() }
-        var runs: [StoredRun] = []
+        var runs = try await shared.runsHeldHere()
         while true {
             let claimed = try await shared.claimRuns(limit: 500)
             runs += claimed

@@ -17,6 +17,9 @@ public protocol SharedRunStore: SagaStore {
     /// Claims up to `limit` running or compensating runs that no live node owns, oldest first, and returns them.
     /// A run taken from a node whose lease expired gets a `run_taken_over` event.
     func claimRuns(limit: Int) async throws -> [StoredRun]
+    /// The running or compensating runs this node owns already (a run whose driving stopped on an error stays the
+    /// node's until it resumes it or its lease lapses).
+    func runsHeldHere() async throws -> [StoredRun]
     /// How many running or compensating runs other nodes own.
     func runsHeldElsewhere() async throws -> Int
     /// Takes one run for an operator's action, unless a live node drives it.

@@ -69,6 +69,7 @@ public final class PostgresStore: SharedRunStore {
     let client: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
+    private let runnerStarted: AsyncStream<Void>
     private let listener = Mutex<Task<Void, Never>?>(nil)
 
     /// A node id nobody else has: the host, the process and a random part.
@@ -102,7 +103,10 @@ public final class PostgresStore: SharedRunStore {
         var configuration = location.clientConfiguration
         configuration.options.maximumConnections = max(2, maximumConnections)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return PostgresStore(location: location, node: node, client: client, logger: logger)
+        let store = PostgresStore(location: location, node: node, client: client, logger: logger)
+        // The pool warns about a lease asked for before its run() began; the first query waits for it to begin.
+        for await _ in store.runnerStarted {}
+        return store
     }
 
     init(location: PostgresLocation, node: String, client: PostgresClient, logger: Logger) {
@@ -110,7 +114,12 @@ public final class PostgresStore: SharedRunStore {
         self.node = node
         self.client = client
         self.logger = logger
-        runner = Task { await client.run() }
+        let (started, begin) = AsyncStream<Void>.makeStream()
+        runnerStarted = started
+        runner = Task {
+            begin.finish()
+            await client.run()
+        }
     }
 
     /// Closes the pool's connections. The store cannot be used afterwards.
@@ -683,6 +692,16 @@ public final class PostgresStore: SharedRunStore {
                 guard let previous, previous != node else { continue }
                 try await Self.append([Self.takeOverEvent(from: previous, to: node, at: now)], runID: id, db, logger)
             }
+            return try await Self.loadRuns(ids: ids, db, logger)
+        }
+    }
+
+    public func runsHeldHere() async throws -> [StoredRun] {
+        let (logger, node) = (logger, node)
+        return try await reading { db in
+            let ids = try await db.query(
+                "SELECT id FROM run WHERE owner = \(node) AND status IN ('running', 'compensating')", logger: logger
+            ).collect().map { try $0.decode(String.self) }
             return try await Self.loadRuns(ids: ids, db, logger)
         }
     }

@@ -14,8 +14,8 @@ import Testing
         Engine(store: store, executor: executor, clock: clock, configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }))
     }
 
-    @Test func runsToCompletionAndStoresEveryTransition() async throws {
-        let store = InMemoryStore()
+    @Test(arguments: EngineStore.allCases)
+    func runsToCompletionAndStoresEveryTransition(on kind: EngineStore) async throws { try await kind.with { store in
         let executor = ScriptedExecutor()
         let engine = engine(store, executor)
         let runID = try await engine.startRun(definition, input: ["sku": "S1"])
@@ -27,10 +27,10 @@ import Testing
         // b's request could read a's response.
         #expect(executor.calls[1].context.responses["a"]?.body["id"] == "a/forward#1")
         #expect(executor.calls.map(\.key.idempotencyKey) == ["\(runID):a:forward", "\(runID):b:forward"])
-    }
+    } }
 
-    @Test func retriesWaitOnTheInjectedClockWithTheSameIdempotencyKey() async throws {
-        let store = InMemoryStore()
+    @Test(arguments: EngineStore.allCases)
+    func retriesWaitOnTheInjectedClockWithTheSameIdempotencyKey(on kind: EngineStore) async throws { try await kind.with { store in
         let clock = ManualClock()
         let executor = ScriptedExecutor(["a/forward": [.unavailable, .unavailable]])
         let engine = engine(store, executor, clock: clock)
@@ -54,10 +54,10 @@ import Testing
         #expect(Set(attemptsOfA.map(\.key.idempotencyKey)).count == 1)
         let stored = try await store.attempts(runID: runID)
         #expect(stored.map(\.succeeded) == [false, false, true, true])
-    }
+    } }
 
-    @Test func aPermanentFailureCompensatesWithTheStoredResponse() async throws {
-        let store = InMemoryStore()
+    @Test(arguments: EngineStore.allCases)
+    func aPermanentFailureCompensatesWithTheStoredResponse(on kind: EngineStore) async throws { try await kind.with { store in
         let executor = ScriptedExecutor(["b/forward": [.declined]])
         let engine = engine(store, executor)
         let runID = try await engine.startRun(definition, input: ["sku": "S1"])
@@ -68,19 +68,20 @@ import Testing
         #expect(undo.key.phase == .compensate)
         #expect(undo.key.idempotencyKey == "\(runID):a:compensate")
         #expect(undo.context.responses["a"]?.body["id"] == "a/forward#1")
-    }
+    } }
 
-    @Test func anInputThatLacksAReferencedFieldIsRefusedAndNothingIsStored() async throws {
-        let store = InMemoryStore()
+    @Test(arguments: EngineStore.allCases)
+    func anInputThatLacksAReferencedFieldIsRefusedAndNothingIsStored(on kind: EngineStore) async throws { try await kind.with { store in
         let engine = engine(store, ScriptedExecutor())
         await #expect(throws: InputError.self) {
             try await engine.startRun(definition, input: ["other": 1])
         }
-        #expect(try await store.unfinishedRuns().isEmpty)
-    }
+        let unfinished = try await store.unfinishedRuns()
+        #expect(unfinished.isEmpty)
+    } }
 
-    @Test func aFailedCommitStopsTheRunLoudly() async throws {
-        let inner = InMemoryStore()
+    @Test(arguments: EngineStore.allCases)
+    func aFailedCommitStopsTheRunLoudly(on kind: EngineStore) async throws { try await kind.with { inner in
         let executor = ScriptedExecutor()
         let engine = engine(FailingStore(inner, failAt: .attemptFinished), executor)
         let runID = try await engine.startRun(definition, input: ["sku": "S1"])
@@ -90,10 +91,10 @@ import Testing
         #expect(error?.underlying is FailingStore.Died)
         // Nothing after the failed commit was sent.
         #expect(executor.calls.count == 1)
-    }
+    } }
 
-    @Test func resumeResendsAnAttemptThatHasNoRecordedOutcome() async throws {
-        let store = InMemoryStore()
+    @Test(arguments: EngineStore.allCases)
+    func resumeResendsAnAttemptThatHasNoRecordedOutcome(on kind: EngineStore) async throws { try await kind.with { store in
         // The first process records attempt 1 of "a" as sent, then dies before storing its outcome.
         let dying = engine(FailingStore(store, failAt: .attemptFinished), ScriptedExecutor())
         let runID = try await dying.startRun(definition, input: ["sku": "S1"])
@@ -112,26 +113,26 @@ import Testing
         let attempts = try await store.attempts(runID: runID)
         #expect(attempts.first?.sends == 2)
         #expect(try await store.events(runID: runID).contains { $0.kind == .attemptResent })
-    }
+    } }
 
-    @Test func resumeLeavesFinishedRunsAlone() async throws {
-        let store = InMemoryStore()
+    @Test(arguments: EngineStore.allCases)
+    func resumeLeavesFinishedRunsAlone(on kind: EngineStore) async throws { try await kind.with { store in
         let engine = engine(store, ScriptedExecutor())
         let runID = try await engine.startRun(definition, input: ["sku": "S1"])
         try await engine.drive(runID: runID)
         #expect(try await engine.resumeUnfinished().isEmpty)
-    }
+    } }
 }
 
 @Suite struct DeadlineEngineTests {
-    @Test func theDeadlineWakesTheDriverAndCompensatesEvenWhileARetryIsWaiting() async throws {
+    @Test(arguments: EngineStore.allCases)
+    func theDeadlineWakesTheDriverAndCompensatesEvenWhileARetryIsWaiting(on kind: EngineStore) async throws { try await kind.with { store in
         let definition = try saga("""
             { "name": "slow", "version": 1, "deadline": "10s", "steps": [
               { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" }, "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a" } },
               { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b",
                 "retry": { "maxAttempts": 5, "initialInterval": "30s", "maxInterval": "1m", "jitter": "none" } } } ] }
             """)
-        let store = InMemoryStore()
         let clock = ManualClock()
         let executor = ScriptedExecutor(["b/forward": [.unavailable, .unavailable]])
         let engine = Engine(store: store, executor: executor, clock: clock, configuration: EngineConfiguration(environment: [:]))
@@ -148,5 +149,5 @@ import Testing
         #expect(state.failure?.reason == "the saga deadline of 10s passed")
         #expect(executor.calls.map { "\($0.key.stepName)/\($0.key.phase.rawValue)" } == ["a/forward", "b/forward", "a/compensate"])
         #expect(try await store.events(runID: runID).contains { $0.kind == .deadlinePassed })
-    }
+    } }
 }
