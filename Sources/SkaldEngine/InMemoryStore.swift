@@ -79,6 +79,22 @@ public actor InMemoryStore: SagaStore {
         }
     }
 
+    public func importRun(_ exported: ExportedRun, events: [RunEvent]) throws -> ImportedRun {
+        let run = exported.run
+        guard runs[run.id] == nil else { return .alreadyPresent }
+        if let key = run.idempotencyKey, let holder = runs.values.first(where: { $0.idempotencyKey == key }) {
+            throw StoreError.idempotencyKeyTaken(key, by: holder.id, importing: run.id)
+        }
+        runs[run.id] = run
+        append(exported.events + events, runID: run.id)
+        attemptRecords[run.id] = exported.attempts.map { attempt in
+            var attempt = attempt
+            attempt.key.runID = run.id
+            return attempt
+        }
+        return .imported
+    }
+
     public func unfinishedRuns() -> [StoredRun] {
         runs.values.filter { !$0.state.status.isTerminal }.sorted { $0.id < $1.id }
     }
@@ -119,6 +135,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
     public static func duplicateRun(_ id: String) -> StoreError { StoreError(message: "a run with id \(id) already exists") }
     public static func unknownRun(_ id: String) -> StoreError { StoreError(message: "no run with id \(id) is stored") }
+    public static func idempotencyKeyTaken(_ key: String, by holder: String, importing id: String) -> StoreError {
+        StoreError(message: "run \(id) cannot be imported: its idempotency key \(key) belongs to run \(holder) in this database already")
+    }
 
     public var description: String { message }
 }

@@ -35,6 +35,12 @@ public protocol SagaStore: Sendable {
     /// The run's history after the event with sequence number `after` (0 for all), oldest first.
     func events(runID: String, after: Int64) async throws -> [StoredEvent]
     func attempts(runID: String) async throws -> [AttemptRecord]
+
+    /// Stores a run carried over from another Skald database (`skald import`) as it was, in one transaction: its
+    /// definition (unless stored), its row and steps, its history with `events` appended, and its attempts. On a
+    /// shared store no node owns it, so any node claims it. Nothing is written when a run with its id is stored.
+    /// - Throws: `StoreError` when another run holds its idempotency key.
+    func importRun(_ run: ExportedRun, events: [RunEvent]) async throws -> ImportedRun
 }
 
 extension SagaStore {

@@ -538,6 +538,104 @@ public final class PostgresStore: SharedRunStore {
         }
     }
 
+    public func importRun(_ exported: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
+        let logger = logger
+        let run = exported.run
+        let state = run.state
+        let (id, hash, name, version, key) = (run.id, run.definitionHash, run.sagaName, run.sagaVersion, run.idempotencyKey)
+        let (document, input, createdAt, updatedAt) = (
+            run.definitionDocument.jsonText, run.input.jsonText, run.createdAt.timeIntervalSince1970, run.updatedAt.timeIntervalSince1970
+        )
+        let unfinished = !state.status.isTerminal
+        func time(_ date: Date?) -> JSONValue { date.map { .double($0.timeIntervalSince1970) } ?? .null }
+        func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+        func int(_ value: Int?) -> JSONValue { value.map { .int(Int64($0)) } ?? .null }
+        let steps = JSONValue.array(
+            state.steps.enumerated().map { position, step in
+                [
+                    "position": int(position), "name": .string(step.name), "status": .string(step.status.rawValue),
+                    "attempts": int(step.attempts), "compensation_attempts": int(step.compensationAttempts),
+                    "compensation_attempts_base": int(step.compensationAttemptsBase), "attempts_base": int(step.attemptsBase),
+                    "first_attempt_at": time(step.firstAttemptAt), "compensation_first_attempt_at": time(step.compensationFirstAttemptAt),
+                    "due_at": time(step.dueAt), "response_status": int(step.response?.status), "response_body": text(step.response?.body.jsonText),
+                    "last_error": text(step.lastError), "outcome_unknown": .bool(step.outcomeUnknown),
+                ]
+            }
+        ).jsonText
+        let history = JSONValue.array(
+            (exported.events + events).enumerated().map { index, event in
+                [
+                    "n": int(index), "at": time(event.at), "kind": .string(event.kind.rawValue), "step": text(event.step),
+                    "phase": text(event.phase?.rawValue), "attempt": int(event.attempt), "message": .string(event.message),
+                    "data": .string(event.data.jsonText),
+                ]
+            }
+        ).jsonText
+        let attempts = JSONValue.array(
+            exported.attempts.map { attempt in
+                [
+                    "position": int(attempt.key.step), "phase": .string(attempt.key.phase.rawValue), "number": int(attempt.key.number),
+                    "step_name": .string(attempt.key.stepName), "started_at": time(attempt.startedAt), "sends": int(attempt.sends),
+                    "finished_at": time(attempt.finishedAt), "succeeded": attempt.succeeded.map(JSONValue.bool) ?? .null,
+                    "http_status": int(attempt.httpStatus), "error": text(attempt.error), "duration_ms": int(attempt.durationMs),
+                    "node": text(attempt.node),
+                ]
+            }
+        ).jsonText
+        return try await transaction { db in
+            if try await db.query("SELECT 1 FROM run WHERE id = \(id)", logger: logger).collect().first != nil { return .alreadyPresent }
+            if let key, let holder = try await Self.runID(idempotencyKey: key, db, logger) {
+                throw StoreError.idempotencyKeyTaken(key, by: holder, importing: id)
+            }
+            try await db.query(
+                """
+                INSERT INTO definition (hash, name, version, document, created_at) VALUES (\(hash), \(name), \(version), \(document), \(createdAt))
+                ON CONFLICT (hash) DO NOTHING
+                """, logger: logger)
+            try await db.query(
+                """
+                INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, failure_step, failure_reason,
+                    compensation_failure_step, compensation_failure_reason, stuck_step, stuck_reason, deadline_at, created_at, updated_at,
+                    idempotency_key, owner)
+                VALUES (\(id), \(hash), \(name), \(version), \(state.status.rawValue), \(input), \(state.failure?.step), \(state.failure?.reason),
+                    \(state.compensationFailure?.step), \(state.compensationFailure?.reason), \(state.stuck?.step), \(state.stuck?.reason),
+                    \(state.deadlineAt?.timeIntervalSince1970), \(createdAt), \(updatedAt), \(key), NULL)
+                """, logger: logger)
+            try await db.query(
+                """
+                INSERT INTO step (run_id, position, name, status, attempts, compensation_attempts, compensation_attempts_base, attempts_base,
+                    first_attempt_at, compensation_first_attempt_at, due_at, response_status, response_body, last_error, outcome_unknown)
+                SELECT \(id), x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.compensation_attempts_base, x.attempts_base,
+                    x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error, x.outcome_unknown
+                FROM jsonb_to_recordset(\(steps)::jsonb) AS x(
+                    position int, name text, status text, attempts int, compensation_attempts int, compensation_attempts_base int,
+                    attempts_base int, first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int,
+                    response_body text, last_error text, outcome_unknown boolean)
+                """, logger: logger)
+            try await db.query(
+                """
+                INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
+                SELECT \(id), x.at, x.kind, x.step, x.phase, x.attempt, x.message, x.data
+                FROM jsonb_to_recordset(\(history)::jsonb)
+                    AS x(n int, at float8, kind text, step text, phase text, attempt int, message text, data text)
+                ORDER BY x.n
+                """, logger: logger)
+            try await db.query(
+                """
+                INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, sends, finished_at, succeeded, http_status, error,
+                    duration_ms, node)
+                SELECT \(id), x.position, x.phase, x.number, x.step_name, x.started_at, x.sends, x.finished_at, x.succeeded, x.http_status,
+                    x.error, x.duration_ms, x.node
+                FROM jsonb_to_recordset(\(attempts)::jsonb) AS x(
+                    position int, phase text, number int, step_name text, started_at float8, sends int, finished_at float8, succeeded boolean,
+                    http_status int, error text, duration_ms int, node text)
+                """, logger: logger)
+            // Delivered on commit: a node that runs claims the run.
+            if unfinished { try await db.query("SELECT pg_notify(\(Self.channel), 'work')", logger: logger) }
+            return .imported
+        }
+    }
+
     // MARK: - Retention
 
     /// Deletes runs that ended (completed, compensated, abandoned) before `cutoff`, with their steps, attempts and
@@ -693,6 +791,16 @@ public final class PostgresStore: SharedRunStore {
                 try await Self.append([Self.takeOverEvent(from: previous, to: node, at: now)], runID: id, db, logger)
             }
             return try await Self.loadRuns(ids: ids, db, logger)
+        }
+    }
+
+    /// The nodes whose lease has not lapsed: the `skald serve` processes driving runs on this database now.
+    public func liveNodes() async throws -> [String] {
+        let logger = logger
+        return try await reading { db in
+            try await db.query(
+                PostgresQuery(unsafeSQL: "SELECT id FROM skald_node WHERE lease_until > \(Self.databaseNow) ORDER BY id"), logger: logger
+            ).collect().map { try $0.decode(String.self) }
         }
     }
 

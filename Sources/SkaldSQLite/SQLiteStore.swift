@@ -297,6 +297,50 @@ public final class SQLiteStore: SagaStore {
         }
     }
 
+    public func importRun(_ exported: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
+        let run = exported.run
+        let state = run.state
+        return try await write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM run WHERE id = ?", arguments: [run.id]) == true { return .alreadyPresent }
+            if let key = run.idempotencyKey, let holder = try String.fetchOne(db, sql: "SELECT id FROM run WHERE idempotency_key = ?", arguments: [key]) {
+                throw StoreError.idempotencyKeyTaken(key, by: holder, importing: run.id)
+            }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO definition (hash, name, version, document, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [run.definitionHash, run.sagaName, run.sagaVersion, run.definitionDocument.jsonText, run.createdAt.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    run.id, run.definitionHash, run.sagaName, run.sagaVersion, state.status.rawValue, run.input.jsonText,
+                    run.createdAt.timeIntervalSince1970, run.updatedAt.timeIntervalSince1970, run.idempotencyKey,
+                ])
+            let insertStep = try db.cachedStatement(sql: "INSERT INTO step (run_id, position, name, status) VALUES (?, ?, ?, ?)")
+            for (position, step) in state.steps.enumerated() {
+                try insertStep.execute(arguments: [run.id, position, step.name, step.status.rawValue])
+            }
+            // The run's state, every step and the history, as a transition would write them.
+            try Self.apply(
+                SagaMachine.Transition(state: state, events: exported.events + events), runID: run.id, at: run.updatedAt, db: db)
+            let insertAttempt = try db.cachedStatement(
+                sql: """
+                    INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, sends, finished_at, succeeded, http_status,
+                        error, duration_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            for attempt in exported.attempts {
+                try insertAttempt.execute(arguments: [
+                    run.id, attempt.key.step, attempt.key.phase.rawValue, attempt.key.number, attempt.key.stepName,
+                    attempt.startedAt.timeIntervalSince1970, attempt.sends, attempt.finishedAt?.timeIntervalSince1970, attempt.succeeded,
+                    attempt.httpStatus, attempt.error, attempt.durationMs,
+                ])
+            }
+            return ImportedRun.imported
+        }
+    }
+
     // MARK: - Retention
 
     /// Statuses `prune` deletes. Runs in `compensation_failed` or `stuck` wait for an operator and are kept.

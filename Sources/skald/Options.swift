@@ -99,6 +99,11 @@ struct OpenedDatabase: Sendable {
     /// On PostgreSQL, this process's node id among those sharing the database.
     var node: String? { postgres?.node }
 
+    /// On PostgreSQL, the nodes serving the database now; none on SQLite (its engine lock keeps a second engine out).
+    func liveNodes() async throws -> [String] {
+        try await postgres?.liveNodes() ?? []
+    }
+
     /// Deletes runs that ended before `cutoff` (see `skald prune`).
     func prune(finishedBefore cutoff: Date, batchSize: Int = 500) async throws -> Int {
         if let sqlite { return try await sqlite.prune(finishedBefore: cutoff, batchSize: batchSize) }

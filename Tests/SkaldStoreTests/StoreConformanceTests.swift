@@ -348,3 +348,120 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
         await b.shutdown()
     }
 }
+
+/// `skald export` / `skald import` between the stores: each run arrives as it was, in either direction.
+@Suite(.serialized) struct TransferBetweenStoresTests {
+    static let directions: [(StoreKind, StoreKind)] = [(.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .sqlite)]
+
+    @Test(arguments: directions)
+    func everyRunArrivesAsItWasWithItsHistoryAndAttempts(from source: StoreKind, to target: StoreKind) async throws {
+        let input: JSONValue = ["sku": "S1", "big": .bigInteger("123456789012345678901234567890"), "note": "naïve \"quoted\"\n"]
+        let from = try await source.newDatabase()
+        var lines: [String] = []
+        try await source.with(from) { store in
+            #expect(try await store.registerDefinition(definition, at: t0) == .registered)
+            // R1 is compensating after b timed out; R2 has an attempt in flight (its process died while sending it).
+            let start = machine.start(runID: "R1", at: t0)
+            _ = try await store.createRun(newRun("R1", input: input, key: "order-1"), transition: start)
+            let begun = machine.beginAttempt(start.state, step: 0, at: t0)
+            let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
+            try await store.recordAttemptStarted(key, at: t0, transition: begun)
+            let outcome = AttemptOutcome.succeeded(StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
+            let finished = machine.finishAttempt(begun.state, step: 0, outcome: outcome, duration: .milliseconds(12), at: t0, jitterSample: 0)
+            try await store.recordAttemptFinished(
+                AttemptResult(attempt: key, outcome: outcome, duration: .milliseconds(12), finishedAt: t0), transition: finished)
+            let second = machine.beginAttempt(finished.state, step: 1, at: t0)
+            let secondKey = AttemptKey(runID: "R1", step: 1, stepName: "b", phase: .forward, number: 1)
+            try await store.recordAttemptStarted(secondKey, at: t0, transition: second)
+            let timedOut = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "no complete response within 1s", isRetryable: false))
+            let failed = machine.finishAttempt(second.state, step: 1, outcome: timedOut, duration: .seconds(1), at: t0, jitterSample: 0)
+            try await store.recordAttemptFinished(
+                AttemptResult(attempt: secondKey, outcome: timedOut, duration: .seconds(1), finishedAt: t0), transition: failed)
+
+            let other = machine.start(runID: "R2", at: t0)
+            _ = try await store.createRun(newRun("R2"), transition: other)
+            let inFlight = machine.beginAttempt(other.state, step: 0, at: t0)
+            try await store.recordAttemptStarted(
+                AttemptKey(runID: "R2", step: 0, stepName: "a", phase: .forward, number: 1), at: t0, transition: inFlight)
+
+            let counts = try await StoreTransfer.export(from: store, source: from, at: t0) { lines.append($0) }
+            #expect(counts.definitions == 1 && counts.runs == 2 && counts.unfinished == 2)
+        }
+        let checked = try StoreTransfer.check(lines: lines.map { Substring($0) })
+        let to = try await target.newDatabase()
+        let importedAt = t0.addingTimeInterval(60)
+        try await target.with(to) { store in
+            let counts = try await StoreTransfer.importChecked(checked, into: store, at: importedAt)
+            #expect(counts.definitions == 1 && counts.runs == 2 && counts.unfinished == 2)
+            let again = try await StoreTransfer.importChecked(checked, into: store, at: importedAt)
+            #expect(again.runs == 0 && again.alreadyPresent == 2 && again.definitions == 0)
+        }
+        try await source.with(from) { old in
+            try await target.with(to) { new in
+                #expect(try await new.definitions().map(\.hash) == [definition.contentHash])
+                #expect(try await new.unfinishedRuns().map(\.id).sorted() == ["R1", "R2"])
+                for id in ["R1", "R2"] {
+                    let (was, now) = (try #require(try await old.run(id: id)), try #require(try await new.run(id: id)))
+                    #expect(now.state == was.state)
+                    #expect(now.input == was.input && now.idempotencyKey == was.idempotencyKey)
+                    #expect(now.createdAt == was.createdAt && now.updatedAt == was.updatedAt)
+                    let history = try await new.events(runID: id)
+                    #expect(Array(history.dropLast()) == (try await old.events(runID: id)))
+                    #expect(history.last == RunEvent(
+                        at: importedAt, kind: .runImported, message: "imported from \(from) (exported \(t0.formatted(.iso8601))) by skald import",
+                        data: ["from": .string(from), "exportedAt": .double(t0.timeIntervalSince1970)]))
+                    // SQLite keeps no node per attempt; PostgreSQL keeps what it was given.
+                    func withoutNode(_ attempts: [AttemptRecord]) -> [AttemptRecord] { attempts.map { var a = $0; a.node = nil; return a } }
+                    #expect(withoutNode(try await new.attempts(runID: id)) == withoutNode(try await old.attempts(runID: id)))
+                }
+                // R2's attempt is still in flight, so the engine on the new store sends it again with its key.
+                #expect(try await new.run(id: "R2")?.state.steps[0].isInFlight == true)
+                #expect(try await new.attempts(runID: "R2").first?.finishedAt == nil)
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aRunWhoseKeyOrDefinitionClashesIsRefusedAndNothingOfItStored(kind: StoreKind) async throws {
+        var lines: [String] = []
+        try await StoreKind.sqlite.with(try await StoreKind.sqlite.newDatabase()) { store in
+            _ = try await store.registerDefinition(definition, at: t0)
+            _ = try await store.createRun(newRun("R1", key: "order-1"), transition: machine.start(runID: "R1", at: t0))
+            _ = try await StoreTransfer.export(from: store, source: "a.sqlite", at: t0) { lines.append($0) }
+        }
+        let checked = try StoreTransfer.check(lines: lines.map { Substring($0) })
+        try await kind.with(try await kind.newDatabase()) { store in
+            _ = try await store.createRun(newRun("OTHER", key: "order-1"), transition: machine.start(runID: "OTHER", at: t0))
+            let error = await #expect(throws: StoreError.self) { try await StoreTransfer.importChecked(checked, into: store, at: t0) }
+            #expect(error?.message == "run R1 cannot be imported: its idempotency key order-1 belongs to run OTHER in this database already")
+            #expect(try await store.run(id: "R1") == nil)
+            #expect(try await store.events(runID: "R1").isEmpty)
+        }
+        try await kind.with(try await kind.newDatabase()) { store in
+            let changed = try DefinitionParser.parse(Array(definition.documentText.replacingOccurrences(of: "/b", with: "/c").utf8))
+            _ = try await store.registerDefinition(changed, at: t0)
+            let error = await #expect(throws: StoreError.self) { try await StoreTransfer.importChecked(checked, into: store, at: t0) }
+            #expect(error?.message.contains("the database has another definition pair version 1 than the file; nothing was imported") == true)
+            #expect(try await store.run(id: "R1") == nil)
+        }
+    }
+
+    @Test func aLineThatIsNotWhatExportWroteIsNamedByLineAndPath() throws {
+        let header = TransferFormat.line(.header(TransferFormat.Header(exportedAt: t0, source: "x")))
+        func problem(_ lines: [String]) -> String {
+            do {
+                _ = try StoreTransfer.check(lines: lines.map { Substring($0) })
+                return "no problem"
+            } catch { return "\(error)" }
+        }
+        #expect(problem([]) == "line 1: the file is empty; it should start with the line skald export writes first")
+        #expect(problem(["{\"run\":{}}"]) == "line 1: the file does not start with skald export's header line; is it an export?")
+        #expect(problem([header, "{nope"]).hasPrefix("line 2: not JSON:"))
+        #expect(problem([header, "{\"format\":\"skald-export\",\"version\":9,\"exportedAt\":1,\"source\":\"y\"}"]).hasPrefix("line 2: version: the file is format version 9"))
+        let tampered = TransferFormat.line(
+            .definition(StoredDefinition(hash: "0000", name: "pair", version: 1, document: definition.document, createdAt: t0)))
+        #expect(problem([header, tampered]) == "line 2: definition.hash: does not match the definition (the line was changed after export)")
+        #expect(problem([header, "{\"definition\":{\"hash\":1}}"]) == "line 2: definition.hash: should be a string, not a number")
+        #expect(problem([header, "[1]"]) == "line 2: a line must hold a \"definition\" or a \"run\" (or, first, the header)")
+    }
+}

@@ -27,6 +27,8 @@ public struct RunEvent: Sendable, Hashable {
         case runAbandoned = "run_abandoned"
         /// On a shared database: another node took the run over after its node stopped renewing its lease.
         case runTakenOver = "run_taken_over"
+        /// `skald import` carried the run over from another Skald database.
+        case runImported = "run_imported"
     }
 
     public var at: Date

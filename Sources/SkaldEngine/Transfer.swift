@@ -1,0 +1,470 @@
+import Foundation
+import SkaldCore
+
+/// A run as another Skald database holds it, for `skald export` and `skald import`: its row and steps, its whole
+/// history, and every attempt (one without an outcome was in flight, and is sent again with the same idempotency key
+/// when the run is driven from its new store).
+public struct ExportedRun: Sendable {
+    public var run: StoredRun
+    public var events: [RunEvent]
+    public var attempts: [AttemptRecord]
+
+    public init(run: StoredRun, events: [RunEvent], attempts: [AttemptRecord]) {
+        self.run = run
+        self.events = events
+        self.attempts = attempts
+    }
+}
+
+/// What `importRun` did.
+public enum ImportedRun: Sendable, Equatable {
+    case imported
+    /// A run with this id is stored already (an import run twice): nothing was written.
+    case alreadyPresent
+}
+
+/// The export file: JSON Lines, one record per line, so a file of any size is written and read a line at a time and a
+/// problem is reported by its line. The first line says what the file is; then every registered definition; then one
+/// line per run, with its history and attempts. Times are seconds since 1970, as both stores keep them.
+///
+///     {"format":"skald-export","version":1,"exportedAt":1800000000.5,"source":"skald.sqlite"}
+///     {"definition":{"hash":"…","name":"checkout","version":1,"createdAt":…,"document":{…}}}
+///     {"run":{"id":"…","status":"running","steps":[…],…},"events":[…],"attempts":[…]}
+public enum TransferFormat {
+    public static let name = "skald-export"
+    public static let version = 1
+
+    public struct Header: Sendable {
+        public var exportedAt: Date
+        /// Where it came from, as a person names it (a path, or a URL without its password).
+        public var source: String
+
+        public init(exportedAt: Date, source: String) {
+            self.exportedAt = exportedAt
+            self.source = source
+        }
+    }
+
+    public enum Record: Sendable {
+        case header(Header)
+        case definition(StoredDefinition)
+        case run(ExportedRun)
+    }
+
+    // MARK: Writing
+
+    public static func line(_ record: Record) -> String {
+        switch record {
+        case .header(let header):
+            return JSONValue.object([
+                "format": .string(name), "version": .int(Int64(version)), "exportedAt": time(header.exportedAt),
+                "source": .string(header.source),
+            ]).jsonText
+        case .definition(let definition):
+            return JSONValue.object([
+                "definition": [
+                    "hash": .string(definition.hash), "name": .string(definition.name), "version": .int(Int64(definition.version)),
+                    "createdAt": time(definition.createdAt), "document": definition.document,
+                ]
+            ]).jsonText
+        case .run(let exported):
+            return JSONValue.object([
+                "run": encode(exported.run), "events": .array(exported.events.map(encode)), "attempts": .array(exported.attempts.map(encode)),
+            ]).jsonText
+        }
+    }
+
+    static func time(_ date: Date) -> JSONValue { .double(date.timeIntervalSince1970) }
+    static func time(_ date: Date?) -> JSONValue { date.map(time) ?? .null }
+    static func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    static func int(_ value: Int?) -> JSONValue { value.map { .int(Int64($0)) } ?? .null }
+    static func failure(_ failure: RunFailure?) -> JSONValue {
+        failure.map { ["step": text($0.step), "reason": .string($0.reason)] } ?? .null
+    }
+
+    static func encode(_ run: StoredRun) -> JSONValue {
+        let state = run.state
+        return [
+            "id": .string(run.id), "sagaName": .string(run.sagaName), "sagaVersion": .int(Int64(run.sagaVersion)),
+            "definitionHash": .string(run.definitionHash), "definition": run.definitionDocument, "input": run.input,
+            "createdAt": time(run.createdAt), "updatedAt": time(run.updatedAt), "idempotencyKey": text(run.idempotencyKey),
+            "status": .string(state.status.rawValue), "failure": failure(state.failure),
+            "compensationFailure": failure(state.compensationFailure), "stuck": failure(state.stuck), "deadlineAt": time(state.deadlineAt),
+            "steps": .array(
+                state.steps.map { step in
+                    [
+                        "name": .string(step.name), "status": .string(step.status.rawValue), "attempts": int(step.attempts),
+                        "attemptsBase": int(step.attemptsBase), "compensationAttempts": int(step.compensationAttempts),
+                        "compensationAttemptsBase": int(step.compensationAttemptsBase), "firstAttemptAt": time(step.firstAttemptAt),
+                        "compensationFirstAttemptAt": time(step.compensationFirstAttemptAt), "dueAt": time(step.dueAt),
+                        "response": step.response.map { ["status": int($0.status), "body": $0.body] } ?? .null,
+                        "lastError": text(step.lastError), "outcomeUnknown": .bool(step.outcomeUnknown),
+                    ]
+                }),
+        ]
+    }
+
+    static func encode(_ event: RunEvent) -> JSONValue {
+        [
+            "at": time(event.at), "kind": .string(event.kind.rawValue), "step": text(event.step), "phase": text(event.phase?.rawValue),
+            "attempt": int(event.attempt), "message": .string(event.message), "data": event.data,
+        ]
+    }
+
+    static func encode(_ attempt: AttemptRecord) -> JSONValue {
+        [
+            "step": int(attempt.key.step), "stepName": .string(attempt.key.stepName), "phase": .string(attempt.key.phase.rawValue),
+            "number": int(attempt.key.number), "startedAt": time(attempt.startedAt), "sends": int(attempt.sends),
+            "finishedAt": time(attempt.finishedAt), "succeeded": attempt.succeeded.map(JSONValue.bool) ?? .null,
+            "httpStatus": int(attempt.httpStatus), "error": text(attempt.error), "durationMs": int(attempt.durationMs),
+            "node": text(attempt.node),
+        ]
+    }
+
+    // MARK: Reading
+
+    /// Reads one line. - Throws: `TransferError` naming the line and the JSON path of what is wrong.
+    public static func record(_ text: String, line: Int) throws -> Record {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(text)
+        } catch {
+            throw TransferError(line: line, path: nil, message: "not JSON: \(error.message) (at column \(error.location.column))")
+        }
+        let root = Reader(value: value, path: JSONPath(), line: line)
+        if value["format"] != nil {
+            guard try root.string("format") == name else {
+                throw root.problem("format", "this is not a Skald export (\"format\" should be \"\(name)\")")
+            }
+            let fileVersion = try root.int("version")
+            guard fileVersion <= version else {
+                throw root.problem("version", "the file is format version \(fileVersion), newer than this Skald reads (\(version)); import it with a newer skald")
+            }
+            return .header(Header(exportedAt: try root.date("exportedAt"), source: try root.string("source")))
+        }
+        if value["definition"] != nil {
+            let definition = try root.object("definition")
+            return .definition(
+                StoredDefinition(
+                    hash: try definition.string("hash"), name: try definition.string("name"), version: try definition.int("version"),
+                    document: try definition.value("document"), createdAt: try definition.date("createdAt")))
+        }
+        if value["run"] != nil {
+            let run = try root.object("run")
+            let stored = try decodeRun(run)
+            let events = try root.array("events").map(decodeEvent)
+            let attempts = try root.array("attempts").map { try decodeAttempt($0, runID: stored.id) }
+            return .run(ExportedRun(run: stored, events: events, attempts: attempts))
+        }
+        throw TransferError(line: line, path: nil, message: "a line must hold a \"definition\" or a \"run\" (or, first, the header)")
+    }
+
+    static func decodeRun(_ run: Reader) throws -> StoredRun {
+        let id = try run.string("id")
+        let steps = try run.array("steps")
+        var state = RunState(id: id, stepNames: try steps.map { try $0.string("name") })
+        state.status = try run.enumeration("status", RunStatus.self)
+        state.failure = try run.failure("failure")
+        state.compensationFailure = try run.failure("compensationFailure")
+        state.stuck = try run.failure("stuck")
+        state.deadlineAt = try run.optionalDate("deadlineAt")
+        for (position, reader) in steps.enumerated() {
+            var step = state.steps[position]
+            step.status = try reader.enumeration("status", StepStatus.self)
+            step.attempts = try reader.int("attempts")
+            step.attemptsBase = try reader.int("attemptsBase")
+            step.compensationAttempts = try reader.int("compensationAttempts")
+            step.compensationAttemptsBase = try reader.int("compensationAttemptsBase")
+            step.firstAttemptAt = try reader.optionalDate("firstAttemptAt")
+            step.compensationFirstAttemptAt = try reader.optionalDate("compensationFirstAttemptAt")
+            step.dueAt = try reader.optionalDate("dueAt")
+            if let response = try reader.optionalObject("response") {
+                step.response = StepResponse(status: try response.int("status"), body: try response.value("body"))
+            }
+            step.lastError = try reader.optionalString("lastError")
+            step.outcomeUnknown = try reader.bool("outcomeUnknown")
+            state.steps[position] = step
+        }
+        return StoredRun(
+            id: id, sagaName: try run.string("sagaName"), sagaVersion: try run.int("sagaVersion"),
+            definitionHash: try run.string("definitionHash"), definitionDocument: try run.value("definition"),
+            input: try run.value("input"), createdAt: try run.date("createdAt"), updatedAt: try run.date("updatedAt"), state: state,
+            idempotencyKey: try run.optionalString("idempotencyKey"))
+    }
+
+    static func decodeEvent(_ event: Reader) throws -> RunEvent {
+        RunEvent(
+            at: try event.date("at"), kind: try event.enumeration("kind", RunEvent.Kind.self), step: try event.optionalString("step"),
+            phase: try event.optionalString("phase").map { _ in try event.enumeration("phase", Phase.self) },
+            attempt: try event.optionalInt("attempt"), message: try event.string("message"), data: try event.value("data"))
+    }
+
+    static func decodeAttempt(_ attempt: Reader, runID: String) throws -> AttemptRecord {
+        AttemptRecord(
+            key: AttemptKey(
+                runID: runID, step: try attempt.int("step"), stepName: try attempt.string("stepName"),
+                phase: try attempt.enumeration("phase", Phase.self), number: try attempt.int("number")),
+            startedAt: try attempt.date("startedAt"), sends: try attempt.int("sends"), finishedAt: try attempt.optionalDate("finishedAt"),
+            succeeded: try attempt.optionalBool("succeeded"), httpStatus: try attempt.optionalInt("httpStatus"),
+            error: try attempt.optionalString("error"), durationMs: try attempt.optionalInt("durationMs"),
+            node: try attempt.optionalString("node"))
+    }
+
+    /// Reads members of one object, each failure naming the line and the member's JSON path.
+    struct Reader {
+        var value: JSONValue
+        var path: JSONPath
+        var line: Int
+
+        func problem(_ key: String, _ message: String) -> TransferError {
+            TransferError(line: line, path: path.appending(key), message: message)
+        }
+
+        func value(_ key: String) throws -> JSONValue {
+            guard let member = value[key] else { throw problem(key, "is missing") }
+            return member
+        }
+        private func present(_ key: String) -> JSONValue? {
+            guard let member = value[key], member != .null else { return nil }
+            return member
+        }
+        private func wrongType(_ key: String, _ expected: String) -> TransferError {
+            problem(key, "should be \(expected), not \(value[key]?.typeName ?? "missing")")
+        }
+
+        func string(_ key: String) throws -> String {
+            guard let text = try value(key).stringValue else { throw wrongType(key, "a string") }
+            return text
+        }
+        func optionalString(_ key: String) throws -> String? {
+            guard let member = present(key) else { return nil }
+            guard let text = member.stringValue else { throw wrongType(key, "a string or null") }
+            return text
+        }
+        func int(_ key: String) throws -> Int {
+            guard let number = try value(key).intValue, let int = Int(exactly: number) else { throw wrongType(key, "a whole number") }
+            return int
+        }
+        func optionalInt(_ key: String) throws -> Int? {
+            guard present(key) != nil else { return nil }
+            return try int(key)
+        }
+        func bool(_ key: String) throws -> Bool {
+            guard let flag = try value(key).boolValue else { throw wrongType(key, "true or false") }
+            return flag
+        }
+        func optionalBool(_ key: String) throws -> Bool? {
+            guard present(key) != nil else { return nil }
+            return try bool(key)
+        }
+        func date(_ key: String) throws -> Date {
+            guard let seconds = try value(key).doubleValue, seconds.isFinite else { throw wrongType(key, "a time in seconds since 1970") }
+            return Date(timeIntervalSince1970: seconds)
+        }
+        func optionalDate(_ key: String) throws -> Date? {
+            guard present(key) != nil else { return nil }
+            return try date(key)
+        }
+        func enumeration<T: RawRepresentable & CaseIterable>(_ key: String, _ type: T.Type) throws -> T where T.RawValue == String {
+            let raw = try string(key)
+            guard let value = T(rawValue: raw) else {
+                throw problem(key, "\"\(raw)\" is not one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+            }
+            return value
+        }
+        func object(_ key: String) throws -> Reader {
+            guard case .object = try value(key) else { throw wrongType(key, "an object") }
+            return Reader(value: value[key]!, path: path.appending(key), line: line)
+        }
+        func optionalObject(_ key: String) throws -> Reader? {
+            guard present(key) != nil else { return nil }
+            return try object(key)
+        }
+        func array(_ key: String) throws -> [Reader] {
+            guard let items = try value(key).arrayValue else { throw wrongType(key, "an array") }
+            return items.enumerated().map { Reader(value: $1, path: path.appending(key).appending($0), line: line) }
+        }
+        func failure(_ key: String) throws -> RunFailure? {
+            guard let failure = try optionalObject(key) else { return nil }
+            return RunFailure(step: try failure.optionalString("step"), reason: try failure.string("reason"))
+        }
+    }
+}
+
+/// A problem in an export file: its line, where in the line, and what is wrong.
+public struct TransferError: Error, Sendable, CustomStringConvertible {
+    public var line: Int
+    public var path: JSONPath?
+    public var message: String
+
+    public init(line: Int, path: JSONPath?, message: String) {
+        self.line = line
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "line \(line)\(path.map { ": \($0)" } ?? ""): \(message)" }
+}
+
+/// `skald export` and `skald import`: every definition and run of one store, written to or read from the export
+/// format, through the `SagaStore` interface, so any store moves to any other (SQLite to PostgreSQL, and back).
+public enum StoreTransfer {
+    public struct Counts: Sendable, Equatable {
+        public var definitions = 0
+        public var runs = 0
+        /// Runs still running or compensating: the new store's engine carries on with them.
+        public var unfinished = 0
+        /// Runs the target had already (an import repeated): left as they were.
+        public var alreadyPresent = 0
+        public init() {}
+    }
+
+    /// Writes the header, every registered definition and every run, a line each, through `write`.
+    public static func export(
+        from store: any SagaStore, source: String, at now: Date, write: (String) throws -> Void
+    ) async throws -> Counts {
+        var counts = Counts()
+        try write(TransferFormat.line(.header(TransferFormat.Header(exportedAt: now, source: source))))
+        for definition in try await store.definitions() {
+            try write(TransferFormat.line(.definition(definition)))
+            counts.definitions += 1
+        }
+        var cursor: String?
+        repeat {
+            let page = try await store.listRuns(RunQuery(limit: 500, cursor: cursor))
+            for summary in page.runs {
+                guard let run = try await store.run(id: summary.id) else { continue }  // pruned meanwhile
+                let exported = ExportedRun(
+                    run: run, events: try await store.events(runID: run.id), attempts: try await store.attempts(runID: run.id))
+                try write(TransferFormat.line(.run(exported)))
+                counts.runs += 1
+                if !run.state.status.isTerminal { counts.unfinished += 1 }
+            }
+            cursor = page.nextCursor
+        } while cursor != nil
+        return counts
+    }
+
+    /// An export file read and checked whole: nothing is imported from a file with a problem anywhere in it.
+    public struct Checked: Sendable {
+        public var header: TransferFormat.Header
+        public var definitions: [(definition: SagaDefinition, createdAt: Date)]
+        public var runs: [ExportedRun]
+    }
+
+    /// Reads and checks every line: the header comes first; each definition and each run's definition parses and
+    /// matches its hash; each run's steps and attempts match its definition.
+    /// - Throws: `TransferError` naming the line (and JSON path) of the first problem.
+    public static func check(lines: some Sequence<Substring>) throws -> Checked {
+        var header: TransferFormat.Header?
+        var definitions: [(definition: SagaDefinition, createdAt: Date)] = []
+        var runs: [ExportedRun] = []
+        var number = 0
+        for text in lines {
+            number += 1
+            if text.allSatisfy(\.isWhitespace) { continue }
+            if header == nil, (try? JSONParser.parse(String(text)))?["format"] == nil { throw missingHeader(number) }
+            let record = try TransferFormat.record(String(text), line: number)
+            switch record {
+            case .header(let found):
+                guard header == nil, definitions.isEmpty, runs.isEmpty else {
+                    throw TransferError(line: number, path: nil, message: "a second header: the file joins two exports; import them one at a time")
+                }
+                header = found
+            case .definition(let stored):
+                guard header != nil else { throw missingHeader(number) }
+                let definition = try parse(
+                    stored.document, hash: stored.hash, line: number, documentAt: JSONPath().appending("definition").appending("document"),
+                    hashAt: JSONPath().appending("definition").appending("hash"))
+                definitions.append((definition, stored.createdAt))
+            case .run(let exported):
+                guard header != nil else { throw missingHeader(number) }
+                try checkRun(exported, line: number)
+                runs.append(exported)
+            }
+        }
+        guard let header else {
+            throw TransferError(line: max(number, 1), path: nil, message: "the file is empty; it should start with the line skald export writes first")
+        }
+        return Checked(header: header, definitions: definitions, runs: runs)
+    }
+
+    static func missingHeader(_ line: Int) -> TransferError {
+        TransferError(line: line, path: nil, message: "the file does not start with skald export's header line; is it an export?")
+    }
+
+    static func parse(_ document: JSONValue, hash: String, line: Int, documentAt path: JSONPath, hashAt hashPath: JSONPath) throws
+        -> SagaDefinition
+    {
+        let definition: SagaDefinition
+        do {
+            definition = try DefinitionParser.parse(document)
+        } catch {
+            throw TransferError(line: line, path: path, message: "not a valid saga definition: \(error)")
+        }
+        guard definition.contentHash == hash else {
+            throw TransferError(line: line, path: hashPath, message: "does not match the definition (the line was changed after export)")
+        }
+        return definition
+    }
+
+    static func checkRun(_ exported: ExportedRun, line: Int) throws {
+        let run = exported.run
+        let path = JSONPath().appending("run")
+        let definition = try parse(
+            run.definitionDocument, hash: run.definitionHash, line: line, documentAt: path.appending("definition"),
+            hashAt: path.appending("definitionHash"))
+        let names = definition.steps.map(\.name)
+        guard run.state.steps.map(\.name) == names else {
+            throw TransferError(
+                line: line, path: path.appending("steps"),
+                message: "the steps \(run.state.steps.map(\.name)) do not match its definition's \(names)")
+        }
+        guard definition.name == run.sagaName, definition.version == run.sagaVersion else {
+            throw TransferError(line: line, path: path.appending("sagaName"), message: "does not match its definition (\(definition.name) v\(definition.version))")
+        }
+        for (index, attempt) in exported.attempts.enumerated() {
+            guard names.indices.contains(attempt.key.step), names[attempt.key.step] == attempt.key.stepName else {
+                throw TransferError(
+                    line: line, path: JSONPath().appending("attempts").appending(index).appending("step"),
+                    message: "no step \(attempt.key.step) named \(attempt.key.stepName) in the run's definition")
+            }
+        }
+    }
+
+    /// Imports a checked file: each definition registered as it was (the same name and version with another content
+    /// is refused before anything is written), then each run in its own transaction with a `run_imported` event.
+    /// A run whose id the store has is left alone, so an interrupted import can be run again.
+    public static func importChecked(
+        _ checked: Checked, into store: any SagaStore, at now: Date, progress: (Counts) -> Void = { _ in }
+    ) async throws -> Counts {
+        var counts = Counts()
+        for (definition, _) in checked.definitions {
+            if let existing = try await store.definition(name: definition.name, version: definition.version),
+                existing.hash != definition.contentHash
+            {
+                throw StoreError(
+                    message: "the database has another definition \(definition.name) version \(definition.version) than the file; nothing was imported. Register the file's under a new version, or import into another database")
+            }
+        }
+        for (definition, createdAt) in checked.definitions {
+            if case .registered = try await store.registerDefinition(definition, at: createdAt) { counts.definitions += 1 }
+        }
+        let exportedAt = checked.header.exportedAt
+        for exported in checked.runs {
+            let note = RunEvent(
+                at: now, kind: .runImported,
+                message: "imported from \(checked.header.source) (exported \(exportedAt.formatted(.iso8601))) by skald import",
+                data: ["from": .string(checked.header.source), "exportedAt": .double(exportedAt.timeIntervalSince1970)])
+            switch try await store.importRun(exported, events: [note]) {
+            case .imported:
+                counts.runs += 1
+                if !exported.run.state.status.isTerminal { counts.unfinished += 1 }
+            case .alreadyPresent:
+                counts.alreadyPresent += 1
+            }
+            progress(counts)
+        }
+        return counts
+    }
+}
