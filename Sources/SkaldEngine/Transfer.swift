@@ -25,11 +25,12 @@ public enum ImportedRun: Sendable, Equatable {
 
 /// The export file: JSON Lines, one record per line, so a file of any size is written and read a line at a time and a
 /// problem is reported by its line. The first line says what the file is; then every registered definition; then one
-/// line per run, with its history and attempts. Times are seconds since 1970, as both stores keep them.
+/// line per run, with its history and attempts, after the line of the definition it ran (an unregistered one, from
+/// `skald run FILE`, comes just before its first run). Times are seconds since 1970, as both stores keep them.
 ///
 ///     {"format":"skald-export","version":1,"exportedAt":1800000000.5,"source":"skald.sqlite"}
-///     {"definition":{"hash":"…","name":"checkout","version":1,"createdAt":…,"document":{…}}}
-///     {"run":{"id":"…","status":"running","steps":[…],…},"events":[…],"attempts":[…]}
+///     {"definition":{"hash":"…","name":"checkout","version":1,"createdAt":…,"registered":true,"document":{…}}}
+///     {"run":{"id":"…","definitionHash":"…","status":"running","steps":[…],…},"events":[…],"attempts":[…]}
 public enum TransferFormat {
     public static let name = "skald-export"
     public static let version = 1
@@ -47,7 +48,8 @@ public enum TransferFormat {
 
     public enum Record: Sendable {
         case header(Header)
-        case definition(StoredDefinition)
+        case definition(StoredDefinition, registered: Bool)
+        /// The run's `definitionDocument` is not in its line: the reader fills it from the definition's line.
         case run(ExportedRun)
     }
 
@@ -60,11 +62,11 @@ public enum TransferFormat {
                 "format": .string(name), "version": .int(Int64(version)), "exportedAt": time(header.exportedAt),
                 "source": .string(header.source),
             ]).jsonText
-        case .definition(let definition):
+        case .definition(let definition, let registered):
             return JSONValue.object([
                 "definition": [
                     "hash": .string(definition.hash), "name": .string(definition.name), "version": .int(Int64(definition.version)),
-                    "createdAt": time(definition.createdAt), "document": definition.document,
+                    "createdAt": time(definition.createdAt), "registered": .bool(registered), "document": definition.document,
                 ]
             ]).jsonText
         case .run(let exported):
@@ -86,7 +88,7 @@ public enum TransferFormat {
         let state = run.state
         return [
             "id": .string(run.id), "sagaName": .string(run.sagaName), "sagaVersion": .int(Int64(run.sagaVersion)),
-            "definitionHash": .string(run.definitionHash), "definition": run.definitionDocument, "input": run.input,
+            "definitionHash": .string(run.definitionHash), "input": run.input,
             "createdAt": time(run.createdAt), "updatedAt": time(run.updatedAt), "idempotencyKey": text(run.idempotencyKey),
             "status": .string(state.status.rawValue), "failure": failure(state.failure),
             "compensationFailure": failure(state.compensationFailure), "stuck": failure(state.stuck), "deadlineAt": time(state.deadlineAt),
@@ -124,10 +126,10 @@ public enum TransferFormat {
     // MARK: Reading
 
     /// Reads one line. - Throws: `TransferError` naming the line and the JSON path of what is wrong.
-    public static func record(_ text: String, line: Int) throws -> Record {
+    public static func record(_ text: some Collection<UInt8>, line: Int) throws -> Record {
         let value: JSONValue
         do {
-            value = try JSONParser.parse(text)
+            value = try JSONParser.parse(Array(text)).value
         } catch {
             throw TransferError(line: line, path: nil, message: "not JSON: \(error.message) (at column \(error.location.column))")
         }
@@ -147,7 +149,8 @@ public enum TransferFormat {
             return .definition(
                 StoredDefinition(
                     hash: try definition.string("hash"), name: try definition.string("name"), version: try definition.int("version"),
-                    document: try definition.value("document"), createdAt: try definition.date("createdAt")))
+                    document: try definition.value("document"), createdAt: try definition.date("createdAt")),
+                registered: try definition.optionalBool("registered") ?? true)
         }
         if value["run"] != nil {
             let run = try root.object("run")
@@ -187,7 +190,7 @@ public enum TransferFormat {
         }
         return StoredRun(
             id: id, sagaName: try run.string("sagaName"), sagaVersion: try run.int("sagaVersion"),
-            definitionHash: try run.string("definitionHash"), definitionDocument: try run.value("definition"),
+            definitionHash: try run.string("definitionHash"), definitionDocument: .null,
             input: try run.value("input"), createdAt: try run.date("createdAt"), updatedAt: try run.date("updatedAt"), state: state,
             idempotencyKey: try run.optionalString("idempotencyKey"))
     }
@@ -325,8 +328,10 @@ public enum StoreTransfer {
     ) async throws -> Counts {
         var counts = Counts()
         try write(TransferFormat.line(.header(TransferFormat.Header(exportedAt: now, source: source))))
+        var written: Set<String> = []
         for definition in try await store.definitions() {
-            try write(TransferFormat.line(.definition(definition)))
+            try write(TransferFormat.line(.definition(definition, registered: true)))
+            written.insert(definition.hash)
             counts.definitions += 1
         }
         var cursor: String?
@@ -334,6 +339,12 @@ public enum StoreTransfer {
             let page = try await store.listRuns(RunQuery(limit: 500, cursor: cursor))
             for summary in page.runs {
                 guard let run = try await store.run(id: summary.id) else { continue }  // pruned meanwhile
+                if written.insert(run.definitionHash).inserted {
+                    let definition = StoredDefinition(
+                        hash: run.definitionHash, name: run.sagaName, version: run.sagaVersion, document: run.definitionDocument,
+                        createdAt: run.createdAt)
+                    try write(TransferFormat.line(.definition(definition, registered: false)))
+                }
                 let exported = ExportedRun(
                     run: run, events: try await store.events(runID: run.id), attempts: try await store.attempts(runID: run.id))
                 try write(TransferFormat.line(.run(exported)))
@@ -345,48 +356,62 @@ public enum StoreTransfer {
         return counts
     }
 
-    /// An export file read and checked whole: nothing is imported from a file with a problem anywhere in it.
+    /// What a checked export file holds: its header, its definitions (by hash), and how many runs.
     public struct Checked: Sendable {
+        public struct Definition: Sendable {
+            public var definition: SagaDefinition
+            public var createdAt: Date
+            public var registered: Bool
+        }
         public var header: TransferFormat.Header
-        public var definitions: [(definition: SagaDefinition, createdAt: Date)]
-        public var runs: [ExportedRun]
+        /// In file order.
+        public var definitions: [Definition]
+        public var runs: Int
+        public var unfinished: Int
+
+        func document(_ hash: String) -> JSONValue? {
+            definitions.first { $0.definition.contentHash == hash }?.definition.document
+        }
     }
 
-    /// Reads and checks every line: the header comes first; each definition and each run's definition parses and
-    /// matches its hash; each run's steps and attempts match its definition.
+    /// Reads and checks every line, keeping only the definitions: the header comes first; each definition parses
+    /// and matches its hash; each run names a definition from an earlier line, and its steps and attempts match it.
     /// - Throws: `TransferError` naming the line (and JSON path) of the first problem.
-    public static func check(lines: some Sequence<Substring>) throws -> Checked {
+    public static func check(lines: some Sequence<[UInt8]>) throws -> Checked {
         var header: TransferFormat.Header?
-        var definitions: [(definition: SagaDefinition, createdAt: Date)] = []
-        var runs: [ExportedRun] = []
+        var definitions: [Checked.Definition] = []
+        var byHash: [String: SagaDefinition] = [:]
+        var runs = 0
+        var unfinished = 0
         var number = 0
-        for text in lines {
+        for bytes in lines {
             number += 1
-            if text.allSatisfy(\.isWhitespace) { continue }
-            if header == nil, (try? JSONParser.parse(String(text)))?["format"] == nil { throw missingHeader(number) }
-            let record = try TransferFormat.record(String(text), line: number)
-            switch record {
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            if header == nil, (try? JSONParser.parse(bytes).value)?["format"] == nil { throw missingHeader(number) }
+            switch try TransferFormat.record(bytes, line: number) {
             case .header(let found):
-                guard header == nil, definitions.isEmpty, runs.isEmpty else {
+                guard header == nil else {
                     throw TransferError(line: number, path: nil, message: "a second header: the file joins two exports; import them one at a time")
                 }
                 header = found
-            case .definition(let stored):
-                guard header != nil else { throw missingHeader(number) }
+            case .definition(let stored, let registered):
                 let definition = try parse(
                     stored.document, hash: stored.hash, line: number, documentAt: JSONPath().appending("definition").appending("document"),
                     hashAt: JSONPath().appending("definition").appending("hash"))
-                definitions.append((definition, stored.createdAt))
+                if byHash[stored.hash] == nil {
+                    byHash[stored.hash] = definition
+                    definitions.append(Checked.Definition(definition: definition, createdAt: stored.createdAt, registered: registered))
+                }
             case .run(let exported):
-                guard header != nil else { throw missingHeader(number) }
-                try checkRun(exported, line: number)
-                runs.append(exported)
+                try checkRun(exported, line: number, definitions: byHash)
+                runs += 1
+                if !exported.run.state.status.isTerminal { unfinished += 1 }
             }
         }
         guard let header else {
             throw TransferError(line: max(number, 1), path: nil, message: "the file is empty; it should start with the line skald export writes first")
         }
-        return Checked(header: header, definitions: definitions, runs: runs)
+        return Checked(header: header, definitions: definitions, runs: runs, unfinished: unfinished)
     }
 
     static func missingHeader(_ line: Int) -> TransferError {
@@ -408,12 +433,13 @@ public enum StoreTransfer {
         return definition
     }
 
-    static func checkRun(_ exported: ExportedRun, line: Int) throws {
+    static func checkRun(_ exported: ExportedRun, line: Int, definitions: [String: SagaDefinition]) throws {
         let run = exported.run
         let path = JSONPath().appending("run")
-        let definition = try parse(
-            run.definitionDocument, hash: run.definitionHash, line: line, documentAt: path.appending("definition"),
-            hashAt: path.appending("definitionHash"))
+        guard let definition = definitions[run.definitionHash] else {
+            throw TransferError(
+                line: line, path: path.appending("definitionHash"), message: "no definition line before this one has this hash")
+        }
         let names = definition.steps.map(\.name)
         guard run.state.steps.map(\.name) == names else {
             throw TransferError(
@@ -432,14 +458,16 @@ public enum StoreTransfer {
         }
     }
 
-    /// Imports a checked file: each definition registered as it was (the same name and version with another content
-    /// is refused before anything is written), then each run in its own transaction with a `run_imported` event.
-    /// A run whose id the store has is left alone, so an interrupted import can be run again.
+    /// Imports a checked file, reading its lines again: each registered definition registered as it was (the same
+    /// name and version with another content is refused before anything is written), then each run in its own
+    /// transaction with a `run_imported` event, up to `concurrency` at a time. A run whose id the store has is left
+    /// alone, so an interrupted import can be run again.
     public static func importChecked(
-        _ checked: Checked, into store: any SagaStore, at now: Date, progress: (Counts) -> Void = { _ in }
+        _ checked: Checked, lines: some Sequence<[UInt8]>, into store: any SagaStore, at now: Date, concurrency: Int = 8
     ) async throws -> Counts {
         var counts = Counts()
-        for (definition, _) in checked.definitions {
+        for entry in checked.definitions where entry.registered {
+            let definition = entry.definition
             if let existing = try await store.definition(name: definition.name, version: definition.version),
                 existing.hash != definition.contentHash
             {
@@ -447,24 +475,80 @@ public enum StoreTransfer {
                     message: "the database has another definition \(definition.name) version \(definition.version) than the file; nothing was imported. Register the file's under a new version, or import into another database")
             }
         }
-        for (definition, createdAt) in checked.definitions {
-            if case .registered = try await store.registerDefinition(definition, at: createdAt) { counts.definitions += 1 }
+        for entry in checked.definitions where entry.registered {
+            if case .registered = try await store.registerDefinition(entry.definition, at: entry.createdAt) { counts.definitions += 1 }
         }
-        let exportedAt = checked.header.exportedAt
-        for exported in checked.runs {
-            let note = RunEvent(
-                at: now, kind: .runImported,
-                message: "imported from \(checked.header.source) (exported \(exportedAt.formatted(.iso8601))) by skald import",
-                data: ["from": .string(checked.header.source), "exportedAt": .double(exportedAt.timeIntervalSince1970)])
-            switch try await store.importRun(exported, events: [note]) {
-            case .imported:
-                counts.runs += 1
-                if !exported.run.state.status.isTerminal { counts.unfinished += 1 }
-            case .alreadyPresent:
-                counts.alreadyPresent += 1
+        let header = checked.header
+        let note = RunEvent(
+            at: now, kind: .runImported,
+            message: "imported from \(header.source) (exported \(header.exportedAt.formatted(.iso8601))) by skald import",
+            data: ["from": .string(header.source), "exportedAt": .double(header.exportedAt.timeIntervalSince1970)])
+        try await withThrowingTaskGroup(of: (ImportedRun, Bool).self) { group in
+            var inFlight = 0
+            func collect() async throws {
+                guard let (result, unfinished) = try await group.next() else { return }
+                inFlight -= 1
+                switch result {
+                case .imported:
+                    counts.runs += 1
+                    if unfinished { counts.unfinished += 1 }
+                case .alreadyPresent:
+                    counts.alreadyPresent += 1
+                }
             }
-            progress(counts)
+            var number = 0
+            for bytes in lines {
+                number += 1
+                guard bytes.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }),
+                    case .run(var exported) = try TransferFormat.record(bytes, line: number)
+                else { continue }
+                guard let document = checked.document(exported.run.definitionHash) else {
+                    throw TransferError(line: number, path: JSONPath().appending("run").appending("definitionHash"), message: "the file changed since it was checked")
+                }
+                exported.run.definitionDocument = document
+                if inFlight >= concurrency { try await collect() }
+                let run = exported
+                group.addTask { (try await store.importRun(run, events: [note]), !run.run.state.status.isTerminal) }
+                inFlight += 1
+            }
+            while inFlight > 0 { try await collect() }
         }
         return counts
+    }
+}
+
+/// The lines of a file, read a megabyte at a time: each line's bytes without its newline.
+public struct FileLines: Sequence, Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public func makeIterator() -> Iterator { Iterator(handle: FileHandle(forReadingAtPath: path)) }
+
+    public struct Iterator: IteratorProtocol {
+        let handle: FileHandle?
+        var buffer: [UInt8] = []
+        var start = 0
+        var done = false
+
+        public mutating func next() -> [UInt8]? {
+            while true {
+                if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                    let line = Array(buffer[start..<newline])
+                    start = newline + 1
+                    return line
+                }
+                if done {
+                    guard start < buffer.count else { return nil }
+                    let line = Array(buffer[start...])
+                    start = buffer.count
+                    return line
+                }
+                buffer.removeFirst(start)
+                start = 0
+                let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
+                if chunk.isEmpty { done = true } else { buffer.append(contentsOf: chunk) }
+            }
+        }
     }
 }

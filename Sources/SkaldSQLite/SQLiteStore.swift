@@ -417,13 +417,13 @@ public final class SQLiteStore: SagaStore {
     static func loadRun(id: String, db: Database) throws -> StoredRun? {
         guard
             let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT run.*, definition.document FROM run JOIN definition ON definition.hash = run.definition_hash
-                    WHERE run.id = ?
-                    """, arguments: [id])
+                db.cachedStatement(
+                    sql: """
+                        SELECT run.*, definition.document FROM run JOIN definition ON definition.hash = run.definition_hash
+                        WHERE run.id = ?
+                        """), arguments: [id])
         else { return nil }
-        let stepRows = try Row.fetchAll(db, sql: "SELECT * FROM step WHERE run_id = ? ORDER BY position", arguments: [id])
+        let stepRows = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM step WHERE run_id = ? ORDER BY position"), arguments: [id])
         return try storedRun(row, document: try JSONParser.parse(row["document"] as String), stepRows: stepRows)
     }
 
@@ -518,7 +518,7 @@ public final class SQLiteStore: SagaStore {
 
     public func events(runID: String, after: Int64) async throws -> [StoredEvent] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE run_id = ? AND id > ? ORDER BY id", arguments: [runID, after]).map { row in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE run_id = ? AND id > ? ORDER BY id"), arguments: [runID, after]).map { row in
                 StoredEvent(
                     sequence: row["id"],
                     event: RunEvent(
@@ -532,7 +532,7 @@ public final class SQLiteStore: SagaStore {
     public func attempts(runID: String) async throws -> [AttemptRecord] {
         try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM attempt WHERE run_id = ? ORDER BY started_at, position, phase, number", arguments: [runID]
+                db.cachedStatement(sql: "SELECT * FROM attempt WHERE run_id = ? ORDER BY started_at, position, phase, number"), arguments: [runID]
             ).map { row in
                 AttemptRecord(
                     key: AttemptKey(

@@ -93,28 +93,36 @@ struct ImportCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let data: Data
+        // Read twice (checked whole, then imported), so standard input is kept in a temporary file first.
+        var path = file
+        var temporary: String?
         if file == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-        } else {
-            guard let contents = FileManager.default.contents(atPath: file) else {
-                printError("error: cannot read \(file); check the path")
+            let copy = FileManager.default.temporaryDirectory.appendingPathComponent("skald-import-\(UUID().uuidString)").path
+            guard FileManager.default.createFile(atPath: copy, contents: nil), let out = FileHandle(forWritingAtPath: copy) else {
+                printError("error: cannot keep standard input in \(copy)")
                 throw Exit.failure
             }
-            data = contents
+            while case let chunk = FileHandle.standardInput.readData(ofLength: 1 << 20), !chunk.isEmpty { out.write(chunk) }
+            try? out.close()
+            path = copy
+            temporary = copy
+        }
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            printError("error: cannot read \(file); check the path")
+            throw Exit.failure
         }
         let name = file == "-" ? "standard input" : file
         let checked: StoreTransfer.Checked
         do {
-            let text = String(decoding: data, as: UTF8.self)
-            checked = try StoreTransfer.check(lines: text.split(separator: "\n", omittingEmptySubsequences: false))
+            checked = try StoreTransfer.check(lines: FileLines(path: path))
         } catch {
             printError("error: \(name): \(error). Nothing was imported.")
             throw Exit.invalid
         }
-        let opened = try await database.openForEngine(connections: 4)
+        let opened = try await database.openForEngine(connections: 10)
         do {
-            let counts = try await StoreTransfer.importChecked(checked, into: opened.store, at: Date())
+            let counts = try await StoreTransfer.importChecked(checked, lines: FileLines(path: path), into: opened.store, at: Date())
             var summary =
                 "imported \(plural(counts.definitions, "definition")) and \(plural(counts.runs, "run")) (\(counts.unfinished) unfinished) from \(name) into \(opened.name)"
             if counts.alreadyPresent > 0 { summary += "; \(plural(counts.alreadyPresent, "run")) the database had already were left as they were" }

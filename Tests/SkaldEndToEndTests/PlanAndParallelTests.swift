@@ -77,13 +77,14 @@ let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
     /// Hotels holds its booking: flight and car must still be booked meanwhile (they run in parallel). Cars refuses,
     /// so the saga turns back: the flight is cancelled at once, while the hotel booking in flight is allowed to finish
     /// and is cancelled after it.
-    @Test func stepsRunInParallelAndCompensationWaitsForTheAttemptInFlight() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func stepsRunInParallelAndCompensationWaitsForTheAttemptInFlight(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             await participants[.hotels].setFaults(Faults(hold: true))
             await participants[.cars].setFaults(Faults(reject: true))
             let run = try SkaldProcess(
-                ["run", try PatientSagas.copy("trip.json", in: folder), "--input", DemoSagas.tripInput(tripId: "t-1").jsonText, "--db", folder.appendingPathComponent("s.sqlite").path],
+                ["run", try PatientSagas.copy("trip.json", in: folder), "--input", DemoSagas.tripInput(tripId: "t-1").jsonText, "--db", try await kind.newDatabase()],
                 environment: participants.environment, in: folder)
             try await waitFor("the hotel booking to be held") { await participants[.hotels].heldCount == 1 }
             try await waitFor("the flight to be booked while the hotel is held") { await participants[.flights].ledger.count >= 1 }

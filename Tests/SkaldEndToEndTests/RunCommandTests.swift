@@ -13,10 +13,11 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
 
 /// `skald run` as a user runs it: the real binary against participants on 127.0.0.1.
 @Suite struct RunCommandTests {
-    @Test func aCompletedRunExitsZeroAndShowsEachAttempt() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func aCompletedRunExitsZeroAndShowsEachAttempt(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let db = folder.appendingPathComponent("skald.sqlite").path
+            let db = try await kind.newDatabase()
             let result = try await SkaldProcess.run(
                 ["run", checkoutFile, "--input", checkoutInput(), "--db", db], environment: participants.environment, in: folder)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
@@ -24,16 +25,18 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
                 #expect(result.stdout.contains { _ in true } && result.stdout.split(separator: "\n").contains { $0.contains(step) && $0.contains("#1/4") && $0.contains("ok") && $0.contains("HTTP 201") })
             }
             #expect(result.stdout.contains("completed in"))
-            let store = try SQLiteStore(path: db)
-            #expect(try await store.unfinishedRuns().isEmpty)
+            let unfinished = try await withStore(db) { try await $0.unfinishedRuns() }
+            #expect(unfinished.isEmpty)
+            #expect(try await listRuns(db, RunQuery()).map(\.status) == [.completed])
         }
     }
 
-    @Test func aDeclinedCardCompensatesAndExitsThree() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func aDeclinedCardCompensatesAndExitsThree(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let result = try await SkaldProcess.run(
-                ["run", checkoutFile, "--input", checkoutInput(card: Participant.decliningCard), "--db", folder.appendingPathComponent("s.sqlite").path],
+                ["run", checkoutFile, "--input", checkoutInput(card: Participant.decliningCard), "--db", try await kind.newDatabase()],
                 environment: participants.environment, in: folder)
             #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("HTTP 402 Payment Required"))
@@ -44,13 +47,14 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
         }
     }
 
-    @Test func anUnreachableParticipantIsRetriedThenCompensated() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func anUnreachableParticipantIsRetriedThenCompensated(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             var environment = participants.environment
             environment["PAYMENTS_URL"] = "http://127.0.0.1:1"
             let result = try await SkaldProcess.run(
-                ["run", checkoutFile, "--input", checkoutInput(), "--db", folder.appendingPathComponent("s.sqlite").path],
+                ["run", checkoutFile, "--input", checkoutInput(), "--db", try await kind.newDatabase()],
                 environment: environment, in: folder)
             #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
             let chargeLines = result.stdout.split(separator: "\n").filter { $0.contains("charge-card ") && $0.contains("#") }
@@ -63,13 +67,14 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
         }
     }
 
-    @Test func aFailingCompensationEndsInCompensationFailedAndExitsFour() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func aFailingCompensationEndsInCompensationFailedAndExitsFour(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             await participants[.shipping].setFaults(Faults(reject: true))
             await participants[.payments].setFaults(Faults(failCompensations: true))
             let folder = try temporaryFolder()
             let result = try await SkaldProcess.run(
-                ["run", checkoutFile, "--input", checkoutInput(), "--db", folder.appendingPathComponent("s.sqlite").path],
+                ["run", checkoutFile, "--input", checkoutInput(), "--db", try await kind.newDatabase()],
                 environment: participants.environment, in: folder)
             #expect(result.status == 4, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("compensation_failed"))

@@ -8,10 +8,11 @@ import Testing
 
 /// `skald serve` and the client verbs, as a user drives them from two terminals.
 @Suite struct ServeTests {
-    @Test func theClientVerbsDriveAServer() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func theClientVerbsDriveAServer(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let server = try await ServeProcess(db: folder.appendingPathComponent("s.sqlite").path, environment: participants.environment, in: folder)
+            let server = try await ServeProcess(db: try await kind.newDatabase(), environment: participants.environment, in: folder)
             let env = ["SKALD_SERVER": server.url]
             let inputFile = packageRoot.appendingPathComponent("Sagas/inputs/checkout.json").path
 
@@ -97,10 +98,11 @@ import Testing
         #expect(await server.waitForExit() == 0)
     }
 
-    @Test func sigtermLetsAttemptsInFlightFinishAndStoresTheirOutcomes() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func sigtermLetsAttemptsInFlightFinishAndStoresTheirOutcomes(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let db = folder.appendingPathComponent("s.sqlite").path
+            let db = try await kind.newDatabase()
             let server = try await ServeProcess(db: db, environment: participants.environment, in: folder)
             await participants[.payments].setFaults(Faults(hold: true))
             let runID = try await withHTTPClient { http in
@@ -120,13 +122,14 @@ import Testing
             #expect(await server.waitForExit() == 0)
             #expect(server.process.stdout.contains("stopped"))
 
-            let store = try SQLiteStore(path: db)
-            let attempts = try await store.attempts(runID: runID)
+            let (attempts, stopped) = try await withStore(db) { store in
+                (try await store.attempts(runID: runID), try await store.run(id: runID))
+            }
             let charge = try #require(attempts.first { $0.key.stepName == "charge-card" })
             // The attempt in flight was allowed to finish (or reach its 2s deadline) and its outcome was stored.
             #expect(charge.finishedAt != nil, "the outcome of the attempt in flight was stored")
             #expect(charge.succeeded == true || charge.error == "no complete response within 2s", "\(charge)")
-            #expect(try await store.run(id: runID)?.state.status == .running)
+            #expect(stopped?.state.status == .running)
 
             // A new server carries on from there.
             let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
@@ -138,10 +141,11 @@ import Testing
         }
     }
 
-    @Test func aShutdownPastItsTimeoutAbandonsTheAttemptInFlightAndStoresNothingForIt() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func aShutdownPastItsTimeoutAbandonsTheAttemptInFlightAndStoresNothingForIt(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let db = folder.appendingPathComponent("s.sqlite").path
+            let db = try await kind.newDatabase()
             // --prune-older-than used to make every SIGTERM exit 1 and store the cancelled calls as failures.
             let server = try await ServeProcess(
                 db: db, environment: participants.environment, in: folder, extra: ["--prune-older-than", "7d", "--shutdown-timeout", "200ms"])
@@ -155,19 +159,21 @@ import Testing
             server.terminate()
             #expect(await server.waitForExit() == 0, "\(server.process.stdout)\(server.process.stderr)")
 
-            let store = try SQLiteStore(path: db)
-            let charge = try #require(try await store.attempts(runID: runID).first { $0.key.stepName == "charge-card" })
+            let (attempts, stopped) = try await withStore(db) { store in
+                (try await store.attempts(runID: runID), try await store.run(id: runID))
+            }
+            let charge = try #require(attempts.first { $0.key.stepName == "charge-card" })
             // Cancelled is not an outcome: the attempt is still in flight, with nothing recorded against it.
             #expect(charge.finishedAt == nil, "\(charge)")
             #expect(charge.error == nil)
-            #expect(try await store.run(id: runID)?.state.steps[1].isInFlight == true)
+            #expect(stopped?.state.steps[1].isInFlight == true)
 
             await participants[.payments].setFaults(Faults())
             await participants[.payments].releaseHeld()
             let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
             let watched = try await SkaldProcess.run(["watch", runID], environment: ["SKALD_SERVER": restarted.url], in: folder)
             #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
-            let resent = try #require(try await store.attempts(runID: runID).first { $0.key.stepName == "charge-card" })
+            let resent = try #require(try await withStore(db) { try await $0.attempts(runID: runID) }.first { $0.key.stepName == "charge-card" })
             #expect(resent.key.number == 1)
             #expect(resent.sends == 2)
             // The held request and the one sent again carry the same key: the charge is applied once.

@@ -6,11 +6,12 @@ import Testing
 /// The real binary, as an operator drives it: a step whose participant never answers in time is shown as an
 /// unknown outcome and undone; a run the business settled by hand is abandoned without undoing anything.
 @Suite struct UnknownOutcomeCLITests {
-    @Test func statusExplainsAnUnknownOutcomeAndAbandonStopsARun() async throws {
+    @Test(arguments: DatabaseKind.allCases)
+    func statusExplainsAnUnknownOutcomeAndAbandonStopsARun(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let server = try await ServeProcess(
-                db: folder.appendingPathComponent("s.sqlite").path, environment: participants.environment, in: folder,
+                db: try await kind.newDatabase(), environment: participants.environment, in: folder,
                 extra: ["--allow-env", "INVENTORY_URL,PAYMENTS_URL,SHIPPING_URL"])
             // Stopped however the test ends, so no server outlives the test run.
             defer { server.kill9() }

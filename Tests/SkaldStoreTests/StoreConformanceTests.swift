@@ -349,6 +349,10 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
     }
 }
 
+let unregistered = try! DefinitionParser.parse(Array("""
+    { "name": "solo", "version": 3, "steps": [ { "name": "only", "request": { "method": "POST", "url": "http://127.0.0.1:1/x" } } ] }
+    """.utf8))
+
 /// `skald export` / `skald import` between the stores: each run arrives as it was, in either direction.
 @Suite(.serialized) struct TransferBetweenStoresTests {
     static let directions: [(StoreKind, StoreKind)] = [(.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .sqlite)]
@@ -384,23 +388,34 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
             try await store.recordAttemptStarted(
                 AttemptKey(runID: "R2", step: 0, stepName: "a", phase: .forward, number: 1), at: t0, transition: inFlight)
 
+            // R3 ran a definition that was never registered (skald run FILE): it travels with the run.
+            let solo = SagaMachine(saga: unregistered)
+            let finishedSolo = solo.start(runID: "R3", at: t0)
+            _ = try await store.createRun(
+                NewRun(id: "R3", definition: unregistered, input: [:], createdAt: t0), transition: finishedSolo)
+
             let counts = try await StoreTransfer.export(from: store, source: from, at: t0) { lines.append($0) }
-            #expect(counts.definitions == 1 && counts.runs == 2 && counts.unfinished == 2)
+            #expect(counts.definitions == 1 && counts.runs == 3 && counts.unfinished == 3)
         }
-        let checked = try StoreTransfer.check(lines: lines.map { Substring($0) })
+        // The unregistered definition's line comes once, before its run.
+        #expect(lines.filter { $0.hasPrefix("{\"definition\"") }.count == 2)
+        let bytes = lines.map { Array($0.utf8) }
+        let checked = try StoreTransfer.check(lines: bytes)
         let to = try await target.newDatabase()
         let importedAt = t0.addingTimeInterval(60)
         try await target.with(to) { store in
-            let counts = try await StoreTransfer.importChecked(checked, into: store, at: importedAt)
-            #expect(counts.definitions == 1 && counts.runs == 2 && counts.unfinished == 2)
-            let again = try await StoreTransfer.importChecked(checked, into: store, at: importedAt)
-            #expect(again.runs == 0 && again.alreadyPresent == 2 && again.definitions == 0)
+            let counts = try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: importedAt)
+            #expect(counts.definitions == 1 && counts.runs == 3 && counts.unfinished == 3)
+            let again = try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: importedAt)
+            #expect(again.runs == 0 && again.alreadyPresent == 3 && again.definitions == 0)
         }
         try await source.with(from) { old in
             try await target.with(to) { new in
                 #expect(try await new.definitions().map(\.hash) == [definition.contentHash])
-                #expect(try await new.unfinishedRuns().map(\.id).sorted() == ["R1", "R2"])
-                for id in ["R1", "R2"] {
+                #expect(try await new.unfinishedRuns().map(\.id).sorted() == ["R1", "R2", "R3"])
+                #expect(try await new.run(id: "R3")?.definitionDocument == unregistered.document)
+                #expect(try await new.definition(name: "solo", version: nil) == nil, "an unregistered definition stays unregistered")
+                for id in ["R1", "R2", "R3"] {
                     let (was, now) = (try #require(try await old.run(id: id)), try #require(try await new.run(id: id)))
                     #expect(now.state == was.state)
                     #expect(now.input == was.input && now.idempotencyKey == was.idempotencyKey)
@@ -429,10 +444,11 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
             _ = try await store.createRun(newRun("R1", key: "order-1"), transition: machine.start(runID: "R1", at: t0))
             _ = try await StoreTransfer.export(from: store, source: "a.sqlite", at: t0) { lines.append($0) }
         }
-        let checked = try StoreTransfer.check(lines: lines.map { Substring($0) })
+        let bytes = lines.map { Array($0.utf8) }
+        let checked = try StoreTransfer.check(lines: bytes)
         try await kind.with(try await kind.newDatabase()) { store in
             _ = try await store.createRun(newRun("OTHER", key: "order-1"), transition: machine.start(runID: "OTHER", at: t0))
-            let error = await #expect(throws: StoreError.self) { try await StoreTransfer.importChecked(checked, into: store, at: t0) }
+            let error = await #expect(throws: StoreError.self) { try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: t0) }
             #expect(error?.message == "run R1 cannot be imported: its idempotency key order-1 belongs to run OTHER in this database already")
             #expect(try await store.run(id: "R1") == nil)
             #expect(try await store.events(runID: "R1").isEmpty)
@@ -440,7 +456,7 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
         try await kind.with(try await kind.newDatabase()) { store in
             let changed = try DefinitionParser.parse(Array(definition.documentText.replacingOccurrences(of: "/b", with: "/c").utf8))
             _ = try await store.registerDefinition(changed, at: t0)
-            let error = await #expect(throws: StoreError.self) { try await StoreTransfer.importChecked(checked, into: store, at: t0) }
+            let error = await #expect(throws: StoreError.self) { try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: t0) }
             #expect(error?.message.contains("the database has another definition pair version 1 than the file; nothing was imported") == true)
             #expect(try await store.run(id: "R1") == nil)
         }
@@ -450,7 +466,7 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
         let header = TransferFormat.line(.header(TransferFormat.Header(exportedAt: t0, source: "x")))
         func problem(_ lines: [String]) -> String {
             do {
-                _ = try StoreTransfer.check(lines: lines.map { Substring($0) })
+                _ = try StoreTransfer.check(lines: lines.map { Array($0.utf8) })
                 return "no problem"
             } catch { return "\(error)" }
         }
@@ -459,7 +475,7 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
         #expect(problem([header, "{nope"]).hasPrefix("line 2: not JSON:"))
         #expect(problem([header, "{\"format\":\"skald-export\",\"version\":9,\"exportedAt\":1,\"source\":\"y\"}"]).hasPrefix("line 2: version: the file is format version 9"))
         let tampered = TransferFormat.line(
-            .definition(StoredDefinition(hash: "0000", name: "pair", version: 1, document: definition.document, createdAt: t0)))
+            .definition(StoredDefinition(hash: "0000", name: "pair", version: 1, document: definition.document, createdAt: t0), registered: true))
         #expect(problem([header, tampered]) == "line 2: definition.hash: does not match the definition (the line was changed after export)")
         #expect(problem([header, "{\"definition\":{\"hash\":1}}"]) == "line 2: definition.hash: should be a string, not a number")
         #expect(problem([header, "[1]"]) == "line 2: a line must hold a \"definition\" or a \"run\" (or, first, the header)")
