@@ -17,14 +17,18 @@ public struct EngineConfiguration: Sendable {
     public var concurrency: Int
     /// How the engine shares its database with other nodes; used only with a `SharedRunStore`.
     public var node: NodeConfiguration
+    /// Where the engine's counters and timings go (nowhere by default).
+    public var metrics: EngineMetrics
 
     public init(
         environment: [String: String] = EnvironmentPolicy.allButReserved.filter(ProcessInfo.processInfo.environment),
         jitterSample: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
         concurrency: Int = 256,
         node: NodeConfiguration = NodeConfiguration(),
+        metrics: EngineMetrics = EngineMetrics(),
         onEvents: (@Sendable (String, [RunEvent]) -> Void)? = nil
     ) {
+        self.metrics = metrics
         self.environment = environment
         self.jitterSample = jitterSample
         self.concurrency = concurrency
@@ -150,13 +154,13 @@ public final class Engine: Service, Sendable {
             return StartedRun(runID: run.id, isNew: false)
         }
         logger.debug("run started", metadata: ["saga.run_id": "\(runID)", "saga.name": "\(definition.name)"])
-        publish(runID, transition)
+        publish(runID, transition, saga: definition.name, startedAt: now)
         if spread {
             unregister(runID)
             return StartedRun(runID: runID, isNew: true)
         }
         // The driver starts from the state just stored, without reading it back.
-        submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state)))
+        submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state, startedAt: now)))
         return StartedRun(runID: runID, isNew: true)
     }
 
@@ -274,6 +278,9 @@ public final class Engine: Service, Sendable {
 
     /// Whether a driver of this engine is working on the run now.
     public func drivesHere(_ runID: String) -> Bool { active.withLock { $0.contains(runID) } }
+
+    /// Attempts in flight now, across all runs this engine drives.
+    public var attemptsInFlight: Int { limiter.inUse }
 
     /// Runs `body` while this node holds a lease on a shared store (renewed in the background), then lets go of the
     /// runs it still owns so other nodes take them at once. With a store of its own, just runs `body`.
@@ -631,12 +638,14 @@ public final class Engine: Service, Sendable {
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
             try await store.recordTransition(runID: runID, at: now, transition: transition)
-            publish(runID, transition)
+            publish(runID, transition, saga: run.sagaName, startedAt: run.createdAt)
             if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring), isServing.load(ordering: .acquiring) {
                 // The run stays held until its driver takes over, so no other operator reads it in between.
                 _ = register(runID)
                 handedOver = submissions.send(
-                    Submission(runID: runID, fresh: FreshRun(machine: machine, input: run.input, state: transition.state), claimed: true))
+                    Submission(
+                        runID: runID, fresh: FreshRun(machine: machine, input: run.input, state: transition.state, startedAt: run.createdAt),
+                        claimed: true))
                 if !handedOver { unregister(runID) }
             }
             return transition.state
@@ -703,11 +712,13 @@ public final class Engine: Service, Sendable {
     func drive(_ run: StoredRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
         let machine = try machine(for: run)
         if run.state.status.isTerminal { return run.state }
-        return try await drive(run.id, FreshRun(machine: machine, input: run.input, state: run.state), mailbox: mailbox)
+        return try await drive(
+            run.id, FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt), mailbox: mailbox)
     }
 
     private func drive(_ runID: String, _ run: FreshRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
-        var driver = RunDriver(engine: self, machine: run.machine, runID: runID, input: run.input, state: run.state, mailbox: mailbox)
+        var driver = RunDriver(
+            engine: self, machine: run.machine, runID: runID, input: run.input, state: run.state, startedAt: run.startedAt, mailbox: mailbox)
         return try await driver.run()
     }
 
@@ -763,9 +774,11 @@ public final class Engine: Service, Sendable {
         return machine
     }
 
-    func publish(_ runID: String, _ transition: SagaMachine.Transition) {
+    /// After a transition is committed: wakes whoever follows the run, and counts it.
+    func publish(_ runID: String, _ transition: SagaMachine.Transition, saga: String, startedAt: Date?) {
         let events = transition.events
         guard !events.isEmpty else { return }
+        configuration.metrics.observe(saga: saga, startedAt: startedAt, state: transition.state, events: events)
         notifier.notify(runID, finished: transition.state.status.isTerminal)
         configuration.onEvents?(runID, events)
     }
@@ -796,6 +809,8 @@ struct FreshRun: Sendable {
     var machine: SagaMachine
     var input: JSONValue
     var state: RunState
+    /// When the run was created (for its duration).
+    var startedAt: Date
 }
 
 /// Where a driver gets the run's state from.

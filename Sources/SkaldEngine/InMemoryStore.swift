@@ -95,6 +95,10 @@ public actor InMemoryStore: SagaStore {
         return .imported
     }
 
+    public func runCounts() -> [RunStatus: Int] {
+        runs.values.reduce(into: [:]) { $0[$1.state.status, default: 0] += 1 }
+    }
+
     public func unfinishedRuns() -> [StoredRun] {
         runs.values.filter { !$0.state.status.isTerminal }.sorted { $0.id < $1.id }
     }

@@ -87,10 +87,15 @@ final class AttemptLimiter: Sendable {
     }
 
     private let state: Mutex<State>
+    let limit: Int
 
     init(limit: Int) {
+        self.limit = max(1, limit)
         state = Mutex(State(available: max(1, limit)))
     }
+
+    /// Slots taken now: attempts in flight (or about to be sent).
+    var inUse: Int { limit - state.withLock { $0.available } }
 
     /// Takes a slot at once if one is free and nobody is waiting for one.
     func tryAcquire() -> Bool {

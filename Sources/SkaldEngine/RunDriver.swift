@@ -10,9 +10,13 @@ struct RunDriver {
     let runID: String
     let input: JSONValue
     var state: RunState
+    let startedAt: Date
     let mailbox: Mailbox<DriverCommand>
 
-    init(engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState, mailbox: Mailbox<DriverCommand>) {
+    init(
+        engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState, startedAt: Date, mailbox: Mailbox<DriverCommand>
+    ) {
+        self.startedAt = startedAt
         self.engine = engine
         self.machine = machine
         self.runID = runID
@@ -249,7 +253,7 @@ struct RunDriver {
 
     private mutating func commit(_ transition: SagaMachine.Transition) {
         state = transition.state
-        engine.publish(runID, transition)
+        engine.publish(runID, transition, saga: machine.saga.name, startedAt: startedAt)
     }
 
     private func attemptKey(_ index: Int, in state: RunState) -> AttemptKey {

@@ -35,6 +35,8 @@ public protocol SagaStore: Sendable {
     /// The run's history after the event with sequence number `after` (0 for all), oldest first.
     func events(runID: String, after: Int64) async throws -> [StoredEvent]
     func attempts(runID: String) async throws -> [AttemptRecord]
+    /// How many runs are in each status (statuses without runs left out).
+    func runCounts() async throws -> [RunStatus: Int]
 
     /// Stores a run carried over from another Skald database (`skald import`) as it was, in one transaction: its
     /// definition (unless stored), its row and steps, its history with `events` appended, and its attempts. On a

@@ -68,6 +68,7 @@ public final class PostgresStore: SharedRunStore {
     public let node: String
     let client: PostgresClient
     let logger: Logger
+    let metrics: StoreMetrics
     private let runner: Task<Void, Never>
     private let runnerStarted: AsyncStream<Void>
     private let listener = Mutex<Task<Void, Never>?>(nil)
@@ -83,7 +84,8 @@ public final class PostgresStore: SharedRunStore {
     ///   - maximumConnections: the pool's size; match the engine's concurrency of writes.
     ///   - node: this process's node id among those sharing the database.
     public static func open(
-        _ location: PostgresLocation, maximumConnections: Int = 20, node: String = newNodeID(), logger: Logger = Logger(label: "skald.postgres")
+        _ location: PostgresLocation, maximumConnections: Int = 20, node: String = newNodeID(), logger: Logger = Logger(label: "skald.postgres"),
+        metrics: StoreMetrics = StoreMetrics()
     ) async throws -> PostgresStore {
         // One direct connection first: a wrong password or an unreachable server is reported at once and plainly
         // (the pool would keep retrying for a minute), and the schema is migrated on it.
@@ -103,13 +105,14 @@ public final class PostgresStore: SharedRunStore {
         var configuration = location.clientConfiguration
         configuration.options.maximumConnections = max(2, maximumConnections)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let store = PostgresStore(location: location, node: node, client: client, logger: logger)
+        let store = PostgresStore(location: location, node: node, client: client, logger: logger, metrics: metrics)
         // The pool warns about a lease asked for before its run() began; the first query waits for it to begin.
         for await _ in store.runnerStarted {}
         return store
     }
 
-    init(location: PostgresLocation, node: String, client: PostgresClient, logger: Logger) {
+    init(location: PostgresLocation, node: String, client: PostgresClient, logger: Logger, metrics: StoreMetrics = StoreMetrics()) {
+        self.metrics = metrics
         self.location = location
         self.node = node
         self.client = client
@@ -507,7 +510,9 @@ public final class PostgresStore: SharedRunStore {
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         let logger = logger
         do {
+            let started = ContinuousClock.now
             _ = try await reading { db in try await db.query(query, logger: logger).collect() }
+            metrics.committed(transitions: 1, in: ContinuousClock.now - started)
         } catch let error as StoreError where error.message.contains("skald: not the owner") {
             let owner = try await reading { db in
                 try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first
@@ -794,6 +799,14 @@ public final class PostgresStore: SharedRunStore {
         }
     }
 
+    /// The database's size on disk, in bytes.
+    public func databaseSize() async throws -> Int {
+        let logger = logger
+        return try await reading { db in
+            try await db.query("SELECT pg_database_size(current_database())", logger: logger).collect().first?.decode(Int.self) ?? 0
+        }
+    }
+
     /// The nodes whose lease has not lapsed: the `skald serve` processes driving runs on this database now.
     public func liveNodes() async throws -> [String] {
         let logger = logger
@@ -811,6 +824,18 @@ public final class PostgresStore: SharedRunStore {
                 "SELECT id FROM run WHERE owner = \(node) AND status IN ('running', 'compensating')", logger: logger
             ).collect().map { try $0.decode(String.self) }
             return try await Self.loadRuns(ids: ids, db, logger)
+        }
+    }
+
+    public func runCounts() async throws -> [RunStatus: Int] {
+        let logger = logger
+        return try await reading { db in
+            var counts: [RunStatus: Int] = [:]
+            for row in try await db.query("SELECT status, count(*) FROM run GROUP BY status", logger: logger).collect() {
+                let (status, count) = try row.decode((String, Int).self)
+                counts[try Self.decode(RunStatus.self, status)] = count
+            }
+            return counts
         }
     }
 

@@ -1,5 +1,6 @@
 import Dispatch
 import GRDB
+import SkaldEngine
 import Synchronization
 
 /// Commits many writers' changes in one SQLite transaction (group commit).
@@ -28,9 +29,11 @@ final class GroupCommitter: Sendable {
     private let queue = Mutex(Queue())
     private let thread = DispatchQueue(label: "skald.sqlite.group-commit")
     private let counters = Mutex((transactions: 0, changes: 0))
+    private let metrics: StoreMetrics
 
-    init(pool: DatabasePool) {
+    init(pool: DatabasePool, metrics: StoreMetrics = StoreMetrics()) {
         self.pool = pool
+        self.metrics = metrics
     }
 
     /// Applies `change` in a transaction shared with other callers, and returns once it is committed.
@@ -97,9 +100,11 @@ final class GroupCommitter: Sendable {
 
     private func commit(_ batch: [Pending]) {
         do {
+            let started = ContinuousClock.now
             try pool.write { db in
                 for pending in batch { try pending.apply(db) }
             }
+            metrics.committed(transitions: batch.count, in: ContinuousClock.now - started)
             counters.withLock {
                 $0.transactions += 1
                 $0.changes += batch.count

@@ -26,7 +26,9 @@ public final class SQLiteStore: SagaStore {
     /// How long a write waits for another process's write lock by default.
     public static let defaultBusyTimeout: Duration = .seconds(10)
 
-    public init(path: String, durability: Durability = .process, busyTimeout: Duration = defaultBusyTimeout) throws {
+    public init(
+        path: String, durability: Durability = .process, busyTimeout: Duration = defaultBusyTimeout, metrics: StoreMetrics = StoreMetrics()
+    ) throws {
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout.seconds)
@@ -57,7 +59,7 @@ public final class SQLiteStore: SagaStore {
         } catch {
             throw SQLiteStoreError.cannotOpen(path: path, reason: Self.describe(error))
         }
-        committer = GroupCommitter(pool: pool)
+        committer = GroupCommitter(pool: pool, metrics: metrics)
     }
 
     static func describe(_ error: any Error) -> String {
@@ -407,6 +409,16 @@ public final class SQLiteStore: SagaStore {
                 guard let document = documents[hash] else { throw StoreError(message: "the database has no definition \(hash)") }
                 return try Self.storedRun(row, document: document, stepRows: steps[row["id"]] ?? [])
             }
+        }
+    }
+
+    public func runCounts() async throws -> [RunStatus: Int] {
+        try await pool.read { db in
+            var counts: [RunStatus: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM run GROUP BY status") {
+                counts[try Self.decode(RunStatus.self, row["status"])] = row["n"]
+            }
+            return counts
         }
     }
 

@@ -21,6 +21,8 @@ public struct APIConfiguration: Sendable {
     public var maxLongPolls: Int
     /// The largest run input, as JSON text.
     public var maxInputBytes: Int
+    /// `GET /metrics`, when set: the Prometheus text the closure renders.
+    public var metrics: MetricsEndpoint?
 
     public static let defaultMaxLongPolls = 1_000
     public static let defaultMaxInputBytes = 256 * 1024
@@ -36,6 +38,18 @@ public struct APIConfiguration: Sendable {
         self.environmentPolicy = environmentPolicy
         self.maxLongPolls = maxLongPolls
         self.maxInputBytes = maxInputBytes
+    }
+}
+
+/// `GET /metrics`: Prometheus's text format, rendered when scraped.
+public struct MetricsEndpoint: Sendable {
+    /// Served without the token (for a Prometheus that cannot send one); otherwise it needs it, like `/v1`.
+    public var isPublic: Bool
+    public var render: @Sendable () async -> String
+
+    public init(isPublic: Bool, render: @escaping @Sendable () async -> String) {
+        self.isPublic = isPublic
+        self.render = render
     }
 }
 
@@ -68,7 +82,17 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     router.add(middleware: ErrorMiddleware())
     // The token first, so that a caller without it learns nothing about routes, methods or parameters.
     if let token = configuration.token, !token.isEmpty { router.add(middleware: TokenMiddleware(token: token, guarding: "/v1")) }
-    router.add(middleware: RouteContractMiddleware(table: .api))
+    if let metrics = configuration.metrics, !metrics.isPublic, let token = configuration.token, !token.isEmpty {
+        router.add(middleware: TokenMiddleware(token: token, guarding: "/metrics"))
+    }
+    router.add(middleware: RouteContractMiddleware(table: configuration.metrics == nil ? .api : .apiWithMetrics))
+    if let metrics = configuration.metrics {
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: await metrics.render())))
+        }
+    }
     router.get("/health") { _, context in try await api.health(logger: context.logger) }
     let v1 = router.group("v1")
     v1.add(middleware: JSONBodyMiddleware())

@@ -532,6 +532,28 @@ extension OpenAPIDocument {
         }
       }
     },
+    "/metrics": {
+      "get": {
+        "operationId": "metrics",
+        "summary": "The server's metrics in Prometheus's text format (runs, attempts, store commits, process)",
+        "description": "Needs the bearer token when the server has one, unless it runs with --metrics-public. Counters end in _total, durations are histograms in seconds; no label holds a run id. See the README's Metrics section for every series.",
+        "responses": {
+          "200": {
+            "description": "The metrics",
+            "content": {
+              "text/plain": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          }
+        }
+      }
+    },
     "/v1/openapi.json": {
       "get": {
         "operationId": "getOpenAPI",

@@ -35,6 +35,8 @@ struct RouteTable: Sendable {
         Route("/v1/runs/:id/abandon", [.post]),
     ])
 
+    static let apiWithMetrics = RouteTable(routes: api.routes + [Route("/metrics", [.get])])
+
     var routes: [Route]
 
     func route(for path: String) -> Route? {

@@ -37,15 +37,15 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Opens the database, or prints why not and exits 1.
     /// - Parameter connections: for PostgreSQL, the most connections the store keeps open.
-    func open(connections: Int = 16) async throws -> OpenedDatabase {
+    func open(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> OpenedDatabase {
         do {
             if isPostgres {
-                let store = try await PostgresStore.open(try PostgresLocation(url: path), maximumConnections: connections)
+                let store = try await PostgresStore.open(try PostgresLocation(url: path), maximumConnections: connections, metrics: metrics)
                 return OpenedDatabase(postgres: store)
             }
             let store = try SQLiteStore(
                 path: path, durability: Durability(rawValue: durability) ?? .process,
-                busyTimeout: DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout)
+                busyTimeout: DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout, metrics: metrics)
             return OpenedDatabase(sqlite: store)
         } catch {
             printError("error: \(error)")
@@ -54,8 +54,8 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     /// Opens the database and, for a SQLite file, takes the one-engine-per-file lock, or prints why not and exits 1.
-    func openForEngine(connections: Int = 16) async throws -> OpenedDatabase {
-        var database = try await open(connections: connections)
+    func openForEngine(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> OpenedDatabase {
+        var database = try await open(connections: connections, metrics: metrics)
         do {
             try await database.takeEngineLock()
             return database
@@ -102,6 +102,16 @@ struct OpenedDatabase: Sendable {
     /// On PostgreSQL, the nodes serving the database now; none on SQLite (its engine lock keeps a second engine out).
     func liveNodes() async throws -> [String] {
         try await postgres?.liveNodes() ?? []
+    }
+
+    /// The database's size in bytes: a SQLite file with its write-ahead log, or PostgreSQL's database.
+    func sizeInBytes() async throws -> Int {
+        if let postgres { return try await postgres.databaseSize() }
+        var total = 0
+        for path in [name, name + "-wal"] {
+            total += ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+        }
+        return total
     }
 
     /// Deletes runs that ended before `cutoff` (see `skald prune`).

@@ -67,6 +67,9 @@ struct ServeCommand: AsyncParsableCommand {
             discussion: "Shorter means a lost node's runs are taken over sooner; too short for the database's latency under load means nodes lose runs they still drive (they stop at once, and another node sends their calls again with the same keys)."))
     var lease = "10s"
 
+    @Flag(name: .long, help: "Serve GET /metrics without the token, for a Prometheus that cannot send one (it shows counts and saga names, never inputs or responses).")
+    var metricsPublic = false
+
     static let maximumConcurrency = 100_000
 
     func validate() throws {
@@ -119,7 +122,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        let opened = try await database.openForEngine(connections: min(64, max(8, concurrency)))
+        let metrics = ServeMetrics()
+        let opened = try await database.openForEngine(connections: min(64, max(8, concurrency)), metrics: metrics.store)
         let store = opened.store
         // Definitions sent to the API may read only what --allow-env names; the engine also resolves what the
         // operator's own files in --sagas read (for them, and for runs of any definition already stored).
@@ -150,9 +154,11 @@ struct ServeCommand: AsyncParsableCommand {
             store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
             configuration: EngineConfiguration(
                 environment: environment, concurrency: concurrency, node: NodeConfiguration(lease: try Self.lease(lease)),
-                onEvents: { runID, events in Self.log(runID, events) }),
+                metrics: metrics.engine, onEvents: { runID, events in Self.log(runID, events) }),
             logger: logger)
-        let router = buildRouter(engine: engine, store: store, configuration: APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls))
+        var api = APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls)
+        api.metrics = MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: opened) }
+        let router = buildRouter(engine: engine, store: store, configuration: api)
         let host = host
         let path = opened.name + (opened.node.map { ", node \($0)" } ?? "")
         var appLogger = Logger(label: "skald.http")

@@ -419,8 +419,10 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         let document = try JSONParser.parse(OpenAPIDocument.text)
         #expect(document["openapi"]?.stringValue?.hasPrefix("3.") == true)
         let paths = try #require(document["paths"]?.objectValue)
-        let router = buildRouter(engine: Engine(store: InMemoryStore(), executor: NoExecutor()), store: InMemoryStore())
-        #expect(router.routes.count >= 11)
+        var configuration = APIConfiguration()
+        configuration.metrics = MetricsEndpoint(isPublic: false) { "" }
+        let router = buildRouter(engine: Engine(store: InMemoryStore(), executor: NoExecutor()), store: InMemoryStore(), configuration: configuration)
+        #expect(router.routes.count >= 12)
         for route in router.routes {
             // Hummingbird writes parameters as {id}/:id; OpenAPI as {id}.
             let path = "\(route.path)".split(separator: "/").map { segment -> String in

@@ -262,6 +262,7 @@ final class BarrierStore: SagaStore {
     func listRuns(_ query: RunQuery) async throws -> RunPage { try await inner.listRuns(query) }
     func events(runID: String, after: Int64) async throws -> [StoredEvent] { try await inner.events(runID: runID, after: after) }
     func attempts(runID: String) async throws -> [AttemptRecord] { try await inner.attempts(runID: runID) }
+    func runCounts() async throws -> [RunStatus: Int] { try await inner.runCounts() }
     func importRun(_ run: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
         try await inner.importRun(run, events: events)
     }

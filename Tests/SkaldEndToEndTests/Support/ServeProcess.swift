@@ -49,10 +49,23 @@ struct APIClient {
         let buffer = try await response.body.collect(upTo: 16 << 20)
         return (Int(response.status.code), (try? JSONParser.parse(String(buffer: buffer))) ?? .null)
     }
+
+    /// A GET whose answer is text (`/metrics`).
+    func text(_ path: String) async throws -> (status: Int, text: String) {
+        var request = HTTPClientRequest(url: base + path)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response = try await http.execute(request, timeout: .seconds(60))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 16 << 20)))
+    }
 }
 
 func withHTTPClient<T>(_ body: (HTTPClient) async throws -> T) async throws -> T {
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    // A request waits for a pooled connection at most the connect timeout: with a hundred requests at once on a
+    // busy machine, the default 8 connections and 10 s were not enough. Waiting is not what the tests are about.
+    var configuration = HTTPClient.Configuration()
+    configuration.timeout.connect = .seconds(120)
+    configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     do {
         let result = try await body(http)
         try await http.shutdown()

@@ -101,6 +101,7 @@ final class FailingStore: SagaStore {
     func run(id: String) async throws -> StoredRun? { try await inner.run(id: id) }
     func events(runID: String, after: Int64) async throws -> [StoredEvent] { try await inner.events(runID: runID, after: after) }
     func attempts(runID: String) async throws -> [AttemptRecord] { try await inner.attempts(runID: runID) }
+    func runCounts() async throws -> [RunStatus: Int] { try await inner.runCounts() }
     func importRun(_ run: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
         try await inner.importRun(run, events: events)
     }
