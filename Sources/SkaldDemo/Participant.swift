@@ -36,6 +36,8 @@ public final class Participant: Sendable {
     public var ledger: [LedgerEntry] { get async { await state.ledger } }
     public var requestCount: Int { get async { await state.requestCount } }
     public var heldCount: Int { get async { await state.heldCount } }
+    /// The W3C trace headers each request arrived with.
+    public var traces: [ReceivedTrace] { get async { await state.traces } }
     /// Forward requests refused because their compensation arrived first.
     public var refusedAfterUndo: Int { get async { await state.refusedAfterUndo } }
     public func releaseHeld() async { await state.releaseHeld() }
@@ -198,6 +200,10 @@ public final class Participant: Sendable {
         let delay = await state.faults.delay
         if delay > .zero { try await Task.sleep(for: delay) }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+        await state.received(
+            ReceivedTrace(
+                idempotencyKey: key, attempt: request.headers[HTTPField.Name("Skald-Attempt")!].flatMap { Int($0) },
+                traceparent: request.headers[HTTPField.Name("traceparent")!], tracestate: request.headers[HTTPField.Name("tracestate")!]))
         let answer = await state.answer(key: key, action: action, isCompensation: isCompensation, undoing: forwardKey) {
             resources, faults, created in
             apply(body, &resources, faults, created)

@@ -54,6 +54,10 @@ actor ParticipantState {
     var faults = Faults()
     private(set) var ledger: [LedgerEntry] = []
     private(set) var requestCount = 0
+    /// The trace headers of every request, in order of arrival (for tests of trace propagation).
+    private(set) var traces: [ReceivedTrace] = []
+
+    func received(_ trace: ReceivedTrace) { traces.append(trace) }
     /// Forward idempotency keys, and the resource each one's request created.
     private var createdByKey: [String: String] = [:]
     /// Forward idempotency keys whose action was compensated, or compensated before it arrived.
@@ -166,4 +170,12 @@ struct Resources: Sendable {
         counter += 1
         return "\(prefix)-\(counter)"
     }
+}
+
+/// The W3C trace headers one request arrived with.
+public struct ReceivedTrace: Sendable, Hashable {
+    public var idempotencyKey: String?
+    public var attempt: Int?
+    public var traceparent: String?
+    public var tracestate: String?
 }

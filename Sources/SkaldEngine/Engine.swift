@@ -124,9 +124,11 @@ public final class Engine: Service, Sendable {
         try await start(definition, input: input, id: id, idempotencyKey: nil).runID
     }
 
-    public func start(_ definition: SagaDefinition, input: JSONValue, id: String? = nil, idempotencyKey: String?) async throws
-        -> StartedRun
-    {
+    /// - Parameter trace: the caller's trace, which the run continues; nil starts a trace of its own.
+    public func start(
+        _ definition: SagaDefinition, input: JSONValue, id: String? = nil, idempotencyKey: String?, trace: RunTrace? = nil
+    ) async throws -> StartedRun {
+        let trace = trace ?? RunTrace.new()
         let machine = machine(for: definition)
         try machine.checkStart(input: input, environment: configuration.environment)
         let now = clock.now()
@@ -143,7 +145,7 @@ public final class Engine: Service, Sendable {
             created = try await store.createRun(
                 NewRun(
                     id: runID, definition: definition, input: input, createdAt: now, idempotencyKey: idempotencyKey,
-                    ownedByCreator: !spread),
+                    ownedByCreator: !spread, trace: trace),
                 transition: transition)
         } catch {
             unregister(runID)
@@ -160,7 +162,7 @@ public final class Engine: Service, Sendable {
             return StartedRun(runID: runID, isNew: true)
         }
         // The driver starts from the state just stored, without reading it back.
-        submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state, startedAt: now)))
+        submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state, startedAt: now, trace: trace)))
         return StartedRun(runID: runID, isNew: true)
     }
 
@@ -644,7 +646,7 @@ public final class Engine: Service, Sendable {
                 _ = register(runID)
                 handedOver = submissions.send(
                     Submission(
-                        runID: runID, fresh: FreshRun(machine: machine, input: run.input, state: transition.state, startedAt: run.createdAt),
+                        runID: runID, fresh: FreshRun(machine: machine, input: run.input, state: transition.state, startedAt: run.createdAt, trace: run.trace),
                         claimed: true))
                 if !handedOver { unregister(runID) }
             }
@@ -713,12 +715,13 @@ public final class Engine: Service, Sendable {
         let machine = try machine(for: run)
         if run.state.status.isTerminal { return run.state }
         return try await drive(
-            run.id, FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt), mailbox: mailbox)
+            run.id, FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt, trace: run.trace), mailbox: mailbox)
     }
 
     private func drive(_ runID: String, _ run: FreshRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
         var driver = RunDriver(
-            engine: self, machine: run.machine, runID: runID, input: run.input, state: run.state, startedAt: run.startedAt, mailbox: mailbox)
+            engine: self, machine: run.machine, runID: runID, input: run.input, state: run.state, startedAt: run.startedAt, trace: run.trace,
+            mailbox: mailbox)
         return try await driver.run()
     }
 
@@ -811,6 +814,7 @@ struct FreshRun: Sendable {
     var state: RunState
     /// When the run was created (for its duration).
     var startedAt: Date
+    var trace: RunTrace?
 }
 
 /// Where a driver gets the run's state from.

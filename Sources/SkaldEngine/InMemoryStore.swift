@@ -37,7 +37,7 @@ public actor InMemoryStore: SagaStore {
         runs[run.id] = StoredRun(
             id: run.id, sagaName: run.definition.name, sagaVersion: run.definition.version,
             definitionHash: run.definition.contentHash, definitionDocument: run.definition.document, input: run.input,
-            createdAt: run.createdAt, updatedAt: run.createdAt, state: transition.state, idempotencyKey: run.idempotencyKey)
+            createdAt: run.createdAt, updatedAt: run.createdAt, state: transition.state, idempotencyKey: run.idempotencyKey, trace: run.trace)
         append(transition.events, runID: run.id)
         return .created
     }

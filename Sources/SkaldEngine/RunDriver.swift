@@ -11,11 +11,14 @@ struct RunDriver {
     let input: JSONValue
     var state: RunState
     let startedAt: Date
+    let trace: RunTrace?
     let mailbox: Mailbox<DriverCommand>
 
     init(
-        engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState, startedAt: Date, mailbox: Mailbox<DriverCommand>
+        engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState, startedAt: Date, trace: RunTrace?,
+        mailbox: Mailbox<DriverCommand>
     ) {
+        self.trace = trace
         self.startedAt = startedAt
         self.engine = engine
         self.machine = machine
@@ -276,7 +279,7 @@ struct RunDriver {
         }
         let request = StepRequest(
             attempt: key, call: call,
-            context: TemplateContext(input: input, runID: runID, env: engine.configuration.environment, responses: responses))
+            context: TemplateContext(input: input, runID: runID, env: engine.configuration.environment, responses: responses), trace: trace)
         let executor = engine.executor
         engine.logger.debug(
             "sending attempt",

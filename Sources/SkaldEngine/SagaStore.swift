@@ -170,10 +170,14 @@ public struct NewRun: Sendable {
     /// On a shared store: whether the node creating the run owns it at once (a one-shot `skald run`), or leaves it
     /// for any node to claim (a node serving the API, so new runs spread over the nodes). Ignored otherwise.
     public var ownedByCreator: Bool
+    /// The run's trace context.
+    public var trace: RunTrace?
 
     public init(
-        id: String, definition: SagaDefinition, input: JSONValue, createdAt: Date, idempotencyKey: String? = nil, ownedByCreator: Bool = true
+        id: String, definition: SagaDefinition, input: JSONValue, createdAt: Date, idempotencyKey: String? = nil, ownedByCreator: Bool = true,
+        trace: RunTrace? = nil
     ) {
+        self.trace = trace
         self.id = id
         self.definition = definition
         self.input = input
@@ -195,11 +199,14 @@ public struct StoredRun: Sendable {
     public var updatedAt: Date
     public var state: RunState
     public var idempotencyKey: String?
+    /// The run's trace (nil for a run stored before Skald kept one).
+    public var trace: RunTrace?
 
     public init(
         id: String, sagaName: String, sagaVersion: Int, definitionHash: String, definitionDocument: JSONValue,
-        input: JSONValue, createdAt: Date, updatedAt: Date, state: RunState, idempotencyKey: String? = nil
+        input: JSONValue, createdAt: Date, updatedAt: Date, state: RunState, idempotencyKey: String? = nil, trace: RunTrace? = nil
     ) {
+        self.trace = trace
         self.idempotencyKey = idempotencyKey
         self.id = id
         self.sagaName = sagaName

@@ -11,8 +11,11 @@ public struct StepRequest: Sendable {
     public var call: CallDefinition
     /// What the call's templates may read: input, earlier responses, run id, environment.
     public var context: TemplateContext
+    /// The run's trace: the attempt is sent with `traceparent` (and `tracestate`) as a span of it.
+    public var trace: RunTrace?
 
-    public init(attempt: AttemptKey, call: CallDefinition, context: TemplateContext) {
+    public init(attempt: AttemptKey, call: CallDefinition, context: TemplateContext, trace: RunTrace? = nil) {
+        self.trace = trace
         self.attempt = attempt
         self.call = call
         self.context = context

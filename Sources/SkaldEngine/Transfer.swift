@@ -92,6 +92,7 @@ public enum TransferFormat {
             "createdAt": time(run.createdAt), "updatedAt": time(run.updatedAt), "idempotencyKey": text(run.idempotencyKey),
             "status": .string(state.status.rawValue), "failure": failure(state.failure),
             "compensationFailure": failure(state.compensationFailure), "stuck": failure(state.stuck), "deadlineAt": time(state.deadlineAt),
+            "traceparent": text(run.trace?.parent), "tracestate": text(run.trace?.state),
             "steps": .array(
                 state.steps.map { step in
                     [
@@ -192,7 +193,8 @@ public enum TransferFormat {
             id: id, sagaName: try run.string("sagaName"), sagaVersion: try run.int("sagaVersion"),
             definitionHash: try run.string("definitionHash"), definitionDocument: .null,
             input: try run.value("input"), createdAt: try run.date("createdAt"), updatedAt: try run.date("updatedAt"), state: state,
-            idempotencyKey: try run.optionalString("idempotencyKey"))
+            idempotencyKey: try run.optionalString("idempotencyKey"),
+            trace: try run.optionalString("traceparent").map { RunTrace(parent: $0, state: try run.optionalString("tracestate")) })
     }
 
     static func decodeEvent(_ event: Reader) throws -> RunEvent {

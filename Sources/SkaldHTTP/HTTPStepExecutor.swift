@@ -147,6 +147,11 @@ public struct HTTPStepExecutor: StepExecutor {
         request.headers.add(name: "Skald-Step", value: key.stepName)
         request.headers.add(name: "Skald-Phase", value: key.phase.rawValue)
         request.headers.add(name: "Skald-Attempt", value: String(key.number))
+        if let trace = step.trace {
+            let headers = trace.headers(for: key)
+            request.headers.replaceOrAdd(name: "traceparent", value: headers.traceparent)
+            if let state = headers.tracestate { request.headers.replaceOrAdd(name: "tracestate", value: state) } else { request.headers.remove(name: "tracestate") }
+        }
         return request
     }
 

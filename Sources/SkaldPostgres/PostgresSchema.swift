@@ -148,5 +148,9 @@ enum PostgresSchema {
                 $$
                 """
             ]),
+        // The run's W3C trace context: its traceparent and the caller's tracestate.
+        Migration(
+            identifier: "v4-trace-context",
+            statements: ["ALTER TABLE run ADD COLUMN trace_parent TEXT", "ALTER TABLE run ADD COLUMN trace_state TEXT"]),
     ]
 }

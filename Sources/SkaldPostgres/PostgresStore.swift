@@ -312,6 +312,7 @@ public final class PostgresStore: SharedRunStore {
         let (hash, name, version, text) = (definition.contentHash, definition.name, definition.version, definition.documentText)
         let (id, input, createdAt, key) = (run.id, run.input.jsonText, run.createdAt.timeIntervalSince1970, run.idempotencyKey)
         let owner: String? = run.ownedByCreator ? node : nil
+        let (traceParent, traceState) = (run.trace?.parent, run.trace?.state)
         let state = transition.state
         let events = transition.events
         return try await transaction { db in
@@ -325,9 +326,10 @@ public final class PostgresStore: SharedRunStore {
                 """, logger: logger)
             let inserted = try await db.query(
                 """
-                INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key, deadline_at, owner)
+                INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key, deadline_at, owner,
+                    trace_parent, trace_state)
                 VALUES (\(id), \(hash), \(name), \(version), \(state.status.rawValue), \(input), \(createdAt), \(createdAt), \(key),
-                    \(state.deadlineAt?.timeIntervalSince1970), \(owner))
+                    \(state.deadlineAt?.timeIntervalSince1970), \(owner), \(traceParent), \(traceState))
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING id
                 """, logger: logger
@@ -601,10 +603,10 @@ public final class PostgresStore: SharedRunStore {
                 """
                 INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, failure_step, failure_reason,
                     compensation_failure_step, compensation_failure_reason, stuck_step, stuck_reason, deadline_at, created_at, updated_at,
-                    idempotency_key, owner)
+                    idempotency_key, owner, trace_parent, trace_state)
                 VALUES (\(id), \(hash), \(name), \(version), \(state.status.rawValue), \(input), \(state.failure?.step), \(state.failure?.reason),
                     \(state.compensationFailure?.step), \(state.compensationFailure?.reason), \(state.stuck?.step), \(state.stuck?.reason),
-                    \(state.deadlineAt?.timeIntervalSince1970), \(createdAt), \(updatedAt), \(key), NULL)
+                    \(state.deadlineAt?.timeIntervalSince1970), \(createdAt), \(updatedAt), \(key), NULL, \(run.trace?.parent), \(run.trace?.state))
                 """, logger: logger)
             try await db.query(
                 """
@@ -1068,7 +1070,8 @@ public final class PostgresStore: SharedRunStore {
             input: try JSONParser.parse(try row["input"].decode(String.self)),
             createdAt: Date(timeIntervalSince1970: try row["created_at"].decode(Double.self)),
             updatedAt: Date(timeIntervalSince1970: try row["updated_at"].decode(Double.self)),
-            state: state, idempotencyKey: try row["idempotency_key"].decode(String?.self))
+            state: state, idempotencyKey: try row["idempotency_key"].decode(String?.self),
+            trace: try row["trace_parent"].decode(String?.self).map { RunTrace(parent: $0, state: try row["trace_state"].decode(String?.self)) })
     }
 
     /// A failure is stored when its reason is; its step is NULL when no step failed (a cancel, the deadline).

@@ -181,14 +181,14 @@ public final class SQLiteStore: SagaStore {
             try db.cachedStatement(
                 sql: """
                     INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key,
-                        deadline_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        deadline_at, trace_parent, trace_state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: [
                     run.id, definition.contentHash, definition.name, definition.version, transition.state.status.rawValue,
                     run.input.jsonText, run.createdAt.timeIntervalSince1970, run.createdAt.timeIntervalSince1970, run.idempotencyKey,
-                    transition.state.deadlineAt?.timeIntervalSince1970,
+                    transition.state.deadlineAt?.timeIntervalSince1970, run.trace?.parent, run.trace?.state,
                 ])
             let insertStep = try db.cachedStatement(sql: "INSERT INTO step (run_id, position, name, status, due_at) VALUES (?, ?, ?, ?, ?)")
             for (position, step) in transition.state.steps.enumerated() {
@@ -312,12 +312,14 @@ public final class SQLiteStore: SagaStore {
                 arguments: [run.definitionHash, run.sagaName, run.sagaVersion, run.definitionDocument.jsonText, run.createdAt.timeIntervalSince1970])
             try db.execute(
                 sql: """
-                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key,
+                        trace_parent, trace_state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     run.id, run.definitionHash, run.sagaName, run.sagaVersion, state.status.rawValue, run.input.jsonText,
-                    run.createdAt.timeIntervalSince1970, run.updatedAt.timeIntervalSince1970, run.idempotencyKey,
+                    run.createdAt.timeIntervalSince1970, run.updatedAt.timeIntervalSince1970, run.idempotencyKey, run.trace?.parent,
+                    run.trace?.state,
                 ])
             let insertStep = try db.cachedStatement(sql: "INSERT INTO step (run_id, position, name, status) VALUES (?, ?, ?, ?)")
             for (position, step) in state.steps.enumerated() {
@@ -469,7 +471,8 @@ public final class SQLiteStore: SagaStore {
             id: id, sagaName: row["saga_name"], sagaVersion: row["saga_version"], definitionHash: row["definition_hash"],
             definitionDocument: document, input: try JSONParser.parse(row["input"] as String),
             createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
-            state: state, idempotencyKey: row["idempotency_key"])
+            state: state, idempotencyKey: row["idempotency_key"],
+            trace: (row["trace_parent"] as String?).map { RunTrace(parent: $0, state: row["trace_state"]) })
     }
 
     public func listRuns(_ query: RunQuery) async throws -> RunPage {

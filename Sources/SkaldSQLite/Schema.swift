@@ -192,6 +192,14 @@ enum Schema {
                     CREATE INDEX run_status_id ON run(status, id);
                     """)
         }
+        // The run's W3C trace context: its traceparent and the caller's tracestate.
+        migrator.registerMigration("v5-trace-context") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE run ADD COLUMN trace_parent TEXT;
+                    ALTER TABLE run ADD COLUMN trace_state TEXT;
+                    """)
+        }
         return migrator
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -251,7 +252,10 @@ struct API: Sendable {
         }
         let started: StartedRun
         do {
-            started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey)
+            // The caller's W3C trace context, if it sent a valid one: the run continues that trace.
+            let trace = RunTrace.continuing(
+                traceparent: request.headers[HTTPField.Name("traceparent")!], tracestate: request.headers[HTTPField.Name("tracestate")!])
+            started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey, trace: trace)
         } catch let error as InputError {
             // A variable the server lacks is the server's problem, not the input's: say so, so nobody exports it
             // in their own shell and tries again.

@@ -301,6 +301,16 @@ extension OpenAPIDocument {
                 "type": "string",
                 "format": "date-time",
                 "nullable": true
+              },
+              "traceId": {
+                "type": "string",
+                "nullable": true,
+                "description": "The W3C trace id of the run: every call to a participant carries it in traceparent"
+              },
+              "traceparent": {
+                "type": "string",
+                "nullable": true,
+                "description": "The run's traceparent: the caller's (POST /v1/runs with a traceparent header) or one Skald made"
               }
             }
           }
@@ -825,6 +835,26 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "startRun",
         "summary": "Start a run of a registered saga",
+        "parameters": [
+          {
+            "name": "traceparent",
+            "in": "header",
+            "required": false,
+            "description": "A W3C traceparent: the run continues this trace (a malformed one is ignored and the run starts its own)",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "tracestate",
+            "in": "header",
+            "required": false,
+            "description": "A W3C tracestate, passed on to participants with a valid traceparent",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
         "requestBody": {
           "required": true,
           "content": {

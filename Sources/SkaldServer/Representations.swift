@@ -51,6 +51,8 @@ enum Representation {
             "failure": failure(run.state.failure), "compensationFailure": failure(run.state.compensationFailure),
             "stuck": failure(run.state.stuck), "deadlineAt": run.state.deadlineAt.map(timestamp) ?? .null,
             "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null,
+            "traceId": run.trace.map { .string($0.traceID) } ?? .null,
+            "traceparent": run.trace.map { .string($0.parent) } ?? .null,
             "steps": .array(steps), "links": links(run.id),
         ]
     }

@@ -84,15 +84,16 @@ struct SkaldClient {
     }
 
     @discardableResult
-    func post(_ path: String, _ body: JSONValue?) async throws -> (status: Int, body: JSONValue) {
-        try await send(.POST, path, body: body.map { Array($0.jsonText.utf8) })
+    func post(_ path: String, _ body: JSONValue?, headers: [(String, String)] = []) async throws -> (status: Int, body: JSONValue) {
+        try await send(.POST, path, body: body.map { Array($0.jsonText.utf8) }, headers: headers)
     }
 
-    func send(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, timeout: Duration = .seconds(60)) async throws
-        -> (status: Int, body: JSONValue)
-    {
+    func send(
+        _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [], timeout: Duration = .seconds(60)
+    ) async throws -> (status: Int, body: JSONValue) {
         var request = HTTPClientRequest(url: options.baseURL + path)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let bearer = options.bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         // The server refuses a POST that is not declared as JSON, even an empty one.

@@ -70,16 +70,30 @@ struct StartCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Follow the run until it finishes.")
     var watch = false
 
+    @Option(
+        name: .long,
+        help: "A W3C traceparent the run continues (default: $TRACEPARENT); every call to a participant carries the trace.")
+    var traceparent: String?
+
+    @Option(name: .long, help: "A W3C tracestate passed on to the participants with the traceparent (default: $TRACESTATE).")
+    var tracestate: String?
+
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         let inputValue = try InputArgument.loadOrExit(input)
+        let environment = ProcessInfo.processInfo.environment
+        var headers: [(String, String)] = []
+        if let parent = traceparent ?? environment["TRACEPARENT"], !parent.isEmpty {
+            headers.append(("traceparent", parent))
+            if let state = tracestate ?? environment["TRACESTATE"], !state.isEmpty { headers.append(("tracestate", state)) }
+        }
         var body: [String: JSONValue] = ["saga": .string(saga), "input": inputValue]
         if let version { body["version"] = .int(Int64(version)) }
         if let idempotencyKey { body["idempotencyKey"] = .string(idempotencyKey) }
         let watch = watch
         try await SkaldClient.with(client) { api in
-            let (status, run) = try await api.post("/v1/runs", .object(body))
+            let (status, run) = try await api.post("/v1/runs", .object(body), headers: headers)
             let id = run["id"]?.stringValue ?? "?"
             if client.json && !watch {
                 print(run.prettyText)
@@ -235,6 +249,7 @@ struct StatusCommand: AsyncParsableCommand {
             let status = run["status"]?.stringValue.flatMap(RunStatus.init(rawValue:))
             print("run \(style.bold(id)) of \(run["saga"]?.stringValue ?? "?") v\(run["version"]?.intValue ?? 0): \(status?.painted(style) ?? "?")")
             print("started \(RelativeTime.describe(run["createdAt"])), updated \(RelativeTime.describe(run["updatedAt"]))")
+            if let trace = run["traceId"]?.stringValue { print("trace \(trace)") }
             if let failure = run["failure"], failure != .null {
                 print("failure: \(failure["step"]?.stringValue.map { "\($0): " } ?? "")\(failure["reason"]?.stringValue ?? "")")
             }

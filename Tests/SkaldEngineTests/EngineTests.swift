@@ -151,3 +151,21 @@ import Testing
         #expect(try await store.events(runID: runID).contains { $0.kind == .deadlinePassed })
     } }
 }
+
+@Suite struct RunTraceTests {
+    @Test func eachAttemptHasASpanOfItsOwnAndTheSameOneWhenSentAgain() throws {
+        let trace = try #require(RunTrace.continuing(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "a=1"))
+        #expect(trace.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+        let first = AttemptKey(runID: "R", step: 0, stepName: "a", phase: .forward, number: 1)
+        let second = AttemptKey(runID: "R", step: 0, stepName: "a", phase: .forward, number: 2)
+        let undo = AttemptKey(runID: "R", step: 0, stepName: "a", phase: .compensate, number: 1)
+        let spans = [first, second, undo].map { trace.headers(for: $0).traceparent }
+        #expect(Set(spans).count == 3)
+        #expect(trace.headers(for: first).traceparent == spans[0], "a resent attempt keeps its span")
+        #expect(spans.allSatisfy { $0.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-") && $0.hasSuffix("-01") })
+        #expect(trace.headers(for: first).tracestate == "a=1")
+        #expect(RunTrace.continuing(traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01", tracestate: nil) == nil)
+        #expect(RunTrace.continuing(traceparent: "garbage", tracestate: "a=1") == nil)
+        #expect(RunTrace.new().traceID != RunTrace.new().traceID)
+    }
+}

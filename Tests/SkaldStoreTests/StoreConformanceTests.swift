@@ -366,7 +366,9 @@ let unregistered = try! DefinitionParser.parse(Array("""
             #expect(try await store.registerDefinition(definition, at: t0) == .registered)
             // R1 is compensating after b timed out; R2 has an attempt in flight (its process died while sending it).
             let start = machine.start(runID: "R1", at: t0)
-            _ = try await store.createRun(newRun("R1", input: input, key: "order-1"), transition: start)
+            var traced = newRun("R1", input: input, key: "order-1")
+            traced.trace = RunTrace(parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", state: "congo=t61rcWkgMzE")
+            _ = try await store.createRun(traced, transition: start)
             let begun = machine.beginAttempt(start.state, step: 0, at: t0)
             let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
             try await store.recordAttemptStarted(key, at: t0, transition: begun)
@@ -420,6 +422,7 @@ let unregistered = try! DefinitionParser.parse(Array("""
                     #expect(now.state == was.state)
                     #expect(now.input == was.input && now.idempotencyKey == was.idempotencyKey)
                     #expect(now.createdAt == was.createdAt && now.updatedAt == was.updatedAt)
+                    #expect(now.trace == was.trace)
                     let history = try await new.events(runID: id)
                     #expect(Array(history.dropLast()) == (try await old.events(runID: id)))
                     #expect(history.last == RunEvent(
@@ -431,6 +434,7 @@ let unregistered = try! DefinitionParser.parse(Array("""
                 }
                 // R2's attempt is still in flight, so the engine on the new store sends it again with its key.
                 #expect(try await new.run(id: "R2")?.state.steps[0].isInFlight == true)
+                #expect(try await new.run(id: "R1")?.trace?.state == "congo=t61rcWkgMzE")
                 #expect(try await new.attempts(runID: "R2").first?.finishedAt == nil)
             }
         }

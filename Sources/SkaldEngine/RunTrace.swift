@@ -1,0 +1,49 @@
+import Foundation
+import SkaldCore
+import W3CTraceContext
+
+/// A run's W3C trace context: one trace per run, so every call to a participant, across retries, compensations,
+/// restarts and nodes, belongs to the same trace. The run keeps the `traceparent` it was started with (the caller's,
+/// so the run continues the trace of the request that started it, or one Skald made) and the caller's `tracestate`.
+/// Each attempt is sent as a child span of it, with a span id of its own.
+public struct RunTrace: Sendable, Hashable {
+    /// The run's `traceparent` header value: version, trace id, parent span id, flags.
+    public var parent: String
+    /// The caller's `tracestate`, passed on unchanged.
+    public var state: String?
+
+    public init(parent: String, state: String? = nil) {
+        self.parent = parent
+        self.state = state
+    }
+
+    /// A new trace, for a run nobody's trace started: random ids, sampled.
+    public static func new() -> RunTrace {
+        let context = TraceContext(traceID: .random(), spanID: .random(), flags: .sampled, state: TraceState())
+        return RunTrace(parent: context.traceParentHeaderValue)
+    }
+
+    /// The caller's trace, when its `traceparent` is valid (a malformed one is ignored, as the W3C specification
+    /// says: the run then starts a trace of its own). `tracestate` is kept only with a valid `traceparent`.
+    public static func continuing(traceparent: String?, tracestate: String?) -> RunTrace? {
+        guard let traceparent = traceparent?.trimmingCharacters(in: .whitespaces), !traceparent.isEmpty,
+            let context = try? TraceContext(traceParentHeaderValue: traceparent, traceStateHeaderValue: tracestate)
+        else { return nil }
+        return RunTrace(parent: context.traceParentHeaderValue, state: context.traceStateHeaderValue)
+    }
+
+    /// The trace id, 32 lowercase hex digits.
+    public var traceID: String {
+        parent.split(separator: "-").dropFirst().first.map(String.init) ?? ""
+    }
+
+    /// The headers one attempt is sent with: the run's trace, a span id of the attempt's own (the same each time
+    /// that attempt is sent again after a restart), the run's flags, and the caller's `tracestate`.
+    public func headers(for attempt: AttemptKey) -> (traceparent: String, tracestate: String?) {
+        let parts = parent.split(separator: "-")
+        let flags = parts.count == 4 ? parts[3] : "01"
+        var span = String(SHA256.hex("\(attempt.runID):\(attempt.stepName):\(attempt.phase.rawValue):\(attempt.number)").prefix(16))
+        if span == String(repeating: "0", count: 16) { span = "0000000000000001" }
+        return ("00-\(traceID)-\(span)-\(flags)", state)
+    }
+}
