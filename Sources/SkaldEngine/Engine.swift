@@ -11,8 +11,8 @@ public struct EngineConfiguration: Sendable {
     public var environment: [String: String]
     /// A number in `0...1` for jitter; injected so tests can fix it.
     public var jitterSample: @Sendable () -> Double
-    /// Called after each transition is committed, with the run id and its events, in order.
-    public var onEvents: (@Sendable (_ runID: String, _ events: [RunEvent]) -> Void)?
+    /// Called after each transition is committed, with the run and its events, in order.
+    public var onEvents: (@Sendable (_ run: PublishedRun, _ events: [RunEvent]) -> Void)?
     /// The most attempts in flight at once, across all runs.
     public var concurrency: Int
     /// How the engine shares its database with other nodes; used only with a `SharedRunStore`.
@@ -26,7 +26,7 @@ public struct EngineConfiguration: Sendable {
         concurrency: Int = 256,
         node: NodeConfiguration = NodeConfiguration(),
         metrics: EngineMetrics = EngineMetrics(),
-        onEvents: (@Sendable (String, [RunEvent]) -> Void)? = nil
+        onEvents: (@Sendable (PublishedRun, [RunEvent]) -> Void)? = nil
     ) {
         self.metrics = metrics
         self.environment = environment
@@ -155,8 +155,8 @@ public final class Engine: Service, Sendable {
             unregister(runID)
             return StartedRun(runID: run.id, isNew: false)
         }
-        logger.debug("run started", metadata: ["saga.run_id": "\(runID)", "saga.name": "\(definition.name)"])
-        publish(runID, transition, saga: definition.name, startedAt: now)
+        logger.debug("run started", metadata: ["run_id": "\(runID)", "saga": "\(definition.name)", "trace_id": "\(trace.traceID)"])
+        publish(runID, transition, saga: definition.name, startedAt: now, trace: trace)
         if spread {
             unregister(runID)
             return StartedRun(runID: runID, isNew: true)
@@ -358,7 +358,7 @@ public final class Engine: Service, Sendable {
                     break claiming
                 }
                 for run in runs {
-                    logger.debug("run claimed", metadata: ["saga.run_id": "\(run.id)", "node": "\(shared.node)"])
+                    logger.debug("run claimed", metadata: ["run_id": "\(run.id)", "node": "\(shared.node)"])
                     submissions.send(Submission(runID: run.id, fresh: nil, stored: run))
                 }
                 if runs.count < limit { break }
@@ -393,7 +393,7 @@ public final class Engine: Service, Sendable {
                 do {
                     try await shared.answer(command.id, with: answer)
                 } catch {
-                    self.logger.error("answering a forwarded action failed", metadata: ["saga.run_id": "\(command.runID)", "error": "\(error)"])
+                    self.logger.error("answering a forwarded action failed", metadata: ["run_id": "\(command.runID)", "error": "\(error)"])
                 }
                 self.commandsInProgress.withLock { _ = $0.remove(command.id) }
             }
@@ -436,10 +436,10 @@ public final class Engine: Service, Sendable {
             } catch let error as RunStoreFailure where error.underlying is RunOwnershipLost {
                 logger.warning(
                     "another node took the run over (this node did not renew its lease in time); leaving it to that node",
-                    metadata: ["saga.run_id": "\(runID)", "detail": "\(error.underlying)"])
+                    metadata: ["run_id": "\(runID)", "detail": "\(error.underlying)"])
                 return
             } catch let error as RunOwnershipLost {
-                logger.info("the run is driven by another node", metadata: ["saga.run_id": "\(runID)", "detail": "\(error)"])
+                logger.info("the run is driven by another node", metadata: ["run_id": "\(runID)", "detail": "\(error)"])
                 return
             } catch let error as RunStoreFailure {
                 // Like a crash of this run alone: nothing was sent whose intent is not stored, every slot is back.
@@ -449,12 +449,12 @@ public final class Engine: Service, Sendable {
                 let delay = Self.storeRetryDelay(after: failures)
                 logger.error(
                     "storing a transition failed; driving the run again from the database later",
-                    metadata: ["saga.run_id": "\(runID)", "error": "\(error.underlying)", "retry_in": "\(DurationText.format(delay))"])
+                    metadata: ["run_id": "\(runID)", "error": "\(error.underlying)", "retry_in": "\(DurationText.format(delay))"])
                 guard !isDraining.load(ordering: .acquiring), !Task.isCancelled else { return }
                 guard await backOff(for: delay, answering: mailbox), !isDraining.load(ordering: .acquiring) else { return }
                 source = .load
             } catch {
-                logger.error("run stopped", metadata: ["saga.run_id": "\(runID)", "error": "\(error)"])
+                logger.error("run stopped", metadata: ["run_id": "\(runID)", "error": "\(error)"])
                 return
             }
         }
@@ -640,7 +640,7 @@ public final class Engine: Service, Sendable {
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
             try await store.recordTransition(runID: runID, at: now, transition: transition)
-            publish(runID, transition, saga: run.sagaName, startedAt: run.createdAt)
+            publish(runID, transition, saga: run.sagaName, startedAt: run.createdAt, trace: run.trace)
             if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring), isServing.load(ordering: .acquiring) {
                 // The run stays held until its driver takes over, so no other operator reads it in between.
                 _ = register(runID)
@@ -778,16 +778,23 @@ public final class Engine: Service, Sendable {
     }
 
     /// After a transition is committed: wakes whoever follows the run, and counts it.
-    func publish(_ runID: String, _ transition: SagaMachine.Transition, saga: String, startedAt: Date?) {
+    func publish(_ runID: String, _ transition: SagaMachine.Transition, saga: String, startedAt: Date?, trace: RunTrace?) {
         let events = transition.events
         guard !events.isEmpty else { return }
         configuration.metrics.observe(saga: saga, startedAt: startedAt, state: transition.state, events: events)
         notifier.notify(runID, finished: transition.state.status.isTerminal)
-        configuration.onEvents?(runID, events)
+        configuration.onEvents?(PublishedRun(id: runID, saga: saga, traceID: trace?.traceID), events)
     }
 }
 
 struct DriverGone: Error {}
+
+/// The run a committed transition belongs to, as `EngineConfiguration.onEvents` gets it.
+public struct PublishedRun: Sendable {
+    public var id: String
+    public var saga: String
+    public var traceID: String?
+}
 
 /// A flag the listener sets and the claim loop takes.
 final class CommandSignal: Sendable {

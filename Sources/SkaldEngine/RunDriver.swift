@@ -256,7 +256,7 @@ struct RunDriver {
 
     private mutating func commit(_ transition: SagaMachine.Transition) {
         state = transition.state
-        engine.publish(runID, transition, saga: machine.saga.name, startedAt: startedAt)
+        engine.publish(runID, transition, saga: machine.saga.name, startedAt: startedAt, trace: trace)
     }
 
     private func attemptKey(_ index: Int, in state: RunState) -> AttemptKey {
@@ -283,7 +283,10 @@ struct RunDriver {
         let executor = engine.executor
         engine.logger.debug(
             "sending attempt",
-            metadata: ["saga.run_id": "\(runID)", "saga.step": "\(key.stepName)", "saga.phase": "\(key.phase.rawValue)", "saga.attempt": "\(key.number)"])
+            metadata: [
+                "run_id": "\(runID)", "saga": "\(machine.saga.name)", "step": "\(key.stepName)", "phase": "\(key.phase.rawValue)",
+                "attempt": "\(key.number)", "trace_id": "\(trace?.traceID ?? "")",
+            ])
         group.addTask {
             let started = ContinuousClock.now
             let outcome = await executor.execute(request)

@@ -23,6 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var execution: ExecutionOptions
+    @OptionGroup var logs: LogOptions
 
     @Option(name: .long, help: "The address to listen on.")
     var host = "127.0.0.1"
@@ -121,6 +122,10 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logs.bootstrap()
+        var logger = Logger(label: "skald")
+        logger.logLevel = logs.level
+        let output = ServeOutput(json: logs.isJSON, logger: logger)
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let metrics = ServeMetrics()
         let opened = try await database.openForEngine(connections: min(64, max(8, concurrency)), metrics: metrics.store)
@@ -130,31 +135,29 @@ struct ServeCommand: AsyncParsableCommand {
         let apiPolicy = try environmentPolicy()
         var enginePolicy = apiPolicy
         if let sagas {
-            let loaded = try await register(folder: sagas, in: store)
+            let loaded = try await register(folder: sagas, in: store, output: output)
             enginePolicy = apiPolicy.allowing(loaded.flatMap(\.environmentNames))
             let environment = ProcessInfo.processInfo.environment
             for saga in loaded {
-                for warning in saga.warnings { printError("warning: \(saga.name) v\(saga.version): \(warning)") }
+                for warning in saga.warnings { output.warning("\(saga.name) v\(saga.version): \(warning)", ["saga": "\(saga.name)"]) }
                 let unset = saga.environmentNames.filter { environment[$0] == nil && !EnvironmentPolicy.isReserved($0) }
                 if !unset.isEmpty {
-                    printError(
-                        "warning: \(saga.name) v\(saga.version) reads \(unset.joined(separator: ", ")), not set in this server's environment: its runs will be refused until \(unset.count == 1 ? "it is" : "they are") set and skald serve is restarted")
+                    output.warning(
+                        "\(saga.name) v\(saga.version) reads \(unset.joined(separator: ", ")), not set in this server's environment: its runs will be refused until \(unset.count == 1 ? "it is" : "they are") set and skald serve is restarted")
                 }
             }
         }
         let environment = enginePolicy.filter(ProcessInfo.processInfo.environment)
         if token == nil && !Self.isLoopback(host) {
-            printError("warning: listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
+            output.warning("listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
         }
 
-        var logger = Logger(label: "skald")
-        logger.logLevel = .info
         let client = StepHTTPClients(concurrency: concurrency)
         let engine = Engine(
             store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
             configuration: EngineConfiguration(
                 environment: environment, concurrency: concurrency, node: NodeConfiguration(lease: try Self.lease(lease)),
-                metrics: metrics.engine, onEvents: { runID, events in Self.log(runID, events) }),
+                metrics: metrics.engine, onEvents: { run, events in Self.log(run, events, to: output) }),
             logger: logger)
         var api = APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls)
         api.metrics = MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: opened) }
@@ -162,13 +165,13 @@ struct ServeCommand: AsyncParsableCommand {
         let host = host
         let path = opened.name + (opened.node.map { ", node \($0)" } ?? "")
         var appLogger = Logger(label: "skald.http")
-        appLogger.logLevel = .warning
+        // Hummingbird tells of every request at debug, and of its start at info: shown only when asked for.
+        appLogger.logLevel = logs.level <= .debug ? logs.level : max(logs.level, .warning)
         let app = Application(
             router: router, server: APIServerLimits.http1(readTimeout: try Self.readTimeout(readTimeout)), configuration: .init(address: .hostname(host, port: port), serverName: "skald"),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0
-                print("skald serve: listening on http://\(host):\(bound) (database \(path)\(token == nil ? "" : ", token required"))")
-                fflush(nil)
+                output.info("skald serve: listening on http://\(host):\(bound) (database \(path)\(token == nil ? "" : ", token required"))")
             },
             logger: appLogger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -193,10 +196,10 @@ struct ServeCommand: AsyncParsableCommand {
             try? await client.shutdown()
             await opened.close()
             if "\(error)".contains("Address already in use") {
-                printError(
-                    "error: cannot listen on \(host):\(port): the address is already in use (another skald serve?); stop that process, or choose another port with --port")
+                output.error(
+                    "cannot listen on \(host):\(port): the address is already in use (another skald serve?); stop that process, or choose another port with --port")
             } else {
-                printError("error: \(error)")
+                output.error("\(error)")
             }
             throw Exit.failure
         }
@@ -204,18 +207,18 @@ struct ServeCommand: AsyncParsableCommand {
         await opened.close()
         let abandoned = engine.abandonedAttempts.load(ordering: .relaxed)
         if abandoned > 0 {
-            print(
+            output.info(
                 "skald serve: stopped; \(abandoned) attempt\(abandoned == 1 ? " was" : "s were") cancelled before \(abandoned == 1 ? "it" : "they") finished (at --shutdown-timeout, or after a failed write): nothing was stored for \(abandoned == 1 ? "it" : "them"), and the next start sends \(abandoned == 1 ? "it" : "them") again with the same idempotency key")
         } else {
-            print("skald serve: stopped; attempts in flight were finished and stored")
+            output.info("skald serve: stopped; attempts in flight were finished and stored")
         }
     }
 
     /// Registers every definition in the folder and returns them.
-    func register(folder: String, in store: any SagaStore) async throws -> [SagaDefinition] {
+    func register(folder: String, in store: any SagaStore, output: ServeOutput) async throws -> [SagaDefinition] {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         guard FileManager.default.fileExists(atPath: folder) else {
-            printError("error: --sagas \(folder): no such folder")
+            output.error("--sagas \(folder): no such folder")
             throw Exit.invalid
         }
         var failed = false
@@ -224,21 +227,21 @@ struct ServeCommand: AsyncParsableCommand {
             let path = (folder as NSString).appendingPathComponent(name)
             switch DefinitionFile.load(path) {
             case .failure(let error):
-                for line in error.lines { printError(line) }
+                for line in error.lines { if output.json { output.error(line) } else { printError(line) } }
                 failed = true
             case .success(let saga):
                 loaded.append(saga)
                 switch try await store.registerDefinition(saga, at: Date()) {
-                case .registered: print("registered \(saga.name) v\(saga.version) from \(path)")
-                case .alreadyRegistered: print("\(saga.name) v\(saga.version) from \(path) is registered")
+                case .registered: output.info("registered \(saga.name) v\(saga.version) from \(path)", ["saga": "\(saga.name)"])
+                case .alreadyRegistered: output.info("\(saga.name) v\(saga.version) from \(path) is registered", ["saga": "\(saga.name)"])
                 case .conflict:
-                    printError("\(path): \(saga.name) version \(saga.version) is already registered with other content; bump \"version\" to register the change")
+                    output.error("\(path): \(saga.name) version \(saga.version) is already registered with other content; bump \"version\" to register the change")
                     failed = true
                 }
             }
         }
         if failed {
-            printError("error: not starting: fix the definitions above (skald validate \(folder)/*.json)")
+            output.error("not starting: fix the definitions above (skald validate \(folder)/*.json)")
             throw Exit.invalid
         }
         return loaded
@@ -248,18 +251,33 @@ struct ServeCommand: AsyncParsableCommand {
         host == "localhost" || host.hasPrefix("127.") || host == "::1"
     }
 
-    static func log(_ runID: String, _ events: [RunEvent]) {
+    /// The run's milestones: a line each, or, as JSON, a record each with the run, saga, step, attempt and trace.
+    static func log(_ run: PublishedRun, _ events: [RunEvent], to output: ServeOutput) {
         let interesting: Set<RunEvent.Kind> = [
             .runStarted, .runCompleted, .runCompensated, .runCompensationFailed, .runCancelled, .compensationStarted,
-            .compensationRetried, .attemptResent, .runTakenOver,
+            .compensationRetried, .attemptResent, .runTakenOver, .runStuck, .runAbandoned, .runImported, .attemptFailed, .stepFailed,
         ]
-        let lines = events.filter { interesting.contains($0.kind) }.map { event in
+        let runID = run.id
+        let shown = events.filter { interesting.contains($0.kind) }
+        guard !shown.isEmpty else { return }
+        if output.json {
+            for event in shown {
+                var metadata: Logger.Metadata = ["run_id": "\(runID)", "saga": "\(run.saga)", "event": "\(event.kind.rawValue)"]
+                if let trace = run.traceID { metadata["trace_id"] = "\(trace)" }
+                if let step = event.step { metadata["step"] = "\(step)" }
+                if let phase = event.phase { metadata["phase"] = "\(phase.rawValue)" }
+                if let attempt = event.attempt { metadata["attempt"] = "\(attempt)" }
+                let level: Logger.Level =
+                    [.runCompensationFailed, .runStuck, .stepFailed].contains(event.kind) ? .warning : event.kind == .attemptFailed ? .notice : .info
+                output.logger.log(level: level, "\(event.message)", metadata: metadata)
+            }
+            return
+        }
+        let lines = shown.map { event in
             event.message.hasPrefix("run \(runID)") ? event.message : "run \(runID): \(event.message)"
         }
-        if !lines.isEmpty {
-            print(lines.joined(separator: "\n"))
-            fflush(nil)
-        }
+        print(lines.joined(separator: "\n"))
+        fflush(nil)
     }
 }
 

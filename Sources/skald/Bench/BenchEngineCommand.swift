@@ -78,7 +78,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
         let tracker = RunTracker()
         let engine = Engine(
             store: store, executor: HTTPStepExecutor(clients: client),
-            configuration: EngineConfiguration(concurrency: attempts, onEvents: { runID, events in tracker.observe(runID, events) }),
+            configuration: EngineConfiguration(concurrency: attempts, onEvents: { run, events in tracker.observe(run.id, events) }),
             logger: logger)
         let result = try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {

@@ -13,16 +13,16 @@ final class ServeProcess: @unchecked Sendable {
     init(db: String, environment: [String: String], in folder: URL, sagas: String = "Sagas", extra: [String] = []) async throws {
         process = try SkaldProcess(["serve", "--db", db, "--port", "0", "--sagas", sagas] + extra, environment: environment, in: folder)
         try await waitFor("skald serve to listen") { [process] in
-            process.stdout.contains("listening on ") || !process.isRunning
+            process.stdout.contains("skald serve: listening on ") || !process.isRunning
         }
-        let line = process.stdout.split(separator: "\n").first { $0.contains("listening on ") }
+        let line = process.stdout.split(separator: "\n").first { $0.contains("skald serve: listening on ") }
         guard let found = line?.components(separatedBy: "listening on ").last?.components(separatedBy: " ").first else { throw TimedOut(what: "skald serve to listen; it said: \(process.stdout)\(process.stderr)") }
         url = found
     }
 
     /// On PostgreSQL, the node id the server printed when it started listening.
     var node: String? {
-        let line = process.stdout.split(separator: "\n").first { $0.contains("listening on ") }
+        let line = process.stdout.split(separator: "\n").first { $0.contains("skald serve: listening on ") }
         return line?.components(separatedBy: ", node ").dropFirst().first?.components(separatedBy: CharacterSet(charactersIn: ",)")).first
     }
 
