@@ -11,7 +11,7 @@ import Testing
             let folder = try temporaryFolder()
             let server = try await ServeProcess(
                 db: try await DatabaseKind.sqlite.newDatabase(), environment: participants.environment, in: folder,
-                extra: ["--log-format", "json", "--log-level", "debug"])
+                sagas: try PatientSagas.folder(in: folder), extra: ["--log-format", "json", "--log-level", "debug"])
             defer { server.kill9() }
             await participants[.payments].setFaults(Faults(failNext: 1))
             let started = try await SkaldProcess.run(

@@ -12,7 +12,9 @@ import Testing
     func aRunContinuesTheCallersTraceAndEachAttemptIsASpanOfIt(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let server = try await ServeProcess(db: try await kind.newDatabase(), environment: participants.environment, in: folder)
+            // Patient timeouts: the test counts attempts, so a slow machine must not add a retry.
+            let server = try await ServeProcess(
+                db: try await kind.newDatabase(), environment: participants.environment, in: folder, sagas: try PatientSagas.folder(in: folder))
             defer { server.kill9() }
             let env = ["SKALD_SERVER": server.url]
             let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -52,7 +54,9 @@ import Testing
     @Test func aRunWithoutAValidTraceparentStartsATraceOfItsOwn() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let server = try await ServeProcess(db: try await DatabaseKind.sqlite.newDatabase(), environment: participants.environment, in: folder)
+            let server = try await ServeProcess(
+                db: try await DatabaseKind.sqlite.newDatabase(), environment: participants.environment, in: folder,
+                sagas: try PatientSagas.folder(in: folder))
             defer { server.kill9() }
             try await withHTTPClient { http in
                 let api = APIClient(http: http, base: server.url)
