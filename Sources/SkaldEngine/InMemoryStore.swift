@@ -118,7 +118,8 @@ public actor InMemoryStore: SagaStore {
             RunSummary(
                 id: run.id, sagaName: run.sagaName, sagaVersion: run.sagaVersion, status: run.state.status, createdAt: run.createdAt,
                 updatedAt: run.updatedAt, failure: run.state.failure, compensationFailure: run.state.compensationFailure,
-                stuck: run.state.stuck, idempotencyKey: run.idempotencyKey)
+                stuck: run.state.stuck, idempotencyKey: run.idempotencyKey,
+                currentStep: run.state.steps.first { $0.status == .running || $0.status == .compensating }?.name)
         }
         return RunPage(runs: page, nextCursor: matching.count > query.limit ? page.last?.id : nil)
     }

@@ -130,11 +130,14 @@ public struct RunSummary: Sendable {
     public var compensationFailure: RunFailure?
     public var stuck: RunFailure?
     public var idempotencyKey: String?
+    /// The first step (in file order) being sent, undone or waiting to be retried, for an unfinished run.
+    public var currentStep: String?
 
     public init(
         id: String, sagaName: String, sagaVersion: Int, status: RunStatus, createdAt: Date, updatedAt: Date,
-        failure: RunFailure?, compensationFailure: RunFailure?, stuck: RunFailure? = nil, idempotencyKey: String?
+        failure: RunFailure?, compensationFailure: RunFailure?, stuck: RunFailure? = nil, idempotencyKey: String?, currentStep: String? = nil
     ) {
+        self.currentStep = currentStep
         self.stuck = stuck
         self.id = id
         self.sagaName = sagaName

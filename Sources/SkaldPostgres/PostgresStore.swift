@@ -1101,7 +1101,12 @@ public final class PostgresStore: SharedRunStore {
         if let key = query.idempotencyKey { bind("idempotency_key = ?", key) }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         bindings.append(query.limit + 1)
-        let sql = PostgresQuery(unsafeSQL: "SELECT * FROM run \(whereClause) ORDER BY id DESC LIMIT $\(bindings.count)", binds: bindings)
+        let sql = PostgresQuery(
+            unsafeSQL: """
+                SELECT run.*, (SELECT name FROM step WHERE step.run_id = run.id AND step.status IN ('running', 'compensating')
+                    ORDER BY position LIMIT 1) AS current_step
+                FROM run \(whereClause) ORDER BY id DESC LIMIT $\(bindings.count)
+                """, binds: bindings)
         let limit = query.limit
         return try await reading { db in
             let rows = try await db.query(sql, logger: logger).collect()
@@ -1116,7 +1121,8 @@ public final class PostgresStore: SharedRunStore {
                     failure: try Self.failure(columns, "failure_step", "failure_reason"),
                     compensationFailure: try Self.failure(columns, "compensation_failure_step", "compensation_failure_reason"),
                     stuck: try Self.failure(columns, "stuck_step", "stuck_reason"),
-                    idempotencyKey: try columns["idempotency_key"].decode(String?.self))
+                    idempotencyKey: try columns["idempotency_key"].decode(String?.self),
+                    currentStep: try columns["current_step"].decode(String?.self))
             }
             return RunPage(runs: Array(runs), nextCursor: rows.count > limit ? runs.last?.id : nil)
         }

@@ -505,7 +505,13 @@ public final class SQLiteStore: SagaStore {
             }
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments += [query.limit + 1]
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM run \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT run.*, (SELECT name FROM step WHERE step.run_id = run.id AND step.status IN ('running', 'compensating')
+                        ORDER BY position LIMIT 1) AS current_step
+                    FROM run \(whereClause) ORDER BY id DESC LIMIT ?
+                    """, arguments: arguments)
             let runs = try rows.prefix(query.limit).map { row in
                 RunSummary(
                     id: row["id"], sagaName: row["saga_name"], sagaVersion: row["saga_version"],
@@ -514,7 +520,7 @@ public final class SQLiteStore: SagaStore {
                     failure: Self.failure(row, "failure_step", "failure_reason"),
                     compensationFailure: Self.failure(row, "compensation_failure_step", "compensation_failure_reason"),
                     stuck: Self.failure(row, "stuck_step", "stuck_reason"),
-                    idempotencyKey: row["idempotency_key"])
+                    idempotencyKey: row["idempotency_key"], currentStep: row["current_step"])
             }
             return RunPage(runs: Array(runs), nextCursor: rows.count > query.limit ? runs.last?.id : nil)
         }

@@ -95,6 +95,17 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
         }
     }
     router.get("/health") { _, context in try await api.health(logger: context.logger) }
+    // The console: a page that reads the API (its calls carry the token; the page itself holds nothing).
+    router.get("/") { _, _ in
+        Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/html; charset=utf-8",
+                .contentSecurityPolicy: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                .cacheControl: "no-cache",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: ConsolePage.html)))
+    }
     let v1 = router.group("v1")
     v1.add(middleware: JSONBodyMiddleware())
     v1.get("openapi.json") { _, _ in
@@ -105,6 +116,7 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     v1.post("definitions") { request, _ in try await api.registerDefinition(request) }
     v1.post("runs") { request, _ in try await api.startRun(request) }
     v1.get("runs") { request, _ in try await api.listRuns(request) }
+    v1.get("counts") { _, _ in try await api.counts() }
     v1.get("runs/:id") { _, context in try await api.getRun(try context.parameters.require("id")) }
     v1.get("runs/:id/events") { request, context in try await api.events(request, runID: try context.parameters.require("id")) }
     v1.post("runs/:id/cancel") { request, context in try await api.cancel(request, runID: try context.parameters.require("id")) }
@@ -145,6 +157,14 @@ struct API: Sendable {
 
     // MARK: - Definitions
 
+    /// How many runs are in each status (every status named, zero included).
+    func counts() async throws -> Response {
+        let counts = try await store.runCounts()
+        var object: [String: JSONValue] = [:]
+        for status in RunStatus.allCases { object[status.rawValue] = .int(Int64(counts[status] ?? 0)) }
+        return .json(["counts": .object(object), "total": .int(Int64(counts.values.reduce(0, +)))])
+    }
+
     func listDefinitions() async throws -> Response {
         let definitions = try await store.definitions()
         return .json(["definitions": .array(definitions.map { Representation.definition($0, full: false) })])
@@ -162,7 +182,8 @@ struct API: Sendable {
         guard let definition = try await store.definition(name: name, version: version) else {
             throw APIError.notFound("no saga \"\(name)\"\(version.map { " version \($0)" } ?? "") is registered; register it with POST /v1/definitions or skald define FILE")
         }
-        return .json(Representation.definition(definition, full: true))
+        let graph = (try? engine.definition(definition)).map(Representation.graph)
+        return .json(Representation.definition(definition, full: true, graph: graph ?? .null))
     }
 
     func registerDefinition(_ request: Request) async throws -> Response {
@@ -314,7 +335,9 @@ struct API: Sendable {
 
     func getRun(_ runID: String) async throws -> Response {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
-        return .json(Representation.run(run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID)))
+        let graph = (try? DefinitionParser.parse(run.definitionDocument)).map(Representation.graph) ?? .null
+        return .json(
+            Representation.run(run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID), graph: graph))
     }
 
     func events(_ request: Request, runID: String) async throws -> Response {

@@ -155,6 +155,11 @@ extension OpenAPIDocument {
           },
           "stuck": {
             "$ref": "#/components/schemas/Failure"
+          },
+          "currentStep": {
+            "type": "string",
+            "nullable": true,
+            "description": "The first step being sent, undone or waiting to be retried (unfinished runs)"
           }
         }
       },
@@ -311,6 +316,9 @@ extension OpenAPIDocument {
                 "type": "string",
                 "nullable": true,
                 "description": "The run's traceparent: the caller's (POST /v1/runs with a traceparent header) or one Skald made"
+              },
+              "graph": {
+                "$ref": "#/components/schemas/Graph"
               }
             }
           }
@@ -403,6 +411,48 @@ extension OpenAPIDocument {
                 }
               }
             }
+          },
+          "graph": {
+            "$ref": "#/components/schemas/Graph"
+          }
+        }
+      },
+      "Graph": {
+        "type": "object",
+        "nullable": true,
+        "description": "The saga's steps wave by wave and their dependencies, for drawing it",
+        "properties": {
+          "waves": {
+            "type": "array",
+            "items": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              }
+            }
+          },
+          "steps": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "name": {
+                  "type": "string"
+                },
+                "dependsOn": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                },
+                "pivot": {
+                  "type": "boolean"
+                },
+                "compensation": {
+                  "type": "boolean"
+                }
+              }
+            }
           }
         }
       }
@@ -487,6 +537,25 @@ extension OpenAPIDocument {
     {}
   ],
   "paths": {
+    "/": {
+      "get": {
+        "operationId": "console",
+        "summary": "The web console: one HTML page that reads this API (no token needed for the page; its API calls send the token)",
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "The console page",
+            "content": {
+              "text/html": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
     "/health": {
       "get": {
         "operationId": "health",
@@ -1597,6 +1666,44 @@ extension OpenAPIDocument {
                 }
               }
             }
+          }
+        }
+      }
+    },
+    "/v1/counts": {
+      "get": {
+        "operationId": "countRuns",
+        "summary": "How many runs are in each status",
+        "responses": {
+          "200": {
+            "description": "Every status with its count (zero included), and the total",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "counts",
+                    "total"
+                  ],
+                  "properties": {
+                    "counts": {
+                      "type": "object",
+                      "additionalProperties": {
+                        "type": "integer",
+                        "minimum": 0
+                      }
+                    },
+                    "total": {
+                      "type": "integer",
+                      "minimum": 0
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
           }
         }
       }

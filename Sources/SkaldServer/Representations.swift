@@ -26,11 +26,28 @@ enum Representation {
             "status": .string(run.status.rawValue), "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
             "failure": failure(run.failure), "compensationFailure": failure(run.compensationFailure), "stuck": failure(run.stuck),
             "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null, "links": links(run.id),
+            "currentStep": run.currentStep.map(JSONValue.string) ?? .null,
+        ]
+    }
+
+    /// The saga's shape, for drawing it: its steps wave by wave (as `skald plan` computes them) and each step's
+    /// dependencies, whether it is the pivot and whether it declares a compensation.
+    static func graph(_ saga: SagaDefinition) -> JSONValue {
+        let plan = Planner.plan(saga, failAt: [])
+        return [
+            "waves": .array(plan.waves.map { .array($0.map(JSONValue.string)) }),
+            "steps": .array(
+                zip(plan.steps, saga.steps).map { planned, step in
+                    [
+                        "name": .string(planned.name), "dependsOn": .array(planned.dependsOn.map(JSONValue.string)),
+                        "pivot": .bool(planned.isPivot), "compensation": .bool(step.compensation != nil),
+                    ]
+                }),
         ]
     }
 
     /// - Parameter input: the run's input as it may be shown (sensitive fields masked).
-    static func run(_ run: StoredRun, input: JSONValue, attempts: [AttemptRecord]) -> JSONValue {
+    static func run(_ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: JSONValue = .null) -> JSONValue {
         let steps: [JSONValue] = run.state.steps.enumerated().map { index, step in
             let stepAttempts = attempts.filter { $0.key.step == index }.map(attempt)
             return [
@@ -53,7 +70,7 @@ enum Representation {
             "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null,
             "traceId": run.trace.map { .string($0.traceID) } ?? .null,
             "traceparent": run.trace.map { .string($0.parent) } ?? .null,
-            "steps": .array(steps), "links": links(run.id),
+            "steps": .array(steps), "links": links(run.id), "graph": graph,
         ]
     }
 
@@ -79,7 +96,7 @@ enum Representation {
         ]
     }
 
-    static func definition(_ definition: StoredDefinition, full: Bool) -> JSONValue {
+    static func definition(_ definition: StoredDefinition, full: Bool, graph: JSONValue? = nil) -> JSONValue {
         var out: [String: JSONValue] = [
             "name": .string(definition.name), "version": .int(Int64(definition.version)), "hash": .string(definition.hash),
             "registeredAt": timestamp(definition.createdAt),
@@ -87,6 +104,7 @@ enum Representation {
             "steps": .array((definition.document["steps"]?.arrayValue ?? []).map { $0["name"] ?? .null }),
         ]
         if full { out["definition"] = maskingSecretHeaders(definition.document) }
+        if let graph { out["graph"] = graph }
         return .object(out)
     }
 

@@ -22,12 +22,14 @@ struct RouteTable: Sendable {
     }
 
     static let api = RouteTable(routes: [
+        Route("/", [.get]),
         Route("/health", [.get]),
         Route("/v1/openapi.json", [.get]),
         Route("/v1/definitions", [.get, .post]),
         Route("/v1/definitions/:name", [.get], query: ["version"]),
         Route("/v1/runs", [.get, .post], query: ["status", "saga", "limit", "cursor", "since", "until", "idempotencyKey"]),
         Route("/v1/runs/:id", [.get]),
+        Route("/v1/counts", [.get]),
         Route("/v1/runs/:id/events", [.get], query: ["after", "wait"]),
         Route("/v1/runs/:id/cancel", [.post]),
         Route("/v1/runs/:id/retry", [.post]),

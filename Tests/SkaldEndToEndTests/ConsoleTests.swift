@@ -1,0 +1,59 @@
+import Foundation
+import SkaldCore
+import SkaldDemo
+import Testing
+
+/// The web console in a real browser: headless Chromium (Debian's `chromium`) driven by `scripts/console-check.py`
+/// through Playwright, against the real `skald serve`. It lists the runs started through the API, follows a running
+/// run to its end without a reload after cancelling it from the page, draws the graph and the timeline, and writes a
+/// screenshot of each page (their folder is printed). Without Chromium or Playwright the test fails: it does not
+/// skip.
+@Suite struct ConsoleTests {
+    @Test func anOperatorFollowsAndCancelsARunInTheConsole() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let token = "console-token"
+            let server = try await ServeProcess(
+                db: try await DatabaseKind.sqlite.newDatabase(), environment: participants.environment, in: folder,
+                sagas: try PatientSagas.folder(in: folder), extra: ["--token", token])
+            defer { server.kill9() }
+            let running = try await withHTTPClient { http in
+                let api = APIClient(http: http, base: server.url, token: token)
+                for order in ["c-1", "c-2"] {
+                    let (status, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: order)])
+                    #expect(status == 201)
+                    let id = try #require(run["id"]?.stringValue)
+                    try await waitFor("run \(id) to complete") { (try? await api.call(.GET, "/v1/runs/\(id)"))?.json["status"] == "completed" }
+                }
+                await participants[.inventory].setFaults(Faults(hold: true))
+                let (_, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "c-3")])
+                await participants[.inventory].waitForHeld()
+                return try #require(run["id"]?.stringValue)
+            }
+
+            let screenshots = folder.appendingPathComponent("console-screenshots")
+            let check = try ChildProcess(
+                executable: "/usr/bin/env", ["python3", "scripts/console-check.py", server.url + "/", token, running, screenshots.path],
+                environment: ProcessInfo.processInfo.environment, directory: packageRoot, outputIn: folder)
+            // The page cancelled the run; the held reservation is answered now, and the run is compensated.
+            try await waitFor("the console to cancel the run", limit: .seconds(180)) {
+                check.stdout.contains("cancel confirmed") || !check.isRunning
+            }
+            await participants[.inventory].setFaults(Faults())
+            await participants[.inventory].releaseHeld()
+            let exit = await check.waitForExit()
+            print("console screenshots: \(screenshots.path)")
+            #expect(exit.status == 0, "\(check.stdout)\(check.stderr)")
+            #expect(check.stdout.contains("the run turned compensated on screen without a reload"), "\(check.stdout)")
+            for page in ["runs", "run-running", "run", "definitions"] {
+                let size = (try? FileManager.default.attributesOfItem(atPath: screenshots.appendingPathComponent("\(page).png").path))?[.size] as? Int
+                #expect((size ?? 0) > 10_000, "no screenshot of \(page)")
+            }
+            try await withHTTPClient { http in
+                let run = try await APIClient(http: http, base: server.url, token: token).call(.GET, "/v1/runs/\(running)").json
+                #expect(run["status"] == "compensated")
+            }
+            #expect(await participants[.inventory].ledger.map(\.action).suffix(2) == ["reserve", "release"])
+        }
+    }
+}

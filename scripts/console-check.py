@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Drives the web console of a running `skald serve` in headless Chromium (Debian's `chromium`, through Playwright),
+as an operator would, and writes a screenshot of each page. Started by ConsoleTests (the Swift test that prepares the
+server, its runs and the participants); it prints what it checks and exits 1 at the first thing that is wrong.
+
+    scripts/console-check.py URL TOKEN RUNNING_RUN_ID SCREENSHOT_FOLDER
+
+RUNNING_RUN_ID is a run held in its first step by its participant. The script cancels it through the console, prints
+"cancel confirmed", and waits (without reloading) for the page to show it compensated: the test releases the held
+call when it reads that line.
+"""
+import os
+import shutil
+import sys
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    print("console-check: Python's playwright is missing: python3 -m pip install playwright (it drives the system Chromium)")
+    sys.exit(2)
+
+
+def chromium_path():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    print("console-check: no Chromium found: apt-get install chromium")
+    sys.exit(2)
+
+
+def step(text):
+    print("console-check: " + text, flush=True)
+
+
+def wait_until(page, condition, what, timeout_ms=60_000):
+    """Polls `condition` (locator reads only: the page's Content-Security-Policy forbids evaluating strings in it)."""
+    waited = 0
+    while not condition():
+        if waited >= timeout_ms:
+            raise SystemExit("console-check: timed out waiting for " + what)
+        page.wait_for_timeout(100)
+        waited += 100
+
+
+def main():
+    url, token, running, folder = sys.argv[1:5]
+    os.makedirs(folder, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        timeout = 60_000
+
+        # The token is asked for once, then kept for the tab.
+        page.goto(url)
+        page.wait_for_selector("#token-dialog[open]", timeout=timeout)
+        page.fill("#token-input", token)
+        page.click("#token-form button")
+        page.wait_for_selector(f'#runs-body tr[data-run="{running}"]', timeout=timeout)
+        rows = page.locator("#runs-body tr").count()
+        if rows < 3:
+            raise SystemExit(f"console-check: the runs table shows {rows} runs, expected at least 3")
+        status = page.locator(f'#runs-body tr[data-run="{running}"] .badge').inner_text()
+        if status != "running":
+            raise SystemExit(f"console-check: the held run shows as {status!r}, expected 'running'")
+        current = page.locator(f'#runs-body tr[data-run="{running}"] td').nth(5).inner_text()
+        if "reserve-stock" not in current:
+            raise SystemExit(f"console-check: the held run's current step shows as {current!r}")
+        running_count = page.locator('.count[data-status="running"] b').inner_text()
+        completed_count = page.locator('.count[data-status="completed"] b').inner_text()
+        if running_count != "1" or completed_count != "2":
+            raise SystemExit(f"console-check: counts show running={running_count} completed={completed_count}, expected 1 and 2")
+        step("runs listed: %d rows, running=%s completed=%s" % (rows, running_count, completed_count))
+        page.screenshot(path=os.path.join(folder, "runs.png"), full_page=True)
+
+        # Filtering by status and searching by id.
+        page.select_option("#filter-status", "completed")
+        badges = page.locator("#runs-body .badge")
+        wait_until(page, lambda: badges.count() == 2 and badges.all_inner_texts() == ["completed", "completed"], "the completed runs only")
+        page.fill("#search", running)
+        page.press("#search", "Enter")
+        rows = page.locator("#runs-body tr")
+        wait_until(page, lambda: rows.count() == 1 and rows.first.get_attribute("data-run") == running, "the searched run only")
+        step("filter by status and search by id work")
+
+        # The running run: graph and timeline drawn, then cancelled through the console.
+        page.click(f'#runs-body tr[data-run="{running}"] a')
+        page.wait_for_selector('#graph g[data-step="reserve-stock"][data-status="running"]', timeout=timeout)
+        page.wait_for_selector("#timeline rect[data-outcome='in_flight']", timeout=timeout)
+        steps = page.locator("#graph g[data-step]").count()
+        if steps != 3:
+            raise SystemExit(f"console-check: the graph has {steps} steps, expected 3")
+        if page.locator("#action-retry").count() or page.locator("#action-resolve").count():
+            raise SystemExit("console-check: retry or resolve is offered for a running run")
+        step("run page: graph with 3 steps, attempt in flight on the timeline")
+        page.screenshot(path=os.path.join(folder, "run-running.png"), full_page=True)
+        page.click("#action-cancel")
+        page.wait_for_selector("#action-dialog[open]", timeout=timeout)
+        page.fill("#action-note", "customer called to cancel")
+        page.fill("#action-by", "console-check")
+        page.click("#action-confirm")
+        page.wait_for_selector('h2 .badge[data-status="compensating"], h2 .badge[data-status="compensated"]', timeout=timeout)
+        step("cancel confirmed")
+        # No reload from here: the page follows the run through the events long poll.
+        page.wait_for_selector('h2 .badge[data-status="compensated"]', timeout=timeout)
+        page.wait_for_selector('#graph g[data-step="reserve-stock"][data-status="compensated"]', timeout=timeout)
+        page.wait_for_selector("#timeline rect[data-phase='compensate']", timeout=timeout)
+        history = page.locator("#history").inner_text()
+        if "run_cancelled" not in history or "console-check" not in history:
+            raise SystemExit("console-check: the history does not show who cancelled: " + history[:400])
+        if page.locator("#action-cancel").count():
+            raise SystemExit("console-check: cancel is still offered for a compensated run")
+        step("the run turned compensated on screen without a reload")
+        page.screenshot(path=os.path.join(folder, "run.png"), full_page=True)
+
+        # Definitions: the saga's graph.
+        page.goto(url + "#/definitions/checkout")
+        page.wait_for_selector('[data-definition="checkout@1"] #graph g[data-step="ship-order"]', timeout=timeout)
+        step("definitions page: checkout's graph drawn")
+        page.screenshot(path=os.path.join(folder, "definitions.png"), full_page=True)
+
+        if errors:
+            raise SystemExit("console-check: the page raised errors: " + "; ".join(errors))
+        browser.close()
+    step("all checks passed; screenshots in " + folder)
+
+
+if __name__ == "__main__":
+    main()
