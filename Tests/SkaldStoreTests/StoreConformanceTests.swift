@@ -31,29 +31,35 @@ func newRun(_ id: String, input: JSONValue = [:], key: String? = nil, at: Date =
     NewRun(id: id, definition: definition, input: input, createdAt: at, idempotencyKey: key)
 }
 
+/// Stores `run` (of `definition`) as far as this: a succeeds with a response, then b times out, so b's outcome is
+/// unknown and the run is compensating (a is due to be undone).
+func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
+    let id = run.id
+    let start = machine.start(runID: id, at: t0)
+    _ = try await store.createRun(run, transition: start)
+    let begun = machine.beginAttempt(start.state, step: 0, at: t0)
+    let key = AttemptKey(runID: id, step: 0, stepName: "a", phase: .forward, number: 1)
+    try await store.recordAttemptStarted(key, at: t0, transition: begun)
+    let outcome = AttemptOutcome.succeeded(StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
+    let finished = machine.finishAttempt(begun.state, step: 0, outcome: outcome, duration: .milliseconds(12), at: t0, jitterSample: 0)
+    try await store.recordAttemptFinished(
+        AttemptResult(attempt: key, outcome: outcome, duration: .milliseconds(12), finishedAt: t0), transition: finished)
+    let second = machine.beginAttempt(finished.state, step: 1, at: t0)
+    let secondKey = AttemptKey(runID: id, step: 1, stepName: "b", phase: .forward, number: 1)
+    try await store.recordAttemptStarted(secondKey, at: t0, transition: second)
+    let timedOut = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "no complete response within 1s", isRetryable: false))
+    let failed = machine.finishAttempt(second.state, step: 1, outcome: timedOut, duration: .seconds(1), at: t0, jitterSample: 0)
+    try await store.recordAttemptFinished(
+        AttemptResult(attempt: secondKey, outcome: timedOut, duration: .seconds(1), finishedAt: t0), transition: failed)
+}
+
 @Suite(.serialized) struct StoreConformanceTests {
     @Test(arguments: StoreKind.allCases)
     func storesAndReloadsEveryTransition(kind: StoreKind) async throws {
         let location = try await kind.newDatabase()
         let input: JSONValue = ["sku": "S1", "n": 2, "big": .bigInteger("123456789012345678901234567890")]
         try await kind.with(location) { store in
-            let start = machine.start(runID: "R1", at: t0)
-            _ = try await store.createRun(newRun("R1", input: input), transition: start)
-            let begun = machine.beginAttempt(start.state, step: 0, at: t0)
-            let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
-            try await store.recordAttemptStarted(key, at: t0, transition: begun)
-            let outcome = AttemptOutcome.succeeded(StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
-            let finished = machine.finishAttempt(begun.state, step: 0, outcome: outcome, duration: .milliseconds(12), at: t0, jitterSample: 0)
-            try await store.recordAttemptFinished(
-                AttemptResult(attempt: key, outcome: outcome, duration: .milliseconds(12), finishedAt: t0), transition: finished)
-            // b times out: its attempt is stored as finished, the step as unknown, and b is compensated.
-            let second = machine.beginAttempt(finished.state, step: 1, at: t0)
-            let secondKey = AttemptKey(runID: "R1", step: 1, stepName: "b", phase: .forward, number: 1)
-            try await store.recordAttemptStarted(secondKey, at: t0, transition: second)
-            let timedOut = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "no complete response within 1s", isRetryable: false))
-            let failed = machine.finishAttempt(second.state, step: 1, outcome: timedOut, duration: .seconds(1), at: t0, jitterSample: 0)
-            try await store.recordAttemptFinished(
-                AttemptResult(attempt: secondKey, outcome: timedOut, duration: .seconds(1), finishedAt: t0), transition: failed)
+            try await storeATimedOutRun(newRun("R1", input: input), in: store)
         }
         // A new store on the same database: what a restarted process sees.
         try await kind.with(location) { store in
@@ -365,24 +371,9 @@ let unregistered = try! DefinitionParser.parse(Array("""
         try await source.with(from) { store in
             #expect(try await store.registerDefinition(definition, at: t0) == .registered)
             // R1 is compensating after b timed out; R2 has an attempt in flight (its process died while sending it).
-            let start = machine.start(runID: "R1", at: t0)
             var traced = newRun("R1", input: input, key: "order-1")
             traced.trace = RunTrace(parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", state: "congo=t61rcWkgMzE")
-            _ = try await store.createRun(traced, transition: start)
-            let begun = machine.beginAttempt(start.state, step: 0, at: t0)
-            let key = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 1)
-            try await store.recordAttemptStarted(key, at: t0, transition: begun)
-            let outcome = AttemptOutcome.succeeded(StepResponse(status: 201, body: ["id": "res-1", "n": 2.5]))
-            let finished = machine.finishAttempt(begun.state, step: 0, outcome: outcome, duration: .milliseconds(12), at: t0, jitterSample: 0)
-            try await store.recordAttemptFinished(
-                AttemptResult(attempt: key, outcome: outcome, duration: .milliseconds(12), finishedAt: t0), transition: finished)
-            let second = machine.beginAttempt(finished.state, step: 1, at: t0)
-            let secondKey = AttemptKey(runID: "R1", step: 1, stepName: "b", phase: .forward, number: 1)
-            try await store.recordAttemptStarted(secondKey, at: t0, transition: second)
-            let timedOut = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "no complete response within 1s", isRetryable: false))
-            let failed = machine.finishAttempt(second.state, step: 1, outcome: timedOut, duration: .seconds(1), at: t0, jitterSample: 0)
-            try await store.recordAttemptFinished(
-                AttemptResult(attempt: secondKey, outcome: timedOut, duration: .seconds(1), finishedAt: t0), transition: failed)
+            try await storeATimedOutRun(traced, in: store)
 
             let other = machine.start(runID: "R2", at: t0)
             _ = try await store.createRun(newRun("R2"), transition: other)
