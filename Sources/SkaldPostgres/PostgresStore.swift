@@ -396,124 +396,21 @@ public final class PostgresStore: SharedRunStore {
     /// - Throws: `RunOwnershipLost` when another node owns the run now; `StoreError` for an unknown run or an
     ///   attempt not in flight.
     func write(_ transition: SagaMachine.Transition, runID: String, at: Date, attempt: AttemptWrite?) async throws {
-        let state = transition.state
-        var binds = PostgresBindings()
-        func bind(_ value: some PostgresNonThrowingEncodable & Sendable) -> String {
-            binds.append(value)
-            return "$\(binds.count)"
-        }
-        func bindOptional<T: PostgresNonThrowingEncodable & Sendable>(_ value: T?, as type: String) -> String {
-            guard let value else { return "NULL::\(type)" }
-            return bind(value)
-        }
-        let run = bind(runID)
-        let owner = bind(node)
-        var steps: [JSONValue] = []
-        for position in transition.changedSteps ?? Array(state.steps.indices) {
-            let step = state.steps[position]
-            steps.append([
-                "position": .int(Int64(position)), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
-                "compensation_attempts": .int(Int64(step.compensationAttempts)),
-                "compensation_attempts_base": .int(Int64(step.compensationAttemptsBase)), "attempts_base": .int(Int64(step.attemptsBase)),
-                "first_attempt_at": step.firstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
-                "compensation_first_attempt_at": step.compensationFirstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
-                "due_at": step.dueAt.map { .double($0.timeIntervalSince1970) } ?? .null,
-                "response_status": step.response.map { .int(Int64($0.status)) } ?? .null,
-                "response_body": step.response.map { .string($0.body.jsonText) } ?? .null,
-                "last_error": step.lastError.map(JSONValue.string) ?? .null, "outcome_unknown": .bool(step.outcomeUnknown),
-            ])
-        }
-        let events: [JSONValue] = transition.events.enumerated().map { index, event in
-            [
-                "n": .int(Int64(index)), "at": .double(event.at.timeIntervalSince1970), "kind": .string(event.kind.rawValue),
-                "step": event.step.map(JSONValue.string) ?? .null, "phase": event.phase.map { .string($0.rawValue) } ?? .null,
-                "attempt": event.attempt.map { .int(Int64($0)) } ?? .null, "message": .string(event.message),
-                "data": .string(event.data.jsonText),
-            ]
-        }
-        var sql = """
-            WITH r AS (
-                UPDATE run SET status = \(bind(state.status.rawValue)), failure_step = \(bindOptional(state.failure?.step, as: "text")),
-                    failure_reason = \(bindOptional(state.failure?.reason, as: "text")),
-                    compensation_failure_step = \(bindOptional(state.compensationFailure?.step, as: "text")),
-                    compensation_failure_reason = \(bindOptional(state.compensationFailure?.reason, as: "text")),
-                    stuck_step = \(bindOptional(state.stuck?.step, as: "text")), stuck_reason = \(bindOptional(state.stuck?.reason, as: "text")),
-                    deadline_at = \(bindOptional(state.deadlineAt?.timeIntervalSince1970, as: "float8")),
-                    updated_at = \(bind(at.timeIntervalSince1970))
-                WHERE id = \(run) AND owner = \(owner)
-                RETURNING id),
-            s AS (
-                UPDATE step SET status = x.status, attempts = x.attempts, compensation_attempts = x.compensation_attempts,
-                    compensation_attempts_base = x.compensation_attempts_base, attempts_base = x.attempts_base,
-                    first_attempt_at = x.first_attempt_at, compensation_first_attempt_at = x.compensation_first_attempt_at,
-                    due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
-                    outcome_unknown = x.outcome_unknown
-                FROM jsonb_to_recordset(\(bind(JSONValue.array(steps).jsonText))::jsonb) AS x(
-                    position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
-                    first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
-                    last_error text, outcome_unknown boolean)
-                WHERE step.run_id = \(run) AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
-                RETURNING 1),
-            e AS (
-                INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
-                SELECT \(run), x.at, x.kind, x.step, x.phase, x.attempt, x.message, x.data
-                FROM jsonb_to_recordset(\(bind(JSONValue.array(events).jsonText))::jsonb)
-                    AS x(n int, at float8, kind text, step text, phase text, attempt int, message text, data text)
-                WHERE EXISTS (SELECT 1 FROM r)
-                ORDER BY x.n
-                RETURNING 1)
-            """
-        var attemptCheck = ""
-        switch attempt {
-        case .started(let key)?:
-            sql += """
-                ,
-                a AS (
-                    INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, node)
-                    SELECT \(run), \(bind(key.step)), \(bind(key.phase.rawValue)), \(bind(key.number)), \(bind(key.stepName)),
-                        \(bind(at.timeIntervalSince1970)), \(owner)
-                    WHERE EXISTS (SELECT 1 FROM r)
-                    RETURNING 1)
-                """
-            attemptCheck = "WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')"
-        case .resent(let key)?:
-            sql += """
-                ,
-                a AS (
-                    UPDATE attempt SET sends = sends + 1, started_at = \(bind(at.timeIntervalSince1970)), node = \(owner)
-                    WHERE run_id = \(run) AND position = \(bind(key.step)) AND phase = \(bind(key.phase.rawValue)) AND number = \(bind(key.number))
-                        AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
-                    RETURNING 1)
-                """
-            attemptCheck = "WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')"
-        case .finished(let result)?:
-            var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
-            record.finish(with: result)
-            let key = result.attempt
-            sql += """
-                ,
-                a AS (
-                    UPDATE attempt SET finished_at = \(bind(result.finishedAt.timeIntervalSince1970)),
-                        succeeded = \(bindOptional(record.succeeded, as: "boolean")), http_status = \(bindOptional(record.httpStatus, as: "integer")),
-                        error = \(bindOptional(record.error, as: "text")), duration_ms = \(bindOptional(record.durationMs, as: "integer"))
-                    WHERE run_id = \(run) AND position = \(bind(key.step)) AND phase = \(bind(key.phase.rawValue)) AND number = \(bind(key.number))
-                        AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
-                    RETURNING 1)
-                """
-            attemptCheck = "WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')"
-        case nil:
-            break
-        }
-        sql += """
-
-            SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('skald: not the owner')
-                \(attemptCheck) ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
-            """
-        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        let common = TransitionStatements.Common(transition, runID: runID, owner: node, at: at)
         let logger = logger
         do {
             let started = ContinuousClock.now
-            _ = try await reading { db in try await db.query(query, logger: logger).collect() }
+            _ = try await reading { db in
+                switch attempt {
+                case nil: try await Self.run(TransitionStatements.Only(common: common), on: db, logger)
+                case .started(let key)?: try await Self.run(TransitionStatements.Started(common: common, key: key), on: db, logger)
+                case .resent(let key)?: try await Self.run(TransitionStatements.Resent(common: common, key: key), on: db, logger)
+                case .finished(let result)?:
+                    var record = AttemptRecord(key: result.attempt, startedAt: result.finishedAt)
+                    record.finish(with: result)
+                    try await Self.run(TransitionStatements.Finished(common: common, record: record), on: db, logger)
+                }
+            }
             metrics.committed(transitions: 1, in: ContinuousClock.now - started)
         } catch let error as StoreError where error.message.contains("skald: not the owner") {
             let owner = try await reading { db in
@@ -528,6 +425,11 @@ public final class PostgresStore: SharedRunStore {
             case nil: throw error
             }
         }
+    }
+
+    /// Runs one of the transition statements, prepared once per connection, to its end.
+    static func run<Statement: PostgresPreparedStatement>(_ statement: Statement, on db: PostgresConnection, _ logger: Logger) async throws {
+        for try await _ in try await db.execute(statement, logger: logger) {}
     }
 
     static func notInFlight(_ attempt: AttemptKey) -> StoreError {

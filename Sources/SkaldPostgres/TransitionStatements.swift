@@ -1,0 +1,210 @@
+import Foundation
+import PostgresNIO
+import SkaldCore
+import SkaldEngine
+
+/// The one statement that stores a transition (see `PostgresStore.write`), in its four shapes, as prepared statements:
+/// each connection parses and plans each shape once, instead of once per transition (which was most of the server's
+/// time per transition). Every value is a parameter, NULLs included, so the text of each shape never changes.
+///
+/// Parameters: $1 run, $2 owner (this node), $3 status, $4–$9 failure, compensation failure and stuck (step, reason),
+/// $10 deadline, $11 time, $12 the changed steps and $13 the events (JSON arrays), then the attempt's own.
+enum TransitionStatements {
+    /// The run (fenced on the owner), the changed steps and the events; `a` is the attempt's CTE when there is one.
+    static func sql(attempt: String?) -> String {
+        let prefix = """
+            WITH r AS (
+                UPDATE run SET status = $3, failure_step = $4, failure_reason = $5, compensation_failure_step = $6,
+                    compensation_failure_reason = $7, stuck_step = $8, stuck_reason = $9, deadline_at = $10, updated_at = $11
+                WHERE id = $1 AND owner = $2
+                RETURNING id),
+            s AS (
+                UPDATE step SET status = x.status, attempts = x.attempts, compensation_attempts = x.compensation_attempts,
+                    compensation_attempts_base = x.compensation_attempts_base, attempts_base = x.attempts_base,
+                    first_attempt_at = x.first_attempt_at, compensation_first_attempt_at = x.compensation_first_attempt_at,
+                    due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
+                    outcome_unknown = x.outcome_unknown
+                FROM jsonb_to_recordset($12::jsonb) AS x(
+                    position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
+                    first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
+                    last_error text, outcome_unknown boolean)
+                WHERE step.run_id = $1 AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
+                RETURNING 1),
+            e AS (
+                INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
+                SELECT $1, x.at, x.kind, x.step, x.phase, x.attempt, x.message, x.data
+                FROM jsonb_to_recordset($13::jsonb)
+                    AS x(n int, at float8, kind text, step text, phase text, attempt int, message text, data text)
+                WHERE EXISTS (SELECT 1 FROM r)
+                ORDER BY x.n
+                RETURNING 1)
+            """
+        guard let attempt else {
+            return prefix + """
+
+                SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('skald: not the owner')
+                    ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
+                """
+        }
+        return prefix + ",\n" + attempt + """
+
+            SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('skald: not the owner')
+                WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')
+                ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
+            """
+    }
+
+    /// $1–$13, the same in every shape.
+    struct Common: Sendable {
+        var runID: String
+        var owner: String
+        var state: RunState
+        var at: Double
+        var steps: String
+        var events: String
+
+        init(_ transition: SagaMachine.Transition, runID: String, owner: String, at: Date) {
+            self.runID = runID
+            self.owner = owner
+            self.state = transition.state
+            self.at = at.timeIntervalSince1970
+            let state = transition.state
+            steps = JSONValue.array(
+                (transition.changedSteps ?? Array(state.steps.indices)).map { position in
+                    let step = state.steps[position]
+                    return [
+                        "position": .int(Int64(position)), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
+                        "compensation_attempts": .int(Int64(step.compensationAttempts)),
+                        "compensation_attempts_base": .int(Int64(step.compensationAttemptsBase)), "attempts_base": .int(Int64(step.attemptsBase)),
+                        "first_attempt_at": step.firstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                        "compensation_first_attempt_at": step.compensationFirstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                        "due_at": step.dueAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                        "response_status": step.response.map { .int(Int64($0.status)) } ?? .null,
+                        "response_body": step.response.map { .string($0.body.jsonText) } ?? .null,
+                        "last_error": step.lastError.map(JSONValue.string) ?? .null, "outcome_unknown": .bool(step.outcomeUnknown),
+                    ]
+                }
+            ).jsonText
+            events = JSONValue.array(
+                transition.events.enumerated().map { index, event in
+                    [
+                        "n": .int(Int64(index)), "at": .double(event.at.timeIntervalSince1970), "kind": .string(event.kind.rawValue),
+                        "step": event.step.map(JSONValue.string) ?? .null, "phase": event.phase.map { .string($0.rawValue) } ?? .null,
+                        "attempt": event.attempt.map { .int(Int64($0)) } ?? .null, "message": .string(event.message),
+                        "data": .string(event.data.jsonText),
+                    ]
+                }
+            ).jsonText
+        }
+
+        func bindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 21)
+            bindings.append(runID)
+            bindings.append(owner)
+            bindings.append(state.status.rawValue)
+            for text in [
+                state.failure?.step, state.failure?.reason, state.compensationFailure?.step, state.compensationFailure?.reason,
+                state.stuck?.step, state.stuck?.reason,
+            ] {
+                Self.append(text, to: &bindings)
+            }
+            Self.append(state.deadlineAt?.timeIntervalSince1970, to: &bindings)
+            bindings.append(at)
+            bindings.append(steps)
+            bindings.append(events)
+            return bindings
+        }
+
+        /// A typed NULL: the parameter's type stays the same whether or not this call has a value.
+        static func append<T: PostgresNonThrowingEncodable>(_ value: T?, to bindings: inout PostgresBindings) {
+            if let value { bindings.append(value) } else { bindings.appendNull() }
+        }
+    }
+
+    static let types: [PostgresDataType] = [.text, .text, .text, .text, .text, .text, .text, .text, .text, .float8, .float8, .text, .text]
+
+    struct Only: PostgresPreparedStatement {
+        static let name = "skald_transition"
+        static let sql = TransitionStatements.sql(attempt: nil)
+        static let bindingDataTypes = types
+        typealias Row = Int
+        var common: Common
+        func makeBindings() -> PostgresBindings { common.bindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
+    }
+
+    struct Started: PostgresPreparedStatement {
+        static let name = "skald_transition_attempt_started"
+        static let sql = TransitionStatements.sql(
+            attempt: """
+                a AS (
+                    INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, node)
+                    SELECT $1, $14, $15, $16, $17, $11, $2
+                    WHERE EXISTS (SELECT 1 FROM r)
+                    RETURNING 1)
+                """)
+        static let bindingDataTypes = types + [.int8, .text, .int8, .text]
+        typealias Row = Int
+        var common: Common
+        var key: AttemptKey
+        func makeBindings() -> PostgresBindings {
+            var bindings = common.bindings()
+            bindings.append(key.step)
+            bindings.append(key.phase.rawValue)
+            bindings.append(key.number)
+            bindings.append(key.stepName)
+            return bindings
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
+    }
+
+    struct Resent: PostgresPreparedStatement {
+        static let name = "skald_transition_attempt_resent"
+        static let sql = TransitionStatements.sql(
+            attempt: """
+                a AS (
+                    UPDATE attempt SET sends = sends + 1, started_at = $11, node = $2
+                    WHERE run_id = $1 AND position = $14 AND phase = $15 AND number = $16 AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
+                    RETURNING 1)
+                """)
+        static let bindingDataTypes = types + [.int8, .text, .int8]
+        typealias Row = Int
+        var common: Common
+        var key: AttemptKey
+        func makeBindings() -> PostgresBindings {
+            var bindings = common.bindings()
+            bindings.append(key.step)
+            bindings.append(key.phase.rawValue)
+            bindings.append(key.number)
+            return bindings
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
+    }
+
+    struct Finished: PostgresPreparedStatement {
+        static let name = "skald_transition_attempt_finished"
+        static let sql = TransitionStatements.sql(
+            attempt: """
+                a AS (
+                    UPDATE attempt SET finished_at = $11, succeeded = $17, http_status = $18, error = $19, duration_ms = $20
+                    WHERE run_id = $1 AND position = $14 AND phase = $15 AND number = $16 AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
+                    RETURNING 1)
+                """)
+        static let bindingDataTypes = types + [.int8, .text, .int8, .bool, .int8, .text, .int8]
+        typealias Row = Int
+        var common: Common
+        var record: AttemptRecord
+        func makeBindings() -> PostgresBindings {
+            var bindings = common.bindings()
+            bindings.append(record.key.step)
+            bindings.append(record.key.phase.rawValue)
+            bindings.append(record.key.number)
+            Common.append(record.succeeded, to: &bindings)
+            Common.append(record.httpStatus, to: &bindings)
+            Common.append(record.error, to: &bindings)
+            Common.append(record.durationMs, to: &bindings)
+            return bindings
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
+    }
+}
