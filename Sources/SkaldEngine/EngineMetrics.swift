@@ -17,9 +17,12 @@ import SkaldCore
 /// - `skald_retries_scheduled_total{saga,step,phase}`
 public struct EngineMetrics: Sendable {
     let factory: any MetricsFactory
+    /// Without a factory that records, nothing is built per event (the engine's hot path).
+    let isRecording: Bool
 
     public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory
+        isRecording = !(factory is NOOPMetricsHandler)
     }
 
     /// Seconds histograms' buckets, for a factory that asks: attempts take milliseconds to a minute, runs up to hours.
@@ -34,6 +37,7 @@ public struct EngineMetrics: Sendable {
 
     /// Counts what `events` say happened to a run of `saga` that started at `startedAt`.
     func observe(saga: String, startedAt: Date?, state: RunState, events: [RunEvent]) {
+        guard isRecording else { return }
         for event in events {
             switch event.kind {
             case .runStarted:
@@ -93,9 +97,11 @@ public struct EngineMetrics: Sendable {
 /// many; PostgreSQL's one-statement transitions carry one each).
 public struct StoreMetrics: Sendable {
     let factory: any MetricsFactory
+    let isRecording: Bool
 
     public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory
+        isRecording = !(factory is NOOPMetricsHandler)
     }
 
     public static let commitDurationBuckets: [Duration] = [
@@ -105,6 +111,7 @@ public struct StoreMetrics: Sendable {
     public static let transitionsPerCommitBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
     public func committed(transitions: Int, in duration: Duration) {
+        guard isRecording else { return }
         Timer(label: "skald_store_commit_duration_seconds", factory: factory).recordNanoseconds(
             duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
         Recorder(label: "skald_store_transitions_per_commit", factory: factory).record(transitions)

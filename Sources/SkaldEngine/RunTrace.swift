@@ -42,8 +42,14 @@ public struct RunTrace: Sendable, Hashable {
     public func headers(for attempt: AttemptKey) -> (traceparent: String, tracestate: String?) {
         let parts = parent.split(separator: "-")
         let flags = parts.count == 4 ? parts[3] : "01"
-        var span = String(SHA256.hex("\(attempt.runID):\(attempt.stepName):\(attempt.phase.rawValue):\(attempt.number)").prefix(16))
-        if span == String(repeating: "0", count: 16) { span = "0000000000000001" }
+        // FNV-1a over the attempt's name: cheap, and the same every time the attempt is sent; never all zeros.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(attempt.runID):\(attempt.stepName):\(attempt.phase.rawValue):\(attempt.number)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        if hash == 0 { hash = 1 }
+        let hex = String(hash, radix: 16)
+        let span = String(repeating: "0", count: 16 - hex.count) + hex
         return ("00-\(traceID)-\(span)-\(flags)", state)
     }
 }
