@@ -413,6 +413,30 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
 }
 
 @Suite struct OpenAPITests {
+    @Test func theConsoleIsServedAtTheRootAsInTheRepositoryWithNothingFromElsewhere() async throws {
+        let repository = try String(contentsOf: packageRoot.appendingPathComponent("console/console.html"), encoding: .utf8)
+        #expect(ConsolePage.html == repository.trimmingCharacters(in: .newlines))
+        // Nothing is fetched from another origin: no script, style or font from a URL.
+        #expect(!ConsolePage.html.contains("src=\"http") && !ConsolePage.html.contains("href=\"http") && !ConsolePage.html.contains("@import"))
+        try await Harness.with(token: "t0k") { h in
+            // The page itself needs no token (it holds nothing); its API calls do.
+            try await h.client.execute(uri: "/", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/html") == true)
+                #expect(response.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
+                #expect(String(buffer: response.body).contains("<title>Skald console</title>"))
+            }
+            #expect(try await h.call(.get, "/v1/counts").status == 401)
+        }
+        try await Harness.with { h in
+            try await h.define()
+            _ = try await h.finishedRun()
+            let counts = try await h.call(.get, "/v1/counts").json
+            #expect(counts["counts"]?["completed"] == 1 && counts["counts"]?["running"] == 0 && counts["total"] == 1)
+            #expect(counts["counts"]?.objectValue?.count == RunStatus.allCases.count, "every status, zero included")
+        }
+    }
+
     @Test func everyRouteIsDocumentedAndTheServedDocumentIsTheOneInTheRepository() throws {
         let repository = try String(contentsOf: packageRoot.appendingPathComponent("docs/openapi.json"), encoding: .utf8)
         #expect(OpenAPIDocument.text == repository.trimmingCharacters(in: .newlines))
