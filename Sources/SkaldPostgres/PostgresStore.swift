@@ -459,27 +459,8 @@ public final class PostgresStore: SharedRunStore {
         func time(_ date: Date?) -> JSONValue { date.map { .double($0.timeIntervalSince1970) } ?? .null }
         func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
         func int(_ value: Int?) -> JSONValue { value.map { .int(Int64($0)) } ?? .null }
-        let steps = JSONValue.array(
-            state.steps.enumerated().map { position, step in
-                [
-                    "position": int(position), "name": .string(step.name), "status": .string(step.status.rawValue),
-                    "attempts": int(step.attempts), "compensation_attempts": int(step.compensationAttempts),
-                    "compensation_attempts_base": int(step.compensationAttemptsBase), "attempts_base": int(step.attemptsBase),
-                    "first_attempt_at": time(step.firstAttemptAt), "compensation_first_attempt_at": time(step.compensationFirstAttemptAt),
-                    "due_at": time(step.dueAt), "response_status": int(step.response?.status), "response_body": text(step.response?.body.jsonText),
-                    "last_error": text(step.lastError), "outcome_unknown": .bool(step.outcomeUnknown),
-                ]
-            }
-        ).jsonText
-        let history = JSONValue.array(
-            (exported.events + events).enumerated().map { index, event in
-                [
-                    "n": int(index), "at": time(event.at), "kind": .string(event.kind.rawValue), "step": text(event.step),
-                    "phase": text(event.phase?.rawValue), "attempt": int(event.attempt), "message": .string(event.message),
-                    "data": .string(event.data.jsonText),
-                ]
-            }
-        ).jsonText
+        let steps = TransitionStatements.stepsJSON(state, at: Array(state.steps.indices), names: true)
+        let history = TransitionStatements.eventsJSON(exported.events + events)
         let attempts = JSONValue.array(
             exported.attempts.map { attempt in
                 [

@@ -54,6 +54,49 @@ enum TransitionStatements {
             """
     }
 
+    /// Step rows as `jsonb_to_recordset` reads them (with `name` too when the rows are new).
+    static func stepsJSON(_ state: RunState, at positions: [Int], names: Bool = false) -> String {
+        JSONValue.array(
+            positions.map { position in
+                let step = state.steps[position]
+                var record: [String: JSONValue] = [
+                    "position": .int(Int64(position)), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
+                    "compensation_attempts": .int(Int64(step.compensationAttempts)),
+                    "compensation_attempts_base": .int(Int64(step.compensationAttemptsBase)), "attempts_base": .int(Int64(step.attemptsBase)),
+                    "first_attempt_at": step.firstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                    "compensation_first_attempt_at": step.compensationFirstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                    "due_at": step.dueAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                    "response_status": step.response.map { .int(Int64($0.status)) } ?? .null,
+                    "response_body": step.response.map { .string($0.body.jsonText) } ?? .null,
+                    "last_error": step.lastError.map(JSONValue.string) ?? .null, "outcome_unknown": .bool(step.outcomeUnknown),
+                ]
+                if names { record["name"] = .string(step.name) }
+                return .object(record)
+            }
+        ).jsonText
+    }
+
+    /// Events as `jsonb_to_recordset` reads them, numbered so they are inserted in order.
+    static func eventsJSON(_ events: [RunEvent]) -> String {
+        JSONValue.array(
+            events.enumerated().map { index, event in
+                [
+                    "n": .int(Int64(index)), "at": .double(event.at.timeIntervalSince1970), "kind": .string(event.kind.rawValue),
+                    "step": event.step.map(JSONValue.string) ?? .null, "phase": event.phase.map { .string($0.rawValue) } ?? .null,
+                    "attempt": event.attempt.map { .int(Int64($0)) } ?? .null, "message": .string(event.message),
+                    "data": .string(event.data.jsonText),
+                ]
+            }
+        ).jsonText
+    }
+
+    /// The attempt's position, phase and number ($14–$16).
+    static func append(_ key: AttemptKey, to bindings: inout PostgresBindings) {
+        bindings.append(key.step)
+        bindings.append(key.phase.rawValue)
+        bindings.append(key.number)
+    }
+
     /// $1–$13, the same in every shape.
     struct Common: Sendable {
         var runID: String
@@ -68,33 +111,8 @@ enum TransitionStatements {
             self.owner = owner
             self.state = transition.state
             self.at = at.timeIntervalSince1970
-            let state = transition.state
-            steps = JSONValue.array(
-                (transition.changedSteps ?? Array(state.steps.indices)).map { position in
-                    let step = state.steps[position]
-                    return [
-                        "position": .int(Int64(position)), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
-                        "compensation_attempts": .int(Int64(step.compensationAttempts)),
-                        "compensation_attempts_base": .int(Int64(step.compensationAttemptsBase)), "attempts_base": .int(Int64(step.attemptsBase)),
-                        "first_attempt_at": step.firstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
-                        "compensation_first_attempt_at": step.compensationFirstAttemptAt.map { .double($0.timeIntervalSince1970) } ?? .null,
-                        "due_at": step.dueAt.map { .double($0.timeIntervalSince1970) } ?? .null,
-                        "response_status": step.response.map { .int(Int64($0.status)) } ?? .null,
-                        "response_body": step.response.map { .string($0.body.jsonText) } ?? .null,
-                        "last_error": step.lastError.map(JSONValue.string) ?? .null, "outcome_unknown": .bool(step.outcomeUnknown),
-                    ]
-                }
-            ).jsonText
-            events = JSONValue.array(
-                transition.events.enumerated().map { index, event in
-                    [
-                        "n": .int(Int64(index)), "at": .double(event.at.timeIntervalSince1970), "kind": .string(event.kind.rawValue),
-                        "step": event.step.map(JSONValue.string) ?? .null, "phase": event.phase.map { .string($0.rawValue) } ?? .null,
-                        "attempt": event.attempt.map { .int(Int64($0)) } ?? .null, "message": .string(event.message),
-                        "data": .string(event.data.jsonText),
-                    ]
-                }
-            ).jsonText
+            steps = TransitionStatements.stepsJSON(transition.state, at: transition.changedSteps ?? Array(transition.state.steps.indices))
+            events = TransitionStatements.eventsJSON(transition.events)
         }
 
         func bindings() -> PostgresBindings {
@@ -149,9 +167,7 @@ enum TransitionStatements {
         var key: AttemptKey
         func makeBindings() -> PostgresBindings {
             var bindings = common.bindings()
-            bindings.append(key.step)
-            bindings.append(key.phase.rawValue)
-            bindings.append(key.number)
+            TransitionStatements.append(key, to: &bindings)
             bindings.append(key.stepName)
             return bindings
         }
@@ -173,9 +189,7 @@ enum TransitionStatements {
         var key: AttemptKey
         func makeBindings() -> PostgresBindings {
             var bindings = common.bindings()
-            bindings.append(key.step)
-            bindings.append(key.phase.rawValue)
-            bindings.append(key.number)
+            TransitionStatements.append(key, to: &bindings)
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
@@ -196,9 +210,7 @@ enum TransitionStatements {
         var record: AttemptRecord
         func makeBindings() -> PostgresBindings {
             var bindings = common.bindings()
-            bindings.append(record.key.step)
-            bindings.append(record.key.phase.rawValue)
-            bindings.append(record.key.number)
+            TransitionStatements.append(record.key, to: &bindings)
             Common.append(record.succeeded, to: &bindings)
             Common.append(record.httpStatus, to: &bindings)
             Common.append(record.error, to: &bindings)
