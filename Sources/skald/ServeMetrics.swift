@@ -23,7 +23,12 @@ final class ServeMetrics: Sendable {
         ]
         factory.valueHistogramBuckets = ["skald_store_transitions_per_commit": StoreMetrics.transitionsPerCommitBuckets]
         self.factory = factory
-        cpu = registry.makeCounter(name: "process_cpu_seconds_total", help: "CPU time this process used, user and system, in seconds")
+        cpu = registry.makeCounter(descriptor: Self.named("process_cpu_seconds_total", "CPU time this process used, user and system, in seconds"))
+    }
+
+    /// A series' whole name (no unit suffix added) and its HELP text.
+    static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     var engine: EngineMetrics { EngineMetrics(factory: factory) }
@@ -33,14 +38,14 @@ final class ServeMetrics: Sendable {
     func render(engine: Engine, database: OpenedDatabase) async -> String {
         if let counts = try? await database.store.runCounts() {
             for status in RunStatus.allCases {
-                registry.makeGauge(name: "skald_runs", labels: [("status", status.rawValue)], help: "Runs in the database in each status")
+                registry.makeGauge(descriptor: Self.named("skald_runs", "Runs in the database in each status"), labels: [("status", status.rawValue)])
                     .set(Double(counts[status] ?? 0))
             }
         }
-        registry.makeGauge(name: "skald_attempts_in_flight", help: "Attempts this server has sent and not yet stored an outcome for")
+        registry.makeGauge(descriptor: Self.named("skald_attempts_in_flight", "Attempts this server has sent and not yet stored an outcome for"))
             .set(Double(engine.attemptsInFlight))
         if let size = try? await database.sizeInBytes() {
-            registry.makeGauge(name: "skald_database_size_bytes", help: "The database's size on disk (SQLite: the file and its write-ahead log)")
+            registry.makeGauge(descriptor: Self.named("skald_database_size_bytes", "The database's size on disk (SQLite: the file and its write-ahead log)"))
                 .set(Double(size))
         }
         if let process = ProcessStatistics.read() {
@@ -49,11 +54,11 @@ final class ServeMetrics: Sendable {
                 return max(0, process.cpuSeconds - seen)
             }
             if used > 0 { cpu.increment(by: used) }
-            registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes").set(Double(process.residentBytes))
-            registry.makeGauge(name: "process_virtual_memory_bytes", help: "Virtual memory size in bytes").set(Double(process.virtualBytes))
-            registry.makeGauge(name: "process_open_fds", help: "Open file descriptors (files, sockets, the database)").set(Double(process.openFiles))
-            registry.makeGauge(name: "process_max_fds", help: "The most file descriptors this process may open").set(Double(process.maxFiles))
-            registry.makeGauge(name: "process_start_time_seconds", help: "When the process started, in seconds since 1970").set(process.startTime)
+            registry.makeGauge(descriptor: Self.named("process_resident_memory_bytes", "Resident memory size in bytes")).set(Double(process.residentBytes))
+            registry.makeGauge(descriptor: Self.named("process_virtual_memory_bytes", "Virtual memory size in bytes")).set(Double(process.virtualBytes))
+            registry.makeGauge(descriptor: Self.named("process_open_fds", "Open file descriptors (files, sockets, the database)")).set(Double(process.openFiles))
+            registry.makeGauge(descriptor: Self.named("process_max_fds", "The most file descriptors this process may open")).set(Double(process.maxFiles))
+            registry.makeGauge(descriptor: Self.named("process_start_time_seconds", "When the process started, in seconds since 1970")).set(process.startTime)
         }
         return registry.emitToString()
     }
