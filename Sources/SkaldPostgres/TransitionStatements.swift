@@ -141,17 +141,15 @@ enum TransitionStatements {
 
     static let types: [PostgresDataType] = [.text, .text, .text, .text, .text, .text, .text, .text, .text, .float8, .float8, .text, .text]
 
-    struct Only: PostgresPreparedStatement {
+    struct Only: TransitionStatement {
         static let name = "skald_transition"
         static let sql = TransitionStatements.sql(attempt: nil)
         static let bindingDataTypes = types
-        typealias Row = Int
         var common: Common
         func makeBindings() -> PostgresBindings { common.bindings() }
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
-    struct Started: PostgresPreparedStatement {
+    struct Started: TransitionStatement {
         static let name = "skald_transition_attempt_started"
         static let sql = TransitionStatements.sql(
             attempt: """
@@ -162,7 +160,6 @@ enum TransitionStatements {
                     RETURNING 1)
                 """)
         static let bindingDataTypes = types + [.int8, .text, .int8, .text]
-        typealias Row = Int
         var common: Common
         var key: AttemptKey
         func makeBindings() -> PostgresBindings {
@@ -171,10 +168,9 @@ enum TransitionStatements {
             bindings.append(key.stepName)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
-    struct Resent: PostgresPreparedStatement {
+    struct Resent: TransitionStatement {
         static let name = "skald_transition_attempt_resent"
         static let sql = TransitionStatements.sql(
             attempt: """
@@ -184,7 +180,6 @@ enum TransitionStatements {
                     RETURNING 1)
                 """)
         static let bindingDataTypes = types + [.int8, .text, .int8]
-        typealias Row = Int
         var common: Common
         var key: AttemptKey
         func makeBindings() -> PostgresBindings {
@@ -192,10 +187,9 @@ enum TransitionStatements {
             TransitionStatements.append(key, to: &bindings)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
-    struct Finished: PostgresPreparedStatement {
+    struct Finished: TransitionStatement {
         static let name = "skald_transition_attempt_finished"
         static let sql = TransitionStatements.sql(
             attempt: """
@@ -205,7 +199,6 @@ enum TransitionStatements {
                     RETURNING 1)
                 """)
         static let bindingDataTypes = types + [.int8, .text, .int8, .bool, .int8, .text, .int8]
-        typealias Row = Int
         var common: Common
         var record: AttemptRecord
         func makeBindings() -> PostgresBindings {
@@ -217,6 +210,12 @@ enum TransitionStatements {
             Common.append(record.durationMs, to: &bindings)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
+}
+
+/// Each transition statement answers one row: how many step and event rows it wrote.
+protocol TransitionStatement: PostgresPreparedStatement where Row == Int {}
+
+extension TransitionStatement {
+    func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
 }
