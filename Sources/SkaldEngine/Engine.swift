@@ -19,6 +19,9 @@ public struct EngineConfiguration: Sendable {
     public var node: NodeConfiguration
     /// Where the engine's counters and timings go (nowhere by default).
     public var metrics: EngineMetrics
+    /// The server-wide participants (`skald serve --participants FILE`): shared by every saga, and matched by
+    /// `baseUrl` for steps that name no participant.
+    public var participants: [String: ParticipantSettings]
 
     public init(
         environment: [String: String] = EnvironmentPolicy.allButReserved.filter(ProcessInfo.processInfo.environment),
@@ -26,9 +29,11 @@ public struct EngineConfiguration: Sendable {
         concurrency: Int = 256,
         node: NodeConfiguration = NodeConfiguration(),
         metrics: EngineMetrics = EngineMetrics(),
+        participants: [String: ParticipantSettings] = [:],
         onEvents: (@Sendable (PublishedRun, [RunEvent]) -> Void)? = nil
     ) {
         self.metrics = metrics
+        self.participants = participants
         self.environment = environment
         self.jitterSample = jitterSample
         self.concurrency = concurrency
@@ -78,6 +83,10 @@ public final class Engine: Service, Sendable {
     let configuration: EngineConfiguration
     let logger: Logger
     let limiter: AttemptLimiter
+    /// Each participant's circuit breaker, bulkhead and rate limit, in memory.
+    public let participants: ParticipantRegistry
+    /// Steps held back by a participant now, by run and step: what `skald status` shows as "waiting".
+    private let participantWaits = Mutex<[String: [String: ParticipantWait]]>([:])
     public let notifier = EventNotifier()
     private let machines = Mutex<[String: SagaMachine]>([:])
     private let drivers = Mutex<[String: Mailbox<DriverCommand>]>([:])
@@ -112,6 +121,28 @@ public final class Engine: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.limiter = AttemptLimiter(limit: configuration.concurrency)
+        self.participants = ParticipantRegistry(serverWide: configuration.participants, clock: clock, metrics: configuration.metrics)
+    }
+
+    // MARK: - Participants
+
+    /// The steps of a run driven here that a participant holds back now, by step name.
+    public func participantWaits(runID: String) -> [String: ParticipantWait] {
+        participantWaits.withLock { $0[runID] ?? [:] }
+    }
+
+    func noteParticipantWait(runID: String, step: String, _ wait: ParticipantWait?) {
+        participantWaits.withLock { waits in
+            if let wait {
+                waits[runID, default: [:]][step] = wait
+            } else if waits[runID]?.removeValue(forKey: step) != nil, waits[runID]?.isEmpty == true {
+                waits[runID] = nil
+            }
+        }
+    }
+
+    func forgetParticipantWaits(runID: String) {
+        participantWaits.withLock { _ = $0.removeValue(forKey: runID) }
     }
 
     // MARK: - Starting

@@ -92,6 +92,40 @@ public struct EngineMetrics: Sendable {
     }
 }
 
+extension EngineMetrics {
+    /// - `skald_participant_circuit_state{participant}`: 0 closed, 1 open, 2 half-open
+    /// - `skald_participant_circuit_changes_total{participant,to}`
+    func participantBreaker(_ id: ParticipantID, state: CircuitBreaker.State) {
+        guard isRecording else { return }
+        let value: Int
+        switch state {
+        case .closed: value = 0
+        case .open: value = 1
+        case .halfOpen: value = 2
+        }
+        Gauge(label: "skald_participant_circuit_state", dimensions: [("participant", id.description)], factory: factory).record(value)
+        Counter(label: "skald_participant_circuit_changes_total", dimensions: [("participant", id.description), ("to", state.rawValue)], factory: factory)
+            .increment()
+    }
+
+    /// - `skald_participant_calls_total{participant,verdict}`: success or failure as the breaker counts them
+    /// - `skald_participant_held_back_total{participant}`: attempts not sent because the circuit was open
+    /// - `skald_participant_in_flight{participant}`, `skald_participant_queued{participant}`
+    func participantLoad(_ id: ParticipantID, inFlight: Int, queued: Int, heldBack: Int, verdict: ParticipantVerdict?) {
+        guard isRecording else { return }
+        let dimensions = [("participant", id.description)]
+        Gauge(label: "skald_participant_in_flight", dimensions: dimensions, factory: factory).record(inFlight)
+        Gauge(label: "skald_participant_queued", dimensions: dimensions, factory: factory).record(queued)
+        if heldBack > 0 { Counter(label: "skald_participant_held_back_total", dimensions: dimensions, factory: factory).increment(by: heldBack) }
+        if let verdict, verdict != .notCounted {
+            Counter(
+                label: "skald_participant_calls_total", dimensions: dimensions + [("verdict", verdict == .success ? "success" : "failure")],
+                factory: factory
+            ).increment()
+        }
+    }
+}
+
 /// What a store measures of its commits: `skald_store_commit_duration_seconds` (each transaction that stores runs'
 /// progress, from its start to its commit) and `skald_store_transitions_per_commit` (SQLite's group commit carries
 /// many; PostgreSQL's one-statement transitions carry one each).

@@ -13,6 +13,14 @@ struct RunDriver {
     let startedAt: Date
     let trace: RunTrace?
     let mailbox: Mailbox<DriverCommand>
+    /// The participant permit each step's attempt holds, from admission until its outcome.
+    private var permits: [Int: (gate: ParticipantGate, permit: GatePermit)] = [:]
+    /// Steps asking their participant's gate to go, with the ticket that withdraws the request.
+    private var admitting: [Int: (gate: ParticipantGate, ticket: Int, resend: Bool)] = [:]
+    /// Steps that waited on an open circuit, by participant name: their next attempt says they resume.
+    private var waitedOn: [Int: String] = [:]
+    /// Whether any participant may apply to this saga's calls (false: no gate is ever asked).
+    private let guarded: Bool
 
     init(
         engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState, startedAt: Date, trace: RunTrace?,
@@ -26,11 +34,14 @@ struct RunDriver {
         self.input = input
         self.state = state
         self.mailbox = mailbox
+        self.guarded = engine.participants.applies(to: machine.saga)
     }
 
     private enum Wake: Sendable {
         /// A slot to send an attempt of `step` (nil: the wait was cancelled).
         case slot(step: Int, granted: Bool, resend: Bool)
+        /// The participant's answer to a step that asked to go.
+        case admitted(step: Int, Admission, resend: Bool)
         case finished(AttemptKey, AttemptOutcome, Duration)
         /// The attempt's task was cancelled (shutdown, or the driver gave up after a failed store): it has no
         /// outcome, nothing is stored for it, and the next driver sends it again with the same key.
@@ -77,12 +88,13 @@ struct RunDriver {
             // Attempts that were sent before a restart and have no outcome: send them again, same key.
             for index in state.inFlightSteps {
                 reserving.insert(index)
-                requestSlot(index, resend: true, in: &group)
+                if !admit(index, resend: true, in: &group) { requestSlot(index, resend: true, in: &group) }
             }
 
             loop: while true {
                 // A cancelled task drains: it sends nothing new, and stores what is in flight.
                 if Task.isCancelled { draining = true }
+                withdrawUnwanted(draining: draining)
                 if failure != nil && !cancelledAfterFailure {
                     // Nothing more can be stored: stop the attempts in flight (they are sent again, same key).
                     cancelledAfterFailure = true
@@ -100,6 +112,11 @@ struct RunDriver {
                     let now = engine.clock.now()
                     for index in state.dueSteps(at: now) where !reserving.contains(index) {
                         guard !draining else { break }
+                        // The participant's gate first, so one held back takes none of the engine's slots.
+                        if admit(index, resend: false, in: &group) {
+                            reserving.insert(index)
+                            continue
+                        }
                         // A free slot is taken at once; otherwise a child task waits for one.
                         if engine.limiter.tryAcquire() {
                             if await send(index, resend: false, in: &group, storing: storing) { inFlight += 1 }
@@ -137,16 +154,58 @@ struct RunDriver {
                 switch wake {
                 case .slot(let index, let granted, let resend)?:
                     reserving.remove(index)
-                    guard granted else { continue }
+                    guard granted else {
+                        releasePermit(index)
+                        continue
+                    }
                     guard !draining else {
                         engine.limiter.release()
+                        releasePermit(index)
                         continue
                     }
                     if await send(index, resend: resend, in: &group, storing: storing) { inFlight += 1 }
 
+                case .admitted(let index, let admission, let resend)?:
+                    let asked = admitting.removeValue(forKey: index)
+                    switch admission {
+                    case .granted(let permit):
+                        permits[index] = (asked!.gate, permit)
+                        engine.noteParticipantWait(runID: runID, step: state.steps[index].name, nil)
+                        if draining {
+                            reserving.remove(index)
+                            releasePermit(index)
+                        } else if engine.limiter.tryAcquire() {
+                            reserving.remove(index)
+                            if await send(index, resend: resend, in: &group, storing: storing) { inFlight += 1 }
+                        } else {
+                            requestSlot(index, resend: resend, in: &group)
+                        }
+                    case .open(let until):
+                        reserving.remove(index)
+                        let now = engine.clock.now()
+                        let name = asked!.gate.id.name
+                        let step = state.steps[index]
+                        guard !draining, !resend, step.dueAt.map({ $0 <= now }) == true else {
+                            engine.noteParticipantWait(runID: runID, step: step.name, nil)
+                            continue
+                        }
+                        let transition = machine.waitForParticipant(state, step: index, participant: name, until: until, at: now)
+                        if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
+                            commit(transition)
+                            waitedOn[index] = name
+                            let waiting = transition.state.steps[index].dueAt != nil
+                            engine.noteParticipantWait(
+                                runID: runID, step: step.name, waiting ? ParticipantWait(participant: name, reason: .circuitOpen, until: until) : nil)
+                        }
+                    case .withdrawn:
+                        reserving.remove(index)
+                        engine.noteParticipantWait(runID: runID, step: state.steps[index].name, nil)
+                    }
+
                 case .finished(let key, let outcome, let duration)?:
                     inFlight -= 1
                     engine.limiter.release()
+                    if let held = permits.removeValue(forKey: key.step) { held.gate.finish(held.permit, outcome: outcome, duration: duration) }
                     let finishedAt = engine.clock.now()
                     let transition = machine.finishAttempt(
                         state, step: key.step, outcome: outcome, duration: duration, at: finishedAt,
@@ -158,9 +217,10 @@ struct RunDriver {
                     }
                     if stored { commit(transition) }
 
-                case .abandoned?:
+                case .abandoned(let key)?:
                     inFlight -= 1
                     engine.limiter.release()
+                    releasePermit(key.step)
                     engine.abandonedAttempts.add(1, ordering: .relaxed)
 
                 case .timer(let date)?:
@@ -213,6 +273,7 @@ struct RunDriver {
                 guard let wake else { break }
                 if case .command(let command?) = wake, case .operate = command { mailbox.sendFirst(command) }
             }
+            engine.forgetParticipantWaits(runID: runID)
             if let failure { throw RunStoreFailure(runID: runID, underlying: failure) }
         }
         return state
@@ -231,11 +292,12 @@ struct RunDriver {
             : (state.steps[index].dueAt.map { $0 <= now } ?? false) && machine.deadlinePassed(state, at: now) == nil
         guard stillWanted else {
             engine.limiter.release()
+            releasePermit(index)
             return false
         }
         let transition = resend
             ? machine.resendInterruptedAttempt(state, step: index, at: now)
-            : machine.beginAttempt(state, step: index, at: now)
+            : machine.beginAttempt(state, step: index, at: now, resumingFrom: waitedOn[index])
         let key = attemptKey(index, in: transition.state)
         let store = engine.store
         let stored = await storing(!resend) {
@@ -247,8 +309,10 @@ struct RunDriver {
         }
         guard stored else {
             engine.limiter.release()
+            releasePermit(index)
             return false
         }
+        waitedOn[index] = nil
         commit(transition)
         launch(key, in: &group)
         return true
@@ -265,6 +329,49 @@ struct RunDriver {
         return AttemptKey(runID: runID, step: index, stepName: step.name, phase: phase, number: step.attempts(in: phase))
     }
 
+    /// Asks the participant of the step's call, if it has one, to let the attempt go: a child task waits for the
+    /// answer. Returns false when no participant applies (the caller takes an engine slot at once).
+    private mutating func admit(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) -> Bool {
+        guard guarded, let gate = gate(for: index) else { return false }
+        let ticket = gate.newTicket()
+        admitting[index] = (gate, ticket, resend)
+        engine.noteParticipantWait(runID: runID, step: state.steps[index].name, ParticipantWait(participant: gate.id.name, reason: .queued))
+        group.addTask { .admitted(step: index, await gate.admit(ticket: ticket, mayDefer: !resend), resend: resend) }
+        return true
+    }
+
+    /// The participant gate of the call the step would send now.
+    private func gate(for index: Int) -> ParticipantGate? {
+        engine.participants.gate(for: machine.saga, step: index) {
+            let phase = state.steps[index].status.phase ?? .forward
+            let step = machine.saga.steps[index]
+            guard let call = phase == .forward ? step.request : step.compensation else { return nil }
+            return try? context().render(call.url, encodingForURL: true)
+        }
+    }
+
+    /// Steps waiting at a gate that the run no longer wants sent (a cancel, the deadline, an abandon) leave its queue.
+    private mutating func withdrawUnwanted(draining: Bool) {
+        for (index, asked) in admitting {
+            let step = state.steps[index]
+            let wanted = asked.resend ? step.isInFlight : step.dueAt != nil
+            if draining || !wanted { asked.gate.withdraw(asked.ticket) }
+        }
+    }
+
+    /// Gives back the participant permit of a step's attempt that was not sent or whose outcome is not known.
+    private mutating func releasePermit(_ index: Int) {
+        if let held = permits.removeValue(forKey: index) { held.gate.finish(held.permit, outcome: nil, duration: .zero) }
+    }
+
+    private func context() -> TemplateContext {
+        var responses: [String: StepResponse] = [:]
+        for stepState in state.steps {
+            if let response = stepState.response { responses[stepState.name] = response }
+        }
+        return TemplateContext(input: input, runID: runID, env: engine.configuration.environment, responses: responses)
+    }
+
     private func requestSlot(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) {
         let limiter = engine.limiter
         group.addTask { .slot(step: index, granted: await limiter.acquire(), resend: resend) }
@@ -273,13 +380,7 @@ struct RunDriver {
     private func launch(_ key: AttemptKey, in group: inout ThrowingTaskGroup<Wake, any Error>) {
         let step = machine.saga.steps[key.step]
         let call = key.phase == .forward ? step.request : step.compensation!
-        var responses: [String: StepResponse] = [:]
-        for stepState in state.steps {
-            if let response = stepState.response { responses[stepState.name] = response }
-        }
-        let request = StepRequest(
-            attempt: key, call: call,
-            context: TemplateContext(input: input, runID: runID, env: engine.configuration.environment, responses: responses), trace: trace)
+        let request = StepRequest(attempt: key, call: call, context: context(), trace: trace)
         let executor = engine.executor
         engine.logger.debug(
             "sending attempt",

@@ -117,6 +117,7 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     v1.post("runs") { request, _ in try await api.startRun(request) }
     v1.get("runs") { request, _ in try await api.listRuns(request) }
     v1.get("counts") { _, _ in try await api.counts() }
+    v1.get("participants") { _, _ in api.participants() }
     v1.get("runs/:id") { _, context in try await api.getRun(try context.parameters.require("id")) }
     v1.get("runs/:id/events") { request, context in try await api.events(request, runID: try context.parameters.require("id")) }
     v1.post("runs/:id/cancel") { request, context in try await api.cancel(request, runID: try context.parameters.require("id")) }
@@ -163,6 +164,11 @@ struct API: Sendable {
         var object: [String: JSONValue] = [:]
         for status in RunStatus.allCases { object[status.rawValue] = .int(Int64(counts[status] ?? 0)) }
         return .json(["counts": .object(object), "total": .int(Int64(counts.values.reduce(0, +)))])
+    }
+
+    /// Every participant this node protects, with its circuit, load and settings (kept in memory, per node).
+    func participants() -> Response {
+        .json(["participants": .array(engine.participants.statuses().map(Representation.participant))])
     }
 
     func listDefinitions() async throws -> Response {
@@ -337,7 +343,9 @@ struct API: Sendable {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
         let graph = (try? DefinitionParser.parse(run.definitionDocument)).map(Representation.graph) ?? .null
         return .json(
-            Representation.run(run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID), graph: graph))
+            Representation.run(
+                run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID), graph: graph,
+                waits: engine.participantWaits(runID: runID)))
     }
 
     func events(_ request: Request, runID: String) async throws -> Response {

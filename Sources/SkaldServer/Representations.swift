@@ -47,10 +47,14 @@ enum Representation {
     }
 
     /// - Parameter input: the run's input as it may be shown (sensitive fields masked).
-    static func run(_ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: JSONValue = .null) -> JSONValue {
+    /// - Parameter waits: the steps a participant holds back now (known to the node driving the run).
+    static func run(
+        _ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: JSONValue = .null, waits: [String: ParticipantWait] = [:]
+    ) -> JSONValue {
         let steps: [JSONValue] = run.state.steps.enumerated().map { index, step in
             let stepAttempts = attempts.filter { $0.key.step == index }.map(attempt)
             return [
+                "waiting": waits[step.name].map(wait) ?? .null,
                 "name": .string(step.name), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
                 "compensationAttempts": .int(Int64(step.compensationAttempts)),
                 "nextAttemptAt": step.dueAt.map(timestamp) ?? .null,
@@ -72,6 +76,53 @@ enum Representation {
             "traceparent": run.trace.map { .string($0.parent) } ?? .null,
             "steps": .array(steps), "links": links(run.id), "graph": graph,
         ]
+    }
+
+    static func wait(_ wait: ParticipantWait) -> JSONValue {
+        [
+            "participant": .string(wait.participant), "reason": .string(wait.reason.rawValue),
+            "until": wait.until.map(timestamp) ?? .null,
+        ]
+    }
+
+    static func participant(_ status: ParticipantStatus) -> JSONValue {
+        func number(_ value: Double?) -> JSONValue {
+            value.map { .double(($0 * 10).rounded() / 10) } ?? .null
+        }
+        return [
+            "name": .string(status.id.name), "saga": status.id.saga.map(JSONValue.string) ?? .null,
+            "circuit": status.state.map { .string($0.rawValue) } ?? .null,
+            "failureRate": number(status.failureRate), "slowCallRate": number(status.slowCallRate),
+            "callsInWindow": .int(Int64(status.callsInWindow)), "inFlight": .int(Int64(status.inFlight)),
+            "queued": .int(Int64(status.queued)), "nextProbeAt": status.nextProbeAt.map(timestamp) ?? .null,
+            "pausedUntil": status.pausedUntil.map(timestamp) ?? .null, "timesOpened": .int(Int64(status.timesOpened)),
+            "sent": .int(Int64(status.sent)), "failed": .int(Int64(status.failed)), "heldBack": .int(Int64(status.heldBack)),
+            "settings": settings(status.settings), "summary": .string(status.settings.summary),
+        ]
+    }
+
+    static func settings(_ settings: ParticipantSettings) -> JSONValue {
+        var out: [String: JSONValue] = [:]
+        if let baseURL = settings.baseURL { out["baseUrl"] = .string(baseURL) }
+        if let breaker = settings.circuitBreaker {
+            var members: [String: JSONValue] = [
+                "failureRate": .double(breaker.failureRate), "minimumCalls": .int(Int64(breaker.minimumCalls)),
+                "openFor": .string(DurationText.format(breaker.openFor)), "maxOpenFor": .string(DurationText.format(breaker.maxOpenFor)),
+                "backoffCoefficient": .double(breaker.backoffCoefficient), "probes": .int(Int64(breaker.probes)),
+            ]
+            switch breaker.window {
+            case .calls(let n): members["windowCalls"] = .int(Int64(n))
+            case .time(let span): members["windowTime"] = .string(DurationText.format(span))
+            }
+            if let slow = breaker.slowCall {
+                members["slowCall"] = .string(DurationText.format(slow))
+                members["slowCallRate"] = .double(breaker.slowCallRate)
+            }
+            out["circuitBreaker"] = .object(members)
+        }
+        if let maxInFlight = settings.maxInFlight { out["bulkhead"] = ["maxInFlight": .int(Int64(maxInFlight))] }
+        if let rate = settings.rateLimit { out["rateLimit"] = ["perSecond": .double(rate.perSecond), "burst": .int(Int64(rate.burst))] }
+        return .object(out)
     }
 
     static func attempt(_ record: AttemptRecord) -> JSONValue {

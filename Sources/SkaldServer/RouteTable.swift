@@ -30,6 +30,7 @@ struct RouteTable: Sendable {
         Route("/v1/runs", [.get, .post], query: ["status", "saga", "limit", "cursor", "since", "until", "idempotencyKey"]),
         Route("/v1/runs/:id", [.get]),
         Route("/v1/counts", [.get]),
+        Route("/v1/participants", [.get]),
         Route("/v1/runs/:id/events", [.get], query: ["after", "wait"]),
         Route("/v1/runs/:id/cancel", [.post]),
         Route("/v1/runs/:id/retry", [.post]),

@@ -278,12 +278,71 @@ struct StatusCommand: AsyncParsableCommand {
                     detail = (undone ? "outcome unknown, undone in case it was applied: " : "outcome unknown: ") + detail
                 }
                 if let next = step["nextAttemptAt"], next != .null { detail = "next attempt \(RelativeTime.describe(next)); " + detail }
+                if let waiting = step["waiting"], waiting != .null { detail = Self.describe(waiting: waiting) + "; " + detail }
                 if detail.count > 70 { detail = String(detail.prefix(69)) + "…" }
                 let attempts = "\(step["attempts"]?.intValue ?? 0)" + ((step["compensationAttempts"]?.intValue ?? 0) > 0 ? " + \(step["compensationAttempts"]?.intValue ?? 0) undo" : "")
                 return [step["name"]?.stringValue ?? "", step["status"]?.stringValue ?? "", attempts, detail]
             }
+            for step in run["steps"]?.arrayValue ?? [] {
+                if let waiting = step["waiting"], waiting != .null {
+                    print(style.yellow("waiting: \(step["name"]?.stringValue ?? "") — \(Self.describe(waiting: waiting))"))
+                }
+            }
             print("")
             print(Table.render(["STEP", "STATUS", "ATTEMPTS", "DETAIL"], rows, style: style))
+        }
+    }
+
+    /// "payments circuit open, next probe in 12s", or "queued at payments (bulkhead, rate limit or probes)".
+    static func describe(waiting: JSONValue, now: Date = Date()) -> String {
+        let participant = waiting["participant"]?.stringValue ?? "?"
+        guard waiting["reason"]?.stringValue == "circuit_open" else {
+            return "queued at \(participant) (its bulkhead, rate limit or half-open probes let it go in turn)"
+        }
+        var text = "\(participant) circuit open"
+        if let until = RelativeTime.parse(waiting["until"]) {
+            text += ", next probe in \(DurationText.format(Duration(secondsValue: max(0, until.timeIntervalSince(now)).rounded(.up))))"
+        }
+        return text
+    }
+}
+
+struct ParticipantsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "participants", abstract: "Show each participant's circuit breaker, bulkhead and rate limit, as the server sees them now.",
+        discussion: "Kept in memory by each skald serve: after a restart every circuit starts closed, and on a shared database each node shows its own.")
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await SkaldClient.with(client) { api in
+            let answer = try await api.get("/v1/participants")
+            if client.json { print(answer.prettyText); return }
+            let participants = answer["participants"]?.arrayValue ?? []
+            guard !participants.isEmpty else {
+                print("no participants: declare them in a saga's \"participants\" or in a file given to skald serve --participants (see the README)")
+                return
+            }
+            let style = ProgressPrinter.Style.forStandardOutput
+            let now = Date()
+            let rows = participants.map { entry -> [String] in
+                let name = entry["name"]?.stringValue ?? "?"
+                let saga = entry["saga"]?.stringValue.map { " (\($0))" } ?? ""
+                var circuit = entry["circuit"]?.stringValue ?? "-"
+                if circuit == "open", let until = RelativeTime.parse(entry["nextProbeAt"]) {
+                    circuit = style.red("open, probe in \(DurationText.format(Duration(secondsValue: max(0, until.timeIntervalSince(now)).rounded(.up))))")
+                } else if circuit == "half_open" {
+                    circuit = style.yellow("half-open")
+                }
+                let rate = entry["failureRate"]?.doubleValue.map { "\(Int($0.rounded()))% of \(entry["callsInWindow"]?.intValue ?? 0)" } ?? "-"
+                var load = "\(entry["inFlight"]?.intValue ?? 0)"
+                if let limit = entry["settings"]?["bulkhead"]?["maxInFlight"]?.intValue { load += "/\(limit)" }
+                return [
+                    name + saga, circuit, rate, load, "\(entry["queued"]?.intValue ?? 0)",
+                    "\(entry["sent"]?.intValue ?? 0)", "\(entry["heldBack"]?.intValue ?? 0)", entry["summary"]?.stringValue ?? "",
+                ]
+            }
+            print(Table.render(["PARTICIPANT", "CIRCUIT", "FAILURES", "IN FLIGHT", "QUEUED", "SENT", "HELD BACK", "SETTINGS"], rows, style: style))
         }
     }
 }

@@ -131,8 +131,30 @@ struct ExecutionOptions: ParsableArguments {
     @Option(name: .long, help: "The largest response body kept, in bytes; a larger one fails the attempt.")
     var maxResponseBytes: Int = 1 << 20
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A participants file: circuit breakers, bulkheads and rate limits shared by every saga (see Sagas/participants.json).",
+            discussion: "Its settings replace those of a saga's participant of the same name; a participant with a baseUrl also takes the calls of steps that name none."))
+    var participants: String?
+
     func validate() throws {
         guard maxResponseBytes > 0 else { throw ValidationError("--max-response-bytes must be at least 1") }
+    }
+
+    /// The participants file's settings (none without --participants), or every problem printed and exit 2.
+    func loadParticipants() throws -> [String: ParticipantSettings] {
+        guard let path = participants else { return [:] }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            printError("\(path): \(FileManager.default.fileExists(atPath: path) ? "cannot read the file; check its permissions" : "no such file; check the path given to --participants")")
+            throw Exit.invalid
+        }
+        do {
+            return try DefinitionParser.parseParticipants(Array(data), file: path)
+        } catch {
+            for line in error.lines { printError(line) }
+            throw Exit.invalid
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SkaldCore
+import SkaldEngine
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,14 +18,39 @@ struct PlanCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the plan as JSON.")
     var json = false
 
+    @Option(name: .long, help: "The server's participants file, to show the settings a server started with it would use.")
+    var participants: String?
+
     func run() throws {
         let saga = try DefinitionFile.loadOrExit(file)
+        let serverWide = try ExecutionOptions.parse(participants.map { ["--participants", $0] } ?? []).loadParticipants()
         if let failAt, saga.stepIndex(named: failAt) == nil {
             printError("error: --fail-at \(failAt): the saga has no such step; its steps are \(saga.steps.map(\.name).joined(separator: ", "))")
             throw Exit.invalid
         }
         let plan = Planner.plan(saga, failAt: failAt.map { [$0] })
-        print(json ? PlanText.json(plan).prettyText : PlanText.text(plan, file: file))
+        let callers = PlanText.participants(saga, serverWide: serverWide)
+        if json {
+            guard case .object(var members) = PlanText.json(plan) else { return }
+            members["participants"] = .array(
+                callers.map { entry in
+                    [
+                        "name": .string(entry.name), "from": .string(entry.serverWide ? "server" : "saga"),
+                        "steps": .array(entry.steps.map(JSONValue.string)), "summary": .string(entry.settings.summary),
+                    ]
+                })
+            print(JSONValue.object(members).prettyText)
+            return
+        }
+        var text = PlanText.text(plan, file: file)
+        if !callers.isEmpty {
+            text += "\n\nParticipants (an open circuit holds a step's attempts back without counting them; the worst cases above leave that wait out):"
+            for entry in callers {
+                let from = entry.serverWide ? "from --participants" : "from the saga"
+                text += "\n  \(entry.name) (\(from)), called by \(entry.steps.joined(separator: ", ")): \(entry.settings.summary)"
+            }
+        }
+        print(text)
     }
 }
 
@@ -43,6 +69,25 @@ struct GraphCommand: ParsableCommand {
 }
 
 enum PlanText {
+    /// Each participant the saga's steps name, with the settings in force and the steps that call it.
+    static func participants(_ saga: SagaDefinition, serverWide: [String: ParticipantSettings])
+        -> [(name: String, settings: ParticipantSettings, serverWide: Bool, steps: [String])]
+    {
+        var out: [(name: String, settings: ParticipantSettings, serverWide: Bool, steps: [String])] = []
+        for (index, step) in saga.steps.enumerated() {
+            guard let found = ParticipantRegistry.settings(for: saga, step: index, serverWide: serverWide) else { continue }
+            if let at = out.firstIndex(where: { $0.name == found.name }) {
+                out[at].steps.append(step.name)
+            } else {
+                out.append((found.name, found.settings, found.serverWide, [step.name]))
+            }
+        }
+        for name in saga.participants.keys.sorted() where !out.contains(where: { $0.name == name }) {
+            out.append((name, serverWide[name] ?? saga.participants[name]!, serverWide[name] != nil, []))
+        }
+        return out
+    }
+
     static func text(_ plan: SagaPlan, file: String) -> String {
         var lines = ["Plan for \(plan.saga) v\(plan.version) (\(file)); nothing is sent.", "", "Waves (the steps of a wave run at the same time):"]
         for (number, wave) in plan.waves.enumerated() {

@@ -128,6 +128,7 @@ struct ServeCommand: AsyncParsableCommand {
         let output = ServeOutput(json: logs.isJSON, logger: logger)
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let metrics = ServeMetrics()
+        let participants = try execution.loadParticipants()
         let opened = try await database.openForEngine(connections: min(64, max(8, concurrency)), metrics: metrics.store)
         let store = opened.store
         // Definitions sent to the API may read only what --allow-env names; the engine also resolves what the
@@ -157,7 +158,7 @@ struct ServeCommand: AsyncParsableCommand {
             store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
             configuration: EngineConfiguration(
                 environment: environment, concurrency: concurrency, node: NodeConfiguration(lease: try Self.lease(lease)),
-                metrics: metrics.engine, onEvents: { run, events in Self.log(run, events, to: output) }),
+                metrics: metrics.engine, participants: participants, onEvents: { run, events in Self.log(run, events, to: output) }),
             logger: logger)
         var api = APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls)
         api.metrics = MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: opened) }

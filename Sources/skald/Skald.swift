@@ -12,7 +12,7 @@ struct Skald: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             DemoCommand.self, ValidateCommand.self, RunCommand.self, ResumeCommand.self, ServeCommand.self,
-            DefineCommand.self, DefinitionsCommand.self, DefinitionCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, WatchCommand.self,
+            DefineCommand.self, DefinitionsCommand.self, DefinitionCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, ParticipantsCommand.self, WatchCommand.self,
             HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, AbandonCommand.self, PlanCommand.self, GraphCommand.self, PruneCommand.self, ExportCommand.self, ImportCommand.self,
             BenchCommand.self, BenchClusterCommand.self, BenchEngineCommand.self, BenchParticipantCommand.self, TortureCommand.self,
         ]

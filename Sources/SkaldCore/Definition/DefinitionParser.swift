@@ -5,12 +5,12 @@ public struct DefinitionParser {
     /// Headers that Skald sets on every call; a definition may not set them.
     public static let reservedHeaders = ["idempotency-key", "skald-run", "skald-step", "skald-attempt", "skald-phase", "content-length", "host"]
 
-    static let sagaFields = ["$schema", "name", "version", "description", "deadline", "defaults", "inputSchema", "steps"]
+    static let sagaFields = ["$schema", "name", "version", "description", "deadline", "defaults", "inputSchema", "participants", "steps"]
     static let defaultsFields = ["timeout", "retry", "compensationRetry"]
     /// The most steps a saga may have. Real sagas have a handful; the bound keeps validation, planning and the
     /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
     public static let maximumSteps = 256
-    static let stepFields = ["name", "dependsOn", "pivot", "request", "compensation", "compensateUnknown"]
+    static let stepFields = ["name", "dependsOn", "pivot", "participant", "request", "compensation", "compensateUnknown"]
     static let callFields = [
         "method", "url", "headers", "secretHeaders", "body", "timeout", "retry", "maxElapsed", "successStatus", "retryOn", "failOn",
     ]
@@ -21,7 +21,11 @@ public struct DefinitionParser {
     public static let maximumInterval: Duration = .seconds(3600)
     public static let maximumDeadline: Duration = .seconds(30 * 86_400)
 
-    private var problems: [DefinitionProblem] = []
+    var problems: [DefinitionProblem] = []
+    /// The participants the saga declares, once read.
+    var participants: [String: ParticipantSettings] = [:]
+    /// Every participant name the saga declares, those with bad settings too (their steps are not reported again).
+    var participantNames: Set<String> = []
     private let locations: [JSONPath: SourceLocation]
     private var dependencies: [[Int]] = []
     private var usesDependsOn = false
@@ -33,7 +37,7 @@ public struct DefinitionParser {
     private var partialCall: CallDefinition?
     private var deadline: Duration?
 
-    private init(locations: [JSONPath: SourceLocation]) {
+    init(locations: [JSONPath: SourceLocation]) {
         self.locations = locations
     }
 
@@ -68,7 +72,7 @@ public struct DefinitionParser {
 
     // MARK: - Reporting
 
-    private mutating func report(_ path: JSONPath, _ message: String) {
+    mutating func report(_ path: JSONPath, _ message: String) {
         var located = path
         var location = locations[located]
         while location == nil, !located.components.isEmpty {
@@ -79,7 +83,7 @@ public struct DefinitionParser {
     }
 
     /// Reads an object, reporting a wrong type and every unknown key.
-    private mutating func object(_ value: JSONValue, at path: JSONPath, allowed: [String], what: String) -> [String: JSONValue]? {
+    mutating func object(_ value: JSONValue, at path: JSONPath, allowed: [String], what: String) -> [String: JSONValue]? {
         guard case .object(let members) = value else {
             report(path, "\(what) must be an object, but it is \(value.typeName)")
             return nil
@@ -93,7 +97,7 @@ public struct DefinitionParser {
         return members
     }
 
-    private mutating func string(_ members: [String: JSONValue], _ key: String, at path: JSONPath, required: Bool, hint: String)
+    mutating func string(_ members: [String: JSONValue], _ key: String, at path: JSONPath, required: Bool, hint: String)
         -> String?
     {
         guard let value = members[key] else {
@@ -107,7 +111,7 @@ public struct DefinitionParser {
         return s
     }
 
-    private mutating func duration(_ members: [String: JSONValue], _ key: String, at path: JSONPath, maximum: Duration)
+    mutating func duration(_ members: [String: JSONValue], _ key: String, at path: JSONPath, maximum: Duration)
         -> Duration?
     {
         guard let value = members[key] else { return nil }
@@ -191,6 +195,10 @@ public struct DefinitionParser {
             inputSchema = schema(schemaValue, at: JSONPath.root.appending("inputSchema"))
         }
 
+        if let value = members["participants"] {
+            participants = participantsSection(value, at: JSONPath.root.appending("participants"), serverWide: false)
+        }
+
         var steps: [StepDefinition] = []
         let stepsPath = JSONPath.root.appending("steps")
         switch members["steps"] {
@@ -239,7 +247,7 @@ public struct DefinitionParser {
         guard let name, let version, problems.isEmpty else { return nil }
         return SagaDefinition(
             name: name, version: version, description: description, inputSchema: inputSchema, steps: steps,
-            dependencies: dependencies, pivot: pivot, deadline: deadline, document: document)
+            dependencies: dependencies, pivot: pivot, deadline: deadline, participants: participants, document: document)
     }
 
     // MARK: - Dependencies
@@ -395,12 +403,29 @@ public struct DefinitionParser {
                     "\"compensateUnknown\" must be true or false, but it is \(value.jsonText); false leaves a step whose outcome is unknown (a timeout) as it is instead of compensating it")
             }
         }
+        var participant: String?
+        if let value = members["participant"] {
+            let participantPath = path.appending("participant")
+            let declared = participantNames.sorted()
+            if let text = value.stringValue, participantNames.contains(text) {
+                participant = text
+            } else if let text = value.stringValue {
+                report(
+                    participantPath,
+                    declared.isEmpty
+                        ? "\"participant\" names \"\(text)\", but the saga declares no participants; add \"participants\": {\"\(text)\": {}} at the top level (settings there, or in the server's --participants file)"
+                        : "\"participant\" names \"\(text)\", which the saga's \"participants\" does not declare\(Suggestion.didYouMean(text, in: declared)); declared: \(declared.joined(separator: ", "))")
+            } else {
+                report(participantPath, "\"participant\" must be the name of one of the saga's \"participants\", but it is \(value.jsonText)")
+            }
+        }
         guard let name, let request, members["compensation"] == nil || compensation != nil else {
             unbuiltCalls += calls.map { (index, $0.path, $0.includingOwn, $0.call) }
             return nil
         }
         return StepDefinition(
-            name: name, request: request, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown)
+            name: name, request: request, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown,
+            participant: participant)
     }
 
     private mutating func call(_ value: JSONValue, at path: JSONPath, timeout: Duration, retry: RetryPolicy) -> CallDefinition? {

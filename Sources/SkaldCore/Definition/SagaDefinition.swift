@@ -12,6 +12,8 @@ public struct SagaDefinition: Sendable {
     public var pivot: Int?
     /// How long the run may go forward; when it passes, the run compensates.
     public var deadline: Duration?
+    /// The services the saga's steps call, by name, with how Skald protects each (see `ParticipantSettings`).
+    public var participants: [String: ParticipantSettings]
     /// The document as written, kept so that the stored definition is exactly what was validated.
     public let document: JSONValue
     /// The canonical JSON text of `document`, computed once.
@@ -21,8 +23,9 @@ public struct SagaDefinition: Sendable {
 
     init(
         name: String, version: Int, description: String?, inputSchema: InputSchema?, steps: [StepDefinition],
-        dependencies: [[Int]], pivot: Int?, deadline: Duration?, document: JSONValue
+        dependencies: [[Int]], pivot: Int?, deadline: Duration?, participants: [String: ParticipantSettings] = [:], document: JSONValue
     ) {
+        self.participants = participants
         self.name = name
         self.version = version
         self.description = description
@@ -61,6 +64,9 @@ public struct StepDefinition: Sendable, Hashable {
     /// which has no compensation: whether an unknown outcome stops the run for a person (true) or counts as a
     /// refusal, so the steps before it are compensated (false).
     public var compensateUnknown: Bool = true
+    /// The participant (one of the saga's `participants`) whose breaker, bulkhead and rate limit the step's calls,
+    /// forward and compensation, go through.
+    public var participant: String?
 
     /// The compensation reads this step's own response, which does not exist when the outcome is unknown.
     public var compensationReadsOwnResponse: Bool {

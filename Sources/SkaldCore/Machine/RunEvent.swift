@@ -29,6 +29,10 @@ public struct RunEvent: Sendable, Hashable {
         case runTakenOver = "run_taken_over"
         /// `skald import` carried the run over from another Skald database.
         case runImported = "run_imported"
+        /// A step's attempt was held back because its participant's circuit is open; it is not counted.
+        case participantWaiting = "participant_waiting"
+        /// A step that waited on its participant's circuit is sent again.
+        case participantResumed = "participant_resumed"
     }
 
     public var at: Date

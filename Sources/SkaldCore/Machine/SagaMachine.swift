@@ -70,7 +70,9 @@ public final class SagaMachine: Sendable {
     }
 
     /// Records that an attempt of a due step is about to be sent. Store this before sending.
-    public func beginAttempt(_ state: RunState, step index: Int, at now: Date) -> Transition {
+    ///
+    /// - Parameter resumingFrom: the participant whose open circuit the step waited on, now letting calls through.
+    public func beginAttempt(_ state: RunState, step index: Int, at now: Date, resumingFrom participant: String? = nil) -> Transition {
         let before = state
         var state = state
         var step = state.steps[index]
@@ -89,10 +91,19 @@ public final class SagaMachine: Sendable {
         }
         step.dueAt = nil
         state.steps[index] = step
-        let event = RunEvent(
-            at: now, kind: .attemptStarted, step: step.name, phase: phase, attempt: attempt,
-            message: "\(Self.label(step.name, phase)) attempt \(attempt) sent")
-        return Transition(state: state, events: [event], before: before)
+        var events: [RunEvent] = []
+        if let participant {
+            events.append(
+                RunEvent(
+                    at: now, kind: .participantResumed, step: step.name, phase: phase,
+                    message: "\(Self.label(step.name, phase)) resumes: \(participant) lets calls through again",
+                    data: ["participant": .string(participant)]))
+        }
+        events.append(
+            RunEvent(
+                at: now, kind: .attemptStarted, step: step.name, phase: phase, attempt: attempt,
+                message: "\(Self.label(step.name, phase)) attempt \(attempt) sent"))
+        return Transition(state: state, events: events, before: before)
     }
 
     /// Recovery: an attempt was recorded as sent but its outcome never was (the process died).
@@ -107,6 +118,47 @@ public final class SagaMachine: Sendable {
             at: now, kind: .attemptResent, step: step.name, phase: phase, attempt: attempt,
             message: "\(Self.label(step.name, phase)) attempt \(attempt) had no recorded outcome after a restart; sending it again with the same idempotency key")
         return Transition(state: state, events: [event], changedSteps: [])
+    }
+
+    /// The participant that `step` calls has an open circuit: its due attempt is not sent and does not count against
+    /// `maxAttempts`; the step waits until `until` (when the circuit lets a probe through). A forward step whose
+    /// `maxElapsed` would pass before then fails for good, as a retry would; a compensation keeps waiting. The saga's
+    /// deadline is left to `deadlinePassed`, as for any step waiting for its next attempt.
+    public func waitForParticipant(_ state: RunState, step index: Int, participant: String, until: Date, at now: Date) -> Transition {
+        let before = state
+        var state = state
+        let step = state.steps[index]
+        guard let phase = step.status.phase, step.dueAt != nil else {
+            preconditionFailure("waitForParticipant on step \(step.name) in status \(step.status) with no attempt due")
+        }
+        let label = Self.label(step.name, phase)
+        let wait = DurationText.format(Duration(secondsValue: max(0, until.timeIntervalSince(now))))
+        let data: JSONValue = [
+            "participant": .string(participant), "until": .string(until.formatted(.iso8601)), "waitMs": .int(Int64(max(0, until.timeIntervalSince(now)) * 1000)),
+        ]
+        let call = phase == .forward ? saga.steps[index].request : saga.steps[index].compensation!
+        if phase == .forward, let maxElapsed = call.maxElapsed, let firstAt = step.firstAttemptAt,
+            until > firstAt.addingTimeInterval(maxElapsed.seconds)
+        {
+            let reason = "\(participant) circuit open; maxElapsed \(DurationText.format(maxElapsed)) would pass before its next probe"
+            var events = [
+                RunEvent(
+                    at: now, kind: .participantWaiting, step: step.name, phase: phase,
+                    message: "\(label) is not sent: \(reason)", data: Self.merging(data, ["final": true]))
+            ]
+            state.steps[index].dueAt = nil
+            state.steps[index].lastError = reason
+            forwardFailedForGood(
+                &state, index: index, failure: AttemptFailure(kind: .transport, reason: reason, isRetryable: true, mayHaveApplied: false),
+                attempt: step.attempts, at: now, events: &events)
+            return Transition(state: state, events: events, before: before)
+        }
+        state.steps[index].dueAt = max(until, step.dueAt!)
+        let event = RunEvent(
+            at: now, kind: .participantWaiting, step: step.name, phase: phase,
+            message: "\(label) waits: \(participant) circuit open, next probe in \(wait); the attempt is not sent and not counted",
+            data: Self.merging(data, ["final": false]))
+        return Transition(state: state, events: [event], before: before)
     }
 
     /// The outcome of the attempt in flight for `step`.
@@ -200,43 +252,7 @@ public final class SagaMachine: Sendable {
                     message: "\(label) attempt \(attempt) of \(call.retry.maxAttempts) failed after \(took): \(failure.reason); \(why)",
                     data: Self.merging(data, ["final": true])))
             if phase == .forward {
-                let unknown = state.steps[index].outcomeUnknown
-                state.steps[index].status = unknown ? .outcomeUnknown : .failed
-                let pastPivot = state.status == .running && isPastPivot(state)
-                let undecidedPivot = unknown && index == saga.pivot && saga.steps[index].compensateUnknown && state.status == .running
-                var message = "\(step.name) failed: \(failure.reason)"
-                if unknown {
-                    message += "; its outcome is unknown (\(Self.unknownBecause(failure))): it may have been applied"
-                    if pastPivot {
-                        message += ", and past the pivot nothing is undone"
-                    } else if undecidedPivot {
-                        message += ". It is the pivot, so the run can neither turn back nor go on: it waits for a person"
-                    } else if !saga.steps[index].compensateUnknown {
-                        message += ", but compensateUnknown is false, so it is not undone: check it at the participant"
-                    } else if saga.steps[index].compensation == nil {
-                        message += ", and it declares no compensation, so it is not undone: check it at the participant"
-                    } else {
-                        message += ", so it is undone in case it was"
-                    }
-                }
-                events.append(
-                    RunEvent(
-                        at: now, kind: .stepFailed, step: step.name, phase: .forward, attempt: attempt,
-                        message: message,
-                        data: ["error": .string(failure.reason), "outcome": .string(unknown ? "unknown" : "refused")]))
-                if pastPivot {
-                    // Past the point of no return: no compensation; the run waits for a person once nothing else can move.
-                    if state.stuck == nil { state.stuck = RunFailure(step: step.name, reason: failure.reason) }
-                    advanceForward(&state, at: now, events: &events)
-                } else if undecidedPivot {
-                    // The point of no return may have been passed: neither compensating nor going on is safe.
-                    state.stuck = RunFailure(step: step.name, reason: RunFailure.outcomeUnknownPrefix + failure.reason)
-                    advanceForward(&state, at: now, events: &events)
-                } else if state.status == .running {
-                    beginCompensation(&state, failure: RunFailure(step: step.name, reason: failure.reason), at: now, events: &events)
-                } else {
-                    advanceCompensation(&state, at: now, events: &events)
-                }
+                forwardFailedForGood(&state, index: index, failure: failure, attempt: attempt, at: now, events: &events)
             } else {
                 state.steps[index].status = .compensationFailed
                 if state.compensationFailure == nil {
@@ -445,6 +461,51 @@ public final class SagaMachine: Sendable {
     static func who(_ name: String) -> String { name.isEmpty ? "an operator" : name }
 
     // MARK: - Rules
+
+    /// The forward call of `index` failed for good (`failure` says how): the step ends failed or with its outcome
+    /// unknown, and the run compensates, waits at the pivot, or goes on past it.
+    private func forwardFailedForGood(
+        _ state: inout RunState, index: Int, failure: AttemptFailure, attempt: Int, at now: Date, events: inout [RunEvent]
+    ) {
+        let step = state.steps[index]
+            let unknown = state.steps[index].outcomeUnknown
+            state.steps[index].status = unknown ? .outcomeUnknown : .failed
+            let pastPivot = state.status == .running && isPastPivot(state)
+            let undecidedPivot = unknown && index == saga.pivot && saga.steps[index].compensateUnknown && state.status == .running
+            var message = "\(step.name) failed: \(failure.reason)"
+            if unknown {
+                message += "; its outcome is unknown (\(Self.unknownBecause(failure))): it may have been applied"
+                if pastPivot {
+                    message += ", and past the pivot nothing is undone"
+                } else if undecidedPivot {
+                    message += ". It is the pivot, so the run can neither turn back nor go on: it waits for a person"
+                } else if !saga.steps[index].compensateUnknown {
+                    message += ", but compensateUnknown is false, so it is not undone: check it at the participant"
+                } else if saga.steps[index].compensation == nil {
+                    message += ", and it declares no compensation, so it is not undone: check it at the participant"
+                } else {
+                    message += ", so it is undone in case it was"
+                }
+            }
+            events.append(
+                RunEvent(
+                    at: now, kind: .stepFailed, step: step.name, phase: .forward, attempt: attempt,
+                    message: message,
+                    data: ["error": .string(failure.reason), "outcome": .string(unknown ? "unknown" : "refused")]))
+            if pastPivot {
+                // Past the point of no return: no compensation; the run waits for a person once nothing else can move.
+                if state.stuck == nil { state.stuck = RunFailure(step: step.name, reason: failure.reason) }
+                advanceForward(&state, at: now, events: &events)
+            } else if undecidedPivot {
+                // The point of no return may have been passed: neither compensating nor going on is safe.
+                state.stuck = RunFailure(step: step.name, reason: RunFailure.outcomeUnknownPrefix + failure.reason)
+                advanceForward(&state, at: now, events: &events)
+            } else if state.status == .running {
+                beginCompensation(&state, failure: RunFailure(step: step.name, reason: failure.reason), at: now, events: &events)
+            } else {
+                advanceCompensation(&state, at: now, events: &events)
+            }
+    }
 
     /// Makes every pending step whose dependencies succeeded due now; completes the run when all succeeded.
     private func advanceForward(_ state: inout RunState, at now: Date, events: inout [RunEvent]) {

@@ -1,0 +1,213 @@
+import Foundation
+import Testing
+@testable import SkaldCore
+
+
+
+private func failure(status: Int) -> AttemptOutcome {
+    .failed(
+        AttemptFailure(
+            kind: .status, reason: "HTTP \(status)", isRetryable: status >= 500, response: StepResponse(status: status, body: .null)))
+}
+
+private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "no answer", isRetryable: true))
+
+@Suite struct CircuitBreakerTests {
+    private func breaker(_ settings: CircuitBreakerSettings = CircuitBreakerSettings(window: .calls(10), minimumCalls: 10, failureRate: 50))
+        -> CircuitBreaker
+    {
+        CircuitBreaker(settings: settings)
+    }
+
+    @Test func opensWhenHalfTheWindowFailsButNotBeforeTheMinimumCalls() {
+        var breaker = breaker()
+        for call in 0..<9 {
+            #expect(breaker.decide(at: t0) == .allow(probe: false))
+            breaker.record(call.isMultiple(of: 2) ? .failure : .success, duration: .milliseconds(5), probe: false, at: t0)
+        }
+        // 5 failures of 9 calls: over the rate, but under the minimum of 10 calls.
+        #expect(breaker.state == .closed)
+        breaker.record(.success, duration: .milliseconds(5), probe: false, at: t0)
+        // 5 of 10: the threshold.
+        #expect(breaker.state == .open)
+        #expect(breaker.decide(at: t0.addingTimeInterval(9.9)) == .rejectUntil(t0.addingTimeInterval(10)))
+    }
+
+    @Test func onlyTransportTimeoutsServerErrorsAnd429Count() {
+        #expect(ParticipantVerdict(failure(status: 503)) == .failure)
+        #expect(ParticipantVerdict(failure(status: 429)) == .failure)
+        #expect(ParticipantVerdict(timeout) == .failure)
+        #expect(ParticipantVerdict(.failed(AttemptFailure(kind: .transport, reason: "refused", isRetryable: true))) == .failure)
+        // A refusal the step declares means the participant is up.
+        #expect(ParticipantVerdict(failure(status: 402)) == .success)
+        #expect(ParticipantVerdict(failure(status: 409)) == .success)
+        // Never sent: says nothing.
+        #expect(ParticipantVerdict(.failed(AttemptFailure(kind: .request, reason: "bad template", isRetryable: false))) == .notCounted)
+
+        var breaker = breaker()
+        for _ in 0..<20 { breaker.record(ParticipantVerdict(failure(status: 402)), duration: .zero, probe: false, at: t0) }
+        #expect(breaker.state == .closed)
+    }
+
+    @Test func halfOpenLetsTheProbesThroughAndClosesWhenTheySucceed() {
+        var breaker = breaker(CircuitBreakerSettings(window: .calls(2), minimumCalls: 2, failureRate: 50, openFor: .seconds(10), probes: 2))
+        breaker.record(.failure, duration: .zero, probe: false, at: t0)
+        breaker.record(.failure, duration: .zero, probe: false, at: t0)
+        #expect(breaker.state == .open)
+        let later = t0.addingTimeInterval(10)
+        #expect(breaker.decide(at: later) == .allow(probe: true))
+        #expect(breaker.state == .halfOpen)
+        #expect(breaker.decide(at: later) == .allow(probe: true))
+        #expect(breaker.decide(at: later) == .waitForProbes)
+        breaker.record(.success, duration: .zero, probe: true, at: later)
+        #expect(breaker.state == .halfOpen)
+        breaker.record(.success, duration: .zero, probe: true, at: later)
+        #expect(breaker.state == .closed)
+        #expect(breaker.decide(at: later) == .allow(probe: false))
+    }
+
+    @Test func aFailedProbeOpensItAgainForLongerUpToTheMaximum() {
+        var breaker = breaker(
+            CircuitBreakerSettings(window: .calls(1), minimumCalls: 1, failureRate: 100, openFor: .seconds(10), maxOpenFor: .seconds(25), backoffCoefficient: 2))
+        breaker.record(.failure, duration: .zero, probe: false, at: t0)
+        var now = t0
+        var waits: [TimeInterval] = []
+        for _ in 0..<3 {
+            waits.append(breaker.openUntil!.timeIntervalSince(now))
+            now = breaker.openUntil!
+            #expect(breaker.decide(at: now) == .allow(probe: true))
+            breaker.record(.failure, duration: .zero, probe: true, at: now)
+        }
+        #expect(waits == [10, 20, 25])
+        // Closing starts the wait afresh.
+        now = breaker.openUntil!
+        _ = breaker.decide(at: now)
+        breaker.record(.success, duration: .zero, probe: true, at: now)
+        breaker.record(.failure, duration: .zero, probe: false, at: now)
+        #expect(breaker.openUntil == now.addingTimeInterval(10))
+    }
+
+    @Test func aProbeThatWasNeverSentLetsAnotherGo() {
+        var breaker = breaker(CircuitBreakerSettings(window: .calls(1), minimumCalls: 1, failureRate: 100, probes: 1))
+        breaker.record(.failure, duration: .zero, probe: false, at: t0)
+        let later = t0.addingTimeInterval(10)
+        #expect(breaker.decide(at: later) == .allow(probe: true))
+        #expect(breaker.decide(at: later) == .waitForProbes)
+        breaker.returnProbe()
+        #expect(breaker.decide(at: later) == .allow(probe: true))
+    }
+
+    @Test func slowCallsOpenItToo() {
+        var breaker = breaker(CircuitBreakerSettings(window: .calls(4), minimumCalls: 4, failureRate: 100, slowCall: .seconds(2), slowCallRate: 75))
+        for duration in [Duration.seconds(3), .seconds(3), .milliseconds(10)] {
+            breaker.record(.success, duration: duration, probe: false, at: t0)
+        }
+        #expect(breaker.state == .closed)
+        breaker.record(.success, duration: .seconds(2), probe: false, at: t0)
+        #expect(breaker.state == .open)
+    }
+
+    @Test func aTimeWindowForgetsOldCalls() {
+        var breaker = breaker(CircuitBreakerSettings(window: .time(.seconds(30)), minimumCalls: 4, failureRate: 50))
+        breaker.record(.failure, duration: .zero, probe: false, at: t0)
+        breaker.record(.failure, duration: .zero, probe: false, at: t0)
+        let later = t0.addingTimeInterval(31)
+        breaker.record(.success, duration: .zero, probe: false, at: later)
+        breaker.record(.failure, duration: .zero, probe: false, at: later)
+        // The first two fell out of the window: two calls, under the minimum.
+        #expect(breaker.state == .closed)
+        #expect(breaker.rates(at: later)?.calls == 2)
+        breaker.record(.failure, duration: .zero, probe: false, at: later)
+        breaker.record(.success, duration: .zero, probe: false, at: later)
+        #expect(breaker.state == .open)
+    }
+}
+
+@Suite struct TokenBucketTests {
+    @Test func aBurstThenOneCallPerTokenAsTimePasses() {
+        var bucket = TokenBucket(settings: RateLimitSettings(perSecond: 4, burst: 2))
+        #expect(bucket.take(at: t0) == nil)
+        #expect(bucket.take(at: t0) == nil)
+        #expect(bucket.take(at: t0) == t0.addingTimeInterval(0.25))
+        #expect(bucket.take(at: t0.addingTimeInterval(0.25)) == nil)
+        // Ten idle seconds refill only up to the burst.
+        let later = t0.addingTimeInterval(10)
+        #expect(bucket.take(at: later) == nil)
+        #expect(bucket.take(at: later) == nil)
+        #expect(bucket.take(at: later) != nil)
+    }
+}
+
+@Suite struct ParticipantDefinitionTests {
+    private let withParticipants = #"""
+        {
+          "name": "pay", "version": 1,
+          "participants": {
+            "payments": {
+              "circuitBreaker": { "failureRate": 40, "windowTime": "1m", "minimumCalls": 5, "openFor": "15s", "probes": 2, "slowCall": "3s", "slowCallRate": 80 },
+              "bulkhead": { "maxInFlight": 4 },
+              "rateLimit": { "perSecond": 20, "burst": 5 }
+            },
+            "inventory": {}
+          },
+          "steps": [
+            { "name": "reserve", "participant": "inventory", "request": { "method": "POST", "url": "http://127.0.0.1:1/r" } },
+            { "name": "charge", "participant": "payments", "request": { "method": "POST", "url": "http://127.0.0.1:1/c" } }
+          ]
+        }
+        """#
+
+    @Test func readsTheParticipantsAndWhichStepCallsWhich() throws {
+        let definition = try saga(withParticipants)
+        #expect(definition.steps.map(\.participant) == ["inventory", "payments"])
+        let payments = try #require(definition.participants["payments"])
+        #expect(payments.maxInFlight == 4)
+        #expect(payments.rateLimit == RateLimitSettings(perSecond: 20, burst: 5))
+        let breaker = try #require(payments.circuitBreaker)
+        #expect(breaker.window == .time(.seconds(60)))
+        #expect(breaker.failureRate == 40)
+        #expect(breaker.minimumCalls == 5)
+        #expect(breaker.openFor == .seconds(15))
+        #expect(breaker.probes == 2)
+        #expect(breaker.slowCall == .seconds(3))
+        #expect(definition.participants["inventory"] == ParticipantSettings())
+    }
+
+    @Test func aStepNamingAnUndeclaredParticipantIsReportedWhereItIs() {
+        let text = withParticipants.replacingOccurrences(of: #""participant": "payments""#, with: #""participant": "paymets""#)
+        let found = problems(text)
+        #expect(found.count == 1)
+        #expect(found.first?.path?.description == "steps[1].participant")
+        #expect(found.first?.message.contains("did you mean \"payments\"") == true)
+    }
+
+    @Test func badSettingsAreEachReportedWithTheirPath() {
+        let text = withParticipants
+            .replacingOccurrences(of: #""failureRate": 40"#, with: #""failureRate": 140"#)
+            .replacingOccurrences(of: #""maxInFlight": 4"#, with: #""maxInFlight": 0"#)
+            .replacingOccurrences(of: #""perSecond": 20"#, with: #""perSecond": -1"#)
+            .replacingOccurrences(of: #""inventory": {}"#, with: #""inventory": {"baseUrl": "http://127.0.0.1:9"}"#)
+        let paths = Set(problems(text).compactMap { $0.path?.description })
+        #expect(
+            paths == [
+                "participants.payments.circuitBreaker.failureRate", "participants.payments.bulkhead.maxInFlight",
+                "participants.payments.rateLimit.perSecond", "participants.inventory.baseUrl",
+            ])
+    }
+
+    @Test func theServerFileTakesBaseURLsAndReportsItsProblemsWithLines() throws {
+        let good = #"{"participants": {"payments": {"baseUrl": "http://127.0.0.1:9002", "circuitBreaker": {}}}}"#
+        let parsed = try DefinitionParser.parseParticipants(Array(good.utf8), file: "participants.json")
+        #expect(parsed["payments"]?.baseURL == "http://127.0.0.1:9002")
+        #expect(parsed["payments"]?.circuitBreaker == CircuitBreakerSettings())
+
+        let bad = "{\"participants\": {\n  \"payments\": {\"baseUrl\": \"ftp://x\", \"circuitBreakr\": {}}\n}}"
+        #expect {
+            try DefinitionParser.parseParticipants(Array(bad.utf8), file: "participants.json")
+        } throws: { error in
+            let lines = (error as? DefinitionError)?.lines ?? []
+            return lines.count == 2 && lines.allSatisfy { $0.hasPrefix("participants.json:2:") }
+                && lines.contains { $0.contains("did you mean \"circuitBreaker\"") }
+        }
+    }
+}
