@@ -258,6 +258,33 @@ extension OpenAPIDocument {
             "format": "date-time",
             "nullable": true
           },
+          "waiting": {
+            "type": "object",
+            "nullable": true,
+            "description": "Why the step is not being sent now, when a participant holds it back (known to the node driving the run; null otherwise): circuit_open (its next attempt is due at `until`, when the circuit lets a probe through; the wait uses up no attempt) or queued (in line for the participant's bulkhead, rate limit, a 429's Retry-After or the half-open probes).",
+            "required": [
+              "participant",
+              "reason",
+              "until"
+            ],
+            "properties": {
+              "participant": {
+                "type": "string"
+              },
+              "reason": {
+                "type": "string",
+                "enum": [
+                  "circuit_open",
+                  "queued"
+                ]
+              },
+              "until": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": true
+              }
+            }
+          },
           "response": {
             "type": "object",
             "nullable": true,
@@ -453,6 +480,109 @@ extension OpenAPIDocument {
                 }
               }
             }
+          }
+        }
+      },
+      "Participant": {
+        "type": "object",
+        "description": "A participant as this server protects it now. Kept in memory: after a restart every circuit starts closed; on a shared database each node has its own.",
+        "required": [
+          "name",
+          "saga",
+          "circuit",
+          "failureRate",
+          "slowCallRate",
+          "callsInWindow",
+          "inFlight",
+          "queued",
+          "nextProbeAt",
+          "pausedUntil",
+          "timesOpened",
+          "sent",
+          "failed",
+          "heldBack",
+          "settings",
+          "summary"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "saga": {
+            "type": "string",
+            "nullable": true,
+            "description": "The saga whose definition declares it; null for a participant of the server's --participants file, shared by every saga."
+          },
+          "circuit": {
+            "type": "string",
+            "nullable": true,
+            "enum": [
+              "closed",
+              "open",
+              "half_open",
+              null
+            ],
+            "description": "Null when it has no circuit breaker."
+          },
+          "failureRate": {
+            "type": "number",
+            "nullable": true,
+            "description": "Percent of the window's calls that failed (transport errors, timeouts, 5xx, 429); null with no calls in the window."
+          },
+          "slowCallRate": {
+            "type": "number",
+            "nullable": true,
+            "description": "Percent of the window's calls slower than slowCall."
+          },
+          "callsInWindow": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "inFlight": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "queued": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Attempts waiting in line for the bulkhead, the rate limit, a Retry-After or the probes."
+          },
+          "nextProbeAt": {
+            "type": "string",
+            "format": "date-time",
+            "nullable": true,
+            "description": "While open: when probes may go."
+          },
+          "pausedUntil": {
+            "type": "string",
+            "format": "date-time",
+            "nullable": true,
+            "description": "A 429's Retry-After: nothing is sent to the participant before this."
+          },
+          "timesOpened": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "sent": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Attempts let through since the server started."
+          },
+          "failed": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "heldBack": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Times a step's attempt was held back because the circuit was open."
+          },
+          "settings": {
+            "type": "object",
+            "description": "As in the participants file: baseUrl, circuitBreaker, bulkhead, rateLimit."
+          },
+          "summary": {
+            "type": "string"
           }
         }
       }
@@ -1696,6 +1826,38 @@ extension OpenAPIDocument {
                     "total": {
                       "type": "integer",
                       "minimum": 0
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          }
+        }
+      }
+    },
+    "/v1/participants": {
+      "get": {
+        "operationId": "listParticipants",
+        "summary": "Each participant's circuit breaker, bulkhead and rate limit, as this server sees them now",
+        "responses": {
+          "200": {
+            "description": "The participants this server has met: those of its --participants file, and those of the sagas it has run",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "participants"
+                  ],
+                  "properties": {
+                    "participants": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/Participant"
+                      }
                     }
                   }
                 }

@@ -69,6 +69,40 @@ import Testing
         #expect(result.status == 1)
     }
 
+    @Test func theParticipantsSchemaAcceptsTheExampleAndTheSagaSchemaASagaWithParticipants() async throws {
+        let folder = try temporaryFolder()
+        let withParticipants = folder.appendingPathComponent("gated.json")
+        try Data(ParticipantCLITests.saga.utf8).write(to: withParticipants)
+        let badParticipants = folder.appendingPathComponent("bad-participants.json")
+        try Data(#"{"participants": {"payments": {"bulkhead": {"maxInFlight": 0}}}}"#.utf8).write(to: badParticipants)
+        let script = """
+            import json, sys, jsonschema
+            def check(schema_path, good, bad):
+                schema = json.load(open(schema_path))
+                jsonschema.Draft202012Validator.check_schema(schema)
+                validator = jsonschema.Draft202012Validator(schema)
+                errors = list(validator.iter_errors(json.load(open(good))))
+                if errors: print(good, "INVALID", errors[0].message); sys.exit(1)
+                if bad and not list(validator.iter_errors(json.load(open(bad)))): print("accepted", bad); sys.exit(1)
+                print(good, "ok")
+            check(sys.argv[1], sys.argv[2], None)
+            check(sys.argv[3], sys.argv[4], sys.argv[5])
+            """
+        let python = try ChildProcess(
+            executable: "/usr/bin/env",
+            [
+                "python3", "-c", script, "Sagas/schema/saga.schema.json", withParticipants.path, "Sagas/schema/participants.schema.json",
+                "Sagas/participants/demo.json", badParticipants.path,
+            ],
+            environment: ProcessInfo.processInfo.environment, directory: packageRoot, outputIn: folder)
+        let exit = await python.waitForExit()
+        #expect(exit.status == 0 && !exit.signalled, "\(python.stdout)\(python.stderr)")
+        // And Skald reads the example the way the schema does.
+        let bytes = try Data(contentsOf: packageRoot.appendingPathComponent("Sagas/participants/demo.json"))
+        let parsed = try DefinitionParser.parseParticipants(Array(bytes), file: "demo.json")
+        #expect(parsed.keys.sorted() == ["payments", "shipping"])
+    }
+
     @Test func printsEveryProblemWithFileLineColumnAndPath() async throws {
         let folder = try temporaryFolder()
         let file = folder.appendingPathComponent("broken.json")
