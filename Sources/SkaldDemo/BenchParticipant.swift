@@ -12,10 +12,14 @@ import Synchronization
 /// - `POST /hold/NAME?ms=N` answers 200 after N milliseconds.
 /// - `POST /park/NAME` holds the request until `POST /control/release`, then answers 200 (and so do later ones).
 /// - `POST /control/park` makes `/park` hold requests again after a release.
-/// - `GET /control/stats` gives `{"requests": N, "parked": N}`.
+/// - `POST /flaky/NAME` answers 503 during an outage, else 200 like `/ok`.
+/// - `POST /control/outage?after=MS&seconds=S` starts an outage of `/flaky` MS milliseconds from now, for S seconds.
+/// - `GET /control/stats` gives `{"requests": N, "parked": N, "outageCalls": N, "outageEndsAt": EPOCH-SECONDS}`.
 public final class BenchParticipant: Sendable {
     private let requests = Atomic<Int>(0)
     private let parking = Mutex<Parking>(Parking())
+    /// When `/flaky` fails (wall-clock seconds since 1970), and how many calls it failed.
+    private let outage = Mutex<(start: Double, end: Double, calls: Int)>((0, 0, 0))
 
     private struct Parking {
         var released = false
@@ -37,6 +41,24 @@ public final class BenchParticipant: Sendable {
                 return body
             }
             return Self.response(.ok, body)
+        }
+        router.post("/flaky/:name") { _, context in
+            self.requests.add(1, ordering: .relaxed)
+            let now = Date().timeIntervalSince1970
+            let down = self.outage.withLock { outage in
+                guard now >= outage.start && now < outage.end else { return false }
+                outage.calls += 1
+                return true
+            }
+            if down { return Self.response(.serviceUnavailable, ByteBuffer(string: #"{"error":"outage"}"#)) }
+            return Self.response(.ok, ByteBuffer(string: #"{"id":"\#(context.parameters.get("name") ?? "step")-1","ok":true}"#))
+        }
+        router.post("/control/outage") { request, _ in
+            let after = Double(request.uri.queryParameters.get("after").flatMap { Int($0) } ?? 0) / 1000
+            let seconds = Double(request.uri.queryParameters.get("seconds").flatMap { Int($0) } ?? 10)
+            let start = Date().timeIntervalSince1970 + after
+            self.outage.withLock { $0 = (start, start + seconds, 0) }
+            return Self.response(.ok, ByteBuffer(string: #"{"start":\#(start),"end":\#(start + seconds)}"#))
         }
         router.post("/fail/:name") { _, _ in
             self.requests.add(1, ordering: .relaxed)
@@ -76,7 +98,9 @@ public final class BenchParticipant: Sendable {
         router.get("/control/stats") { _, _ in
             let parked = self.parking.withLock { $0.waiting.count }
             let requests = self.requests.load(ordering: .relaxed)
-            return Self.response(.ok, ByteBuffer(string: #"{"requests":\#(requests),"parked":\#(parked)}"#))
+            let outage = self.outage.withLock { $0 }
+            return Self.response(
+                .ok, ByteBuffer(string: #"{"requests":\#(requests),"parked":\#(parked),"outageCalls":\#(outage.calls),"outageEndsAt":\#(outage.end)}"#))
         }
         return router
     }

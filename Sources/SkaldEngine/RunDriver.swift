@@ -297,7 +297,7 @@ struct RunDriver {
         }
         let transition = resend
             ? machine.resendInterruptedAttempt(state, step: index, at: now)
-            : machine.beginAttempt(state, step: index, at: now, resumingFrom: waitedOn[index])
+            : machine.beginAttempt(state, step: index, at: now, resumingFrom: waitedOn[index], probe: permits[index]?.permit.probe ?? false)
         let key = attemptKey(index, in: transition.state)
         let store = engine.store
         let stored = await storing(!resend) {

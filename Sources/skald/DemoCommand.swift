@@ -14,7 +14,8 @@ struct DemoCommand: AsyncParsableCommand {
             released), one whose shipping service is flaky (503s, then success after backoff), one whose shipping \
             service hangs (no answer, so the shipment is cancelled in case it was booked, and refused when it comes \
             late), and one whose refund keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel \
-            before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once. \
+            before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once. Last, \
+            four checkouts while payments is down, with a circuit breaker that opens, holds the retries back and closes. \
             With --serve, only start the services and print their URLs.
             """)
 
@@ -170,6 +171,8 @@ struct DemoCommand: AsyncParsableCommand {
             }
         }
         for kind in Participant.Kind.allCases { await participants[kind].setFaults(Faults()) }
+        outcomes += try await breakerScene(
+            number: scenarios.count + 1, saga: saga, participants: participants, store: store, environment: environment, style: style)
 
         print(style.bold("What the participants applied"))
         print("  (each line is what one service did; retries and replays of a key are not applied twice)")
@@ -192,6 +195,59 @@ struct DemoCommand: AsyncParsableCommand {
             runs the saga against them. Kill it with kill -9 at any point, then `skald resume` carries on.
             As a service: `skald serve --sagas Sagas`, then `skald start checkout --input @Sagas/inputs/checkout.json --watch`.
             """)
+    }
+
+    /// Four checkouts while payments is down for three seconds, with a circuit breaker on payments: the first
+    /// refusals open it, the retries wait instead of using up their attempts, and a probe closes it once payments
+    /// is back. Without the breaker the four would spend their four attempts in the outage and be undone.
+    static func breakerScene(
+        number: Int, saga: SagaDefinition, participants: RunningParticipants, store: SQLiteStore, environment: [String: String],
+        style: ProgressPrinter.Style
+    ) async throws -> [RunStatus] {
+        let breaker = CircuitBreakerSettings(window: .calls(10), minimumCalls: 4, failureRate: 50, openFor: .seconds(2), maxOpenFor: .seconds(2))
+        let settings = ParticipantSettings(baseURL: participants.urls[.payments]!, circuitBreaker: breaker)
+        print(style.bold("\(number). Payments goes down; a circuit breaker holds the retries back"))
+        print("""
+               Payments answers 503 to everything for 3 seconds while four checkouts run. The participant "payments"
+               (set server-wide, as `skald serve --participants Sagas/participants/demo.json` does) has a circuit breaker:
+               \(breaker.summary).
+               Once it is open, retries are neither sent nor counted: each run waits for the probe.
+            """)
+        let payments = participants[.payments]
+        await payments.setFaults(Faults(failNext: 1_000_000))
+        let before = await payments.requestCount
+        let printer = ProgressPrinter(style: style, indent: "    ", showRunID: true, stepNames: saga.steps.map(\.name))
+        let started = ContinuousClock.now
+        let states = try await EngineHost.with(
+            store: store, maxResponseBytes: 1 << 20, environment: environment, participants: ["payments": settings], printer: printer
+        ) { engine in
+            var ids: [String] = []
+            for order in 0..<4 {
+                ids.append(try await engine.startRun(saga, input: DemoSagas.checkoutInput(orderId: "order-\(2001 + order)", card: "4242424242424242")))
+            }
+            return try await withThrowingTaskGroup(of: RunState?.self) { group in
+                for id in ids { group.addTask { try await engine.drive(runID: id) } }
+                group.addTask {
+                    // The outage: payments comes back after three seconds (the demo's own pace, not Skald's).
+                    try await Task.sleep(for: .seconds(3))
+                    let during = await payments.requestCount - before
+                    await payments.setFaults(Faults())
+                    let opened = engine.participants.statuses().first?.timesOpened ?? 0
+                    print("    payments is back after 3s; it got \(during) calls while down, and its circuit opened \(opened) time\(opened == 1 ? "" : "s")")
+                    return nil
+                }
+                var states: [RunState] = []
+                for try await state in group { if let state { states.append(state) } }
+                return states
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        for state in states.sorted(by: { $0.id < $1.id }) {
+            print("   \(String(state.id.suffix(8))) → \(printer.summary(state, elapsed: elapsed))")
+        }
+        let used = states.map { $0.steps[1].attempts }.max() ?? 0
+        print("   Each run used at most \(used) of charge-card's 4 attempts; the waits used none.\n")
+        return states.map(\.status)
     }
 
     static func temporaryDatabasePath() throws -> String {

@@ -75,6 +75,10 @@ final class ProgressPrinter: Sendable {
             return "\(prefix)\(padded) \(attemptColumn) \(style.red("failed")) \(reason)  \(style.dim(took))  \(next)"
         case .attemptResent:
             return "\(prefix)\(style.yellow("resend")) \(event.message)"
+        case .participantWaiting:
+            return "\(prefix)\(style.yellow("wait")) \(event.message)"
+        case .participantResumed:
+            return "\(prefix)\(style.green("resume")) \(event.message)"
         case .runTakenOver:
             return "\(prefix)\(style.yellow("node")) \(event.message)"
         case .stepFailed where event.data["outcome"] == "unknown":

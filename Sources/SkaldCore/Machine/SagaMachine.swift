@@ -71,8 +71,12 @@ public final class SagaMachine: Sendable {
 
     /// Records that an attempt of a due step is about to be sent. Store this before sending.
     ///
-    /// - Parameter resumingFrom: the participant whose open circuit the step waited on, now letting calls through.
-    public func beginAttempt(_ state: RunState, step index: Int, at now: Date, resumingFrom participant: String? = nil) -> Transition {
+    /// - Parameters:
+    ///   - resumingFrom: the participant whose open circuit the step waited on, now letting calls through.
+    ///   - probe: the attempt is one of the half-open circuit's trial calls.
+    public func beginAttempt(
+        _ state: RunState, step index: Int, at now: Date, resumingFrom participant: String? = nil, probe: Bool = false
+    ) -> Transition {
         let before = state
         var state = state
         var step = state.steps[index]
@@ -96,8 +100,9 @@ public final class SagaMachine: Sendable {
             events.append(
                 RunEvent(
                     at: now, kind: .participantResumed, step: step.name, phase: phase,
-                    message: "\(Self.label(step.name, phase)) resumes: \(participant) lets calls through again",
-                    data: ["participant": .string(participant)]))
+                    message: "\(Self.label(step.name, phase)) resumes: "
+                        + (probe ? "\(participant) is half-open and lets this attempt through as a probe" : "\(participant)'s circuit is closed again"),
+                    data: ["participant": .string(participant), "probe": .bool(probe)]))
         }
         events.append(
             RunEvent(

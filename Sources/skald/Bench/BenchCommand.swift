@@ -23,8 +23,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("in-flight"), help: "Runs held in flight at once in the in-flight and recovery scenarios.")
     var inFlight: Int = 10_000
 
-    @Option(help: "Comma-separated scenarios to run: happy, compensate, full, in-flight, recovery, retention.")
-    var scenarios: String = "happy,compensate,full,in-flight,recovery,retention"
+    @Option(help: "Comma-separated scenarios to run: happy, compensate, full, in-flight, recovery, retention, outage.")
+    var scenarios: String = "happy,compensate,full,in-flight,recovery,retention,outage"
 
     @Option(help: "A folder to keep the benchmark databases in (default: a temporary folder, removed afterwards).")
     var keep: String?
@@ -35,7 +35,7 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard runs >= 10 else { throw ValidationError("--runs must be at least 10") }
         guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
-        let known: Set = ["happy", "compensate", "full", "in-flight", "recovery", "retention"]
+        let known: Set = ["happy", "compensate", "full", "in-flight", "recovery", "retention", "outage"]
         for name in scenarioList where !known.contains(name) {
             throw ValidationError("unknown scenario \"\(name)\"; the scenarios are \(known.sorted().joined(separator: ", "))")
         }
@@ -80,6 +80,11 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if wanted.contains("retention") {
             report.row(try await bench.scenario("retention", concurrency: 64, runs: runs))
+        }
+        if wanted.contains("outage") {
+            // The same load and outage without and with a circuit breaker on the failing participant.
+            report.row(try await bench.scenario("outage", concurrency: 512, runs: runs))
+            report.row(try await bench.scenario("outage-breaker", concurrency: 512, runs: runs))
         }
         report.footer()
         report.printJSONLines()
@@ -255,6 +260,12 @@ struct BenchReport {
                 String(
                     format: "%d interrupted runs: all claimed and re-sent in %.2f s, all finished in %.2f s",
                     result.concurrency, figures["claimSeconds"]?.doubleValue ?? 0, figures["seconds"]?.doubleValue ?? 0))
+        case "outage", "outage-breaker":
+            notes.append(
+                String(
+                    format: "%d runs started at %d/s; payments down %d s from 3 s in: %d calls got its 503s, the last run finished %.1f s after it recovered; %d lost",
+                    figures["runs"]?.intValue ?? 0, figures["rate"]?.intValue ?? 0, figures["outageSeconds"]?.intValue ?? 0,
+                    figures["outageCalls"]?.intValue ?? 0, figures["drainSeconds"]?.doubleValue ?? 0, figures["lost"]?.intValue ?? 0))
         case "retention":
             let sizes = figures["dbBytesAfterRound"]?.arrayValue?.compactMap(\.intValue).map { Self.megabytes(Int($0)) } ?? []
             notes.append("db after each round of runs + prune: \(sizes.joined(separator: ", "))")

@@ -25,6 +25,10 @@ struct BenchEngineCommand: AsyncParsableCommand {
     @Option var rounds: Int = 3
     /// The engine's limit on attempts in flight (and connections); default: `concurrency`.
     @Option var attempts: Int?
+    /// The outage scenarios: runs started per second, and the participant's outage.
+    @Option var rate: Int = 500
+    @Option var outageAfterMs: Int = 3000
+    @Option var outageSeconds: Int = 10
 
     func run() async throws {
         var logger = Logger(label: "skald.bench")
@@ -57,6 +61,8 @@ struct BenchEngineCommand: AsyncParsableCommand {
                 return ()
             }
             return
+        case "outage", "outage-breaker":
+            result = try await outage(logger: logger, shape: BenchSaga.Shape(rawValue: scenario)!)
         case "recover":
             result = try await recover(logger: logger)
         case "retention":
@@ -165,6 +171,48 @@ struct BenchEngineCommand: AsyncParsableCommand {
         }
         try await clients.shutdown()
         return .object(figures)
+    }
+
+    /// Starts `runs` runs at `rate` a second while the participant of their second step has an outage of
+    /// `outageSeconds`, and measures what the participant got during the outage, how long after it the last run
+    /// finished, and whether every run completed.
+    func outage(logger: Logger, shape: BenchSaga.Shape) async throws -> JSONValue {
+        let http = HTTPClient.shared
+        func stats() async throws -> JSONValue {
+            let response = try await http.execute(HTTPClientRequest(url: participant + "/control/stats"), timeout: .seconds(10))
+            return try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
+        }
+        let usage = ResourceUsage.now()
+        let started = ContinuousClock.now
+        let before = try await stats()["requests"]?.intValue ?? 0
+        var control = HTTPClientRequest(url: participant + "/control/outage?after=\(outageAfterMs)&seconds=\(outageSeconds)")
+        control.method = .POST
+        _ = try await http.execute(control, timeout: .seconds(10))
+        let counts = try await withEngine(logger: logger) { engine, store, tracker in
+            let definition = BenchSaga.definition(participant: participant, shape: shape)
+            let batch = max(1, rate / 20)
+            var number = 0
+            while number < runs {
+                let tick = ContinuousClock.now
+                for _ in 0..<min(batch, runs - number) {
+                    try await engine.startRun(definition, input: BenchSaga.input(number))
+                    number += 1
+                }
+                try await Task.sleep(until: tick + .milliseconds(50))
+            }
+            await tracker.waitForEnds(count: runs)
+            return try await store.runCounts()
+        }
+        let finishedAt = Date().timeIntervalSince1970
+        let after = try await stats()
+        return [
+            "runs": .int(Int64(runs)), "completed": .int(Int64(counts[.completed] ?? 0)),
+            "lost": .int(Int64(runs - (counts[.completed] ?? 0))), "seconds": .double((ContinuousClock.now - started).seconds),
+            "outageCalls": after["outageCalls"] ?? .null, "outageSeconds": .int(Int64(outageSeconds)),
+            "drainSeconds": .double(finishedAt - (after["outageEndsAt"]?.doubleValue ?? finishedAt)),
+            "calls": .int((after["requests"]?.intValue ?? 0) - before), "rate": .int(Int64(rate)),
+            "cpuMs": .double((ResourceUsage.now() - usage).cpuMilliseconds),
+        ]
     }
 
     /// Opens a database left with `runs` interrupted runs and measures how long until every interrupted attempt

@@ -13,6 +13,10 @@ enum BenchSaga {
         case hold
         /// The first call is held until the participant is told to release it (to leave runs in flight for a crash).
         case park
+        /// The second call goes to a participant that has an outage; it is retried (up to 100 attempts, 2 s apart at most).
+        case outage
+        /// The same, with a circuit breaker on that participant.
+        case outageBreaker = "outage-breaker"
     }
 
     static func definition(participant base: String, shape: Shape, holdMilliseconds: Int = 1000) -> SagaDefinition {
@@ -25,23 +29,31 @@ enum BenchSaga {
             case .compensate: path = index == 2 ? "fail/\(name)" : "ok/\(name)"
             case .hold: path = "hold/\(name)?ms=\(holdMilliseconds)"
             case .park: path = index == 0 ? "park/\(name)" : "ok/\(name)"
+            case .outage, .outageBreaker: path = index == 1 ? "flaky/\(name)" : "ok/\(name)"
             }
+            let flaky = index == 1 && (shape == .outage || shape == .outageBreaker)
+            let retry = flaky ? #", "retry": { "maxAttempts": 100, "initialInterval": "200ms", "maxInterval": "2s" }"# : ""
+            let participant = flaky && shape == .outageBreaker ? #""participant": "payments", "# : ""
             let previous = index == 0 ? "" : #", "after": "{{steps.\#(names[index - 1]).response.body.id}}""#
             steps.append(
                 #"""
                 {
-                  "name": "\#(name)",
-                  "request": { "method": "POST", "url": "\#(base)/\#(path)", "body": { "order": "{{input.order}}", "amount": "{{input.amount}}"\#(previous) } },
+                  "name": "\#(name)", \#(participant)
+                  "request": { "method": "POST", "url": "\#(base)/\#(path)", "body": { "order": "{{input.order}}", "amount": "{{input.amount}}"\#(previous) }\#(retry) },
                   "compensation": { "method": "POST", "url": "\#(base)/ok/\#(name)-undo", "body": { "id": "{{steps.\#(name).response.body.id}}" } }
                 }
                 """#)
         }
+        // Opens when half of the last 20 calls failed; probes after 1 s, then 2 s, up to 4 s while they fail.
+        let participants = #"""
+             "participants": { "payments": { "circuitBreaker": { "windowCalls": 20, "minimumCalls": 10, "failureRate": 50, "openFor": "1s", "maxOpenFor": "4s" } } },
+            """#
         let text = #"""
             {
               "name": "bench-\#(shape.rawValue)",
               "version": 1,
               "description": "The benchmark saga.",
-              "defaults": { "timeout": "60s" },
+              "defaults": { "timeout": "60s" },\#(shape == .outageBreaker ? participants : "")
               "steps": [\#(steps.joined(separator: ","))]
             }
             """#
