@@ -78,13 +78,14 @@ public final class ParticipantGate: Sendable {
 
     /// The settings changed (a newer definition of the saga): the breaker and bucket start afresh if theirs did.
     func update(_ settings: ParticipantSettings) {
-        state.withLock { state in
-            guard state.settings != settings else { return }
+        let changed = state.withLock { state -> Bool in
+            guard state.settings != settings else { return false }
             if state.settings.circuitBreaker != settings.circuitBreaker { state.breaker = settings.circuitBreaker.map(CircuitBreaker.init(settings:)) }
             if state.settings.rateLimit != settings.rateLimit { state.bucket = settings.rateLimit.map(TokenBucket.init(settings:)) }
             state.settings = settings
+            return true
         }
-        pump()
+        if changed { pump() }
     }
 
     func newTicket() -> Int {

@@ -351,7 +351,8 @@ struct RunDriver {
     }
 
     /// Steps waiting at a gate that the run no longer wants sent (a cancel, the deadline, an abandon) leave its queue.
-    private mutating func withdrawUnwanted(draining: Bool) {
+    private func withdrawUnwanted(draining: Bool) {
+        guard !admitting.isEmpty else { return }
         for (index, asked) in admitting {
             let step = state.steps[index]
             let wanted = asked.resend ? step.isInFlight : step.dueAt != nil

@@ -277,8 +277,11 @@ struct StatusCommand: AsyncParsableCommand {
                     let undone = ["compensating", "compensated"].contains(step["status"]?.stringValue ?? "")
                     detail = (undone ? "outcome unknown, undone in case it was applied: " : "outcome unknown: ") + detail
                 }
-                if let next = step["nextAttemptAt"], next != .null { detail = "next attempt \(RelativeTime.describe(next)); " + detail }
-                if let waiting = step["waiting"], waiting != .null { detail = Self.describe(waiting: waiting) + "; " + detail }
+                if let waiting = step["waiting"], waiting != .null {
+                    detail = Self.describe(waiting: waiting) + (detail.isEmpty ? "" : "; " + detail)
+                } else if let next = step["nextAttemptAt"], next != .null {
+                    detail = "next attempt \(RelativeTime.describe(next)); " + detail
+                }
                 if detail.count > 70 { detail = String(detail.prefix(69)) + "…" }
                 let attempts = "\(step["attempts"]?.intValue ?? 0)" + ((step["compensationAttempts"]?.intValue ?? 0) > 0 ? " + \(step["compensationAttempts"]?.intValue ?? 0) undo" : "")
                 return [step["name"]?.stringValue ?? "", step["status"]?.stringValue ?? "", attempts, detail]

@@ -47,8 +47,14 @@ struct PlanCommand: ParsableCommand {
             text += "\n\nParticipants (an open circuit holds a step's attempts back without counting them; the worst cases above leave that wait out):"
             for entry in callers {
                 let from = entry.serverWide ? "from --participants" : "from the saga"
-                text += "\n  \(entry.name) (\(from)), called by \(entry.steps.joined(separator: ", ")): \(entry.settings.summary)"
+                let called = entry.steps.isEmpty ? "called by no step" : "called by \(entry.steps.joined(separator: ", "))"
+                text += "\n  \(entry.name) (\(from)), \(called): \(entry.settings.summary)"
             }
+        }
+        let byURL = serverWide.filter { $0.value.baseURL != nil && !callers.map(\.name).contains($0.key) }.sorted { $0.key < $1.key }
+        if !byURL.isEmpty {
+            text += "\n\nServer-wide participants that take the calls of steps naming none, by the start of their URL (checked when each call is sent):"
+            for (name, settings) in byURL { text += "\n  \(name): \(settings.baseURL!) — \(settings.summary)" }
         }
         print(text)
     }
