@@ -211,3 +211,75 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
         }
     }
 }
+
+@Suite struct ParticipantWaitTests {
+    private let definition = #"""
+        {
+          "name": "pay", "version": 1,
+          "participants": { "payments": {} },
+          "steps": [
+            { "name": "reserve", "request": { "method": "POST", "url": "http://127.0.0.1:1/r" },
+              "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/r", "retry": { "maxAttempts": 1 } } },
+            { "name": "charge", "participant": "payments",
+              "request": { "method": "POST", "url": "http://127.0.0.1:1/c", "maxElapsed": "30s",
+                           "retry": { "maxAttempts": 2, "initialInterval": "1s", "jitter": "none" } } }
+          ]
+        }
+        """#
+
+    /// The run with reserve done and charge's first attempt refused (a retry due 1 s later).
+    private func chargeRefusedOnce(_ machine: SagaMachine) -> RunState {
+        var state = machine.start(runID: "r1", at: t0).state
+        state = machine.beginAttempt(state, step: 0, at: t0).state
+        state = machine.finishAttempt(state, step: 0, outcome: .ok, duration: .zero, at: t0, jitterSample: 0).state
+        state = machine.beginAttempt(state, step: 1, at: t0).state
+        return machine.finishAttempt(state, step: 1, outcome: .unavailable, duration: .zero, at: t0, jitterSample: 0).state
+    }
+
+    @Test func waitingMovesTheAttemptWithoutCountingIt() throws {
+        let machine = SagaMachine(saga: try saga(definition))
+        let state = chargeRefusedOnce(machine)
+        let now = t0.addingTimeInterval(1)
+        let transition = machine.waitForParticipant(state, step: 1, participant: "payments", until: now.addingTimeInterval(12), at: now)
+        let charge = transition.state.steps[1]
+        #expect(charge.attempts == 1)
+        #expect(charge.status == .running)
+        #expect(charge.dueAt == now.addingTimeInterval(12))
+        #expect(transition.events.map(\.kind) == [.participantWaiting])
+        #expect(transition.events[0].message == "charge waits: payments circuit open, next probe in 12s; the attempt is not sent and not counted")
+        #expect(transition.changedSteps == [1])
+        // When the circuit lets it through, the attempt is the second of two, and says it resumes.
+        let resumed = machine.beginAttempt(transition.state, step: 1, at: now.addingTimeInterval(12), resumingFrom: "payments", probe: true)
+        #expect(resumed.events.map(\.kind) == [.participantResumed, .attemptStarted])
+        #expect(resumed.state.steps[1].attempts == 2)
+    }
+
+    @Test func aForwardStepWhoseMaxElapsedWouldPassFailsForGoodAndTheRunCompensates() throws {
+        let machine = SagaMachine(saga: try saga(definition))
+        let state = chargeRefusedOnce(machine)
+        let now = t0.addingTimeInterval(1)
+        // The probe would come 40 s after the first attempt, past maxElapsed (30 s).
+        let transition = machine.waitForParticipant(state, step: 1, participant: "payments", until: t0.addingTimeInterval(40), at: now)
+        #expect(transition.state.steps[1].status == .failed)
+        #expect(transition.state.steps[1].attempts == 1)
+        #expect(transition.state.status == .compensating)
+        #expect(transition.state.steps[0].status == .compensating)
+        #expect(transition.events.map(\.kind).starts(with: [.participantWaiting, .stepFailed, .compensationStarted]))
+        #expect(transition.state.failure?.reason.contains("maxElapsed 30s would pass before its next probe") == true)
+    }
+
+    @Test func aCompensationWaitsWhateverItsMaxElapsed() throws {
+        let machine = SagaMachine(saga: try saga(definition))
+        var state = chargeRefusedOnce(machine)
+        // The charge's second attempt is refused for good: reserve is compensated; its compensation waits an hour.
+        state = machine.beginAttempt(state, step: 1, at: t0.addingTimeInterval(1)).state
+        state = machine.finishAttempt(state, step: 1, outcome: .declined, duration: .zero, at: t0.addingTimeInterval(1), jitterSample: 0).state
+        #expect(state.steps[0].status == .compensating)
+        let later = t0.addingTimeInterval(3600)
+        let transition = machine.waitForParticipant(state, step: 0, participant: "inventory", until: later, at: t0.addingTimeInterval(2))
+        #expect(transition.state.status == .compensating)
+        #expect(transition.state.steps[0].dueAt == later)
+        #expect(transition.state.steps[0].compensationAttempts == 0)
+        #expect(transition.events[0].message.hasPrefix("reserve (compensation) waits: inventory circuit open"))
+    }
+}

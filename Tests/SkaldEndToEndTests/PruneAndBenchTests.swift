@@ -41,7 +41,7 @@ import Testing
     /// table and as a JSON line. (Figures are not checked: tests never assert timings.)
     @Test func everyScenarioIsReportedAsATableRowAndAJSONLine() async throws {
         let folder = try temporaryFolder()
-        let result = try await SkaldProcess.run(["bench", "--runs", "20", "--in-flight", "20"], in: folder)
+        let result = try await SkaldProcess.run(["bench", "--runs", "20", "--in-flight", "20", "--outage-seconds", "1", "--outage-after-ms", "0"], in: folder)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("Skald benchmark: ") == true)
@@ -55,6 +55,7 @@ import Testing
             scenarios == [
                 "happy/1/process", "bare/1/process", "happy/64/process", "bare/64/process", "happy/512/process", "bare/512/process",
                 "compensate/64/process", "happy/64/full", "hold/20/process", "bare-hold/20/process", "recover/20/process", "retention/64/process",
+                "outage/512/process", "outage-breaker/512/process",
             ])
         let happy = try #require(records.first { $0["scenario"] == "happy" && $0["concurrency"] == 64 })
         #expect(happy["runs"] == 20)
@@ -66,5 +67,10 @@ import Testing
         let retention = try #require(records.first { $0["scenario"] == "retention" })
         #expect(retention["prunedPerRound"] == [20, 20, 20])
         #expect(lines.contains { $0.hasPrefix("bare") && $0.contains("skald/bare") })
+        // The runs started into the outage all complete once the participant is back, breaker or not.
+        for record in records where record["scenario"]?.stringValue?.hasPrefix("outage") == true {
+            #expect(record["completed"] == 20 && record["lost"] == 0, "\(record.jsonText)")
+            #expect((record["outageCalls"]?.intValue ?? 0) > 0, "the runs met the outage: \(record.jsonText)")
+        }
     }
 }

@@ -23,6 +23,8 @@ final class CountingParticipant: Sendable {
         case failCompensations
         /// 429 with `Retry-After: seconds` for the next call, then 200.
         case tooManyOnce(retryAfter: Int)
+        /// Hold every call until `release()`, then answer 200.
+        case park
     }
 
     struct State {
@@ -31,6 +33,7 @@ final class CountingParticipant: Sendable {
         var compensations = 0
         var concurrent = 0
         var maxConcurrent = 0
+        var parked: [CheckedContinuation<Void, Never>] = []
     }
 
     let state = Mutex(State())
@@ -46,6 +49,18 @@ final class CountingParticipant: Sendable {
     var maxConcurrent: Int { state.withLock { $0.maxConcurrent } }
 
     func set(_ mode: Mode) { state.withLock { $0.mode = mode } }
+
+    var parkedCount: Int { state.withLock { $0.parked.count } }
+
+    /// Answers the parked calls, and every later one at once.
+    func release() {
+        let parked = state.withLock { state in
+            state.mode = .ok
+            defer { state.parked = [] }
+            return state.parked
+        }
+        for continuation in parked { continuation.resume() }
+    }
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -65,9 +80,20 @@ final class CountingParticipant: Sendable {
             case .failEveryOther: return (state.calls % 2 == 1 ? .serviceUnavailable : .ok, nil)
             case .unavailable: return (.serviceUnavailable, nil)
             case .failCompensations: return (compensation ? .serviceUnavailable : .ok, nil)
+            case .park: return (.accepted, nil)
             case .tooManyOnce(let seconds):
                 state.mode = .ok
                 return (.tooManyRequests, seconds)
+            }
+        }
+        if status.0 == .accepted {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let released = state.withLock { state -> Bool in
+                    guard case .park = state.mode else { return true }
+                    state.parked.append(continuation)
+                    return false
+                }
+                if released { continuation.resume() }
             }
         }
         if hold > .zero { try await Task.sleep(for: hold) }
@@ -284,6 +310,33 @@ private func gatedSaga(
             #expect(payments.calls == 200)
             #expect(payments.maxConcurrent <= 4)
             #expect(payments.maxConcurrent >= 2)
+        }
+    }
+
+    @Test func aSlowParticipantBehindItsBulkheadLeavesTheEnginesSlotsToTheOthers() async throws {
+        let slow = CountingParticipant()
+        slow.set(.park)
+        let other = CountingParticipant()
+        // Four attempts in flight at most, engine-wide; the slow participant may hold two of them.
+        try await GateHarness.with(participants: [slow, other], concurrency: 4) { h, _ in
+            let gated = try gatedSaga(participants: #"{"payments": {"bulkhead": {"maxInFlight": 2}}}"#)
+            var held: [String] = []
+            for _ in 0..<10 { held.append(try await h.engine.startRun(gated, input: [:])) }
+            try await eventually("two calls parked at the slow participant, eight in line") {
+                slow.parkedCount == 2 && h.gate("payments")?.queued == 8
+            }
+            let plain = try DefinitionParser.parse(
+                Array(#"{"name": "plain", "version": 1, "steps": [{"name": "call", "request": {"method": "POST", "url": "{{env.P1}}/call", "timeout": "5m"}}]}"#.utf8))
+            var others: [String] = []
+            for _ in 0..<6 { others.append(try await h.engine.startRun(plain, input: [:])) }
+            // The eight waiting in line hold none of the engine's slots, so the other participant's runs go at once.
+            try await h.waitUntilFinished(others)
+            #expect(try await h.statuses(held).allSatisfy { $0 == .running })
+            #expect(slow.calls == 2)
+            slow.release()
+            try await h.waitUntilFinished(held)
+            #expect(slow.calls == 10)
+            #expect(slow.maxConcurrent <= 2)
         }
     }
 

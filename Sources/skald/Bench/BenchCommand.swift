@@ -26,6 +26,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Comma-separated scenarios to run: happy, compensate, full, in-flight, recovery, retention, outage.")
     var scenarios: String = "happy,compensate,full,in-flight,recovery,retention,outage"
 
+    @Option(name: .customLong("outage-seconds"), help: "The outage scenarios: how long the participant is down.")
+    var outageSeconds: Int = 10
+
+    @Option(name: .customLong("outage-after-ms"), help: "The outage scenarios: how long after the first run starts the outage begins.")
+    var outageAfterMs: Int = 3000
+
     @Option(help: "A folder to keep the benchmark databases in (default: a temporary folder, removed afterwards).")
     var keep: String?
 
@@ -83,8 +89,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if wanted.contains("outage") {
             // The same load and outage without and with a circuit breaker on the failing participant.
-            report.row(try await bench.scenario("outage", concurrency: 512, runs: runs))
-            report.row(try await bench.scenario("outage-breaker", concurrency: 512, runs: runs))
+            let outage = ["--outage-seconds", "\(outageSeconds)", "--outage-after-ms", "\(outageAfterMs)"]
+            report.row(try await bench.scenario("outage", concurrency: 512, runs: runs, extra: outage))
+            report.row(try await bench.scenario("outage-breaker", concurrency: 512, runs: runs, extra: outage))
         }
         report.footer()
         report.printJSONLines()
@@ -133,11 +140,13 @@ final class BenchHarness: Sendable {
         return (Int(body["requests"]?.intValue ?? 0), Int(body["parked"]?.intValue ?? 0))
     }
 
-    func scenario(_ name: String, concurrency: Int, runs: Int, durability: String = "process") async throws -> BenchResult {
+    func scenario(_ name: String, concurrency: Int, runs: Int, durability: String = "process", extra: [String] = []) async throws
+        -> BenchResult
+    {
         let database = folder.appendingPathComponent("\(name)-c\(concurrency)-\(durability)-\(UUID().uuidString.prefix(8)).sqlite").path
         let before = try await participantStats().requests
         let figures = try await engineProcess(
-            ["--scenario", name, "--concurrency", "\(concurrency)", "--runs", "\(runs)", "--durability", durability, "--db", database])
+            ["--scenario", name, "--concurrency", "\(concurrency)", "--runs", "\(runs)", "--durability", durability, "--db", database] + extra)
         let calls = try await participantStats().requests - before
         return BenchResult(scenario: name, concurrency: concurrency, durability: durability, figures: figures, httpCalls: calls)
     }
@@ -263,8 +272,9 @@ struct BenchReport {
         case "outage", "outage-breaker":
             notes.append(
                 String(
-                    format: "%d runs started at %d/s; payments down %d s from 3 s in: %d calls got its 503s, the last run finished %.1f s after it recovered; %d lost",
+                    format: "%d runs started at %d/s; a participant down %d s from %.1f s in: %d calls got its 503s, the last run finished %.1f s after it recovered; %d lost",
                     figures["runs"]?.intValue ?? 0, figures["rate"]?.intValue ?? 0, figures["outageSeconds"]?.intValue ?? 0,
+                    Double(figures["outageAfterMs"]?.intValue ?? 0) / 1000,
                     figures["outageCalls"]?.intValue ?? 0, figures["drainSeconds"]?.doubleValue ?? 0, figures["lost"]?.intValue ?? 0))
         case "retention":
             let sizes = figures["dbBytesAfterRound"]?.arrayValue?.compactMap(\.intValue).map { Self.megabytes(Int($0)) } ?? []

@@ -209,6 +209,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
             "runs": .int(Int64(runs)), "completed": .int(Int64(counts[.completed] ?? 0)),
             "lost": .int(Int64(runs - (counts[.completed] ?? 0))), "seconds": .double((ContinuousClock.now - started).seconds),
             "outageCalls": after["outageCalls"] ?? .null, "outageSeconds": .int(Int64(outageSeconds)),
+            "outageAfterMs": .int(Int64(outageAfterMs)),
             "drainSeconds": .double(finishedAt - (after["outageEndsAt"]?.doubleValue ?? finishedAt)),
             "calls": .int((after["requests"]?.intValue ?? 0) - before), "rate": .int(Int64(rate)),
             "cpuMs": .double((ResourceUsage.now() - usage).cpuMilliseconds),
