@@ -120,13 +120,7 @@ extension DefinitionParser {
         }
         settings.openFor = duration(members, "openFor", at: path, maximum: Self.maximumInterval) ?? settings.openFor
         settings.maxOpenFor = duration(members, "maxOpenFor", at: path, maximum: Self.maximumInterval) ?? max(settings.maxOpenFor, settings.openFor)
-        if let value = members["backoffCoefficient"] {
-            if let number = value.doubleValue, number >= 1, number <= 10 {
-                settings.backoffCoefficient = number
-            } else {
-                report(path.appending("backoffCoefficient"), "\"backoffCoefficient\" multiplies the open time each time a probe fails; it must be a number from 1 to 10, but it is \(value.jsonText)")
-            }
-        }
+        settings.backoffCoefficient = backoffCoefficient(members, at: path, multiplying: "the open time each time a probe fails") ?? settings.backoffCoefficient
         if problems.count == problemsBefore, settings.openFor > settings.maxOpenFor {
             report(path, "openFor (\(DurationText.format(settings.openFor))) is longer than maxOpenFor (\(DurationText.format(settings.maxOpenFor))); raise maxOpenFor or lower openFor")
         }

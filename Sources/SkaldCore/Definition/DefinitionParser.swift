@@ -621,13 +621,7 @@ public struct DefinitionParser {
         }
         policy.initialInterval = duration(members, "initialInterval", at: path, maximum: Self.maximumInterval) ?? policy.initialInterval
         policy.maxInterval = duration(members, "maxInterval", at: path, maximum: Self.maximumInterval) ?? policy.maxInterval
-        if let coefficient = members["backoffCoefficient"] {
-            if let c = coefficient.doubleValue, c >= 1, c <= 10 {
-                policy.backoffCoefficient = c
-            } else {
-                report(path.appending("backoffCoefficient"), "\"backoffCoefficient\" multiplies the delay after each attempt; it must be a number from 1 to 10, but it is \(coefficient.jsonText)")
-            }
-        }
+        policy.backoffCoefficient = backoffCoefficient(members, at: path, multiplying: "the delay after each attempt") ?? policy.backoffCoefficient
         if let jitter = members["jitter"] {
             if let text = jitter.stringValue, let j = RetryPolicy.Jitter(rawValue: text) {
                 policy.jitter = j
@@ -639,6 +633,14 @@ public struct DefinitionParser {
             report(path, "initialInterval (\(DurationText.format(policy.initialInterval))) is longer than maxInterval (\(DurationText.format(policy.maxInterval))); raise maxInterval or lower initialInterval")
         }
         return problems.count == problemsBefore ? policy : nil
+    }
+
+    /// `backoffCoefficient`: a number from 1 to 10 that multiplies `what` each time.
+    mutating func backoffCoefficient(_ members: [String: JSONValue], at path: JSONPath, multiplying what: String) -> Double? {
+        guard let value = members["backoffCoefficient"] else { return nil }
+        if let number = value.doubleValue, number >= 1, number <= 10 { return number }
+        report(path.appending("backoffCoefficient"), "\"backoffCoefficient\" multiplies \(what); it must be a number from 1 to 10, but it is \(value.jsonText)")
+        return nil
     }
 
     // MARK: - Input schema
