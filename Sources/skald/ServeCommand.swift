@@ -257,6 +257,7 @@ struct ServeCommand: AsyncParsableCommand {
         let interesting: Set<RunEvent.Kind> = [
             .runStarted, .runCompleted, .runCompensated, .runCompensationFailed, .runCancelled, .compensationStarted,
             .compensationRetried, .attemptResent, .runTakenOver, .runStuck, .runAbandoned, .runImported, .attemptFailed, .stepFailed,
+            .participantWaiting, .participantResumed,
         ]
         let runID = run.id
         let shown = events.filter { interesting.contains($0.kind) }
@@ -269,7 +270,7 @@ struct ServeCommand: AsyncParsableCommand {
                 if let phase = event.phase { metadata["phase"] = "\(phase.rawValue)" }
                 if let attempt = event.attempt { metadata["attempt"] = "\(attempt)" }
                 let level: Logger.Level =
-                    [.runCompensationFailed, .runStuck, .stepFailed].contains(event.kind) ? .warning : event.kind == .attemptFailed ? .notice : .info
+                    [.runCompensationFailed, .runStuck, .stepFailed].contains(event.kind) ? .warning : [.attemptFailed, .participantWaiting].contains(event.kind) ? .notice : .info
                 output.logger.log(level: level, "\(event.message)", metadata: metadata)
             }
             return
