@@ -175,4 +175,14 @@ struct FIFO<Element> {
         guard let index = elements[head...].firstIndex(where: matches) else { return nil }
         return elements.remove(at: index)
     }
+
+    /// Removes every element that matches and returns them, in order; the others keep theirs.
+    mutating func removeAll(where matches: (Element) -> Bool) -> [Element] {
+        let waiting = elements[head...]
+        let removed = waiting.filter(matches)
+        guard !removed.isEmpty else { return [] }
+        elements = waiting.filter { !matches($0) }
+        head = 0
+        return removed
+    }
 }

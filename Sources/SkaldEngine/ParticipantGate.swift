@@ -29,6 +29,8 @@ enum Admission: Sendable {
 
 struct GatePermit: Sendable {
     var probe: Bool
+    /// The breaker's `timesOpened` when the permit was given: a probe's outcome counts only in its own round.
+    var round: Int
 }
 
 /// One participant's circuit breaker, bulkhead and rate limit, shared by every run that calls it. Attempts ask
@@ -41,6 +43,9 @@ public final class ParticipantGate: Sendable {
     private let clock: any EngineClock
     private let metrics: EngineMetrics
     private let state: Mutex<GateState>
+    /// The longest a 429's `Retry-After` holds the whole participant back (a run's own retry honours it as its
+    /// retry policy allows).
+    static let maximumPause: TimeInterval = 300
 
     private struct Waiter {
         var ticket: Int
@@ -51,6 +56,8 @@ public final class ParticipantGate: Sendable {
 
     private struct GateState {
         var settings: ParticipantSettings
+        /// The version of the saga whose definition gave the settings (0 for the server-wide ones).
+        var version = 0
         var breaker: CircuitBreaker?
         var bucket: TokenBucket?
         var inFlight = 0
@@ -66,19 +73,23 @@ public final class ParticipantGate: Sendable {
         var heldBack = 0
     }
 
-    init(id: ParticipantID, settings: ParticipantSettings, clock: any EngineClock, metrics: EngineMetrics) {
+    init(id: ParticipantID, settings: ParticipantSettings, version: Int = 0, clock: any EngineClock, metrics: EngineMetrics) {
         self.id = id
         self.clock = clock
         self.metrics = metrics
         state = Mutex(
             GateState(
-                settings: settings, breaker: settings.circuitBreaker.map(CircuitBreaker.init(settings:)),
+                settings: settings, version: version, breaker: settings.circuitBreaker.map(CircuitBreaker.init(settings:)),
                 bucket: settings.rateLimit.map(TokenBucket.init(settings:))))
     }
 
-    /// The settings changed (a newer definition of the saga): the breaker and bucket start afresh if theirs did.
-    func update(_ settings: ParticipantSettings) {
+    /// A newer version of the saga declares the participant: its settings replace the older ones (the breaker and
+    /// the bucket start afresh if theirs changed), and runs of every version share them. An older version changes
+    /// nothing, so runs of two versions do not keep resetting the breaker.
+    func update(_ settings: ParticipantSettings, version: Int) {
         let changed = state.withLock { state -> Bool in
+            guard version > state.version else { return false }
+            state.version = version
             guard state.settings != settings else { return false }
             if state.settings.circuitBreaker != settings.circuitBreaker { state.breaker = settings.circuitBreaker.map(CircuitBreaker.init(settings:)) }
             if state.settings.rateLimit != settings.rateLimit { state.bucket = settings.rateLimit.map(TokenBucket.init(settings:)) }
@@ -131,17 +142,17 @@ public final class ParticipantGate: Sendable {
         let changed = state.withLock { state -> CircuitBreaker.State? in
             state.inFlight -= 1
             guard let outcome else {
-                if permit.probe { state.breaker?.returnProbe() }
+                if permit.probe { state.breaker?.returnProbe(round: permit.round) }
                 return nil
             }
             let counted = ParticipantVerdict(outcome)
             verdict = counted
             if counted == .failure { state.failed += 1 }
             if case .failed(let failure) = outcome, failure.response?.status == 429, let retryAfter = failure.retryAfter {
-                let until = now.addingTimeInterval(retryAfter.seconds)
+                let until = now.addingTimeInterval(min(retryAfter.seconds, Self.maximumPause))
                 state.pausedUntil = max(state.pausedUntil ?? until, until)
             }
-            guard state.breaker?.record(counted, duration: duration, probe: permit.probe, at: now) == true else { return nil }
+            guard state.breaker?.record(counted, duration: duration, probe: permit.probe, round: permit.round, at: now) == true else { return nil }
             return state.breaker?.state
         }
         if let changed { metrics.participantBreaker(id, state: changed) }
@@ -159,16 +170,15 @@ public final class ParticipantGate: Sendable {
             var wakeAt: Date?
             queue: while let head = state.queue.first {
                 if let breaker = state.breaker, breaker.state == .open, let until = breaker.openUntil, now < until {
-                    guard head.mayDefer else {
-                        wakeAt = until
-                        break
-                    }
-                    _ = state.queue.popFirst()
-                    state.queued -= 1
-                    state.heldBack += 1
-                    heldBack += 1
-                    answers.append((head.continuation, .open(until: until)))
-                    continue
+                    // Every attempt that may wait stored is told when the probe comes; a re-sent attempt (already
+                    // stored as in flight) waits here for it.
+                    let deferred = state.queue.removeAll { $0.mayDefer }
+                    state.queued -= deferred.count
+                    state.heldBack += deferred.count
+                    heldBack += deferred.count
+                    answers += deferred.map { ($0.continuation, Admission.open(until: until)) }
+                    if !state.queue.isEmpty { wakeAt = until }
+                    break
                 }
                 if let limit = state.settings.maxInFlight, state.inFlight >= limit { break }
                 if let paused = state.pausedUntil, now < paused {
@@ -196,7 +206,7 @@ public final class ParticipantGate: Sendable {
                 state.queued -= 1
                 state.inFlight += 1
                 state.sent += 1
-                answers.append((head.continuation, .granted(GatePermit(probe: probe))))
+                answers.append((head.continuation, .granted(GatePermit(probe: probe, round: state.breaker?.timesOpened ?? 0))))
             }
             load = (state.inFlight, state.queued)
             guard let wakeAt, state.timerAt.map({ wakeAt < $0 }) ?? true else { return nil }
@@ -288,7 +298,7 @@ public final class ParticipantRegistry: Sendable {
     func gate(for saga: SagaDefinition, step index: Int, url: () -> String?) -> ParticipantGate? {
         if let name = saga.steps[index].participant {
             if let settings = serverWide[name] { return gate(ParticipantID(name: name, saga: nil), settings) }
-            if let settings = saga.participants[name] { return gate(ParticipantID(name: name, saga: saga.name), settings) }
+            if let settings = saga.participants[name] { return gate(ParticipantID(name: name, saga: saga.name), settings, version: saga.version) }
             return nil
         }
         guard !byBaseURL.isEmpty, let url = url() else { return nil }
@@ -315,14 +325,15 @@ public final class ParticipantRegistry: Sendable {
         return next == "/" || next == "?" || next == "#"
     }
 
-    private func gate(_ id: ParticipantID, _ settings: ParticipantSettings) -> ParticipantGate {
+    /// - Parameter version: the version of the saga that declares it (0 for the server-wide participants).
+    private func gate(_ id: ParticipantID, _ settings: ParticipantSettings, version: Int = 0) -> ParticipantGate {
         let (gate, isNew) = gates.withLock { gates -> (ParticipantGate, Bool) in
             if let gate = gates[id] { return (gate, false) }
-            let gate = ParticipantGate(id: id, settings: settings, clock: clock, metrics: metrics)
+            let gate = ParticipantGate(id: id, settings: settings, version: version, clock: clock, metrics: metrics)
             gates[id] = gate
             return (gate, true)
         }
-        if !isNew && id.saga != nil { gate.update(settings) }
+        if !isNew && version > 0 { gate.update(settings, version: version) }
         return gate
     }
 

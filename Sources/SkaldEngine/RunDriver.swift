@@ -14,11 +14,13 @@ struct RunDriver {
     let trace: RunTrace?
     let mailbox: Mailbox<DriverCommand>
     /// The participant permit each step's attempt holds, from admission until its outcome.
-    private var permits: [Int: (gate: ParticipantGate, permit: GatePermit)] = [:]
-    /// Steps asking their participant's gate to go, with the ticket that withdraws the request.
-    private var admitting: [Int: (gate: ParticipantGate, ticket: Int, resend: Bool)] = [:]
-    /// Steps that waited on an open circuit, by participant name: their next attempt says they resume.
-    private var waitedOn: [Int: String] = [:]
+    private var permits: [Int: (gate: ParticipantGate, permit: GatePermit, phase: Phase)] = [:]
+    /// Steps asking their participant's gate to go, with the ticket that withdraws the request and the phase the
+    /// attempt is for (a step turned to compensating meanwhile asks its compensation's gate afresh).
+    private var admitting: [Int: (gate: ParticipantGate, ticket: Int, resend: Bool, phase: Phase)] = [:]
+    /// Steps that waited on an open circuit, with the participant's name and the phase: their next attempt of that
+    /// phase says they resume.
+    private var waitedOn: [Int: (participant: String, phase: Phase)] = [:]
     /// Whether any participant may apply to this saga's calls (false: no gate is ever asked).
     private let guarded: Bool
 
@@ -94,7 +96,6 @@ struct RunDriver {
             loop: while true {
                 // A cancelled task drains: it sends nothing new, and stores what is in flight.
                 if Task.isCancelled { draining = true }
-                withdrawUnwanted(draining: draining)
                 if failure != nil && !cancelledAfterFailure {
                     // Nothing more can be stored: stop the attempts in flight (they are sent again, same key).
                     cancelledAfterFailure = true
@@ -127,7 +128,7 @@ struct RunDriver {
                     }
                 }
                 if inFlight == 0 && reserving.isEmpty && (draining || state.status.isTerminal || state.nextDueAt == nil) { break }
-                if !draining, let next = machine.nextWakeAt(state), !timers.contains(where: { $0 <= next }) {
+                if !draining, let next = machine.nextWakeAt(state, excluding: reserving), !timers.contains(where: { $0 <= next }) {
                     timers.append(next)
                     let clock = engine.clock
                     group.addTask {
@@ -145,6 +146,8 @@ struct RunDriver {
                     // Waiting with nothing in flight and nothing unstored: this run is not held up by the store.
                     engine.storeSucceeded(runID: runID)
                 }
+                // After this pass's transitions: steps waiting at a gate that are no longer wanted leave its line.
+                withdrawUnwanted(draining: draining)
                 let wake: Wake?
                 do {
                     wake = try await group.next()
@@ -169,9 +172,9 @@ struct RunDriver {
                     let asked = admitting.removeValue(forKey: index)
                     switch admission {
                     case .granted(let permit):
-                        permits[index] = (asked!.gate, permit)
+                        permits[index] = (asked!.gate, permit, asked!.phase)
                         engine.noteParticipantWait(runID: runID, step: state.steps[index].name, nil)
-                        if draining {
+                        if draining || state.steps[index].status.phase != asked!.phase {
                             reserving.remove(index)
                             releasePermit(index)
                         } else if engine.limiter.tryAcquire() {
@@ -185,14 +188,14 @@ struct RunDriver {
                         let now = engine.clock.now()
                         let name = asked!.gate.id.name
                         let step = state.steps[index]
-                        guard !draining, !resend, step.dueAt.map({ $0 <= now }) == true else {
+                        guard !draining, !resend, step.dueAt.map({ $0 <= now }) == true, step.status.phase == asked!.phase else {
                             engine.noteParticipantWait(runID: runID, step: step.name, nil)
                             continue
                         }
                         let transition = machine.waitForParticipant(state, step: index, participant: name, until: until, at: now)
                         if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
                             commit(transition)
-                            waitedOn[index] = name
+                            waitedOn[index] = (name, asked!.phase)
                             let waiting = transition.state.steps[index].dueAt != nil
                             engine.noteParticipantWait(
                                 runID: runID, step: step.name, waiting ? ParticipantWait(participant: name, reason: .circuitOpen, until: until) : nil)
@@ -290,14 +293,18 @@ struct RunDriver {
         let stillWanted = resend
             ? state.steps[index].isInFlight
             : (state.steps[index].dueAt.map { $0 <= now } ?? false) && machine.deadlinePassed(state, at: now) == nil
-        guard stillWanted else {
+        // A permit is for the call of the phase it was asked for.
+        let permitFits = permits[index].map { $0.phase == state.steps[index].status.phase } ?? true
+        guard stillWanted, permitFits else {
             engine.limiter.release()
             releasePermit(index)
             return false
         }
         let transition = resend
             ? machine.resendInterruptedAttempt(state, step: index, at: now)
-            : machine.beginAttempt(state, step: index, at: now, resumingFrom: waitedOn[index], probe: permits[index]?.permit.probe ?? false)
+            : machine.beginAttempt(
+                state, step: index, at: now, resumingFrom: waitedOn[index].flatMap { $0.phase == state.steps[index].status.phase ? $0.participant : nil },
+                probe: permits[index]?.permit.probe ?? false)
         let key = attemptKey(index, in: transition.state)
         let store = engine.store
         let stored = await storing(!resend) {
@@ -334,7 +341,7 @@ struct RunDriver {
     private mutating func admit(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) -> Bool {
         guard guarded, let gate = gate(for: index) else { return false }
         let ticket = gate.newTicket()
-        admitting[index] = (gate, ticket, resend)
+        admitting[index] = (gate, ticket, resend, state.steps[index].status.phase ?? .forward)
         engine.noteParticipantWait(runID: runID, step: state.steps[index].name, ParticipantWait(participant: gate.id.name, reason: .queued))
         group.addTask { .admitted(step: index, await gate.admit(ticket: ticket, mayDefer: !resend), resend: resend) }
         return true
@@ -355,7 +362,7 @@ struct RunDriver {
         guard !admitting.isEmpty else { return }
         for (index, asked) in admitting {
             let step = state.steps[index]
-            let wanted = asked.resend ? step.isInFlight : step.dueAt != nil
+            let wanted = (asked.resend ? step.isInFlight : step.dueAt != nil) && step.status.phase == asked.phase
             if draining || !wanted { asked.gate.withdraw(asked.ticket) }
         }
     }

@@ -87,6 +87,29 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
         #expect(breaker.openUntil == now.addingTimeInterval(10))
     }
 
+    @Test func aProbeOfAnEarlierRoundChangesNothing() {
+        var breaker = breaker(CircuitBreakerSettings(window: .calls(1), minimumCalls: 1, failureRate: 100, openFor: .seconds(10), probes: 2))
+        breaker.record(.failure, duration: .zero, probe: false, at: t0)
+        var now = t0.addingTimeInterval(10)
+        #expect(breaker.decide(at: now) == .allow(probe: true))
+        #expect(breaker.decide(at: now) == .allow(probe: true))
+        let firstRound = breaker.timesOpened
+        // The first probe fails: open again; the second is still in flight.
+        breaker.record(.failure, duration: .zero, probe: true, round: firstRound, at: now)
+        #expect(breaker.state == .open)
+        now = breaker.openUntil!
+        #expect(breaker.decide(at: now) == .allow(probe: true))
+        // The late success of the first round's second probe neither counts nor frees a probe of this round.
+        breaker.record(.success, duration: .zero, probe: true, round: firstRound, at: now)
+        breaker.returnProbe(round: firstRound)
+        #expect(breaker.state == .halfOpen)
+        #expect(breaker.decide(at: now) == .allow(probe: true))
+        #expect(breaker.decide(at: now) == .waitForProbes)
+        breaker.record(.success, duration: .zero, probe: true, round: breaker.timesOpened, at: now)
+        breaker.record(.success, duration: .zero, probe: true, round: breaker.timesOpened, at: now)
+        #expect(breaker.state == .closed)
+    }
+
     @Test func aProbeThatWasNeverSentLetsAnotherGo() {
         var breaker = breaker(CircuitBreakerSettings(window: .calls(1), minimumCalls: 1, failureRate: 100, probes: 1))
         breaker.record(.failure, duration: .zero, probe: false, at: t0)
@@ -219,7 +242,8 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
           "participants": { "payments": {} },
           "steps": [
             { "name": "reserve", "request": { "method": "POST", "url": "http://127.0.0.1:1/r" },
-              "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/r", "retry": { "maxAttempts": 1 } } },
+              "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/r", "maxElapsed": "30s",
+                                "retry": { "maxAttempts": 3, "initialInterval": "1s", "jitter": "none" } } },
             { "name": "charge", "participant": "payments",
               "request": { "method": "POST", "url": "http://127.0.0.1:1/c", "maxElapsed": "30s",
                            "retry": { "maxAttempts": 2, "initialInterval": "1s", "jitter": "none" } } }
@@ -275,11 +299,26 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
         state = machine.beginAttempt(state, step: 1, at: t0.addingTimeInterval(1)).state
         state = machine.finishAttempt(state, step: 1, outcome: .declined, duration: .zero, at: t0.addingTimeInterval(1), jitterSample: 0).state
         #expect(state.steps[0].status == .compensating)
+        // Its first attempt is refused; the retry would come in a second, but the circuit is open for an hour,
+        // far past the compensation's maxElapsed (30 s): it waits all the same.
+        state = machine.beginAttempt(state, step: 0, at: t0.addingTimeInterval(1)).state
+        state = machine.finishAttempt(state, step: 0, outcome: .unavailable, duration: .zero, at: t0.addingTimeInterval(1), jitterSample: 0).state
         let later = t0.addingTimeInterval(3600)
         let transition = machine.waitForParticipant(state, step: 0, participant: "inventory", until: later, at: t0.addingTimeInterval(2))
         #expect(transition.state.status == .compensating)
+        #expect(transition.state.steps[0].status == .compensating)
         #expect(transition.state.steps[0].dueAt == later)
-        #expect(transition.state.steps[0].compensationAttempts == 0)
+        #expect(transition.state.steps[0].compensationAttempts == 1)
         #expect(transition.events[0].message.hasPrefix("reserve (compensation) waits: inventory circuit open"))
+    }
+
+    @Test func aStepAlreadyWaitingForAGateIsNoReasonToWake() throws {
+        let machine = SagaMachine(saga: try saga(definition))
+        var state = machine.start(runID: "r1", at: t0).state
+        #expect(machine.nextWakeAt(state) == t0)
+        // reserve is due now but queued at its participant: the driver sleeps until something else is due.
+        #expect(machine.nextWakeAt(state, excluding: [0]) == nil)
+        state.deadlineAt = t0.addingTimeInterval(60)
+        #expect(machine.nextWakeAt(state, excluding: [0]) == t0.addingTimeInterval(60))
     }
 }

@@ -438,10 +438,14 @@ public final class SagaMachine: Sendable {
     }
 
     /// The next moment the driver must wake: an attempt due, or the deadline while it can still turn the run back.
-    public func nextWakeAt(_ state: RunState) -> Date? {
+    ///
+    /// - Parameter waiting: steps whose due attempt already waits for something else (an engine slot, a
+    ///   participant's bulkhead or probe): their due time, already past, is not a reason to wake.
+    public func nextWakeAt(_ state: RunState, excluding waiting: Set<Int> = []) -> Date? {
         let deadline = state.status == .running && state.steps.contains { $0.status == .running } && !isAtOrPastPivot(state)
             ? state.deadlineAt : nil
-        return [state.nextDueAt, deadline].compactMap { $0 }.min()
+        let due = waiting.isEmpty ? state.nextDueAt : state.steps.indices.filter { !waiting.contains($0) }.compactMap { state.steps[$0].dueAt }.min()
+        return [due, deadline].compactMap { $0 }.min()
     }
 
     /// Whether the step is waiting to be compensated: it succeeded, or its outcome is unknown and it declares a

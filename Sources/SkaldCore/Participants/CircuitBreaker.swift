@@ -56,8 +56,12 @@ public struct CircuitBreaker: Sendable {
     }
 
     /// A call let through by `decide` finished. Returns whether the state changed.
+    ///
+    /// - Parameter round: for a probe, `timesOpened` when it was let through: a probe of an earlier half-open
+    ///   round (still in flight when the circuit opened again) changes nothing. Nil: the current round.
     @discardableResult
-    public mutating func record(_ verdict: ParticipantVerdict, duration: Duration, probe: Bool, at now: Date) -> Bool {
+    public mutating func record(_ verdict: ParticipantVerdict, duration: Duration, probe: Bool, round: Int? = nil, at now: Date) -> Bool {
+        if probe, let round, round != timesOpened { return false }
         guard verdict != .notCounted else {
             if probe, state == .halfOpen { probesLetThrough = max(0, probesLetThrough - 1) }
             return false
@@ -95,9 +99,9 @@ public struct CircuitBreaker: Sendable {
         }
     }
 
-    /// A probe let through but never sent (its run no longer wanted it): another may take its place.
-    public mutating func returnProbe() {
-        if state == .halfOpen { probesLetThrough = max(0, probesLetThrough - 1) }
+    /// A probe let through but never sent (its run no longer wanted it): another of the same round may take its place.
+    public mutating func returnProbe(round: Int? = nil) {
+        if state == .halfOpen, round == nil || round == timesOpened { probesLetThrough = max(0, probesLetThrough - 1) }
     }
 
     /// The failure and slow-call rates over the window now, in percent (nil with no calls in it).
