@@ -88,4 +88,64 @@ import Testing
         #expect(result.stderr.contains("\"perSecond\" is required"))
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("x.sqlite").path), "nothing is opened before the file is read")
     }
+
+    @Test func runsWaitingOnAnOpenCircuitCarryOnAfterKill9WithTheCircuitClosed() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let sagas = try PatientSagas.folder(in: folder)
+            let file = folder.appendingPathComponent("participants.json")
+            // Matched by URL: the example checkout names no participant.
+            try Data(
+                #"""
+                {"participants": {"payments": {"baseUrl": "\#(participants.urls[.payments]!)",
+                  "circuitBreaker": {"windowCalls": 2, "minimumCalls": 2, "failureRate": 100, "openFor": "10s"}}}}
+                """#.utf8
+            ).write(to: file)
+            let payments = participants[.payments]
+            await payments.setFaults(Faults(failNext: 1_000_000))
+            let db = try await DatabaseKind.sqlite.newDatabase()
+            let first = try await ServeProcess(
+                db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--participants", file.path])
+            let ids = try await withHTTPClient { http -> [String] in
+                let api = APIClient(http: http, base: first.url)
+                var started: [String] = []
+                for order in 0..<2 {
+                    let (status, run) = try await api.call(
+                        .POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "order-\(order)")])
+                    #expect(status == 201)
+                    started.append(try #require(run["id"]?.stringValue))
+                }
+                let ids = started
+                try await waitFor("both runs to wait on the open circuit") {
+                    for id in ids {
+                        let events = try? await api.call(.GET, "/v1/runs/\(id)/events")
+                        guard events?.json["events"]?.arrayValue?.contains(where: { $0["kind"] == "participant_waiting" }) == true else { return false }
+                    }
+                    return true
+                }
+                return ids
+            }
+            // Killed while both wait: the waits are stored, nothing is in flight.
+            first.kill9()
+            _ = await first.waitForExit()
+            await payments.setFaults(Faults())
+            let before = await payments.requestCount
+            let second = try await ServeProcess(
+                db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--participants", file.path])
+            defer { second.kill9() }
+            try await withHTTPClient { http in
+                let api = APIClient(http: http, base: second.url)
+                try await waitFor("both runs to complete after the restart") {
+                    for id in ids {
+                        guard (try? await api.call(.GET, "/v1/runs/\(id)"))?.json["status"] == "completed" else { return false }
+                    }
+                    return true
+                }
+                // The new process's circuit starts closed: at the stored probe time each run sends its charge once.
+                #expect(await payments.requestCount - before == 2)
+                let listed = try await api.call(.GET, "/v1/participants").json
+                #expect(listed["participants"]?[0]?["circuit"] == "closed")
+            }
+        }
+    }
 }
