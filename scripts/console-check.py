@@ -115,6 +115,17 @@ def main():
         step("the run turned compensated on screen without a reload")
         page.screenshot(path=os.path.join(folder, "run.png"), full_page=True)
 
+        # Participants: payments (from the server's --participants file) with its closed circuit and its calls.
+        page.click("#nav-participants")
+        row = page.locator('#participants-body tr[data-participant="payments"]')
+        wait_until(page, lambda: row.count() == 1, "payments in the participants table")
+        circuit = row.get_attribute("data-circuit")
+        sent = int(row.locator("td.sent").inner_text())
+        if circuit != "closed" or sent < 2:
+            raise SystemExit(f"console-check: payments shows circuit={circuit!r} sent={sent}, expected closed and at least 2")
+        step("participants page: payments closed, %d calls sent" % sent)
+        page.screenshot(path=os.path.join(folder, "participants.png"), full_page=True)
+
         # Definitions: the saga's graph.
         page.goto(url + "#/definitions/checkout")
         page.wait_for_selector('[data-definition="checkout@1"] #graph g[data-step="ship-order"]', timeout=timeout)

@@ -63,7 +63,7 @@ svg text { font: 12px system-ui, sans-serif; }
 <body>
 <header>
   <h1>Skald</h1>
-  <nav><a href="#/runs" id="nav-runs">Runs</a><a href="#/definitions" id="nav-definitions">Definitions</a></nav>
+  <nav><a href="#/runs" id="nav-runs">Runs</a><a href="#/definitions" id="nav-definitions">Definitions</a><a href="#/participants" id="nav-participants">Participants</a></nav>
   <span class="live" id="live"></span>
 </header>
 <main id="main"><p class="muted">Loading…</p></main>
@@ -386,7 +386,8 @@ async function showRun(id) {
       el("div", { class: "panel" }, el("h3", {}, "Steps"),
         el("table", { id: "steps" }, el("thead", {}, el("tr", {}, ["Step", "Status", "Attempts", "Response", "Last error", "Idempotency key"].map(h => el("th", {}, h)))),
           el("tbody", {}, run.steps.map(step => el("tr", { "data-step": step.name },
-            el("td", {}, step.name), el("td", {}, badge(step.status), step.outcomeUnknown ? el("span", { class: "muted" }, " outcome unknown") : ""),
+            el("td", {}, step.name), el("td", {}, badge(step.status), step.outcomeUnknown ? el("span", { class: "muted" }, " outcome unknown") : "",
+              step.waiting ? el("div", { class: "muted waiting" }, waitingText(step.waiting)) : ""),
             el("td", {}, step.attempts + (step.compensationAttempts ? " + " + step.compensationAttempts + " undo" : "")),
             el("td", {}, step.response ? el("details", {}, el("summary", {}, "HTTP " + step.response.status), el("pre", {}, JSON.stringify(step.response.body, null, 2))) : ""),
             el("td", { class: step.lastError ? "error" : "" }, step.lastError || ""),
@@ -446,13 +447,62 @@ async function showDefinitions(name) {
   } catch (error) { main.replaceChildren(el("div", { class: "panel" }, el("p", { class: "error" }, error.message))); }
 }
 
+// ---- Participants ----
+function untilText(text) {
+  const date = when(text);
+  if (!date) return "";
+  const seconds = Math.max(0, Math.ceil((date.getTime() - Date.now()) / 1000));
+  return "in " + duration(seconds * 1000);
+}
+function circuitColor(circuit) {
+  return { closed: color("completed"), open: color("compensation_failed"), half_open: color("compensated") }[circuit] || "#6b7280";
+}
+function waitingText(waiting) {
+  if (waiting.reason === "circuit_open") return "waiting: " + waiting.participant + " circuit open, next probe " + untilText(waiting.until);
+  return "queued at " + waiting.participant;
+}
+async function showParticipants() {
+  const mine = ++generation;
+  const tbody = el("tbody", { id: "participants-body" });
+  const message = el("p", { class: "muted", id: "participants-message" });
+  main.replaceChildren(el("div", { class: "panel" }, el("h2", {}, "Participants"),
+    el("p", { class: "muted" }, "Each participant's circuit breaker, bulkhead and rate limit as this server sees them now. They are kept in memory: after a restart every circuit starts closed, and each node of a shared database has its own."),
+    el("table", { id: "participants" }, el("thead", {}, el("tr", {}, ["Participant", "Circuit", "Failures", "In flight", "Queued", "Sent", "Held back", "Settings"].map(h => el("th", {}, h)))), tbody),
+    message));
+  async function refresh() {
+    const list = (await api("/v1/participants")).participants;
+    tbody.replaceChildren(...list.map(p => {
+      const circuit = p.circuit || "none";
+      let shown = circuit === "none" ? "no breaker" : circuit.replace(/_/g, "-");
+      if (circuit === "open" && p.nextProbeAt) shown += ", probe " + untilText(p.nextProbeAt);
+      return el("tr", { "data-participant": p.name, "data-circuit": circuit },
+        el("td", {}, el("b", {}, p.name), p.saga ? el("span", { class: "muted" }, " (" + p.saga + ")") : ""),
+        el("td", {}, el("span", { class: "badge", style: `background:${circuitColor(circuit)}` }, shown)),
+        el("td", {}, p.failureRate === null ? "—" : Math.round(p.failureRate) + "% of " + p.callsInWindow),
+        el("td", {}, p.inFlight + (p.settings.bulkhead ? " / " + p.settings.bulkhead.maxInFlight : "")),
+        el("td", {}, String(p.queued), p.pausedUntil ? el("span", { class: "muted" }, " Retry-After, " + untilText(p.pausedUntil)) : ""),
+        el("td", { class: "sent" }, String(p.sent)),
+        el("td", {}, String(p.heldBack)),
+        el("td", { class: "muted" }, p.summary));
+    }));
+    message.textContent = list.length ? "" : "No participants: declare them in a saga's \"participants\", or give skald serve a --participants file.";
+  }
+  while (mine === generation) {
+    try { await refresh(); setLive("live · updated " + new Date().toLocaleTimeString()); }
+    catch (error) { setLive("not updated: " + error.message); }
+    await sleep(2000);
+  }
+}
+
 function route() {
   const hash = location.hash.slice(1) || "/runs";
   const [path, queryText] = hash.split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  document.getElementById("nav-runs").classList.toggle("active", parts[0] !== "definitions");
+  document.getElementById("nav-runs").classList.toggle("active", parts[0] !== "definitions" && parts[0] !== "participants");
   document.getElementById("nav-definitions").classList.toggle("active", parts[0] === "definitions");
+  document.getElementById("nav-participants").classList.toggle("active", parts[0] === "participants");
   if (parts[0] === "definitions") showDefinitions(parts[1]);
+  else if (parts[0] === "participants") showParticipants();
   else if (parts[0] === "runs" && parts[1]) showRun(parts[1]);
   else showRuns(new URLSearchParams(queryText || ""));
 }

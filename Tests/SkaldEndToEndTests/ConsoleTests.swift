@@ -13,9 +13,13 @@ import Testing
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let token = "console-token"
+            // Payments is a server-wide participant with a circuit breaker, for the participants page.
+            let participantsFile = folder.appendingPathComponent("participants.json")
+            try Data(#"{"participants": {"payments": {"baseUrl": "\#(participants.urls[.payments]!)", "circuitBreaker": {}}}}"#.utf8)
+                .write(to: participantsFile)
             let server = try await ServeProcess(
                 db: try await DatabaseKind.sqlite.newDatabase(), environment: participants.environment, in: folder,
-                sagas: try PatientSagas.folder(in: folder), extra: ["--token", token])
+                sagas: try PatientSagas.folder(in: folder), extra: ["--token", token, "--participants", participantsFile.path])
             defer { server.kill9() }
             let running = try await withHTTPClient { http in
                 let api = APIClient(http: http, base: server.url, token: token)
@@ -45,7 +49,7 @@ import Testing
             print("console screenshots: \(screenshots.path)")
             #expect(exit.status == 0, "\(check.stdout)\(check.stderr)")
             #expect(check.stdout.contains("the run turned compensated on screen without a reload"), "\(check.stdout)")
-            for page in ["runs", "run-running", "run", "definitions"] {
+            for page in ["runs", "run-running", "run", "participants", "definitions"] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: screenshots.appendingPathComponent("\(page).png").path))?[.size] as? Int
                 #expect((size ?? 0) > 10_000, "no screenshot of \(page)")
             }
