@@ -13,13 +13,15 @@ import Synchronization
 /// - `POST /park/NAME` holds the request until `POST /control/release`, then answers 200 (and so do later ones).
 /// - `POST /control/park` makes `/park` hold requests again after a release.
 /// - `POST /flaky/NAME` answers 503 during an outage, else 200 like `/ok`.
-/// - `POST /control/outage?after=MS&seconds=S` starts an outage of `/flaky` MS milliseconds from now, for S seconds.
+/// - `POST /control/outage?after=MS&seconds=S` starts an outage of `/flaky` MS milliseconds from now (0: at its next
+///   call), for S seconds.
 /// - `GET /control/stats` gives `{"requests": N, "parked": N, "outageCalls": N, "outageEndsAt": EPOCH-SECONDS}`.
 public final class BenchParticipant: Sendable {
     private let requests = Atomic<Int>(0)
     private let parking = Mutex<Parking>(Parking())
     /// When `/flaky` fails (wall-clock seconds since 1970), and how many calls it failed.
-    private let outage = Mutex<(start: Double, end: Double, calls: Int)>((0, 0, 0))
+    /// `pending`: the outage starts with the next call to `/flaky` and lasts that many seconds.
+    private let outage = Mutex<(start: Double, end: Double, calls: Int, pending: Double?)>((0, 0, 0, nil))
 
     private struct Parking {
         var released = false
@@ -46,6 +48,9 @@ public final class BenchParticipant: Sendable {
             self.requests.add(1, ordering: .relaxed)
             let now = Date().timeIntervalSince1970
             let down = self.outage.withLock { outage in
+                if let seconds = outage.pending {
+                    outage = (now, now + seconds, 0, nil)
+                }
                 guard now >= outage.start && now < outage.end else { return false }
                 outage.calls += 1
                 return true
@@ -57,7 +62,8 @@ public final class BenchParticipant: Sendable {
             let after = Double(request.uri.queryParameters.get("after").flatMap { Int($0) } ?? 0) / 1000
             let seconds = Double(request.uri.queryParameters.get("seconds").flatMap { Int($0) } ?? 10)
             let start = Date().timeIntervalSince1970 + after
-            self.outage.withLock { $0 = (start, start + seconds, 0) }
+            // after=0: from the next call on, so that the first call surely meets it.
+            self.outage.withLock { $0 = (start, start + seconds, 0, after == 0 ? seconds : nil) }
             return Self.response(.ok, ByteBuffer(string: #"{"start":\#(start),"end":\#(start + seconds)}"#))
         }
         router.post("/fail/:name") { _, _ in

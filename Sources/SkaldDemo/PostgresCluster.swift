@@ -43,19 +43,31 @@ public final class PostgresCluster: Sendable {
             try FileManager.default.setAttributes(
                 [.ownerAccountName: runAs], ofItemAtPath: directory.appendingPathComponent("pwfile").path)
         }
-        let cluster = PostgresCluster(port: try freePort(), directory: directory, password: password, bin: bin, runAs: runAs)
         let data = directory.appendingPathComponent("data").path
-        try await cluster.command(
+        try await PostgresCluster(port: 0, directory: directory, password: password, bin: bin, runAs: runAs).command(
             "initdb", ["-D", data, "-U", "skald", "--pwfile=\(directory.appendingPathComponent("pwfile").path)", "--auth-local=trust",
                 "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
-        var options = "-c listen_addresses=127.0.0.1 -p \(cluster.port) -k \(directory.path) -c max_connections=1000"
-        if !durable {
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        } else if !synchronousCommit {
-            options += " -c synchronous_commit=off"
+        let log = directory.appendingPathComponent("server.log")
+        // The free port is found before the server binds it: another socket (a test's outgoing connection) may take
+        // it in between, and the server then stops with "Address already in use". Another port is tried.
+        for attempt in 1...5 {
+            let cluster = PostgresCluster(port: try freePort(), directory: directory, password: password, bin: bin, runAs: runAs)
+            var options = "-c listen_addresses=127.0.0.1 -p \(cluster.port) -k \(directory.path) -c max_connections=1000"
+            if !durable {
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            } else if !synchronousCommit {
+                options += " -c synchronous_commit=off"
+            }
+            do {
+                try await cluster.command("pg_ctl", ["-D", data, "-l", log.path, "-w", "-t", "60", "-o", options, "start"])
+                return cluster
+            } catch {
+                let said = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                guard attempt < 5, said.contains("Address already in use") else { throw error }
+                try? FileManager.default.removeItem(at: log)
+            }
         }
-        try await cluster.command("pg_ctl", ["-D", data, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60", "-o", options, "start"])
-        return cluster
+        preconditionFailure("unreachable: the last attempt returns or throws")
     }
 
     /// One cluster for the whole process (a test run), started on first use and stopped when the process exits.

@@ -29,7 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("outage-seconds"), help: "The outage scenarios: how long the participant is down.")
     var outageSeconds: Int = 10
 
-    @Option(name: .customLong("outage-after-ms"), help: "The outage scenarios: how long after the first run starts the outage begins.")
+    @Option(name: .customLong("outage-after-ms"), help: "The outage scenarios: how long after the first run starts the outage begins (0: at the first call to the failing participant).")
     var outageAfterMs: Int = 3000
 
     @Option(help: "A folder to keep the benchmark databases in (default: a temporary folder, removed afterwards).")
