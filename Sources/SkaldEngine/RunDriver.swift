@@ -169,12 +169,13 @@ struct RunDriver {
                     if await send(index, resend: resend, in: &group, storing: storing) { inFlight += 1 }
 
                 case .admitted(let index, let admission, let resend)?:
-                    let asked = admitting.removeValue(forKey: index)
+                    // Set by `admit` before the task that answers, and removed only here.
+                    let asked = admitting.removeValue(forKey: index)!
                     switch admission {
                     case .granted(let permit):
-                        permits[index] = (asked!.gate, permit, asked!.phase)
+                        permits[index] = (asked.gate, permit, asked.phase)
                         engine.noteParticipantWait(runID: runID, step: state.steps[index].name, nil)
-                        if draining || state.steps[index].status.phase != asked!.phase {
+                        if draining || state.steps[index].status.phase != asked.phase {
                             reserving.remove(index)
                             releasePermit(index)
                         } else if engine.limiter.tryAcquire() {
@@ -186,16 +187,16 @@ struct RunDriver {
                     case .open(let until):
                         reserving.remove(index)
                         let now = engine.clock.now()
-                        let name = asked!.gate.id.name
+                        let name = asked.gate.id.name
                         let step = state.steps[index]
-                        guard !draining, !resend, step.dueAt.map({ $0 <= now }) == true, step.status.phase == asked!.phase else {
+                        guard !draining, !resend, step.dueAt.map({ $0 <= now }) == true, step.status.phase == asked.phase else {
                             engine.noteParticipantWait(runID: runID, step: step.name, nil)
                             continue
                         }
                         let transition = machine.waitForParticipant(state, step: index, participant: name, until: until, at: now)
                         if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
                             commit(transition)
-                            waitedOn[index] = (name, asked!.phase)
+                            waitedOn[index] = (name, asked.phase)
                             let waiting = transition.state.steps[index].dueAt != nil
                             engine.noteParticipantWait(
                                 runID: runID, step: step.name, waiting ? ParticipantWait(participant: name, reason: .circuitOpen, until: until) : nil)
