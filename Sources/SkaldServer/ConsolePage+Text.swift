@@ -452,7 +452,7 @@ function untilText(text) {
   const date = when(text);
   if (!date) return "";
   const seconds = Math.max(0, Math.ceil((date.getTime() - Date.now()) / 1000));
-  return "in " + duration(seconds * 1000);
+  return "in " + (seconds < 60 ? seconds + "s" : duration(seconds * 1000));
 }
 function circuitColor(circuit) {
   return { closed: color("completed"), open: color("compensation_failed"), half_open: color("compensated") }[circuit] || "#6b7280";
