@@ -296,17 +296,19 @@ public final class ParticipantRegistry: Sendable {
     /// The participant a step's calls go through: the one it names (the server-wide settings of that name, else
     /// the saga's), or the server-wide one whose `baseUrl` starts the call's URL.
     func gate(for saga: SagaDefinition, step index: Int, url: () -> String?) -> ParticipantGate? {
-        if let name = saga.steps[index].participant {
-            if let settings = serverWide[name] { return gate(ParticipantID(name: name, saga: nil), settings) }
-            if let settings = saga.participants[name] { return gate(ParticipantID(name: name, saga: saga.name), settings, version: saga.version) }
-            return nil
+        if saga.steps[index].participant != nil {
+            guard let named = Self.settings(for: saga, step: index, serverWide: serverWide) else { return nil }
+            return named.serverWide
+                ? gate(ParticipantID(name: named.name, saga: nil), named.settings)
+                : gate(ParticipantID(name: named.name, saga: saga.name), named.settings, version: saga.version)
         }
         guard !byBaseURL.isEmpty, let url = url() else { return nil }
         guard let match = byBaseURL.first(where: { Self.url(url, startsWith: $0.prefix) }) else { return nil }
         return gate(ParticipantID(name: match.name, saga: nil), serverWide[match.name]!)
     }
 
-    /// What the participant of a saga's step is called and how it is set, for `skald plan` (nil: none by name).
+    /// The participant a step names and the settings in force: the server-wide ones of that name, else the saga's
+    /// (nil when the step names none). The one place that says which wins, for the engine and for `skald plan`.
     public static func settings(
         for saga: SagaDefinition, step index: Int, serverWide: [String: ParticipantSettings]
     ) -> (name: String, settings: ParticipantSettings, serverWide: Bool)? {

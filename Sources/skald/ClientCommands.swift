@@ -302,11 +302,8 @@ struct StatusCommand: AsyncParsableCommand {
         guard waiting["reason"]?.stringValue == "circuit_open" else {
             return "queued at \(participant) (its bulkhead, rate limit or half-open probes let it go in turn)"
         }
-        var text = "\(participant) circuit open"
-        if let until = RelativeTime.parse(waiting["until"]) {
-            text += ", next probe in \(DurationText.format(Duration(secondsValue: max(0, until.timeIntervalSince(now)).rounded(.up))))"
-        }
-        return text
+        let until = waiting["until"].flatMap { $0 == .null ? nil : $0 }
+        return "\(participant) circuit open" + (until.map { ", next probe \(RelativeTime.describe($0, now: now))" } ?? "")
     }
 }
 
@@ -332,8 +329,8 @@ struct ParticipantsCommand: AsyncParsableCommand {
                 let name = entry["name"]?.stringValue ?? "?"
                 let saga = entry["saga"]?.stringValue.map { " (\($0))" } ?? ""
                 var circuit = entry["circuit"]?.stringValue ?? "-"
-                if circuit == "open", let until = RelativeTime.parse(entry["nextProbeAt"]) {
-                    circuit = style.red("open, probe in \(DurationText.format(Duration(secondsValue: max(0, until.timeIntervalSince(now)).rounded(.up))))")
+                if circuit == "open", RelativeTime.parse(entry["nextProbeAt"]) != nil {
+                    circuit = style.red("open, probe \(RelativeTime.describe(entry["nextProbeAt"], now: now))")
                 } else if circuit == "half_open" {
                     circuit = style.yellow("half-open")
                 }
