@@ -72,32 +72,6 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Requires `Authorization: Bearer <token>` on every route it guards, comparing in constant time.
-struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: String
-    /// The path (and everything under it) the token guards.
-    let guarding: String
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        guard path == guarding || path.hasPrefix(guarding + "/") else { return try await next(request, context) }
-        let header = request.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        guard header.hasPrefix(prefix), Self.constantTimeEquals(Array(header.utf8.dropFirst(prefix.utf8.count)), Array(token.utf8)) else {
-            return APIError.unauthorized.response
-        }
-        return try await next(request, context)
-    }
-
-    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for i in 0..<max(a.count, b.count) {
-            difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-        }
-        return difference == 0
-    }
-}
-
 /// Refuses a request body that is not declared as JSON (`415`), so that a cross-origin form post, which can only
 /// send `text/plain`, `application/x-www-form-urlencoded` or `multipart/form-data` without a preflight, cannot
 /// register definitions, start runs or act on them. Applies to every POST, even one without a body.

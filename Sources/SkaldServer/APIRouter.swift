@@ -24,6 +24,8 @@ public struct APIConfiguration: Sendable {
     public var maxInputBytes: Int
     /// `GET /metrics`, when set: the Prometheus text the closure renders.
     public var metrics: MetricsEndpoint?
+    /// The `Host` values answered (DNS rebinding defence); by default those of a server on 127.0.0.1.
+    public var hosts: HostPolicy
 
     public static let defaultMaxLongPolls = 1_000
     public static let defaultMaxInputBytes = 256 * 1024
@@ -39,6 +41,7 @@ public struct APIConfiguration: Sendable {
         self.environmentPolicy = environmentPolicy
         self.maxLongPolls = maxLongPolls
         self.maxInputBytes = maxInputBytes
+        self.hosts = .loopback
     }
 }
 
@@ -64,10 +67,11 @@ public enum APIServerLimits {
 
     /// The HTTP/1.1 server: a client that stops sending the head or body of a request (or keeps an idle
     /// connection open) for `readTimeout` is disconnected; a request that is fully read and waiting for its
-    /// answer (a long poll) is not.
-    public static func http1(readTimeout: Duration = defaultReadTimeout) -> HTTPServerBuilder {
+    /// answer (a long poll) is not. With `connections`, a connection past its maximum is answered 503 and closed.
+    public static func http1(readTimeout: Duration = defaultReadTimeout, connections: ConnectionLimit? = nil) -> HTTPServerBuilder {
         .http1(
             configuration: .init(
+                additionalChannelHandlers: connections.map { [$0.handler()] } ?? [],
                 idleTimeout: .nanoseconds(Int64(readTimeout.milliseconds * 1_000_000)),
                 httpDecoderConfiguration: .init(
                     maxHeaderFieldSize: maxHeaderBytes, maxHeaderListSize: maxHeaderBytes, maxHeaderFieldCount: maxHeaderCount)))
@@ -80,23 +84,33 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
 {
     let api = API(engine: engine, store: store, configuration: configuration)
     let router = Router(context: BasicRequestContext.self)
+    let token = configuration.token.flatMap { $0.isEmpty ? nil : $0 }
+    let table = configuration.metrics.map { RouteTable.withMetrics(isPublic: $0.isPublic) } ?? .api
+    router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware())
-    // The token first, so that a caller without it learns nothing about routes, methods or parameters.
-    if let token = configuration.token, !token.isEmpty { router.add(middleware: TokenMiddleware(token: token, guarding: "/v1")) }
-    if let metrics = configuration.metrics, !metrics.isPublic, let token = configuration.token, !token.isEmpty {
-        router.add(middleware: TokenMiddleware(token: token, guarding: "/metrics"))
+    // Before anything reads the path: one spelling per route, so no other spelling can slip past a check on it.
+    router.add(middleware: CanonicalPathMiddleware())
+    router.add(middleware: HostMiddleware(policy: configuration.hosts))
+    // The token before the route contract, so that a caller without it learns nothing about routes, methods or parameters.
+    if let token { router.add(middleware: AccessMiddleware(table: table, token: token)) }
+    router.add(middleware: RouteContractMiddleware(table: table))
+    // Each route registers on the group its access in the table says; a guarded handler checks the token itself too,
+    // whatever path reached it.
+    let open = router.group()
+    let guarded = router.group().add(middleware: RouteTokenMiddleware(token: token))
+    func group(_ path: String) -> RouterGroup<BasicRequestContext> {
+        table.route(for: path)?.access == .public ? open : guarded
     }
-    router.add(middleware: RouteContractMiddleware(table: configuration.metrics == nil ? .api : .apiWithMetrics))
     if let metrics = configuration.metrics {
-        router.get("/metrics") { _, _ in
+        group("/metrics").get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: await metrics.render())))
         }
     }
-    router.get("/health") { _, context in try await api.health(logger: context.logger) }
+    group("/health").get("/health") { _, context in try await api.health(logger: context.logger) }
     // The console: a page that reads the API (its calls carry the token; the page itself holds nothing).
-    router.get("/") { _, _ in
+    group("/").get("/") { _, _ in
         Response(
             status: .ok,
             headers: [
@@ -106,7 +120,7 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
             ],
             body: .init(byteBuffer: ByteBuffer(string: ConsolePage.html)))
     }
-    let v1 = router.group("v1")
+    let v1 = guarded.group("v1")
     v1.add(middleware: JSONBodyMiddleware())
     v1.get("openapi.json") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))

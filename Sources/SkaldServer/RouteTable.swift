@@ -4,16 +4,26 @@ import Hummingbird
 /// The router answers what the document does not declare the way the document's readers expect:
 /// `405` with `Allow` for a method a path does not have, `422` for a query parameter it does not take.
 struct RouteTable: Sendable {
+    /// Whether a route needs the token (when the server has one). A path no route matches needs it too.
+    enum Access: Sendable, Equatable {
+        /// Anyone: the console's page (which holds nothing) and `/health`.
+        case `public`
+        case token
+    }
+
     struct Route: Sendable {
         /// Segments; `:name` matches any one segment.
         var segments: [Substring]
         var methods: [HTTPRequest.Method]
         var query: Set<String>
+        /// Who may call it when the server has a token.
+        var access: Access
 
-        init(_ path: String, _ methods: [HTTPRequest.Method], query: Set<String> = []) {
+        init(_ path: String, _ methods: [HTTPRequest.Method], query: Set<String> = [], access: Access = .token) {
             self.segments = path.split(separator: "/")
             self.methods = methods
             self.query = query
+            self.access = access
         }
 
         func matches(_ path: [Substring]) -> Bool {
@@ -22,8 +32,8 @@ struct RouteTable: Sendable {
     }
 
     static let api = RouteTable(routes: [
-        Route("/", [.get]),
-        Route("/health", [.get]),
+        Route("/", [.get], access: .public),
+        Route("/health", [.get], access: .public),
         Route("/v1/openapi.json", [.get]),
         Route("/v1/definitions", [.get, .post]),
         Route("/v1/definitions/:name", [.get], query: ["version"]),
@@ -38,7 +48,10 @@ struct RouteTable: Sendable {
         Route("/v1/runs/:id/abandon", [.post]),
     ])
 
-    static let apiWithMetrics = RouteTable(routes: api.routes + [Route("/metrics", [.get])])
+    /// With `GET /metrics`, guarded by the token unless it is public.
+    static func withMetrics(isPublic: Bool) -> RouteTable {
+        RouteTable(routes: api.routes + [Route("/metrics", [.get], access: isPublic ? .public : .token)])
+    }
 
     var routes: [Route]
 

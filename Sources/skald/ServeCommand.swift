@@ -68,6 +68,18 @@ struct ServeCommand: AsyncParsableCommand {
             discussion: "Shorter means a lost node's runs are taken over sooner; too short for the database's latency under load means nodes lose runs they still drive (they stop at once, and another node sends their calls again with the same keys)."))
     var lease = "10s"
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A host name clients reach this server by, besides addresses, localhost and --host (repeat it, or separate names with commas; *.example.com for subdomains, * for any).",
+            discussion: "A request whose Host is none of them is refused (421), so that a web page whose name was rebound to this server's address cannot call it."))
+    var allowedHost: [String] = []
+
+    @Option(
+        name: .long,
+        help: "The most client connections open at once; past it a connection is answered 503 and closed at once (default: 10000, or fewer if the open-files limit leaves less once the store and participants have theirs).")
+    var maxConnections: Int?
+
     @Flag(name: .long, help: "Serve GET /metrics without the token, for a Prometheus that cannot send one (it shows counts and saga names, never inputs or responses).")
     var metricsPublic = false
 
@@ -87,6 +99,33 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try Self.lease(lease)
         guard (1...1_000_000).contains(maxLongPolls) else { throw ValidationError("--max-long-polls must be from 1 to 1000000") }
         _ = try environmentPolicy()
+        _ = try hostPolicy()
+        if let maxConnections, !(1...1_000_000).contains(maxConnections) {
+            throw ValidationError("--max-connections must be from 1 to 1000000")
+        }
+    }
+
+    /// `--host` and every `--allowed-host` name.
+    func hostPolicy() throws -> HostPolicy {
+        do {
+            return try HostPolicy(listenHost: host, allowed: allowedHost.flatMap { $0.split(separator: ",").map(String.init) })
+        } catch {
+            throw ValidationError("--allowed-host: \((error as? HostPolicy.Problem)?.message ?? "\(error)")")
+        }
+    }
+
+    static let defaultMaxConnections = 10_000
+
+    /// `--max-connections`, within what the open-files limit leaves once the store and the participants have theirs.
+    func connectionLimit(storeConnections: Int, output: ServeOutput) -> ConnectionLimit {
+        let files = FileLimit.raiseToHard()
+        let available = max(16, files - FileLimit.reserve(concurrency: concurrency, storeConnections: storeConnections))
+        let wanted = maxConnections ?? Self.defaultMaxConnections
+        if wanted > available {
+            output.warning(
+                "the open-files limit is \(files): \(available) client connections at most, not \(wanted), once the store's \(storeConnections) and \(concurrency) for participants are kept back; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit), or lower --concurrency")
+        }
+        return ConnectionLimit(maximum: min(wanted, available))
     }
 
     /// `--allow-env`, else `SKALD_ALLOW_ENV`, else nothing (only what `--sagas` reads).
@@ -129,7 +168,9 @@ struct ServeCommand: AsyncParsableCommand {
         let token = token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let metrics = ServeMetrics()
         let participants = try execution.loadParticipants()
-        let opened = try await database.openForEngine(connections: min(64, max(8, concurrency)), metrics: metrics.store)
+        let storeConnections = min(64, max(8, concurrency))
+        let connections = connectionLimit(storeConnections: storeConnections, output: output)
+        let opened = try await database.openForEngine(connections: storeConnections, metrics: metrics.store)
         let store = opened.store
         // Definitions sent to the API may read only what --allow-env names; the engine also resolves what the
         // operator's own files in --sagas read (for them, and for runs of any definition already stored).
@@ -161,6 +202,7 @@ struct ServeCommand: AsyncParsableCommand {
                 metrics: metrics.engine, participants: participants, onEvents: { run, events in Self.log(run, events, to: output) }),
             logger: logger)
         var api = APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls)
+        api.hosts = try hostPolicy()
         api.metrics = MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: opened) }
         let router = buildRouter(engine: engine, store: store, configuration: api)
         let host = host
@@ -169,7 +211,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Hummingbird tells of every request at debug, and of its start at info: shown only when asked for.
         appLogger.logLevel = logs.level <= .debug ? logs.level : max(logs.level, .warning)
         let app = Application(
-            router: router, server: APIServerLimits.http1(readTimeout: try Self.readTimeout(readTimeout)), configuration: .init(address: .hostname(host, port: port), serverName: "skald"),
+            router: router, server: APIServerLimits.http1(readTimeout: try Self.readTimeout(readTimeout), connections: connections), configuration: .init(address: .hostname(host, port: port), serverName: "skald"),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0
                 output.info("skald serve: listening on http://\(host):\(bound) (database \(path)\(token == nil ? "" : ", token required"))")

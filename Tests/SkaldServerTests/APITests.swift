@@ -34,7 +34,7 @@ struct Harness: Sendable {
     static func with(
         _ kind: DatabaseKind = .sqlite,
         token: String? = nil, concurrency: Int = 256, engineStore: (@Sendable (SQLiteStore) -> any SagaStore)? = nil,
-        api: APIConfiguration? = nil, readTimeout: Duration = APIServerLimits.defaultReadTimeout,
+        api: APIConfiguration? = nil, readTimeout: Duration = APIServerLimits.defaultReadTimeout, connections: ConnectionLimit? = nil,
         _ body: @Sendable @escaping (Harness) async throws -> Void
     ) async throws {
         try await Participant.withRunning { participants in
@@ -48,7 +48,7 @@ struct Harness: Sendable {
                 configuration: EngineConfiguration(environment: participants.environment, concurrency: concurrency))
             let app = Application(
                 router: buildRouter(engine: engine, store: store, configuration: api ?? APIConfiguration(token: token, maxBodyBytes: 64 * 1024)),
-                server: APIServerLimits.http1(readTimeout: readTimeout),
+                server: APIServerLimits.http1(readTimeout: readTimeout, connections: connections),
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)))
             let engineTask = Task { try await engine.run() }
             do {
@@ -405,10 +405,10 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
     }
 
     @Test func constantTimeCompareIsCorrect() {
-        #expect(TokenMiddleware<BasicRequestContext>.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
-        #expect(!TokenMiddleware<BasicRequestContext>.constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))
-        #expect(!TokenMiddleware<BasicRequestContext>.constantTimeEquals(Array("abc".utf8), Array("abcd".utf8)))
-        #expect(!TokenMiddleware<BasicRequestContext>.constantTimeEquals([], Array("a".utf8)))
+        #expect(TokenCheck.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!TokenCheck.constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))
+        #expect(!TokenCheck.constantTimeEquals(Array("abc".utf8), Array("abcd".utf8)))
+        #expect(!TokenCheck.constantTimeEquals([], Array("a".utf8)))
     }
 }
 
