@@ -42,13 +42,24 @@ public struct EngineConfiguration: Sendable {
     }
 }
 
-/// A stored run whose definition no longer validates, so the engine cannot drive it.
+/// A stored run the engine cannot drive: its stored definition no longer validates, or its state breaks a rule the
+/// machine relies on (a damaged row, a crafted import). It is left undriven, every other run carries on, and an
+/// operator can abandon it.
 public struct UnrunnableRunError: Error, Sendable, CustomStringConvertible {
     public var runID: String
     public var problems: [String]
+    /// The definition validates (only the state is at fault), so the run can still be abandoned.
+    public var canBeAbandoned: Bool = false
+
+    public var summary: String {
+        canBeAbandoned
+            ? "its stored state breaks the engine's rules: \(problems.joined(separator: "; "))"
+            : "its stored definition does not validate: \(problems.joined(separator: "; "))"
+    }
 
     public var description: String {
-        "run \(runID) cannot continue: its stored definition does not validate: \(problems.joined(separator: "; "))"
+        "run \(runID) cannot be driven: \(summary)"
+            + (canBeAbandoned ? "; nothing more is sent for it: settle it by hand and abandon it (skald abandon \(runID) --note …)" : "")
     }
 }
 
@@ -89,6 +100,8 @@ public final class Engine: Service, Sendable {
     private let participantWaits = Mutex<[String: [String: ParticipantWait]]>([:])
     public let notifier = EventNotifier()
     private let machines = Mutex<[String: SagaMachine]>([:])
+    /// Stored runs found undrivable, so each is reported once per process.
+    private let unrunnableRuns = Mutex<Set<String>>([])
     private let drivers = Mutex<[String: Mailbox<DriverCommand>]>([:])
     /// Runs started here wait in this queue until `run()` drives them (one-shot commands drive them directly).
     private let submissions = Mailbox<Submission>()
@@ -667,7 +680,12 @@ public final class Engine: Service, Sendable {
                 guard let stored = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
                 run = stored
             }
-            let machine = try machine(for: run)
+            let machine: SagaMachine
+            do {
+                machine = try self.machine(for: run, checkingState: !action.isAbandon)
+            } catch let error as UnrunnableRunError {
+                throw EngineError(code: .conflict, message: error.description)
+            }
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
             try await store.recordTransition(runID: runID, at: now, transition: transition)
@@ -697,6 +715,22 @@ public final class Engine: Service, Sendable {
         case .notFound: throw EngineError.notFound(runID)
         case .conflict: throw EngineError(code: .conflict, message: answer.message)
         case .unavailable: throw EngineError(code: .unavailable, message: answer.message)
+        }
+    }
+
+    /// Says once per process, in the log and the run's history, that a stored run cannot be driven; the run is left
+    /// as it is stored, and every other run carries on.
+    private func markUnrunnable(_ run: StoredRun, _ error: UnrunnableRunError) async {
+        guard unrunnableRuns.withLock({ $0.insert(run.id).inserted }) else { return }
+        logger.error("run cannot be driven; it is left as stored", metadata: ["run_id": "\(run.id)", "problems": "\(error.problems)"])
+        let event = RunEvent(
+            at: clock.now(), kind: .runUnrunnable, message: error.description, data: ["problems": .array(error.problems.map(JSONValue.string))])
+        let transition = SagaMachine.Transition(state: run.state, events: [event], changedSteps: [])
+        do {
+            try await store.recordTransition(runID: run.id, at: event.at, transition: transition)
+            publish(run.id, transition, saga: run.sagaName, startedAt: run.createdAt, trace: run.trace)
+        } catch {
+            logger.error("could not record that the run cannot be driven", metadata: ["run_id": "\(run.id)", "error": "\(error)"])
         }
     }
 
@@ -743,7 +777,13 @@ public final class Engine: Service, Sendable {
     }
 
     func drive(_ run: StoredRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
-        let machine = try machine(for: run)
+        let machine: SagaMachine
+        do {
+            machine = try self.machine(for: run)
+        } catch let error as UnrunnableRunError {
+            await markUnrunnable(run, error)
+            throw error
+        }
         if run.state.status.isTerminal { return run.state }
         return try await drive(
             run.id, FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt, trace: run.trace), mailbox: mailbox)
@@ -775,7 +815,7 @@ public final class Engine: Service, Sendable {
 
     /// The run's input as it may be shown: fields its saga's `inputSchema` marks `writeOnly` are `***`.
     public func shownInput(of run: StoredRun) -> JSONValue {
-        guard let schema = (try? machine(for: run))?.saga.inputSchema else { return run.input }
+        guard let schema = (try? machine(for: run, checkingState: false))?.saga.inputSchema else { return run.input }
         return schema.masking(run.input)
     }
 
@@ -787,7 +827,10 @@ public final class Engine: Service, Sendable {
         return machine(for: definition).saga
     }
 
-    func machine(for run: StoredRun) throws -> SagaMachine {
+    /// The run's machine, once its stored state is checked against the machine's rules (`checkingState`; an
+    /// abandon, which sends nothing, needs only the definition).
+    /// - Throws: `UnrunnableRunError` when the definition does not validate or the state breaks a rule.
+    func machine(for run: StoredRun, checkingState: Bool = true) throws -> SagaMachine {
         let machine: SagaMachine
         if let cached = machines.withLock({ $0[run.definitionHash] }) {
             machine = cached
@@ -798,14 +841,27 @@ public final class Engine: Service, Sendable {
                 throw UnrunnableRunError(runID: run.id, problems: error.problems.map(\.description))
             }
         }
-        // The machine indexes steps by position: stored rows that do not match its steps would trap it.
-        let stored = run.state.steps.map(\.name), defined = machine.saga.steps.map(\.name)
-        guard stored == defined else {
-            throw UnrunnableRunError(
-                runID: run.id,
-                problems: ["the stored steps (\(stored.joined(separator: ", "))) are not the steps of its definition (\(defined.joined(separator: ", ")))"])
+        // The machine indexes steps by position and traps on a state it could never have written: a stored row
+        // that breaks its rules is refused here, before anything acts on it.
+        if checkingState && (run.state.steps.map(\.name) != machine.saga.steps.map(\.name) || !run.state.status.isTerminal) {
+            let problems = machine.problems(in: run.state)
+            if !problems.isEmpty {
+                throw UnrunnableRunError(runID: run.id, problems: problems.map(\.description), canBeAbandoned: true)
+            }
         }
         return machine
+    }
+
+    /// Why the engine cannot drive this stored run, or nil when it can.
+    public func unrunnable(_ run: StoredRun) -> UnrunnableRunError? {
+        do {
+            _ = try machine(for: run)
+            return nil
+        } catch let error as UnrunnableRunError {
+            return error
+        } catch {
+            return UnrunnableRunError(runID: run.id, problems: ["\(error)"])
+        }
     }
 
     /// After a transition is committed: wakes whoever follows the run, and counts it.

@@ -79,7 +79,22 @@ public actor InMemoryStore: SagaStore {
         }
     }
 
-    public func importRun(_ exported: ExportedRun, events: [RunEvent]) throws -> ImportedRun {
+    public func importRuns(events: [RunEvent], from next: @escaping @Sendable () throws -> ExportedRun?) throws -> ImportedRuns {
+        // All or nothing: what was there is put back when any run fails.
+        let saved = (runs, history, attemptRecords, sequence)
+        do {
+            var tally = ImportedRuns()
+            while let exported = try next() {
+                tally.add(try importRun(exported, events: events), of: exported.run)
+            }
+            return tally
+        } catch {
+            (runs, history, attemptRecords, sequence) = saved
+            throw error
+        }
+    }
+
+    private func importRun(_ exported: ExportedRun, events: [RunEvent]) throws -> ImportedRun {
         let run = exported.run
         guard runs[run.id] == nil else { return .alreadyPresent }
         if let key = run.idempotencyKey, let holder = runs.values.first(where: { $0.idempotencyKey == key }) {

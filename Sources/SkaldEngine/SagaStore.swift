@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SkaldCore
 
 /// Where runs live. Every method that changes state is one transaction: the run's new state, its new
@@ -38,11 +39,22 @@ public protocol SagaStore: Sendable {
     /// How many runs are in each status (statuses without runs left out).
     func runCounts() async throws -> [RunStatus: Int]
 
-    /// Stores a run carried over from another Skald database (`skald import`) as it was, in one transaction: its
-    /// definition (unless stored), its row and steps, its history with `events` appended, and its attempts. On a
-    /// shared store no node owns it, so any node claims it. Nothing is written when a run with its id is stored.
-    /// - Throws: `StoreError` when another run holds its idempotency key.
-    func importRun(_ run: ExportedRun, events: [RunEvent]) async throws -> ImportedRun
+    /// Stores the runs `next` yields (until it yields nil), carried over from another Skald database (`skald
+    /// import`) as they were, all in **one** transaction: each run's definition (unless stored), its row and steps,
+    /// its history with `events` appended, and its attempts. When anything fails (a write, or `next` itself),
+    /// nothing is stored. On a shared store no node owns the runs, so any node claims them once committed. A run
+    /// whose id is stored already is left as it is.
+    /// - Throws: `StoreError` when another run holds a run's idempotency key.
+    func importRuns(events: [RunEvent], from next: @escaping @Sendable () throws -> ExportedRun?) async throws -> ImportedRuns
+}
+
+extension SagaStore {
+    /// Imports one run, in a transaction of its own.
+    public func importRun(_ run: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
+        let pending = Mutex<ExportedRun?>(run)
+        let tally = try await importRuns(events: events) { pending.withLock { value in defer { value = nil }; return value } }
+        return tally.imported == 1 ? .imported : .alreadyPresent
+    }
 }
 
 extension SagaStore {

@@ -96,6 +96,12 @@ public enum OperatorAction: Sendable, Codable, Equatable {
     case resume(note: String, by: String)
     case abandon(note: String, by: String)
 
+    /// Abandoning sends nothing, so it is allowed on a run whose stored state the engine cannot drive.
+    var isAbandon: Bool {
+        if case .abandon = self { return true }
+        return false
+    }
+
     /// The transition the action makes from `state`.
     /// - Throws: `EngineError` `.conflict` when the state does not allow it, saying why.
     func transition(runID: String, machine: SagaMachine, state: RunState, at now: Date) throws -> SagaMachine.Transition {

@@ -23,6 +23,26 @@ public enum ImportedRun: Sendable, Equatable {
     case alreadyPresent
 }
 
+/// What `importRuns` did, counted.
+public struct ImportedRuns: Sendable, Equatable {
+    public var imported = 0
+    /// Of those imported, the runs still running or compensating.
+    public var unfinished = 0
+    public var alreadyPresent = 0
+
+    public init() {}
+
+    public mutating func add(_ result: ImportedRun, of run: StoredRun) {
+        switch result {
+        case .imported:
+            imported += 1
+            if !run.state.status.isTerminal { unfinished += 1 }
+        case .alreadyPresent:
+            alreadyPresent += 1
+        }
+    }
+}
+
 /// The export file: JSON Lines, one record per line, so a file of any size is written and read a line at a time and a
 /// problem is reported by its line. The first line says what the file is; then every registered definition; then one
 /// line per run, with its history and attempts, after the line of the definition it ran (an unregistered one, from
@@ -264,6 +284,9 @@ public enum TransferFormat {
         }
         func date(_ key: String) throws -> Date {
             guard let seconds = try value(key).doubleValue, seconds.isFinite else { throw wrongType(key, "a time in seconds since 1970") }
+            guard seconds >= 0, seconds <= SagaMachine.latestStoredTime.timeIntervalSince1970 else {
+                throw problem(key, "\(seconds) is not a time from 1970 to 9999 (in seconds since 1970)")
+            }
             return Date(timeIntervalSince1970: seconds)
         }
         func optionalDate(_ key: String) throws -> Date? {
@@ -383,6 +406,9 @@ public enum StoreTransfer {
         var header: TransferFormat.Header?
         var definitions: [Checked.Definition] = []
         var byHash: [String: SagaDefinition] = [:]
+        var machines: [String: SagaMachine] = [:]
+        var runIDs: [String: Int] = [:]
+        var keys: [String: Int] = [:]
         var runs = 0
         var unfinished = 0
         var number = 0
@@ -405,7 +431,16 @@ public enum StoreTransfer {
                     definitions.append(Checked.Definition(definition: definition, createdAt: stored.createdAt, registered: registered))
                 }
             case .run(let exported):
-                try checkRun(exported, line: number, definitions: byHash)
+                try checkRun(exported, line: number, definitions: byHash, machines: &machines)
+                let run = JSONPath().appending("run")
+                if let earlier = runIDs.updateValue(number, forKey: exported.run.id) {
+                    throw TransferError(line: number, path: run.appending("id"), message: "run \(exported.run.id) is on line \(earlier) too; a file holds each run once")
+                }
+                if let key = exported.run.idempotencyKey, let earlier = keys.updateValue(number, forKey: key) {
+                    throw TransferError(
+                        line: number, path: run.appending("idempotencyKey"),
+                        message: "the run on line \(earlier) has the same idempotency key; each key belongs to one run")
+                }
                 runs += 1
                 if !exported.run.state.status.isTerminal { unfinished += 1 }
             }
@@ -435,37 +470,101 @@ public enum StoreTransfer {
         return definition
     }
 
-    static func checkRun(_ exported: ExportedRun, line: Int, definitions: [String: SagaDefinition]) throws {
+    static func checkRun(_ exported: ExportedRun, line: Int, definitions: [String: SagaDefinition], machines: inout [String: SagaMachine]) throws {
         let run = exported.run
         let path = JSONPath().appending("run")
+        func problem(_ at: JSONPath, _ message: String) -> TransferError { TransferError(line: line, path: at, message: message) }
         guard let definition = definitions[run.definitionHash] else {
-            throw TransferError(
-                line: line, path: path.appending("definitionHash"), message: "no definition line before this one has this hash")
+            throw problem(path.appending("definitionHash"), "no definition line before this one has this hash")
         }
         let names = definition.steps.map(\.name)
         guard run.state.steps.map(\.name) == names else {
-            throw TransferError(
-                line: line, path: path.appending("steps"),
-                message: "the steps \(run.state.steps.map(\.name)) do not match its definition's \(names)")
+            throw problem(path.appending("steps"), "the steps \(run.state.steps.map(\.name)) do not match its definition's \(names)")
         }
         guard definition.name == run.sagaName, definition.version == run.sagaVersion else {
-            throw TransferError(line: line, path: path.appending("sagaName"), message: "does not match its definition (\(definition.name) v\(definition.version))")
+            throw problem(path.appending("sagaName"), "does not match its definition (\(definition.name) v\(definition.version))")
+        }
+        // The sizes the API accepts, and text every store can hold.
+        guard !run.id.isEmpty, run.id.utf8.count <= RunLimits.maxRunIDBytes, !run.id.contains("/"), !hasControlCharacters(run.id) else {
+            throw problem(path.appending("id"), "a run id is 1 to \(RunLimits.maxRunIDBytes) bytes with no / and no control characters")
+        }
+        if let key = run.idempotencyKey, key.isEmpty || key.count > RunLimits.maxIdempotencyKeyLength || key.contains("\u{0}") {
+            throw problem(path.appending("idempotencyKey"), "an idempotency key is 1 to \(RunLimits.maxIdempotencyKeyLength) characters, without NUL")
+        }
+        let inputBytes = run.input.jsonText.utf8.count
+        guard inputBytes <= RunLimits.maxInputBytes else {
+            throw problem(path.appending("input"), "\(inputBytes) bytes of input, over the \(RunLimits.maxInputBytes) a run may have")
+        }
+        var texts: [(JSONPath, String?)] = [
+            (path.appending("failure").appending("reason"), run.state.failure?.reason),
+            (path.appending("compensationFailure").appending("reason"), run.state.compensationFailure?.reason),
+            (path.appending("stuck").appending("reason"), run.state.stuck?.reason),
+            (path.appending("traceparent"), run.trace?.parent), (path.appending("tracestate"), run.trace?.state),
+        ]
+        for (index, step) in run.state.steps.enumerated() {
+            texts.append((path.appending("steps").appending(index).appending("lastError"), step.lastError))
+        }
+        for (index, event) in exported.events.enumerated() {
+            texts.append((JSONPath().appending("events").appending(index).appending("message"), event.message))
+            texts.append((JSONPath().appending("events").appending(index).appending("step"), event.step))
         }
         for (index, attempt) in exported.attempts.enumerated() {
+            texts.append((JSONPath().appending("attempts").appending(index).appending("error"), attempt.error))
+            texts.append((JSONPath().appending("attempts").appending(index).appending("node"), attempt.node))
+        }
+        if let (at, _) = texts.first(where: { $0.1?.contains("\u{0}") == true }) {
+            throw problem(at, "holds a NUL character, which a PostgreSQL database cannot store")
+        }
+        // The rules the engine relies on to drive the run.
+        let machine = machines[run.definitionHash] ?? SagaMachine(saga: definition)
+        machines[run.definitionHash] = machine
+        if let first = machine.problems(in: run.state).first {
+            throw problem(JSONPath(path.components + first.path.components), first.message)
+        }
+        // Every attempt belongs to a step of the definition, once, within that step's count; and a step whose attempt
+        // is in flight has that attempt, so that it can be sent again with its key.
+        var seen: Set<AttemptKey> = []
+        for (index, attempt) in exported.attempts.enumerated() {
+            let at = JSONPath().appending("attempts").appending(index)
             guard names.indices.contains(attempt.key.step), names[attempt.key.step] == attempt.key.stepName else {
-                throw TransferError(
-                    line: line, path: JSONPath().appending("attempts").appending(index).appending("step"),
-                    message: "no step \(attempt.key.step) named \(attempt.key.stepName) in the run's definition")
+                throw problem(at.appending("step"), "no step \(attempt.key.step) named \(attempt.key.stepName) in the run's definition")
+            }
+            let made = run.state.steps[attempt.key.step].attempts(in: attempt.key.phase)
+            guard attempt.key.number >= 1, attempt.key.number <= made else {
+                throw problem(at.appending("number"), "attempt \(attempt.key.number) of \(attempt.key.stepName) (\(attempt.key.phase.rawValue)), which has made \(made)")
+            }
+            guard attempt.sends >= 1, attempt.sends <= SagaMachine.maximumStoredAttempts else {
+                throw problem(at.appending("sends"), "an attempt is sent from 1 to \(SagaMachine.maximumStoredAttempts) times, not \(attempt.sends)")
+            }
+            guard seen.insert(attempt.key).inserted else {
+                throw problem(at, "attempt \(attempt.key.number) of \(attempt.key.stepName) (\(attempt.key.phase.rawValue)) is listed twice")
+            }
+        }
+        if !run.state.status.isTerminal {
+            for index in run.state.inFlightSteps {
+                let step = run.state.steps[index]
+                guard let phase = step.status.phase else { continue }
+                let number = step.attempts(in: phase)
+                let key = AttemptKey(runID: run.id, step: index, stepName: step.name, phase: phase, number: number)
+                guard seen.contains(key), exported.attempts.contains(where: { $0.key == key && $0.finishedAt == nil }) else {
+                    throw problem(
+                        path.appending("steps").appending(index),
+                        "\(step.name) is \(step.status.rawValue) with attempt \(number) in flight, but the line has no unfinished attempt \(number) for it")
+                }
             }
         }
     }
 
+    static func hasControlCharacters(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
+
     /// Imports a checked file, reading its lines again: each registered definition registered as it was (the same
-    /// name and version with another content is refused before anything is written), then each run in its own
-    /// transaction with a `run_imported` event, up to `concurrency` at a time. A run whose id the store has is left
-    /// alone, so an interrupted import can be run again.
+    /// name and version with another content is refused before anything is written), then every run, each with a
+    /// `run_imported` event, in one transaction: all of them or, when the database refuses any, none (the
+    /// definitions, the same content as the file's, stay registered). A run whose id the store has is left alone.
     public static func importChecked(
-        _ checked: Checked, lines: some Sequence<[UInt8]>, into store: any SagaStore, at now: Date, concurrency: Int = 8
+        _ checked: Checked, lines: some Sequence<[UInt8]>, into store: any SagaStore, at now: Date
     ) async throws -> Counts {
         var counts = Counts()
         for entry in checked.definitions where entry.registered {
@@ -485,21 +584,33 @@ public enum StoreTransfer {
             at: now, kind: .runImported,
             message: "imported from \(header.source) (exported \(header.exportedAt.formatted(.iso8601))) by skald import",
             data: ["from": .string(header.source), "exportedAt": .double(header.exportedAt.timeIntervalSince1970)])
-        try await withThrowingTaskGroup(of: (ImportedRun, Bool).self) { group in
-            var inFlight = 0
-            func collect() async throws {
-                guard let (result, unfinished) = try await group.next() else { return }
-                inFlight -= 1
-                switch result {
-                case .imported:
-                    counts.runs += 1
-                    if unfinished { counts.unfinished += 1 }
-                case .alreadyPresent:
-                    counts.alreadyPresent += 1
-                }
-            }
-            var number = 0
-            for bytes in lines {
+        // One transaction for every run: a problem the check could not see (a database constraint, a failing disk)
+        // leaves the database as it was, so the import can be fixed and run again from the start.
+        let reader = RunLineReader(lines: lines, checked: checked)
+        let tally = try await store.importRuns(events: [note], from: reader.next)
+        counts.runs = tally.imported
+        counts.unfinished = tally.unfinished
+        counts.alreadyPresent = tally.alreadyPresent
+        return counts
+    }
+}
+
+/// The run lines of a checked file, read one at a time inside the import's transaction.
+final class RunLineReader: @unchecked Sendable {
+    // One transaction calls `next` at a time; the lock makes that a rule rather than a hope.
+    private let lock = NSLock()
+    private var lines: any IteratorProtocol<[UInt8]>
+    private var number = 0
+    private let checked: StoreTransfer.Checked
+
+    init(lines: some Sequence<[UInt8]>, checked: StoreTransfer.Checked) {
+        self.lines = lines.makeIterator()
+        self.checked = checked
+    }
+
+    func next() throws -> ExportedRun? {
+        try lock.withLock {
+            while let bytes = lines.next() {
                 number += 1
                 guard bytes.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }),
                     case .run(var exported) = try TransferFormat.record(bytes, line: number)
@@ -508,14 +619,10 @@ public enum StoreTransfer {
                     throw TransferError(line: number, path: JSONPath().appending("run").appending("definitionHash"), message: "the file changed since it was checked")
                 }
                 exported.run.definitionDocument = document
-                if inFlight >= concurrency { try await collect() }
-                let run = exported
-                group.addTask { (try await store.importRun(run, events: [note]), !run.run.state.status.isTerminal) }
-                inFlight += 1
+                return exported
             }
-            while inFlight > 0 { try await collect() }
+            return nil
         }
-        return counts
     }
 }
 
@@ -531,23 +638,31 @@ public struct FileLines: Sequence, Sendable {
         let handle: FileHandle?
         var buffer: [UInt8] = []
         var start = 0
+        /// Where the search for the next newline goes on from: the bytes before it are known to hold none, so a
+        /// long line is scanned once, not once per chunk read (which made a 100 MB line take minutes).
+        var scanned = 0
         var done = false
 
         public mutating func next() -> [UInt8]? {
             while true {
-                if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                if let newline = buffer[Swift.max(start, scanned)...].firstIndex(of: 0x0A) {
                     let line = Array(buffer[start..<newline])
                     start = newline + 1
+                    scanned = start
                     return line
                 }
+                scanned = buffer.count
                 if done {
                     guard start < buffer.count else { return nil }
                     let line = Array(buffer[start...])
                     start = buffer.count
                     return line
                 }
-                buffer.removeFirst(start)
-                start = 0
+                if start > 0 {
+                    buffer.removeFirst(start)
+                    scanned -= start
+                    start = 0
+                }
                 let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
                 if chunk.isEmpty { done = true } else { buffer.append(contentsOf: chunk) }
             }

@@ -447,8 +447,20 @@ public final class PostgresStore: SharedRunStore {
         }
     }
 
-    public func importRun(_ exported: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
+    public func importRuns(events: [RunEvent], from next: @escaping @Sendable () throws -> ExportedRun?) async throws -> ImportedRuns {
         let logger = logger
+        return try await transaction { db in
+            var tally = ImportedRuns()
+            while let exported = try next() {
+                tally.add(try await Self.importRun(exported, events: events, db, logger), of: exported.run)
+            }
+            return tally
+        }
+    }
+
+    static func importRun(_ exported: ExportedRun, events: [RunEvent], _ db: PostgresConnection, _ logger: Logger) async throws
+        -> ImportedRun
+    {
         let run = exported.run
         let state = run.state
         let (id, hash, name, version, key) = (run.id, run.definitionHash, run.sagaName, run.sagaVersion, run.idempotencyKey)
@@ -472,7 +484,7 @@ public final class PostgresStore: SharedRunStore {
                 ]
             }
         ).jsonText
-        return try await transaction { db in
+        do {
             if try await db.query("SELECT 1 FROM run WHERE id = \(id)", logger: logger).collect().first != nil { return .alreadyPresent }
             if let key, let holder = try await Self.runID(idempotencyKey: key, db, logger) {
                 throw StoreError.idempotencyKeyTaken(key, by: holder, importing: id)

@@ -299,10 +299,26 @@ public final class SQLiteStore: SagaStore {
         }
     }
 
-    public func importRun(_ exported: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
+    public func importRuns(events: [RunEvent], from next: @escaping @Sendable () throws -> ExportedRun?) async throws -> ImportedRuns {
+        // Its own transaction, not the group committer's: a batch that fails is applied again change by change there,
+        // and this change reads its runs as it goes, once.
+        do {
+            return try await pool.write { db in
+                var tally = ImportedRuns()
+                while let exported = try next() {
+                    tally.add(try Self.importRun(exported, events: events, db), of: exported.run)
+                }
+                return tally
+            }
+        } catch {
+            throw Self.unavailable(error, path: path) ?? error
+        }
+    }
+
+    static func importRun(_ exported: ExportedRun, events: [RunEvent], _ db: Database) throws -> ImportedRun {
         let run = exported.run
         let state = run.state
-        return try await write { db in
+        do {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM run WHERE id = ?", arguments: [run.id]) == true { return .alreadyPresent }
             if let key = run.idempotencyKey, let holder = try String.fetchOne(db, sql: "SELECT id FROM run WHERE idempotency_key = ?", arguments: [key]) {
                 throw StoreError.idempotencyKeyTaken(key, by: holder, importing: run.id)

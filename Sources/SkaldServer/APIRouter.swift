@@ -28,7 +28,7 @@ public struct APIConfiguration: Sendable {
     public var hosts: HostPolicy
 
     public static let defaultMaxLongPolls = 1_000
-    public static let defaultMaxInputBytes = 256 * 1024
+    public static let defaultMaxInputBytes = RunLimits.maxInputBytes
 
     public init(
         token: String? = nil, maxBodyBytes: Int = 1 << 20, maxWait: Duration = .seconds(30),
@@ -266,8 +266,8 @@ struct API: Sendable {
         }
         var idempotencyKey: String?
         if let value = body["idempotencyKey"], value != .null {
-            guard let key = value.stringValue, !key.isEmpty, key.count <= 255 else {
-                throw APIError.invalid("\"idempotencyKey\" must be a string of 1 to 255 characters")
+            guard let key = value.stringValue, !key.isEmpty, key.count <= RunLimits.maxIdempotencyKeyLength else {
+                throw APIError.invalid("\"idempotencyKey\" must be a string of 1 to \(RunLimits.maxIdempotencyKeyLength) characters")
             }
             idempotencyKey = key
         }
@@ -346,7 +346,9 @@ struct API: Sendable {
         if let since = try ago("since") { query.createdAfter = since }
         if let until = try ago("until") { query.createdBefore = until ?? .distantPast }
         if let key = parameters.get("idempotencyKey") {
-            guard !key.isEmpty, key.count <= 255 else { throw APIError.invalid("idempotencyKey must be 1 to 255 characters") }
+            guard !key.isEmpty, key.count <= RunLimits.maxIdempotencyKeyLength else {
+                throw APIError.invalid("idempotencyKey must be 1 to \(RunLimits.maxIdempotencyKeyLength) characters")
+            }
             query.idempotencyKey = key
         }
         let page = try await store.listRuns(query)
@@ -356,10 +358,17 @@ struct API: Sendable {
     func getRun(_ runID: String) async throws -> Response {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
         let graph = (try? DefinitionParser.parse(run.definitionDocument)).map(Representation.graph) ?? .null
-        return .json(
-            Representation.run(
-                run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID), graph: graph,
-                waits: engine.participantWaits(runID: runID)))
+        var shown = Representation.run(
+            run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID), graph: graph,
+            waits: engine.participantWaits(runID: runID))
+        if !run.state.status.isTerminal, let unrunnable = engine.unrunnable(run), case .object(var members) = shown {
+            members["unrunnable"] = [
+                "message": .string(unrunnable.description), "problems": .array(unrunnable.problems.map(JSONValue.string)),
+                "canBeAbandoned": .bool(unrunnable.canBeAbandoned),
+            ]
+            shown = .object(members)
+        }
+        return .json(shown)
     }
 
     func events(_ request: Request, runID: String) async throws -> Response {

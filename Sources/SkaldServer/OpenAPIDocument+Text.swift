@@ -346,6 +346,30 @@ extension OpenAPIDocument {
               },
               "graph": {
                 "$ref": "#/components/schemas/Graph"
+              },
+              "unrunnable": {
+                "type": "object",
+                "nullable": true,
+                "description": "Set when the engine cannot drive the run (its stored state breaks the engine's rules, or its definition no longer validates): nothing more is sent for it; settle it by hand and abandon it.",
+                "properties": {
+                  "message": {
+                    "type": "string"
+                  },
+                  "problems": {
+                    "type": "array",
+                    "items": {
+                      "type": "string"
+                    }
+                  },
+                  "canBeAbandoned": {
+                    "type": "boolean"
+                  }
+                },
+                "required": [
+                  "message",
+                  "problems",
+                  "canBeAbandoned"
+                ]
               }
             }
           }

@@ -253,6 +253,14 @@ struct StatusCommand: AsyncParsableCommand {
             if let failure = run["failure"], failure != .null {
                 print("failure: \(failure["step"]?.stringValue.map { "\($0): " } ?? "")\(failure["reason"]?.stringValue ?? "")")
             }
+            if let unrunnable = run["unrunnable"], unrunnable != .null {
+                print(style.red("unrunnable: Skald cannot drive this run, so nothing more is sent for it"))
+                for problem in unrunnable["problems"]?.arrayValue ?? [] { print("  \(problem.stringValue ?? "")") }
+                print(
+                    unrunnable["canBeAbandoned"] == true
+                        ? "  settle what it did by hand, then `skald abandon \(id) --note TEXT` records that and ends it"
+                        : "  its stored definition no longer validates with this version of Skald: run it with the version that started it")
+            }
             if let failure = run["compensationFailure"], failure != .null {
                 print(style.red("compensation failed: \(failure["step"]?.stringValue ?? ""): \(failure["reason"]?.stringValue ?? "")"))
                 print("  retry it with `skald retry \(id)` once the participant is fixed, or `skald resolve \(id) --step STEP --note TEXT` if you undid it by hand")

@@ -1,5 +1,6 @@
 import Foundation
 import SkaldCore
+import Synchronization
 import Testing
 @testable import SkaldEngine
 
@@ -168,4 +169,47 @@ import Testing
         #expect(RunTrace.continuing(traceparent: "garbage", tracestate: "a=1") == nil)
         #expect(RunTrace.new().traceID != RunTrace.new().traceID)
     }
+}
+
+/// A stored run that breaks the engine's rules (a damaged row, a crafted import) is left undriven, says so, and can be
+/// abandoned, while every other run carries on: it never stops the process.
+@Suite struct UnrunnableRunTests {
+    @Test(arguments: EngineStore.allCases)
+    func aBrokenStoredRunIsLeftAloneAndCanBeAbandonedWhileTheOthersCarryOn(on kind: EngineStore) async throws { try await kind.with { store in
+        let definition = try saga(twoSteps)
+        let machine = SagaMachine(saga: definition)
+        // Step a succeeded but is still due: beginAttempt would trap on it.
+        var state = machine.start(runID: "BROKEN", at: Date(timeIntervalSince1970: 1_800_000_000)).state
+        state.steps[0].status = .succeeded
+        state.steps[0].response = StepResponse(status: 200, body: ["id": "x"])
+        let broken = StoredRun(
+            id: "BROKEN", sagaName: "pair", sagaVersion: 1, definitionHash: definition.contentHash, definitionDocument: definition.document,
+            input: ["sku": "S1"], createdAt: Date(timeIntervalSince1970: 1_800_000_000), updatedAt: Date(timeIntervalSince1970: 1_800_000_000),
+            state: state)
+        #expect(try await store.importRun(ExportedRun(run: broken, events: [], attempts: []), events: []) == .imported)
+
+        let executor = ScriptedExecutor()
+        let engine = Engine(store: store, executor: executor, clock: ManualClock(), configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }))
+        let good = try await store.createRun(
+            NewRun(id: "GOOD", definition: definition, input: ["sku": "S2"], createdAt: Date()), transition: machine.start(runID: "GOOD", at: Date()))
+        guard case .created = good else { Issue.record("GOOD was not created"); return }
+        let refused = Mutex<[String: String]>([:])
+        let results = try await engine.resumeUnfinished { id, error in refused.withLock { $0[id] = "\(error)" } }
+        #expect(results["GOOD"]?.status == .completed)
+        #expect(results["BROKEN"] == nil)
+        let why = try #require(refused.withLock { $0["BROKEN"] })
+        #expect(why.contains("run BROKEN cannot be driven: its stored state breaks the engine's rules: steps[0].dueAt: a: a step in status succeeded"))
+        #expect(executor.calls.allSatisfy { $0.key.runID == "GOOD" }, "nothing was sent for the broken run")
+
+        // It says so in its history and to whoever reads it, and only abandoning it is allowed.
+        let stored = try #require(try await store.run(id: "BROKEN"))
+        #expect(stored.state == state)
+        #expect(try await store.events(runID: "BROKEN").last?.kind == .runUnrunnable)
+        #expect(engine.unrunnable(stored)?.canBeAbandoned == true)
+        let cancel = await #expect(throws: EngineError.self) { try await engine.cancel(runID: "BROKEN", reason: "no") }
+        #expect(cancel?.code == .conflict && cancel?.message.contains("abandon it") == true)
+        let abandoned = try await engine.abandon(runID: "BROKEN", note: "settled by hand")
+        #expect(abandoned.status == .abandoned)
+        #expect(engine.unrunnable(try #require(try await store.run(id: "BROKEN"))) == nil)
+    } }
 }

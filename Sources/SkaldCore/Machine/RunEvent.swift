@@ -33,6 +33,9 @@ public struct RunEvent: Sendable, Hashable {
         case participantWaiting = "participant_waiting"
         /// A step that waited on its participant's circuit is sent again.
         case participantResumed = "participant_resumed"
+        /// The stored run breaks a rule the engine relies on (a damaged row, a crafted import): it is not driven,
+        /// and waits for an operator to abandon it.
+        case runUnrunnable = "run_unrunnable"
     }
 
     public var at: Date

@@ -102,8 +102,8 @@ final class FailingStore: SagaStore {
     func events(runID: String, after: Int64) async throws -> [StoredEvent] { try await inner.events(runID: runID, after: after) }
     func attempts(runID: String) async throws -> [AttemptRecord] { try await inner.attempts(runID: runID) }
     func runCounts() async throws -> [RunStatus: Int] { try await inner.runCounts() }
-    func importRun(_ run: ExportedRun, events: [RunEvent]) async throws -> ImportedRun {
-        try await inner.importRun(run, events: events)
+    func importRuns(events: [RunEvent], from next: @escaping @Sendable () throws -> ExportedRun?) async throws -> ImportedRuns {
+        try await inner.importRuns(events: events, from: next)
     }
 }
 

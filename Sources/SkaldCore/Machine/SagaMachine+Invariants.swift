@@ -1,0 +1,109 @@
+import Foundation
+
+/// A rule of the machine's state that a stored run breaks, with where in the run (as an export line spells it:
+/// `steps[1].dueAt`).
+public struct RunStateProblem: Sendable, Hashable, CustomStringConvertible {
+    public var path: JSONPath
+    public var message: String
+
+    public init(path: JSONPath, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "\(path): \(message)" }
+}
+
+extension SagaMachine {
+    /// The most attempts a step may have stored (in either phase), far above any retry policy (`maxAttempts` is at
+    /// most `DefinitionParser.maximumAttempts`) and far below where counting on would overflow.
+    public static let maximumStoredAttempts = 1_000_000_000
+
+    /// The latest time a stored run may hold (the end of year 9999), so that no arithmetic on a stored time can
+    /// overflow; the earliest is 1970.
+    public static let latestStoredTime = Date(timeIntervalSince1970: 253_402_300_799)
+
+    /// Every rule the machine relies on that `state` breaks; empty for a state the machine itself wrote.
+    ///
+    /// The machine traps (rather than guess) when its inputs break these rules, so a run read from a store or an
+    /// import is checked here before it is driven, and one that breaks any is left undriven, shown as unrunnable.
+    /// - The steps are the definition's, in its order.
+    /// - A step's status, phase and due time agree: only a step whose forward call or compensation is under way
+    ///   (`running`, `compensating`) has a due time, and only a step with a compensation compensates.
+    /// - Attempt counts are whole, bases within them, and the attempts the retry policy counts within its
+    ///   `maxAttempts`.
+    /// - Times are between 1970 and 9999.
+    public func problems(in state: RunState) -> [RunStateProblem] {
+        var problems: [RunStateProblem] = []
+        let steps = JSONPath().appending("steps")
+        let stored = state.steps.map(\.name), defined = saga.steps.map(\.name)
+        guard stored == defined else {
+            return [
+                RunStateProblem(
+                    path: steps,
+                    message: "the steps (\(stored.joined(separator: ", "))) are not the steps of its definition (\(defined.joined(separator: ", ")))")
+            ]
+        }
+        func time(_ date: Date?, _ path: JSONPath) {
+            guard let date else { return }
+            if !(date.timeIntervalSince1970 >= 0 && date <= Self.latestStoredTime) {
+                problems.append(RunStateProblem(path: path, message: "\(date.timeIntervalSince1970) is not a time from 1970 to 9999"))
+            }
+        }
+        time(state.deadlineAt, JSONPath().appending("deadlineAt"))
+        for (index, step) in state.steps.enumerated() {
+            let path = steps.appending(index)
+            let definition = saga.steps[index]
+            func report(_ key: String, _ message: String) {
+                problems.append(RunStateProblem(path: path.appending(key), message: "\(step.name): \(message)"))
+            }
+            time(step.dueAt, path.appending("dueAt"))
+            time(step.firstAttemptAt, path.appending("firstAttemptAt"))
+            time(step.compensationFirstAttemptAt, path.appending("compensationFirstAttemptAt"))
+            if step.dueAt != nil && step.status.phase == nil {
+                report("dueAt", "a step in status \(step.status.rawValue) has no attempt to make, so it cannot have a due time")
+            }
+            if (step.status == .compensating || step.status == .compensationFailed || step.compensationAttempts > 0)
+                && definition.compensation == nil
+            {
+                report("status", "the step declares no compensation, so it cannot be \(step.status.rawValue) or have compensation attempts")
+            }
+            if step.status == .succeeded && step.response == nil {
+                report("response", "a succeeded step has the response later steps read; this one has none")
+            }
+            for (phase, attempts, base, key, baseKey) in [
+                (Phase.forward, step.attempts, step.attemptsBase, "attempts", "attemptsBase"),
+                (.compensate, step.compensationAttempts, step.compensationAttemptsBase, "compensationAttempts", "compensationAttemptsBase"),
+            ] {
+                guard attempts >= 0, attempts <= Self.maximumStoredAttempts else {
+                    report(key, "\(attempts) is not a count of attempts from 0 to \(Self.maximumStoredAttempts)")
+                    continue
+                }
+                guard base >= 0, base <= attempts else {
+                    report(baseKey, "\(base) must be from 0 to the step's \(key) (\(attempts))")
+                    continue
+                }
+                guard let call = phase == .forward ? definition.request : definition.compensation else { continue }
+                if attempts - base > call.retry.maxAttempts {
+                    report(key, "\(attempts - base) attempts counted against a retry policy of maxAttempts \(call.retry.maxAttempts)")
+                }
+            }
+            if step.status == .running && step.attempts == step.attemptsBase && step.dueAt == nil {
+                report("dueAt", "a running step with no attempt made yet must be due")
+            }
+            if step.status == .compensating && step.compensationAttempts == step.compensationAttemptsBase && step.dueAt == nil {
+                report("dueAt", "a compensating step with no compensation attempt made yet must be due")
+            }
+        }
+        if !state.status.isTerminal && state.status != .stuck {
+            let busy = state.steps.contains { $0.status.phase != nil }
+            if !busy {
+                problems.append(
+                    RunStateProblem(
+                        path: JSONPath().appending("status"),
+                        message: "a run in status \(state.status.rawValue) has a step under way or due; none of its steps is running or compensating"))
+            }
+        }
+        return problems
+    }
+}
