@@ -746,6 +746,8 @@ public final class Engine: Service, Sendable {
     }
 
     private func unregister(_ runID: String) {
+        // Not driven here any more: whatever it publishes next is published by the node (or driver) that drives it.
+        notifier.forget(runID)
         let mailbox = drivers.withLock { $0.removeValue(forKey: runID) }
         // Answer anything sent after the driver stopped listening, so no caller waits forever.
         mailbox?.close()

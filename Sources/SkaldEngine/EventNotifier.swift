@@ -22,8 +22,20 @@ public final class EventNotifier: Sendable {
 
     public init() {}
 
-    /// How many runs the notifier holds an entry for (runs in progress that published something).
+    /// How many runs the notifier holds an entry for (runs in progress here that published something).
     public var trackedRuns: Int { state.withLock { $0.versions.count } }
+
+    /// How many runs have readers waiting.
+    public var runsWaitedOn: Int { state.withLock { $0.waiters.count } }
+
+    /// Drops the run's entry: it is no longer driven here (another node drives it, or its driver stopped), so
+    /// nothing here would ever drop it at its end. A reader holding its old version sees a change and reads the
+    /// store again; waiters are not woken.
+    func forget(_ runID: String) {
+        state.withLock { state in
+            if state.versions.removeValue(forKey: runID) != nil { state.dropped += 1 }
+        }
+    }
 
     /// Read before reading the store; pass to `wait` afterwards.
     public func version(of runID: String) -> Int {
@@ -83,8 +95,11 @@ public final class EventNotifier: Sendable {
             }
         } onCancel: {
             let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                guard let index = state.waiters[runID]?.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters[runID]!.remove(at: index).continuation
+                guard var waiting = state.waiters[runID], let index = waiting.firstIndex(where: { $0.id == id }) else { return nil }
+                let waiter = waiting.remove(at: index)
+                // A long poll that timed out leaves nothing behind.
+                state.waiters[runID] = waiting.isEmpty ? nil : waiting
+                return waiter.continuation
             }
             waiter?.resume()
         }

@@ -146,6 +146,32 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
     }
 }
 
+/// The breaker's window keeps fixed counters, however many calls it sees: a count window is a ring, a time window
+/// sixty buckets, and each call is counted in constant time.
+@Suite struct CallWindowTests {
+    @Test func aCountWindowKeepsTheLastCallsExactly() {
+        var window = CallWindow(.calls(10))
+        for i in 0..<1_000 { window.add(at: t0, failed: i % 4 == 0, slow: i % 5 == 0) }
+        // Calls 990 to 999: 992 and 996 failed, 990 and 995 were slow.
+        #expect(window.calls == 10 && window.failed == 2 && window.slow == 2)
+        window.removeAll()
+        #expect(window.calls == 0 && window.failed == 0)
+    }
+
+    @Test func aTimeWindowOfAnHourHoldsSixtyBucketsAndForgetsWhatLeavesIt() {
+        var window = CallWindow(.time(.seconds(60)))
+        for second in 0..<3_600 { window.add(at: t0.addingTimeInterval(Double(second)), failed: second % 2 == 0, slow: false) }
+        // One call a second, a bucket a second: the last sixty seconds are in it.
+        #expect(window.calls == 60 && window.failed == 30)
+        window.expire(at: t0.addingTimeInterval(3_600 + 29))
+        #expect(window.calls == 30)
+        window.expire(at: t0.addingTimeInterval(7_200))
+        #expect(window.calls == 0 && window.failed == 0 && window.slow == 0)
+        window.add(at: t0.addingTimeInterval(7_200), failed: true, slow: true)
+        #expect(window.calls == 1 && window.failed == 1 && window.slow == 1)
+    }
+}
+
 @Suite struct TokenBucketTests {
     @Test func aBurstThenOneCallPerTokenAsTimePasses() {
         var bucket = TokenBucket(settings: RateLimitSettings(perSecond: 4, burst: 2))

@@ -213,3 +213,23 @@ import Testing
         #expect(engine.unrunnable(try #require(try await store.run(id: "BROKEN"))) == nil)
     } }
 }
+
+/// The long-poll notifier holds nothing for runs that are not in progress here.
+@Suite struct EventNotifierTests {
+    @Test func aRunNoLongerDrivenHereAndALongPollThatTimedOutLeaveNothing() async {
+        let notifier = EventNotifier()
+        // Started here, then driven by another node: it never finishes here, so it is forgotten when handed over.
+        let before = notifier.version(of: "elsewhere")
+        notifier.notify("elsewhere")
+        #expect(notifier.trackedRuns == 1)
+        notifier.forget("elsewhere")
+        #expect(notifier.trackedRuns == 0)
+        // A reader that read a version before sees a change, so it reads the store again rather than waiting.
+        #expect(notifier.version(of: "elsewhere") != before)
+        // A long poll that timed out: no waiter list is left behind for its run.
+        let version = notifier.version(of: "quiet")
+        await notifier.wait(for: "quiet", after: version, timeout: .milliseconds(5))
+        #expect(notifier.runsWaitedOn == 0)
+        #expect(notifier.trackedRuns == 0)
+    }
+}

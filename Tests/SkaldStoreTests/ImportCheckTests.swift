@@ -93,3 +93,42 @@ import Testing
         #expect(lines.count == 4 && lines[0] == "a" && lines[1] == long && lines[2] == "" && lines[3] == "b")
     }
 }
+
+/// Inputs kept from the import fuzzer (`scripts/fuzz SECONDS import`), replayed through the same check: each file is
+/// refused with a located problem, or every run it holds keeps the engine's rules.
+@Suite struct ImportFuzzRegressionTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fuzz/regressions/import")
+    /// The definition Fuzz/FuzzImport.swift puts before the fuzzed lines.
+    static let definition = try! DefinitionParser.parse(Array("""
+        { "name": "pair", "version": 1, "defaults": { "retry": { "maxAttempts": 3 } }, "steps": [
+            { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },
+              "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a" } },
+            { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b" } } ] }
+        """.utf8))
+
+    static var inputs: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    @Test(arguments: inputs)
+    func anImportFileTheFuzzerKeptIsHandled(name: String) throws {
+        let bytes = Array(try Data(contentsOf: Self.folder.appendingPathComponent(name)))
+        let header = TransferFormat.line(.header(TransferFormat.Header(exportedAt: t0, source: "fuzz")))
+        let definitionLine = TransferFormat.line(.definition(
+            StoredDefinition(hash: Self.definition.contentHash, name: "pair", version: 1, document: Self.definition.document, createdAt: t0),
+            registered: true))
+        let lines = [Array(header.utf8), Array(definitionLine.utf8)] + bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
+        do {
+            _ = try StoreTransfer.check(lines: lines)
+        } catch let error as TransferError {
+            #expect(error.line >= 1 && error.line <= lines.count && !error.message.isEmpty)
+            return
+        }
+        let machine = SagaMachine(saga: Self.definition)
+        for (index, line) in lines.enumerated() {
+            guard case .run(let exported)? = try? TransferFormat.record(line, line: index + 1) else { continue }
+            #expect(machine.problems(in: exported.run.state).isEmpty)
+        }
+    }
+}

@@ -28,12 +28,13 @@ public struct CircuitBreaker: Sendable {
     public private(set) var timesOpened = 0
     private var probesLetThrough = 0
     private var probesSucceeded = 0
-    /// The window's calls, oldest first: when each finished, whether it failed, whether it was slow.
-    private var window: [(at: Date, failed: Bool, slow: Bool)] = []
+    /// The window's calls: how many, how many failed, how many were slow.
+    private var window: CallWindow
 
     public init(settings: CircuitBreakerSettings) {
         self.settings = settings
         currentOpenFor = settings.openFor
+        window = CallWindow(settings.window)
     }
 
     /// Whether a call may be sent now. Moves an open circuit whose wait has passed to half-open.
@@ -83,11 +84,10 @@ public struct CircuitBreaker: Sendable {
             }
             return false
         case .closed:
-            window.append((now, failed, slow))
-            trim(at: now)
-            guard window.count >= settings.minimumCalls else { return false }
-            let failures = Double(window.filter(\.failed).count) * 100 / Double(window.count)
-            let slows = Double(window.filter(\.slow).count) * 100 / Double(window.count)
+            window.add(at: now, failed: failed, slow: slow)
+            guard window.calls >= settings.minimumCalls else { return false }
+            let failures = Double(window.failed) * 100 / Double(window.calls)
+            let slows = Double(window.slow) * 100 / Double(window.calls)
             if failures >= settings.failureRate || (settings.slowCall != nil && slows >= settings.slowCallRate) {
                 open(at: now, backingOff: false)
                 return true
@@ -106,14 +106,11 @@ public struct CircuitBreaker: Sendable {
 
     /// The failure and slow-call rates over the window now, in percent (nil with no calls in it).
     public func rates(at now: Date) -> (failure: Double, slow: Double, calls: Int)? {
-        var copy = self
-        copy.trim(at: now)
-        guard !copy.window.isEmpty else { return nil }
-        let count = Double(copy.window.count)
-        return (
-            Double(copy.window.filter(\.failed).count) * 100 / count, Double(copy.window.filter(\.slow).count) * 100 / count,
-            copy.window.count
-        )
+        var window = self.window
+        window.expire(at: now)
+        guard window.calls > 0 else { return nil }
+        let count = Double(window.calls)
+        return (Double(window.failed) * 100 / count, Double(window.slow) * 100 / count, window.calls)
     }
 
     private mutating func open(at now: Date, backingOff: Bool) {
@@ -127,20 +124,6 @@ public struct CircuitBreaker: Sendable {
         openUntil = now.addingTimeInterval(currentOpenFor.seconds)
         timesOpened += 1
         window.removeAll()
-    }
-
-    private mutating func trim(at now: Date) {
-        switch settings.window {
-        case .calls(let size):
-            if window.count > size { window.removeFirst(window.count - size) }
-        case .time(let span):
-            let oldest = now.addingTimeInterval(-span.seconds)
-            if let keep = window.firstIndex(where: { $0.at > oldest }) {
-                if keep > 0 { window.removeFirst(keep) }
-            } else {
-                window.removeAll()
-            }
-        }
     }
 }
 
