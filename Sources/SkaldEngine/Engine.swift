@@ -65,7 +65,11 @@ public struct UnrunnableRunError: Error, Sendable, CustomStringConvertible {
 
 /// An operator's request that the run's state does not allow, or a run that does not exist.
 public struct EngineError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable { case notFound, conflict, unavailable }
+    public enum Code: Sendable {
+        case notFound, conflict, unavailable
+        /// Forwarded to the node that drives the run, which took it and is still carrying it out.
+        case accepted
+    }
     public var code: Code
     public var message: String
 
@@ -102,6 +106,8 @@ public final class Engine: Service, Sendable {
     private let machines = Mutex<[String: SagaMachine]>([:])
     /// Stored runs found undrivable, so each is reported once per process.
     private let unrunnableRuns = Mutex<Set<String>>([])
+    /// Sagas (by definition hash) whose runs this node cannot build: its environment lacks what they read.
+    let sagasItCannotRun = Mutex<[String: SagaThisNodeCannotRun]>([:])
     private let drivers = Mutex<[String: Mailbox<DriverCommand>]>([:])
     /// Runs started here wait in this queue until `run()` drives them (one-shot commands drive them directly).
     private let submissions = Mailbox<Submission>()
@@ -120,6 +126,8 @@ public final class Engine: Service, Sendable {
     private let doorbell = Doorbell()
     /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
     private let commandsInProgress = Mutex<Set<Int64>>([])
+    /// The tasks carrying out forwarded actions, so a node that stops finishes them before it lets go of its runs.
+    private let forwardedTasks = Mutex<[Int64: Task<Void, Never>]>([:])
     /// Set when another node announced a forwarded action for this one.
     private let commandsSignalled = CommandSignal()
 
@@ -348,6 +356,7 @@ public final class Engine: Service, Sendable {
         }
         let result: Result<T, any Error>
         do { result = .success(try await body()) } catch { result = .failure(error) }
+        await finishForwardedActions()
         keeper.cancel()
         _ = await keeper.value
         do {
@@ -364,7 +373,7 @@ public final class Engine: Service, Sendable {
         guard let shared else { return try await store.unfinishedRuns() }
         var runs = try await shared.runsHeldHere()
         while true {
-            let claimed = try await shared.claimRuns(limit: 500)
+            let claimed = try await shared.claimRuns(limit: 500, excluding: definitionsItCannotRun)
             runs += claimed
             if claimed.count < 500 { return runs }
         }
@@ -396,7 +405,7 @@ public final class Engine: Service, Sendable {
                 let limit = min(room, NodeConfiguration.claimBatch)
                 let runs: [StoredRun]
                 do {
-                    runs = try await shared.claimRuns(limit: limit)
+                    runs = try await shared.claimRuns(limit: limit, excluding: definitionsItCannotRun)
                 } catch {
                     logger.error("claiming runs failed", metadata: ["error": "\(error)"])
                     break claiming
@@ -420,7 +429,7 @@ public final class Engine: Service, Sendable {
             return
         }
         for command in commands where commandsInProgress.withLock({ $0.insert(command.id).inserted }) {
-            Task {
+            let task = Task {
                 let answer: CommandAnswer
                 do {
                     _ = try await self.operate(command.runID, command.action, forwarded: true)
@@ -430,6 +439,7 @@ public final class Engine: Service, Sendable {
                     case .notFound: answer = CommandAnswer(outcome: .notFound, message: error.message)
                     case .conflict: answer = CommandAnswer(outcome: .conflict, message: error.message)
                     case .unavailable: answer = CommandAnswer(outcome: .unavailable, message: error.message)
+                    case .accepted: answer = CommandAnswer(outcome: .accepted, message: error.message)
                     }
                 } catch {
                     answer = CommandAnswer(outcome: .unavailable, message: "\(error)")
@@ -440,7 +450,21 @@ public final class Engine: Service, Sendable {
                     self.logger.error("answering a forwarded action failed", metadata: ["run_id": "\(command.runID)", "error": "\(error)"])
                 }
                 self.commandsInProgress.withLock { _ = $0.remove(command.id) }
+                _ = self.forwardedTasks.withLock { $0.removeValue(forKey: command.id) }
             }
+            forwardedTasks.withLock { tasks in
+                if commandsInProgress.withLock({ $0.contains(command.id) }) { tasks[command.id] = task }
+            }
+        }
+    }
+
+    /// Waits for the forwarded actions this node took to be carried out and answered: a taken action is never
+    /// dropped by a node that stops (its caller was told it is being carried out).
+    private func finishForwardedActions() async {
+        // (Each task removes itself; one that finished before it was recorded is never recorded.) Cancelled, as past
+        // the shutdown timeout, the actions are cancelled too.
+        while !Task.isCancelled, let task = forwardedTasks.withLock({ $0.values.first }) {
+            await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
         }
     }
 
@@ -484,6 +508,9 @@ public final class Engine: Service, Sendable {
                 return
             } catch let error as RunOwnershipLost {
                 logger.info("the run is driven by another node", metadata: ["run_id": "\(runID)", "detail": "\(error)"])
+                return
+            } catch is CannotRunHere {
+                // Said once per saga when it was found; the run was handed back (or, alone on its store, waits).
                 return
             } catch let error as RunStoreFailure {
                 // Like a crash of this run alone: nothing was sent whose intent is not stored, every slot is back.
@@ -686,6 +713,13 @@ public final class Engine: Service, Sendable {
             } catch let error as UnrunnableRunError {
                 throw EngineError(code: .conflict, message: error.description)
             }
+            if !action.isAbandon && !run.state.status.isTerminal {
+                do {
+                    try await refuseIfItCannotRun(run, machine)
+                } catch let error as CannotRunHere {
+                    throw EngineError(code: .unavailable, message: "\(error.description); nothing was done; send it to a node that can run it")
+                }
+            }
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
             try await store.recordTransition(runID: runID, at: now, transition: transition)
@@ -715,6 +749,7 @@ public final class Engine: Service, Sendable {
         case .notFound: throw EngineError.notFound(runID)
         case .conflict: throw EngineError(code: .conflict, message: answer.message)
         case .unavailable: throw EngineError(code: .unavailable, message: answer.message)
+        case .accepted: throw EngineError(code: .accepted, message: answer.message)
         }
     }
 
@@ -787,6 +822,7 @@ public final class Engine: Service, Sendable {
             throw error
         }
         if run.state.status.isTerminal { return run.state }
+        try await refuseIfItCannotRun(run, machine)
         return try await drive(
             run.id, FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt, trace: run.trace), mailbox: mailbox)
     }

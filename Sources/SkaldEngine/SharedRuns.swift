@@ -14,9 +14,13 @@ public protocol SharedRunStore: SagaStore {
     /// Lets go of every run the node owns that is still running or compensating, so other nodes take them at once,
     /// and removes the node. Called after the node stopped driving.
     func endLease() async throws
-    /// Claims up to `limit` running or compensating runs that no live node owns, oldest first, and returns them.
+    /// Claims up to `limit` running or compensating runs that no live node owns, oldest first, and returns them,
+    /// leaving out runs of the definitions (by content hash) in `excluding`: those this node cannot run.
     /// A run taken from a node whose lease expired gets a `run_taken_over` event.
-    func claimRuns(limit: Int) async throws -> [StoredRun]
+    func claimRuns(limit: Int, excluding definitions: [String]) async throws -> [StoredRun]
+    /// Hands a run this node owns back, untouched, for another node to claim (this node cannot run it), and
+    /// signals the nodes.
+    func releaseRun(id: String) async throws
     /// The running or compensating runs this node owns already (a run whose driving stopped on an error stays the
     /// node's until it resumes it or its lease lapses).
     func runsHeldHere() async throws -> [StoredRun]
@@ -33,6 +37,10 @@ public protocol SharedRunStore: SagaStore {
     func answer(_ command: Int64, with answer: CommandAnswer) async throws
     /// Hands an operator's action to the node that drives the run and waits for its answer.
     func forward(_ action: OperatorAction, runID: String, to node: String, timeout: Duration) async throws -> CommandAnswer
+}
+
+extension SharedRunStore {
+    public func claimRuns(limit: Int) async throws -> [StoredRun] { try await claimRuns(limit: limit, excluding: []) }
 }
 
 public enum RunClaim: Sendable {
@@ -64,7 +72,11 @@ public struct NodeCommand: Sendable {
 
 /// How the node that drives a run answered a forwarded action.
 public struct CommandAnswer: Sendable, Codable, Equatable {
-    public enum Outcome: String, Sendable, Codable { case done, notFound, conflict, unavailable }
+    public enum Outcome: String, Sendable, Codable {
+        case done, notFound, conflict, unavailable
+        /// The owner took the action and is still carrying it out (the caller stopped waiting).
+        case accepted
+    }
     public var outcome: Outcome
     public var message: String
 

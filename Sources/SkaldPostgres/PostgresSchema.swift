@@ -152,5 +152,7 @@ enum PostgresSchema {
         Migration(
             identifier: "v4-trace-context",
             statements: ["ALTER TABLE run ADD COLUMN trace_parent TEXT", "ALTER TABLE run ADD COLUMN trace_state TEXT"]),
+        // When the node a forwarded action was sent to took it: from then on the caller cannot withdraw it.
+        Migration(identifier: "v5-commands-taken", statements: ["ALTER TABLE skald_command ADD COLUMN taken_at DOUBLE PRECISION"]),
     ]
 }

@@ -662,14 +662,24 @@ public final class PostgresStore: SharedRunStore {
                 "UPDATE run SET owner = NULL WHERE owner = \(node) AND status IN ('running', 'compensating') RETURNING 1", logger: logger
             ).collect().count
             if released > 0 { try await db.query("SELECT pg_notify(\(Self.channel), 'work')", logger: logger) }
-            try await db.query("DELETE FROM skald_command WHERE node = \(node) AND answered_at IS NULL", logger: logger)
+            // Commands never taken are withdrawn (their callers hear "nothing was done"); a taken one was carried
+            // out before the engine let go, and its answer stays for its caller.
+            try await db.query("DELETE FROM skald_command WHERE node = \(node) AND answered_at IS NULL AND taken_at IS NULL", logger: logger)
             try await db.query("DELETE FROM skald_node WHERE id = \(node)", logger: logger)
         }
     }
 
     /// Runs without an owner, or whose owner's lease lapsed (through the `run_owner` index, not a scan of every
     /// unfinished run: a node removes its row only after letting go of its runs).
-    public func claimRuns(limit: Int) async throws -> [StoredRun] {
+    public func releaseRun(id: String) async throws {
+        let (logger, node) = (logger, node)
+        try await transaction { db in
+            try await db.query("UPDATE run SET owner = NULL WHERE id = \(id) AND owner = \(node)", logger: logger)
+            try await db.query("SELECT pg_notify(\(Self.channel), 'work')", logger: logger)
+        }
+    }
+
+    public func claimRuns(limit: Int, excluding definitions: [String]) async throws -> [StoredRun] {
         let (logger, node) = (logger, node)
         return try await transaction { db in
             let claimed = try await db.query(
@@ -679,11 +689,12 @@ public final class PostgresStore: SharedRunStore {
                             SELECT run.id, run.owner AS previous FROM run
                             WHERE run.status IN ('running', 'compensating')
                                 AND (run.owner IS NULL OR run.owner IN (SELECT id FROM skald_node WHERE lease_until <= \(Self.databaseNow)))
+                                AND NOT (run.definition_hash = ANY($3))
                             ORDER BY run.created_at LIMIT $1
                             FOR UPDATE OF run SKIP LOCKED)
                         UPDATE run SET owner = $2 FROM picked WHERE run.id = picked.id
                         RETURNING run.id, picked.previous, \(Self.databaseNow)
-                        """, binds: Self.binds(limit, node)), logger: logger
+                        """, binds: Self.binds(limit, node, definitions)), logger: logger
             ).collect()
             var ids: [String] = []
             for row in claimed {
@@ -846,13 +857,19 @@ public final class PostgresStore: SharedRunStore {
 
     public func pendingCommands() async throws -> [NodeCommand] {
         let (logger, node) = (logger, node)
-        return try await reading { db in
-            try await db.query("SELECT id, run_id, action FROM skald_command WHERE node = \(node) AND answered_at IS NULL ORDER BY id", logger: logger)
-                .collect().compactMap { row in
-                    let (id, runID, action) = try row.decode((Int64, String, String).self)
-                    guard let decoded = try? JSONDecoder().decode(OperatorAction.self, from: Data(action.utf8)) else { return nil }
-                    return NodeCommand(id: id, runID: runID, action: decoded)
-                }
+        // Taking a command marks it, in the same statement, so its caller knows it can no longer be withdrawn.
+        let rows = try await transaction { db in
+            try await db.query(
+                """
+                UPDATE skald_command SET taken_at = \(unescaped: Self.databaseNow)
+                WHERE node = \(node) AND answered_at IS NULL AND taken_at IS NULL
+                RETURNING id, run_id, action
+                """, logger: logger
+            ).collect().map { try $0.decode((Int64, String, String).self) }
+        }
+        return rows.sorted { $0.0 < $1.0 }.compactMap { id, runID, action in
+            guard let decoded = try? JSONDecoder().decode(OperatorAction.self, from: Data(action.utf8)) else { return nil }
+            return NodeCommand(id: id, runID: runID, action: decoded)
         }
     }
 
@@ -880,27 +897,37 @@ public final class PostgresStore: SharedRunStore {
             try await db.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: logger)
             return id
         }
+        // Until the timeout the caller waits for the answer; then a command never taken is withdrawn ("nothing was
+        // done"), and the caller of one the owner took hears that it was accepted and is being carried out.
         let deadline = ContinuousClock.now + timeout
         var pause = Duration.milliseconds(5)
         while true {
             let row = try await reading { db in
-                try await db.query("SELECT answer FROM skald_command WHERE id = \(id)", logger: logger).collect().first
+                try await db.query("SELECT answer, taken_at FROM skald_command WHERE id = \(id)", logger: logger).collect().first
             }
             guard let row else {
-                return CommandAnswer(outcome: .unavailable, message: "node \(target), which drives run \(runID), stopped before it carried out the action; try again")
+                return CommandAnswer(outcome: .unavailable, message: "node \(target), which drives run \(runID), stopped before it took the action; nothing was done; try again")
             }
-            if let answer = try row.decode(String?.self) {
+            let (answer, takenAt) = try row.decode((String?, Double?).self)
+            if let answer {
                 _ = try? await transaction { db in try await db.query("DELETE FROM skald_command WHERE id = \(id)", logger: logger) }
                 return try JSONDecoder().decode(CommandAnswer.self, from: Data(answer.utf8))
             }
             if ContinuousClock.now >= deadline {
+                if takenAt != nil {
+                    return CommandAnswer(
+                        outcome: .accepted,
+                        message: "node \(target), which drives run \(runID), took the action but has not finished it within \(DurationText.format(timeout)); it carries it out, and the run's history shows when it is done (GET /v1/runs/\(runID)/events)")
+                }
                 let withdrawn = try await transaction { db in
-                    try await db.query("DELETE FROM skald_command WHERE id = \(id) AND answered_at IS NULL RETURNING 1", logger: logger).collect().count
+                    try await db.query(
+                        "DELETE FROM skald_command WHERE id = \(id) AND answered_at IS NULL AND taken_at IS NULL RETURNING 1", logger: logger
+                    ).collect().count
                 }
                 if withdrawn == 1 {
                     return CommandAnswer(
                         outcome: .unavailable,
-                        message: "node \(target), which drives run \(runID), did not answer within \(DurationText.format(timeout)); nothing was done; try again")
+                        message: "node \(target), which drives run \(runID), did not take the action within \(DurationText.format(timeout)); nothing was done; try again")
                 }
                 continue
             }

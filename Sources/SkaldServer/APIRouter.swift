@@ -161,7 +161,10 @@ struct API: Sendable {
         }
         do {
             _ = try await store.listRuns(RunQuery(limit: 1))
-            return .json(["status": "ok", "database": "ok"])
+            var answer: [String: JSONValue] = ["status": "ok", "database": "ok"]
+            let cannotRun = engine.sagasThisNodeCannotRun
+            if !cannotRun.isEmpty { answer["warnings"] = .array(cannotRun.map { .string($0.message) }) }
+            return .json(.object(answer))
         } catch {
             logger.error("health check: the database cannot be read", metadata: ["error": "\(error)"])
             return .json(
@@ -356,6 +359,10 @@ struct API: Sendable {
     }
 
     func getRun(_ runID: String) async throws -> Response {
+        .json(try await runRepresentation(runID))
+    }
+
+    func runRepresentation(_ runID: String) async throws -> JSONValue {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
         let graph = (try? DefinitionParser.parse(run.definitionDocument)).map(Representation.graph) ?? .null
         var shown = Representation.run(
@@ -368,7 +375,7 @@ struct API: Sendable {
             ]
             shown = .object(members)
         }
-        return .json(shown)
+        return shown
     }
 
     func events(_ request: Request, runID: String) async throws -> Response {
@@ -490,6 +497,16 @@ struct API: Sendable {
             case .notFound: throw Self.unknownRun(runID)
             case .conflict: throw APIError.conflict(error.message)
             case .unavailable: throw APIError(.serviceUnavailable, code: "unavailable", message: error.message)
+            case .accepted:
+                // Taken by the node that drives the run, which carries it out: the run as it is now, and what to watch.
+                var run = try await runRepresentation(runID)
+                if case .object(var members) = run {
+                    members["accepted"] = .string(error.message)
+                    run = .object(members)
+                }
+                var response = Response.json(run, status: .accepted)
+                response.headers[.location] = "/v1/runs/\(runID)/events"
+                return response
             }
         }
         return try await getRun(runID)

@@ -370,6 +370,10 @@ extension OpenAPIDocument {
                   "problems",
                   "canBeAbandoned"
                 ]
+              },
+              "accepted": {
+                "type": "string",
+                "description": "On a 202 answer to an operator action: the node that drives the run took it and is still carrying it out."
               }
             }
           }
@@ -728,6 +732,13 @@ extension OpenAPIDocument {
                     },
                     "database": {
                       "type": "string"
+                    },
+                    "warnings": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "What this node cannot do although it is healthy: each saga whose runs it cannot run (its environment lacks variables the saga reads), which it leaves to nodes that can."
                     }
                   }
                 }
@@ -1540,6 +1551,16 @@ extension OpenAPIDocument {
               }
             }
           },
+          "202": {
+            "description": "On a database shared by several nodes: the node that drives the run took the action and is still carrying it out; the run as it is now, with \"accepted\" saying so. Its history shows when the action is done.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
           "400": {
             "$ref": "#/components/responses/Malformed"
           },
@@ -1588,6 +1609,16 @@ extension OpenAPIDocument {
         "responses": {
           "200": {
             "description": "The run is compensating again",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "202": {
+            "description": "On a database shared by several nodes: the node that drives the run took the action and is still carrying it out; the run as it is now, with \"accepted\" saying so. Its history shows when the action is done.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1711,6 +1742,16 @@ extension OpenAPIDocument {
               }
             }
           },
+          "202": {
+            "description": "On a database shared by several nodes: the node that drives the run took the action and is still carrying it out; the run as it is now, with \"accepted\" saying so. Its history shows when the action is done.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
           "400": {
             "$ref": "#/components/responses/Malformed"
           },
@@ -1785,6 +1826,16 @@ extension OpenAPIDocument {
         "responses": {
           "200": {
             "description": "Abandoned: the run is abandoned (an attempt in flight finishes and is recorded)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Run"
+                }
+              }
+            }
+          },
+          "202": {
+            "description": "On a database shared by several nodes: the node that drives the run took the action and is still carrying it out; the run as it is now, with \"accepted\" saying so. Its history shows when the action is done.",
             "content": {
               "application/json": {
                 "schema": {

@@ -412,8 +412,12 @@ struct CancelCommand: AsyncParsableCommand {
         var body: JSONValue = ["by": .string(who.name)]
         if let reason { body = ["by": .string(who.name), "reason": .string(reason)] }
         try await SkaldClient.with(client) { api in
-            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/cancel", body)
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/cancel", body)
             if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
             print("cancelled run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
         }
     }
@@ -460,8 +464,12 @@ struct RetryCommand: AsyncParsableCommand {
         if let note { body["note"] = .string(note) }
         let request = JSONValue.object(body)
         try await SkaldClient.with(client) { api in
-            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", request)
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", request)
             if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
             print("retrying run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
         }
     }
@@ -488,8 +496,12 @@ struct ResolveCommand: AsyncParsableCommand {
         let id = run
         let request: JSONValue = ["step": .string(step), "note": .string(note), "by": .string(who.name)]
         try await SkaldClient.with(client) { api in
-            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/resolve", request)
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/resolve", request)
             if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
             print("resolved the compensation of \(step) in run \(id): now \(run["status"]?.stringValue ?? "?")")
         }
     }
@@ -593,8 +605,12 @@ struct AbandonCommand: AsyncParsableCommand {
         let id = run
         let request: JSONValue = ["note": .string(note), "by": .string(who.name)]
         try await SkaldClient.with(client) { api in
-            let (_, run) = try await api.post("/v1/runs/\(urlComponent(id))/abandon", request)
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/abandon", request)
             if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
             let left = (run["steps"]?.arrayValue ?? []).filter { ["succeeded", "outcome_unknown"].contains($0["status"]?.stringValue ?? "") }
                 .compactMap { $0["name"]?.stringValue }
             print("abandoned run \(id): nothing more is sent or undone" + (left.isEmpty ? "" : "; left as they are: \(left.joined(separator: ", "))"))

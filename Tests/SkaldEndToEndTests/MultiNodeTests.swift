@@ -121,6 +121,74 @@ import Testing
         }
     }
 
+    /// A node started without --sagas (so its environment lets definitions read nothing) takes over a killed node's
+    /// runs: it cannot build their calls, so it hands them back untouched and says so in its log and /health, instead
+    /// of failing them; a node that can run them later completes every one.
+    @Test func aNodeThatCannotRunASagaLeavesItsRunsToANodeThatCan() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = try await DatabaseKind.postgres.newDatabase()
+            let sagas = try PatientSagas.folder(in: folder)
+            let first = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--lease", "2s"])
+            var nodes = [first]
+            defer { for node in nodes { node.kill9() } }
+            await participants[.inventory].setFaults(Faults(hold: true))
+            let count = 14
+            let runIDs = try await withHTTPClient { http in
+                let api = APIClient(http: http, base: first.url)
+                var ids: [String] = []
+                for index in 0..<count {
+                    let (status, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "narrow-\(index)")])
+                    #expect(status == 201)
+                    ids.append(run["id"]?.stringValue ?? "")
+                }
+                return ids
+            }
+            try await waitFor("every reservation to be held", limit: .seconds(300)) { await participants[.inventory].heldCount >= count }
+            // The narrow node: the participants' URLs are in its process's environment, but nothing lets definitions read them.
+            let narrow = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: nil, extra: ["--lease", "2s"])
+            nodes.append(narrow)
+            first.kill9()
+            _ = await first.waitForExit()
+            await participants[.inventory].setFaults(Faults())
+            await participants[.inventory].releaseHeld()
+
+            try await withHTTPClient { http in
+                let api = APIClient(http: http, base: narrow.url)
+                try await waitFor("the narrow node to say it cannot run checkout", limit: .seconds(120)) {
+                    let health = try? await api.call(.GET, "/health")
+                    return health?.json["warnings"]?.arrayValue?.first?.stringValue?.contains("cannot run checkout v1") == true
+                }
+                let health = try await api.call(.GET, "/health")
+                #expect(health.status == 200)
+                let warning = health.json["warnings"]?.arrayValue?.first?.stringValue ?? ""
+                #expect(warning.contains("INVENTORY_URL") && warning.contains("--allow-env"), "\(warning)")
+            }
+            #expect(narrow.process.stderr.contains("cannot run checkout v1") || narrow.process.stdout.contains("cannot run checkout v1"))
+            // Nothing was failed or compensated: every run is still running, with no step failed.
+            try await withStore(db) { store in
+                for id in runIDs {
+                    let run = try #require(try await store.run(id: id))
+                    #expect(run.state.status == .running, "\(id) is \(run.state.status)")
+                    let kinds = try await store.events(runID: id).map(\.kind)
+                    #expect(!kinds.contains(.stepFailed) && !kinds.contains(.compensationStarted), "\(id): \(kinds)")
+                }
+            }
+            // A node that can run them takes them and completes every one, each reservation applied once.
+            let able = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--lease", "2s"])
+            nodes.append(able)
+            try await waitFor("every run to complete", limit: .seconds(300)) {
+                let runs = (try? await listRuns(db, RunQuery(limit: 100))) ?? []
+                return runs.count == count && runs.allSatisfy { $0.status == .completed }
+            }
+            #expect(await participants[.inventory].applicationsPerKey.values.allSatisfy { $0 == 1 })
+            for node in [narrow, able] {
+                node.terminate()
+                #expect(await node.waitForExit() == 0)
+            }
+        }
+    }
+
     /// An operator's cancel sent to a node that does not drive the run is carried out by the node that does, and
     /// `skald watch` through the other node follows the run to its end.
     @Test func anActionSentToAnotherNodeReachesTheOwnerAndWatchFollowsAcrossNodes() async throws {
@@ -167,6 +235,67 @@ import Testing
                 #expect(await node.waitForExit() == 0)
             }
         }
+    }
+
+    /// A cancel sent to the node that does not drive the run, while the owner cannot write (another session holds
+    /// the event table): the owner has taken it, so it is not withdrawn; the caller hears "accepted" (202), not
+    /// "nothing was done", and once the table is free the owner carries it out and the run is compensated.
+    @Test func aForwardedActionTheOwnerTookIsNeverReportedAsNotDone() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = try await DatabaseKind.postgres.newDatabase()
+            let sagas = try PatientSagas.folder(in: folder)
+            let first = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
+            let second = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
+            let nodes = [first, second]
+            defer { for node in nodes { node.kill9() } }
+            await participants[.payments].setFaults(Faults(hold: true))
+            let runID = try await withHTTPClient { http in
+                let (status, run) = try await APIClient(http: http, base: first.url).call(
+                    .POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "taken-1")])
+                #expect(status == 201)
+                return try #require(run["id"]?.stringValue)
+            }
+            await participants[.payments].waitForHeld()
+            let owner = try await withStore(db) { store in
+                try await store.attempts(runID: runID).first { $0.key.stepName == "charge-card" }?.node
+            }
+            let other = nodes[1 - (try #require(nodes.firstIndex { $0.node == owner }))]
+
+            // Another session locks the history table: the owner can take the command, but not store the cancel.
+            let locker = try ChildProcess(
+                executable: "/usr/bin/psql",
+                [db, "-v", "ON_ERROR_STOP=1", "-c", "BEGIN; LOCK TABLE event IN EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;"],
+                environment: ProcessInfo.processInfo.environment, directory: folder, outputIn: folder)
+            defer { kill(locker.pid, SIGKILL) }
+            try await waitFor("the lock to be held", limit: .seconds(60)) {
+                (try? await Self.psql(db, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'event' AND l.mode = 'ExclusiveLock' AND l.granted", in: folder)) == "1"
+            }
+            let answer = try await withHTTPClient { http in
+                try await APIClient(http: http, base: other.url).call(.POST, "/v1/runs/\(runID)/cancel", ["reason": "customer called"], timeout: .seconds(120))
+            }
+            #expect(answer.status == 202, "\(answer.json)")
+            #expect(answer.json["accepted"]?.stringValue?.contains("took the action") == true, "\(answer.json)")
+            #expect(answer.json["error"] == nil)
+            // The table is free again: the owner stores the cancel it took, and the run is compensated.
+            _ = try await Self.psql(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE event%' AND pid <> pg_backend_pid()", in: folder)
+            await participants[.payments].setFaults(Faults())
+            await participants[.payments].releaseHeld()
+            try await waitFor("the run to be compensated", limit: .seconds(120)) {
+                (try? await withStore(db) { try await $0.run(id: runID) })??.state.status == .compensated
+            }
+            let events = try await withStore(db) { try await $0.events(runID: runID) }
+            #expect(events.filter { $0.kind == .runCancelled && $0.message.hasPrefix("run cancelled by") }.count == 1, "\(events.map { "\($0.kind): \($0.message)" })")
+        }
+    }
+
+    /// Runs one statement with psql and returns what it printed, trimmed.
+    static func psql(_ db: String, _ sql: String, in folder: URL) async throws -> String {
+        let child = try ChildProcess(
+            executable: "/usr/bin/psql", [db, "-tA", "-c", sql], environment: ProcessInfo.processInfo.environment, directory: folder,
+            outputIn: folder)
+        _ = await child.waitForExit()
+        return child.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// A node frozen (SIGSTOP) past its lease loses its runs to the other node, which sends their held calls again

@@ -348,8 +348,19 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
 
         let unanswered = try await a.forward(action, runID: "R9", to: "node-b", timeout: .milliseconds(50))
         #expect(unanswered.outcome == .unavailable)
-        #expect(unanswered.message.contains("did not answer within"))
+        #expect(unanswered.message.contains("did not take the action within") && unanswered.message.contains("nothing was done"))
         #expect(try await b.pendingCommands().isEmpty, "a withdrawn action is never carried out late")
+
+        // Once the owner took it, the action is never withdrawn: past the timeout the caller hears it was accepted.
+        async let slow = a.forward(action, runID: "R9", to: "node-b", timeout: .milliseconds(300))
+        var taken: [NodeCommand] = []
+        while taken.isEmpty { taken = try await b.pendingCommands() }
+        let accepted = try await slow
+        #expect(accepted.outcome == .accepted, "\(accepted)")
+        #expect(accepted.message.contains("took the action") && !accepted.message.contains("nothing was done"))
+        #expect(try await b.pendingCommands().isEmpty, "a taken action is not handed out twice")
+        // Its answer is stored for whoever looks, and leaving the lease does not withdraw it.
+        try await b.answer(taken[0].id, with: CommandAnswer(outcome: .done))
         await a.shutdown()
         await b.shutdown()
     }

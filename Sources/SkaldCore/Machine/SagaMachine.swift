@@ -28,7 +28,7 @@ public final class SagaMachine: Sendable {
     public let saga: SagaDefinition
     /// What `checkStart` reads of the definition, worked out once.
     let inputReferences: [(reference: TemplateReference, usedAt: JSONPath)]
-    let environmentNames: [String]
+    public let environmentNames: [String]
     /// For each step, the steps it waits for. Steps run in file order: each waits for the one before it.
     let dependencies: [[Int]]
     /// For each step, every step that waits for it, directly or not.

@@ -9,9 +9,11 @@ final class ServeProcess: @unchecked Sendable {
     let process: SkaldProcess
     let url: String
 
-    /// - Parameter sagas: the folder for `--sagas` (the examples by default; `PatientSagas.folder` for tests that hold calls).
-    init(db: String, environment: [String: String], in folder: URL, sagas: String = "Sagas", extra: [String] = []) async throws {
-        process = try SkaldProcess(["serve", "--db", db, "--port", "0", "--sagas", sagas] + extra, environment: environment, in: folder)
+    /// - Parameter sagas: the folder for `--sagas` (the examples by default; `PatientSagas.folder` for tests that hold calls;
+    ///   nil for none).
+    init(db: String, environment: [String: String], in folder: URL, sagas: String? = "Sagas", extra: [String] = []) async throws {
+        process = try SkaldProcess(
+            ["serve", "--db", db, "--port", "0"] + (sagas.map { ["--sagas", $0] } ?? []) + extra, environment: environment, in: folder)
         try await waitFor("skald serve to listen") { [process] in
             process.stdout.contains("skald serve: listening on ") || !process.isRunning
         }
