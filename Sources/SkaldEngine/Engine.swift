@@ -214,7 +214,11 @@ public final class Engine: Service, Sendable {
             return StartedRun(runID: runID, isNew: true)
         }
         // The driver starts from the state just stored, without reading it back.
-        submissions.send(Submission(runID: runID, fresh: FreshRun(machine: machine, input: input, state: transition.state, startedAt: now, trace: trace)))
+        // Created owned by this node, as claim 0 of it.
+        submissions.send(
+            Submission(
+                runID: runID,
+                fresh: FreshRun(machine: machine, input: input, state: transition.state, startedAt: now, trace: trace, epoch: shared == nil ? nil : 0)))
         return StartedRun(runID: runID, isNew: true)
     }
 
@@ -502,8 +506,11 @@ public final class Engine: Service, Sendable {
                 }
                 return
             } catch let error as RunStoreFailure where error.underlying is RunOwnershipLost {
+                let owner = (error.underlying as? RunOwnershipLost)?.owner
                 logger.warning(
-                    "another node took the run over (this node did not renew its lease in time); leaving it to that node",
+                    owner != nil && owner == shared?.node
+                        ? "the run was claimed again since this driver read it; leaving it to the newer claim"
+                        : "another node took the run over (this node did not renew its lease in time); leaving it to that node",
                     metadata: ["run_id": "\(runID)", "detail": "\(error.underlying)"])
                 return
             } catch let error as RunOwnershipLost {
@@ -722,14 +729,19 @@ public final class Engine: Service, Sendable {
             }
             let now = clock.now()
             let transition = try operation(machine, run.state, now)
-            try await store.recordTransition(runID: runID, at: now, transition: transition)
+            try await RunFence.$epoch.withValue(run.claimEpoch) {
+                try await store.recordTransition(runID: runID, at: now, transition: transition)
+            }
             publish(runID, transition, saga: run.sagaName, startedAt: run.createdAt, trace: run.trace)
             if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring), isServing.load(ordering: .acquiring) {
                 // The run stays held until its driver takes over, so no other operator reads it in between.
                 _ = register(runID)
                 handedOver = submissions.send(
                     Submission(
-                        runID: runID, fresh: FreshRun(machine: machine, input: run.input, state: transition.state, startedAt: run.createdAt, trace: run.trace),
+                        runID: runID,
+                        fresh: FreshRun(
+                            machine: machine, input: run.input, state: transition.state, startedAt: run.createdAt, trace: run.trace,
+                            epoch: run.claimEpoch),
                         claimed: true))
                 if !handedOver { unregister(runID) }
             }
@@ -818,20 +830,23 @@ public final class Engine: Service, Sendable {
         do {
             machine = try self.machine(for: run)
         } catch let error as UnrunnableRunError {
-            await markUnrunnable(run, error)
+            await RunFence.$epoch.withValue(run.claimEpoch) { await markUnrunnable(run, error) }
             throw error
         }
         if run.state.status.isTerminal { return run.state }
         try await refuseIfItCannotRun(run, machine)
         return try await drive(
-            run.id, FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt, trace: run.trace), mailbox: mailbox)
+            run.id,
+            FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt, trace: run.trace, epoch: run.claimEpoch),
+            mailbox: mailbox)
     }
 
     private func drive(_ runID: String, _ run: FreshRun, mailbox: Mailbox<DriverCommand>) async throws -> RunState {
         var driver = RunDriver(
             engine: self, machine: run.machine, runID: runID, input: run.input, state: run.state, startedAt: run.startedAt, trace: run.trace,
             mailbox: mailbox)
-        return try await driver.run()
+        // Every write the driver makes is fenced on the claim it drives the run by.
+        return try await RunFence.$epoch.withValue(run.epoch) { try await driver.run() }
     }
 
     /// How many definitions' machines are kept; past this, one is forgotten for each new one (and rebuilt
@@ -947,6 +962,8 @@ struct FreshRun: Sendable {
     /// When the run was created (for its duration).
     var startedAt: Date
     var trace: RunTrace?
+    /// The claim its writes are fenced on (shared stores; nil otherwise).
+    var epoch: Int64?
 }
 
 /// Where a driver gets the run's state from.

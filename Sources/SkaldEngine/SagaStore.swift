@@ -216,11 +216,16 @@ public struct StoredRun: Sendable {
     public var idempotencyKey: String?
     /// The run's trace (nil for a run stored before Skald kept one).
     public var trace: RunTrace?
+    /// On a shared store: which claim of the run this is (it changes with every claim); the driver's writes are
+    /// fenced on it (`RunFence`). Nil on a store of one engine.
+    public var claimEpoch: Int64?
 
     public init(
         id: String, sagaName: String, sagaVersion: Int, definitionHash: String, definitionDocument: JSONValue,
-        input: JSONValue, createdAt: Date, updatedAt: Date, state: RunState, idempotencyKey: String? = nil, trace: RunTrace? = nil
+        input: JSONValue, createdAt: Date, updatedAt: Date, state: RunState, idempotencyKey: String? = nil, trace: RunTrace? = nil,
+        claimEpoch: Int64? = nil
     ) {
+        self.claimEpoch = claimEpoch
         self.trace = trace
         self.idempotencyKey = idempotencyKey
         self.id = id
@@ -313,4 +318,12 @@ public struct AttemptRecord: Sendable, Hashable {
             error = failure.reason
         }
     }
+}
+
+/// The claim the current task's writes of a run are fenced on, on a shared store: a driver (or an operator's
+/// action) sets it to the `claimEpoch` it read the run with, and a write is refused (`RunOwnershipLost`) unless the
+/// run is still held by that very claim. So a node that let a run go and claimed it back cannot have an old driver
+/// of it store anything, even a transition without an attempt (a deadline, a participant wait).
+public enum RunFence {
+    @TaskLocal public static var epoch: Int64?
 }

@@ -154,5 +154,7 @@ enum PostgresSchema {
             statements: ["ALTER TABLE run ADD COLUMN trace_parent TEXT", "ALTER TABLE run ADD COLUMN trace_state TEXT"]),
         // When the node a forwarded action was sent to took it: from then on the caller cannot withdraw it.
         Migration(identifier: "v5-commands-taken", statements: ["ALTER TABLE skald_command ADD COLUMN taken_at DOUBLE PRECISION"]),
+        // Which claim of a run this is: every claim adds one, and writes are fenced on it as well as on the owner.
+        Migration(identifier: "v6-claim-epoch", statements: ["ALTER TABLE run ADD COLUMN claim_epoch BIGINT NOT NULL DEFAULT 0"]),
     ]
 }

@@ -396,7 +396,7 @@ public final class PostgresStore: SharedRunStore {
     /// - Throws: `RunOwnershipLost` when another node owns the run now; `StoreError` for an unknown run or an
     ///   attempt not in flight.
     func write(_ transition: SagaMachine.Transition, runID: String, at: Date, attempt: AttemptWrite?) async throws {
-        let common = TransitionStatements.Common(transition, runID: runID, owner: node, at: at)
+        let common = TransitionStatements.Common(transition, runID: runID, owner: node, epoch: RunFence.epoch, at: at)
         let logger = logger
         do {
             let started = ContinuousClock.now
@@ -692,7 +692,7 @@ public final class PostgresStore: SharedRunStore {
                                 AND NOT (run.definition_hash = ANY($3))
                             ORDER BY run.created_at LIMIT $1
                             FOR UPDATE OF run SKIP LOCKED)
-                        UPDATE run SET owner = $2 FROM picked WHERE run.id = picked.id
+                        UPDATE run SET owner = $2, claim_epoch = run.claim_epoch + 1 FROM picked WHERE run.id = picked.id
                         RETURNING run.id, picked.previous, \(Self.databaseNow)
                         """, binds: Self.binds(limit, node, definitions)), logger: logger
             ).collect()
@@ -800,7 +800,7 @@ public final class PostgresStore: SharedRunStore {
             let (previous, status, now) = try before.decode((String?, String, Double).self)
             let claimed = try await db.query(
                 PostgresQuery(
-                    unsafeSQL: "UPDATE run SET owner = $1 WHERE run.id = $2 AND (run.owner = $1 OR \(Self.claimable)) RETURNING 1",
+                    unsafeSQL: "UPDATE run SET owner = $1, claim_epoch = claim_epoch + 1 WHERE run.id = $2 AND (run.owner = $1 OR \(Self.claimable)) RETURNING 1",
                     binds: Self.binds(node, id)), logger: logger
             ).collect()
             guard !claimed.isEmpty else { return .ownedBy(previous ?? "?") }
@@ -993,7 +993,8 @@ public final class PostgresStore: SharedRunStore {
             createdAt: Date(timeIntervalSince1970: try row["created_at"].decode(Double.self)),
             updatedAt: Date(timeIntervalSince1970: try row["updated_at"].decode(Double.self)),
             state: state, idempotencyKey: try row["idempotency_key"].decode(String?.self),
-            trace: try row["trace_parent"].decode(String?.self).map { RunTrace(parent: $0, state: try row["trace_state"].decode(String?.self)) })
+            trace: try row["trace_parent"].decode(String?.self).map { RunTrace(parent: $0, state: try row["trace_state"].decode(String?.self)) },
+            claimEpoch: try row["claim_epoch"].decode(Int64.self))
     }
 
     /// A failure is stored when its reason is; its step is NULL when no step failed (a cancel, the deadline).

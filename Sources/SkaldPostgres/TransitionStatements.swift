@@ -8,7 +8,8 @@ import SkaldEngine
 /// time per transition). Every value is a parameter, NULLs included, so the text of each shape never changes.
 ///
 /// Parameters: $1 run, $2 owner (this node), $3 status, $4–$9 failure, compensation failure and stuck (step, reason),
-/// $10 deadline, $11 time, $12 the changed steps and $13 the events (JSON arrays), then the attempt's own.
+/// $10 deadline, $11 time, $12 the changed steps and $13 the events (JSON arrays), $14 the claim epoch the writer holds
+/// the run by (NULL: any), then the attempt's own.
 enum TransitionStatements {
     /// The run (fenced on the owner), the changed steps and the events; `a` is the attempt's CTE when there is one.
     static func sql(attempt: String?) -> String {
@@ -16,7 +17,7 @@ enum TransitionStatements {
             WITH r AS (
                 UPDATE run SET status = $3, failure_step = $4, failure_reason = $5, compensation_failure_step = $6,
                     compensation_failure_reason = $7, stuck_step = $8, stuck_reason = $9, deadline_at = $10, updated_at = $11
-                WHERE id = $1 AND owner = $2
+                WHERE id = $1 AND owner = $2 AND ($14::int8 IS NULL OR claim_epoch = $14::int8)
                 RETURNING id),
             s AS (
                 UPDATE step SET status = x.status, attempts = x.attempts, compensation_attempts = x.compensation_attempts,
@@ -90,14 +91,14 @@ enum TransitionStatements {
         ).jsonText
     }
 
-    /// The attempt's position, phase and number ($14–$16).
+    /// The attempt's position, phase and number ($15–$17).
     static func append(_ key: AttemptKey, to bindings: inout PostgresBindings) {
         bindings.append(key.step)
         bindings.append(key.phase.rawValue)
         bindings.append(key.number)
     }
 
-    /// $1–$13, the same in every shape.
+    /// $1–$14, the same in every shape.
     struct Common: Sendable {
         var runID: String
         var owner: String
@@ -105,10 +106,12 @@ enum TransitionStatements {
         var at: Double
         var steps: String
         var events: String
+        var epoch: Int64?
 
-        init(_ transition: SagaMachine.Transition, runID: String, owner: String, at: Date) {
+        init(_ transition: SagaMachine.Transition, runID: String, owner: String, epoch: Int64?, at: Date) {
             self.runID = runID
             self.owner = owner
+            self.epoch = epoch
             self.state = transition.state
             self.at = at.timeIntervalSince1970
             steps = TransitionStatements.stepsJSON(transition.state, at: transition.changedSteps ?? Array(transition.state.steps.indices))
@@ -130,6 +133,7 @@ enum TransitionStatements {
             bindings.append(at)
             bindings.append(steps)
             bindings.append(events)
+            Self.append(epoch, to: &bindings)
             return bindings
         }
 
@@ -139,7 +143,7 @@ enum TransitionStatements {
         }
     }
 
-    static let types: [PostgresDataType] = [.text, .text, .text, .text, .text, .text, .text, .text, .text, .float8, .float8, .text, .text]
+    static let types: [PostgresDataType] = [.text, .text, .text, .text, .text, .text, .text, .text, .text, .float8, .float8, .text, .text, .int8]
 
     struct Only: TransitionStatement {
         static let name = "skald_transition"
@@ -155,7 +159,7 @@ enum TransitionStatements {
             attempt: """
                 a AS (
                     INSERT INTO attempt (run_id, position, phase, number, step_name, started_at, node)
-                    SELECT $1, $14, $15, $16, $17, $11, $2
+                    SELECT $1, $15, $16, $17, $18, $11, $2
                     WHERE EXISTS (SELECT 1 FROM r)
                     RETURNING 1)
                 """)
@@ -176,7 +180,7 @@ enum TransitionStatements {
             attempt: """
                 a AS (
                     UPDATE attempt SET sends = sends + 1, started_at = $11, node = $2
-                    WHERE run_id = $1 AND position = $14 AND phase = $15 AND number = $16 AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
+                    WHERE run_id = $1 AND position = $15 AND phase = $16 AND number = $17 AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
                     RETURNING 1)
                 """)
         static let bindingDataTypes = types + [.int8, .text, .int8]
@@ -194,8 +198,8 @@ enum TransitionStatements {
         static let sql = TransitionStatements.sql(
             attempt: """
                 a AS (
-                    UPDATE attempt SET finished_at = $11, succeeded = $17, http_status = $18, error = $19, duration_ms = $20
-                    WHERE run_id = $1 AND position = $14 AND phase = $15 AND number = $16 AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
+                    UPDATE attempt SET finished_at = $11, succeeded = $18, http_status = $19, error = $20, duration_ms = $21
+                    WHERE run_id = $1 AND position = $15 AND phase = $16 AND number = $17 AND finished_at IS NULL AND EXISTS (SELECT 1 FROM r)
                     RETURNING 1)
                 """)
         static let bindingDataTypes = types + [.int8, .text, .int8, .bool, .int8, .text, .int8]

@@ -305,6 +305,39 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         await b.shutdown()
     }
 
+    /// A node lets a run go and claims it back while a driver of its first claim is still at work: that old driver's
+    /// writes are refused, even a transition without an attempt, although the node owns the run again.
+    @Test func writesAreFencedOnTheClaimNotOnlyOnTheOwner() async throws {
+        let (a, b) = try await twoNodes()
+        var run = newRun("E1")
+        run.ownedByCreator = false
+        _ = try await a.createRun(run, transition: machine.start(runID: "E1", at: t0))
+        let first = try #require(try await a.claimRuns(limit: 10).first)
+        let firstEpoch = try #require(first.claimEpoch)
+        let begun = machine.beginAttempt(first.state, step: 0, at: t0)
+        let key = AttemptKey(runID: "E1", step: 0, stepName: "a", phase: .forward, number: 1)
+        try await RunFence.$epoch.withValue(firstEpoch) { try await a.recordAttemptStarted(key, at: t0, transition: begun) }
+
+        // Let go (this node cannot run it, say), then claimed back: a new claim.
+        try await a.releaseRun(id: "E1")
+        let again = try #require(try await a.claimRuns(limit: 10).first)
+        #expect(again.id == "E1" && again.claimEpoch == firstEpoch + 1)
+        // The first claim's driver stores a deadline (no attempt, so no attempt key to catch it): refused.
+        let stale = try #require(machine.abandon(begun.state, note: "from the first claim", at: t0))
+        do {
+            try await RunFence.$epoch.withValue(firstEpoch) { try await a.recordTransition(runID: "E1", at: t0, transition: stale) }
+            Issue.record("a write of an earlier claim was stored")
+        } catch let error as RunOwnershipLost {
+            #expect(error.owner == "node-a")
+        }
+        #expect(try await a.run(id: "E1")?.state.status == .running)
+        // The current claim's writes go through.
+        try await RunFence.$epoch.withValue(again.claimEpoch) { try await a.recordTransition(runID: "E1", at: t0, transition: stale) }
+        #expect(try await a.run(id: "E1")?.state.status == .abandoned)
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func runsLeftForAnyNodeAreEachClaimedByExactlyOne() async throws {
         let (a, b) = try await twoNodes()
         for index in 0..<40 {
