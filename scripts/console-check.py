@@ -73,6 +73,21 @@ def main():
         if running_count != "1" or completed_count != "2":
             raise SystemExit(f"console-check: counts show running={running_count} completed={completed_count}, expected 1 and 2")
         step("runs listed: %d rows, running=%s completed=%s" % (rows, running_count, completed_count))
+
+        # The Content-Security-Policy lets the page's own script run (it just did) and nothing else: markup injected
+        # into the page (as a stored value rendered by mistake would be) runs neither an inline handler nor a script.
+        title = page.title()
+        page.evaluate("""() => {
+            document.body.insertAdjacentHTML("beforeend", '<img id="injected" src="/no-such-image" onerror="document.title=\\'injected\\'">');
+            const script = document.createElement("script");
+            script.textContent = "document.title = 'injected script'";
+            document.body.append(script);
+        }""")
+        page.wait_for_selector("#injected", state="attached", timeout=timeout)
+        page.wait_for_timeout(500)
+        if page.title() != title:
+            raise SystemExit(f"console-check: injected markup ran: the title became {page.title()!r}")
+        step("injected inline handlers and scripts do not run")
         page.screenshot(path=os.path.join(folder, "runs.png"), full_page=True)
 
         # Filtering by status and searching by id.

@@ -115,7 +115,7 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
             status: .ok,
             headers: [
                 .contentType: "text/html; charset=utf-8",
-                .contentSecurityPolicy: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                .contentSecurityPolicy: ConsolePage.contentSecurityPolicy,
                 .cacheControl: "no-cache",
             ],
             body: .init(byteBuffer: ByteBuffer(string: ConsolePage.html)))

@@ -423,7 +423,11 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
             try await h.client.execute(uri: "/", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("text/html") == true)
-                #expect(response.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
+                let policy = response.headers[.contentSecurityPolicy] ?? ""
+                #expect(policy.contains("default-src 'none'"))
+                // The page's one script by its hash; nothing inline besides it.
+                #expect(policy.contains("script-src 'sha256-") && !policy.contains("script-src 'unsafe-inline'"), "\(policy)")
+                #expect(ConsolePage.html.components(separatedBy: "<script").count == 2, "the CSP hash covers exactly one script")
                 #expect(String(buffer: response.body).contains("<title>Skald console</title>"))
             }
             #expect(try await h.call(.get, "/v1/counts").status == 401)
