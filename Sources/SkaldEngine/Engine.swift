@@ -126,6 +126,9 @@ public final class Engine: Service, Sendable {
     private let doorbell = Doorbell()
     /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
     private let commandsInProgress = Mutex<Set<Int64>>([])
+    /// How far this node's clock is ahead of the database's (behind when negative), in seconds, as measured at the
+    /// last lease renewal (shared stores only).
+    let measuredSkew = Mutex<Double?>(nil)
     /// The tasks carrying out forwarded actions, so a node that stops finishes them before it lets go of its runs.
     private let forwardedTasks = Mutex<[Int64: Task<Void, Never>]>([:])
     /// Set when another node announced a forwarded action for this one.
@@ -345,14 +348,14 @@ public final class Engine: Service, Sendable {
     public func withLease<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         guard let shared else { return try await body() }
         let lease = configuration.node.lease
-        try await shared.renewLease(for: lease)
+        try await renewMeasuringSkew(shared, lease)
         logger.info("node joined", metadata: ["node": "\(shared.node)", "lease": "\(DurationText.format(lease))"])
         let keeper = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: lease / 3)
                 guard !Task.isCancelled else { return }
                 do {
-                    try await shared.renewLease(for: lease)
+                    try await self.renewMeasuringSkew(shared, lease)
                 } catch {
                     logger.error("renewing the node's lease failed", metadata: ["node": "\(shared.node)", "error": "\(error)"])
                 }

@@ -9,8 +9,10 @@ import Synchronization
 public protocol SharedRunStore: SagaStore {
     /// This node's id, unique among the nodes sharing the database.
     var node: String { get }
-    /// Registers the node (first call) or extends its lease to `duration` from now, by the database's clock.
-    func renewLease(for duration: Duration) async throws
+    /// Registers the node (first call) or extends its lease to `duration` from now, by the database's clock, and
+    /// returns the database's clock at that moment (so the node can measure how far its own clock is off).
+    @discardableResult
+    func renewLease(for duration: Duration) async throws -> Date
     /// Lets go of every run the node owns that is still running or compensating, so other nodes take them at once,
     /// and removes the node. Called after the node stopped driving.
     func endLease() async throws

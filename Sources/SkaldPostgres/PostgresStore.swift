@@ -636,15 +636,18 @@ public final class PostgresStore: SharedRunStore {
             OR NOT EXISTS (SELECT 1 FROM skald_node WHERE skald_node.id = run.owner AND skald_node.lease_until > \(databaseNow)))
         """
 
-    public func renewLease(for duration: Duration) async throws {
+    @discardableResult
+    public func renewLease(for duration: Duration) async throws -> Date {
         let (logger, node, seconds) = (logger, node, duration.seconds)
-        try await transaction { db in
-            try await db.query(
+        return try await transaction { db in
+            let renewedAt = try await db.query(
                 PostgresQuery(
                     unsafeSQL: """
                         INSERT INTO skald_node (id, lease_until, joined_at, renewed_at) VALUES ($1, \(Self.databaseNow) + $2, \(Self.databaseNow), \(Self.databaseNow))
                         ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, renewed_at = EXCLUDED.renewed_at
-                        """, binds: Self.binds(node, seconds)), logger: logger)
+                        RETURNING renewed_at
+                        """, binds: Self.binds(node, seconds)), logger: logger
+            ).collect().first?.decode(Double.self) ?? Date().timeIntervalSince1970
             // Nodes gone for an hour that own no unfinished run are forgotten.
             try await db.query(
                 PostgresQuery(
@@ -652,6 +655,7 @@ public final class PostgresStore: SharedRunStore {
                         DELETE FROM skald_node WHERE lease_until < \(Self.databaseNow) - 3600
                             AND NOT EXISTS (SELECT 1 FROM run WHERE run.owner = skald_node.id AND run.status IN ('running', 'compensating'))
                         """), logger: logger)
+            return Date(timeIntervalSince1970: renewedAt)
         }
     }
 

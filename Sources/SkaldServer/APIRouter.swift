@@ -162,8 +162,8 @@ struct API: Sendable {
         do {
             _ = try await store.listRuns(RunQuery(limit: 1))
             var answer: [String: JSONValue] = ["status": "ok", "database": "ok"]
-            let cannotRun = engine.sagasThisNodeCannotRun
-            if !cannotRun.isEmpty { answer["warnings"] = .array(cannotRun.map { .string($0.message) }) }
+            let warnings = engine.sagasThisNodeCannotRun.map(\.message) + (engine.clockWarning.map { [$0] } ?? [])
+            if !warnings.isEmpty { answer["warnings"] = .array(warnings.map(JSONValue.string)) }
             return .json(.object(answer))
         } catch {
             logger.error("health check: the database cannot be read", metadata: ["error": "\(error)"])

@@ -738,7 +738,7 @@ extension OpenAPIDocument {
                       "items": {
                         "type": "string"
                       },
-                      "description": "What this node cannot do although it is healthy: each saga whose runs it cannot run (its environment lacks variables the saga reads), which it leaves to nodes that can."
+                      "description": "What this node cannot do well although it is healthy: each saga whose runs it cannot run (its environment lacks variables the saga reads), which it leaves to nodes that can; and, on a database shared by several nodes, a clock more than a second off the database's."
                     }
                   }
                 }

@@ -233,3 +233,27 @@ import Testing
         #expect(notifier.trackedRuns == 0)
     }
 }
+
+/// On a shared store a node measures its clock against the database's at every lease renewal and warns past a second.
+@Suite struct ClockSkewTests {
+    @Test(arguments: [5.0, -5.0, 0.0])
+    func aNodeWhoseClockIsOffSaysByHowMuch(offset: Double) async throws { try await EngineStore.postgres.with { store in
+        let clock = ManualClock(now: Date().addingTimeInterval(offset))
+        let engine = Engine(store: store, executor: ScriptedExecutor(), clock: clock, configuration: EngineConfiguration(environment: [:]))
+        let (skew, warning) = try await engine.withLease { (engine.clockSkew, engine.clockWarning) }
+        let measured = try #require(skew?.seconds)
+        // The manual clock stands still during the round trip; the database's moves on by that much at most.
+        #expect(abs(measured - offset) < 2, "measured \(measured)s for a clock \(offset)s off")
+        if offset == 0 {
+            #expect(warning == nil)
+        } else {
+            #expect(warning?.contains(offset > 0 ? "ahead of the database's" : "behind the database's") == true, "\(warning ?? "no warning")")
+        }
+    } }
+
+    @Test func aStoreOfItsOwnHasNoSkewToMeasure() async throws { try await EngineStore.sqlite.with { store in
+        let engine = Engine(store: store, executor: ScriptedExecutor(), configuration: EngineConfiguration(environment: [:]))
+        let skew = try await engine.withLease { engine.clockSkew }
+        #expect(skew == nil)
+    } }
+}
