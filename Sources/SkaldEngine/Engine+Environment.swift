@@ -3,18 +3,17 @@ import Logging
 import SkaldCore
 
 /// A saga whose runs this node cannot build: the environment it was given lacks variables the saga reads (they are
-/// not set, or `--allow-env` does not allow them). Its runs are left to nodes that can run it, never failed here.
+/// not set, or `--allow-env` does not allow them), or the runs' `writeOnly` input is sealed with a data key this node
+/// does not have. Its runs are left to nodes that can run it, never failed here.
 public struct SagaThisNodeCannotRun: Sendable, Equatable {
     public var saga: String
     public var version: Int
-    public var missing: [String]
+    /// Why, and what to do.
+    public var reason: String
     /// Runs of it this node found (and, on a shared store, handed back) since it started.
     public var runs: Int
 
-    public var message: String {
-        "cannot run \(saga) v\(version): this node's environment lacks \(missing.joined(separator: ", ")) (not set, or not allowed by --allow-env); "
-            + "its runs are left to nodes that can run it; start this node with \(missing.count == 1 ? "it" : "them") set and allowed"
-    }
+    public var message: String { "cannot run \(saga) v\(version): \(reason); its runs are left to nodes that can run it" }
 }
 
 /// The run was not driven here because this node cannot build its calls; on a shared store it was handed back.
@@ -38,15 +37,30 @@ extension Engine {
         machine.environmentNames.filter { configuration.environment[$0] == nil }
     }
 
-    /// Throws `CannotRunHere` (after handing the run back, on a shared store) when this node lacks what the run's
-    /// saga reads: a node started with a narrower `--allow-env`, or without `--sagas`, must not fail other nodes'
-    /// runs for good. Says so loudly the first time, once per saga.
-    func refuseIfItCannotRun(_ run: StoredRun, _ machine: SagaMachine) async throws {
+    /// The run's input as its calls need it (its sealed `writeOnly` fields opened), or `CannotRunHere` (after handing
+    /// the run back, on a shared store) when this node lacks what the run's saga reads or the key its input was sealed
+    /// with: a node started with a narrower `--allow-env`, without `--sagas` or without `--data-key` must not fail
+    /// other nodes' runs for good. Says so loudly the first time, once per saga.
+    func inputToRun(_ run: StoredRun, _ machine: SagaMachine) async throws -> JSONValue {
         let missing = missingEnvironment(machine)
-        guard !missing.isEmpty else { return }
+        var reason: String?
+        var input = run.input
+        if !missing.isEmpty {
+            reason = "this node's environment lacks \(missing.joined(separator: ", ")) (not set, or not allowed by --allow-env); start it with \(missing.count == 1 ? "it" : "them") set and allowed"
+        } else if DataKey.containsSealed(run.input) {
+            if let key = configuration.dataKey {
+                do {
+                    input = try key.opening(run.input)
+                } catch {
+                    reason = "its runs' writeOnly input does not open with this node's --data-key (it was sealed with another); start it with the key the runs were stored with"
+                }
+            } else {
+                reason = "its runs' writeOnly input is sealed and this node has no --data-key; start it with the key the runs were stored with (SKALD_DATA_KEY)"
+            }
+        }
+        guard let reason else { return input }
         let (entry, isNew) = sagasItCannotRun.withLock { known -> (SagaThisNodeCannotRun, Bool) in
-            var entry = known[run.definitionHash]
-                ?? SagaThisNodeCannotRun(saga: run.sagaName, version: run.sagaVersion, missing: missing, runs: 0)
+            var entry = known[run.definitionHash] ?? SagaThisNodeCannotRun(saga: run.sagaName, version: run.sagaVersion, reason: reason, runs: 0)
             let isNew = known[run.definitionHash] == nil
             entry.runs += 1
             known[run.definitionHash] = entry
@@ -63,5 +77,11 @@ extension Engine {
             }
         }
         throw CannotRunHere(runID: run.id, saga: entry)
+    }
+
+    /// The input as the store keeps it: every `writeOnly` field sealed with the data key, when there is one.
+    func inputToStore(_ input: JSONValue, _ machine: SagaMachine) throws -> JSONValue {
+        guard let key = configuration.dataKey, let schema = machine.saga.inputSchema else { return input }
+        return try schema.transformingWriteOnly(input) { try key.seal($0) }
     }
 }

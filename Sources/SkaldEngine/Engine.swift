@@ -22,6 +22,8 @@ public struct EngineConfiguration: Sendable {
     /// The server-wide participants (`skald serve --participants FILE`): shared by every saga, and matched by
     /// `baseUrl` for steps that name no participant.
     public var participants: [String: ParticipantSettings]
+    /// Seals the `writeOnly` fields of run inputs in the store (`--data-key`); nil stores them as given.
+    public var dataKey: DataKey?
 
     public init(
         environment: [String: String] = EnvironmentPolicy.allButReserved.filter(ProcessInfo.processInfo.environment),
@@ -30,8 +32,10 @@ public struct EngineConfiguration: Sendable {
         node: NodeConfiguration = NodeConfiguration(),
         metrics: EngineMetrics = EngineMetrics(),
         participants: [String: ParticipantSettings] = [:],
+        dataKey: DataKey? = nil,
         onEvents: (@Sendable (PublishedRun, [RunEvent]) -> Void)? = nil
     ) {
+        self.dataKey = dataKey
         self.metrics = metrics
         self.participants = participants
         self.environment = environment
@@ -199,7 +203,7 @@ public final class Engine: Service, Sendable {
         do {
             created = try await store.createRun(
                 NewRun(
-                    id: runID, definition: definition, input: input, createdAt: now, idempotencyKey: idempotencyKey,
+                    id: runID, definition: definition, input: try inputToStore(input, machine), createdAt: now, idempotencyKey: idempotencyKey,
                     ownedByCreator: !spread, trace: trace),
                 transition: transition)
         } catch {
@@ -723,9 +727,10 @@ public final class Engine: Service, Sendable {
             } catch let error as UnrunnableRunError {
                 throw EngineError(code: .conflict, message: error.description)
             }
+            var input = run.input
             if !action.isAbandon && !run.state.status.isTerminal {
                 do {
-                    try await refuseIfItCannotRun(run, machine)
+                    input = try await inputToRun(run, machine)
                 } catch let error as CannotRunHere {
                     throw EngineError(code: .unavailable, message: "\(error.description); nothing was done; send it to a node that can run it")
                 }
@@ -743,7 +748,7 @@ public final class Engine: Service, Sendable {
                     Submission(
                         runID: runID,
                         fresh: FreshRun(
-                            machine: machine, input: run.input, state: transition.state, startedAt: run.createdAt, trace: run.trace,
+                            machine: machine, input: input, state: transition.state, startedAt: run.createdAt, trace: run.trace,
                             epoch: run.claimEpoch),
                         claimed: true))
                 if !handedOver { unregister(runID) }
@@ -837,10 +842,10 @@ public final class Engine: Service, Sendable {
             throw error
         }
         if run.state.status.isTerminal { return run.state }
-        try await refuseIfItCannotRun(run, machine)
+        let input = try await inputToRun(run, machine)
         return try await drive(
             run.id,
-            FreshRun(machine: machine, input: run.input, state: run.state, startedAt: run.createdAt, trace: run.trace, epoch: run.claimEpoch),
+            FreshRun(machine: machine, input: input, state: run.state, startedAt: run.createdAt, trace: run.trace, epoch: run.claimEpoch),
             mailbox: mailbox)
     }
 

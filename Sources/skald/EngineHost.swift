@@ -10,10 +10,12 @@ import SkaldSQLite
 enum EngineHost {
     static func with<T>(
         store: any SagaStore, maxResponseBytes: Int, environment: [String: String] = ProcessInfo.processInfo.environment,
-        participants: [String: ParticipantSettings] = [:], printer: ProgressPrinter, _ body: (Engine) async throws -> T
+        participants: [String: ParticipantSettings] = [:], dataKey: DataKey? = nil, printer: ProgressPrinter,
+        _ body: (Engine) async throws -> T
     ) async throws -> T {
         let configuration = EngineConfiguration(
-            environment: environment, participants: participants, onEvents: { run, events in printer.handle(runID: run.id, events: events) })
+            environment: environment, participants: participants, dataKey: dataKey,
+            onEvents: { run, events in printer.handle(runID: run.id, events: events) })
         let client = StepHTTPClients(concurrency: configuration.concurrency)
         let engine = Engine(
             store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: maxResponseBytes), configuration: configuration)

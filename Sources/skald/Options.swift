@@ -138,8 +138,28 @@ struct ExecutionOptions: ParsableArguments {
             discussion: "Its settings replace those of a saga's participant of the same name; a participant with a baseUrl also takes the calls of steps that name none."))
     var participants: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Seal the writeOnly fields of run inputs in the database with this key: 32 bytes as base64 (openssl rand -base64 32) or 64 hex digits (default: $SKALD_DATA_KEY).",
+            discussion: "Without a key they are stored as given. Every node and command that drives the runs needs the same key."))
+    var dataKey: String?
+
     func validate() throws {
         guard maxResponseBytes > 0 else { throw ValidationError("--max-response-bytes must be at least 1") }
+        _ = try loadDataKey()
+    }
+
+    /// `--data-key`, else `SKALD_DATA_KEY`, else none.
+    func loadDataKey() throws -> DataKey? {
+        let (text, source) = dataKey.map { ($0, "--data-key") }
+            ?? (ProcessInfo.processInfo.environment["SKALD_DATA_KEY"] ?? "", "SKALD_DATA_KEY")
+        guard !text.isEmpty else { return nil }
+        do {
+            return try DataKey(text: text)
+        } catch {
+            throw ValidationError("\(source): \(error)")
+        }
     }
 
     /// The participants file's settings (none without --participants), or every problem printed and exit 2.

@@ -42,7 +42,9 @@ struct RunCommand: AsyncParsableCommand {
         let name = opened.name
         let state: RunState
         do {
-            state = try await EngineHost.with(store: opened.store, maxResponseBytes: execution.maxResponseBytes, participants: participants, printer: printer) { engine in
+            state = try await EngineHost.with(
+                store: opened.store, maxResponseBytes: execution.maxResponseBytes, participants: participants, dataKey: try execution.loadDataKey(),
+                printer: printer) { engine in
             // On PostgreSQL this process is a node for as long as it drives the run, so no other node takes it.
             try await engine.withLease {
             let runID: String
@@ -100,7 +102,9 @@ struct ResumeCommand: AsyncParsableCommand {
                 print("(runs another node holds are taken once its lease lapses, if it does within \(DurationText.format(NodeConfiguration().lease)); a live skald serve keeps its runs)")
             }
             printer = ProgressPrinter(showRunID: unfinished.count > 1)
-            results = try await EngineHost.with(store: opened.store, maxResponseBytes: execution.maxResponseBytes, participants: participants, printer: printer) { engine in
+            results = try await EngineHost.with(
+                store: opened.store, maxResponseBytes: execution.maxResponseBytes, participants: participants, dataKey: try execution.loadDataKey(),
+                printer: printer) { engine in
                 try await engine.withLease { try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) }) }
             }
             await opened.close()

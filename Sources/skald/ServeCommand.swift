@@ -199,7 +199,8 @@ struct ServeCommand: AsyncParsableCommand {
             store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
             configuration: EngineConfiguration(
                 environment: environment, concurrency: concurrency, node: NodeConfiguration(lease: try Self.lease(lease)),
-                metrics: metrics.engine, participants: participants, onEvents: { run, events in Self.log(run, events, to: output) }),
+                metrics: metrics.engine, participants: participants, dataKey: try execution.loadDataKey(),
+                onEvents: { run, events in Self.log(run, events, to: output) }),
             logger: logger)
         var api = APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls)
         api.hosts = try hostPolicy()

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import SkaldCore
 import SkaldDemo
+import SkaldEngine
 import Synchronization
 import Testing
 
@@ -129,5 +130,79 @@ final class RecordingParticipant: Sendable {
             "defaults": ["timeout": "2s", "retry": ["maxAttempts": 1]],
             "steps": [["name": "call", "request": .object(request)]],
         ]
+    }
+}
+
+/// `--data-key`: the writeOnly fields of run inputs are sealed in the database, opened only in memory to render the
+/// calls; a node without the key leaves such runs alone instead of sending the sealed value.
+@Suite struct DataKeyTests {
+    static let key = "q0kUuPZ8b7s7cYKx1qVv2mXk3r5n8mW0ZyC1dE2fG3I="
+    static let card = "4111111111119876"
+
+    @Test func writeOnlyInputIsSealedAtRestAndOpenedOnlyByANodeWithTheKey() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let db = folder.appendingPathComponent("k.sqlite").path
+            let sagas = try PatientSagas.folder(in: folder)
+            // The first step is held, so the card is not sent before the kill: after it, it can only come from the store.
+            await participants[.inventory].setFaults(Faults(hold: true))
+            let first = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--data-key", Self.key])
+            let runID = try await withHTTPClient { http in
+                let (status, run) = try await APIClient(http: http, base: first.url).call(
+                    .POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "sealed-1", card: Self.card)])
+                #expect(status == 201)
+                #expect(run["input"]?["card"] == "***")
+                return try #require(run["id"]?.stringValue)
+            }
+            await participants[.inventory].waitForHeld()
+            first.kill9()
+            _ = await first.waitForExit()
+            await participants[.inventory].setFaults(Faults())
+            await participants[.inventory].releaseHeld()
+            let stored = try Data(contentsOf: URL(fileURLWithPath: db)) + ((try? Data(contentsOf: URL(fileURLWithPath: db + "-wal"))) ?? Data())
+            #expect(stored.range(of: Data(Self.card.utf8)) == nil, "the card is in the database file")
+            #expect(stored.range(of: Data(DataKey.marker.utf8)) != nil, "the sealed value is in the database file")
+
+            // Without the key: the run is left alone (not failed, nothing sent for it), and /health says why.
+            let keyless = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
+            try await withHTTPClient { http in
+                let api = APIClient(http: http, base: keyless.url)
+                try await waitFor("the keyless node to say it cannot run checkout", limit: .seconds(60)) {
+                    (try? await api.call(.GET, "/health"))?.json["warnings"]?.arrayValue?.first?.stringValue?.contains("no --data-key") == true
+                }
+                #expect(try await api.call(.GET, "/v1/runs/\(runID)").json["status"] == "running")
+            }
+            keyless.terminate()
+            #expect(await keyless.waitForExit() == 0)
+            #expect(await participants[.payments].ledger.isEmpty, "nothing reached payments without the key")
+
+            // With the key: the stored card is opened and sent, and the run completes.
+            let keyed = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: ["--data-key", Self.key])
+            try await withHTTPClient { http in
+                let api = APIClient(http: http, base: keyed.url)
+                try await waitFor("the run to complete", limit: .seconds(120)) {
+                    (try? await api.call(.GET, "/v1/runs/\(runID)"))?.json["status"] == "completed"
+                }
+            }
+            #expect(await participants[.payments].ledger.map(\.action) == ["charge"])
+            keyed.terminate()
+            #expect(await keyed.waitForExit() == 0)
+            // The export carries the sealed value, not the card.
+            let export = folder.appendingPathComponent("k.export").path
+            let exported = try await SkaldProcess.run(["export", "--db", db, "--output", export], in: folder)
+            #expect(exported.status == 0, "\(exported.stderr)")
+            let text = try String(contentsOfFile: export, encoding: .utf8)
+            #expect(!text.contains(Self.card) && text.contains(DataKey.marker))
+        }
+    }
+
+    @Test func aKeyThatIsNotThirtyTwoBytesIsRefusedAtStart() async throws {
+        let folder = try temporaryFolder()
+        let refused = try await SkaldProcess.run(
+            ["serve", "--db", folder.appendingPathComponent("x.sqlite").path, "--port", "0", "--data-key", "too-short"], in: folder)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--data-key: a data key is 32 random bytes"), "\(refused.stderr)")
+        #expect(throws: DataKey.Problem.self) { try DataKey(text: "c2hvcnQ=") }
+        #expect((try? DataKey(text: String(repeating: "ab", count: 32))) != nil)
     }
 }

@@ -132,6 +132,24 @@ public final class InputSchema: Sendable {
         }
     }
 
+    /// `value` with every field this schema marks `writeOnly` replaced by what `transform` makes of it.
+    public func transformingWriteOnly(_ value: JSONValue, _ transform: (JSONValue) throws -> JSONValue) rethrows -> JSONValue {
+        if sensitive { return try transform(value) }
+        switch value {
+        case .object(var members):
+            guard let properties else { return value }
+            for (key, schema) in properties {
+                if let member = members[key] { members[key] = try schema.transformingWriteOnly(member, transform) }
+            }
+            return .object(members)
+        case .array(let elements):
+            guard let items else { return value }
+            return .array(try elements.map { try items.transformingWriteOnly($0, transform) })
+        default:
+            return value
+        }
+    }
+
     /// `value` as it may be shown: every field this schema marks `writeOnly` is `***`.
     public func masking(_ value: JSONValue) -> JSONValue {
         if sensitive { return "***" }
