@@ -1028,7 +1028,9 @@ extension OpenAPIDocument {
             "in": "path",
             "required": true,
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\.\\.?$)"
             }
           },
           {
@@ -1382,7 +1384,9 @@ extension OpenAPIDocument {
             "in": "path",
             "required": true,
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\.\\.?$)"
             }
           }
         ],
@@ -1419,7 +1423,9 @@ extension OpenAPIDocument {
             "in": "path",
             "required": true,
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\.\\.?$)"
             }
           },
           {
@@ -1513,7 +1519,9 @@ extension OpenAPIDocument {
             "in": "path",
             "required": true,
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\.\\.?$)"
             }
           }
         ],
@@ -1602,7 +1610,9 @@ extension OpenAPIDocument {
             "in": "path",
             "required": true,
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\.\\.?$)"
             }
           }
         ],
@@ -1697,7 +1707,9 @@ extension OpenAPIDocument {
             "in": "path",
             "required": true,
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\.\\.?$)"
             }
           }
         ],
@@ -1793,7 +1805,9 @@ extension OpenAPIDocument {
             "in": "path",
             "required": true,
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\.\\.?$)"
             }
           }
         ],

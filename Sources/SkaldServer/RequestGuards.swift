@@ -3,7 +3,8 @@ import HTTPTypes
 import Hummingbird
 
 /// Refuses a path that is not written the one way the route table spells it: an empty segment (`//v1/runs`,
-/// `/v1/runs/`), a dot segment (`/./v1`, `/x/../v1`, also percent-encoded), or an encoded slash. The router would
+/// `/v1/runs/`) or a dot segment (`/./v1`, `/x/../v1`, also percent-encoded). (The router reads segments as they
+/// are sent, without decoding, so `%2F` inside one is that segment's text, not a separator.) The router would
 /// otherwise read `//v1/runs` as `/v1/runs`, so every check made on the path string would have to guess how the
 /// router reads it; refused here, there is one spelling of each route to guard.
 struct CanonicalPathMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -23,11 +24,6 @@ struct CanonicalPathMiddleware<Context: RequestContext>: RouterMiddleware {
             if segment.isEmpty { return "has an empty segment (a doubled or trailing /); write each / once" }
             let decoded = segment.replacingOccurrences(of: "%2e", with: ".", options: .caseInsensitive)
             if decoded == "." || decoded == ".." { return "has a . or .. segment; write the path without it" }
-            if segment.range(of: "%2f", options: .caseInsensitive) != nil || segment.range(of: "%5c", options: .caseInsensitive) != nil
-                || segment.contains("\\")
-            {
-                return "has an encoded / or a \\ in a segment"
-            }
         }
         return nil
     }

@@ -97,7 +97,7 @@ import Testing
 
     @Test func pathsWithEmptyOrDotSegmentsAreRefusedWithoutAToken() async throws {
         try await Harness.with { h in
-            for path in ["//v1/runs", "/v1//runs", "/v1/runs/", "/./v1/runs", "/v1/../v1/runs", "/v1/%2e%2e/v1/runs", "/v1/runs%2Fx"] {
+            for path in ["//v1/runs", "/v1//runs", "/v1/runs/", "/./v1/runs", "/v1/../v1/runs", "/v1/%2e%2e/v1/runs"] {
                 let answer = try await Self.raw(h.port, "GET", path)
                 #expect(answer.status == 400, "\(path): \(answer.text)")
                 #expect(answer.text.contains("bad_path"))
