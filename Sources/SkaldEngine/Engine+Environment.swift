@@ -85,3 +85,23 @@ extension Engine {
         return try schema.transformingWriteOnly(input) { try key.seal($0) }
     }
 }
+
+extension Engine {
+    /// Why a start that found its idempotency key taken is not a repeat of the start that took it, or nil when it is:
+    /// the same saga (and version, when asked for) and the same input. Payment APIs answer a reused key with another
+    /// request this way, so a client's bug is not hidden and the second order is not silently dropped.
+    func reusedKey(_ key: String, run: StoredRun, definition: SagaDefinition, input: JSONValue, sameVersion: Bool) -> String? {
+        let fix = "send the same request to get that run again, or use a new key for a new one"
+        if run.sagaName != definition.name {
+            return "idempotency key \(key) was first used to start saga \(run.sagaName) (run \(run.id)), not \(definition.name); \(fix)"
+        }
+        if sameVersion && run.sagaVersion != definition.version {
+            return "idempotency key \(key) was first used with version \(run.sagaVersion) of \(run.sagaName) (run \(run.id)), not version \(definition.version); \(fix)"
+        }
+        let stored = (try? configuration.dataKey?.opening(run.input)) ?? run.input
+        if stored != input {
+            return "idempotency key \(key) was first used with another input (run \(run.id)); \(fix)"
+        }
+        return nil
+    }
+}

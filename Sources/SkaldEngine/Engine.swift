@@ -183,9 +183,15 @@ public final class Engine: Service, Sendable {
         try await start(definition, input: input, id: id, idempotencyKey: nil).runID
     }
 
-    /// - Parameter trace: the caller's trace, which the run continues; nil starts a trace of its own.
+    /// - Parameters:
+    ///   - trace: the caller's trace, which the run continues; nil starts a trace of its own.
+    ///   - sameVersion: a run that holds `idempotencyKey` already must be of this very version of the saga (the
+    ///     caller named one); otherwise any version of it will do.
+    /// - Throws: `EngineError` `.conflict` when the key belongs to a run of another saga, version or input: a client
+    ///   that reuses a key for a different request hears so, instead of getting the old run back.
     public func start(
-        _ definition: SagaDefinition, input: JSONValue, id: String? = nil, idempotencyKey: String?, trace: RunTrace? = nil
+        _ definition: SagaDefinition, input: JSONValue, id: String? = nil, idempotencyKey: String?, trace: RunTrace? = nil,
+        sameVersion: Bool = true
     ) async throws -> StartedRun {
         let trace = trace ?? RunTrace.new()
         let machine = machine(for: definition)
@@ -212,6 +218,9 @@ public final class Engine: Service, Sendable {
         }
         if case .existing(let run) = created {
             unregister(runID)
+            if let conflict = reusedKey(idempotencyKey ?? "", run: run, definition: definition, input: input, sameVersion: sameVersion) {
+                throw EngineError(code: .conflict, message: conflict)
+            }
             return StartedRun(runID: run.id, isNew: false)
         }
         logger.debug("run started", metadata: ["run_id": "\(runID)", "saga": "\(definition.name)", "trace_id": "\(trace.traceID)"])

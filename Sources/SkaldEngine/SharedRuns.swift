@@ -140,7 +140,7 @@ public enum OperatorAction: Sendable, Codable, Equatable {
                     code: .conflict,
                     message: state.status == .compensationFailed
                         ? "step \(step ?? "?") of run \(runID) has no failed compensation; failed: \(Engine.failedCompensations(state))"
-                        : "run \(runID) is \(state.status.rawValue); only a run in compensation_failed can be retried")
+                        : "run \(runID) is \(state.status.rawValue); only a run in compensation_failed (its failed compensations) or stuck (its failed steps after the pivot) can be retried")
             }
             return transition
         case .resolveCompensation(let step, let note, let who):

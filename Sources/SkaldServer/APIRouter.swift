@@ -299,7 +299,9 @@ struct API: Sendable {
             // The caller's W3C trace context, if it sent a valid one: the run continues that trace.
             let trace = RunTrace.continuing(
                 traceparent: request.headers[HTTPField.Name("traceparent")!], tracestate: request.headers[HTTPField.Name("tracestate")!])
-            started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey, trace: trace)
+            started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey, trace: trace, sameVersion: version != nil)
+        } catch let error as EngineError where error.code == .conflict {
+            throw APIError(.conflict, code: "idempotency_key_reused", message: error.message)
         } catch let error as InputError {
             // A variable the server lacks is the server's problem, not the input's: say so, so nobody exports it
             // in their own shell and tries again.

@@ -1270,6 +1270,16 @@ extension OpenAPIDocument {
                 }
               }
             }
+          },
+          "409": {
+            "description": "The idempotencyKey belongs to a run of another saga, version or input (code idempotency_key_reused): send the same request to get that run, or use a new key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
           }
         }
       },

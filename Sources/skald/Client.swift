@@ -57,8 +57,11 @@ struct SkaldClient {
     static func exit(for error: any Error, options: ClientOptions) -> any Error {
         switch error {
         case let failure as APIFailure:
-            if options.json, let details = failure.details {
-                print(JSONValue.object(["error": ["code": .string(failure.code), "message": .string(failure.message), "details": details]]).prettyText)
+            if options.json {
+                // A script that asked for JSON gets its errors as JSON too, on standard output like its answers.
+                var error: [String: JSONValue] = ["code": .string(failure.code), "message": .string(failure.message), "status": .int(Int64(failure.status))]
+                if let details = failure.details { error["details"] = details }
+                print(JSONValue.object(["error": .object(error)]).prettyText)
             } else {
                 // The API points at its own route; on the command line the verb that lists runs is the pointer.
                 printError("error: \(failure.message.replacingOccurrences(of: "; GET /v1/runs lists them", with: "; `skald list` shows the runs"))")
@@ -70,10 +73,13 @@ struct SkaldClient {
             return Exit.failure
         default:
             let text = String(describing: error)
-            if text.contains("connect") || text.contains("Connection refused") || error is HTTPClientError {
-                printError("error: no Skald server answers at \(options.baseURL). Start one with `skald serve` (or point --server / SKALD_SERVER at it).")
+            let (code, message) = text.contains("connect") || text.contains("Connection refused") || error is HTTPClientError
+                ? ("no_server", "no Skald server answers at \(options.baseURL). Start one with `skald serve` (or point --server / SKALD_SERVER at it).")
+                : ("client_error", text)
+            if options.json {
+                print(JSONValue.object(["error": ["code": .string(code), "message": .string(message)]]).prettyText)
             } else {
-                printError("error: \(text)")
+                printError("error: \(message)")
             }
             return Exit.failure
         }

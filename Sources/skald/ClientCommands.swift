@@ -261,11 +261,18 @@ struct StatusCommand: AsyncParsableCommand {
                         ? "  settle what it did by hand, then `skald abandon \(id) --note TEXT` records that and ends it"
                         : "  its stored definition no longer validates with this version of Skald: run it with the version that started it")
             }
+            if status == .abandoned {
+                let left = AbandonCommand.notUndone(run)
+                print("abandoned by an operator: nothing more is sent or undone (`skald history \(id)` says who and why)")
+                if !left.isEmpty { print("  still applied, not undone: \(left.joined(separator: ", ")); settle them by hand if that is not already done") }
+            }
             if let failure = run["compensationFailure"], failure != .null {
                 print(style.red("compensation failed: \(failure["step"]?.stringValue ?? ""): \(failure["reason"]?.stringValue ?? "")"))
-                print("  retry it with `skald retry \(id)` once the participant is fixed, or `skald resolve \(id) --step STEP --note TEXT` if you undid it by hand")
+                if status == .compensationFailed {
+                    print("  retry it with `skald retry \(id)` once the participant is fixed, or `skald resolve \(id) --step STEP --note TEXT` if you undid it by hand")
+                }
             }
-            if let stuck = run["stuck"], stuck != .null {
+            if let stuck = run["stuck"], stuck != .null, status == .stuck {
                 let step = stuck["step"]?.stringValue ?? ""
                 if Watcher.isUndecidedPivot(stuck) {
                     let key = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["idempotencyKey"]?.stringValue ?? ""
@@ -517,10 +524,12 @@ struct Watcher {
         let printer = ProgressPrinter(style: style)
         var after: Int64 = 0
         let started = ContinuousClock.now
+        /// Set once the run reached a state that ends the watch: one more read without waiting takes what is left.
+        var ending = false
         while true {
             let page: JSONValue
             do {
-                page = try await api.get("/v1/runs/\(urlComponent(runID))/events?after=\(after)&wait=25s")
+                page = try await api.get("/v1/runs/\(urlComponent(runID))/events?after=\(after)\(ending ? "" : "&wait=25s")")
             } catch let failure as APIFailure where failure.status == 429 {
                 // The server has as many long polls waiting as it allows: ask again in a moment.
                 try await Task.sleep(for: .seconds(1))
@@ -539,9 +548,21 @@ struct Watcher {
             }
             fflush(nil)
             after = page["lastSequence"]?.intValue ?? after
-            guard let status = page["status"]?.stringValue.flatMap(RunStatus.init(rawValue:)), status.isTerminal,
-                page["events"]?.arrayValue?.isEmpty ?? true
-            else { continue }
+            let status = page["status"]?.stringValue.flatMap(RunStatus.init(rawValue:))
+            let hadEvents = !(page["events"]?.arrayValue?.isEmpty ?? true)
+            // The watch ends at an end state, and at a state only an operator moves on from (stuck): each has its
+            // exit code. A run the engine cannot drive ends it too.
+            guard let status, status.isTerminal || status.needsOperator else {
+                if !hadEvents, let unrunnable = try await api.get("/v1/runs/\(urlComponent(runID))")["unrunnable"], unrunnable != .null {
+                    if !json { print("run \(runID) cannot be driven: \(unrunnable["message"]?.stringValue ?? "")") }
+                    throw Exit.failure
+                }
+                continue
+            }
+            if hadEvents && !ending {
+                ending = true
+                continue
+            }
             if !json {
                 let run = try await api.get("/v1/runs/\(urlComponent(runID))")
                 print("run \(runID) \(status.painted(style)) (watched for \(DurationText.format(ContinuousClock.now - started)))"
@@ -559,6 +580,10 @@ struct Watcher {
     }
 
     static func failureText(_ run: JSONValue) -> String {
+        if run["status"] == "abandoned" {
+            let left = AbandonCommand.notUndone(run)
+            return ": abandoned by an operator; nothing more is sent or undone" + (left.isEmpty ? "" : " (still applied: \(left.joined(separator: ", ")))")
+        }
         if let stuck = run["stuck"], stuck != .null, isUndecidedPivot(stuck) {
             let id = run["id"]?.stringValue ?? ""
             return ": the outcome of the pivot \(stuck["step"]?.stringValue ?? "?") is unknown (\(stuck["reason"]?.stringValue ?? "")); find out at the participant, then `skald retry \(id)` or `skald cancel \(id)`"
@@ -573,6 +598,19 @@ struct Watcher {
             return ": " + (failure["step"]?.stringValue.map { "\($0) failed (\(failure["reason"]?.stringValue ?? ""))" } ?? (failure["reason"]?.stringValue ?? ""))
         }
         return ""
+    }
+}
+
+extension AbandonCommand {
+    /// The steps with a compensation that may still be applied (succeeded, outcome unknown, or whose undo failed), as
+    /// `SagaMachine.notUndone` says, from the run's JSON: a step without a compensation is never undone, so it is not
+    /// "left".
+    static func notUndone(_ run: JSONValue) -> [String] {
+        let compensated = Set((run["graph"]?["steps"]?.arrayValue ?? []).filter { $0["compensation"] == true }.compactMap { $0["name"]?.stringValue })
+        return (run["steps"]?.arrayValue ?? []).filter { step in
+            compensated.contains(step["name"]?.stringValue ?? "")
+                && ["succeeded", "outcome_unknown", "compensation_failed", "compensating"].contains(step["status"]?.stringValue ?? "")
+        }.compactMap { $0["name"]?.stringValue }
     }
 }
 
@@ -611,9 +649,8 @@ struct AbandonCommand: AsyncParsableCommand {
                 print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
                 return
             }
-            let left = (run["steps"]?.arrayValue ?? []).filter { ["succeeded", "outcome_unknown"].contains($0["status"]?.stringValue ?? "") }
-                .compactMap { $0["name"]?.stringValue }
-            print("abandoned run \(id): nothing more is sent or undone" + (left.isEmpty ? "" : "; left as they are: \(left.joined(separator: ", "))"))
+            let left = Self.notUndone(run)
+            print("abandoned run \(id): nothing more is sent or undone" + (left.isEmpty ? "" : "; still applied, not undone: \(left.joined(separator: ", "))"))
         }
     }
 }

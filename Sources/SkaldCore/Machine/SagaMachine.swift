@@ -121,7 +121,7 @@ public final class SagaMachine: Sendable {
         let attempt = step.attempts(in: phase)
         let event = RunEvent(
             at: now, kind: .attemptResent, step: step.name, phase: phase, attempt: attempt,
-            message: "\(Self.label(step.name, phase)) attempt \(attempt) had no recorded outcome after a restart; sending it again with the same idempotency key")
+            message: "\(Self.label(step.name, phase)) attempt \(attempt) had no recorded outcome when this run was taken up again (after a restart or a take-over); sending it again with the same idempotency key")
         return Transition(state: state, events: [event], changedSteps: [])
     }
 
@@ -409,12 +409,21 @@ public final class SagaMachine: Sendable {
         var message = "\(Self.who(who)) abandoned the run: \(note); nothing more is sent or undone"
         let inFlight = state.inFlightSteps.map { state.steps[$0].name }
         if !inFlight.isEmpty { message += " (the attempt in flight of \(inFlight.joined(separator: ", ")) finishes and is recorded)" }
-        let left = state.steps.filter { $0.status == .succeeded || $0.status == .outcomeUnknown }.map(\.name)
+        let left = Self.notUndone(state, saga: saga)
         if !left.isEmpty && before.status != .running { message += "; not undone: \(left.joined(separator: ", "))" }
         let event = RunEvent(
             at: now, kind: .runAbandoned, message: message,
             data: ["by": .string(who), "note": .string(note), "previousStatus": .string(before.status.rawValue)])
         return Transition(state: state, events: [event], before: before)
+    }
+
+    /// The steps that declare a compensation and may still be applied: succeeded, with an unknown outcome, or whose
+    /// compensation failed. (A step without a compensation is never undone, so it is not "left" by an abandon.)
+    public static func notUndone(_ state: RunState, saga: SagaDefinition) -> [String] {
+        state.steps.indices.filter { index in
+            saga.steps[index].compensation != nil
+                && [.succeeded, .outcomeUnknown, .compensationFailed, .compensating].contains(state.steps[index].status)
+        }.map { state.steps[$0].name }
     }
 
     /// Whether the pivot has succeeded, so the run can no longer compensate.
@@ -531,8 +540,8 @@ public final class SagaMachine: Sendable {
         } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running }) {
             state.status = .stuck
             let message = isStuckAtUndecidedPivot(state)
-                ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then resume the run (it is sent again with the same idempotency key) or cancel it (the steps before the pivot are compensated)"
-                : "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and resume the run"
+                ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then retry the run (skald retry: it is sent again with the same idempotency key) or cancel it (the steps before the pivot are compensated)"
+                : "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and retry the run (skald retry), or abandon it once settled by hand"
             events.append(RunEvent(at: now, kind: .runStuck, step: stuck.step, message: message, data: ["reason": .string(stuck.reason)]))
         }
     }
@@ -560,6 +569,7 @@ public final class SagaMachine: Sendable {
                 at: now, kind: .compensationStarted, step: failure.step,
                 message: names.isEmpty
                     ? "\(failure.step.map { "\($0) failed" } ?? failure.reason), and no completed step has a compensation to run"
+                        + (state.inFlightSteps.isEmpty ? "" : " yet (a step whose attempt is in flight is undone if it succeeds)")
                     : "\(failure.step.map { "\($0) failed" } ?? failure.reason), so the completed steps\(withCompensation.contains { state.steps[$0].status == .outcomeUnknown } ? ", and those whose outcome is unknown," : "") are undone, each after the steps that depended on it: \(shown.joined(separator: ", "))",
                 data: ["order": .array(names.map(JSONValue.string)), "reason": .string(failure.reason)]))
         advanceCompensation(&state, at: now, events: &events)
