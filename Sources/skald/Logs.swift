@@ -52,6 +52,46 @@ struct JSONLogHandler: LogHandler {
     }
 }
 
+/// swift-log's text lines, as `skald serve` prints its own: warnings and errors on standard error, everything else
+/// (info, notice, and debug when asked for) on standard output.
+struct SplitStreamLogHandler: LogHandler {
+    private var quiet: StreamLogHandler
+    private var loud: StreamLogHandler
+
+    init(label: String) {
+        quiet = StreamLogHandler.standardOutput(label: label)
+        loud = StreamLogHandler.standardError(label: label)
+    }
+
+    var logLevel: Logger.Level {
+        get { quiet.logLevel }
+        set {
+            quiet.logLevel = newValue
+            loud.logLevel = newValue
+        }
+    }
+
+    var metadata: Logger.Metadata {
+        get { quiet.metadata }
+        set {
+            quiet.metadata = newValue
+            loud.metadata = newValue
+        }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { quiet[metadataKey: key] }
+        set {
+            quiet[metadataKey: key] = newValue
+            loud[metadataKey: key] = newValue
+        }
+    }
+
+    func log(event: LogEvent) {
+        if event.level >= .warning { loud.log(event: event) } else { quiet.log(event: event) }
+    }
+}
+
 /// `--log-format` and `--log-level` of `skald serve`.
 struct LogOptions: ParsableArguments {
     @Option(name: .long, help: "text: human-readable lines (the default); json: one JSON object per line on standard output, for a log collector.")
@@ -81,7 +121,7 @@ struct LogOptions: ParsableArguments {
             }
         } else {
             LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
+                var handler = SplitStreamLogHandler(label: label)
                 handler.logLevel = level
                 return handler
             }

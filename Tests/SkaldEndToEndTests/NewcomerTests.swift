@@ -130,3 +130,16 @@ import Testing
         }
     }
 }
+
+@Suite struct ServeOutputTests {
+    /// In plain-log mode standard error is for warnings and errors only: a node's info lines go to standard output.
+    @Test func infoLinesGoToStandardOutput() async throws {
+        let folder = try temporaryFolder()
+        let server = try await ServeProcess(db: try await DatabaseKind.postgres.newDatabase(), environment: [:], in: folder)
+        try await waitFor("the node to say it joined") { server.process.stdout.contains("node joined") }
+        server.terminate()
+        _ = await server.waitForExit()
+        #expect(!server.process.stderr.contains(" info "), "\(server.process.stderr)")
+        #expect(server.process.stdout.contains("node joined"))
+    }
+}
