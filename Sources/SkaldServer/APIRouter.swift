@@ -222,9 +222,20 @@ struct API: Sendable {
                 "the definition has \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"): \(error.problems.map(\.description).joined(separator: "; "))",
                 details: ["problems": Representation.problems(error)])
         }
-        // The same content registered again (the operator's own file, say) grants nothing new.
+        // The same content registered again (the operator's own file, say) grants nothing new; other content under a
+        // registered name and version is refused first, whatever else is wrong with it, since that is what to fix first.
         let existing = try await store.definition(name: definition.name, version: definition.version)
-        let refused = existing?.hash == definition.contentHash ? [] : configuration.environmentPolicy.problems(in: definition)
+        if let existing, existing.hash != definition.contentHash {
+            throw APIError.conflict(
+                "\(definition.name) version \(definition.version) is already registered with other content (hash \(existing.hash.prefix(12))…); bump \"version\" to register a change")
+        }
+        // Each refused use at its line and column, as every other problem is.
+        let locations = existing == nil ? ((try? JSONParser.parse(bytes, options: .init(recordsLocations: true)))?.locations ?? [:]) : [:]
+        let refused: [DefinitionProblem] = existing != nil ? [] : configuration.environmentPolicy.problems(in: definition).map { problem in
+            var located = problem
+            if located.location == nil, let path = problem.path { located.location = locations[path] }
+            return located
+        }
         if !refused.isEmpty {
             let error = DefinitionError(file: nil, problems: refused)
             throw APIError.invalid(

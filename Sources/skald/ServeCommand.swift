@@ -46,7 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The environment variables definitions may read with {{env.NAME}}, as names and PREFIX_* patterns separated by commas (default: $SKALD_ALLOW_ENV).",
+            "The environment variables definitions may read with {{env.NAME}}, as names and patterns with * (PAYMENTS_*, *_URL) separated by commas (default: $SKALD_ALLOW_ENV).",
             discussion: "The definitions in --sagas may also read what they read; a definition registered over the API only what this names. Skald's own SKALD_* variables never are."))
     var allowEnv: String?
 

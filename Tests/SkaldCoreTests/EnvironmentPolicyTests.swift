@@ -15,6 +15,16 @@ import Testing
         #expect(try EnvironmentPolicy.parse("").filter(["A": "1"]).isEmpty)
     }
 
+    @Test func aStarMatchesAnyCharactersAnywhereInTheName() throws {
+        let policy = try EnvironmentPolicy.parse("*_URL,APP_*_KEY")
+        #expect(policy.allows("KYC_URL") && policy.allows("_URL") && policy.allows("A_B_URL"))
+        #expect(!policy.allows("KYC_URL_2") && !policy.allows("URL"))
+        #expect(policy.allows("APP_PAYMENTS_KEY") && policy.allows("APP__KEY"))
+        #expect(!policy.allows("APP_KEY") && !policy.allows("APP_X_KEYS"))
+        #expect(!policy.allows("SKALD_URL"), "Skald's own variables never, whatever the pattern")
+        #expect(try EnvironmentPolicy.parse("A*B*B").allows("AXBB") && !EnvironmentPolicy.parse("A*B*B").allows("AB"))
+    }
+
     @Test func aMalformedEntryIsNamed() {
         #expect {
             _ = try EnvironmentPolicy.parse("GOOD,bad-name")

@@ -131,6 +131,36 @@ import Testing
     }
 }
 
+@Suite struct DefineTests {
+    /// A changed definition registered without bumping its version hears that first, not that it reads variables the
+    /// server does not allow; and each of those problems has its line and column.
+    @Test func theVersionConflictComesFirstAndEveryProblemHasItsLine() async throws {
+        try await Participant.withRunning { participants in
+            let folder = try temporaryFolder()
+            let server = try await ServeProcess(
+                db: folder.appendingPathComponent("d.sqlite").path, environment: participants.environment, in: folder, extra: ["--allow-env", "*_URL"])
+            let env = ["SKALD_SERVER": server.url]
+            let original = try String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8)
+            let changed = folder.appendingPathComponent("changed.json")
+            try original.replacingOccurrences(of: "{{env.SHIPPING_URL}}/shipments", with: "{{env.SHIPPING_TOKEN}}/shipments")
+                .write(to: changed, atomically: true, encoding: .utf8)
+            let conflict = try await NewcomerTests.run(["define", changed.path], env, in: folder)
+            #expect(conflict.status != 0)
+            #expect(conflict.stderr.contains("already registered with other content") && !conflict.stderr.contains("SHIPPING_TOKEN"), "\(conflict.stderr)")
+            // Under a new version, the variable the server does not allow (a *_URL glob allows the others), at its line.
+            let bumped = folder.appendingPathComponent("bumped.json")
+            try original.replacingOccurrences(of: "{{env.SHIPPING_URL}}/shipments", with: "{{env.SHIPPING_TOKEN}}/shipments")
+                .replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2").write(to: bumped, atomically: true, encoding: .utf8)
+            let refused = try await NewcomerTests.run(["define", bumped.path], env, in: folder)
+            #expect(refused.status == 2)
+            let line = try #require(refused.stderr.split(separator: "\n").first { $0.contains("SHIPPING_TOKEN") }, "\(refused.stderr)")
+            #expect(line.hasPrefix("\(bumped.path):") && line.split(separator: ":").count >= 4 && Int(line.split(separator: ":")[1]) != nil, "\(line)")
+            server.terminate()
+            _ = await server.waitForExit()
+        }
+    }
+}
+
 @Suite struct ServeOutputTests {
     /// In plain-log mode standard error is for warnings and errors only: a node's info lines go to standard output.
     @Test func infoLinesGoToStandardOutput() async throws {

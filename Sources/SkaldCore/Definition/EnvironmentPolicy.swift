@@ -5,7 +5,7 @@
 /// (`skald serve --allow-env 'INVENTORY_URL,PAYMENTS_*'`), and Skald's own variables (`SKALD_*`, the API
 /// token among them) are never readable, whatever the list says.
 public struct EnvironmentPolicy: Sendable, Equatable {
-    /// Exact names, or prefixes written with a trailing `*`.
+    /// Exact names, or patterns where `*` stands for any run of characters (`PAYMENTS_*`, `*_URL`, `APP_*_URL`).
     public private(set) var patterns: [String]
 
     /// Names no definition can read: every variable Skald itself reads starts with `SKALD_`.
@@ -23,13 +23,12 @@ public struct EnvironmentPolicy: Sendable, Equatable {
     public static func parse(_ text: String) throws(EnvironmentPolicyError) -> EnvironmentPolicy {
         let entries = text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
         for entry in entries {
-            let name = entry.hasSuffix("*") ? String(entry.dropLast()) : entry
-            let valid = name.utf8.allSatisfy { byte in
-                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F
+            let valid = entry.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte == 0x2A
             }
-            guard valid, !name.isEmpty || entry == "*" else {
+            guard valid, !entry.isEmpty else {
                 throw EnvironmentPolicyError(
-                    message: "\"\(entry)\" is not a variable name or a prefix ending in *; write for example INVENTORY_URL,PAYMENTS_*")
+                    message: "\"\(entry)\" is not a variable name or a pattern with * (any characters); write for example INVENTORY_URL,PAYMENTS_*,*_URL")
             }
         }
         return EnvironmentPolicy(patterns: entries)
@@ -44,9 +43,23 @@ public struct EnvironmentPolicy: Sendable, Equatable {
 
     public func allows(_ name: String) -> Bool {
         guard !Self.isReserved(name) else { return false }
-        return patterns.contains { pattern in
-            pattern.hasSuffix("*") ? name.hasPrefix(pattern.dropLast()) : name == pattern
+        return patterns.contains { Self.matches(name, $0) }
+    }
+
+    /// Whether `name` matches `pattern`, where each `*` stands for any run of characters (none included).
+    static func matches(_ name: String, _ pattern: String) -> Bool {
+        guard pattern.contains("*") else { return name == pattern }
+        let parts = pattern.split(separator: "*", omittingEmptySubsequences: false)
+        var rest = Substring(name)
+        guard rest.hasPrefix(parts[0]) else { return false }
+        rest = rest.dropFirst(parts[0].count)
+        for (index, part) in parts.enumerated().dropFirst() {
+            if index == parts.count - 1 { return rest.hasSuffix(part) }
+            guard !part.isEmpty else { continue }
+            guard let found = rest.range(of: part) else { return false }
+            rest = rest[found.upperBound...]
         }
+        return true
     }
 
     /// The variables of `environment` this policy allows: all an engine ever resolves.
