@@ -220,7 +220,10 @@ struct API: Sendable {
             }
             throw APIError.invalid(
                 "the definition has \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"): \(error.problems.map(\.description).joined(separator: "; "))",
-                details: ["problems": Representation.problems(error)])
+                details: [
+                    "problems": Representation.problems(error),
+                    "warnings": Representation.problems(DefinitionError(file: nil, problems: error.warnings)),
+                ])
         }
         // The same content registered again (the operator's own file, say) grants nothing new; other content under a
         // registered name and version is refused first, whatever else is wrong with it, since that is what to fix first.

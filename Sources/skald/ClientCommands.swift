@@ -41,6 +41,11 @@ struct DefineCommand: AsyncParsableCommand {
                 }
                 if problems.isEmpty { printError("\(file): \(failure.message)") }
                 for line in DefinitionError(file: file, problems: problems).lines { printError(line) }
+                for warning in failure.details?["warnings"]?.arrayValue ?? [] {
+                    let at = [warning["line"]?.intValue, warning["column"]?.intValue].compactMap { $0 }.map(String.init).joined(separator: ":")
+                    let path = warning["path"]?.stringValue.map { "\($0): " } ?? ""
+                    printError("\(file)\(at.isEmpty ? "" : ":" + at): warning: \(path)\(warning["message"]?.stringValue ?? "")")
+                }
                 throw Exit.invalid
             } catch let failure as APIFailure where failure.status == 400 && !client.json {
                 printError("\(file): \(failure.message)")

@@ -271,7 +271,7 @@ struct ServeCommand: AsyncParsableCommand {
             let path = (folder as NSString).appendingPathComponent(name)
             switch DefinitionFile.load(path) {
             case .failure(let error):
-                for line in error.lines { if output.json { output.error(line) } else { printError(line) } }
+                for line in error.lines + error.warningLines { if output.json { output.error(line) } else { printError(line) } }
                 failed = true
             case .success(let saga):
                 loaded.append(saga)

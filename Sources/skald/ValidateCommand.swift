@@ -19,8 +19,10 @@ struct ValidateCommand: ParsableCommand {
                 for warning in saga.warnings { printError("\(file): warning: \(warning)") }
             case .failure(let error):
                 invalid += 1
-                for line in error.lines { printError(line) }
-                printError("\(file): \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s")")
+                for line in error.lines + error.warningLines { printError(line) }
+                printError(
+                    "\(file): \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s")"
+                        + (error.warnings.isEmpty ? "" : " and \(error.warnings.count) warning\(error.warnings.count == 1 ? "" : "s")"))
             }
         }
         if invalid > 0 { throw ExitCode(1) }

@@ -184,3 +184,42 @@ import Testing
         #expect(found.count == 8, "\(found.map(\.description))")
     }
 }
+
+/// Warnings are shown with the errors, not only once every error is fixed; an optional input field a template reads
+/// is one.
+@Suite struct DefinitionWarningTests {
+    static let readsOwnResponse = """
+        { "name": "w", "version": 1, "steps": [
+          { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },
+            "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a/{{steps.a.response.body.id}}" } } ] }
+        """
+
+    @Test func warningsComeWithTheErrors() {
+        let broken = Self.readsOwnResponse.replacingOccurrences(of: "\"version\": 1", with: "\"version\": 1, \"colour\": \"blue\"")
+        do {
+            _ = try DefinitionParser.parse(Array(broken.utf8), file: "w.json")
+            Issue.record("an unknown field was accepted")
+        } catch {
+            #expect(error.problems.contains { $0.message.contains("colour") })
+            #expect(error.warnings.count == 1)
+            #expect(error.warningLines.first?.hasPrefix("w.json:3:") == true, "\(error.warningLines)")
+            #expect(error.warningLines.first?.contains("warning: steps[0].compensation: the compensation reads this step's own response") == true)
+        }
+    }
+
+    @Test func aTemplateThatReadsAnOptionalInputFieldIsWarnedAbout() throws {
+        let text = """
+            { "name": "o", "version": 1,
+              "inputSchema": { "type": "object", "required": ["id"],
+                "properties": { "id": { "type": "string" }, "note": { "type": "string" },
+                  "customer": { "type": "object", "properties": { "email": { "type": "string" } } } } },
+              "steps": [ { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a/{{input.id}}",
+                "body": { "note": "{{input.note}}", "to": "{{input.customer.email}}" } } } ] }
+            """
+        let warnings = try saga(text).warnings.map(\.description)
+        #expect(warnings.count == 2, "\(warnings)")
+        #expect(warnings.contains { $0.contains("{{input.note}} reads input.note, which inputSchema does not require") })
+        #expect(warnings.contains { $0.contains("{{input.customer.email}} reads input.customer") })
+        #expect(!warnings.contains { $0.contains("input.id") })
+    }
+}

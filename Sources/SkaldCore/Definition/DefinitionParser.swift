@@ -36,6 +36,10 @@ public struct DefinitionParser {
     /// What the last `call` parsed when it could not build the call.
     private var partialCall: CallDefinition?
     private var deadline: Duration?
+    /// Every step in the file was built (so a step's position in `steps` is its position in the file).
+    private var stepsComplete = false
+    /// The saga as far as it could be read, when it has problems: its warnings are shown with them.
+    var partial: SagaDefinition?
 
     init(locations: [JSONPath: SourceLocation]) {
         self.locations = locations
@@ -61,13 +65,30 @@ public struct DefinitionParser {
         var parser = DefinitionParser(locations: locations)
         let saga = parser.saga(document)
         if let saga, parser.problems.isEmpty { return saga }
+        // The warnings of what could be read, with the errors, so that a fix does not bring new surprises.
+        let warnings = ((saga ?? parser.partial)?.warnings ?? []).map { warning in
+            var located = warning
+            if let path = warning.path { located.location = parser.location(of: path) }
+            return located
+        }
         // In file order, as a person reads them.
         let ordered = parser.problems.enumerated().sorted { lhs, rhs in
             let l = lhs.element.location.map { ($0.line, $0.column) } ?? (Int.max, Int.max)
             let r = rhs.element.location.map { ($0.line, $0.column) } ?? (Int.max, Int.max)
             return l != r ? l < r : lhs.offset < rhs.offset
         }
-        throw DefinitionError(file: file, problems: ordered.map(\.element))
+        throw DefinitionError(file: file, problems: ordered.map(\.element), warnings: warnings)
+    }
+
+    /// Where `path` (or its nearest recorded ancestor) is in the file.
+    func location(of path: JSONPath) -> SourceLocation? {
+        var located = path
+        var location = locations[located]
+        while location == nil, !located.components.isEmpty {
+            located.components.removeLast()
+            location = locations[located]
+        }
+        return location
     }
 
     // MARK: - Reporting
@@ -240,11 +261,18 @@ public struct DefinitionParser {
                 pivot = checkPivot(parsed.map(\.step), closure: closure)
             }
             steps = parsed.map(\.step)
+            stepsComplete = parsed.count == items.count
         case let other?:
             report(stepsPath, "\"steps\" must be an array of steps, but it is \(other.typeName)")
         }
 
-        guard let name, let version, problems.isEmpty else { return nil }
+        guard let name, let version, problems.isEmpty else {
+            // What could be read, for the warnings shown with the errors (its steps, schema and pivot are all they read).
+            if stepsComplete { partial = SagaDefinition(
+                name: name ?? "", version: version ?? 1, description: description, inputSchema: inputSchema, steps: steps,
+                dependencies: [], pivot: pivot, deadline: deadline, participants: participants, document: .null) }
+            return nil
+        }
         return SagaDefinition(
             name: name, version: version, description: description, inputSchema: inputSchema, steps: steps,
             dependencies: dependencies, pivot: pivot, deadline: deadline, participants: participants, document: document)

@@ -23,10 +23,23 @@ public struct DefinitionProblem: Sendable, Hashable, CustomStringConvertible {
 public struct DefinitionError: Error, Sendable, CustomStringConvertible {
     public var file: String?
     public var problems: [DefinitionProblem]
+    /// What would be warned about once the problems are fixed, so that all of it is seen at once.
+    public var warnings: [DefinitionProblem]
 
-    public init(file: String?, problems: [DefinitionProblem]) {
+    public init(file: String?, problems: [DefinitionProblem], warnings: [DefinitionProblem] = []) {
         self.file = file
         self.problems = problems
+        self.warnings = warnings
+    }
+
+    /// One line per warning, `FILE:LINE:COL: warning: PATH: message`.
+    public var warningLines: [String] {
+        warnings.map { warning in
+            let shown = DefinitionProblem(
+                path: nil, location: warning.location,
+                message: "warning: " + (warning.path.map { "\($0): " } ?? "") + warning.message)
+            return [file, shown.description].compactMap { $0 }.joined(separator: ":")
+        }
     }
 
     /// One line per problem, `FILE:LINE:COL: PATH: message`, as compilers print them.

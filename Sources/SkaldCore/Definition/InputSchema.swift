@@ -132,6 +132,27 @@ public final class InputSchema: Sendable {
         }
     }
 
+    /// The first object member along `path` that this schema declares but does not require (`input.note`), or nil
+    /// when every member along it is required (or the schema says nothing about it).
+    func firstOptionalField(along path: [JSONPath.Component]) -> String? {
+        var schema: InputSchema? = self
+        var walked = "input"
+        for component in path {
+            guard let current = schema else { return nil }
+            switch component {
+            case .key(let key):
+                walked += "." + key
+                guard let member = current.properties?[key] else { return nil }
+                if !current.required.contains(key) { return walked }
+                schema = member
+            case .index(let index):
+                walked += "[\(index)]"
+                schema = current.items
+            }
+        }
+        return nil
+    }
+
     /// `value` with every field this schema marks `writeOnly` replaced by what `transform` makes of it.
     public func transformingWriteOnly(_ value: JSONValue, _ transform: (JSONValue) throws -> JSONValue) rethrows -> JSONValue {
         if sensitive { return try transform(value) }

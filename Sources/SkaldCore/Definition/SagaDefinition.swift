@@ -39,13 +39,26 @@ public struct SagaDefinition: Sendable {
         contentHash = SHA256.hex(documentText)
     }
 
-    /// Things that are allowed but probably not meant: the definition is valid, and these are worth a look.
+    /// Things that are allowed but probably not meant: worth a look, and shown with the errors when there are any.
     public var warnings: [DefinitionProblem] {
-        steps.enumerated().compactMap { index, step in
+        let compensations: [DefinitionProblem] = steps.enumerated().compactMap { index, step in
             guard step.compensateUnknown, step.compensationReadsOwnResponse, index != pivot else { return nil }
             return DefinitionProblem(
                 path: JSONPath.root.appending("steps").appending(index).appending("compensation"),
                 message: "the compensation reads this step's own response, which never comes when the outcome is unknown (a timeout); then it cannot be sent and the run stops in compensation_failed. Name the action with {{steps.\(step.name).idempotencyKey}} (see Participants in the README), or set \"compensateUnknown\": false")
+        }
+        return compensations + optionalInputWarnings
+    }
+
+    /// A template that reads an input field the `inputSchema` does not require: a run without it is refused at
+    /// start, although the schema allows it.
+    var optionalInputWarnings: [DefinitionProblem] {
+        guard let schema = inputSchema else { return [] }
+        return inputReferences.compactMap { reference, usedAt in
+            guard case .input(let path) = reference, let optional = schema.firstOptionalField(along: path) else { return nil }
+            return DefinitionProblem(
+                path: usedAt,
+                message: "{{\(reference)}} reads \(optional), which inputSchema does not require: a run whose input leaves it out passes the schema and is then refused at start. Add it to \"required\", or pass it in every input")
         }
     }
 
