@@ -69,3 +69,34 @@ import Testing
         }
     }
 }
+
+/// `{{reference ?? default}}`: a value for a reference whose field or response is not there.
+@Suite struct TemplateDefaultTests {
+    @Test func aDefaultStandsInForWhatIsNotThere() throws {
+        let note = try TemplateString(parsing: "note: {{input.note ?? \"none\"}}")
+        let empty = TemplateContext(input: [:], runID: "r", env: [:])
+        #expect(try empty.render(note) == "note: none")
+        #expect(try TemplateContext(input: ["note": "gift"], runID: "r", env: [:]).render(note) == "note: gift")
+        // A whole reference keeps the default's type, as it keeps the value's.
+        let count = TemplateValue.string(try TemplateString(parsing: "{{input.count ?? 0}}"))
+        #expect(try empty.render(count) == .int(0))
+        let id = TemplateValue.string(try TemplateString(parsing: "{{steps.kyc.response.body.id ?? null}}"))
+        #expect(try empty.render(id) == .null)
+        #expect(try TemplateString(parsing: "{{input.a ?? \"\"}}/{{input.b}}").requiredReferences == [.input([.key("b")])])
+    }
+
+    @Test func aDefaultThatIsNotJSONIsRefusedWithWhatToWrite() {
+        #expect(throws: TemplateSyntaxError.self) { try TemplateString(parsing: "{{input.note ?? none}}") }
+        #expect(throws: TemplateSyntaxError.self) { try TemplateString(parsing: "{{input.note ??}}") }
+    }
+
+    @Test func aFieldWithADefaultNeedNotBeInTheInputNorRequired() throws {
+        let definition = try saga("""
+            { "name": "d", "version": 1,
+              "inputSchema": { "type": "object", "required": ["id"], "properties": { "id": { "type": "string" }, "note": { "type": "string" } } },
+              "steps": [ { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a/{{input.id}}", "body": { "note": "{{input.note ?? \\"\\"}}" } } } ] }
+            """)
+        #expect(definition.warnings.isEmpty, "\(definition.warnings)")
+        try definition.checkStart(input: ["id": "1"], environment: [:])
+    }
+}

@@ -117,6 +117,11 @@ public struct CallDefinition: Sendable, Hashable {
     public var references: [TemplateReference] {
         url.references + headers.flatMap(\.value.references) + (body?.references ?? [])
     }
+
+    /// The references without a `??` default: what must be there for the call to be rendered.
+    public var requiredReferences: [TemplateReference] {
+        url.requiredReferences + headers.flatMap(\.value.requiredReferences) + (body?.requiredReferences ?? [])
+    }
 }
 
 public struct RetryPolicy: Sendable, Hashable {
@@ -176,7 +181,8 @@ extension SagaDefinition {
         var seen: Set<TemplateReference> = []
         var out: [(TemplateReference, JSONPath)] = []
         for (path, call) in calls {
-            for reference in call.references {
+            // A reference with a default (`{{input.note ?? ""}}`) does not need the field.
+            for reference in call.requiredReferences {
                 if case .input = reference, seen.insert(reference).inserted { out.append((reference, path)) }
             }
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One `{{…}}` reference inside a template.
 public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     /// `{{input.a.b[0]}}`
@@ -142,10 +144,14 @@ public struct TemplateString: Sendable, Hashable {
 
     public let source: String
     public let parts: [Part]
+    /// `{{input.note ?? ""}}`: the value a reference at this position of `parts` takes when what it names is not
+    /// there (a field left out of the input, a step with no response).
+    public let defaults: [Int: JSONValue]
 
     public init(parsing source: String) throws(TemplateSyntaxError) {
         self.source = source
         var parts: [Part] = []
+        var defaults: [Int: JSONValue] = [:]
         var rest = Substring(source)
         while let open = rest.range(of: "{{") {
             if open.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<open.lowerBound]))) }
@@ -153,16 +159,38 @@ public struct TemplateString: Sendable, Hashable {
             guard let close = afterOpen.range(of: "}}") else {
                 throw TemplateSyntaxError("\"\(source)\" opens \"{{\" without a closing \"}}\"")
             }
-            parts.append(.reference(try TemplateReference.parse(String(afterOpen[..<close.lowerBound]))))
+            let inside = afterOpen[..<close.lowerBound]
+            if let marker = inside.range(of: "??") {
+                let text = inside[marker.upperBound...].trimmingCharacters(in: .whitespaces)
+                guard !text.isEmpty, let value = try? JSONParser.parse(Array(text.utf8)).value else {
+                    throw TemplateSyntaxError(
+                        "\"{{\(inside)}}\": after ?? write the value to use when the reference has none, as JSON: \"\" or \"none\" (quoted), 0, false or null")
+                }
+                defaults[parts.count] = value
+                parts.append(.reference(try TemplateReference.parse(String(inside[..<marker.lowerBound]))))
+            } else {
+                parts.append(.reference(try TemplateReference.parse(String(inside))))
+            }
             rest = afterOpen[close.upperBound...]
         }
         if !rest.isEmpty { parts.append(.literal(String(rest))) }
         self.parts = parts
+        self.defaults = defaults
     }
 
     public var references: [TemplateReference] {
         parts.compactMap { if case .reference(let r) = $0 { r } else { nil } }
     }
+
+    /// The references without a default: what must be there when the template is rendered.
+    public var requiredReferences: [TemplateReference] {
+        parts.indices.compactMap { index in
+            if case .reference(let r) = parts[index], defaults[index] == nil { r } else { nil }
+        }
+    }
+
+    /// The default of the whole reference, when the string is one reference with a default.
+    public var wholeDefault: JSONValue? { wholeReference == nil ? nil : defaults[0] }
 
     /// The reference when the whole string is a single `{{…}}`: it then keeps the value's JSON type.
     public var wholeReference: TemplateReference? {
@@ -190,6 +218,16 @@ public indirect enum TemplateValue: Sendable, Hashable {
         case .string(let s): s.references
         case .array(let items): items.flatMap(\.references)
         case .object(let members): members.keys.sorted().flatMap { members[$0]!.references }
+        }
+    }
+
+    /// The references without a default.
+    public var requiredReferences: [TemplateReference] {
+        switch self {
+        case .literal: []
+        case .string(let s): s.requiredReferences
+        case .array(let items): items.flatMap(\.requiredReferences)
+        case .object(let members): members.keys.sorted().flatMap { members[$0]!.requiredReferences }
         }
     }
 }

@@ -47,6 +47,16 @@ public struct TemplateRenderError: Error, Sendable, Equatable, CustomStringConve
 }
 
 extension TemplateContext {
+    /// The reference's value, or `fallback` (a template's `?? value`) when what it names is not there.
+    public func resolve(_ reference: TemplateReference, default fallback: JSONValue?) throws(TemplateRenderError) -> JSONValue {
+        guard let fallback else { return try resolve(reference) }
+        do {
+            return try resolve(reference)
+        } catch {
+            return fallback
+        }
+    }
+
     public func resolve(_ reference: TemplateReference) throws(TemplateRenderError) -> JSONValue {
         switch reference {
         case .input(let path):
@@ -109,11 +119,11 @@ extension TemplateContext {
     /// are percent-encoded; environment values (base URLs) are inserted as they are.
     public func render(_ template: TemplateString, encodingForURL: Bool = false) throws(TemplateRenderError) -> String {
         var out = ""
-        for part in template.parts {
+        for (index, part) in template.parts.enumerated() {
             switch part {
             case .literal(let text): out += text
             case .reference(let reference):
-                let text = try resolve(reference).interpolationText
+                let text = try resolve(reference, default: template.defaults[index]).interpolationText
                 if encodingForURL, case .env = reference {
                     out += text
                 } else if encodingForURL {
@@ -131,7 +141,7 @@ extension TemplateContext {
         switch value {
         case .literal(let json): return json
         case .string(let template):
-            if let whole = template.wholeReference { return try resolve(whole) }
+            if let whole = template.wholeReference { return try resolve(whole, default: template.wholeDefault) }
             return .string(try render(template))
         case .array(let items):
             var out: [JSONValue] = []
