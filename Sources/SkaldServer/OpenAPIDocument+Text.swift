@@ -50,7 +50,11 @@ extension OpenAPIDocument {
                   "method_not_allowed",
                   "unavailable",
                   "unrunnable_definition",
-                  "too_many_long_polls"
+                  "too_many_long_polls",
+                  "idempotency_key_reused",
+                  "bad_path",
+                  "unknown_host",
+                  "too_many_connections"
                 ]
               },
               "message": {
