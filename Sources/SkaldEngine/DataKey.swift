@@ -17,7 +17,7 @@ public struct DataKey: Sendable {
     public init(text: String) throws {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         var bytes: [UInt8]?
-        if trimmed.count == 64, trimmed.allSatisfy(\.isHexDigit) {
+        if trimmed.count == 64, trimmed.allSatisfy({ $0.isASCII && $0.isHexDigit }) {
             bytes = stride(from: 0, to: 64, by: 2).map { offset in
                 let start = trimmed.index(trimmed.startIndex, offsetBy: offset)
                 return UInt8(trimmed[start..<trimmed.index(start, offsetBy: 2)], radix: 16)!
@@ -70,6 +70,16 @@ public struct DataKey: Sendable {
         case .array(let elements): return elements.contains(where: containsSealed)
         default: return false
         }
+    }
+
+    /// Whether a sealed value stands at one of the schema's writeOnly fields of `value`.
+    public static func containsSealed(_ value: JSONValue, sealedOnlyAt schema: InputSchema) -> Bool {
+        var found = false
+        _ = schema.transformingWriteOnly(value) { field in
+            if sealedText(field) != nil { found = true }
+            return field
+        }
+        return found
     }
 
     /// `value` with every sealed value inside it opened.

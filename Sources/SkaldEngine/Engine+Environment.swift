@@ -47,10 +47,14 @@ extension Engine {
         var input = run.input
         if !missing.isEmpty {
             reason = "this node's environment lacks \(missing.joined(separator: ", ")) (not set, or not allowed by --allow-env); start it with \(missing.count == 1 ? "it" : "them") set and allowed"
-        } else if DataKey.containsSealed(run.input) {
+        } else if let schema = machine.saga.inputSchema, DataKey.containsSealed(run.input, sealedOnlyAt: schema) {
+            // Only the writeOnly fields were sealed; anything else is the client's data, whatever it looks like.
             if let key = configuration.dataKey {
                 do {
-                    input = try key.opening(run.input)
+                    input = try schema.transformingWriteOnly(run.input) { value in
+                        guard let sealed = DataKey.sealedText(value) else { return value }
+                        return try key.open(sealed)
+                    }
                 } catch {
                     reason = "its runs' writeOnly input does not open with this node's --data-key (it was sealed with another); start it with the key the runs were stored with"
                 }
@@ -80,8 +84,15 @@ extension Engine {
     }
 
     /// The input as the store keeps it: every `writeOnly` field sealed with the data key, when there is one.
+    /// - Throws: `InputError` for a writeOnly field that is itself a sealed value's marker: it would be taken for one.
     func inputToStore(_ input: JSONValue, _ machine: SagaMachine) throws -> JSONValue {
-        guard let key = configuration.dataKey, let schema = machine.saga.inputSchema else { return input }
+        guard let schema = machine.saga.inputSchema else { return input }
+        if DataKey.containsSealed(input, sealedOnlyAt: schema) {
+            throw InputError(
+                problems: ["a writeOnly field of the input is an object {\"\(DataKey.marker)\": …}, which Skald keeps for the values it seals; send the value itself"],
+                missingEnvironment: [])
+        }
+        guard let key = configuration.dataKey else { return input }
         return try schema.transformingWriteOnly(input) { try key.seal($0) }
     }
 }
@@ -98,8 +109,21 @@ extension Engine {
         if sameVersion && run.sagaVersion != definition.version {
             return "idempotency key \(key) was first used with version \(run.sagaVersion) of \(run.sagaName) (run \(run.id)), not version \(definition.version); \(fix)"
         }
-        let stored = (try? configuration.dataKey?.opening(run.input)) ?? run.input
-        if stored != input {
+        let schema = machine(for: definition).saga.inputSchema
+        var stored = run.input
+        var given = input
+        if let schema, DataKey.containsSealed(run.input, sealedOnlyAt: schema) {
+            if let key = configuration.dataKey,
+                let opened = try? schema.transformingWriteOnly(run.input, { value in try DataKey.sealedText(value).map(key.open) ?? value })
+            {
+                stored = opened
+            } else {
+                // Without the key the sealed fields cannot be compared: the rest of the input can.
+                stored = schema.masking(run.input)
+                given = schema.masking(input)
+            }
+        }
+        if stored != given {
             return "idempotency key \(key) was first used with another input (run \(run.id)); \(fix)"
         }
         return nil

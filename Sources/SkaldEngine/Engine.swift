@@ -737,7 +737,9 @@ public final class Engine: Service, Sendable {
                 throw EngineError(code: .conflict, message: error.description)
             }
             var input = run.input
-            if !action.isAbandon && !run.state.status.isTerminal {
+            // Every action but abandon may send calls (a retry of a failed compensation too): the node must be able
+            // to build them.
+            if !action.isAbandon {
                 do {
                     input = try await inputToRun(run, machine)
                 } catch let error as CannotRunHere {
@@ -913,7 +915,9 @@ public final class Engine: Service, Sendable {
         }
         // The machine indexes steps by position and traps on a state it could never have written: a stored row
         // that breaks its rules is refused here, before anything acts on it.
-        if checkingState && (run.state.steps.map(\.name) != machine.saga.steps.map(\.name) || !run.state.status.isTerminal) {
+        // Runs an action can set going again are checked too: a compensation_failed run is retried.
+        let mayMoveOn = !run.state.status.isTerminal || run.state.status == .compensationFailed
+        if checkingState && (run.state.steps.map(\.name) != machine.saga.steps.map(\.name) || mayMoveOn) {
             let problems = machine.problems(in: run.state)
             if !problems.isEmpty {
                 throw UnrunnableRunError(runID: run.id, problems: problems.map(\.description), canBeAbandoned: true)

@@ -655,6 +655,13 @@ public final class PostgresStore: SharedRunStore {
                         DELETE FROM skald_node WHERE lease_until < \(Self.databaseNow) - 3600
                             AND NOT EXISTS (SELECT 1 FROM run WHERE run.owner = skald_node.id AND run.status IN ('running', 'compensating'))
                         """), logger: logger)
+            // Answers nobody came back for, and actions taken by nodes that are gone, are forgotten after an hour.
+            try await db.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        DELETE FROM skald_command WHERE created_at < \(Self.databaseNow) - 3600
+                            AND (answered_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM skald_node WHERE skald_node.id = skald_command.node))
+                        """), logger: logger)
             return Date(timeIntervalSince1970: renewedAt)
         }
     }
@@ -694,6 +701,8 @@ public final class PostgresStore: SharedRunStore {
                             WHERE run.status IN ('running', 'compensating')
                                 AND (run.owner IS NULL OR run.owner IN (SELECT id FROM skald_node WHERE lease_until <= \(Self.databaseNow)))
                                 AND NOT (run.definition_hash = ANY($3))
+                                -- Never its own: a run this node owns is driven here, or taken up again by claimRun.
+                                AND run.owner IS DISTINCT FROM $2
                             ORDER BY run.created_at LIMIT $1
                             FOR UPDATE OF run SKIP LOCKED)
                         UPDATE run SET owner = $2, claim_epoch = run.claim_epoch + 1 FROM picked WHERE run.id = picked.id
@@ -871,10 +880,16 @@ public final class PostgresStore: SharedRunStore {
                 """, logger: logger
             ).collect().map { try $0.decode((Int64, String, String).self) }
         }
-        return rows.sorted { $0.0 < $1.0 }.compactMap { id, runID, action in
-            guard let decoded = try? JSONDecoder().decode(OperatorAction.self, from: Data(action.utf8)) else { return nil }
-            return NodeCommand(id: id, runID: runID, action: decoded)
+        var commands: [NodeCommand] = []
+        for (id, runID, action) in rows.sorted(by: { $0.0 < $1.0 }) {
+            guard let decoded = try? JSONDecoder().decode(OperatorAction.self, from: Data(action.utf8)) else {
+                // Taken, so answered: an action this Skald cannot read (a newer one sent it) is refused, not dropped.
+                try await answer(id, with: CommandAnswer(outcome: .unavailable, message: "node \(node) cannot read this action (another version of Skald sent it); nothing was done"))
+                continue
+            }
+            commands.append(NodeCommand(id: id, runID: runID, action: decoded))
         }
+        return commands
     }
 
     public func answer(_ command: Int64, with answer: CommandAnswer) async throws {
@@ -919,6 +934,19 @@ public final class PostgresStore: SharedRunStore {
             }
             if ContinuousClock.now >= deadline {
                 if takenAt != nil {
+                    let live = try await reading { db in
+                        try await db.query(
+                            PostgresQuery(
+                                unsafeSQL: "SELECT 1 FROM skald_node WHERE id = $1 AND lease_until > \(Self.databaseNow)", binds: Self.binds(target)),
+                            logger: logger
+                        ).collect().first != nil
+                    }
+                    guard live else {
+                        _ = try? await transaction { db in try await db.query("DELETE FROM skald_command WHERE id = \(id)", logger: logger) }
+                        return CommandAnswer(
+                            outcome: .unavailable,
+                            message: "node \(target), which drove run \(runID), took the action and then stopped: it may or may not have been carried out; the run's history (GET /v1/runs/\(runID)/events) says, and another node takes the run over")
+                    }
                     return CommandAnswer(
                         outcome: .accepted,
                         message: "node \(target), which drives run \(runID), took the action but has not finished it within \(DurationText.format(timeout)); it carries it out, and the run's history shows when it is done (GET /v1/runs/\(runID)/events)")

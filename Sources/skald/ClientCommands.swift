@@ -558,6 +558,7 @@ struct Watcher {
             // The watch ends at an end state, and at a state only an operator moves on from (stuck): each has its
             // exit code. A run the engine cannot drive ends it too.
             guard let status, status.isTerminal || status.needsOperator else {
+                ending = false
                 if !hadEvents, let unrunnable = try await api.get("/v1/runs/\(urlComponent(runID))")["unrunnable"], unrunnable != .null {
                     if !json { print("run \(runID) cannot be driven: \(unrunnable["message"]?.stringValue ?? "")") }
                     throw Exit.failure

@@ -185,6 +185,16 @@ final class RecordingParticipant: Sendable {
                 }
             }
             #expect(await participants[.payments].ledger.map(\.action) == ["charge"])
+            // A writeOnly field that looks like a sealed value is refused at start: it would be taken for one.
+            try await withHTTPClient { http in
+                var input = DemoSagas.checkoutInput(orderId: "sealed-2")
+                if case .object(var members) = input {
+                    members["card"] = [DataKey.marker: "v1:AAAA"]
+                    input = .object(members)
+                }
+                let refused = try await APIClient(http: http, base: keyed.url).call(.POST, "/v1/runs", ["saga": "checkout", "input": input])
+                #expect(refused.status == 422, "\(refused.json)")
+            }
             keyed.terminate()
             #expect(await keyed.waitForExit() == 0)
             // The export carries the sealed value, not the card.

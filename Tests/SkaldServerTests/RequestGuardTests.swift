@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdTesting
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
@@ -168,6 +169,22 @@ import Testing
             try await eventually("a closed connection to give its place back", limit: .seconds(30)) { limit.current < 3 }
             #expect(try await Self.raw(h.port, "GET", "/health").status == 200)
             for connection in idle.dropFirst() { connection.close() }
+        }
+    }
+}
+
+/// The token check on a guarded route's own handler holds by itself, whatever reached the handler.
+@Suite struct RouteTokenTests {
+    @Test func aGuardedHandlerRefusesARequestWithoutTheToken() async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.group().add(middleware: RouteTokenMiddleware(token: "t0k")).get("/guarded") { _, _ in "secret" }
+        router.group().add(middleware: RouteTokenMiddleware(token: nil)).get("/open") { _, _ in "open" }
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/guarded", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/guarded", method: .get, headers: [.authorization: "Bearer wrong"]) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/guarded", method: .get, headers: [.authorization: "Bearer t0k"]) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/open", method: .get) { #expect($0.status == .ok) }
         }
     }
 }
