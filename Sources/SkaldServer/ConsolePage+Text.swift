@@ -312,6 +312,8 @@ function drawTimeline(run) {
 
 // ---- A run ----
 function allowedActions(run) {
+  // A run Skald cannot drive can only be abandoned (when its definition still reads).
+  if (run.unrunnable) return { abandon: run.unrunnable.canBeAbandoned };
   const stuckAtPivot = run.status === "stuck" && run.stuck && /outcome of the pivot .* is unknown/.test(run.stuck.reason);
   return {
     cancel: run.status === "running" || stuckAtPivot,
@@ -376,6 +378,9 @@ async function showRun(id) {
           el("div", {}, el("span", {}, "trace"), el("code", { id: "trace-id" }, run.traceId || "—")),
           run.deadlineAt ? el("div", {}, el("span", {}, "deadline"), new Date(run.deadlineAt).toLocaleString()) : null),
         reason ? el("p", { class: run.status === "completed" ? "" : "error", id: "run-reason" }, (reason.step ? reason.step + ": " : "") + reason.reason) : null,
+        run.unrunnable ? el("p", { class: "error", id: "run-unrunnable" },
+          "Skald cannot drive this run, so nothing more is sent for it: " + run.unrunnable.problems.join("; ")
+            + (run.unrunnable.canBeAbandoned ? ". Settle what it did by hand, then abandon it." : "")) : null,
         el("div", { class: "actions", id: "actions" },
           can.cancel ? el("button", { class: "danger", id: "action-cancel", onclick: () => openAction(run, "cancel", render) }, "Cancel…") : null,
           can.retry ? el("button", { class: "primary", id: "action-retry", onclick: () => openAction(run, "retry", render) }, "Retry…") : null,

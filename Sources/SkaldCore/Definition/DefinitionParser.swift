@@ -94,13 +94,7 @@ public struct DefinitionParser {
     // MARK: - Reporting
 
     mutating func report(_ path: JSONPath, _ message: String) {
-        var located = path
-        var location = locations[located]
-        while location == nil, !located.components.isEmpty {
-            located.components.removeLast()
-            location = locations[located]
-        }
-        problems.append(DefinitionProblem(path: path, location: location, message: message))
+        problems.append(DefinitionProblem(path: path, location: location(of: path), message: message))
     }
 
     /// Reads an object, reporting a wrong type and every unknown key.
