@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import SkaldCore
+import Synchronization
+
+/// Operator actions (cancel, retry, resolve, resume, abandon): applied through the run's driver, on the stored run
+/// while holding it, or by the node that drives it.
+extension Engine {
+
+    /// Cancels a running run: no new forward attempt starts, and the completed steps are compensated.
+    /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is already compensating or finished.
+    public func cancel(runID: String, reason: String, by who: String = "") async throws -> RunState {
+        try await operate(runID, .cancel(reason: reason, by: who))
+    }
+
+    /// Retries the failed compensation of `step` (or every failed one) of a run in `compensation_failed`.
+    /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is in another state.
+    public func retryCompensation(runID: String, step: String? = nil, by who: String = "", note: String = "") async throws -> RunState {
+        try await operate(runID, .retryCompensation(step: step, by: who, note: note))
+    }
+
+    /// Records that a failed compensation was done by hand, then continues undoing the steps before it.
+    public func resolveCompensation(runID: String, step: String, note: String, by who: String = "") async throws -> RunState {
+        try await operate(runID, .resolveCompensation(step: step, note: note, by: who))
+    }
+
+    /// Resumes a stuck run: the steps that failed after the pivot are tried again.
+    public func resume(runID: String, note: String = "", by who: String = "") async throws -> RunState {
+        try await operate(runID, .resume(note: note, by: who))
+    }
+
+    /// Stops a run without undoing anything more (the business settled it by hand); the note says how.
+    public func abandon(runID: String, note: String, by who: String = "") async throws -> RunState {
+        try await operate(runID, .abandon(note: note, by: who))
+    }
+
+    static func failedCompensations(_ state: RunState) -> String {
+        state.steps.filter { $0.status == .compensationFailed }.map(\.name).joined(separator: ", ")
+    }
+
+    typealias Operation = @Sendable (SagaMachine, RunState, Date) throws -> SagaMachine.Transition
+
+    /// Applies an operator's transition, one at a time per run: through the run's driver when one is driving it
+    /// (so the two never race), else directly on the stored state while holding the run (so two operators never
+    /// overwrite each other), after which the run is driven again if it needs to be. Each operation is checked
+    /// against the state it is applied to, so the second of two conflicting actions gets a conflict.
+    ///
+    /// On a shared store, a run another live node drives gets the action through that node (`forwarded` is set
+    /// there, so it is never passed on twice).
+    func operate(_ runID: String, _ action: OperatorAction, forwarded: Bool = false) async throws -> RunState {
+        let operation: Operation = { machine, state, now in try action.transition(runID: runID, machine: machine, state: state, at: now) }
+        // Bounded: a run is held without a mailbox only for an instant (a driver starting or stopping, or another
+        // operator's single read and write).
+        for round in 0..<2_000 {
+            if let mailbox = drivers.withLock({ $0[runID] }) {
+                do {
+                    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RunState, any Error>) in
+                        if !mailbox.send(.operate(operation, continuation)) { continuation.resume(throwing: DriverGone()) }
+                    }
+                } catch is DriverGone {
+                    // The driver finished meanwhile: look again.
+                    continue
+                }
+            }
+            guard claim(runID) else {
+                try await Task.sleep(for: .milliseconds(round < 100 ? 1 : 10))
+                continue
+            }
+            var handedOver = false
+            var drivenElsewhere = false
+            defer {
+                if !handedOver && !drivenElsewhere {
+                    active.withLock { _ = $0.remove(runID) }
+                    // Held here, it may have been passed over by a driver starting up: let the engine look at it.
+                    if isServing.load(ordering: .acquiring) { submissions.send(Submission(runID: runID, fresh: nil)) }
+                }
+            }
+            let run: StoredRun
+            if let shared {
+                switch try await shared.claimRun(id: runID) {
+                case .notFound:
+                    throw EngineError.notFound(runID)
+                case .claimed(let claimed):
+                    run = claimed
+                case .ownedBy(let node):
+                    drivenElsewhere = true
+                    active.withLock { _ = $0.remove(runID) }
+                    guard !forwarded else {
+                        throw EngineError(code: .unavailable, message: "run \(runID) moved to node \(node) meanwhile; try again")
+                    }
+                    return try await forward(action, runID: runID, to: node, shared)
+                }
+            } else {
+                guard let stored = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+                run = stored
+            }
+            let machine: SagaMachine
+            do {
+                machine = try self.machine(for: run, checkingState: !action.isAbandon)
+            } catch let error as UnrunnableRunError {
+                throw EngineError(code: .conflict, message: error.description)
+            }
+            var input = run.input
+            // Every action but abandon may send calls (a retry of a failed compensation too): the node must be able
+            // to build them.
+            if !action.isAbandon {
+                do {
+                    input = try await inputToRun(run, machine)
+                } catch let error as CannotRunHere {
+                    throw EngineError(code: .unavailable, message: "\(error.description); nothing was done; send it to a node that can run it")
+                }
+            }
+            let now = clock.now()
+            let transition = try operation(machine, run.state, now)
+            try await RunFence.$epoch.withValue(run.claimEpoch) {
+                try await store.recordTransition(runID: runID, at: now, transition: transition)
+            }
+            publish(runID, transition, saga: run.sagaName, startedAt: run.createdAt, trace: run.trace)
+            if !transition.state.status.isTerminal, !isDraining.load(ordering: .acquiring), isServing.load(ordering: .acquiring) {
+                // The run stays held until its driver takes over, so no other operator reads it in between.
+                _ = register(runID)
+                handedOver = submissions.send(
+                    Submission(
+                        runID: runID,
+                        fresh: FreshRun(
+                            machine: machine, input: input, state: transition.state, startedAt: run.createdAt, trace: run.trace,
+                            epoch: run.claimEpoch),
+                        claimed: true))
+                if !handedOver { unregister(runID) }
+            }
+            return transition.state
+        }
+        throw EngineError(code: .conflict, message: "run \(runID) is busy with another action; try again")
+    }
+
+    /// Hands the action to the node that drives the run, and answers as that node did.
+    func forward(_ action: OperatorAction, runID: String, to node: String, _ shared: any SharedRunStore) async throws -> RunState {
+        let timeout = configuration.node.commandTimeout
+        let answer = try await shared.forward(action, runID: runID, to: node, timeout: timeout)
+        switch answer.outcome {
+        case .done:
+            guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+            return run.state
+        case .notFound: throw EngineError.notFound(runID)
+        case .conflict: throw EngineError(code: .conflict, message: answer.message)
+        case .unavailable: throw EngineError(code: .unavailable, message: answer.message)
+        case .accepted: throw EngineError(code: .accepted, message: answer.message)
+        }
+    }
+
+    /// Says once per process, in the log and the run's history, that a stored run cannot be driven; the run is left
+    /// as it is stored, and every other run carries on.
+    func markUnrunnable(_ run: StoredRun, _ error: UnrunnableRunError) async {
+        guard unrunnableRuns.withLock({ $0.insert(run.id).inserted }) else { return }
+        logger.error("run cannot be driven; it is left as stored", metadata: ["run_id": "\(run.id)", "problems": "\(error.problems)"])
+        let event = RunEvent(
+            at: clock.now(), kind: .runUnrunnable, message: error.description, data: ["problems": .array(error.problems.map(JSONValue.string))])
+        let transition = SagaMachine.Transition(state: run.state, events: [event], changedSteps: [])
+        do {
+            try await store.recordTransition(runID: run.id, at: event.at, transition: transition)
+            publish(run.id, transition, saga: run.sagaName, startedAt: run.createdAt, trace: run.trace)
+        } catch {
+            logger.error("could not record that the run cannot be driven", metadata: ["run_id": "\(run.id)", "error": "\(error)"])
+        }
+    }
+}
