@@ -195,6 +195,8 @@ public final class Engine: Service, Sendable {
     ) async throws -> StartedRun {
         let trace = trace ?? RunTrace.new()
         let machine = machine(for: definition)
+        // The run keeps its input with the schema's defaults filled in, so its calls and its history show them.
+        let input = definition.inputSchema?.withDefaults(input) ?? input
         try machine.checkStart(input: input, environment: configuration.environment)
         let now = clock.now()
         let runID = id ?? RunID.make(at: now)

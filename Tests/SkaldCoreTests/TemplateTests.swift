@@ -100,3 +100,22 @@ import Testing
         try definition.checkStart(input: ["id": "1"], environment: [:])
     }
 }
+
+/// `inputSchema` `default`: a member left out of the input takes it when the run starts.
+@Suite struct InputDefaultTests {
+    @Test func aSchemaDefaultFillsAMissingMember() throws {
+        let definition = try saga("""
+            { "name": "d", "version": 1,
+              "inputSchema": { "type": "object", "required": ["id"], "properties": {
+                "id": { "type": "string" }, "note": { "type": "string", "default": "n/a" },
+                "shipping": { "type": "object", "default": {}, "properties": { "speed": { "type": "string", "default": "standard" } } } } },
+              "steps": [ { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a/{{input.id}}",
+                "body": { "note": "{{input.note}}", "speed": "{{input.shipping.speed}}" } } } ] }
+            """)
+        #expect(definition.warnings.isEmpty, "\(definition.warnings)")
+        let filled = try #require(definition.inputSchema).withDefaults(["id": "1"])
+        #expect(filled == ["id": "1", "note": "n/a", "shipping": ["speed": "standard"]])
+        #expect(try #require(definition.inputSchema).withDefaults(["id": "1", "note": "gift"])["note"] == "gift")
+        try definition.checkStart(input: ["id": "1"], environment: [:])
+    }
+}

@@ -754,7 +754,7 @@ public struct DefinitionParser {
         return InputSchema(
             types: types, properties: properties, required: required, items: items, enumValues: enumValues,
             additionalProperties: additionalProperties, minimum: minimum, maximum: maximum, minLength: minLength,
-            maxLength: maxLength, pattern: pattern, sensitive: sensitive)
+            maxLength: maxLength, pattern: pattern, sensitive: sensitive, defaultValue: members["default"])
     }
 
     // MARK: - References

@@ -22,14 +22,17 @@ public final class InputSchema: Sendable {
     /// `"writeOnly": true`: a sensitive value (a card number, a token), sent to the participants that need it
     /// and shown nowhere else (`***` in the API, `status` and error messages).
     public let sensitive: Bool
+    /// `default`: the value a missing member takes, filled in when a run starts.
+    public let defaultValue: JSONValue?
     /// `pattern`, compiled once.
     let expression: NSRegularExpression?
 
     init(
         types: [String]?, properties: [String: InputSchema]?, required: [String], items: InputSchema?,
         enumValues: [JSONValue]?, additionalProperties: Bool, minimum: Double?, maximum: Double?,
-        minLength: Int?, maxLength: Int?, pattern: String?, sensitive: Bool = false
+        minLength: Int?, maxLength: Int?, pattern: String?, sensitive: Bool = false, defaultValue: JSONValue? = nil
     ) {
+        self.defaultValue = defaultValue
         self.types = types
         self.properties = properties
         self.required = required
@@ -132,6 +135,20 @@ public final class InputSchema: Sendable {
         }
     }
 
+    /// `value` with every member this schema declares with a `default` filled in where it is missing, in nested
+    /// objects too.
+    public func withDefaults(_ value: JSONValue) -> JSONValue {
+        guard case .object(var members) = value, let properties else { return value }
+        for (key, schema) in properties {
+            if let member = members[key] {
+                members[key] = schema.withDefaults(member)
+            } else if let fallback = schema.defaultValue {
+                members[key] = schema.withDefaults(fallback)
+            }
+        }
+        return .object(members)
+    }
+
     /// The first object member along `path` that this schema declares but does not require (`input.note`), or nil
     /// when every member along it is required (or the schema says nothing about it).
     func firstOptionalField(along path: [JSONPath.Component]) -> String? {
@@ -143,7 +160,7 @@ public final class InputSchema: Sendable {
             case .key(let key):
                 walked += "." + key
                 guard let member = current.properties?[key] else { return nil }
-                if !current.required.contains(key) { return walked }
+                if !current.required.contains(key) && member.defaultValue == nil { return walked }
                 schema = member
             case .index(let index):
                 walked += "[\(index)]"

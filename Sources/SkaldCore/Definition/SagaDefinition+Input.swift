@@ -27,6 +27,8 @@ extension SagaDefinition {
         input: JSONValue, environment: [String: String], inputReferences: [(reference: TemplateReference, usedAt: JSONPath)],
         environmentNames: [String]
     ) throws(InputError) {
+        // Checked as the run will have it: with the schema's defaults filled in.
+        let input = inputSchema?.withDefaults(input) ?? input
         var problems: [String] = []
         if let inputSchema {
             problems += inputSchema.violations(of: input).map { "\($0) (inputSchema)" }
