@@ -7,7 +7,7 @@ import SkaldCore
 /// them only in memory, to render the calls that use them. Without a key they are stored as given.
 public struct DataKey: Sendable {
     /// The marker of a sealed value: `{"skald:sealed": "v1:BASE64(nonce ‖ ciphertext ‖ tag)"}`.
-    public static let marker = "skald:sealed"
+    public static let marker = SealedValue.marker
     static let prefix = "v1:"
 
     let key: SymmetricKey
@@ -57,29 +57,14 @@ public struct DataKey: Sendable {
     }
 
     /// The sealed string inside `value`, when `value` is a sealed marker.
-    public static func sealedText(_ value: JSONValue) -> String? {
-        guard case .object(let members) = value, members.count == 1, let text = members[marker]?.stringValue else { return nil }
-        return text
-    }
+    public static func sealedText(_ value: JSONValue) -> String? { SealedValue.text(value) }
 
     /// Whether any value inside `value` is sealed.
-    public static func containsSealed(_ value: JSONValue) -> Bool {
-        if sealedText(value) != nil { return true }
-        switch value {
-        case .object(let members): return members.values.contains(where: containsSealed)
-        case .array(let elements): return elements.contains(where: containsSealed)
-        default: return false
-        }
-    }
+    public static func containsSealed(_ value: JSONValue) -> Bool { SealedValue.isInside(value) }
 
     /// Whether a sealed value stands at one of the schema's writeOnly fields of `value`.
     public static func containsSealed(_ value: JSONValue, sealedOnlyAt schema: InputSchema) -> Bool {
-        var found = false
-        _ = schema.transformingWriteOnly(value) { field in
-            if sealedText(field) != nil { found = true }
-            return field
-        }
-        return found
+        SealedValue.isInside(value, atWriteOnlyOf: schema)
     }
 
     /// `value` with every sealed value inside it opened.
