@@ -19,9 +19,12 @@ extension Engine {
         try await operate(runID, .retryCompensation(step: step, by: who, note: note))
     }
 
-    /// Records that a failed compensation was done by hand, then continues undoing the steps before it.
-    public func resolveCompensation(runID: String, step: String, note: String, by who: String = "") async throws -> RunState {
-        try await operate(runID, .resolveCompensation(step: step, note: note, by: who))
+    /// Records that a step was done by hand (`SagaMachine.resolve`): a failed compensation of a run in
+    /// `compensation_failed` (the steps before it are then undone), or a failed step of a stuck run (the run then
+    /// goes on from it; `response` is what later steps read of its response).
+    /// - Throws: `EngineError` `.notFound`, or `.conflict` naming what can be resolved instead.
+    public func resolve(runID: String, step: String, note: String, by who: String = "", response: JSONValue? = nil) async throws -> RunState {
+        try await operate(runID, .resolveCompensation(step: step, note: note, by: who, response: response?.jsonText))
     }
 
     /// Resumes a stuck run: the steps that failed after the pivot are tried again.

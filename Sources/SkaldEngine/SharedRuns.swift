@@ -106,7 +106,10 @@ public struct RunOwnershipLost: Error, Sendable, CustomStringConvertible {
 public enum OperatorAction: Sendable, Codable, Equatable {
     case cancel(reason: String, by: String)
     case retryCompensation(step: String?, by: String, note: String)
-    case resolveCompensation(step: String, note: String, by: String)
+    /// Resolves a failed compensation, or a stuck run's failed step, by hand (`SagaMachine.resolve`). The name is
+    /// the one nodes already send; `response` (JSON text, for the steps after a forward step) was added later and
+    /// is absent from older nodes' actions.
+    case resolveCompensation(step: String, note: String, by: String, response: String? = nil)
     case resume(note: String, by: String)
     case abandon(note: String, by: String)
 
@@ -143,13 +146,16 @@ public enum OperatorAction: Sendable, Codable, Equatable {
                         : "run \(runID) is \(state.status.rawValue); only a run in compensation_failed (its failed compensations) or stuck (its failed steps after the pivot) can be retried")
             }
             return transition
-        case .resolveCompensation(let step, let note, let who):
-            guard let transition = machine.resolveCompensation(state, step: step, note: note, by: who, at: now) else {
-                throw EngineError(
-                    code: .conflict,
-                    message: state.status == .compensationFailed
-                        ? "step \(step) of run \(runID) has no failed compensation; failed: \(Engine.failedCompensations(state))"
-                        : "run \(runID) is \(state.status.rawValue); only a compensation of a run in compensation_failed can be resolved")
+        case .resolveCompensation(let step, let note, let who, let responseText):
+            let response = try responseText.map { text in
+                do {
+                    return try JSONParser.parse(text)
+                } catch {
+                    throw EngineError(code: .conflict, message: "the response to record for \(step) is not JSON: \(error)")
+                }
+            }
+            guard let transition = machine.resolve(state, step: step, note: note, by: who, response: response, at: now) else {
+                throw EngineError(code: .conflict, message: Self.resolveRefusal(runID: runID, step: step, machine: machine, state: state))
             }
             return transition
         case .resume(let note, let who):
@@ -162,6 +168,33 @@ public enum OperatorAction: Sendable, Codable, Equatable {
                 throw EngineError(code: .conflict, message: "run \(runID) already ended (\(state.status.rawValue)); there is nothing to abandon")
             }
             return transition
+        }
+    }
+}
+
+extension OperatorAction {
+    /// Why `step` of the run cannot be resolved, naming what can be done instead.
+    static func resolveRefusal(runID: String, step: String, machine: SagaMachine, state: RunState) -> String {
+        let failedForward = state.steps.filter(\.failedForward).map(\.name)
+        guard let index = state.steps.firstIndex(where: { $0.name == step }) else {
+            return "run \(runID) has no step \(step); its steps are \(state.steps.map(\.name).joined(separator: ", "))"
+        }
+        switch state.status {
+        case .compensationFailed:
+            return "step \(step) of run \(runID) has no failed compensation; failed: \(Engine.failedCompensations(state))"
+        case .stuck:
+            let status = state.steps[index].status
+            guard state.steps[index].failedForward else {
+                return "step \(step) of run \(runID) is \(status.rawValue), not failed; the failed step\(failedForward.count == 1 ? "" : "s") of this stuck run: \(failedForward.joined(separator: ", "))"
+            }
+            let readers = machine.stepsReadingResponse(of: index, in: state)
+            if !readers.isEmpty {
+                return "\(readers.joined(separator: ", ")) read\(readers.count == 1 ? "s" : "") the response of \(step) ({{steps.\(step).response…}}): give the response they read, as the participant would have answered it (skald resolve --response JSON, or \"response\" in the API)"
+            }
+            let pivot = machine.saga.pivot.map { machine.saga.steps[$0].name } ?? ""
+            return "step \(step) of run \(runID) failed before the pivot \(pivot), whose outcome is unknown: resolve the pivot first (or retry it), or cancel the run"
+        default:
+            return "run \(runID) is \(state.status.rawValue); only a failed compensation of a run in compensation_failed, or a failed step of a stuck run, can be resolved by hand"
         }
     }
 }

@@ -214,6 +214,8 @@ public enum StoreTransfer {
         ]
         for (index, step) in run.state.steps.enumerated() {
             texts.append((path.appending("steps").appending(index).appending("lastError"), step.lastError))
+            texts.append((path.appending("steps").appending(index).appending("resolution").appending("by"), step.resolution?.by))
+            texts.append((path.appending("steps").appending(index).appending("resolution").appending("note"), step.resolution?.note))
         }
         for (index, event) in exported.events.enumerated() {
             texts.append((JSONPath().appending("events").appending(index).appending("message"), event.message))

@@ -80,6 +80,7 @@ public enum TransferFormat {
                         "compensationFirstAttemptAt": time(step.compensationFirstAttemptAt), "dueAt": time(step.dueAt),
                         "response": step.response.map { ["status": int($0.status), "body": $0.body] } ?? .null,
                         "lastError": text(step.lastError), "outcomeUnknown": .bool(step.outcomeUnknown),
+                        "resolution": step.resolution.map { ["by": .string($0.by), "note": .string($0.note), "at": time($0.at)] } ?? .null,
                     ]
                 }),
         ]
@@ -165,6 +166,10 @@ public enum TransferFormat {
             }
             step.lastError = try reader.optionalString("lastError")
             step.outcomeUnknown = try reader.bool("outcomeUnknown")
+            // Absent from files written before steps could be resolved by hand.
+            if let resolution = try reader.optionalObject("resolution") {
+                step.resolution = StepResolution(by: try resolution.string("by"), note: try resolution.string("note"), at: try resolution.date("at"))
+            }
             state.steps[position] = step
         }
         return StoredRun(

@@ -156,5 +156,16 @@ enum PostgresSchema {
         Migration(identifier: "v5-commands-taken", statements: ["ALTER TABLE skald_command ADD COLUMN taken_at DOUBLE PRECISION"]),
         // Which claim of a run this is: every claim adds one, and writes are fenced on it as well as on the owner.
         Migration(identifier: "v6-claim-epoch", statements: ["ALTER TABLE run ADD COLUMN claim_epoch BIGINT NOT NULL DEFAULT 0"]),
+        // Statuses are checked where a row is read (`decode`), not by CHECK lists, so a new state needs no migration;
+        // a step resolved by hand records who, what and when.
+        Migration(
+            identifier: "v7-no-status-lists",
+            statements: [
+                "ALTER TABLE run DROP CONSTRAINT IF EXISTS run_status_check",
+                "ALTER TABLE step DROP CONSTRAINT IF EXISTS step_status_check",
+                "ALTER TABLE step ADD COLUMN resolved_by TEXT",
+                "ALTER TABLE step ADD COLUMN resolved_note TEXT",
+                "ALTER TABLE step ADD COLUMN resolved_at DOUBLE PRECISION",
+            ]),
     ]
 }

@@ -506,13 +506,15 @@ public final class PostgresStore: SharedRunStore {
             try await db.query(
                 """
                 INSERT INTO step (run_id, position, name, status, attempts, compensation_attempts, compensation_attempts_base, attempts_base,
-                    first_attempt_at, compensation_first_attempt_at, due_at, response_status, response_body, last_error, outcome_unknown)
+                    first_attempt_at, compensation_first_attempt_at, due_at, response_status, response_body, last_error, outcome_unknown,
+                    resolved_by, resolved_note, resolved_at)
                 SELECT \(id), x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.compensation_attempts_base, x.attempts_base,
-                    x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error, x.outcome_unknown
+                    x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error, x.outcome_unknown,
+                    x.resolved_by, x.resolved_note, x.resolved_at
                 FROM jsonb_to_recordset(\(steps)::jsonb) AS x(
                     position int, name text, status text, attempts int, compensation_attempts int, compensation_attempts_base int,
                     attempts_base int, first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int,
-                    response_body text, last_error text, outcome_unknown boolean)
+                    response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8)
                 """, logger: logger)
             try await db.query(
                 """
@@ -669,6 +671,11 @@ public final class PostgresStore: SharedRunStore {
             }
             step.lastError = try columns["last_error"].decode(String?.self)
             step.outcomeUnknown = try columns["outcome_unknown"].decode(Bool.self)
+            if let at = try columns["resolved_at"].decode(Double?.self) {
+                step.resolution = StepResolution(
+                    by: try columns["resolved_by"].decode(String?.self) ?? "", note: try columns["resolved_note"].decode(String?.self) ?? "",
+                    at: Date(timeIntervalSince1970: at))
+            }
             state.steps[position] = step
         }
         return StoredRun(

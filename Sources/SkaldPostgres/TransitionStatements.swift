@@ -24,11 +24,12 @@ enum TransitionStatements {
                     compensation_attempts_base = x.compensation_attempts_base, attempts_base = x.attempts_base,
                     first_attempt_at = x.first_attempt_at, compensation_first_attempt_at = x.compensation_first_attempt_at,
                     due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
-                    outcome_unknown = x.outcome_unknown
+                    outcome_unknown = x.outcome_unknown, resolved_by = x.resolved_by, resolved_note = x.resolved_note,
+                    resolved_at = x.resolved_at
                 FROM jsonb_to_recordset($12::jsonb) AS x(
                     position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
                     first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
-                    last_error text, outcome_unknown boolean)
+                    last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8)
                 WHERE step.run_id = $1 AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
                 RETURNING 1),
             e AS (
@@ -70,6 +71,9 @@ enum TransitionStatements {
                     "response_status": step.response.map { .int(Int64($0.status)) } ?? .null,
                     "response_body": step.response.map { .string($0.body.jsonText) } ?? .null,
                     "last_error": step.lastError.map(JSONValue.string) ?? .null, "outcome_unknown": .bool(step.outcomeUnknown),
+                    "resolved_by": step.resolution.map { .string($0.by) } ?? .null,
+                    "resolved_note": step.resolution.map { .string($0.note) } ?? .null,
+                    "resolved_at": step.resolution.map { .double($0.at.timeIntervalSince1970) } ?? .null,
                 ]
                 if names { record["name"] = .string(step.name) }
                 return .object(record)

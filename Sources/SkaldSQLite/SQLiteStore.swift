@@ -273,7 +273,7 @@ public final class SQLiteStore: SagaStore {
             sql: """
                 UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, compensation_attempts_base = ?, attempts_base = ?,
                     first_attempt_at = ?, compensation_first_attempt_at = ?, due_at = ?, response_status = ?, response_body = ?, last_error = ?,
-                    outcome_unknown = ?
+                    outcome_unknown = ?, resolved_by = ?, resolved_note = ?, resolved_at = ?
                 WHERE run_id = ? AND position = ?
                 """)
         for position in transition.changedSteps ?? Array(state.steps.indices) {
@@ -282,7 +282,8 @@ public final class SQLiteStore: SagaStore {
                 step.status.rawValue, step.attempts, step.compensationAttempts, step.compensationAttemptsBase, step.attemptsBase,
                 step.firstAttemptAt?.timeIntervalSince1970, step.compensationFirstAttemptAt?.timeIntervalSince1970,
                 step.dueAt?.timeIntervalSince1970,
-                step.response?.status, step.response?.body.jsonText, step.lastError, step.outcomeUnknown, runID, position,
+                step.response?.status, step.response?.body.jsonText, step.lastError, step.outcomeUnknown,
+                step.resolution?.by, step.resolution?.note, step.resolution?.at.timeIntervalSince1970, runID, position,
             ])
         }
         try append(transition.events, runID: runID, db: db)
@@ -481,6 +482,9 @@ public final class SQLiteStore: SagaStore {
             }
             step.lastError = stepRow["last_error"]
             step.outcomeUnknown = stepRow["outcome_unknown"]
+            if let at: Double = stepRow["resolved_at"] {
+                step.resolution = StepResolution(by: stepRow["resolved_by"] ?? "", note: stepRow["resolved_note"] ?? "", at: Date(timeIntervalSince1970: at))
+            }
             state.steps[position] = step
         }
         return StoredRun(

@@ -200,6 +200,75 @@ enum Schema {
                     ALTER TABLE run ADD COLUMN trace_state TEXT;
                     """)
         }
+        // Statuses are checked where a row is read (`decode`), not by CHECK lists: a new state needs no table
+        // rebuild. This is the last rebuild: run and step lose their lists, every row and column kept. A step
+        // resolved by hand records who, what and when.
+        migrator.registerMigration("v6-no-status-lists") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE step_new (
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL CHECK (position >= 0),
+                        name TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                        compensation_attempts INTEGER NOT NULL DEFAULT 0 CHECK (compensation_attempts >= 0),
+                        due_at REAL,
+                        response_status INTEGER,
+                        response_body TEXT,
+                        last_error TEXT,
+                        compensation_attempts_base INTEGER NOT NULL DEFAULT 0,
+                        attempts_base INTEGER NOT NULL DEFAULT 0,
+                        first_attempt_at REAL,
+                        compensation_first_attempt_at REAL,
+                        outcome_unknown INTEGER NOT NULL DEFAULT 0 CHECK (outcome_unknown IN (0, 1)),
+                        resolved_by TEXT,
+                        resolved_note TEXT,
+                        resolved_at REAL,
+                        PRIMARY KEY (run_id, position),
+                        UNIQUE (run_id, name)
+                    ) WITHOUT ROWID;
+                    INSERT INTO step_new (run_id, position, name, status, attempts, compensation_attempts, due_at, response_status,
+                        response_body, last_error, compensation_attempts_base, attempts_base, first_attempt_at, compensation_first_attempt_at,
+                        outcome_unknown)
+                    SELECT run_id, position, name, status, attempts, compensation_attempts, due_at, response_status,
+                        response_body, last_error, compensation_attempts_base, attempts_base, first_attempt_at, compensation_first_attempt_at,
+                        outcome_unknown
+                    FROM step;
+                    DROP TABLE step;
+                    ALTER TABLE step_new RENAME TO step;
+
+                    CREATE TABLE run_new (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        definition_hash TEXT NOT NULL REFERENCES definition(hash),
+                        saga_name TEXT NOT NULL,
+                        saga_version INTEGER NOT NULL,
+                        status TEXT NOT NULL,
+                        input TEXT NOT NULL,
+                        failure_step TEXT,
+                        failure_reason TEXT,
+                        compensation_failure_step TEXT,
+                        compensation_failure_reason TEXT,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL,
+                        idempotency_key TEXT,
+                        stuck_step TEXT,
+                        stuck_reason TEXT,
+                        deadline_at REAL,
+                        trace_parent TEXT,
+                        trace_state TEXT
+                    );
+                    INSERT INTO run_new SELECT id, definition_hash, saga_name, saga_version, status, input, failure_step, failure_reason,
+                        compensation_failure_step, compensation_failure_reason, created_at, updated_at, idempotency_key, stuck_step,
+                        stuck_reason, deadline_at, trace_parent, trace_state FROM run;
+                    DROP TABLE run;
+                    ALTER TABLE run_new RENAME TO run;
+                    CREATE INDEX run_unfinished ON run(created_at) WHERE status IN ('running', 'compensating');
+                    CREATE INDEX run_saga ON run(saga_name, created_at);
+                    CREATE UNIQUE INDEX run_idempotency_key ON run(idempotency_key) WHERE idempotency_key IS NOT NULL;
+                    CREATE INDEX run_status_id ON run(status, id);
+                    """)
+        }
         return migrator
     }
 }

@@ -476,17 +476,22 @@ struct API: Sendable {
         }
     }
 
-    /// Marks a failed compensation as done by hand.
+    /// Records that a step was done by hand: a failed compensation of a run in compensation_failed, or a failed
+    /// step of a stuck run (with, optionally, the response later steps read).
     func resolve(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["step", "by", "note"])
+        let body = try await jsonObject(of: request, allowed: ["step", "by", "note", "response"])
         guard let step = try optionalString(body, "step"), !step.isEmpty else {
-            throw APIError.invalid("\"step\" is required: the step whose compensation was done by hand")
+            throw APIError.invalid("\"step\" is required: the step whose work (or compensation) was done by hand")
         }
         guard let note = try optionalString(body, "note"), !note.isEmpty else {
             throw APIError.invalid("\"note\" is required: say what was done by hand, for example \"refunded in the bank's console\"")
         }
         let who = try optionalString(body, "by") ?? ""
-        return try await operate(runID) { try await engine.resolveCompensation(runID: runID, step: step, note: note, by: who) }
+        let response = body["response"].flatMap { $0 == .null ? nil : $0 }
+        if let response, response.jsonText.utf8.count > configuration.maxInputBytes {
+            throw APIError.invalid("\"response\" is over \(configuration.maxInputBytes) bytes as JSON")
+        }
+        return try await operate(runID) { try await engine.resolve(runID: runID, step: step, note: note, by: who, response: response) }
     }
 
     /// Stops a run without compensating: the business settled it by hand.

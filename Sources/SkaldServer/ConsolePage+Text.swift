@@ -14,6 +14,7 @@ extension ConsolePage {
   --running: #2563eb; --compensating: #9333ea; --completed: #15803d; --compensated: #b45309; --cancelled: #b45309;
   --compensation_failed: #b91c1c; --stuck: #dc2626; --abandoned: #4b5563; --pending: #9aa4b2;
   --succeeded: #15803d; --failed: #b91c1c; --outcome_unknown: #ea580c; --compensation_skipped: #9aa4b2;
+  --resolved: #0f766e; --compensation_resolved: #0f766e;
 }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--ink); }
@@ -82,6 +83,7 @@ svg text { font: 12px system-ui, sans-serif; }
     <p id="action-explain" class="muted"></p>
     <label id="action-step-label">Step<select id="action-step"></select></label>
     <label>Note <span class="muted" id="action-note-hint"></span><textarea id="action-note" rows="3"></textarea></label>
+    <label id="action-response-label">Response later steps read <span class="muted">(JSON, optional: the body the participant would have answered)</span><textarea id="action-response" rows="3" class="mono"></textarea></label>
     <label>By <input id="action-by" placeholder="your name" style="width:100%;margin:6px 0 12px"></label>
     <p class="error" id="action-error"></p>
     <div class="actions"><button value="cancel" formnovalidate>Back</button><button class="danger" id="action-confirm" value="confirm">Confirm</button></div>
@@ -318,7 +320,7 @@ function allowedActions(run) {
   return {
     cancel: run.status === "running" || stuckAtPivot,
     retry: run.status === "compensation_failed" || run.status === "stuck",
-    resolve: run.status === "compensation_failed",
+    resolve: run.status === "compensation_failed" || run.status === "stuck",
     abandon: ["running", "compensating", "stuck", "compensation_failed"].includes(run.status),
   };
 }
@@ -326,7 +328,9 @@ function openAction(run, kind, after) {
   const texts = {
     cancel: ["Cancel run " + run.id, "No new step starts; the steps that completed are compensated, in reverse order.", "why (optional)"],
     retry: ["Retry run " + run.id, run.status === "stuck" ? "The stuck step is sent again with the same idempotency key." : "The failed compensations run again, then the compensation carries on.", "what changed (optional)"],
-    resolve: ["Resolve a compensation of run " + run.id, "Record that a person undid this step by hand; the compensation carries on with the next one.", "what was done (required)"],
+    resolve: run.status === "stuck"
+      ? ["Resolve a step of run " + run.id, "Record that a person did this step's work by hand; the run goes on with the steps after it.", "what was done (required)"]
+      : ["Resolve a compensation of run " + run.id, "Record that a person undid this step by hand; the compensation carries on with the next one.", "what was done (required)"],
     abandon: ["Abandon run " + run.id, "Nothing more is sent or undone: the business settled this run outside Skald.", "why (required)"],
   }[kind];
   document.getElementById("action-title").textContent = texts[0];
@@ -335,9 +339,12 @@ function openAction(run, kind, after) {
   document.getElementById("action-note").value = "";
   document.getElementById("action-error").textContent = "";
   const stepSelect = document.getElementById("action-step");
-  const failedSteps = run.steps.filter(s => s.status === "compensation_failed").map(s => s.name);
+  const failedStatuses = run.status === "stuck" ? ["failed", "outcome_unknown"] : ["compensation_failed"];
+  const failedSteps = run.steps.filter(s => failedStatuses.includes(s.status)).map(s => s.name);
   stepSelect.replaceChildren(...failedSteps.map(name => el("option", { value: name }, name)));
   document.getElementById("action-step-label").style.display = kind === "resolve" ? "" : "none";
+  document.getElementById("action-response").value = "";
+  document.getElementById("action-response-label").style.display = kind === "resolve" && run.status === "stuck" ? "" : "none";
   const dialog = document.getElementById("action-dialog");
   dialog.dataset.kind = kind;
   dialog.returnValue = "";
@@ -350,6 +357,11 @@ function openAction(run, kind, after) {
     if (kind === "cancel") { if (note) body.reason = note; }
     else if (note) body.note = note;
     if (kind === "resolve") body.step = stepSelect.value;
+    const responseText = document.getElementById("action-response").value.trim();
+    if (kind === "resolve" && run.status === "stuck" && responseText) {
+      try { body.response = JSON.parse(responseText); }
+      catch (error) { document.getElementById("action-error").textContent = "The response is not JSON: " + error.message; dialog.showModal(); return; }
+    }
     try { await api(`/v1/runs/${run.id}/${kind}`, { method: "POST", body }); after(); }
     catch (error) { document.getElementById("action-error").textContent = error.message; dialog.showModal(); }
   };
@@ -392,7 +404,8 @@ async function showRun(id) {
         el("table", { id: "steps" }, el("thead", {}, el("tr", {}, ["Step", "Status", "Attempts", "Response", "Last error", "Idempotency key"].map(h => el("th", {}, h)))),
           el("tbody", {}, run.steps.map(step => el("tr", { "data-step": step.name },
             el("td", {}, step.name), el("td", {}, badge(step.status), step.outcomeUnknown ? el("span", { class: "muted" }, " outcome unknown") : "",
-              step.waiting ? el("div", { class: "muted waiting" }, waitingText(step.waiting)) : ""),
+              step.waiting ? el("div", { class: "muted waiting" }, waitingText(step.waiting)) : "",
+              step.resolution ? el("div", { class: "muted resolution" }, (step.status === "resolved" ? "done by hand" : "undone by hand") + (step.resolution.by ? " by " + step.resolution.by : "") + ": " + step.resolution.note) : ""),
             el("td", {}, step.attempts + (step.compensationAttempts ? " + " + step.compensationAttempts + " undo" : "")),
             el("td", {}, step.response ? el("details", {}, el("summary", {}, "HTTP " + step.response.status), el("pre", {}, JSON.stringify(step.response.body, null, 2))) : ""),
             el("td", { class: step.lastError ? "error" : "" }, step.lastError || ""),

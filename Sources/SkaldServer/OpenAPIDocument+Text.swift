@@ -240,12 +240,37 @@ extension OpenAPIDocument {
               "compensating",
               "compensated",
               "compensation_failed",
-              "compensation_skipped"
-            ]
+              "compensation_skipped",
+              "resolved",
+              "compensation_resolved"
+            ],
+            "description": "resolved: the step failed for good on a stuck run and an operator recorded that its work was done by hand (the run went on from it); compensation_resolved: its compensation failed for good and an operator recorded that it was undone by hand. `resolution` says who, when and what."
           },
           "outcomeUnknown": {
             "type": "boolean",
             "description": "A forward attempt got no answer (timeout, or the connection broke after sending) and none succeeded since: the participant may have applied the request. Such a step ends outcome_unknown and is compensated unless it declares compensateUnknown: false."
+          },
+          "resolution": {
+            "type": "object",
+            "nullable": true,
+            "description": "Set when an operator resolved the step (status resolved) or its compensation (compensation_resolved) by hand: who, when, and their note.",
+            "required": [
+              "by",
+              "note",
+              "at"
+            ],
+            "properties": {
+              "by": {
+                "type": "string"
+              },
+              "note": {
+                "type": "string"
+              },
+              "at": {
+                "type": "string",
+                "format": "date-time"
+              }
+            }
           },
           "idempotencyKey": {
             "type": "string",
@@ -1714,7 +1739,7 @@ extension OpenAPIDocument {
     "/v1/runs/{id}/resolve": {
       "post": {
         "operationId": "resolveRun",
-        "summary": "Record that a failed compensation was done by hand; undoing continues with the steps before it",
+        "summary": "Record that a step was done by hand: a failed compensation (undoing continues with the steps before it), or a stuck run's failed step (the run goes on with the steps after it)",
         "parameters": [
           {
             "name": "id",
@@ -1741,7 +1766,8 @@ extension OpenAPIDocument {
                 "properties": {
                   "step": {
                     "type": "string",
-                    "minLength": 1
+                    "minLength": 1,
+                    "description": "The step whose compensation (compensation_failed run) or forward work (stuck run) was done by hand"
                   },
                   "note": {
                     "type": "string",
@@ -1751,6 +1777,9 @@ extension OpenAPIDocument {
                   "by": {
                     "type": "string",
                     "nullable": true
+                  },
+                  "response": {
+                    "description": "Stuck runs only: the response body later steps read of this step, as the participant would have answered it; null or absent for none."
                   }
                 }
               }
@@ -1759,7 +1788,7 @@ extension OpenAPIDocument {
         },
         "responses": {
           "200": {
-            "description": "Resolved; the run is compensating again (or compensated)",
+            "description": "Resolved; the run is compensating again (or compensated), or, on a stuck run, running again (or completed, or still stuck on another failed step)",
             "content": {
               "application/json": {
                 "schema": {
@@ -1806,7 +1835,8 @@ extension OpenAPIDocument {
               }
             }
           }
-        }
+        },
+        "description": "On a run in compensation_failed, `step` names a step whose compensation failed; it becomes compensation_resolved. On a stuck run, `step` names a step that failed for good after the pivot (or the pivot whose outcome is unknown); it becomes resolved and counts as succeeded. When later steps read that step's response without a `??` default, `response` must give the body they read (its status reads as 200); otherwise the answer is 409 naming them."
       }
     },
     "/v1/runs/{id}/abandon": {

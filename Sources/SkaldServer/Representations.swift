@@ -61,6 +61,7 @@ enum Representation {
                 "response": step.response.map { ["status": .int(Int64($0.status)), "body": $0.body] } ?? .null,
                 "lastError": step.lastError.map(JSONValue.string) ?? .null,
                 "outcomeUnknown": .bool(step.outcomeUnknown),
+                "resolution": step.resolution.map(resolution) ?? .null,
                 "idempotencyKey": .string(IdempotencyKey.of(runID: run.id, step: step.name, phase: .forward)),
                 "attemptLog": .array(stepAttempts),
             ]
@@ -76,6 +77,11 @@ enum Representation {
             "traceparent": run.trace.map { .string($0.parent) } ?? .null,
             "steps": .array(steps), "links": links(run.id), "graph": graph,
         ]
+    }
+
+    /// Who resolved a step (or its compensation) by hand, when, and what they did.
+    static func resolution(_ resolution: StepResolution) -> JSONValue {
+        ["by": .string(resolution.by), "note": .string(resolution.note), "at": timestamp(resolution.at)]
     }
 
     static func wait(_ wait: ParticipantWait) -> JSONValue {

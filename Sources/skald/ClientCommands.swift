@@ -282,10 +282,10 @@ struct StatusCommand: AsyncParsableCommand {
                 if Watcher.isUndecidedPivot(stuck) {
                     let key = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["idempotencyKey"]?.stringValue ?? ""
                     print(style.red("stuck at the pivot: the outcome of \(step) is unknown: \(stuck["reason"]?.stringValue ?? "")"))
-                    print("  find out at the participant whether the request with Idempotency-Key \(key) was applied; then `skald retry \(id)` sends it again with the same key, or `skald cancel \(id)` compensates the steps before it")
+                    print("  find out at the participant whether the request with Idempotency-Key \(key) was applied; then `skald retry \(id)` sends it again with the same key, `skald resolve \(id) --step \(step) --note TEXT` records that it was applied and goes on, or `skald cancel \(id)` compensates the steps before it")
                 } else {
                     print(style.red("stuck after the pivot: \(step): \(stuck["reason"]?.stringValue ?? "")"))
-                    print("  fix what that step calls, then `skald retry \(id)` tries it again")
+                    print("  fix what that step calls, then `skald retry \(id)` tries it again; or, if you did its work by hand, `skald resolve \(id) --step \(step) --note TEXT` records that and the run goes on")
                 }
             }
             let rows = (run["steps"]?.arrayValue ?? []).map { step -> [String] in
@@ -296,6 +296,10 @@ struct StatusCommand: AsyncParsableCommand {
                 if step["outcomeUnknown"] == true {
                     let undone = ["compensating", "compensated"].contains(step["status"]?.stringValue ?? "")
                     detail = (undone ? "outcome unknown, undone in case it was applied: " : "outcome unknown: ") + detail
+                }
+                if let resolution = step["resolution"], resolution != .null {
+                    let by = resolution["by"]?.stringValue ?? ""
+                    detail = "by hand" + (by.isEmpty ? "" : " (\(by))") + ": \(resolution["note"]?.stringValue ?? "")"
                 }
                 if let waiting = step["waiting"], waiting != .null {
                     detail = Self.describe(waiting: waiting) + (detail.isEmpty ? "" : "; " + detail)
@@ -490,23 +494,45 @@ struct RetryCommand: AsyncParsableCommand {
 struct ResolveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resolve",
-        abstract: "Record that a failed compensation was done by hand, and continue undoing the steps before it.")
+        abstract: "Record that a step was done by hand: a failed compensation, or a stuck run's failed step.",
+        discussion: """
+            On a run in compensation_failed, the step's compensation was undone by hand: it shows as \
+            compensation_resolved and the steps before it are undone. On a stuck run, the step that failed after the \
+            pivot (or the pivot whose outcome is unknown) was done by hand: it shows as resolved and the run goes on \
+            with the steps after it. When those read its response, give it with --response, as the participant would \
+            have answered. The history records who and what.
+            """)
 
     @Argument(help: "The run id.")
     var run: String
 
-    @Option(name: .long, help: "The step whose compensation was done by hand.")
+    @Option(name: .long, help: "The step that was done (or undone) by hand.")
     var step: String
 
-    @Option(name: .long, help: "What was done, for the run's history (for example \"refunded in the bank's console\").")
+    @Option(name: .long, help: "What was done, for the run's history (for example \"issued the card in the back office\").")
     var note: String
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "For a stuck run's step: the response body later steps read, as JSON or @FILE (its status reads as 200).",
+            valueName: "JSON"))
+    var response: String?
 
     @OptionGroup var who: OperatorOptions
     @OptionGroup var client: ClientOptions
 
+    func validate() throws {
+        if note.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--note must say what was done by hand; it is kept in the run's history")
+        }
+    }
+
     func run() async throws {
         let id = run
-        let request: JSONValue = ["step": .string(step), "note": .string(note), "by": .string(who.name)]
+        var body: [String: JSONValue] = ["step": .string(step), "note": .string(note), "by": .string(who.name)]
+        if let response { body["response"] = try InputArgument.loadOrExit(response, option: "--response") }
+        let request = JSONValue.object(body)
         try await SkaldClient.with(client) { api in
             let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/resolve", request)
             if client.json { print(run.prettyText); return }
@@ -514,7 +540,9 @@ struct ResolveCommand: AsyncParsableCommand {
                 print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
                 return
             }
-            print("resolved the compensation of \(step) in run \(id): now \(run["status"]?.stringValue ?? "?")")
+            let resolved = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["status"]?.stringValue
+            let what = resolved == StepStatus.resolved.rawValue ? "\(step), done by hand; the run goes on from it" : "the compensation of \(step)"
+            print("resolved \(what) in run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
         }
     }
 }
@@ -527,7 +555,7 @@ extension AbandonCommand {
         let compensated = Set((run["graph"]?["steps"]?.arrayValue ?? []).filter { $0["compensation"] == true }.compactMap { $0["name"]?.stringValue })
         return (run["steps"]?.arrayValue ?? []).filter { step in
             compensated.contains(step["name"]?.stringValue ?? "")
-                && ["succeeded", "outcome_unknown", "compensation_failed", "compensating"].contains(step["status"]?.stringValue ?? "")
+                && ["succeeded", "resolved", "outcome_unknown", "compensation_failed", "compensating"].contains(step["status"]?.stringValue ?? "")
         }.compactMap { $0["name"]?.stringValue }
     }
 }

@@ -178,35 +178,35 @@ struct ExecutionOptions: ParsableArguments {
     }
 }
 
-/// Reads `--input`: inline JSON, or `@path` to read a file.
+/// Reads `--input` (or another JSON option, such as `resolve --response`): inline JSON, or `@path` to read a file.
 enum InputArgument {
-    static func load(_ argument: String?) throws(InputLoadError) -> JSONValue {
+    static func load(_ argument: String?, option: String = "--input") throws(InputLoadError) -> JSONValue {
         guard let argument else { return .object([:]) }
         let source: String
         let bytes: [UInt8]
         if argument.hasPrefix("@") {
             source = String(argument.dropFirst())
             guard let data = FileManager.default.contents(atPath: source) else {
-                throw InputLoadError(message: "cannot read the input file \(source); check the path after '@'")
+                throw InputLoadError(message: "cannot read the file \(source) of \(option); check the path after '@'")
             }
             bytes = Array(data)
         } else {
-            source = "--input"
+            source = option
             bytes = Array(argument.utf8)
         }
         do {
             return try JSONParser.parse(bytes).value
         } catch {
-            throw InputLoadError(message: "\(source):\(error.location): malformed JSON input: \(error.message)")
+            throw InputLoadError(message: "\(source):\(error.location): malformed JSON \(option == "--input" ? "input" : "in \(option)"): \(error.message)")
         }
     }
 }
 
 extension InputArgument {
     /// Loads `--input`, or prints why not and exits 2.
-    static func loadOrExit(_ argument: String?) throws -> JSONValue {
+    static func loadOrExit(_ argument: String?, option: String = "--input") throws -> JSONValue {
         do {
-            return try load(argument)
+            return try load(argument, option: option)
         } catch {
             printError(error.message)
             throw Exit.invalid

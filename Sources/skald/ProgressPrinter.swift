@@ -85,7 +85,7 @@ final class ProgressPrinter: Sendable {
             // Why a step that failed is undone (or why it is not): its request may have been applied.
             return "\(prefix)\(style.yellow("?")) \(event.message)"
         case .compensationStarted, .compensationSkipped, .compensationFailed, .deadlinePassed, .runStuck, .pivotPassed,
-            .compensationResolved, .compensationRetried, .runResumed, .runCancelled, .runAbandoned:
+            .compensationResolved, .stepResolved, .compensationRetried, .runResumed, .runCancelled, .runAbandoned:
             return "\(prefix)\(style.yellow("↩")) \(event.message)"
         default:
             return nil
@@ -97,9 +97,13 @@ final class ProgressPrinter: Sendable {
         let took = DurationText.format(elapsed)
         switch state.status {
         case .completed:
-            return "\(style.green(style.bold("completed"))) in \(took): all \(state.steps.count) steps succeeded"
+            let byHand = state.steps.filter { $0.status == .resolved }.map(\.name)
+            return "\(style.green(style.bold("completed"))) in \(took): all \(state.steps.count) steps "
+                + (byHand.isEmpty ? "succeeded" : "done, \(byHand.joined(separator: ", ")) by hand")
         case .compensated:
-            let undone = state.steps.filter { $0.status == .compensated }.map { $0.outcomeUnknown ? "\($0.name) (outcome unknown)" : $0.name }
+            let undone = state.steps.filter(\.status.isUndone).map {
+                $0.status == .compensationResolved ? "\($0.name) (by hand)" : $0.outcomeUnknown ? "\($0.name) (outcome unknown)" : $0.name
+            }
             let leftUnknown = state.steps.filter { $0.status == .outcomeUnknown }.map(\.name)
             let failure = state.failure?.summary ?? "a step failed"
             let tail = undone.isEmpty ? "nothing needed undoing" : "undone in reverse: \(undone.reversed().joined(separator: ", "))"
@@ -114,10 +118,10 @@ final class ProgressPrinter: Sendable {
                 + " `skald resolve \(state.id) --step \(state.compensationFailure?.step ?? "STEP") --note \"what you did\"` records it was undone by hand."
         case .stuck where state.stuck?.isOutcomeUnknown == true:
             let pivot = state.stuck?.step ?? "the pivot"
-            return "\(style.red(style.bold("stuck"))) after \(took): the outcome of the pivot \(pivot) is unknown (\(state.stuck?.reason ?? "")). Find out at the participant whether it was applied; then, with `skald serve` on this database, `skald retry \(state.id)` sends it again with the same idempotency key, or `skald cancel \(state.id)` compensates the steps before it."
+            return "\(style.red(style.bold("stuck"))) after \(took): the outcome of the pivot \(pivot) is unknown (\(state.stuck?.reason ?? "")). Find out at the participant whether it was applied; then, with `skald serve` on this database, `skald retry \(state.id)` sends it again with the same idempotency key, `skald resolve \(state.id) --step \(pivot) --note \"what you found\"` records that it was applied and goes on, or `skald cancel \(state.id)` compensates the steps before it."
         case .stuck:
             let stuck = (state.stuck?.summary ?? "a step failed") + " after the pivot"
-            return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: fix the step, then `skald retry \(state.id)` with `skald serve` on this database."
+            return "\(style.red(style.bold("stuck"))) after \(took): \(stuck). The saga cannot turn back: with `skald serve` on this database, fix the step and `skald retry \(state.id)`, or do its work by hand and `skald resolve \(state.id) --step \(state.stuck?.step ?? "STEP") --note \"what you did\"`."
         case .abandoned:
             return "\(style.bold("abandoned")) after \(took): an operator stopped it without undoing anything more (see its history)"
         case .running, .compensating:

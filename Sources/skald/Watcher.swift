@@ -75,13 +75,15 @@ struct Watcher {
         }
         if let stuck = run["stuck"], stuck != .null, isUndecidedPivot(stuck) {
             let id = run["id"]?.stringValue ?? ""
-            return ": the outcome of the pivot \(stuck["step"]?.stringValue ?? "?") is unknown (\(stuck["reason"]?.stringValue ?? "")); find out at the participant, then `skald retry \(id)` or `skald cancel \(id)`"
+            return ": the outcome of the pivot \(stuck["step"]?.stringValue ?? "?") is unknown (\(stuck["reason"]?.stringValue ?? "")); find out at the participant, then `skald retry \(id)`, `skald resolve \(id) --step \(stuck["step"]?.stringValue ?? "?") --note TEXT` (it was applied) or `skald cancel \(id)`"
         }
         if let stuck = run["stuck"], stuck != .null {
-            return ": \(stuck["step"]?.stringValue ?? "?") failed after the pivot (\(stuck["reason"]?.stringValue ?? "")); fix it, then `skald retry \(run["id"]?.stringValue ?? "")`"
+            let id = run["id"]?.stringValue ?? "", step = stuck["step"]?.stringValue ?? "?"
+            return ": \(step) failed after the pivot (\(stuck["reason"]?.stringValue ?? "")); fix it, then `skald retry \(id)`, or do its work by hand and `skald resolve \(id) --step \(step) --note TEXT`"
         }
         if let failure = run["compensationFailure"], failure != .null {
-            return ": the compensation of \(failure["step"]?.stringValue ?? "?") failed (\(failure["reason"]?.stringValue ?? "")); `skald retry \(run["id"]?.stringValue ?? "")` once fixed"
+            let id = run["id"]?.stringValue ?? "", step = failure["step"]?.stringValue ?? "?"
+            return ": the compensation of \(step) failed (\(failure["reason"]?.stringValue ?? "")); `skald retry \(id)` once fixed, or undo it by hand and `skald resolve \(id) --step \(step) --note TEXT`"
         }
         if let failure = run["failure"], failure != .null {
             return ": " + (failure["step"]?.stringValue.map { "\($0) failed (\(failure["reason"]?.stringValue ?? ""))" } ?? (failure["reason"]?.stringValue ?? ""))

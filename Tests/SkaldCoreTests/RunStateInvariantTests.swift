@@ -46,8 +46,8 @@ import Testing
                 options.append { machine.deadlinePassed(state, at: now.addingTimeInterval(120)) }
                 options.append { machine.retryCompensation(state, at: now) }
                 options.append { machine.resume(state, at: now) }
-                for step in state.steps where step.status == .compensationFailed {
-                    options.append { machine.resolveCompensation(state, step: step.name, note: "by hand", at: now) }
+                for step in state.steps where step.status == .compensationFailed || step.failedForward {
+                    options.append { machine.resolve(state, step: step.name, note: "by hand", response: ["id": "by-hand"], at: now) }
                 }
                 if random.next(30) == 0 { options.append { machine.abandon(state, note: "settled", at: now) } }
                 guard let transition = options[random.next(options.count)]() else {

@@ -120,7 +120,7 @@ extension AttemptOutcome {
         #expect(state.compensationFailure?.reason.contains("reads {{steps.charge.response…}}, which never came") == true)
         #expect(transition.events.contains { $0.kind == .compensationFailed && $0.message.contains("cannot be sent") })
         // The operator checked by hand: nothing was charged. Resolving lets the walk go on.
-        let resolved = try #require(machine.resolveCompensation(state, step: "charge", note: "no charge found", by: "ana", at: t0))
+        let resolved = try #require(machine.resolve(state, step: "charge", note: "no charge found", by: "ana", at: t0))
         #expect(resolved.state.dueSteps(at: t0) == [0])
     }
 

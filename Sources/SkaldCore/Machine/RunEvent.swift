@@ -20,6 +20,8 @@ public struct RunEvent: Sendable, Hashable {
         case runCancelled = "run_cancelled"
         case compensationRetried = "compensation_retried"
         case compensationResolved = "compensation_resolved"
+        /// An operator recorded that a step that failed for good was done by hand; the run goes on from it.
+        case stepResolved = "step_resolved"
         case deadlinePassed = "deadline_passed"
         case pivotPassed = "pivot_passed"
         case runStuck = "run_stuck"

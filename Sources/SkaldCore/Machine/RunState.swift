@@ -45,6 +45,12 @@ public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case compensationFailed = "compensation_failed"
     /// Succeeded and later passed over while compensating, because it declares no compensation.
     case compensationSkipped = "compensation_skipped"
+    /// Failed for good after the pivot (or the pivot with its outcome unknown), then done by hand: an operator
+    /// recorded that the step's work was done outside Skald. Later steps treat it as succeeded.
+    case resolved
+    /// The compensation failed for good, then was done by hand: an operator recorded that the step was undone
+    /// outside Skald. The compensation walk treats it as compensated.
+    case compensationResolved = "compensation_resolved"
 
     public var phase: Phase? {
         switch self {
@@ -52,6 +58,25 @@ public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
         case .compensating: .compensate
         default: nil
         }
+    }
+
+    /// The forward work is done: by the participant (`succeeded`) or by hand (`resolved`).
+    public var isDone: Bool { self == .succeeded || self == .resolved }
+
+    /// The step was undone: by its compensation (`compensated`) or by hand (`compensation_resolved`).
+    public var isUndone: Bool { self == .compensated || self == .compensationResolved }
+}
+
+/// Who recorded that a step (or its compensation) was done by hand, when, and what they did.
+public struct StepResolution: Sendable, Hashable {
+    public var by: String
+    public var note: String
+    public var at: Date
+
+    public init(by: String, note: String, at: Date) {
+        self.by = by
+        self.note = note
+        self.at = at
     }
 }
 
@@ -97,6 +122,8 @@ public struct StepState: Sendable, Hashable {
     /// A forward attempt ended without an answer (timeout, or the connection broke after sending) and no later
     /// attempt succeeded: the participant may have applied the request.
     public var outcomeUnknown: Bool = false
+    /// Set when an operator resolved the step (status `resolved`) or its compensation (`compensation_resolved`).
+    public var resolution: StepResolution?
 
     public init(name: String) {
         self.name = name

@@ -60,10 +60,11 @@ extension SagaMachine {
             time(step.dueAt, path.appending("dueAt"))
             time(step.firstAttemptAt, path.appending("firstAttemptAt"))
             time(step.compensationFirstAttemptAt, path.appending("compensationFirstAttemptAt"))
+            time(step.resolution?.at, path.appending("resolution").appending("at"))
             if step.dueAt != nil && step.status.phase == nil {
                 report("dueAt", "a step in status \(step.status.rawValue) has no attempt to make, so it cannot have a due time")
             }
-            if (step.status == .compensating || step.status == .compensationFailed || step.compensationAttempts > 0)
+            if ([.compensating, .compensationFailed, .compensationResolved].contains(step.status) || step.compensationAttempts > 0)
                 && definition.compensation == nil
             {
                 report("status", "the step declares no compensation, so it cannot be \(step.status.rawValue) or have compensation attempts")

@@ -343,26 +343,83 @@ public final class SagaMachine: Sendable {
         return Transition(state: state, events: [event], before: before)
     }
 
-    /// An operator says a failed compensation was done by hand; the compensation walk continues from there.
-    public func resolveCompensation(_ state: RunState, step name: String, note: String, by who: String = "", at now: Date) -> Transition? {
-        guard state.status == .compensationFailed,
-            let index = state.steps.firstIndex(where: { $0.name == name && $0.status == .compensationFailed })
-        else { return nil }
+    /// An operator records that a step was done by hand, and the run goes on from there.
+    ///
+    /// - On a run in `compensation_failed`, `step`'s failed compensation was undone by hand: it becomes
+    ///   `compensation_resolved` and the compensation walk continues.
+    /// - On a stuck run, `step` failed for good after the pivot (or is the pivot, its outcome unknown) and its work
+    ///   was done by hand: it becomes `resolved`, counts as succeeded, and the steps after it are sent. Later steps
+    ///   that read its response (without a `??` default) need `response`: the body they read, as if the
+    ///   participant had answered it (its status reads as 200).
+    ///
+    /// Nil when the run is in neither state, `step` is not such a step, or a later step needs a response and none
+    /// is given (`stepsReadingResponse` names them).
+    public func resolve(
+        _ state: RunState, step name: String, note: String, by who: String = "", response: JSONValue? = nil, at now: Date
+    ) -> Transition? {
+        guard let index = state.steps.firstIndex(where: { $0.name == name }) else { return nil }
         let before = state
         var state = state
-        state.steps[index].status = .compensated
-        state.steps[index].lastError = nil
-        var events = [
-            RunEvent(
-                at: now, kind: .compensationResolved, step: name, phase: .compensate,
-                message: "\(Self.who(who)) resolved the compensation of \(name) by hand: \(note)",
-                data: ["note": .string(note), "by": .string(who)])
-        ]
-        let stillFailed = state.steps.indices.filter { state.steps[$0].status == .compensationFailed }
-        state.compensationFailure = stillFailed.first.map { RunFailure(step: state.steps[$0].name, reason: state.steps[$0].lastError ?? "") }
-        state.status = .compensating
-        advanceCompensation(&state, at: now, events: &events)
+        let resolution = StepResolution(by: who, note: note, at: now)
+        var events: [RunEvent] = []
+        switch (state.status, state.steps[index].status) {
+        case (.compensationFailed, .compensationFailed):
+            state.steps[index].status = .compensationResolved
+            state.steps[index].lastError = nil
+            state.steps[index].resolution = resolution
+            events.append(
+                RunEvent(
+                    at: now, kind: .compensationResolved, step: name, phase: .compensate,
+                    message: "\(Self.who(who)) resolved the compensation of \(name) by hand: \(note)",
+                    data: ["note": .string(note), "by": .string(who)]))
+            let stillFailed = state.steps.indices.filter { state.steps[$0].status == .compensationFailed }
+            state.compensationFailure = stillFailed.first.map { RunFailure(step: state.steps[$0].name, reason: state.steps[$0].lastError ?? "") }
+            state.status = .compensating
+            advanceCompensation(&state, at: now, events: &events)
+        case (.stuck, .failed), (.stuck, .outcomeUnknown):
+            // Only where the run can no longer turn back: past the pivot, or the undecided pivot itself.
+            guard isPastPivot(state) || index == saga.pivot else { return nil }
+            if response == nil && !stepsReadingResponse(of: index, in: state).isEmpty { return nil }
+            state.steps[index].status = .resolved
+            state.steps[index].outcomeUnknown = false
+            state.steps[index].lastError = nil
+            state.steps[index].resolution = resolution
+            state.steps[index].response = response.map { StepResponse(status: 200, body: $0) }
+            events.append(
+                RunEvent(
+                    at: now, kind: .stepResolved, step: name, phase: .forward,
+                    message: "\(Self.who(who)) resolved \(name) by hand: \(note); the run goes on from it",
+                    data: ["note": .string(note), "by": .string(who), "response": response ?? .null]))
+            if index == saga.pivot {
+                events.append(
+                    RunEvent(
+                        at: now, kind: .pivotPassed, step: name,
+                        message: "\(name) is the pivot: from here the saga only goes forward; later failures are retried, then wait for a person"))
+            }
+            // Another step that failed for good keeps the run stuck once nothing else can move.
+            let stillFailed = state.steps.indices.first { state.steps[$0].failedForward }
+            state.stuck = stillFailed.map { RunFailure(step: state.steps[$0].name, reason: state.steps[$0].lastError ?? "failed") }
+            state.status = .running
+            advanceForward(&state, at: now, events: &events)
+        default:
+            return nil
+        }
         return Transition(state: state, events: events, before: before)
+    }
+
+    /// The steps not yet done whose request reads the response of step `index` without a `??` default: resolving
+    /// that step by hand needs the response they read.
+    public func stepsReadingResponse(of index: Int, in state: RunState) -> [String] {
+        let name = saga.steps[index].name
+        return saga.steps.indices.filter { other in
+            !state.steps[other].status.isDone
+                && saga.steps[other].request.requiredReferences.contains { reference in
+                    switch reference {
+                    case .stepStatus(let step), .stepBody(let step, _): step == name
+                    default: false
+                    }
+                }
+        }.map { saga.steps[$0].name }
     }
 
     /// An operator resumes a stuck run: the failed steps past the pivot are tried again with their retry policy afresh.
@@ -422,14 +479,14 @@ public final class SagaMachine: Sendable {
     public static func notUndone(_ state: RunState, saga: SagaDefinition) -> [String] {
         state.steps.indices.filter { index in
             index < saga.steps.count && saga.steps[index].compensation != nil
-                && [.succeeded, .outcomeUnknown, .compensationFailed, .compensating].contains(state.steps[index].status)
+                && [.succeeded, .resolved, .outcomeUnknown, .compensationFailed, .compensating].contains(state.steps[index].status)
         }.map { state.steps[$0].name }
     }
 
     /// Whether the pivot has succeeded, so the run can no longer compensate.
     public func isPastPivot(_ state: RunState) -> Bool {
         guard let pivot = saga.pivot else { return false }
-        return state.steps[pivot].status == .succeeded
+        return state.steps[pivot].status.isDone
     }
 
     /// Past the pivot, or with the pivot's attempt in flight (it may succeed at any moment), or with an attempt of
@@ -437,7 +494,7 @@ public final class SagaMachine: Sendable {
     public func isAtOrPastPivot(_ state: RunState) -> Bool {
         guard let pivot = saga.pivot else { return false }
         let step = state.steps[pivot]
-        return step.status == .succeeded || step.isInFlight || (step.outcomeUnknown && saga.steps[pivot].compensateUnknown)
+        return step.status.isDone || step.isInFlight || (step.outcomeUnknown && saga.steps[pivot].compensateUnknown)
     }
 
     /// Stuck because the pivot failed with its outcome unknown: a person decides whether it was applied.
@@ -461,7 +518,9 @@ public final class SagaMachine: Sendable {
     /// compensation it may run for that.
     func awaitsCompensation(_ state: RunState, _ index: Int) -> Bool {
         switch state.steps[index].status {
-        case .succeeded: true
+        // A step resolved by hand was applied (by a person): it is undone like a succeeded one. (It can only be
+        // resolved where the run no longer turns back, so this is for safety's sake.)
+        case .succeeded, .resolved: true
         case .outcomeUnknown: saga.steps[index].compensateUnknown && saga.steps[index].compensation != nil && index != saga.pivot
         default: false
         }
@@ -529,19 +588,25 @@ public final class SagaMachine: Sendable {
     private func advanceForward(_ state: inout RunState, at now: Date, events: inout [RunEvent]) {
         guard state.status == .running else { return }
         for index in state.steps.indices where state.steps[index].status == .pending {
-            if dependencies[index].allSatisfy({ state.steps[$0].status == .succeeded }) {
+            if dependencies[index].allSatisfy({ state.steps[$0].status.isDone }) {
                 state.steps[index].status = .running
                 state.steps[index].dueAt = now
             }
         }
-        if state.steps.allSatisfy({ $0.status == .succeeded }) {
+        if state.steps.allSatisfy({ $0.status.isDone }) {
             state.status = .completed
-            events.append(RunEvent(at: now, kind: .runCompleted, message: "run completed: all \(state.steps.count) steps succeeded"))
+            let byHand = state.steps.filter { $0.status == .resolved }.map(\.name)
+            events.append(
+                RunEvent(
+                    at: now, kind: .runCompleted,
+                    message: byHand.isEmpty
+                        ? "run completed: all \(state.steps.count) steps succeeded"
+                        : "run completed: all \(state.steps.count) steps done, \(byHand.joined(separator: ", ")) by hand"))
         } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running }) {
             state.status = .stuck
             let message = isStuckAtUndecidedPivot(state)
-                ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then retry the run (skald retry: it is sent again with the same idempotency key) or cancel it (the steps before the pivot are compensated)"
-                : "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and retry the run (skald retry), or abandon it once settled by hand"
+                ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then retry the run (skald retry: it is sent again with the same idempotency key), record that it was applied (skald resolve --step \(stuck.step ?? "") --note …: the run goes on) or cancel it (the steps before the pivot are compensated)"
+                : "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and retry the run (skald retry), record that its work was done by hand (skald resolve --step \(stuck.step ?? "STEP") --note …: the run goes on), or abandon it once settled by hand"
             events.append(RunEvent(at: now, kind: .runStuck, step: stuck.step, message: message, data: ["reason": .string(stuck.reason)]))
         }
     }
@@ -625,7 +690,7 @@ public final class SagaMachine: Sendable {
                     message: "run stopped in compensation_failed: the compensation of \(failure?.step ?? "a step") failed (\(failure?.reason ?? "unknown")); retry it or resolve it by hand"))
         } else {
             state.status = .compensated
-            let undone = state.steps.filter { $0.status == .compensated }.count
+            let undone = state.steps.filter { $0.status.isUndone }.count
             let leftUnknown = state.steps.filter { $0.status == .outcomeUnknown }.map(\.name)
             events.append(
                 RunEvent(
