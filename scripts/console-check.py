@@ -3,11 +3,12 @@
 as an operator would, and writes a screenshot of each page. Started by ConsoleTests (the Swift test that prepares the
 server, its runs and the participants); it prints what it checks and exits 1 at the first thing that is wrong.
 
-    scripts/console-check.py URL TOKEN RUNNING_RUN_ID SCREENSHOT_FOLDER
+    scripts/console-check.py URL TOKEN RUNNING_RUN_ID SCREENSHOT_FOLDER STUCK_RUN_ID
 
 RUNNING_RUN_ID is a run held in its first step by its participant. The script cancels it through the console, prints
 "cancel confirmed", and waits (without reloading) for the page to show it compensated: the test releases the held
-call when it reads that line.
+call when it reads that line. STUCK_RUN_ID is a run stuck after its pivot on ship-order: the script resolves that step
+by hand through the console and waits for the run to complete.
 """
 import os
 import shutil
@@ -44,7 +45,7 @@ def wait_until(page, condition, what, timeout_ms=60_000):
 
 
 def main():
-    url, token, running, folder = sys.argv[1:5]
+    url, token, running, folder, stuck = sys.argv[1:6]
     os.makedirs(folder, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"])
@@ -60,8 +61,8 @@ def main():
         page.click("#token-form button")
         page.wait_for_selector(f'#runs-body tr[data-run="{running}"]', timeout=timeout)
         rows = page.locator("#runs-body tr").count()
-        if rows < 3:
-            raise SystemExit(f"console-check: the runs table shows {rows} runs, expected at least 3")
+        if rows < 4:
+            raise SystemExit(f"console-check: the runs table shows {rows} runs, expected at least 4")
         status = page.locator(f'#runs-body tr[data-run="{running}"] .badge').inner_text()
         if status != "running":
             raise SystemExit(f"console-check: the held run shows as {status!r}, expected 'running'")
@@ -129,6 +130,30 @@ def main():
             raise SystemExit("console-check: cancel is still offered for a compensated run")
         step("the run turned compensated on screen without a reload")
         page.screenshot(path=os.path.join(folder, "run.png"), full_page=True)
+
+        # The stuck run: its failed step was done by hand, so the operator resolves it and the run goes on.
+        page.goto(url + "#/runs/" + stuck)
+        page.wait_for_selector('h2 .badge[data-status="stuck"]', timeout=timeout)
+        page.click("#action-resolve")
+        page.wait_for_selector("#action-dialog[open]", timeout=timeout)
+        options = page.locator("#action-step option").all_inner_texts()
+        if options != ["ship-order"]:
+            raise SystemExit(f"console-check: the resolve dialog offers {options}, expected the failed step ship-order only")
+        if not page.locator("#action-response").is_visible():
+            raise SystemExit("console-check: the resolve dialog of a stuck run has no response field")
+        page.fill("#action-note", "shipped by the courier desk")
+        page.fill("#action-by", "console-check")
+        page.click("#action-confirm")
+        page.wait_for_selector('h2 .badge[data-status="completed"]', timeout=timeout)
+        page.wait_for_selector('#steps tr[data-step="ship-order"] .badge[data-status="resolved"]', timeout=timeout)
+        page.wait_for_selector('#graph g[data-step="ship-order"][data-status="resolved"]', timeout=timeout)
+        note = page.locator('#steps tr[data-step="ship-order"] .resolution').inner_text()
+        if note != "done by hand by console-check: shipped by the courier desk":
+            raise SystemExit(f"console-check: the resolved step says {note!r}")
+        if page.locator("#action-resolve").count() or page.locator("#action-retry").count():
+            raise SystemExit("console-check: resolve or retry is still offered for a completed run")
+        step("the stuck step shows as resolved by hand and the run completed")
+        page.screenshot(path=os.path.join(folder, "run-resolved.png"), full_page=True)
 
         # Participants: payments (from the server's --participants file) with its closed circuit and its calls.
         page.click("#nav-participants")

@@ -19,10 +19,17 @@ import Testing
                 .write(to: participantsFile)
             let server = try await ServeProcess(
                 db: try await DatabaseKind.sqlite.newDatabase(), environment: participants.environment, in: folder,
-                sagas: try PatientSagas.folder(in: folder), extra: ["--token", token, "--participants", participantsFile.path])
+                sagas: try PatientSagas.folder(in: folder),
+                extra: ["--token", token, "--participants", participantsFile.path, "--allow-env", "INVENTORY_URL,PAYMENTS_URL,SHIPPING_URL"])
             defer { server.kill9() }
-            let running = try await withHTTPClient { http in
+            let (running, stuck) = try await withHTTPClient { http in
                 let api = APIClient(http: http, base: server.url, token: token)
+                // A run stuck after its pivot, for the page to resolve its failed step by hand.
+                let defined = try await api.call(.POST, "/v1/definitions", try JSONParser.parse(try NewcomerTests.stuckSaga()))
+                #expect(defined.status == 201, "\(defined.json)")
+                let (_, stuckRun) = try await api.call(.POST, "/v1/runs", ["saga": "checkout-stuck", "input": DemoSagas.checkoutInput(orderId: "c-0")])
+                let stuck = try #require(stuckRun["id"]?.stringValue)
+                try await waitFor("run \(stuck) to be stuck") { (try? await api.call(.GET, "/v1/runs/\(stuck)"))?.json["status"] == "stuck" }
                 for order in ["c-1", "c-2"] {
                     let (status, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: order)])
                     #expect(status == 201)
@@ -32,12 +39,12 @@ import Testing
                 await participants[.inventory].setFaults(Faults(hold: true))
                 let (_, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "c-3")])
                 await participants[.inventory].waitForHeld()
-                return try #require(run["id"]?.stringValue)
+                return (try #require(run["id"]?.stringValue), stuck)
             }
 
             let screenshots = folder.appendingPathComponent("console-screenshots")
             let check = try ChildProcess(
-                executable: "/usr/bin/env", ["python3", "scripts/console-check.py", server.url + "/", token, running, screenshots.path],
+                executable: "/usr/bin/env", ["python3", "scripts/console-check.py", server.url + "/", token, running, screenshots.path, stuck],
                 environment: ProcessInfo.processInfo.environment, directory: packageRoot, outputIn: folder)
             // The page cancelled the run; the held reservation is answered now, and the run is compensated.
             try await waitFor("the console to cancel the run", limit: .seconds(180)) {
@@ -49,13 +56,18 @@ import Testing
             print("console screenshots: \(screenshots.path)")
             #expect(exit.status == 0, "\(check.stdout)\(check.stderr)")
             #expect(check.stdout.contains("the run turned compensated on screen without a reload"), "\(check.stdout)")
-            for page in ["runs", "run-running", "run", "participants", "definitions"] {
+            #expect(check.stdout.contains("the stuck step shows as resolved by hand and the run completed"), "\(check.stdout)")
+            for page in ["runs", "run-running", "run", "run-resolved", "participants", "definitions"] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: screenshots.appendingPathComponent("\(page).png").path))?[.size] as? Int
                 #expect((size ?? 0) > 10_000, "no screenshot of \(page)")
             }
             try await withHTTPClient { http in
                 let run = try await APIClient(http: http, base: server.url, token: token).call(.GET, "/v1/runs/\(running)").json
                 #expect(run["status"] == "compensated")
+                let resolved = try await APIClient(http: http, base: server.url, token: token).call(.GET, "/v1/runs/\(stuck)").json
+                let ship = resolved["steps"]?.arrayValue?.first { $0["name"] == "ship-order" }
+                #expect(resolved["status"] == "completed" && ship?["status"] == "resolved", "\(resolved)")
+                #expect(ship?["resolution"]?["by"] == "console-check" && ship?["resolution"]?["note"] == "shipped by the courier desk")
             }
             #expect(await participants[.inventory].ledger.map(\.action).suffix(2) == ["reserve", "release"])
         }

@@ -438,8 +438,17 @@ let unregistered = try! DefinitionParser.parse(Array("""
             _ = try await store.createRun(
                 NewRun(id: "R3", definition: unregistered, input: [:], createdAt: t0), transition: finishedSolo)
 
+            // R4 ended compensated after an operator undid a by hand (compensation_resolved, with who, what, when).
+            try await storeATimedOutRun(newRun("R4"), in: store)
+            var resolved = try #require(try await store.run(id: "R4")).state
+            resolved.steps[0].status = .compensationResolved
+            resolved.steps[0].dueAt = nil
+            resolved.steps[0].resolution = StepResolution(by: "ana", note: "released in the warehouse «system»", at: t0.addingTimeInterval(5))
+            resolved.status = .compensated
+            try await store.recordTransition(runID: "R4", at: t0, transition: SagaMachine.Transition(state: resolved, events: []))
+
             let counts = try await StoreTransfer.export(from: store, source: from, at: t0) { lines.append($0) }
-            #expect(counts.definitions == 1 && counts.runs == 3 && counts.unfinished == 3)
+            #expect(counts.definitions == 1 && counts.runs == 4 && counts.unfinished == 3)
         }
         // The unregistered definition's line comes once, before its run.
         #expect(lines.filter { $0.hasPrefix("{\"definition\"") }.count == 2)
@@ -449,9 +458,9 @@ let unregistered = try! DefinitionParser.parse(Array("""
         let importedAt = t0.addingTimeInterval(60)
         try await target.with(to) { store in
             let counts = try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: importedAt)
-            #expect(counts.definitions == 1 && counts.runs == 3 && counts.unfinished == 3)
+            #expect(counts.definitions == 1 && counts.runs == 4 && counts.unfinished == 3)
             let again = try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: importedAt)
-            #expect(again.runs == 0 && again.alreadyPresent == 3 && again.definitions == 0)
+            #expect(again.runs == 0 && again.alreadyPresent == 4 && again.definitions == 0)
         }
         try await source.with(from) { old in
             try await target.with(to) { new in
@@ -459,7 +468,10 @@ let unregistered = try! DefinitionParser.parse(Array("""
                 #expect(try await new.unfinishedRuns().map(\.id).sorted() == ["R1", "R2", "R3"])
                 #expect(try await new.run(id: "R3")?.definitionDocument == unregistered.document)
                 #expect(try await new.definition(name: "solo", version: nil) == nil, "an unregistered definition stays unregistered")
-                for id in ["R1", "R2", "R3"] {
+                let resolution = try await new.run(id: "R4")?.state.steps[0].resolution
+                #expect(resolution == StepResolution(by: "ana", note: "released in the warehouse «system»", at: t0.addingTimeInterval(5)))
+                #expect(try await old.run(id: "R4")?.state.steps[0].resolution == resolution, "the source store read back what it wrote")
+                for id in ["R1", "R2", "R3", "R4"] {
                     let (was, now) = (try #require(try await old.run(id: id)), try #require(try await new.run(id: id)))
                     #expect(now.state == was.state)
                     #expect(now.input == was.input && now.idempotencyKey == was.idempotencyKey)
