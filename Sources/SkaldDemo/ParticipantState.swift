@@ -46,7 +46,7 @@ struct StoredAnswer: Sendable {
 
 /// The participant's memory: idempotency cache, ledger, faults, held requests, and what was undone.
 ///
-/// It keeps the contract Skald asks of participants (README, "Participants"): a compensation names the forward
+/// It keeps the contract Skald asks of participants (docs/semantics.md, "Participants: what a compensation may meet"): a compensation names the forward
 /// request it undoes by that request's idempotency key; it may arrive before the forward request is processed, or
 /// for one that never arrived, and then answers success with nothing to undo; either way the key is remembered, and
 /// a forward request with it that arrives later is refused (409), not applied.

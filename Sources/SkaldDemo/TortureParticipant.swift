@@ -21,7 +21,7 @@ import Synchronization
 ///   (`POST /fix/RUN`), so the run ends in `compensation_failed` until an operator acts;
 /// - `cancel`: each step takes 100 ms, so a cancel sent meanwhile finds the run in the middle.
 ///
-/// It keeps the compensation contract (README, "Participants"): a compensation for a step it never applied answers
+/// It keeps the compensation contract (docs/semantics.md, "Participants: what a compensation may meet"): a compensation for a step it never applied answers
 /// success with nothing to undo (and is not an action), and a forward request that arrives after its step's
 /// compensation is refused (409), not applied.
 public final class TortureParticipant: Sendable {

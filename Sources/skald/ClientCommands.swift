@@ -344,7 +344,7 @@ struct ParticipantsCommand: AsyncParsableCommand {
             if client.json { print(answer.prettyText); return }
             let participants = answer["participants"]?.arrayValue ?? []
             guard !participants.isEmpty else {
-                print("no participants: declare them in a saga's \"participants\" or in a file given to skald serve --participants (see the README)")
+                print("no participants: declare them in a saga's \"participants\" or in a file given to skald serve --participants (see docs/participants.md)")
                 return
             }
             let style = ProgressPrinter.Style.forStandardOutput

@@ -4,7 +4,7 @@ import ArgumentParser
 struct Skald: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "skald",
-        abstract: "Durable saga orchestration: HTTP steps with retries and compensation, stored in SQLite.",
+        abstract: "Durable saga orchestration: HTTP steps with retries and compensation, stored in SQLite or PostgreSQL.",
         discussion: """
             Exit codes of run, resume, watch and start --watch: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, 6 abandoned, \
             2 invalid definition or input, 1 any other error (for example an unusable database or no server).

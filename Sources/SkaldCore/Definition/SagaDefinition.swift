@@ -45,7 +45,7 @@ public struct SagaDefinition: Sendable {
             guard step.compensateUnknown, step.compensationReadsOwnResponse, index != pivot else { return nil }
             return DefinitionProblem(
                 path: JSONPath.root.appending("steps").appending(index).appending("compensation"),
-                message: "the compensation reads this step's own response, which never comes when the outcome is unknown (a timeout); then it cannot be sent and the run stops in compensation_failed. Name the action with {{steps.\(step.name).idempotencyKey}} (see Participants in the README), or set \"compensateUnknown\": false")
+                message: "the compensation reads this step's own response, which never comes when the outcome is unknown (a timeout); then it cannot be sent and the run stops in compensation_failed. Name the action with {{steps.\(step.name).idempotencyKey}} (see Participants: what a compensation may meet, in docs/semantics.md), or set \"compensateUnknown\": false")
         }
         return compensations + optionalInputWarnings
     }
