@@ -53,6 +53,8 @@ let package = Package(
             dependencies: [
                 "SkaldEngine",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                // Only for the type of the pool's own errors (it could not connect, or was shut down).
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]

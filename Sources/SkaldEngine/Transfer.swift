@@ -286,7 +286,7 @@ public enum StoreTransfer {
                 existing.hash != definition.contentHash
             {
                 throw StoreError(
-                    message: "the database has another definition \(definition.name) version \(definition.version) than the file; nothing was imported. Register the file's under a new version, or import into another database")
+                    .definitionConflict, "the database has another definition \(definition.name) version \(definition.version) than the file; nothing was imported. Register the file's under a new version, or import into another database")
             }
         }
         for entry in checked.definitions where entry.registered {

@@ -1,6 +1,16 @@
 /// The PostgreSQL schema: the same tables, columns and states as the SQLite schema (`SkaldSQLite.Schema`), as
 /// versioned migrations. Never edit a shipped migration: add a new one. Times are seconds since 1970 (DOUBLE
 /// PRECISION), as in SQLite, so both stores hold exactly the same values.
+/// The SQLSTATE codes the store matches on: PostgreSQL's own, and those `skald_refuse` raises (class `SK`, which
+/// PostgreSQL leaves free).
+enum SQLState {
+    static let uniqueViolation = "23505"
+    /// The run is not held by this node (owner and claim epoch).
+    static let notOwner = "SK001"
+    /// The attempt a write names is not stored as in flight.
+    static let attemptNotInFlight = "SK002"
+}
+
 enum PostgresSchema {
     struct Migration {
         var identifier: String
@@ -166,6 +176,18 @@ enum PostgresSchema {
                 "ALTER TABLE step ADD COLUMN resolved_by TEXT",
                 "ALTER TABLE step ADD COLUMN resolved_note TEXT",
                 "ALTER TABLE step ADD COLUMN resolved_at DOUBLE PRECISION",
+            ]),
+        // A refusal carries a SQLSTATE of Skald's own (`SQLState`), so the store matches on the code, never the text.
+        Migration(
+            identifier: "v8-refusal-codes",
+            statements: [
+                """
+                CREATE FUNCTION skald_refuse(code TEXT, reason TEXT) RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
+                BEGIN
+                    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = reason;
+                END
+                $$
+                """
             ]),
     ]
 }

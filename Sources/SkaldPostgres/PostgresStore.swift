@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Synchronization
+import _ConnectionPoolModule
 import SkaldCore
 import SkaldEngine
 
@@ -214,12 +215,18 @@ public final class PostgresStore: SharedRunStore {
                     detail: Self.describe(psql))
             case "25006":
                 return StoreUnavailable(reason: "the PostgreSQL server is read-only (a standby?); point --db at the primary", detail: Self.describe(psql))
+            case SQLState.notOwner:
+                return StoreError(.notOwner, "this node does not hold the run it writes (another node claimed it)")
+            case SQLState.attemptNotInFlight:
+                return StoreError(.attemptNotInFlight, "the attempt is not stored as in flight")
+            case SQLState.uniqueViolation:
+                return StoreError(.uniqueViolation, "PostgreSQL: \(Self.describe(psql))")
             default:
-                return StoreError(message: "PostgreSQL: \(Self.describe(psql))")
+                return StoreError(.refused, "PostgreSQL: \(Self.describe(psql))")
             }
         }
         // The pool's own errors (it could not connect, or was shut down) name no server state.
-        if String(describing: type(of: error)).contains("ConnectionPoolError") {
+        if error is ConnectionPoolError {
             return StoreUnavailable(reason: unreachable, detail: "\(error)")
         }
         return error
@@ -265,7 +272,7 @@ public final class PostgresStore: SharedRunStore {
                     """, logger: logger)
                 return .registered
             }
-        } catch let error as StoreError where error.message.contains("SQLSTATE 23505") {
+        } catch let error as StoreError where error.kind == .uniqueViolation {
             // Another process registered the same name and version at the same moment: answer as if it came first.
             return try await registerDefinition(definition, at: at)
         }
@@ -337,7 +344,7 @@ public final class PostgresStore: SharedRunStore {
             if inserted.isEmpty, let key {
                 // Another start with the same key committed first: its run is the answer.
                 guard let existing = try await Self.runID(idempotencyKey: key, db, logger) else {
-                    throw StoreError(message: "the idempotency key \(key) is taken, but no run holds it")
+                    throw StoreError(.unreadableRow, "the idempotency key \(key) is taken, but no run holds it")
                 }
                 return .existing(try await Self.requireRun(existing, key: key, db, logger))
             }
@@ -361,7 +368,7 @@ public final class PostgresStore: SharedRunStore {
 
     static func requireRun(_ id: String, key: String, _ db: PostgresConnection, _ logger: Logger) async throws -> StoredRun {
         guard let run = try await loadRun(id: id, db, logger) else {
-            throw StoreError(message: "run \(id) holds the idempotency key \(key) but cannot be read back (its definition is missing)")
+            throw StoreError(.unreadableRow, "run \(id) holds the idempotency key \(key) but cannot be read back (its definition is missing)")
         }
         return run
     }
@@ -412,16 +419,16 @@ public final class PostgresStore: SharedRunStore {
                 }
             }
             metrics.committed(transitions: 1, in: ContinuousClock.now - started)
-        } catch let error as StoreError where error.message.contains("skald: not the owner") {
+        } catch let error as StoreError where error.kind == .notOwner {
             let owner = try await reading { db in
                 try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first
             }
             guard let owner else { throw StoreError.unknownRun(runID) }
             throw RunOwnershipLost(runID: runID, owner: try owner.decode(String?.self))
-        } catch let error as StoreError where error.message.contains("skald: attempt not in flight") {
+        } catch let error as StoreError where error.kind == .attemptNotInFlight {
             switch attempt {
-            case .started(let key)?, .resent(let key)?: throw Self.notInFlight(key)
-            case .finished(let result)?: throw Self.notInFlight(result.attempt)
+            case .started(let key)?, .resent(let key)?: throw StoreError.notInFlight(key)
+            case .finished(let result)?: throw StoreError.notInFlight(result.attempt)
             case nil: throw error
             }
         }
@@ -430,10 +437,6 @@ public final class PostgresStore: SharedRunStore {
     /// Runs one of the transition statements, prepared once per connection, to its end.
     static func run<Statement: PostgresPreparedStatement>(_ statement: Statement, on db: PostgresConnection, _ logger: Logger) async throws {
         for try await _ in try await db.execute(statement, logger: logger) {}
-    }
-
-    static func notInFlight(_ attempt: AttemptKey) -> StoreError {
-        StoreError(message: "run \(attempt.runID): attempt \(attempt.number) of \(attempt.stepName) (\(attempt.phase.rawValue)) is not stored as in flight")
     }
 
     static func append(_ events: [RunEvent], runID: String, _ db: PostgresConnection, _ logger: Logger) async throws {
@@ -593,7 +596,7 @@ public final class PostgresStore: SharedRunStore {
             return try rows.map { row in
                 let columns = row.makeRandomAccess()
                 let hash = try columns["definition_hash"].decode(String.self)
-                guard let document = documents[hash] else { throw StoreError(message: "the database has no definition \(hash)") }
+                guard let document = documents[hash] else { throw StoreError(.unreadableRow, "the database has no definition \(hash)") }
                 return try Self.storedRun(columns, document: document, stepRows: steps[try columns["id"].decode(String.self)] ?? [])
             }
         }
@@ -696,7 +699,7 @@ public final class PostgresStore: SharedRunStore {
     }
 
     static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
-        guard let value = T(rawValue: raw) else { throw StoreError(message: "the database holds an unknown \(T.self) \"\(raw)\"") }
+        guard let value = T(rawValue: raw) else { throw StoreError.unknownValue(raw, of: T.self) }
         return value
     }
 

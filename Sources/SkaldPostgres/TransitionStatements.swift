@@ -44,14 +44,14 @@ enum TransitionStatements {
         guard let attempt else {
             return prefix + """
 
-                SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('skald: not the owner')
+                SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('\(SQLState.notOwner)', 'skald: not the owner')
                     ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
                 """
         }
         return prefix + ",\n" + attempt + """
 
-            SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('skald: not the owner')
-                WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('skald: attempt not in flight')
+            SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('\(SQLState.notOwner)', 'skald: not the owner')
+                WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('\(SQLState.attemptNotInFlight)', 'skald: attempt not in flight')
                 ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
             """
     }

@@ -168,7 +168,7 @@ public final class SQLiteStore: SagaStore {
                 let existing = try String.fetchOne(db, sql: "SELECT id FROM run WHERE idempotency_key = ?", arguments: [key])
             {
                 guard let run = try Self.loadRun(id: existing, db: db) else {
-                    throw StoreError(message: "run \(existing) holds the idempotency key \(key) but cannot be read back (its definition is missing)")
+                    throw StoreError(.unreadableRow, "run \(existing) holds the idempotency key \(key) but cannot be read back (its definition is missing)")
                 }
                 return CreatedRun.existing(run)
             }
@@ -224,7 +224,7 @@ public final class SQLiteStore: SagaStore {
                     """,
                 arguments: [at.timeIntervalSince1970, attempt.runID, attempt.step, attempt.phase.rawValue, attempt.number])
             guard db.changesCount == 1 else {
-                throw StoreError(message: "run \(attempt.runID): attempt \(attempt.number) of \(attempt.stepName) (\(attempt.phase.rawValue)) is not stored as in flight")
+                throw StoreError.notInFlight(attempt)
             }
             try Self.apply(transition, runID: attempt.runID, at: at, db: db)
         }
@@ -246,7 +246,7 @@ public final class SQLiteStore: SagaStore {
                     attempt.runID, attempt.step, attempt.phase.rawValue, attempt.number,
                 ])
             guard db.changesCount == 1 else {
-                throw StoreError(message: "run \(attempt.runID): attempt \(attempt.number) of \(attempt.stepName) (\(attempt.phase.rawValue)) is not stored as in flight")
+                throw StoreError.notInFlight(attempt)
             }
             try Self.apply(transition, runID: attempt.runID, at: result.finishedAt, db: db)
         }
@@ -425,7 +425,7 @@ public final class SQLiteStore: SagaStore {
             for row in stepRows { steps[row["run_id"], default: []].append(row) }
             return try rows.map { row in
                 let hash: String = row["definition_hash"]
-                guard let document = documents[hash] else { throw StoreError(message: "the database has no definition \(hash)") }
+                guard let document = documents[hash] else { throw StoreError(.unreadableRow, "the database has no definition \(hash)") }
                 return try Self.storedRun(row, document: document, stepRows: steps[row["id"]] ?? [])
             }
         }
@@ -553,7 +553,7 @@ public final class SQLiteStore: SagaStore {
     }
 
     static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
-        guard let value = T(rawValue: raw) else { throw StoreError(message: "the database holds an unknown \(T.self) \"\(raw)\"") }
+        guard let value = T(rawValue: raw) else { throw StoreError.unknownValue(raw, of: T.self) }
         return value
     }
 

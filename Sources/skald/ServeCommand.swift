@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 import SkaldCore
 import SkaldEngine
@@ -239,7 +240,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             try? await client.shutdown()
             await opened.close()
-            if "\(error)".contains("Address already in use") {
+            if let error = error as? IOError, error.errnoCode == EADDRINUSE {
                 output.error(
                     "cannot listen on \(host):\(port): the address is already in use (another skald serve?); stop that process, or choose another port with --port")
             } else {

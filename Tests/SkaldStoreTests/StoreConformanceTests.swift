@@ -100,10 +100,15 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
             try await store.recordAttemptResent(key, at: t0.addingTimeInterval(5), transition: resent)
             #expect(try await store.attempts(runID: "R1").first?.sends == 2)
             let other = AttemptKey(runID: "R1", step: 0, stepName: "a", phase: .forward, number: 7)
-            await #expect(throws: StoreError.self) { try await store.recordAttemptResent(other, at: t0, transition: resent) }
+            // Each refusal has its kind, the same on every store (PostgreSQL's comes from its own SQLSTATE).
+            let resentOther = await #expect(throws: StoreError.self) { try await store.recordAttemptResent(other, at: t0, transition: resent) }
+            #expect(resentOther?.kind == .attemptNotInFlight)
+            #expect(resentOther?.message == "run R1: attempt 7 of a (forward) is not stored as in flight")
             let result = AttemptResult(attempt: other, outcome: .succeeded(StepResponse(status: 200, body: .null)), duration: .zero, finishedAt: t0)
-            await #expect(throws: StoreError.self) { try await store.recordAttemptFinished(result, transition: resent) }
-            await #expect(throws: StoreError.self) { try await store.recordTransition(runID: "NOPE", at: t0, transition: resent) }
+            let finishedOther = await #expect(throws: StoreError.self) { try await store.recordAttemptFinished(result, transition: resent) }
+            #expect(finishedOther?.kind == .attemptNotInFlight)
+            let unknown = await #expect(throws: StoreError.self) { try await store.recordTransition(runID: "NOPE", at: t0, transition: resent) }
+            #expect(unknown?.kind == .unknownRun)
             // Nothing of the refused writes was kept.
             #expect(try await store.events(runID: "R1").map(\.kind) == [.runStarted, .attemptStarted, .attemptResent])
         }
