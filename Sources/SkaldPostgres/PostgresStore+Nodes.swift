@@ -138,7 +138,7 @@ extension PostgresStore {
             var counts: [RunStatus: Int] = [:]
             for row in try await db.query("SELECT status, count(*) FROM run GROUP BY status", logger: logger).collect() {
                 let (status, count) = try row.decode((String, Int).self)
-                counts[try Self.decode(RunStatus.self, status)] = count
+                counts[try RunRow.decode(RunStatus.self, status)] = count
             }
             return counts
         }

@@ -282,7 +282,7 @@ public final class PostgresStore: SharedRunStore {
         let logger = logger
         return try await reading { db in
             try await db.query("SELECT hash, name, version, document, created_at FROM definition WHERE registered ORDER BY name, version", logger: logger)
-                .collect().map(Self.definition(from:))
+                .collect().map { try PostgresRowDecoder.decode(DefinitionRow.self, from: $0).definition() }
         }
     }
 
@@ -301,14 +301,8 @@ public final class PostgresStore: SharedRunStore {
                     logger: logger
                 ).collect()
             }
-            return try rows.first.map(Self.definition(from:))
+            return try rows.first.map { try PostgresRowDecoder.decode(DefinitionRow.self, from: $0).definition() }
         }
-    }
-
-    static func definition(from row: PostgresRow) throws -> StoredDefinition {
-        let (hash, name, version, document, createdAt) = try row.decode((String, String, Int, String, Double).self)
-        return StoredDefinition(
-            hash: hash, name: name, version: version, document: try JSONParser.parse(document), createdAt: Date(timeIntervalSince1970: createdAt))
     }
 
     // MARK: - Run writes
@@ -584,20 +578,24 @@ public final class PostgresStore: SharedRunStore {
             ).collect()
             for row in definitionRows {
                 let (hash, document) = try row.decode((String, String).self)
-                documents[hash] = try JSONParser.parse(document)
+                documents[hash] = try RunRow.json(document, "definition \(hash)")
             }
-            var steps: [String: [PostgresRow]] = [:]
+            var steps: [String: [StepRow]] = [:]
             let stepRows = try await db.query(
                 PostgresQuery(
                     unsafeSQL: "SELECT step.* FROM step JOIN run ON run.id = step.run_id WHERE \(unfinished) ORDER BY step.run_id, step.position"),
                 logger: logger
             ).collect()
-            for row in stepRows { steps[try row.makeRandomAccess()["run_id"].decode(String.self), default: []].append(row) }
+            for row in stepRows {
+                let step = try PostgresRowDecoder.decode(StepRow.self, from: row)
+                steps[step.runID ?? "", default: []].append(step)
+            }
             return try rows.map { row in
-                let columns = row.makeRandomAccess()
-                let hash = try columns["definition_hash"].decode(String.self)
-                guard let document = documents[hash] else { throw StoreError(.unreadableRow, "the database has no definition \(hash)") }
-                return try Self.storedRun(columns, document: document, stepRows: steps[try columns["id"].decode(String.self)] ?? [])
+                let run = try PostgresRowDecoder.decode(RunRow.self, from: row)
+                guard let document = documents[run.definitionHash] else {
+                    throw StoreError(.unreadableRow, "the database has no definition \(run.definitionHash)")
+                }
+                return try run.storedRun(document: document, steps: steps[run.id] ?? [])
             }
         }
     }
@@ -609,19 +607,19 @@ public final class PostgresStore: SharedRunStore {
             "SELECT run.*, definition.document FROM run JOIN definition ON definition.hash = run.definition_hash WHERE run.id = ANY(\(ids))",
             logger: logger
         ).collect()
-        var steps: [String: [PostgresRow]] = [:]
+        var steps: [String: [StepRow]] = [:]
         for row in try await db.query("SELECT * FROM step WHERE run_id = ANY(\(ids)) ORDER BY run_id, position", logger: logger).collect() {
-            steps[try row.makeRandomAccess()["run_id"].decode(String.self), default: []].append(row)
+            let step = try PostgresRowDecoder.decode(StepRow.self, from: row)
+            steps[step.runID ?? "", default: []].append(step)
         }
         var byID: [String: StoredRun] = [:]
         var documents: [String: JSONValue] = [:]
         for row in rows {
-            let columns = row.makeRandomAccess()
-            let id = try columns["id"].decode(String.self)
-            let hash = try columns["definition_hash"].decode(String.self)
-            let document = try documents[hash] ?? JSONParser.parse(try columns["document"].decode(String.self))
-            documents[hash] = document
-            byID[id] = try storedRun(columns, document: document, stepRows: steps[id] ?? [])
+            let run = try PostgresRowDecoder.decode(RunRow.self, from: row)
+            let document = try documents[run.definitionHash]
+                ?? RunRow.json(try row.makeRandomAccess()["document"].decode(String.self), "definition \(run.definitionHash)")
+            documents[run.definitionHash] = document
+            byID[run.id] = try run.storedRun(document: document, steps: steps[run.id] ?? [])
         }
         return ids.compactMap { byID[$0] }
     }
@@ -644,105 +642,28 @@ public final class PostgresStore: SharedRunStore {
                 logger: logger
             ).collect().first
         else { return nil }
-        let stepRows = try await db.query("SELECT * FROM step WHERE run_id = \(id) ORDER BY position", logger: logger).collect()
-        let columns = row.makeRandomAccess()
-        return try storedRun(columns, document: try JSONParser.parse(try columns["document"].decode(String.self)), stepRows: stepRows)
-    }
-
-    static func storedRun(_ row: PostgresRandomAccessRow, document: JSONValue, stepRows: [PostgresRow]) throws -> StoredRun {
-        let id = try row["id"].decode(String.self)
-        var state = RunState(id: id, stepNames: try stepRows.map { try $0.makeRandomAccess()["name"].decode(String.self) })
-        state.status = try decode(RunStatus.self, try row["status"].decode(String.self))
-        state.failure = try failure(row, "failure_step", "failure_reason")
-        state.compensationFailure = try failure(row, "compensation_failure_step", "compensation_failure_reason")
-        state.stuck = try failure(row, "stuck_step", "stuck_reason")
-        state.deadlineAt = try row["deadline_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
-        for (position, stepRow) in stepRows.enumerated() {
-            let columns = stepRow.makeRandomAccess()
-            var step = state.steps[position]
-            step.status = try decode(StepStatus.self, try columns["status"].decode(String.self))
-            step.attempts = try columns["attempts"].decode(Int.self)
-            step.compensationAttempts = try columns["compensation_attempts"].decode(Int.self)
-            step.compensationAttemptsBase = try columns["compensation_attempts_base"].decode(Int.self)
-            step.attemptsBase = try columns["attempts_base"].decode(Int.self)
-            step.firstAttemptAt = try columns["first_attempt_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
-            step.compensationFirstAttemptAt = try columns["compensation_first_attempt_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
-            step.dueAt = try columns["due_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:))
-            if let status = try columns["response_status"].decode(Int?.self) {
-                let body = try columns["response_body"].decode(String?.self) ?? "null"
-                step.response = StepResponse(status: status, body: try JSONParser.parse(body))
-            }
-            step.lastError = try columns["last_error"].decode(String?.self)
-            step.outcomeUnknown = try columns["outcome_unknown"].decode(Bool.self)
-            if let at = try columns["resolved_at"].decode(Double?.self) {
-                step.resolution = StepResolution(
-                    by: try columns["resolved_by"].decode(String?.self) ?? "", note: try columns["resolved_note"].decode(String?.self) ?? "",
-                    at: Date(timeIntervalSince1970: at))
-            }
-            state.steps[position] = step
-        }
-        return StoredRun(
-            id: id, sagaName: try row["saga_name"].decode(String.self), sagaVersion: try row["saga_version"].decode(Int.self),
-            definitionHash: try row["definition_hash"].decode(String.self), definitionDocument: document,
-            input: try JSONParser.parse(try row["input"].decode(String.self)),
-            createdAt: Date(timeIntervalSince1970: try row["created_at"].decode(Double.self)),
-            updatedAt: Date(timeIntervalSince1970: try row["updated_at"].decode(Double.self)),
-            state: state, idempotencyKey: try row["idempotency_key"].decode(String?.self),
-            trace: try row["trace_parent"].decode(String?.self).map { RunTrace(parent: $0, state: try row["trace_state"].decode(String?.self)) },
-            claimEpoch: try row["claim_epoch"].decode(Int64.self))
-    }
-
-    /// A failure is stored when its reason is; its step is NULL when no step failed (a cancel, the deadline).
-    static func failure(_ row: PostgresRandomAccessRow, _ stepColumn: String, _ reasonColumn: String) throws -> RunFailure? {
-        guard let reason = try row[reasonColumn].decode(String?.self) else { return nil }
-        return RunFailure(step: try row[stepColumn].decode(String?.self), reason: reason)
-    }
-
-    static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
-        guard let value = T(rawValue: raw) else { throw StoreError.unknownValue(raw, of: T.self) }
-        return value
+        let steps = try await db.query("SELECT * FROM step WHERE run_id = \(id) ORDER BY position", logger: logger).collect()
+            .map { try PostgresRowDecoder.decode(StepRow.self, from: $0) }
+        let document = try RunRow.json(try row.makeRandomAccess()["document"].decode(String.self), "the definition of run \(id)")
+        return try PostgresRowDecoder.decode(RunRow.self, from: row).storedRun(document: document, steps: steps)
     }
 
     public func listRuns(_ query: RunQuery) async throws -> RunPage {
         let logger = logger
-        var conditions: [String] = []
+        let filter = RunFilter(query)
         var bindings = PostgresBindings()
-        func bind(_ condition: String, _ value: some PostgresNonThrowingEncodable & Sendable) {
-            bindings.append(value)
-            conditions.append(condition.replacingOccurrences(of: "?", with: "$\(bindings.count)"))
+        for (_, value) in filter.conditions {
+            switch value {
+            case .text(let text): bindings.append(text)
+            case .real(let number): bindings.append(number)
+            }
         }
-        if let status = query.status { bind("status = ?", status.rawValue) }
-        if let saga = query.saga { bind("saga_name = ?", saga) }
-        if let cursor = query.cursor { bind("id < ?", cursor) }
-        if let after = query.createdAfter { bind("created_at >= ?", after.timeIntervalSince1970) }
-        if let before = query.createdBefore { bind("created_at < ?", before.timeIntervalSince1970) }
-        if let key = query.idempotencyKey { bind("idempotency_key = ?", key) }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         bindings.append(query.limit + 1)
-        let sql = PostgresQuery(
-            unsafeSQL: """
-                SELECT run.*, (SELECT name FROM step WHERE step.run_id = run.id AND step.status IN ('running', 'compensating')
-                    ORDER BY position LIMIT 1) AS current_step
-                FROM run \(whereClause) ORDER BY id DESC LIMIT $\(bindings.count)
-                """, binds: bindings)
+        let sql = PostgresQuery(unsafeSQL: filter.sql { "$\($0)" }, binds: bindings)
         let limit = query.limit
         return try await reading { db in
-            let rows = try await db.query(sql, logger: logger).collect()
-            let runs = try rows.prefix(limit).map { row in
-                let columns = row.makeRandomAccess()
-                return RunSummary(
-                    id: try columns["id"].decode(String.self), sagaName: try columns["saga_name"].decode(String.self),
-                    sagaVersion: try columns["saga_version"].decode(Int.self),
-                    status: try Self.decode(RunStatus.self, try columns["status"].decode(String.self)),
-                    createdAt: Date(timeIntervalSince1970: try columns["created_at"].decode(Double.self)),
-                    updatedAt: Date(timeIntervalSince1970: try columns["updated_at"].decode(Double.self)),
-                    failure: try Self.failure(columns, "failure_step", "failure_reason"),
-                    compensationFailure: try Self.failure(columns, "compensation_failure_step", "compensation_failure_reason"),
-                    stuck: try Self.failure(columns, "stuck_step", "stuck_reason"),
-                    idempotencyKey: try columns["idempotency_key"].decode(String?.self),
-                    currentStep: try columns["current_step"].decode(String?.self))
-            }
-            return RunPage(runs: Array(runs), nextCursor: rows.count > limit ? runs.last?.id : nil)
+            let rows = try await db.query(sql, logger: logger).collect().map { try PostgresRowDecoder.decode(RunRow.self, from: $0) }
+            return try RunFilter.page(rows, limit: limit)
         }
     }
 
@@ -752,15 +673,7 @@ public final class PostgresStore: SharedRunStore {
             try await db.query(
                 "SELECT id, at, kind, step, phase, attempt, message, data FROM event WHERE run_id = \(runID) AND id > \(after) ORDER BY id",
                 logger: logger
-            ).collect().map { row in
-                let (id, at, kind, step, phase, attempt, message, data) = try row.decode(
-                    (Int64, Double, String, String?, String?, Int?, String, String).self)
-                return StoredEvent(
-                    sequence: id,
-                    event: RunEvent(
-                        at: Date(timeIntervalSince1970: at), kind: try Self.decode(RunEvent.Kind.self, kind), step: step,
-                        phase: phase.flatMap(Phase.init(rawValue:)), attempt: attempt, message: message, data: try JSONParser.parse(data)))
-            }
+            ).collect().map { try PostgresRowDecoder.decode(EventRow.self, from: $0).event() }
         }
     }
 
@@ -772,15 +685,7 @@ public final class PostgresStore: SharedRunStore {
                 SELECT position, step_name, phase, number, started_at, sends, finished_at, succeeded, http_status, error, duration_ms, node
                 FROM attempt WHERE run_id = \(runID) ORDER BY started_at, position, phase, number
                 """, logger: logger
-            ).collect().map { row in
-                let (position, stepName, phase, number, startedAt, sends, finishedAt, succeeded, httpStatus, error, durationMs, node) = try row.decode(
-                    (Int, String, String, Int, Double, Int, Double?, Bool?, Int?, String?, Int?, String?).self)
-                return AttemptRecord(
-                    key: AttemptKey(runID: runID, step: position, stepName: stepName, phase: try Self.decode(Phase.self, phase), number: number),
-                    startedAt: Date(timeIntervalSince1970: startedAt), sends: sends,
-                    finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:)), succeeded: succeeded, httpStatus: httpStatus, error: error,
-                    durationMs: durationMs, node: node)
-            }
+            ).collect().map { try PostgresRowDecoder.decode(AttemptRow.self, from: $0).record(runID: runID) }
         }
     }
 }

@@ -107,7 +107,7 @@ public final class SQLiteStore: SagaStore {
 
     public func definitions() async throws -> [StoredDefinition] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM definition WHERE registered = 1 ORDER BY name, version").map(Self.definition(from:))
+            try DefinitionRow.fetchAll(db, sql: "SELECT * FROM definition WHERE registered = 1 ORDER BY name, version").map { try $0.definition() }
         }
     }
 
@@ -121,14 +121,8 @@ public final class SQLiteStore: SagaStore {
                 row = try Row.fetchOne(
                     db, sql: "SELECT * FROM definition WHERE registered = 1 AND name = ? ORDER BY version DESC LIMIT 1", arguments: [name])
             }
-            return try row.map(Self.definition(from:))
+            return try row.map { try DefinitionRow(row: $0).definition() }
         }
-    }
-
-    static func definition(from row: Row) throws -> StoredDefinition {
-        StoredDefinition(
-            hash: row["hash"], name: row["name"], version: row["version"], document: try JSONParser.parse(row["document"] as String),
-            createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
     /// A change through the group committer, with SQLite's errors about the file itself (full, read-only,
@@ -413,20 +407,21 @@ public final class SQLiteStore: SagaStore {
     public func unfinishedRuns() async throws -> [StoredRun] {
         try await pool.read { db in
             let unfinished = "run.status IN ('running', 'compensating')"
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM run WHERE \(unfinished) ORDER BY created_at, id")
+            let rows = try RunRow.fetchAll(db, sql: "SELECT * FROM run WHERE \(unfinished) ORDER BY created_at, id")
             guard !rows.isEmpty else { return [] }
             var documents: [String: JSONValue] = [:]
             let definitionRows = try Row.fetchAll(
                 db, sql: "SELECT hash, document FROM definition WHERE hash IN (SELECT DISTINCT definition_hash FROM run WHERE \(unfinished))")
-            for row in definitionRows { documents[row["hash"]] = try JSONParser.parse(row["document"] as String) }
-            var steps: [String: [Row]] = [:]
-            let stepRows = try Row.fetchAll(
+            for row in definitionRows { documents[row["hash"]] = try RunRow.json(row["document"], "definition \(row["hash"] as String)") }
+            var steps: [String: [StepRow]] = [:]
+            let stepRows = try StepRow.fetchAll(
                 db, sql: "SELECT step.* FROM step JOIN run ON run.id = step.run_id WHERE \(unfinished) ORDER BY step.run_id, step.position")
-            for row in stepRows { steps[row["run_id"], default: []].append(row) }
+            for row in stepRows { steps[row.runID ?? "", default: []].append(row) }
             return try rows.map { row in
-                let hash: String = row["definition_hash"]
-                guard let document = documents[hash] else { throw StoreError(.unreadableRow, "the database has no definition \(hash)") }
-                return try Self.storedRun(row, document: document, stepRows: steps[row["id"]] ?? [])
+                guard let document = documents[row.definitionHash] else {
+                    throw StoreError(.unreadableRow, "the database has no definition \(row.definitionHash)")
+                }
+                return try row.storedRun(document: document, steps: steps[row.id] ?? [])
             }
         }
     }
@@ -435,7 +430,7 @@ public final class SQLiteStore: SagaStore {
         try await pool.read { db in
             var counts: [RunStatus: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM run GROUP BY status") {
-                counts[try Self.decode(RunStatus.self, row["status"])] = row["n"]
+                counts[try RunRow.decode(RunStatus.self, row["status"])] = row["n"]
             }
             return counts
         }
@@ -454,138 +449,48 @@ public final class SQLiteStore: SagaStore {
                         WHERE run.id = ?
                         """), arguments: [id])
         else { return nil }
-        let stepRows = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM step WHERE run_id = ? ORDER BY position"), arguments: [id])
-        return try storedRun(row, document: try JSONParser.parse(row["document"] as String), stepRows: stepRows)
-    }
-
-    static func storedRun(_ row: Row, document: JSONValue, stepRows: [Row]) throws -> StoredRun {
-        let id: String = row["id"]
-        var state = RunState(id: id, stepNames: stepRows.map { $0["name"] })
-        state.status = try decode(RunStatus.self, row["status"])
-        state.failure = Self.failure(row, "failure_step", "failure_reason")
-        state.compensationFailure = Self.failure(row, "compensation_failure_step", "compensation_failure_reason")
-        state.stuck = Self.failure(row, "stuck_step", "stuck_reason")
-        state.deadlineAt = (row["deadline_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-        for (position, stepRow) in stepRows.enumerated() {
-            var step = state.steps[position]
-            step.status = try decode(StepStatus.self, stepRow["status"])
-            step.attempts = stepRow["attempts"]
-            step.compensationAttempts = stepRow["compensation_attempts"]
-            step.compensationAttemptsBase = stepRow["compensation_attempts_base"]
-            step.attemptsBase = stepRow["attempts_base"]
-            step.firstAttemptAt = (stepRow["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-            step.compensationFirstAttemptAt = (stepRow["compensation_first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-            step.dueAt = (stepRow["due_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-            if let status: Int = stepRow["response_status"] {
-                let body: String = stepRow["response_body"] ?? "null"
-                step.response = StepResponse(status: status, body: try JSONParser.parse(body))
-            }
-            step.lastError = stepRow["last_error"]
-            step.outcomeUnknown = stepRow["outcome_unknown"]
-            if let at: Double = stepRow["resolved_at"] {
-                step.resolution = StepResolution(by: stepRow["resolved_by"] ?? "", note: stepRow["resolved_note"] ?? "", at: Date(timeIntervalSince1970: at))
-            }
-            state.steps[position] = step
-        }
-        return StoredRun(
-            id: id, sagaName: row["saga_name"], sagaVersion: row["saga_version"], definitionHash: row["definition_hash"],
-            definitionDocument: document, input: try JSONParser.parse(row["input"] as String),
-            createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
-            state: state, idempotencyKey: row["idempotency_key"],
-            trace: (row["trace_parent"] as String?).map { RunTrace(parent: $0, state: row["trace_state"]) })
+        let steps = try StepRow.fetchAll(db.cachedStatement(sql: "SELECT * FROM step WHERE run_id = ? ORDER BY position"), arguments: [id])
+        return try RunRow(row: row).storedRun(document: try RunRow.json(row["document"], "the definition of run \(id)"), steps: steps)
     }
 
     public func listRuns(_ query: RunQuery) async throws -> RunPage {
         try await pool.read { db in
-            var conditions: [String] = []
+            let filter = RunFilter(query)
             var arguments: StatementArguments = []
-            if let status = query.status {
-                conditions.append("status = ?")
-                arguments += [status.rawValue]
+            for (_, value) in filter.conditions {
+                switch value {
+                case .text(let text): arguments += [text]
+                case .real(let number): arguments += [number]
+                }
             }
-            if let saga = query.saga {
-                conditions.append("saga_name = ?")
-                arguments += [saga]
-            }
-            if let cursor = query.cursor {
-                conditions.append("id < ?")
-                arguments += [cursor]
-            }
-            if let after = query.createdAfter {
-                conditions.append("created_at >= ?")
-                arguments += [after.timeIntervalSince1970]
-            }
-            if let before = query.createdBefore {
-                conditions.append("created_at < ?")
-                arguments += [before.timeIntervalSince1970]
-            }
-            if let key = query.idempotencyKey {
-                conditions.append("idempotency_key = ?")
-                arguments += [key]
-            }
-            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             arguments += [query.limit + 1]
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT run.*, (SELECT name FROM step WHERE step.run_id = run.id AND step.status IN ('running', 'compensating')
-                        ORDER BY position LIMIT 1) AS current_step
-                    FROM run \(whereClause) ORDER BY id DESC LIMIT ?
-                    """, arguments: arguments)
-            let runs = try rows.prefix(query.limit).map { row in
-                RunSummary(
-                    id: row["id"], sagaName: row["saga_name"], sagaVersion: row["saga_version"],
-                    status: try Self.decode(RunStatus.self, row["status"]), createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                    updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
-                    failure: Self.failure(row, "failure_step", "failure_reason"),
-                    compensationFailure: Self.failure(row, "compensation_failure_step", "compensation_failure_reason"),
-                    stuck: Self.failure(row, "stuck_step", "stuck_reason"),
-                    idempotencyKey: row["idempotency_key"], currentStep: row["current_step"])
-            }
-            return RunPage(runs: Array(runs), nextCursor: rows.count > query.limit ? runs.last?.id : nil)
+            let rows = try RunRow.fetchAll(db, sql: filter.sql { _ in "?" }, arguments: arguments)
+            return try RunFilter.page(rows, limit: query.limit)
         }
-    }
-
-    /// A failure is stored when its reason is; its step is NULL when no step failed (a cancel, the deadline).
-    static func failure(_ row: Row, _ stepColumn: String, _ reasonColumn: String) -> RunFailure? {
-        guard let reason: String = row[reasonColumn] else { return nil }
-        return RunFailure(step: row[stepColumn], reason: reason)
-    }
-
-    static func decode<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
-        guard let value = T(rawValue: raw) else { throw StoreError.unknownValue(raw, of: T.self) }
-        return value
     }
 
     public func events(runID: String, after: Int64) async throws -> [StoredEvent] {
         try await pool.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE run_id = ? AND id > ? ORDER BY id"), arguments: [runID, after]).map { row in
-                StoredEvent(
-                    sequence: row["id"],
-                    event: RunEvent(
-                        at: Date(timeIntervalSince1970: row["at"]), kind: try Self.decode(RunEvent.Kind.self, row["kind"]),
-                        step: row["step"], phase: (row["phase"] as String?).flatMap(Phase.init(rawValue:)), attempt: row["attempt"],
-                        message: row["message"], data: try JSONParser.parse(row["data"] as String)))
-            }
+            try EventRow.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE run_id = ? AND id > ? ORDER BY id"), arguments: [runID, after])
+                .map { try $0.event() }
         }
     }
 
     public func attempts(runID: String) async throws -> [AttemptRecord] {
         try await pool.read { db in
-            try Row.fetchAll(
+            try AttemptRow.fetchAll(
                 db.cachedStatement(sql: "SELECT * FROM attempt WHERE run_id = ? ORDER BY started_at, position, phase, number"), arguments: [runID]
-            ).map { row in
-                AttemptRecord(
-                    key: AttemptKey(
-                        runID: runID, step: row["position"], stepName: row["step_name"],
-                        phase: try Self.decode(Phase.self, row["phase"]), number: row["number"]),
-                    startedAt: Date(timeIntervalSince1970: row["started_at"]), sends: row["sends"],
-                    finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    succeeded: row["succeeded"], httpStatus: row["http_status"], error: row["error"], durationMs: row["duration_ms"])
-            }
+            ).map { try $0.record(runID: runID) }
         }
     }
 }
+
+// GRDB reads the rows both stores share by column name.
+extension RunRow: FetchableRecord {}
+extension StepRow: FetchableRecord {}
+extension EventRow: FetchableRecord {}
+extension AttemptRow: FetchableRecord {}
+extension DefinitionRow: FetchableRecord {}
 
 /// The database cannot be used; the message says which file and what to do.
 public struct SQLiteStoreError: Error, Sendable, CustomStringConvertible {
