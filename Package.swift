@@ -110,14 +110,22 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        .testTarget(name: "SkaldCoreTests", dependencies: ["SkaldCore"]),
-        .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo"]),
-        .testTarget(name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "SkaldStoreTests", dependencies: ["SkaldSQLite", "SkaldPostgres", "SkaldDemo"]),
+        // What the tests share: waiting on a condition, the repository's root, the parts some suites need
+        // (`TestPart`, `SKALD_TEST_SKIP`) and the database kinds they run on. Not part of the binary.
+        .target(
+            name: "SkaldTestSupport",
+            dependencies: ["SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo"],
+            path: "Tests/SkaldTestSupport"
+        ),
+        .testTarget(name: "SkaldCoreTests", dependencies: ["SkaldCore", "SkaldTestSupport"]),
+        .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport"]),
+        .testTarget(
+            name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite", "SkaldTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SkaldStoreTests", dependencies: ["SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport"]),
         .testTarget(
             name: "SkaldHTTPTests",
             dependencies: [
-                "SkaldHTTP", "SkaldDemo", .product(name: "Hummingbird", package: "hummingbird"),
+                "SkaldHTTP", "SkaldDemo", "SkaldTestSupport", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -126,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "SkaldServerTests",
             dependencies: [
-                "SkaldServer", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldHTTP",
+                "SkaldServer", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldHTTP", "SkaldTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -136,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "SkaldEndToEndTests",
             dependencies: [
-                "skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo",
+                "skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,7 +1,8 @@
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
-@Suite struct BackoffTests {
+@Suite(.timeLimit(.minutes(10))) struct BackoffTests {
     let policy = RetryPolicy(maxAttempts: 6, initialInterval: .milliseconds(200), backoffCoefficient: 2, maxInterval: .seconds(1), jitter: .none)
 
     @Test func growsExponentiallyUpToTheCap() {

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
-@Suite struct DefinitionTests {
+@Suite(.timeLimit(.minutes(10))) struct DefinitionTests {
     @Test func parsesAValidSagaWithDefaultsMerged() throws {
         let definition = try saga(threeSteps)
         #expect(definition.name == "order")
@@ -119,7 +120,7 @@ import Testing
     }
 }
 
-@Suite struct InputCheckTests {
+@Suite(.timeLimit(.minutes(10))) struct InputCheckTests {
     let definition: SagaDefinition
 
     init() throws {
@@ -160,7 +161,7 @@ import Testing
 }
 
 /// Every problem at once: the templates of a call are checked even when the call (or its step) has a structural problem.
-@Suite struct EveryProblemAtOnceTests {
+@Suite(.timeLimit(.minutes(10))) struct EveryProblemAtOnceTests {
     @Test func templateProblemsAreReportedBesideStructuralOnes() {
         let found = problems("""
             { "name": "x", "version": 1,
@@ -187,7 +188,7 @@ import Testing
 
 /// Warnings are shown with the errors, not only once every error is fixed; an optional input field a template reads
 /// is one.
-@Suite struct DefinitionWarningTests {
+@Suite(.timeLimit(.minutes(10))) struct DefinitionWarningTests {
     static let readsOwnResponse = """
         { "name": "w", "version": 1, "steps": [
           { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },

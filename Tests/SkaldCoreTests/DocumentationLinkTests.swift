@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SkaldTestSupport
 
 /// The README is the front door and `docs/` holds the rest: every link between them (and to files of the
 /// repository) must lead somewhere, anchors included, and every page of `docs/` must be reachable from the README.
-@Suite struct DocumentationLinkTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+@Suite(.timeLimit(.minutes(10))) struct DocumentationLinkTests {
+    static let root = packageRoot
 
     /// README.md and every Markdown page of docs/.
     static func pages() throws -> [URL] {

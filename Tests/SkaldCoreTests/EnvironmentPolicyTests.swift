@@ -1,7 +1,8 @@
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
-@Suite struct EnvironmentPolicyTests {
+@Suite(.timeLimit(.minutes(10))) struct EnvironmentPolicyTests {
     @Test func namesAndPrefixesAreAllowedAndSkaldsOwnNeverAre() throws {
         let policy = try EnvironmentPolicy.parse("INVENTORY_URL, PAYMENTS_*")
         #expect(policy.allows("INVENTORY_URL"))

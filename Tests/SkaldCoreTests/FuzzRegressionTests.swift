@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 /// Inputs the fuzzers (Fuzz/, scripts/fuzz) found problems with, replayed through the same checks.
-@Suite struct FuzzRegressionTests {
+@Suite(.timeLimit(.minutes(10))) struct FuzzRegressionTests {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fuzz/regressions")
 

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 /// Input from outside (an API body, a definition file, a participant's answer) can neither trap the process nor
 /// cost far more than its size.
-@Suite struct HostileInputTests {
+@Suite(.timeLimit(.minutes(10))) struct HostileInputTests {
     @Test(arguments: ["99999999999d", "9999999999h", "1000000000000000000000s", "106751992d", "36501d"])
     func aDurationBeyondTheLimitIsRefusedNotConverted(text: String) {
         #expect(DurationText.check(text) == .failure(.tooLong))

@@ -1,7 +1,8 @@
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
-@Suite struct JSONParserTests {
+@Suite(.timeLimit(.minutes(10))) struct JSONParserTests {
     @Test func parsesEveryKindOfValue() throws {
         let value = try JSONParser.parse(#"{"a": [1, -2.5, true, false, null, "x\ny\u00e9\ud83d\ude00"], "b": {"c": 12345678901}}"#)
         #expect(value["a"] == [1, -2.5, true, false, nil, "x\nyé😀"])
@@ -54,7 +55,7 @@ import Testing
     }
 }
 
-@Suite struct SupportTests {
+@Suite(.timeLimit(.minutes(10))) struct SupportTests {
     @Test func sha256MatchesKnownVectors() {
         #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 /// Cancel and retry: the operator's transitions, with plain values.
-@Suite struct OperatorTransitionTests {
+@Suite(.timeLimit(.minutes(10))) struct OperatorTransitionTests {
     let machine: SagaMachine
 
     init() throws {
@@ -86,7 +87,7 @@ import Testing
 }
 
 /// `abandon`: an operator stops a run without undoing anything more; nothing is sent after it.
-@Suite struct AbandonTests {
+@Suite(.timeLimit(.minutes(10))) struct AbandonTests {
     let machine: SagaMachine
 
     init() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 /// A diamond: a → (b, c) → d, every step with a compensation; and e after d, without one.
 let diamond = """
@@ -15,7 +16,7 @@ let diamond = """
     ] }
     """
 
-@Suite struct ParallelSagaTests {
+@Suite(.timeLimit(.minutes(10))) struct ParallelSagaTests {
     let machine: SagaMachine
 
     init() throws {
@@ -104,7 +105,7 @@ let trip = """
     ] }
     """
 
-@Suite struct PivotAndDeadlineTests {
+@Suite(.timeLimit(.minutes(10))) struct PivotAndDeadlineTests {
     let machine: SagaMachine
 
     init() throws {
@@ -204,7 +205,7 @@ let trip = """
     }
 }
 
-@Suite struct OutcomeRuleTests {
+@Suite(.timeLimit(.minutes(10))) struct OutcomeRuleTests {
     @Test func stepRulesOverrideTheDefaults() throws {
         let definition = try saga("""
             { "name": "x", "version": 1, "steps": [ { "name": "a", "request": { "method": "POST", "url": "http://h/a",
@@ -255,7 +256,7 @@ let trip = """
     }
 }
 
-@Suite struct RepairTests {
+@Suite(.timeLimit(.minutes(10))) struct RepairTests {
     let machine: SagaMachine
 
     init() throws {

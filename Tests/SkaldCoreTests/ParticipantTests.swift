@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 
 
@@ -12,7 +13,7 @@ private func failure(status: Int) -> AttemptOutcome {
 
 private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reason: "no answer", isRetryable: true))
 
-@Suite struct CircuitBreakerTests {
+@Suite(.timeLimit(.minutes(10))) struct CircuitBreakerTests {
     private func breaker(_ settings: CircuitBreakerSettings = CircuitBreakerSettings(window: .calls(10), minimumCalls: 10, failureRate: 50))
         -> CircuitBreaker
     {
@@ -148,7 +149,7 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
 
 /// The breaker's window keeps fixed counters, however many calls it sees: a count window is a ring, a time window
 /// sixty buckets, and each call is counted in constant time.
-@Suite struct CallWindowTests {
+@Suite(.timeLimit(.minutes(10))) struct CallWindowTests {
     @Test func aCountWindowKeepsTheLastCallsExactly() {
         var window = CallWindow(.calls(10))
         for i in 0..<1_000 { window.add(at: t0, failed: i % 4 == 0, slow: i % 5 == 0) }
@@ -172,7 +173,7 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
     }
 }
 
-@Suite struct TokenBucketTests {
+@Suite(.timeLimit(.minutes(10))) struct TokenBucketTests {
     @Test func aBurstThenOneCallPerTokenAsTimePasses() {
         var bucket = TokenBucket(settings: RateLimitSettings(perSecond: 4, burst: 2))
         #expect(bucket.take(at: t0) == nil)
@@ -187,7 +188,7 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
     }
 }
 
-@Suite struct ParticipantDefinitionTests {
+@Suite(.timeLimit(.minutes(10))) struct ParticipantDefinitionTests {
     private let withParticipants = #"""
         {
           "name": "pay", "version": 1,
@@ -261,7 +262,7 @@ private let timeout = AttemptOutcome.failed(AttemptFailure(kind: .timeout, reaso
     }
 }
 
-@Suite struct ParticipantWaitTests {
+@Suite(.timeLimit(.minutes(10))) struct ParticipantWaitTests {
     private let definition = #"""
         {
           "name": "pay", "version": 1,

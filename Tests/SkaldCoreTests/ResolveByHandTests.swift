@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import SkaldCore
+import SkaldTestSupport
 
 /// An account opening: past the pivot `open`, a card and a welcome mail are sent in parallel, then `notify`
 /// reads the card's id.
@@ -16,7 +17,7 @@ let accountOpening = """
     """
 
 /// `resolve` on a stuck run: the operator did a failed step's work by hand, and the run goes on from it.
-@Suite struct ResolveByHandTests {
+@Suite(.timeLimit(.minutes(10))) struct ResolveByHandTests {
     let machine: SagaMachine
 
     init() throws {

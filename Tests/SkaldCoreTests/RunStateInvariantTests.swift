@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 /// The rules a stored run is checked against before it is driven: every state the machine writes keeps them, and
 /// each broken one is named with its path.
-@Suite struct RunStateInvariantTests {
+@Suite(.timeLimit(.minutes(10))) struct RunStateInvariantTests {
     /// A small deterministic random source, so a failing walk can be replayed.
     struct Random {
         var state: UInt64

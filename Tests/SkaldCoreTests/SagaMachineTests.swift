@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 /// Drives the pure machine with plain values: every transition, no I/O, no clock.
-@Suite struct SagaMachineTests {
+@Suite(.timeLimit(.minutes(10))) struct SagaMachineTests {
     let machine: SagaMachine
 
     init() throws {

@@ -1,7 +1,8 @@
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
-@Suite struct TemplateTests {
+@Suite(.timeLimit(.minutes(10))) struct TemplateTests {
     let context = TemplateContext(
         input: ["sku": "MUG 1", "quantity": 2, "items": [["id": "i0"], ["id": "i1"]], "address": ["city": "London"]],
         runID: "R1", env: ["BASE": "http://127.0.0.1:9/api"],
@@ -71,7 +72,7 @@ import Testing
 }
 
 /// `{{reference ?? default}}`: a value for a reference whose field or response is not there.
-@Suite struct TemplateDefaultTests {
+@Suite(.timeLimit(.minutes(10))) struct TemplateDefaultTests {
     @Test func aDefaultStandsInForWhatIsNotThere() throws {
         let note = try TemplateString(parsing: "note: {{input.note ?? \"none\"}}")
         let empty = TemplateContext(input: [:], runID: "r", env: [:])
@@ -102,7 +103,7 @@ import Testing
 }
 
 /// `inputSchema` `default`: a member left out of the input takes it when the run starts.
-@Suite struct InputDefaultTests {
+@Suite(.timeLimit(.minutes(10))) struct InputDefaultTests {
     @Test func aSchemaDefaultFillsAMissingMember() throws {
         let definition = try saga("""
             { "name": "d", "version": 1,

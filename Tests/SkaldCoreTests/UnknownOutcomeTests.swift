@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SkaldCore
+import SkaldTestSupport
 
 extension AttemptOutcome {
     /// The attempt's deadline passed: the participant may have applied the request.
@@ -14,7 +15,7 @@ extension AttemptOutcome {
 
 /// A step whose outcome is unknown (no answer came, but the request may have been applied) is compensated like a
 /// completed one, unless it opts out; a pivot whose outcome is unknown stops the run for a person.
-@Suite struct UnknownOutcomeTests {
+@Suite(.timeLimit(.minutes(10))) struct UnknownOutcomeTests {
     /// reserve → charge → ship; ship names its shipment by its idempotency key, charge by the response it got.
     static let checkout = """
         { "name": "checkout", "version": 1,

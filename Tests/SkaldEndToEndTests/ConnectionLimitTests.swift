@@ -4,11 +4,12 @@ import Synchronization
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 /// `skald serve` started with a low soft limit on open files, as a common default leaves it, and a flood of idle
 /// connections: it raises the limit to the hard one, refuses connections past --max-connections at once, and
 /// answers again once the flood is gone.
-@Suite struct ConnectionLimitTests {
+@Suite(.timeLimit(.minutes(10))) struct ConnectionLimitTests {
     @Test func aFloodOfIdleConnectionsIsRefusedAtOnceAndTheLimitOnFilesIsRaised() async throws {
         let folder = try temporaryFolder()
         var environment = ProcessInfo.processInfo.environment

@@ -2,13 +2,14 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 /// The web console in a real browser: headless Chromium (Debian's `chromium`) driven by `scripts/console-check.py`
 /// through Playwright, against the real `skald serve`. It lists the runs started through the API, follows a running
 /// run to its end without a reload after cancelling it from the page, draws the graph and the timeline, and writes a
 /// screenshot of each page (their folder is printed). Without Chromium or Playwright the test fails: it does not
 /// skip.
-@Suite struct ConsoleTests {
+@Suite(.tags(.chromium, .python), .needs(.chromium, .python), .timeLimit(.minutes(10))) struct ConsoleTests {
     @Test func anOperatorFollowsAndCancelsARunInTheConsole() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

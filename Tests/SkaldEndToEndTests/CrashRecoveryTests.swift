@@ -4,10 +4,11 @@ import SkaldDemo
 import SkaldEngine
 import SkaldSQLite
 import Testing
+import SkaldTestSupport
 
 /// Kills the real `skald` with SIGKILL while a participant holds its request, restarts it, and checks that the
 /// run finishes and that every forward action was applied exactly once.
-@Suite struct CrashRecoveryTests {
+@Suite(.tags(.postgres), .timeLimit(.minutes(10))) struct CrashRecoveryTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var name: String
         var holder: Participant.Kind
@@ -29,7 +30,7 @@ import Testing
             expectedLedger: [.inventory: ["reserve", "release"], .payments: [], .shipping: []]),
     ]
 
-    @Test(arguments: cases, DatabaseKind.allCases)
+    @Test(arguments: cases, DatabaseKind.tested)
     func aKilledRunCarriesOnAfterRestartWithEachActionAppliedOnce(_ scenario: Case, kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

@@ -2,10 +2,11 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 /// `skald serve --log-format json`: every line on standard output is one JSON record, with the run's id, saga, step,
 /// attempt and trace id where they apply.
-@Suite struct LogTests {
+@Suite(.timeLimit(.minutes(10))) struct LogTests {
     @Test func jsonLogsCarryTheRunSagaStepAttemptAndTrace() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

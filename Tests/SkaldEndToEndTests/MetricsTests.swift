@@ -3,11 +3,12 @@ import SkaldCore
 import SkaldDemo
 import SkaldEngine
 import Testing
+import SkaldTestSupport
 
 /// `GET /metrics` of the real `skald serve`, read after real runs: the counts match what happened, no label holds a
 /// run id, and the token guards it unless `--metrics-public`.
-@Suite struct MetricsTests {
-    @Test(arguments: DatabaseKind.allCases)
+@Suite(.tags(.postgres), .timeLimit(.minutes(10))) struct MetricsTests {
+    @Test(arguments: DatabaseKind.tested)
     func theCountsMatchTheRunsAndNoLabelHoldsARunID(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

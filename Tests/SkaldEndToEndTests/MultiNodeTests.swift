@@ -3,9 +3,10 @@ import SkaldCore
 import SkaldDemo
 import SkaldEngine
 import Testing
+import SkaldTestSupport
 
 /// Several `skald serve` processes on one PostgreSQL database.
-@Suite(.serialized) struct MultiNodeTests {
+@Suite(.serialized, .tags(.postgres), .needs(.postgres), .timeLimit(.minutes(10))) struct MultiNodeTests {
     /// Three nodes, 300 runs started through one node's API, the shipping participant holding every call; one node
     /// is killed with SIGKILL while its calls are in flight. Every run completes, all three nodes drove runs, the
     /// killed node's runs are taken over once its lease lapses and their calls are sent again with the same keys,

@@ -2,10 +2,11 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 /// What a newcomer tripped over, with the real binary: a watch that never ended on a stuck run, messages that named
 /// a next step that does not work in that state, a reused idempotency key, and `--json` errors in plain text.
-@Suite struct NewcomerTests {
+@Suite(.timeLimit(.minutes(10))) struct NewcomerTests {
     /// The checkout with its charge as the pivot and a last step that answers 404: every run ends stuck.
     static func stuckSaga() throws -> String {
         var saga = try JSONParser.parse(String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8))
@@ -131,7 +132,7 @@ import Testing
     }
 }
 
-@Suite struct DefineTests {
+@Suite(.timeLimit(.minutes(10))) struct DefineTests {
     /// A changed definition registered without bumping its version hears that first, not that it reads variables the
     /// server does not allow; and each of those problems has its line and column.
     @Test func theVersionConflictComesFirstAndEveryProblemHasItsLine() async throws {
@@ -161,9 +162,9 @@ import Testing
     }
 }
 
-@Suite struct ServeOutputTests {
+@Suite(.timeLimit(.minutes(10))) struct ServeOutputTests {
     /// In plain-log mode standard error is for warnings and errors only: a node's info lines go to standard output.
-    @Test func infoLinesGoToStandardOutput() async throws {
+    @Test(.tags(.postgres), .needs(.postgres)) func infoLinesGoToStandardOutput() async throws {
         let folder = try temporaryFolder()
         let server = try await ServeProcess(db: try await DatabaseKind.postgres.newDatabase(), environment: [:], in: folder)
         try await waitFor("the node to say it joined") { server.process.stdout.contains("node joined") }

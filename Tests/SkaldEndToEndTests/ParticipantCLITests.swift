@@ -2,10 +2,11 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 /// The real binary with a participants file: a circuit that opens is shown by `skald status`, `skald participants`,
 /// the history, the metrics and `skald plan`; a bad file stops the start with its located problems.
-@Suite struct ParticipantCLITests {
+@Suite(.timeLimit(.minutes(10))) struct ParticipantCLITests {
     /// Calls 127.0.0.1:1, where nothing listens: every attempt is refused at once (a transport failure).
     static let saga = #"""
         {

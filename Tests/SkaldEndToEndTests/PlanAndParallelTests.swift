@@ -2,10 +2,11 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
 
-@Suite struct PlanCommandTests {
+@Suite(.timeLimit(.minutes(10))) struct PlanCommandTests {
     @Test func aFailureAfterThePivotKeepsWhatIsInFlightBesideIt() async throws {
         let result = try await SkaldProcess.run(["plan", "Sagas/trip.json", "--fail-at", "confirm-hotel"], in: try temporaryFolder())
         #expect(result.status == 0, "\(result.stderr)")
@@ -73,11 +74,11 @@ let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
     }
 }
 
-@Suite struct ParallelExecutionTests {
+@Suite(.timeLimit(.minutes(10))) struct ParallelExecutionTests {
     /// Hotels holds its booking: flight and car must still be booked meanwhile (they run in parallel). Cars refuses,
     /// so the saga turns back: the flight is cancelled at once, while the hotel booking in flight is allowed to finish
     /// and is cancelled after it.
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func stepsRunInParallelAndCompensationWaitsForTheAttemptInFlight(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

@@ -4,8 +4,9 @@ import SkaldDemo
 import SkaldEngine
 import SkaldSQLite
 import Testing
+import SkaldTestSupport
 
-@Suite struct PruneCommandTests {
+@Suite(.timeLimit(.minutes(10))) struct PruneCommandTests {
     @Test func pruneDeletesFinishedRunsAndKeepsTheOnesThatNeedAnOperator() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
@@ -36,7 +37,7 @@ import Testing
     }
 }
 
-@Suite struct BenchCommandTests {
+@Suite(.timeLimit(.minutes(10))) struct BenchCommandTests {
     /// The benchmark at a tiny size: every scenario runs against its participant process and is reported in the
     /// table and as a JSON line. (Figures are not checked: tests never assert timings.)
     @Test func everyScenarioIsReportedAsATableRowAndAJSONLine() async throws {

@@ -2,10 +2,11 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 /// `skald resolve` on a stuck run, with the real binary and real participants: the operator did the failed step's
 /// work by hand, records it (with the response later steps read), and the run goes on and completes.
-@Suite struct ResolveByHandCLITests {
+@Suite(.timeLimit(.minutes(10))) struct ResolveByHandCLITests {
     /// The stuck checkout (charge is the pivot, ship-order answers 404) with a last step, `label`, that reads
     /// ship-order's tracking number.
     static func sagaWithALabel() throws -> String {

@@ -4,6 +4,7 @@ import SkaldDemo
 import SkaldEngine
 import SkaldSQLite
 import Testing
+import SkaldTestSupport
 
 let checkoutFile = packageRoot.appendingPathComponent("Sagas/checkout.json").path
 
@@ -12,8 +13,8 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
 }
 
 /// `skald run` as a user runs it: the real binary against participants on 127.0.0.1.
-@Suite struct RunCommandTests {
-    @Test(arguments: DatabaseKind.allCases)
+@Suite(.tags(.postgres), .timeLimit(.minutes(10))) struct RunCommandTests {
+    @Test(arguments: DatabaseKind.tested)
     func aCompletedRunExitsZeroAndShowsEachAttempt(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
@@ -33,7 +34,7 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func aDeclinedCardCompensatesAndExitsThree(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
@@ -49,7 +50,7 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func anUnreachableParticipantIsRetriedThenCompensated(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
@@ -69,7 +70,7 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func aFailingCompensationEndsInCompensationFailedAndExitsFour(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             await participants[.shipping].setFaults(Faults(reject: true))

@@ -5,6 +5,7 @@ import SkaldDemo
 import SkaldEngine
 import Synchronization
 import Testing
+import SkaldTestSupport
 
 /// A participant that records every request it gets and answers by path: `/ok` 201, `/echo` 400 with the
 /// request's URL and headers in the body (as some services do in their error pages).
@@ -33,7 +34,7 @@ final class RecordingParticipant: Sendable {
     }
 }
 
-@Suite struct SecretsTests {
+@Suite(.timeLimit(.minutes(10))) struct SecretsTests {
     static let token = "tok-6a1f-secret"
     static let password = "hunter2-db-secret"
 
@@ -127,7 +128,8 @@ final class RecordingParticipant: Sendable {
         if !secretHeaders.isEmpty { request["secretHeaders"] = .array(secretHeaders.map(JSONValue.string)) }
         return [
             "name": .string(name), "version": 1,
-            "defaults": ["timeout": "2s", "retry": ["maxAttempts": 1]],
+            // Generous: the recorder answers at once, but a loaded 2-core machine may take seconds to schedule it.
+            "defaults": ["timeout": "30s", "retry": ["maxAttempts": 1]],
             "steps": [["name": "call", "request": .object(request)]],
         ]
     }
@@ -135,7 +137,7 @@ final class RecordingParticipant: Sendable {
 
 /// `--data-key`: the writeOnly fields of run inputs are sealed in the database, opened only in memory to render the
 /// calls; a node without the key leaves such runs alone instead of sending the sealed value.
-@Suite struct DataKeyTests {
+@Suite(.timeLimit(.minutes(10))) struct DataKeyTests {
     static let key = "q0kUuPZ8b7s7cYKx1qVv2mXk3r5n8mW0ZyC1dE2fG3I="
     static let card = "4111111111119876"
 

@@ -5,10 +5,11 @@ import SkaldDemo
 import SkaldEngine
 import SkaldSQLite
 import Testing
+import SkaldTestSupport
 
 /// `skald serve` and the client verbs, as a user drives them from two terminals.
-@Suite struct ServeTests {
-    @Test(arguments: DatabaseKind.allCases)
+@Suite(.tags(.postgres), .timeLimit(.minutes(10))) struct ServeTests {
+    @Test(arguments: DatabaseKind.tested)
     func theClientVerbsDriveAServer(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
@@ -98,7 +99,7 @@ import Testing
         #expect(await server.waitForExit() == 0)
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func sigtermLetsAttemptsInFlightFinishAndStoresTheirOutcomes(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
@@ -141,7 +142,7 @@ import Testing
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func aShutdownPastItsTimeoutAbandonsTheAttemptInFlightAndStoresNothingForIt(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
@@ -257,7 +258,7 @@ import Testing
         #expect(result.stderr.contains("--token is empty"))
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func aServerKilledUnderLoadLosesNothingAndAppliesNothingTwice(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

@@ -5,10 +5,11 @@ import SkaldDemo
 import SkaldEngine
 import SkaldSQLite
 import Testing
+import SkaldTestSupport
 
 /// Real storage faults under the real server: a disk that fills up (a small tmpfs) and another process that
 /// holds the database's write lock. Needs root, as CI and this machine have, to mount the tmpfs.
-@Suite(.serialized) struct StorageFaultTests {
+@Suite(.serialized, .tags(.root, .python), .needs(.root, .python), .timeLimit(.minutes(10))) struct StorageFaultTests {
     @Test func aFullDiskAndALockHeldByAnotherProcessLoseNothingAndSendNothingUnstored() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

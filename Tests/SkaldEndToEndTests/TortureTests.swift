@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SkaldTestSupport
 
 /// A few cycles of `skald torture`, so that the harness itself is exercised by `swift test` (CI also runs a
 /// longer one, and the README reports a run of 1,000 kills).
-@Suite struct TortureTests {
+@Suite(.timeLimit(.minutes(10))) struct TortureTests {
     @Test func aShortTortureRunFindsNoViolation() async throws {
         let folder = try temporaryFolder()
         let result = try await SkaldProcess.run(["torture", "--cycles", "3", "--runs-per-cycle", "6", "--seed", "7"], in: folder)

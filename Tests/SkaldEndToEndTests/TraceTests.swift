@@ -5,10 +5,11 @@ import SkaldCore
 import SkaldDemo
 import SkaldEngine
 import Testing
+import SkaldTestSupport
 
 /// W3C trace context with the real `skald serve`: what each participant receives.
-@Suite struct TraceTests {
-    @Test(arguments: DatabaseKind.allCases)
+@Suite(.tags(.postgres), .timeLimit(.minutes(10))) struct TraceTests {
+    @Test(arguments: DatabaseKind.tested)
     func aRunContinuesTheCallersTraceAndEachAttemptIsASpanOfIt(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

@@ -3,12 +3,13 @@ import SkaldCore
 import SkaldDemo
 import SkaldEngine
 import Testing
+import SkaldTestSupport
 
 /// `skald export` and `skald import` with the real binary: a SQLite database with a finished run, a compensated run
 /// and a run killed while its participant held a call moves to PostgreSQL, where the killed run finishes with each
 /// action applied once.
-@Suite struct TransferTests {
-    @Test func aSQLiteDatabaseMovesToPostgresAndItsUnfinishedRunFinishesThere() async throws {
+@Suite(.timeLimit(.minutes(10))) struct TransferTests {
+    @Test(.tags(.postgres), .needs(.postgres)) func aSQLiteDatabaseMovesToPostgresAndItsUnfinishedRunFinishesThere() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let sqlite = try await DatabaseKind.sqlite.newDatabase()

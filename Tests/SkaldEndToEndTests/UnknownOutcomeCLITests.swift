@@ -2,11 +2,12 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
 /// The real binary, as an operator drives it: a step whose participant never answers in time is shown as an
 /// unknown outcome and undone; a run the business settled by hand is abandoned without undoing anything.
-@Suite struct UnknownOutcomeCLITests {
-    @Test(arguments: DatabaseKind.allCases)
+@Suite(.tags(.postgres), .timeLimit(.minutes(10))) struct UnknownOutcomeCLITests {
+    @Test(arguments: DatabaseKind.tested)
     func statusExplainsAnUnknownOutcomeAndAbandonStopsARun(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

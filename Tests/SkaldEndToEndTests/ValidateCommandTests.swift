@@ -2,8 +2,9 @@ import Foundation
 import SkaldCore
 import SkaldDemo
 import Testing
+import SkaldTestSupport
 
-@Suite struct ValidateCommandTests {
+@Suite(.timeLimit(.minutes(10))) struct ValidateCommandTests {
     var sagaFiles: [String] {
         let folder = packageRoot.appendingPathComponent("Sagas")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
@@ -36,7 +37,7 @@ import Testing
         #expect(!quiet.stderr.contains("warning"), "\(quiet.stderr)")
     }
 
-    @Test func everyExampleSagaMatchesThePublishedJSONSchema() async throws {
+    @Test(.tags(.python), .needs(.python)) func everyExampleSagaMatchesThePublishedJSONSchema() async throws {
         let schema = packageRoot.appendingPathComponent("Sagas/schema/saga.schema.json").path
         // A definition the schema must reject, so that this test can fail.
         let folder = try temporaryFolder()

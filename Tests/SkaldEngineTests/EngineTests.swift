@@ -3,8 +3,9 @@ import SkaldCore
 import Synchronization
 import Testing
 @testable import SkaldEngine
+import SkaldTestSupport
 
-@Suite struct EngineTests {
+@Suite(.tags(.postgres), .timeLimit(.minutes(10))) struct EngineTests {
     let definition: SagaDefinition
 
     init() throws {
@@ -15,7 +16,7 @@ import Testing
         Engine(store: store, executor: executor, clock: clock, configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }))
     }
 
-    @Test(arguments: EngineStore.allCases)
+    @Test(arguments: EngineStore.tested)
     func runsToCompletionAndStoresEveryTransition(on kind: EngineStore) async throws { try await kind.with { store in
         let executor = ScriptedExecutor()
         let engine = engine(store, executor)
@@ -30,7 +31,7 @@ import Testing
         #expect(executor.calls.map(\.key.idempotencyKey) == ["\(runID):a:forward", "\(runID):b:forward"])
     } }
 
-    @Test(arguments: EngineStore.allCases)
+    @Test(arguments: EngineStore.tested)
     func retriesWaitOnTheInjectedClockWithTheSameIdempotencyKey(on kind: EngineStore) async throws { try await kind.with { store in
         let clock = ManualClock()
         let executor = ScriptedExecutor(["a/forward": [.unavailable, .unavailable]])
@@ -57,7 +58,7 @@ import Testing
         #expect(stored.map(\.succeeded) == [false, false, true, true])
     } }
 
-    @Test(arguments: EngineStore.allCases)
+    @Test(arguments: EngineStore.tested)
     func aPermanentFailureCompensatesWithTheStoredResponse(on kind: EngineStore) async throws { try await kind.with { store in
         let executor = ScriptedExecutor(["b/forward": [.declined]])
         let engine = engine(store, executor)
@@ -71,7 +72,7 @@ import Testing
         #expect(undo.context.responses["a"]?.body["id"] == "a/forward#1")
     } }
 
-    @Test(arguments: EngineStore.allCases)
+    @Test(arguments: EngineStore.tested)
     func anInputThatLacksAReferencedFieldIsRefusedAndNothingIsStored(on kind: EngineStore) async throws { try await kind.with { store in
         let engine = engine(store, ScriptedExecutor())
         await #expect(throws: InputError.self) {
@@ -81,7 +82,7 @@ import Testing
         #expect(unfinished.isEmpty)
     } }
 
-    @Test(arguments: EngineStore.allCases)
+    @Test(arguments: EngineStore.tested)
     func aFailedCommitStopsTheRunLoudly(on kind: EngineStore) async throws { try await kind.with { inner in
         let executor = ScriptedExecutor()
         let engine = engine(FailingStore(inner, failAt: .attemptFinished), executor)
@@ -94,7 +95,7 @@ import Testing
         #expect(executor.calls.count == 1)
     } }
 
-    @Test(arguments: EngineStore.allCases)
+    @Test(arguments: EngineStore.tested)
     func resumeResendsAnAttemptThatHasNoRecordedOutcome(on kind: EngineStore) async throws { try await kind.with { store in
         // The first process records attempt 1 of "a" as sent, then dies before storing its outcome.
         let dying = engine(FailingStore(store, failAt: .attemptFinished), ScriptedExecutor())
@@ -116,7 +117,7 @@ import Testing
         #expect(try await store.events(runID: runID).contains { $0.kind == .attemptResent })
     } }
 
-    @Test(arguments: EngineStore.allCases)
+    @Test(arguments: EngineStore.tested)
     func resumeLeavesFinishedRunsAlone(on kind: EngineStore) async throws { try await kind.with { store in
         let engine = engine(store, ScriptedExecutor())
         let runID = try await engine.startRun(definition, input: ["sku": "S1"])
@@ -125,8 +126,8 @@ import Testing
     } }
 }
 
-@Suite struct DeadlineEngineTests {
-    @Test(arguments: EngineStore.allCases)
+@Suite(.timeLimit(.minutes(10))) struct DeadlineEngineTests {
+    @Test(arguments: EngineStore.tested)
     func theDeadlineWakesTheDriverAndCompensatesEvenWhileARetryIsWaiting(on kind: EngineStore) async throws { try await kind.with { store in
         let definition = try saga("""
             { "name": "slow", "version": 1, "deadline": "10s", "steps": [
@@ -153,7 +154,7 @@ import Testing
     } }
 }
 
-@Suite struct RunTraceTests {
+@Suite(.timeLimit(.minutes(10))) struct RunTraceTests {
     @Test func eachAttemptHasASpanOfItsOwnAndTheSameOneWhenSentAgain() throws {
         let trace = try #require(RunTrace.continuing(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "a=1"))
         #expect(trace.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
@@ -173,8 +174,8 @@ import Testing
 
 /// A stored run that breaks the engine's rules (a damaged row, a crafted import) is left undriven, says so, and can be
 /// abandoned, while every other run carries on: it never stops the process.
-@Suite struct UnrunnableRunTests {
-    @Test(arguments: EngineStore.allCases)
+@Suite(.timeLimit(.minutes(10))) struct UnrunnableRunTests {
+    @Test(arguments: EngineStore.tested)
     func aBrokenStoredRunIsLeftAloneAndCanBeAbandonedWhileTheOthersCarryOn(on kind: EngineStore) async throws { try await kind.with { store in
         let definition = try saga(twoSteps)
         let machine = SagaMachine(saga: definition)
@@ -215,7 +216,7 @@ import Testing
 }
 
 /// The long-poll notifier holds nothing for runs that are not in progress here.
-@Suite struct EventNotifierTests {
+@Suite(.timeLimit(.minutes(10))) struct EventNotifierTests {
     @Test func aRunNoLongerDrivenHereAndALongPollThatTimedOutLeaveNothing() async {
         let notifier = EventNotifier()
         // Started here, then driven by another node: it never finishes here, so it is forgotten when handed over.
@@ -242,8 +243,8 @@ struct OffsetClock: EngineClock {
 }
 
 /// On a shared store a node measures its clock against the database's at every lease renewal and warns past a second.
-@Suite struct ClockSkewTests {
-    @Test(arguments: [5.0, -5.0, 0.0])
+@Suite(.timeLimit(.minutes(10))) struct ClockSkewTests {
+    @Test(.tags(.postgres), .needs(.postgres), arguments: [5.0, -5.0, 0.0])
     func aNodeWhoseClockIsOffSaysByHowMuch(offset: Double) async throws { try await EngineStore.postgres.with { store in
         let engine = Engine(
             store: store, executor: ScriptedExecutor(), clock: OffsetClock(offset: offset), configuration: EngineConfiguration(environment: [:]))

@@ -9,6 +9,7 @@ import SkaldDemo
 import SkaldEngine
 import Testing
 @testable import SkaldHTTP
+import SkaldTestSupport
 
 /// A participant stand-in on 127.0.0.1 with one route per behaviour under test.
 func testRouter() -> Router<BasicRequestContext> {
@@ -63,7 +64,7 @@ func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(
     StepRequest(attempt: AttemptKey(runID: "R1", step: 0, stepName: "s", phase: .forward, number: 2), call: call, context: context)
 }
 
-@Suite(.serialized) struct HTTPStepExecutorTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct HTTPStepExecutorTests {
     func withExecutor(maxResponseBytes: Int = 1 << 20, _ body: @Sendable @escaping (HTTPStepExecutor, String) async throws -> Void) async throws {
         try await LoopbackServers.withRunning([testRouter()]) { ports in
             let client = HTTPClient.makeForSteps()

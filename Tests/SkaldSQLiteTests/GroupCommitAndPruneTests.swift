@@ -4,13 +4,9 @@ import SkaldCore
 import SkaldEngine
 import Testing
 @testable import SkaldSQLite
+import SkaldTestSupport
 
-/// Waits (without sleeping a fixed time) until `condition` holds.
-func eventually(_ condition: () -> Bool) async {
-    while !condition() { await Task.yield() }
-}
-
-@Suite struct GroupCommitTests {
+@Suite(.timeLimit(.minutes(10))) struct GroupCommitTests {
     /// Starts `count` runs, one transaction each, and returns the machine and each run's started state.
     func startRuns(_ count: Int, in store: SQLiteStore) async throws -> (SagaMachine, [SagaMachine.Transition]) {
         let machine = SagaMachine(saga: definition)
@@ -39,7 +35,7 @@ func eventually(_ condition: () -> Bool) async {
                     #expect(attempts.count == 1)
                 }
             }
-            await eventually { store.committer.queued == 20 }
+            try await waitFor("20 writes queued") { store.committer.queued == 20 }
             // Nothing is stored while the writer is held, so no caller can have gone on.
             #expect(try await store.attempts(runID: "R0").isEmpty)
             store.committer.resume()
@@ -77,7 +73,7 @@ func eventually(_ condition: () -> Bool) async {
                     return ("stray", false)
                 }
             }
-            await eventually { store.committer.queued == 4 }
+            try await waitFor("4 writes queued") { store.committer.queued == 4 }
             store.committer.resume()
             var results: [String: Bool] = [:]
             for try await (name, stored) in group { results[name] = stored }
@@ -92,7 +88,7 @@ func eventually(_ condition: () -> Bool) async {
     }
 }
 
-@Suite struct PruneTests {
+@Suite(.timeLimit(.minutes(10))) struct PruneTests {
     @Test func prunesOnlyOldCompletedAndCompensatedRunsWithTheirHistoryInBatches() async throws {
         let store = try SQLiteStore(path: try temporaryDatabase())
         let machine = SagaMachine(saga: definition)

@@ -4,6 +4,7 @@ import SkaldCore
 import SkaldEngine
 import Testing
 @testable import SkaldSQLite
+import SkaldTestSupport
 
 /// A fresh folder for one test's database file.
 func temporaryDatabase() throws -> String {
@@ -21,7 +22,7 @@ let definition = try! DefinitionParser.parse(Array("""
 
 let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
-@Suite struct SQLiteStoreTests {
+@Suite(.timeLimit(.minutes(10))) struct SQLiteStoreTests {
     @Test func storesAndReloadsEveryTransition() async throws {
         let path = try temporaryDatabase()
         let machine = SagaMachine(saga: definition)

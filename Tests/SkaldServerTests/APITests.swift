@@ -12,8 +12,8 @@ import SkaldSQLite
 import Synchronization
 import Testing
 @testable import SkaldServer
+import SkaldTestSupport
 
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let checkoutText = try! String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8)
 
 /// A real engine on a real SQLite file, behind the real router, served over HTTP on 127.0.0.1, with the demo
@@ -131,8 +131,8 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
     DemoSagas.checkoutInput(orderId: orderId, card: card).jsonText
 }
 
-@Suite(.serialized) struct APITests {
-    @Test(arguments: DatabaseKind.allCases)
+@Suite(.serialized, .tags(.postgres), .timeLimit(.minutes(10))) struct APITests {
+    @Test(arguments: DatabaseKind.tested)
     func healthAndDefinitions(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             let health = try await h.call(.get, "/health")
@@ -159,7 +159,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func anInvalidDefinitionGets422WithEveryPathAndNothingIsStored(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             let bad = #"{"name": "x", "version": 1, "steps": [{"name": "a", "request": {"method": "FETCH", "url": "ftp://x"}, "extra": 1}]}"#
@@ -173,7 +173,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func startAndFollowARunToCompletion(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -196,7 +196,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func theSameIdempotencyKeyReturnsTheExistingRun(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -212,7 +212,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func listingFiltersAndPagesNewestFirst(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -246,7 +246,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func cancelCompensatesAndASecondCancelConflicts(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -277,7 +277,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func abandonStopsARunWithoutUndoingAndKeepsTheNote(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -302,7 +302,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func abandoningARunningRunSendsNothingMore(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -324,7 +324,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func retryResumesACompensationFailedRun(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -343,7 +343,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func resolveByHandContinuesTheWalkAndRecordsWhoAndWhy(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -362,7 +362,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func badRequestsGetTheRightStatusAndChangeNothing(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             try await h.define()
@@ -390,7 +390,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
-    @Test(arguments: DatabaseKind.allCases)
+    @Test(arguments: DatabaseKind.tested)
     func aTokenGuardsEveryV1RouteButNotHealth(kind: DatabaseKind) async throws {
         try await Harness.with(kind, token: "s3cret") { h in
             #expect(try await h.call(.get, "/health").status == 200)
@@ -412,7 +412,7 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
     }
 }
 
-@Suite struct OpenAPITests {
+@Suite(.timeLimit(.minutes(10))) struct OpenAPITests {
     @Test func theConsoleIsServedAtTheRootAsInTheRepositoryWithNothingFromElsewhere() async throws {
         let repository = try String(contentsOf: packageRoot.appendingPathComponent("console/console.html"), encoding: .utf8)
         #expect(ConsolePage.html == repository.trimmingCharacters(in: .newlines))

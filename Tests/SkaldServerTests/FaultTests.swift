@@ -11,18 +11,8 @@ import SkaldSQLite
 import Synchronization
 import Testing
 @testable import SkaldServer
+import SkaldTestSupport
 
-/// Polls until `condition` holds; the limit is a safety net against a hung test, not a timing assertion.
-func eventually(_ what: String, limit: Duration = .seconds(60), _ condition: @Sendable () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + limit
-    while !(try await condition()) {
-        if ContinuousClock.now > deadline {
-            Issue.record("timed out waiting for \(what)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
 
 /// Makes the real SQLite file refuse to store attempt outcomes, from another connection, the way a full disk
 /// or a failing device would refuse them: the engine's own write fails inside SQLite.
@@ -45,7 +35,7 @@ struct StorageFault {
     }
 }
 
-@Suite(.serialized) struct FaultTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct FaultTests {
     @Test func aFailedStoreGivesBackItsSlotsShowsInHealthAndTheRunCarriesOnOnceItWorks() async throws {
         // One attempt at a time: a slot that is not given back freezes every other run.
         try await Harness.with(concurrency: 1) { h in
@@ -54,7 +44,7 @@ struct StorageFault {
             try fault.start()
             let (_, first) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input(orderId: "o-1"))}"#)
             let firstID = try #require(first["id"]?.stringValue)
-            try await eventually("the health check to report the failing store") {
+            try await waitFor("the health check to report the failing store") {
                 try await h.call(.get, "/health").status == 503
             }
             let health = try await h.call(.get, "/health")
@@ -66,7 +56,7 @@ struct StorageFault {
             // The first run's slot came back: a second run is sent while the store still fails.
             let (_, second) = try await h.call(.post, "/v1/runs", #"{"saga": "checkout", "input": \#(input(orderId: "o-2"))}"#)
             let secondID = try #require(second["id"]?.stringValue)
-            try await eventually("the second run's first call to reach inventory") {
+            try await waitFor("the second run's first call to reach inventory") {
                 await h.participants[.inventory].applicationsPerKey["\(secondID):reserve-stock:forward"] != nil
             }
 

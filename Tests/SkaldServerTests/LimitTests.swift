@@ -6,6 +6,7 @@ import SkaldDemo
 import SkaldEngine
 import Testing
 @testable import SkaldServer
+import SkaldTestSupport
 
 /// A plain TCP connection to 127.0.0.1, for sending what no HTTP client would send.
 struct RawConnection {
@@ -46,7 +47,7 @@ struct RawConnection {
     func close() { Glibc.close(socket) }
 }
 
-@Suite(.serialized) struct LimitTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct LimitTests {
     @Test func aClientThatStopsSendingItsRequestIsDisconnected() async throws {
         try await Harness.with(readTimeout: .milliseconds(300)) { h in
             let connection = try RawConnection(port: h.port)
@@ -101,7 +102,7 @@ struct RawConnection {
                 }
             }
             // Short polls until one is refused: then the long one is the poll waiting.
-            try await eventually("a second long poll to be refused") {
+            try await waitFor("a second long poll to be refused") {
                 try await h.call(.get, "/v1/runs/\(id)/events?after=\(last)&wait=1s").status == 429
             }
             await h.participants[.shipping].setFaults(Faults())

@@ -11,6 +11,7 @@ import Synchronization
 import Testing
 @testable import SkaldEngine
 @testable import SkaldServer
+import SkaldTestSupport
 
 /// A participant on 127.0.0.1 that counts the calls it gets (and how many at once) and answers as told.
 final class CountingParticipant: Sendable {
@@ -158,7 +159,7 @@ struct GateHarness: Sendable {
     }
 
     func waitUntilFinished(_ ids: [String]) async throws {
-        try await eventually("\(ids.count) runs to finish") {
+        try await waitFor("\(ids.count) runs to finish") {
             try await statuses(ids).allSatisfy(\.isTerminal)
         }
     }
@@ -195,7 +196,7 @@ private func gatedSaga(
             """#.utf8))
 }
 
-@Suite(.serialized) struct ParticipantGateTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct ParticipantGateTests {
     @Test func halfTheCallsFailingOpensTheCircuitAndWaitingRunsLoseNoAttempt() async throws {
         let payments = CountingParticipant()
         payments.set(.failEveryOther)
@@ -204,7 +205,7 @@ private func gatedSaga(
                 participants: #"{"payments": {"circuitBreaker": {"windowCalls": 10, "minimumCalls": 10, "failureRate": 50, "openFor": "30s"}}}"#)
             var ids: [String] = []
             for _ in 0..<10 { ids.append(try await h.engine.startRun(saga, input: [:])) }
-            try await eventually("ten first attempts, five refused") {
+            try await waitFor("ten first attempts, five refused") {
                 h.count(.attemptFailed) == 5 && h.count(.attemptSucceeded) == 5
             }
             #expect(h.gate("payments")?.state == .open)
@@ -212,7 +213,7 @@ private func gatedSaga(
             // The five retries come due; the circuit holds them back without sending or counting them.
             payments.set(.ok)
             h.clock.advance(by: 1)
-            try await eventually("five runs to wait on the circuit") { h.count(.participantWaiting) == 5 }
+            try await waitFor("five runs to wait on the circuit") { h.count(.participantWaiting) == 5 }
             #expect(payments.calls == 10)
             let waiting = try #require(ids.first { id in h.log.events.withLock { $0.contains { $0.run == id && $0.event.kind == .participantWaiting } } })
             let shown = try await h.get("/v1/runs/\(waiting)")
@@ -250,10 +251,10 @@ private func gatedSaga(
                     """#)
             inventory.set(.failCompensations)
             let id = try await h.engine.startRun(saga, input: [:])
-            try await eventually("the first compensation attempt to fail") { inventory.compensations == 1 && h.count(.attemptFailed) == 2 }
+            try await waitFor("the first compensation attempt to fail") { inventory.compensations == 1 && h.count(.attemptFailed) == 2 }
             #expect(h.gate("payments")?.state == .open)
             h.clock.advance(by: 1)
-            try await eventually("the compensation to wait on the circuit") { h.count(.participantWaiting) == 1 }
+            try await waitFor("the compensation to wait on the circuit") { h.count(.participantWaiting) == 1 }
             #expect(try await h.statuses([id]) == [.compensating])
             inventory.set(.ok)
             h.clock.advance(by: 30)
@@ -286,9 +287,9 @@ private func gatedSaga(
                     """#.utf8))
             payments.set(.unavailable)
             let id = try await h.engine.startRun(saga, input: [:])
-            try await eventually("the charge to fail once") { payments.calls == 1 && h.count(.attemptFailed) == 1 }
+            try await waitFor("the charge to fail once") { payments.calls == 1 && h.count(.attemptFailed) == 1 }
             h.clock.advance(by: 1)
-            try await eventually("the charge to wait on the circuit") { h.count(.participantWaiting) == 1 }
+            try await waitFor("the charge to wait on the circuit") { h.count(.participantWaiting) == 1 }
             h.clock.advance(by: 20)
             try await h.waitUntilFinished([id])
             let run = try #require(try await h.store.run(id: id))
@@ -321,7 +322,7 @@ private func gatedSaga(
             let gated = try gatedSaga(participants: #"{"payments": {"bulkhead": {"maxInFlight": 2}}}"#)
             var held: [String] = []
             for _ in 0..<10 { held.append(try await h.engine.startRun(gated, input: [:])) }
-            try await eventually("two calls parked at the slow participant, eight in line") {
+            try await waitFor("two calls parked at the slow participant, eight in line") {
                 slow.parkedCount == 2 && h.gate("payments")?.queued == 8
             }
             let plain = try DefinitionParser.parse(
@@ -350,7 +351,7 @@ private func gatedSaga(
             for tick in 0..<4 {
                 if tick > 0 { h.clock.advance(by: 1) }
                 let expected = 5 * (tick + 1)
-                try await eventually("the calls of tick \(tick)") {
+                try await waitFor("the calls of tick \(tick)") {
                     guard let gate = h.gate("payments") else { return false }
                     return payments.calls == expected && gate.inFlight == 0 && gate.queued == 20 - expected
                         && h.count(.attemptSucceeded) == expected
@@ -369,9 +370,9 @@ private func gatedSaga(
         try await GateHarness.with(participants: [payments]) { h, _ in
             let saga = try gatedSaga(participants: #"{"payments": {}}"#)
             let first = try await h.engine.startRun(saga, input: [:])
-            try await eventually("the 429") { h.count(.attemptFailed) == 1 }
+            try await waitFor("the 429") { h.count(.attemptFailed) == 1 }
             let second = try await h.engine.startRun(saga, input: [:])
-            try await eventually("the second run to queue behind the Retry-After") { h.gate("payments")?.queued == 1 }
+            try await waitFor("the second run to queue behind the Retry-After") { h.gate("payments")?.queued == 1 }
             #expect(payments.calls == 1)
             #expect(h.gate("payments")?.pausedUntil != nil)
             h.clock.advance(by: 10)
@@ -399,9 +400,9 @@ private func gatedSaga(
                     #"{"name": "plain", "version": 1, "steps": [{"name": "charge", "request": {"method": "POST", "url": "{{env.P0}}/call", "timeout": "5m", "retry": {"maxAttempts": 3, "initialInterval": "1s", "jitter": "none"}}}]}"#
                         .utf8))
             let id = try await h.engine.startRun(saga, input: [:])
-            try await eventually("the first attempt") { h.count(.attemptFailed) == 1 }
+            try await waitFor("the first attempt") { h.count(.attemptFailed) == 1 }
             h.clock.advance(by: 1)
-            try await eventually("the run to wait on the server-wide circuit") { h.count(.participantWaiting) == 1 }
+            try await waitFor("the run to wait on the server-wide circuit") { h.count(.participantWaiting) == 1 }
             #expect(payments.calls == 1)
             #expect(h.gate("payments-api")?.state == .open)
             #expect(try await h.statuses([id]) == [.running])

@@ -6,10 +6,11 @@ import SkaldDemo
 import SkaldEngine
 import Testing
 @testable import SkaldServer
+import SkaldTestSupport
 
 /// The token, the Host check, the path's one spelling, the headers on every answer and the connection limit, against
 /// the real router on a real server, with requests written byte for byte so that no client tidies them first.
-@Suite(.serialized) struct RequestGuardTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct RequestGuardTests {
     static let token = "sekrit"
 
     /// The status line and body of one raw request. The socket blocks, so it is read on a thread of its own: on the
@@ -160,13 +161,13 @@ import Testing
         let limit = ConnectionLimit(maximum: 3)
         try await Harness.with(connections: limit) { h in
             let idle = try (0..<3).map { _ in try RawConnection(port: h.port) }
-            try await eventually("the three idle connections to be counted", limit: .seconds(30)) { limit.current == 3 }
+            try await waitFor("the three idle connections to be counted", limit: .seconds(30)) { limit.current == 3 }
             let refused = try await Self.raw(h.port, "GET", "/health")
             #expect(refused.status == 503, "\(refused.text)")
             #expect(refused.text.contains("too_many_connections") && refused.text.lowercased().contains("retry-after: 1"))
             #expect(limit.refused >= 1)
             idle[0].close()
-            try await eventually("a closed connection to give its place back", limit: .seconds(30)) { limit.current < 3 }
+            try await waitFor("a closed connection to give its place back", limit: .seconds(30)) { limit.current < 3 }
             #expect(try await Self.raw(h.port, "GET", "/health").status == 200)
             for connection in idle.dropFirst() { connection.close() }
         }
@@ -174,7 +175,7 @@ import Testing
 }
 
 /// The token check on a guarded route's own handler holds by itself, whatever reached the handler.
-@Suite struct RouteTokenTests {
+@Suite(.timeLimit(.minutes(10))) struct RouteTokenTests {
     @Test func aGuardedHandlerRefusesARequestWithoutTheToken() async throws {
         let router = Router(context: BasicRequestContext.self)
         router.group().add(middleware: RouteTokenMiddleware(token: "t0k")).get("/guarded") { _, _ in "secret" }

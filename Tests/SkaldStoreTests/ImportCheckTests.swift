@@ -2,9 +2,10 @@ import Foundation
 import SkaldCore
 import SkaldEngine
 import Testing
+import SkaldTestSupport
 
 /// What `skald import` refuses before it writes anything, and what it does when the database refuses a run.
-@Suite(.serialized) struct ImportCheckTests {
+@Suite(.serialized, .tags(.postgres), .timeLimit(.minutes(10))) struct ImportCheckTests {
     static let header = TransferFormat.line(.header(TransferFormat.Header(exportedAt: t0, source: "crafted")))
     static let definitionLine = TransferFormat.line(.definition(
         StoredDefinition(hash: definition.contentHash, name: "pair", version: 1, document: definition.document, createdAt: t0), registered: true))
@@ -66,7 +67,7 @@ import Testing
 
     /// A file the check passes whose third run the database refuses (its key is taken there): nothing is imported,
     /// not even the runs before it, and the message says why.
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.tested)
     func aRunTheDatabaseRefusesLeavesNothingImported(kind: StoreKind) async throws {
         let lines = [Self.header, Self.definitionLine, Self.runLine("R1", key: "k1"), Self.runLine("R2", key: "k2"), Self.runLine("R3", key: "taken")]
         let bytes = lines.map { Array($0.utf8) }
@@ -96,7 +97,7 @@ import Testing
 
 /// Inputs kept from the import fuzzer (`scripts/fuzz SECONDS import`), replayed through the same check: each file is
 /// refused with a located problem, or every run it holds keeps the engine's rules.
-@Suite struct ImportFuzzRegressionTests {
+@Suite(.timeLimit(.minutes(10))) struct ImportFuzzRegressionTests {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fuzz/regressions/import")
     /// The definition Fuzz/FuzzImport.swift puts before the fuzzed lines.

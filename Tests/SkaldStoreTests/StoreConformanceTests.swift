@@ -5,6 +5,7 @@ import SkaldEngine
 import SkaldPostgres
 import SkaldSQLite
 import Testing
+import SkaldTestSupport
 
 /// The stores Skald ships. Every test here runs against each, on a real SQLite file and a real PostgreSQL server
 /// (a throwaway cluster on 127.0.0.1, started once for the test process).
@@ -53,8 +54,8 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         AttemptResult(attempt: secondKey, outcome: timedOut, duration: .seconds(1), finishedAt: t0), transition: failed)
 }
 
-@Suite(.serialized) struct StoreConformanceTests {
-    @Test(arguments: StoreKind.allCases)
+@Suite(.serialized, .tags(.postgres), .timeLimit(.minutes(10))) struct StoreConformanceTests {
+    @Test(arguments: StoreKind.tested)
     func storesAndReloadsEveryTransition(kind: StoreKind) async throws {
         let location = try await kind.newDatabase()
         let input: JSONValue = ["sku": "S1", "n": 2, "big": .bigInteger("123456789012345678901234567890")]
@@ -88,7 +89,7 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.tested)
     func anAttemptSentAgainCountsItsSendsAndOnlyAnAttemptInFlightCanBe(kind: StoreKind) async throws {
         try await kind.with(try await kind.newDatabase()) { store in
             let start = machine.start(runID: "R1", at: t0)
@@ -114,7 +115,7 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.tested)
     func anIdempotencyKeyReturnsTheFirstRunEvenWhenStartsRace(kind: StoreKind) async throws {
         try await kind.with(try await kind.newDatabase()) { store in
             let first = try await store.createRun(newRun("R1", input: ["v": 1], key: "order-7"), transition: machine.start(runID: "R1", at: t0))
@@ -140,7 +141,7 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.tested)
     func aDuplicateRunIdIsRefusedWithoutChangingTheFirst(kind: StoreKind) async throws {
         try await kind.with(try await kind.newDatabase()) { store in
             _ = try await store.createRun(newRun("R1", input: ["v": 1]), transition: machine.start(runID: "R1", at: t0))
@@ -153,7 +154,7 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.tested)
     func definitionsAreRegisteredOncePerNameAndVersion(kind: StoreKind) async throws {
         try await kind.with(try await kind.newDatabase()) { store in
             #expect(try await store.registerDefinition(definition, at: t0) == .registered)
@@ -169,7 +170,7 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.tested)
     func runsAreListedNewestFirstWithFiltersAndPages(kind: StoreKind) async throws {
         try await kind.with(try await kind.newDatabase()) { store in
             for index in 1...5 {
@@ -195,7 +196,7 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
 }
 
 /// What only PostgreSQL needs checking for: connecting, the schema's version, the password.
-@Suite(.serialized) struct PostgresStoreTests {
+@Suite(.serialized, .tags(.postgres), .needs(.postgres), .timeLimit(.minutes(10))) struct PostgresStoreTests {
     @Test func aWrongPasswordIsReportedAtOnceWithoutThePassword() async throws {
         let url = try await StoreKind.postgres.newDatabase()
         let wrong = url.replacingOccurrences(of: "://skald:", with: "://skald:not-the-password-")
@@ -261,7 +262,7 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
 
 /// Nodes sharing one PostgreSQL database: claims, leases, fenced writes and forwarded actions, with two stores
 /// (two nodes) on one real database.
-@Suite(.serialized) struct PostgresNodeTests {
+@Suite(.serialized, .tags(.postgres), .needs(.postgres), .timeLimit(.minutes(10))) struct PostgresNodeTests {
     func twoNodes() async throws -> (PostgresStore, PostgresStore) {
         let location = try PostgresLocation(url: try await StoreKind.postgres.newDatabase())
         let a = try await PostgresStore.open(location, node: "node-a")
@@ -416,8 +417,10 @@ let unregistered = try! DefinitionParser.parse(Array("""
     """.utf8))
 
 /// `skald export` / `skald import` between the stores: each run arrives as it was, in either direction.
-@Suite(.serialized) struct TransferBetweenStoresTests {
-    static let directions: [(StoreKind, StoreKind)] = [(.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .sqlite)]
+@Suite(.serialized, .tags(.postgres), .timeLimit(.minutes(10))) struct TransferBetweenStoresTests {
+    static let directions: [(StoreKind, StoreKind)] = [(.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .sqlite)].filter {
+        StoreKind.tested.contains($0.0) && StoreKind.tested.contains($0.1)
+    }
 
     @Test(arguments: directions)
     func everyRunArrivesAsItWasWithItsHistoryAndAttempts(from source: StoreKind, to target: StoreKind) async throws {
@@ -499,7 +502,7 @@ let unregistered = try! DefinitionParser.parse(Array("""
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.tested)
     func aRunWhoseKeyOrDefinitionClashesIsRefusedAndNothingOfItStored(kind: StoreKind) async throws {
         var lines: [String] = []
         try await StoreKind.sqlite.with(try await StoreKind.sqlite.newDatabase()) { store in

@@ -1,5 +1,6 @@
 import Foundation
 import SkaldCore
+import SkaldTestSupport
 
 /// Builds definitions from JSON text for tests.
 func saga(_ json: String) throws -> SagaDefinition {

@@ -1,5 +1,6 @@
 import Foundation
 import SkaldDemo
+import SkaldTestSupport
 
 /// The example sagas with every timeout set to five minutes, for tests that hold a participant's answers: on a busy
 /// machine a held call can outlast the examples' one- and two-second timeouts, and a timeout then changes the outcome

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SkaldCore
+import SkaldTestSupport
 
 /// `skald serve` as a child process on a port the system picks.
 final class ServeProcess: @unchecked Sendable {

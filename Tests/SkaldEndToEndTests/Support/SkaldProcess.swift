@@ -1,22 +1,12 @@
 import Foundation
 import SkaldDemo
-
-/// The repository root, for Sagas/.
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent()
+import SkaldTestSupport
 
 /// The `skald` binary built next to this test bundle.
 let skaldBinary: URL = {
     let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     return executable.deletingLastPathComponent().appendingPathComponent("skald")
 }()
-
-/// A fresh folder for one test.
-func temporaryFolder() throws -> URL {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("skald-e2e-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    return folder
-}
 
 /// The real `skald` binary, started as a child process with its output in files.
 final class SkaldProcess: @unchecked Sendable {
@@ -50,17 +40,3 @@ final class SkaldProcess: @unchecked Sendable {
     var stderr: String { child.stderr }
 }
 
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
-}
-
-/// Polls `condition` until it holds, failing (not hanging) if it never does.
-/// The limit is a safety net against a hung test, not a timing assertion.
-func waitFor(_ what: String, limit: Duration = .seconds(120), _ condition: @Sendable () async -> Bool) async throws {
-    let deadline = ContinuousClock.now + limit
-    while !(await condition()) {
-        if ContinuousClock.now > deadline { throw TimedOut(what: what) }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}

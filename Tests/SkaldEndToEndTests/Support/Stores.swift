@@ -1,5 +1,6 @@
 import SkaldDemo
 import SkaldEngine
+import SkaldTestSupport
 
 /// What a `skald` process stored, read with Skald's own store (a SQLite path or a PostgreSQL URL).
 func withStore<T: Sendable>(_ db: String, _ body: (any SagaStore) async throws -> T) async throws -> T {

@@ -2,6 +2,7 @@ import Foundation
 import SkaldCore
 import SkaldEngine
 import Synchronization
+import SkaldTestSupport
 
 /// An executor that answers from a script and records every request it was given.
 final class ScriptedExecutor: StepExecutor {
