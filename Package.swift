@@ -85,7 +85,8 @@ let package = Package(
         .target(
             name: "SkaldServer",
             dependencies: [
-                "SkaldEngine",
+                "SkaldEngine", "SkaldSQLite", "SkaldPostgres",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -135,6 +136,7 @@ let package = Package(
             name: "SkaldServerTests",
             dependencies: [
                 "SkaldServer", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldHTTP", "SkaldTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -352,3 +352,15 @@ extension PostgresStore {
         }
     }
 }
+
+extension PostgresStore: StoreMaintenance {
+    public var name: String { location.description }
+    public var nodeID: String? { node }
+
+    /// Any number of nodes drive a PostgreSQL database, each the runs it claimed: there is no lock to take.
+    public func takeEngineLock() throws {}
+
+    public func sizeInBytes() async throws -> Int { try await databaseSize() }
+
+    public func close() async { await shutdown() }
+}

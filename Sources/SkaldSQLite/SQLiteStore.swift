@@ -20,6 +20,8 @@ public final class SQLiteStore: SagaStore {
     let committer: GroupCommitter
     /// Definitions known to be stored, so starting a run does not write its definition again.
     private let storedDefinitions = Mutex<Set<String>>([])
+    /// The one-engine lock, once taken (`takeEngineLock`); released by `close`.
+    private let engineLock = Mutex<EngineLock?>(nil)
 
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
     /// - Throws: `SQLiteStoreError` naming the path and what to do when it cannot be opened or is newer than this Skald.
@@ -505,5 +507,28 @@ public struct SQLiteStoreError: Error, Sendable, CustomStringConvertible {
     static func newerSchema(path: String, unknownMigrations: [String]) -> SQLiteStoreError {
         SQLiteStoreError(
             message: "the database at \(path) was written by a newer version of Skald (it has schema migrations this version does not know: \(unknownMigrations.joined(separator: ", "))). Upgrade skald, or pass --db with another file. Nothing was changed.")
+    }
+}
+
+extension SQLiteStore: StoreMaintenance {
+    public var name: String { path }
+    public var nodeID: String? { nil }
+
+    public func takeEngineLock() throws {
+        let lock = try EngineLock(databasePath: path)
+        engineLock.withLock { $0 = lock }
+    }
+
+    /// The file and its write-ahead log.
+    public func sizeInBytes() async throws -> Int {
+        [path, path + "-wal"].reduce(0) { total, file in
+            total + (((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0)
+        }
+    }
+
+    public func liveNodes() async throws -> [String] { [] }
+
+    public func close() async {
+        engineLock.withLock { $0 = nil }
     }
 }

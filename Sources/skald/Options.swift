@@ -4,6 +4,7 @@ import SkaldCore
 import SkaldEngine
 import SkaldPostgres
 import SkaldSQLite
+import SkaldServer
 
 struct DatabaseOptions: ParsableArguments {
     @Option(
@@ -35,95 +36,39 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
+    /// What `openDatabase` needs, from these options.
+    func settings(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) -> DatabaseSettings {
+        var settings = DatabaseSettings(location: path)
+        settings.durability = Durability(rawValue: durability) ?? .process
+        settings.busyTimeout = DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout
+        settings.connections = connections
+        settings.metrics = metrics
+        return settings
+    }
+
     /// Opens the database, or prints why not and exits 1.
     /// - Parameter connections: for PostgreSQL, the most connections the store keeps open.
-    func open(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> OpenedDatabase {
+    func open(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> any SkaldDatabase {
         do {
-            if isPostgres {
-                let store = try await PostgresStore.open(try PostgresLocation(url: path), maximumConnections: connections, metrics: metrics)
-                return OpenedDatabase(postgres: store)
-            }
-            let store = try SQLiteStore(
-                path: path, durability: Durability(rawValue: durability) ?? .process,
-                busyTimeout: DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout, metrics: metrics)
-            return OpenedDatabase(sqlite: store)
+            return try await openDatabase(settings(connections: connections, metrics: metrics))
         } catch {
             printError("error: \(error)")
             throw Exit.failure
         }
     }
 
-    /// Opens the database and, for a SQLite file, takes the one-engine-per-file lock, or prints why not and exits 1.
-    func openForEngine(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> OpenedDatabase {
-        var database = try await open(connections: connections, metrics: metrics)
+    /// Opens the database and takes what lets this process drive runs (a SQLite file's one-engine lock), or prints
+    /// why not and exits 1.
+    func openForEngine(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> any SkaldDatabase {
+        let database = try await open(connections: connections, metrics: metrics)
         do {
-            try await database.takeEngineLock()
+            try database.takeEngineLock()
             return database
         } catch {
             await database.close()
             printError("error: \(error)")
             throw Exit.failure
         }
-    }
-}
-
-/// The database a command works on, a SQLite file or a PostgreSQL database, with what differs between the two.
-struct OpenedDatabase: Sendable {
-    let store: any SagaStore
-    /// The file's path, or the URL with its password masked.
-    let name: String
-    private let sqlite: SQLiteStore?
-    private let postgres: PostgresStore?
-    private var sqliteLock: EngineLock?
-
-    init(sqlite: SQLiteStore) {
-        store = sqlite
-        name = sqlite.path
-        self.sqlite = sqlite
-        postgres = nil
-    }
-
-    init(postgres: PostgresStore) {
-        store = postgres
-        name = postgres.location.description
-        sqlite = nil
-        self.postgres = postgres
-    }
-
-    /// One engine per SQLite file: a lock file next to it. PostgreSQL takes any number of engines (nodes), each
-    /// driving the runs it claimed.
-    mutating func takeEngineLock() async throws {
-        if let sqlite { sqliteLock = try EngineLock(databasePath: sqlite.path) }
-    }
-
-    /// On PostgreSQL, this process's node id among those sharing the database.
-    var node: String? { postgres?.node }
-
-    /// On PostgreSQL, the nodes serving the database now; none on SQLite (its engine lock keeps a second engine out).
-    func liveNodes() async throws -> [String] {
-        try await postgres?.liveNodes() ?? []
-    }
-
-    /// The database's size in bytes: a SQLite file with its write-ahead log, or PostgreSQL's database.
-    func sizeInBytes() async throws -> Int {
-        if let postgres { return try await postgres.databaseSize() }
-        var total = 0
-        for path in [name, name + "-wal"] {
-            total += ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-        }
-        return total
-    }
-
-    /// Deletes runs that ended before `cutoff` (see `skald prune`).
-    func prune(finishedBefore cutoff: Date, batchSize: Int = 500) async throws -> Int {
-        if let sqlite { return try await sqlite.prune(finishedBefore: cutoff, batchSize: batchSize) }
-        return try await postgres!.prune(finishedBefore: cutoff, batchSize: batchSize)
-    }
-
-    /// Releases the engine lock and closes the connections.
-    func close() async {
-        withExtendedLifetime(sqliteLock) {}
-        await postgres?.shutdown()
     }
 }
 

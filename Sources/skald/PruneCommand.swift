@@ -52,26 +52,3 @@ enum RetentionAge {
         return age
     }
 }
-
-/// With `skald serve --prune-older-than`: prunes finished runs at start-up and then every `interval`.
-struct PruneService: Service {
-    let store: OpenedDatabase
-    let age: Duration
-    let interval: Duration
-    let logger: Logger
-
-    /// Returns (without an error) when the server shuts down, so shutting down never looks like a failure.
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let deleted = try await store.prune(finishedBefore: Date().addingTimeInterval(-age.seconds))
-                    if deleted > 0 { logger.info("pruned finished runs", metadata: ["count": "\(deleted)", "olderThan": "\(DurationText.format(age))"]) }
-                } catch {
-                    logger.error("pruning failed; trying again later", metadata: ["error": "\(error)"])
-                }
-                do { try await Task.sleep(for: interval) } catch { return }
-            }
-        }
-    }
-}

@@ -43,7 +43,7 @@ struct RunCommand: AsyncParsableCommand {
         let state: RunState
         do {
             state = try await EngineHost.with(
-                store: opened.store, maxResponseBytes: execution.maxResponseBytes, participants: participants, dataKey: try execution.loadDataKey(),
+                store: opened, maxResponseBytes: execution.maxResponseBytes, participants: participants, dataKey: try execution.loadDataKey(),
                 printer: printer) { engine in
             // On PostgreSQL this process is a node for as long as it drives the run, so no other node takes it.
             try await engine.withLease {
@@ -91,19 +91,19 @@ struct ResumeCommand: AsyncParsableCommand {
         let printer: ProgressPrinter
         let failures = Failures()
         do {
-            unfinished = try await opened.store.unfinishedRuns()
+            unfinished = try await opened.unfinishedRuns()
             guard !unfinished.isEmpty else {
                 print("nothing to resume: every run in \(opened.name) is finished")
                 await opened.close()
                 return
             }
             print("resuming \(unfinished.count) unfinished run\(unfinished.count == 1 ? "" : "s") from \(opened.name)")
-            if opened.node != nil {
+            if opened.nodeID != nil {
                 print("(runs another node holds are taken once its lease lapses, if it does within \(DurationText.format(NodeConfiguration().lease)); a live skald serve keeps its runs)")
             }
             printer = ProgressPrinter(showRunID: unfinished.count > 1)
             results = try await EngineHost.with(
-                store: opened.store, maxResponseBytes: execution.maxResponseBytes, participants: participants, dataKey: try execution.loadDataKey(),
+                store: opened, maxResponseBytes: execution.maxResponseBytes, participants: participants, dataKey: try execution.loadDataKey(),
                 printer: printer) { engine in
                 try await engine.withLease { try await engine.resumeUnfinished(onError: { runID, error in failures.add(runID, error) }) }
             }

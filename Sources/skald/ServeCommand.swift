@@ -171,75 +171,58 @@ struct ServeCommand: AsyncParsableCommand {
         let participants = try execution.loadParticipants()
         let storeConnections = min(64, max(8, concurrency))
         let connections = connectionLimit(storeConnections: storeConnections, output: output)
-        let opened = try await database.openForEngine(connections: storeConnections, metrics: metrics.store)
-        let store = opened.store
-        // Definitions sent to the API may read only what --allow-env names; the engine also resolves what the
-        // operator's own files in --sagas read (for them, and for runs of any definition already stored).
-        let apiPolicy = try environmentPolicy()
-        var enginePolicy = apiPolicy
-        if let sagas {
-            let loaded = try await register(folder: sagas, in: store, output: output)
-            enginePolicy = apiPolicy.allowing(loaded.flatMap(\.environmentNames))
-            let environment = ProcessInfo.processInfo.environment
-            for saga in loaded {
-                for warning in saga.warnings { output.warning("\(saga.name) v\(saga.version): \(warning)", ["saga": "\(saga.name)"]) }
-                let unset = saga.environmentNames.filter { environment[$0] == nil && !EnvironmentPolicy.isReserved($0) }
-                if !unset.isEmpty {
-                    output.warning(
-                        "\(saga.name) v\(saga.version) reads \(unset.joined(separator: ", ")), not set in this server's environment: its runs will be refused until \(unset.count == 1 ? "it is" : "they are") set and skald serve is restarted")
-                }
-            }
-        }
-        let environment = enginePolicy.filter(ProcessInfo.processInfo.environment)
+        let database = try await self.database.openForEngine(connections: storeConnections, metrics: metrics.store)
         if token == nil && !Self.isLoopback(host) {
             output.warning("listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
         }
 
-        let client = StepHTTPClients(concurrency: concurrency)
-        let engine = Engine(
-            store: store, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
-            configuration: EngineConfiguration(
-                environment: environment, concurrency: concurrency, node: NodeConfiguration(lease: try Self.lease(lease)),
-                metrics: metrics.engine, participants: participants, dataKey: try execution.loadDataKey(),
-                onEvents: { run, events in Self.log(run, events, to: output) }),
-            logger: logger)
-        var api = APIConfiguration(token: token, environmentPolicy: apiPolicy, maxLongPolls: maxLongPolls)
-        api.hosts = try hostPolicy()
-        api.metrics = MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: opened) }
-        let router = buildRouter(engine: engine, store: store, configuration: api)
-        let host = host
-        let path = opened.name + (opened.node.map { ", node \($0)" } ?? "")
-        var appLogger = Logger(label: "skald.http")
+        // Definitions sent to the API may read only what --allow-env names; the engine also resolves what the
+        // operator's own files in --sagas read (for them, and for runs of any definition already stored).
+        var server = ServerConfiguration()
+        server.host = host
+        server.port = port
+        server.api = APIConfiguration(token: token, environmentPolicy: try environmentPolicy(), maxLongPolls: maxLongPolls)
+        server.api.hosts = try hostPolicy()
+        server.readTimeout = try Self.readTimeout(readTimeout)
+        server.connections = connections
+        let files = try sagas.map { try load(folder: $0, output: output) } ?? []
+        server.sagas = files.map(\.saga)
+        server.pruneOlderThan = try pruneOlderThan.map { try RetentionAge.parse($0, option: "--prune-older-than") }
+        server.logger = logger
         // Hummingbird tells of every request at debug, and of its start at info: shown only when asked for.
-        appLogger.logLevel = logs.level <= .debug ? logs.level : max(logs.level, .warning)
-        let app = Application(
-            router: router, server: APIServerLimits.http1(readTimeout: try Self.readTimeout(readTimeout), connections: connections), configuration: .init(address: .hostname(host, port: port), serverName: "skald"),
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? 0
-                output.info("skald serve: listening on http://\(host):\(bound) (database \(path)\(token == nil ? "" : ", token required"))")
-            },
-            logger: appLogger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: engine),
-            .init(service: app),
-            .init(service: LongPollReleaser(notifier: engine.notifier)),
-        ]
-        if let pruneOlderThan {
-            let age = try RetentionAge.parse(pruneOlderThan, option: "--prune-older-than")
-            services.append(.init(service: PruneService(store: opened, age: age, interval: .seconds(3600), logger: logger)))
+        server.httpLogger.logLevel = logs.level <= .debug ? logs.level : max(logs.level, .warning)
+        let path = database.name + (database.nodeID.map { ", node \($0)" } ?? "")
+        server.onListening = { host, port in
+            output.info("skald serve: listening on http://\(host):\(port) (database \(path)\(token == nil ? "" : ", token required"))")
         }
+        let client = StepHTTPClients(concurrency: concurrency)
+        let service = SkaldService(
+            database: database, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
+            engine: EngineConfiguration(
+                environment: server.engineEnvironment(ProcessInfo.processInfo.environment), concurrency: concurrency,
+                node: NodeConfiguration(lease: try Self.lease(lease)), metrics: metrics.engine, participants: participants,
+                dataKey: try execution.loadDataKey(), onEvents: { run, events in Self.log(run, events, to: output) }),
+            configuration: server,
+            metrics: { [metricsPublic] engine in
+                MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: database) }
+            })
+        let engine = service.engine
+        if try await !register(service, files: files.map(\.path), output: output) {
+            await database.close()
+            throw Exit.invalid
+        }
+
         var groupConfiguration = ServiceGroupConfiguration(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // Past the timeout the group is cancelled: attempts in flight are abandoned, not stored, and sent again
         // with the same key by the next start. Cancelling is bounded too.
         groupConfiguration.maximumGracefulShutdownDuration = try Self.shutdownTimeout(shutdownTimeout)
         groupConfiguration.maximumCancellationDuration = .seconds(10)
-        let group = ServiceGroup(configuration: groupConfiguration)
         do {
-            try await group.run()
+            try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
             try? await client.shutdown()
-            await opened.close()
+            await database.close()
             if let error = error as? IOError, error.errnoCode == EADDRINUSE {
                 output.error(
                     "cannot listen on \(host):\(port): the address is already in use (another skald serve?); stop that process, or choose another port with --port")
@@ -249,7 +232,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw Exit.failure
         }
         try await client.shutdown()
-        await opened.close()
+        await database.close()
         let abandoned = engine.abandonedAttempts.load(ordering: .relaxed)
         if abandoned > 0 {
             output.info(
@@ -259,15 +242,33 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
-    /// Registers every definition in the folder and returns them.
-    func register(folder: String, in store: any SagaStore, output: ServeOutput) async throws -> [SagaDefinition] {
+    /// Registers `--sagas` through the service, saying what became of each; false when one conflicts.
+    func register(_ service: SkaldService, files: [String], output: ServeOutput) async throws -> Bool {
+        var failed = false
+        for (index, (saga, registration)) in try await service.registerSagas().enumerated() {
+            let file = index < files.count ? files[index] : "\(saga.name) v\(saga.version)"
+            switch registration {
+            case .registered: output.info("registered \(saga.name) v\(saga.version) from \(file)", ["saga": "\(saga.name)"])
+            case .alreadyRegistered: output.info("\(saga.name) v\(saga.version) from \(file) is registered", ["saga": "\(saga.name)"])
+            case .conflict:
+                output.error("\(file): \(saga.name) version \(saga.version) is already registered with other content; bump \"version\" to register the change")
+                failed = true
+            }
+        }
+        if failed { output.error("not starting: fix the definitions above (skald validate \(sagas ?? ".")/*.json)") }
+        return !failed
+    }
+
+    /// Reads and checks every definition in the folder, printing each problem and warning; exits 2 when any is wrong.
+    func load(folder: String, output: ServeOutput) throws -> [(saga: SagaDefinition, path: String)] {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         guard FileManager.default.fileExists(atPath: folder) else {
             output.error("--sagas \(folder): no such folder")
             throw Exit.invalid
         }
         var failed = false
-        var loaded: [SagaDefinition] = []
+        var loaded: [(saga: SagaDefinition, path: String)] = []
+        let environment = ProcessInfo.processInfo.environment
         for name in files {
             let path = (folder as NSString).appendingPathComponent(name)
             switch DefinitionFile.load(path) {
@@ -275,13 +276,12 @@ struct ServeCommand: AsyncParsableCommand {
                 for line in error.lines + error.warningLines { if output.json { output.error(line) } else { printError(line) } }
                 failed = true
             case .success(let saga):
-                loaded.append(saga)
-                switch try await store.registerDefinition(saga, at: Date()) {
-                case .registered: output.info("registered \(saga.name) v\(saga.version) from \(path)", ["saga": "\(saga.name)"])
-                case .alreadyRegistered: output.info("\(saga.name) v\(saga.version) from \(path) is registered", ["saga": "\(saga.name)"])
-                case .conflict:
-                    output.error("\(path): \(saga.name) version \(saga.version) is already registered with other content; bump \"version\" to register the change")
-                    failed = true
+                loaded.append((saga, path))
+                for warning in saga.warnings { output.warning("\(saga.name) v\(saga.version): \(warning)", ["saga": "\(saga.name)"]) }
+                let unset = saga.environmentNames.filter { environment[$0] == nil && !EnvironmentPolicy.isReserved($0) }
+                if !unset.isEmpty {
+                    output.warning(
+                        "\(saga.name) v\(saga.version) reads \(unset.joined(separator: ", ")), not set in this server's environment: its runs will be refused until \(unset.count == 1 ? "it is" : "they are") set and skald serve is restarted")
                 }
             }
         }
@@ -324,15 +324,5 @@ struct ServeCommand: AsyncParsableCommand {
         }
         print(lines.joined(separator: "\n"))
         fflush(nil)
-    }
-}
-
-/// On shutdown, wakes clients waiting on long polls so the HTTP server can stop without waiting for them.
-struct LongPollReleaser: Service {
-    let notifier: EventNotifier
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        notifier.close()
     }
 }

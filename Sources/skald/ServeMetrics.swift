@@ -35,8 +35,8 @@ final class ServeMetrics: Sendable {
     var store: StoreMetrics { StoreMetrics(factory: factory) }
 
     /// The text for one scrape.
-    func render(engine: Engine, database: OpenedDatabase) async -> String {
-        if let counts = try? await database.store.runCounts() {
+    func render(engine: Engine, database: any SkaldDatabase) async -> String {
+        if let counts = try? await database.runCounts() {
             for status in RunStatus.allCases {
                 registry.makeGauge(descriptor: Self.named("skald_runs", "Runs in the database in each status"), labels: [("status", status.rawValue)])
                     .set(Double(counts[status] ?? 0))

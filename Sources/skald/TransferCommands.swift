@@ -42,7 +42,7 @@ struct ExportCommand: AsyncParsableCommand {
                 }
                 var writer = BufferedLines(handle)
                 do {
-                    counts = try await StoreTransfer.export(from: opened.store, source: opened.name, at: Date()) { try writer.write($0) }
+                    counts = try await StoreTransfer.export(from: opened, source: opened.name, at: Date()) { try writer.write($0) }
                     try writer.flush()
                     try handle.synchronize()
                     try handle.close()
@@ -55,7 +55,7 @@ struct ExportCommand: AsyncParsableCommand {
                 }
             } else {
                 var writer = BufferedLines(FileHandle.standardOutput)
-                counts = try await StoreTransfer.export(from: opened.store, source: opened.name, at: Date()) { try writer.write($0) }
+                counts = try await StoreTransfer.export(from: opened, source: opened.name, at: Date()) { try writer.write($0) }
                 try writer.flush()
             }
             printError(
@@ -122,7 +122,7 @@ struct ImportCommand: AsyncParsableCommand {
         }
         let opened = try await database.openForEngine(connections: 10)
         do {
-            let counts = try await StoreTransfer.importChecked(checked, lines: FileLines(path: path), into: opened.store, at: Date())
+            let counts = try await StoreTransfer.importChecked(checked, lines: FileLines(path: path), into: opened, at: Date())
             var summary =
                 "imported \(plural(counts.definitions, "definition")) and \(plural(counts.runs, "run")) (\(counts.unfinished) unfinished) from \(name) into \(opened.name)"
             if counts.alreadyPresent > 0 { summary += "; \(plural(counts.alreadyPresent, "run")) the database had already were left as they were" }

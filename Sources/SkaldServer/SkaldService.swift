@@ -1,0 +1,123 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SkaldCore
+import SkaldEngine
+
+/// How `SkaldService` serves: where it listens, what the API allows, and its upkeep. Every field has a default.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// 0: a port the system picks (`onListening` says which).
+    public var port = 7400
+    public var api = APIConfiguration()
+    /// How long a client may pause mid-request (or keep an idle connection) before it is disconnected.
+    public var readTimeout = APIServerLimits.defaultReadTimeout
+    /// The most client connections open at once; nil for no limit.
+    public var connections: ConnectionLimit?
+    /// The operator's own definitions (`skald serve --sagas`): registered by `registerSagas()`, and what they read
+    /// from the environment is allowed to the engine besides `api.environmentPolicy`.
+    public var sagas: [SagaDefinition] = []
+    /// Finished runs older than this are deleted at start-up and every `pruneInterval`; nil keeps them.
+    public var pruneOlderThan: Duration?
+    public var pruneInterval: Duration = .seconds(3600)
+    /// Told where the server listens once it does (the port it got when `port` is 0).
+    public var onListening: @Sendable (_ host: String, _ port: Int) -> Void = { _, _ in }
+    public var logger = Logger(label: "skald")
+    /// Hummingbird's own logger (it tells of every request at debug).
+    public var httpLogger = Logger(label: "skald.http")
+
+    public init() {}
+
+    /// The environment the engine may read: what the API allows definitions to read, and what the operator's own
+    /// definitions read.
+    public func engineEnvironment(_ environment: [String: String]) -> [String: String] {
+        api.environmentPolicy.allowing(sagas.flatMap(\.environmentNames)).filter(environment)
+    }
+}
+
+/// Everything `skald serve` runs, as one `Service`: the engine, the HTTP API and console, the release of long polls
+/// on shutdown and, when asked, the pruning of old runs. A program that embeds Skald opens a database
+/// (`openDatabase`), builds this and runs it in its `ServiceGroup`; graceful shutdown stops the API first and lets
+/// the engine drain last.
+public final class SkaldService: Service {
+    public let engine: Engine
+    public let database: any SkaldDatabase
+    let configuration: ServerConfiguration
+
+    /// - Parameters:
+    ///   - executor: what sends the steps' calls (`HTTPStepExecutor`).
+    ///   - engine: the engine's settings; its `environment` should come from `configuration.engineEnvironment`.
+    ///   - metrics: `GET /metrics`, rendered from the engine (its Prometheus registry is the caller's).
+    public init(
+        database: any SkaldDatabase, executor: any StepExecutor, engine: EngineConfiguration, configuration: ServerConfiguration,
+        metrics: (@Sendable (Engine) -> MetricsEndpoint)? = nil
+    ) {
+        self.database = database
+        let engine = Engine(store: database, executor: executor, configuration: engine, logger: configuration.logger)
+        self.engine = engine
+        var configuration = configuration
+        if let metrics { configuration.api.metrics = metrics(engine) }
+        self.configuration = configuration
+    }
+
+    /// Registers the operator's definitions (`configuration.sagas`), before `run`: each with what the database said.
+    public func registerSagas(at now: Date = Date()) async throws -> [(saga: SagaDefinition, registration: Registration)] {
+        var out: [(SagaDefinition, Registration)] = []
+        for saga in configuration.sagas { out.append((saga, try await database.registerDefinition(saga, at: now))) }
+        return out
+    }
+
+    public func run() async throws {
+        let configuration = configuration
+        let router = buildRouter(engine: engine, store: database, configuration: configuration.api)
+        let app = Application(
+            router: router,
+            server: APIServerLimits.http1(readTimeout: configuration.readTimeout, connections: configuration.connections),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "skald"),
+            onServerRunning: { channel in configuration.onListening(configuration.host, channel.localAddress?.port ?? 0) },
+            logger: configuration.httpLogger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: engine), .init(service: app), .init(service: LongPollReleaser(notifier: engine.notifier)),
+        ]
+        if let age = configuration.pruneOlderThan {
+            services.append(.init(service: PruneService(database: database, age: age, interval: configuration.pruneInterval, logger: configuration.logger)))
+        }
+        // A group of its own, inside the caller's: it follows the caller's graceful shutdown, stopping the services
+        // in reverse order (the API first, the engine last, once its attempts in flight are stored).
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: configuration.logger)).run()
+    }
+}
+
+/// On shutdown, wakes clients waiting on long polls so the HTTP server can stop without waiting for them.
+struct LongPollReleaser: Service {
+    let notifier: EventNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        notifier.close()
+    }
+}
+
+/// Prunes finished runs at start-up and then every `interval` (`skald serve --prune-older-than`).
+struct PruneService: Service {
+    let database: any SkaldDatabase
+    let age: Duration
+    let interval: Duration
+    let logger: Logger
+
+    /// Returns (without an error) when the server shuts down, so shutting down never looks like a failure.
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let deleted = try await database.prune(finishedBefore: Date().addingTimeInterval(-age.seconds), batchSize: 500)
+                    if deleted > 0 { logger.info("pruned finished runs", metadata: ["count": "\(deleted)", "olderThan": "\(DurationText.format(age))"]) }
+                } catch {
+                    logger.error("pruning failed; trying again later", metadata: ["error": "\(error)"])
+                }
+                do { try await Task.sleep(for: interval) } catch { return }
+            }
+        }
+    }
+}

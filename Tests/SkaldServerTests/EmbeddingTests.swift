@@ -1,0 +1,57 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SkaldCore
+import SkaldDemo
+import SkaldEngine
+import SkaldHTTP
+import SkaldServer
+import Synchronization
+import Testing
+import SkaldTestSupport
+
+/// Skald as a library: a program opens a database, builds one `SkaldService` and runs it in its own `ServiceGroup`,
+/// as `skald serve` does, with nothing else to assemble.
+@Suite(.timeLimit(.minutes(10))) struct EmbeddingTests {
+    @Test func aProgramRunsSkaldAsOneServiceAndStopsItGracefully() async throws {
+        try await Participant.withRunning { participants in
+            let database = try await openDatabase(DatabaseSettings(location: try await DatabaseKind.sqlite.newDatabase()))
+            try database.takeEngineLock()
+            let listening = Mutex<Int?>(nil)
+            var configuration = ServerConfiguration()
+            configuration.port = 0
+            configuration.sagas = [try DefinitionParser.parse(Array(DemoSagas.checkout.utf8))]
+            configuration.pruneOlderThan = .seconds(7 * 86_400)
+            configuration.onListening = { _, port in listening.withLock { $0 = port } }
+            let http = HTTPClient.makeForSteps()
+            let service = SkaldService(
+                database: database, executor: HTTPStepExecutor(client: http),
+                engine: EngineConfiguration(environment: configuration.engineEnvironment(participants.environment)),
+                configuration: configuration)
+            #expect(try await service.registerSagas().map(\.registration) == [.registered])
+
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [service], logger: Logger(label: "embedding")))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await waitFor("the API to listen") { listening.withLock { $0 } != nil }
+                let port = try #require(listening.withLock { $0 })
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/runs")
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: #"{"saga": "checkout", "input": \#(DemoSagas.checkoutInput(orderId: "e-1").jsonText)}"#))
+                let response = try await http.execute(request, timeout: .seconds(30))
+                let created = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 1 << 20)))
+                #expect(response.status == .created, "\(created)")
+                let id = try #require(created["id"]?.stringValue)
+                try await waitFor("run \(id) to complete") { try await database.run(id: id)?.state.status == .completed }
+                // The caller's graceful shutdown reaches the service's own group: the API stops, the engine drains.
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            try await http.shutdown()
+            await database.close()
+        }
+    }
+}
