@@ -117,7 +117,7 @@ extension Engine {
                 } catch let error as EngineError {
                     switch error.code {
                     case .notFound: answer = CommandAnswer(outcome: .notFound, message: error.message)
-                    case .conflict: answer = CommandAnswer(outcome: .conflict, message: error.message)
+                    case .conflict, .definitionUnrunnable: answer = CommandAnswer(outcome: .conflict, message: error.message)
                     case .unavailable: answer = CommandAnswer(outcome: .unavailable, message: error.message)
                     case .accepted: answer = CommandAnswer(outcome: .accepted, message: error.message)
                     }

@@ -71,6 +71,8 @@ public struct UnrunnableRunError: Error, Sendable, CustomStringConvertible {
 public struct EngineError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable {
         case notFound, conflict, unavailable
+        /// The saga's stored definition no longer validates with this version of Skald.
+        case definitionUnrunnable
         /// Forwarded to the node that drives the run, which took it and is still carrying it out.
         case accepted
     }

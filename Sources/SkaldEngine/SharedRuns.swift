@@ -112,6 +112,9 @@ public enum OperatorAction: Sendable, Codable, Equatable {
     case resolveCompensation(step: String, note: String, by: String, response: String? = nil)
     case resume(note: String, by: String)
     case abandon(note: String, by: String)
+    /// What a person retries, decided on the state it is applied to: the failed compensations of a run in
+    /// compensation_failed (`retryCompensation`), or the failed steps of a stuck run (`resume`).
+    case retry(step: String?, by: String, note: String)
 
     /// Abandoning sends nothing, so it is allowed on a run whose stored state the engine cannot drive.
     var isAbandon: Bool {
@@ -163,6 +166,9 @@ public enum OperatorAction: Sendable, Codable, Equatable {
                 throw EngineError(code: .conflict, message: "run \(runID) is \(state.status.rawValue); only a stuck run can be resumed")
             }
             return transition
+        case .retry(let step, let who, let note):
+            let action: OperatorAction = state.status == .stuck ? .resume(note: note, by: who) : .retryCompensation(step: step, by: who, note: note)
+            return try action.transition(runID: runID, machine: machine, state: state, at: now)
         case .abandon(let note, let who):
             guard let transition = machine.abandon(state, by: who, note: note, at: now) else {
                 throw EngineError(code: .conflict, message: "run \(runID) already ended (\(state.status.rawValue)); there is nothing to abandon")

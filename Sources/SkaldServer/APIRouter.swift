@@ -295,27 +295,19 @@ struct API: Sendable {
                 .contentTooLarge, code: "too_large",
                 message: "the input is \(inputBytes) bytes as JSON, over the limit of \(configuration.maxInputBytes); pass large data by reference (an id or a URL the participants can read)")
         }
-        guard let stored = try await store.definition(name: saga, version: version) else {
-            let known = try await store.definitions().map(\.name)
-            throw APIError.notFound(
-                "no saga \"\(saga)\"\(version.map { " version \($0)" } ?? "") is registered\(known.isEmpty ? "" : " (registered: \(Set(known).sorted().joined(separator: ", ")))"); register it with POST /v1/definitions or skald define FILE")
-        }
-        let definition: SagaDefinition
-        do {
-            definition = try engine.definition(stored)
-        } catch {
-            throw APIError(
-                .internalServerError, code: "unrunnable_definition",
-                message: "\(saga) version \(stored.version) is registered but no longer validates with this version of Skald (\(error.problems.map(\.description).joined(separator: "; "))); register a corrected definition under a new version")
-        }
         let started: StartedRun
         do {
             // The caller's W3C trace context, if it sent a valid one: the run continues that trace.
             let trace = RunTrace.continuing(
                 traceparent: request.headers[HTTPField.Name("traceparent")!], tracestate: request.headers[HTTPField.Name("tracestate")!])
-            started = try await engine.start(definition, input: input, idempotencyKey: idempotencyKey, trace: trace, sameVersion: version != nil)
-        } catch let error as EngineError where error.code == .conflict {
-            throw APIError(.conflict, code: "idempotency_key_reused", message: error.message)
+            started = try await engine.start(saga: saga, version: version, input: input, idempotencyKey: idempotencyKey, trace: trace)
+        } catch let error as EngineError {
+            switch error.code {
+            case .notFound: throw APIError.notFound(error.message)
+            case .conflict: throw APIError(.conflict, code: "idempotency_key_reused", message: error.message)
+            case .definitionUnrunnable: throw APIError(.internalServerError, code: "unrunnable_definition", message: error.message)
+            default: throw error
+            }
         } catch let error as InputError {
             // A variable the server lacks is the server's problem, not the input's: say so, so nobody exports it
             // in their own shell and tries again.
@@ -380,7 +372,7 @@ struct API: Sendable {
 
     func runRepresentation(_ runID: String) async throws -> JSONValue {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
-        let graph = (try? DefinitionParser.parse(run.definitionDocument)).map(Representation.graph) ?? .null
+        let graph = engine.saga(of: run).map(Representation.graph) ?? .null
         var shown = Representation.run(
             run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID), graph: graph,
             waits: engine.participantWaits(runID: runID))
@@ -420,36 +412,24 @@ struct API: Sendable {
                 wait = seconds >= Int(configuration.maxWait.seconds) ? configuration.maxWait : .seconds(seconds)
             }
         }
-        let version = engine.notifier.version(of: runID)
-        guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
-        var events = try await store.events(runID: runID, after: after)
-        if events.isEmpty, wait > .zero, !run.state.status.isTerminal {
-            guard longPolls.enter(limit: configuration.maxLongPolls) else {
-                var response = APIError(
-                    .tooManyRequests, code: "too_many_long_polls",
-                    message: "\(configuration.maxLongPolls) long polls are already waiting on this server; try again in a second").response
-                response.headers[.retryAfter] = "1"
-                return response
-            }
-            defer { longPolls.leave() }
-            if engine.sharesRuns && !engine.drivesHere(runID) {
-                // Another node drives the run (or none does yet): its events arrive through the database only.
-                let deadline = ContinuousClock.now + wait
-                var version = version
-                while events.isEmpty, case let left = deadline - ContinuousClock.now, left > .zero {
-                    await engine.notifier.wait(for: runID, after: version, timeout: min(Self.sharedPollInterval, left))
-                    version = engine.notifier.version(of: runID)
-                    events = try await store.events(runID: runID, after: after)
-                }
-            } else {
-                await engine.notifier.wait(for: runID, after: version, timeout: wait)
-                events = try await store.events(runID: runID, after: after)
-            }
+        // A wait holds a connection: past the limit of waiting polls, the caller is told to come back.
+        guard wait == .zero || longPolls.enter(limit: configuration.maxLongPolls) else {
+            var response = APIError(
+                .tooManyRequests, code: "too_many_long_polls",
+                message: "\(configuration.maxLongPolls) long polls are already waiting on this server; try again in a second").response
+            response.headers[.retryAfter] = "1"
+            return response
         }
-        let status = try await store.run(id: runID)?.state.status ?? run.state.status
+        defer { if wait > .zero { longPolls.leave() } }
+        let page: RunEvents
+        do {
+            page = try await engine.events(runID: runID, after: after, wait: wait)
+        } catch let error as EngineError where error.code == .notFound {
+            throw Self.unknownRun(runID)
+        }
         return .json([
-            "runId": .string(runID), "status": .string(status.rawValue), "events": .array(events.map(Representation.event)),
-            "lastSequence": .int(events.last?.sequence ?? after),
+            "runId": .string(runID), "status": .string(page.status.rawValue), "events": .array(page.events.map(Representation.event)),
+            "lastSequence": .int(page.lastSequence),
         ])
     }
 
@@ -467,13 +447,7 @@ struct API: Sendable {
         if step?.isEmpty == true { throw APIError.invalid("\"step\" must name a step; leave it out to retry every failed compensation") }
         let who = try optionalString(body, "by") ?? ""
         let note = try optionalString(body, "note") ?? ""
-        guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
-        return try await operate(runID) {
-            if run.state.status == .stuck {
-                return try await engine.resume(runID: runID, note: note, by: who)
-            }
-            return try await engine.retryCompensation(runID: runID, step: step, by: who, note: note)
-        }
+        return try await operate(runID) { try await engine.retry(runID: runID, step: step, note: note, by: who) }
     }
 
     /// Records that a step was done by hand: a failed compensation of a run in compensation_failed, or a failed
@@ -516,7 +490,7 @@ struct API: Sendable {
         } catch let error as EngineError {
             switch error.code {
             case .notFound: throw Self.unknownRun(runID)
-            case .conflict: throw APIError.conflict(error.message)
+            case .conflict, .definitionUnrunnable: throw APIError.conflict(error.message)
             case .unavailable: throw APIError(.serviceUnavailable, code: "unavailable", message: error.message)
             case .accepted:
                 // Taken by the node that drives the run, which carries it out: the run as it is now, and what to watch.
@@ -534,8 +508,6 @@ struct API: Sendable {
     }
 
     /// How often a long poll reads the database for the events of a run another node drives.
-    static let sharedPollInterval: Duration = .milliseconds(200)
-
     static func unknownRun(_ runID: String) -> APIError {
         APIError.notFound("no run with id \(runID); GET /v1/runs lists them")
     }

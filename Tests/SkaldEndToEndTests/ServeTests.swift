@@ -13,7 +13,9 @@ import SkaldTestSupport
     func theClientVerbsDriveAServer(kind: DatabaseKind) async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
-            let server = try await ServeProcess(db: try await kind.newDatabase(), environment: participants.environment, in: folder)
+            // Patient copies of the examples: on a busy machine their one-second timeouts would change the outcome.
+            let sagas = try PatientSagas.folder(in: folder)
+            let server = try await ServeProcess(db: try await kind.newDatabase(), environment: participants.environment, in: folder, sagas: sagas)
             let env = ["SKALD_SERVER": server.url]
             let inputFile = packageRoot.appendingPathComponent("Sagas/inputs/checkout.json").path
 
@@ -21,7 +23,7 @@ import SkaldTestSupport
             #expect(empty.status == 0)
             #expect(empty.stdout.contains("no runs"))
 
-            let defined = try await SkaldProcess.run(["define", "Sagas/checkout.json"], environment: env, in: folder)
+            let defined = try await SkaldProcess.run(["define", sagas + "/checkout.json"], environment: env, in: folder)
             #expect(defined.status == 0)
             #expect(defined.stdout.contains("checkout v1 is already registered"))
 
@@ -104,7 +106,8 @@ import SkaldTestSupport
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let db = try await kind.newDatabase()
-            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            let sagas = try PatientSagas.folder(in: folder)
+            let server = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
             await participants[.payments].setFaults(Faults(hold: true))
             let runID = try await withHTTPClient { http in
                 let api = APIClient(http: http, base: server.url)
@@ -129,11 +132,11 @@ import SkaldTestSupport
             let charge = try #require(attempts.first { $0.key.stepName == "charge-card" })
             // The attempt in flight was allowed to finish (or reach its 2s deadline) and its outcome was stored.
             #expect(charge.finishedAt != nil, "the outcome of the attempt in flight was stored")
-            #expect(charge.succeeded == true || charge.error == "no complete response within 2s", "\(charge)")
+            #expect(charge.succeeded == true, "\(charge)")
             #expect(stopped?.state.status == .running)
 
             // A new server carries on from there.
-            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
             let watched = try await SkaldProcess.run(["watch", runID], environment: ["SKALD_SERVER": restarted.url], in: folder)
             #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
             #expect(await participants[.payments].ledger.count == 1)
