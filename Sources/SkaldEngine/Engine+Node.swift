@@ -11,7 +11,7 @@ extension Engine {
     public var sharesRuns: Bool { shared != nil }
 
     /// Whether a driver of this engine is working on the run now.
-    public func drivesHere(_ runID: String) -> Bool { active.withLock { $0.contains(runID) } }
+    public func drivesHere(_ runID: String) -> Bool { runs.isHeld(runID) }
 
     /// Attempts in flight now, across all runs this engine drives.
     public var attemptsInFlight: Int { limiter.inUse }
@@ -80,7 +80,7 @@ extension Engine {
                 await carryOutForwardedActions(shared)
             }
             claiming: while !isDraining.load(ordering: .acquiring) {
-                let room = limits.maxRuns - active.withLock { $0.count }
+                let room = limits.maxRuns - runs.heldCount
                 guard room > 0 else { break }
                 let limit = min(room, NodeConfiguration.claimBatch)
                 let runs: [StoredRun]
@@ -153,7 +153,7 @@ extension Engine {
     public func drain() {
         isDraining.store(true, ordering: .releasing)
         submissions.close()
-        let mailboxes = drivers.withLock { Array($0.values) }
+        let mailboxes = runs.allMailboxes
         for mailbox in mailboxes { mailbox.send(.drain) }
     }
 }

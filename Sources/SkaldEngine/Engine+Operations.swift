@@ -52,10 +52,11 @@ extension Engine {
     /// there, so it is never passed on twice).
     func operate(_ runID: String, _ action: OperatorAction, forwarded: Bool = false) async throws -> RunState {
         let operation: Operation = { machine, state, now in try action.transition(runID: runID, machine: machine, state: state, at: now) }
-        // Bounded: a run is held without a mailbox only for an instant (a driver starting or stopping, or another
-        // operator's single read and write).
-        for round in 0..<2_000 {
-            if let mailbox = drivers.withLock({ $0[runID] }) {
+        // A run held here goes to its driver through its mailbox; one held without a mailbox (another operator's
+        // action, a driver starting or stopping) is waited for until it changes hands, not polled. Bounded, so that
+        // a run whose driver comes and goes without end answers busy rather than never.
+        for _ in 0..<1_000 {
+            if let mailbox = runs.existingMailbox(runID) {
                 do {
                     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RunState, any Error>) in
                         if !mailbox.send(.operate(operation, continuation)) { continuation.resume(throwing: DriverGone()) }
@@ -66,14 +67,15 @@ extension Engine {
                 }
             }
             guard claim(runID) else {
-                try await Task.sleep(for: .milliseconds(round < 100 ? 1 : 10))
+                await runs.waitWhileHeldWithoutMailbox(runID)
+                try Task.checkCancellation()
                 continue
             }
             var handedOver = false
             var drivenElsewhere = false
             defer {
                 if !handedOver && !drivenElsewhere {
-                    active.withLock { _ = $0.remove(runID) }
+                    runs.unhold(runID)
                     // Held here, it may have been passed over by a driver starting up: let the engine look at it.
                     if isServing.load(ordering: .acquiring) { submissions.send(Submission(runID: runID, fresh: nil)) }
                 }
@@ -87,7 +89,7 @@ extension Engine {
                     run = claimed
                 case .ownedBy(let node):
                     drivenElsewhere = true
-                    active.withLock { _ = $0.remove(runID) }
+                    runs.unhold(runID)
                     guard !forwarded else {
                         throw EngineError(code: .unavailable, message: "run \(runID) moved to node \(node) meanwhile; try again")
                     }

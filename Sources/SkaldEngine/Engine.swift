@@ -114,11 +114,10 @@ public final class Engine: Service, Sendable {
     let unrunnableRuns = Mutex<Set<String>>([])
     /// Sagas (by definition hash) whose runs this node cannot build: its environment lacks what they read.
     let sagasItCannotRun = Mutex<[String: SagaThisNodeCannotRun]>([:])
-    let drivers = Mutex<[String: Mailbox<DriverCommand>]>([:])
     /// Runs started here wait in this queue until `run()` drives them (one-shot commands drive them directly).
     let submissions = Mailbox<Submission>()
-    /// Runs a driver is working on, so no run is ever driven twice at once.
-    let active = Mutex<Set<String>>([])
+    /// The runs held here (so no run is ever driven twice at once) and their drivers' mailboxes.
+    let runs = RunRegistry()
     let isDraining = Atomic<Bool>(false)
     /// Whether `run()` is taking submissions (an operator's action hands a run over to it only then).
     let isServing = Atomic<Bool>(false)
@@ -249,10 +248,7 @@ public final class Engine: Service, Sendable {
     public func drive(runID: String) async throws -> RunState {
         guard claim(runID) else { throw EngineError(code: .conflict, message: "run \(runID) is already being driven") }
         let mailbox = register(runID)
-        defer {
-            unregister(runID)
-            active.withLock { _ = $0.remove(runID) }
-        }
+        defer { release(runID) }
         return try await drive(runID: runID, mailbox: mailbox)
     }
 
@@ -270,10 +266,7 @@ public final class Engine: Service, Sendable {
                 for run in runs where claim(run.id) {
                     let mailbox = register(run.id)
                     group.addTask {
-                        defer {
-                            self.unregister(run.id)
-                            self.active.withLock { _ = $0.remove(run.id) }
-                        }
+                        defer { self.release(run.id) }
                         do {
                             return (run.id, try await self.drive(run, mailbox: mailbox))
                         } catch {
@@ -340,8 +333,7 @@ public final class Engine: Service, Sendable {
                 drain()
                 // Runs an operator's action handed over that no driver took: let go of them.
                 for submission in submissions.drainRemaining() where submission.claimed {
-                    unregister(submission.runID)
-                    active.withLock { _ = $0.remove(submission.runID) }
+                    release(submission.runID)
                 }
             }
         } onGracefulShutdown: {
@@ -350,13 +342,12 @@ public final class Engine: Service, Sendable {
     }
 
     func claim(_ runID: String) -> Bool {
-        active.withLock { $0.insert(runID).inserted }
+        runs.hold(runID)
     }
 
     func driveLogged(_ runID: String, mailbox: Mailbox<DriverCommand>, source: RunSource) async {
         defer {
-            unregister(runID)
-            active.withLock { _ = $0.remove(runID) }
+            release(runID)
             // No longer driven here, so no longer held up by the store either.
             storeSucceeded(runID: runID)
         }
@@ -496,18 +487,22 @@ public final class Engine: Service, Sendable {
     // MARK: - Internals
 
     func register(_ runID: String) -> Mailbox<DriverCommand> {
-        drivers.withLock { drivers in
-            if let existing = drivers[runID] { return existing }
-            let mailbox = Mailbox<DriverCommand>()
-            drivers[runID] = mailbox
-            return mailbox
-        }
+        runs.mailbox(for: runID)
     }
 
+    /// The run's driver will not run here: drops its mailbox (the run was not held).
     func unregister(_ runID: String) {
+        closed(runs.dropMailbox(runID), runID)
+    }
+
+    /// Lets go of a run held here: its hold and its driver's mailbox.
+    func release(_ runID: String) {
+        closed(runs.release(runID), runID)
+    }
+
+    private func closed(_ mailbox: Mailbox<DriverCommand>?, _ runID: String) {
         // Not driven here any more: whatever it publishes next is published by the node (or driver) that drives it.
         notifier.forget(runID)
-        let mailbox = drivers.withLock { $0.removeValue(forKey: runID) }
         // Answer anything sent after the driver stopped listening, so no caller waits forever.
         mailbox?.close()
         for command in mailbox?.drainRemaining() ?? [] {
