@@ -23,29 +23,39 @@ extension Engine {
         let lease = configuration.node.lease
         try await renewMeasuringSkew(shared, lease)
         logger.info("node joined", metadata: ["node": "\(shared.node)", "lease": "\(DurationText.format(lease))"])
-        let keeper = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: lease / 3)
-                guard !Task.isCancelled else { return }
-                do {
-                    try await self.renewMeasuringSkew(shared, lease)
-                } catch {
-                    logger.error("renewing the node's lease failed", metadata: ["node": "\(shared.node)", "error": "\(error)"])
-                }
-            }
+        // The keeper is a child task: it renews the lease every third of it (by the injected clock) until the body
+        // (with the forwarded actions it took) is done, and is cancelled then.
+        let result: Result<T, any Error> = await withTaskGroup(of: Void.self) { keeper in
+            keeper.addTask { await self.keepLease(shared, lease) }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            keeper.cancelAll()
+            return result
         }
-        let result: Result<T, any Error>
-        do { result = .success(try await body()) } catch { result = .failure(error) }
-        await finishForwardedActions()
-        keeper.cancel()
-        _ = await keeper.value
         do {
             // Also when the engine was cancelled: its runs are let go of either way.
+            // In a task of its own, awaited here, so that the engine's cancellation does not cancel it.
             try await Task { try await shared.endLease() }.value
         } catch {
             logger.error("letting go of the node's runs failed; other nodes take them when its lease expires", metadata: ["error": "\(error)"])
         }
         return try result.get()
+    }
+
+    /// Renews the node's lease every third of it until cancelled.
+    private func keepLease(_ shared: any SharedRunStore, _ lease: Duration) async {
+        while !Task.isCancelled {
+            do {
+                try await clock.sleep(until: clock.now().addingTimeInterval((lease / 3).seconds))
+            } catch {
+                return
+            }
+            do {
+                try await renewMeasuringSkew(shared, lease)
+            } catch {
+                logger.error("renewing the node's lease failed", metadata: ["node": "\(shared.node)", "error": "\(error)"])
+            }
+        }
     }
 
     /// The runs a one-shot `resume` drives: every unfinished one, or on a shared store those no live node owns.
@@ -73,34 +83,40 @@ extension Engine {
             logger.error("listening for other nodes failed; polling instead", metadata: ["error": "\(error)"])
         }
         let limits = configuration.node
-        var polled = true
-        while !Task.isCancelled && !isDraining.load(ordering: .acquiring) {
-            // Forwarded actions when a node announced one, and at every poll (an announcement may be missed).
-            if commandsSignalled.take() || polled {
-                await carryOutForwardedActions(shared)
-            }
-            claiming: while !isDraining.load(ordering: .acquiring) {
-                let room = limits.maxRuns - runs.heldCount
-                guard room > 0 else { break }
-                let limit = min(room, NodeConfiguration.claimBatch)
-                let runs: [StoredRun]
-                do {
-                    runs = try await shared.claimRuns(limit: limit, excluding: definitionsItCannotRun)
-                } catch {
-                    logger.error("claiming runs failed", metadata: ["error": "\(error)"])
-                    break claiming
+        // The actions taken from other nodes are child tasks of this group: when the node drains, the group waits for
+        // them, so a taken action is never dropped by a node that stops (its caller was told it is being carried
+        // out); when the engine is cancelled (past the shutdown timeout), they are cancelled with it.
+        await withDiscardingTaskGroup { actions in
+            var polled = true
+            while !Task.isCancelled && !isDraining.load(ordering: .acquiring) {
+                // Forwarded actions when a node announced one, and at every poll (an announcement may be missed).
+                if commandsSignalled.take() || polled {
+                    await carryOutForwardedActions(shared, in: &actions)
                 }
-                for run in runs {
-                    logger.debug("run claimed", metadata: ["run_id": "\(run.id)", "node": "\(shared.node)"])
-                    submissions.send(Submission(runID: run.id, fresh: nil, stored: run))
+                claiming: while !isDraining.load(ordering: .acquiring) {
+                    let room = limits.maxRuns - runs.heldCount
+                    guard room > 0 else { break }
+                    let limit = min(room, NodeConfiguration.claimBatch)
+                    let runs: [StoredRun]
+                    do {
+                        runs = try await shared.claimRuns(limit: limit, excluding: definitionsItCannotRun)
+                    } catch {
+                        logger.error("claiming runs failed", metadata: ["error": "\(error)"])
+                        break claiming
+                    }
+                    for run in runs {
+                        logger.debug("run claimed", metadata: ["run_id": "\(run.id)", "node": "\(shared.node)"])
+                        submissions.send(Submission(runID: run.id, fresh: nil, stored: run))
+                    }
+                    if runs.count < limit { break }
                 }
-                if runs.count < limit { break }
+                polled = !(await doorbell.wait(upTo: limits.pollInterval))
             }
-            polled = !(await doorbell.wait(upTo: limits.pollInterval))
         }
     }
 
-    func carryOutForwardedActions(_ shared: any SharedRunStore) async {
+    /// Takes the actions other nodes forwarded to this one, each carried out and answered in a child task of `actions`.
+    func carryOutForwardedActions(_ shared: any SharedRunStore, in actions: inout DiscardingTaskGroup) async {
         let commands: [NodeCommand]
         do {
             commands = try await shared.pendingCommands()
@@ -109,7 +125,7 @@ extension Engine {
             return
         }
         for command in commands where commandsInProgress.withLock({ $0.insert(command.id).inserted }) {
-            let task = Task {
+            actions.addTask {
                 let answer: CommandAnswer
                 do {
                     _ = try await self.operate(command.runID, command.action, forwarded: true)
@@ -130,21 +146,7 @@ extension Engine {
                     self.logger.error("answering a forwarded action failed", metadata: ["run_id": "\(command.runID)", "error": "\(error)"])
                 }
                 self.commandsInProgress.withLock { _ = $0.remove(command.id) }
-                _ = self.forwardedTasks.withLock { $0.removeValue(forKey: command.id) }
             }
-            forwardedTasks.withLock { tasks in
-                if commandsInProgress.withLock({ $0.contains(command.id) }) { tasks[command.id] = task }
-            }
-        }
-    }
-
-    /// Waits for the forwarded actions this node took to be carried out and answered: a taken action is never
-    /// dropped by a node that stops (its caller was told it is being carried out).
-    func finishForwardedActions() async {
-        // (Each task removes itself; one that finished before it was recorded is never recorded.) Cancelled, as past
-        // the shutdown timeout, the actions are cancelled too.
-        while !Task.isCancelled, let task = forwardedTasks.withLock({ $0.values.first }) {
-            await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
         }
     }
 

@@ -57,9 +57,9 @@ extension Engine {
         if events.isEmpty, wait > .zero, !run.state.status.isTerminal {
             if sharesRuns && !drivesHere(runID) {
                 // Another node drives the run (or none does yet): its events arrive through the database only.
-                let deadline = ContinuousClock.now + wait
+                let deadline = clock.now().addingTimeInterval(wait.seconds)
                 var version = version
-                while events.isEmpty, case let left = deadline - ContinuousClock.now, left > .zero {
+                while events.isEmpty, case let left = Duration(secondsValue: deadline.timeIntervalSince(clock.now())), left > .zero {
                     await notifier.wait(for: runID, after: version, timeout: min(Self.sharedPollInterval, left))
                     version = notifier.version(of: runID)
                     events = try await store.events(runID: runID, after: after)

@@ -108,7 +108,7 @@ public final class Engine: Service, Sendable {
     public let participants: ParticipantRegistry
     /// Steps held back by a participant now, by run and step: what `skald status` shows as "waiting".
     private let participantWaits = Mutex<[String: [String: ParticipantWait]]>([:])
-    public let notifier = EventNotifier()
+    public let notifier: EventNotifier
     let machines = Mutex<[String: SagaMachine]>([:])
     /// Stored runs found undrivable, so each is reported once per process.
     let unrunnableRuns = Mutex<Set<String>>([])
@@ -128,14 +128,12 @@ public final class Engine: Service, Sendable {
     /// Whether `storeFailingSince` is set, read without the lock on every successful write.
     private let storeIsFailing = Atomic<Bool>(false)
     /// Rung when other nodes signal new runs or forwarded actions (shared stores only).
-    let doorbell = Doorbell()
+    let doorbell: Doorbell
     /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
     let commandsInProgress = Mutex<Set<Int64>>([])
     /// How far this node's clock is ahead of the database's (behind when negative), in seconds, as measured at the
     /// last lease renewal (shared stores only).
     let measuredSkew = Mutex<Double?>(nil)
-    /// The tasks carrying out forwarded actions, so a node that stops finishes them before it lets go of its runs.
-    let forwardedTasks = Mutex<[Int64: Task<Void, Never>]>([:])
     /// Set when another node announced a forwarded action for this one.
     let commandsSignalled = CommandSignal()
 
@@ -147,6 +145,8 @@ public final class Engine: Service, Sendable {
         self.shared = store as? any SharedRunStore
         self.executor = executor
         self.clock = clock
+        self.notifier = EventNotifier(clock: clock)
+        self.doorbell = Doorbell(clock: clock)
         self.configuration = configuration
         self.logger = logger
         self.limiter = AttemptLimiter(limit: configuration.concurrency)
@@ -279,9 +279,9 @@ public final class Engine: Service, Sendable {
             launch(runs)
             if let shared {
                 let limits = configuration.node
-                let until = ContinuousClock.now + limits.lease + limits.pollInterval
-                while ContinuousClock.now < until, (try? await shared.runsHeldElsewhere()) ?? 0 > 0 {
-                    try? await Task.sleep(for: limits.pollInterval)
+                let until = clock.now().addingTimeInterval((limits.lease + limits.pollInterval).seconds)
+                while clock.now() < until, (try? await shared.runsHeldElsewhere()) ?? 0 > 0 {
+                    try? await clock.sleep(until: clock.now().addingTimeInterval(limits.pollInterval.seconds))
                     launch((try? await runsToResume()) ?? [])
                 }
             }
@@ -309,7 +309,8 @@ public final class Engine: Service, Sendable {
                     background.addTask { await self.claimWork(shared) }
                 }
                 await serve(unfinished)
-                background.cancelAll()
+                // Drained: the node stops claiming once it wakes, after the actions it took are carried out.
+                doorbell.ring()
             }
         }
     }

@@ -20,7 +20,12 @@ public final class EventNotifier: Sendable {
 
     private let state = Mutex(State())
 
-    public init() {}
+    /// Times the waits' timeouts (the engine's injected clock).
+    let clock: any EngineClock
+
+    public init(clock: any EngineClock = SystemClock()) {
+        self.clock = clock
+    }
 
     /// How many runs the notifier holds an entry for (runs in progress here that published something).
     public var trackedRuns: Int { state.withLock { $0.versions.count } }
@@ -73,7 +78,7 @@ public final class EventNotifier: Sendable {
     public func wait(for runID: String, after version: Int, timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForChange(runID, after: version) }
-            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { [clock] in try? await clock.sleep(until: clock.now().addingTimeInterval(timeout.seconds)) }
             await group.next()
             group.cancelAll()
         }

@@ -230,6 +230,13 @@ public struct NodeConfiguration: Sendable {
 
 /// Wakes one waiter when rung; a ring with nobody waiting is kept for the next wait.
 final class Doorbell: Sendable {
+    /// Times the waits' timeouts (the engine's injected clock).
+    let clock: any EngineClock
+
+    init(clock: any EngineClock) {
+        self.clock = clock
+    }
+
     private struct State {
         var rung = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -257,7 +264,7 @@ final class Doorbell: Sendable {
                 return !Task.isCancelled
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
+                try? await self.clock.sleep(until: self.clock.now().addingTimeInterval(timeout.seconds))
                 return false
             }
             let rung = await group.next() ?? false
