@@ -46,51 +46,6 @@ public struct EngineConfiguration: Sendable {
     }
 }
 
-/// A stored run the engine cannot drive: its stored definition no longer validates, or its state breaks a rule the
-/// machine relies on (a damaged row, a crafted import). It is left undriven, every other run carries on, and an
-/// operator can abandon it.
-public struct UnrunnableRunError: Error, Sendable, CustomStringConvertible {
-    public var runID: String
-    public var problems: [String]
-    /// The definition validates (only the state is at fault), so the run can still be abandoned.
-    public var canBeAbandoned: Bool = false
-
-    public var summary: String {
-        canBeAbandoned
-            ? "its stored state breaks the engine's rules: \(problems.joined(separator: "; "))"
-            : "its stored definition does not validate: \(problems.joined(separator: "; "))"
-    }
-
-    public var description: String {
-        "run \(runID) cannot be driven: \(summary)"
-            + (canBeAbandoned ? "; nothing more is sent for it: settle it by hand and abandon it (skald abandon \(runID) --note …)" : "")
-    }
-}
-
-/// An operator's request that the run's state does not allow, or a run that does not exist.
-public struct EngineError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable {
-        case notFound, conflict, unavailable
-        /// The saga's stored definition no longer validates with this version of Skald.
-        case definitionUnrunnable
-        /// Forwarded to the node that drives the run, which took it and is still carrying it out.
-        case accepted
-    }
-    public var code: Code
-    public var message: String
-
-    public var description: String { message }
-
-    static func notFound(_ runID: String) -> EngineError { EngineError(code: .notFound, message: "no run with id \(runID)") }
-}
-
-/// The result of starting a run.
-public struct StartedRun: Sendable {
-    public var runID: String
-    /// False when an earlier run with the same idempotency key was returned instead.
-    public var isNew: Bool
-}
-
 /// Starts runs and drives them to a terminal state, storing every transition before acting on it.
 ///
 /// Used two ways: `drive(runID:)` / `resumeUnfinished()` for one-shot commands, or as a `Service` (`run()`),
@@ -107,7 +62,7 @@ public final class Engine: Service, Sendable {
     /// Each participant's circuit breaker, bulkhead and rate limit, in memory.
     public let participants: ParticipantRegistry
     /// Steps held back by a participant now, by run and step: what `skald status` shows as "waiting".
-    private let participantWaits = Mutex<[String: [String: ParticipantWait]]>([:])
+    let participantWaits = Mutex<[String: [String: ParticipantWait]]>([:])
     public let notifier: EventNotifier
     let machines = Mutex<[String: SagaMachine]>([:])
     /// Stored runs found undrivable, so each is reported once per process.
@@ -126,7 +81,7 @@ public final class Engine: Service, Sendable {
     /// Since when storing runs' transitions has been failing (nil while it works).
     let storeFailingSince = Mutex<StoreTrouble?>(nil)
     /// Whether `storeFailingSince` is set, read without the lock on every successful write.
-    private let storeIsFailing = Atomic<Bool>(false)
+    let storeIsFailing = Atomic<Bool>(false)
     /// Rung when other nodes signal new runs or forwarded actions (shared stores only).
     let doorbell: Doorbell
     /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
@@ -346,145 +301,6 @@ public final class Engine: Service, Sendable {
         runs.hold(runID)
     }
 
-    func driveLogged(_ runID: String, mailbox: Mailbox<DriverCommand>, source: RunSource) async {
-        defer {
-            release(runID)
-            // No longer driven here, so no longer held up by the store either.
-            storeSucceeded(runID: runID)
-        }
-        var source = source
-        var failures = 0
-        while true {
-            do {
-                switch source {
-                case .stored(let stored):
-                    _ = try await drive(stored, mailbox: mailbox)
-                case .fresh(let fresh):
-                    _ = try await drive(runID, fresh, mailbox: mailbox)
-                case .load:
-                    _ = try await drive(runID: runID, mailbox: mailbox)
-                }
-                return
-            } catch let error as RunStoreFailure where error.underlying is RunOwnershipLost {
-                let owner = (error.underlying as? RunOwnershipLost)?.owner
-                logger.warning(
-                    owner != nil && owner == shared?.node
-                        ? "the run was claimed again since this driver read it; leaving it to the newer claim"
-                        : "another node took the run over (this node did not renew its lease in time); leaving it to that node",
-                    metadata: ["run_id": "\(runID)", "detail": "\(error.underlying)"])
-                return
-            } catch let error as RunOwnershipLost {
-                logger.info("the run is driven by another node", metadata: ["run_id": "\(runID)", "detail": "\(error)"])
-                return
-            } catch is CannotRunHere {
-                // Said once per saga when it was found; the run was handed back (or, alone on its store, waits).
-                return
-            } catch let error as RunStoreFailure {
-                // Like a crash of this run alone: nothing was sent whose intent is not stored, every slot is back.
-                // Once the store can be written again the run carries on from what it holds.
-                failures += 1
-                storeFailed(runID: runID, error.underlying)
-                let delay = Self.storeRetryDelay(after: failures)
-                logger.error(
-                    "storing a transition failed; driving the run again from the database later",
-                    metadata: ["run_id": "\(runID)", "error": "\(error.underlying)", "retry_in": "\(DurationText.format(delay))"])
-                guard !isDraining.load(ordering: .acquiring), !Task.isCancelled else { return }
-                guard await backOff(for: delay, answering: mailbox), !isDraining.load(ordering: .acquiring) else { return }
-                source = .load
-            } catch {
-                logger.error("run stopped", metadata: ["run_id": "\(runID)", "error": "\(error)"])
-                return
-            }
-        }
-    }
-
-    /// Waits `delay` before the run is driven again, answering the run's mailbox meanwhile: an operator's action
-    /// is refused at once as unavailable (rather than waiting for the store), and a drain ends the wait.
-    /// Returns false when the run should not be driven again here (drained or cancelled).
-    private func backOff(for delay: Duration, answering mailbox: Mailbox<DriverCommand>) async -> Bool {
-        let clock = self.clock
-        let until = clock.now().addingTimeInterval(delay.seconds)
-        enum Event: Sendable {
-            case waited
-            case timerCancelled
-            case command(DriverCommand?)
-        }
-        return await withTaskGroup(of: Event.self) { group in
-            group.addTask {
-                do { try await clock.sleep(until: until) } catch { return .timerCancelled }
-                return .waited
-            }
-            var again = true
-            waiting: while true {
-                group.addTask { .command(await mailbox.next()) }
-                switch await group.next() {
-                case .waited?:
-                    again = !Task.isCancelled
-                    break waiting
-                case nil, .timerCancelled?, .command(nil)?, .command(.drain?)?:
-                    again = false
-                    break waiting
-                case .command(.operate(_, let reply)?)?:
-                    reply.resume(
-                        throwing: EngineError(
-                            code: .unavailable,
-                            message: "the database cannot store this run's progress right now (see the server's log and GET /health); try again once it can"))
-                }
-            }
-            // A listener that took a command as the wait ended puts it back for the next driver.
-            group.cancelAll()
-            for await event in group {
-                if case .command(let command?) = event, case .operate = command { mailbox.sendFirst(command) }
-            }
-            return again
-        }
-    }
-
-    /// 100 ms, doubling up to 30 s.
-    static func storeRetryDelay(after failures: Int) -> Duration {
-        .milliseconds(min(30_000, 100 << min(failures - 1, 9)))
-    }
-
-    // MARK: - Health
-
-    /// What went wrong when storing runs' transitions, while it keeps going wrong.
-    public struct StoreTrouble: Sendable {
-        /// The first failure since every run last stored its progress.
-        public var since: Date
-        /// The latest failure, as the store described it (for the log, not the public).
-        public var lastError: String
-        public var failures: Int
-        /// Runs whose last write failed and that have not stored any progress since.
-        public var runs: Set<String>
-    }
-
-    /// Nil while every run stores its progress; otherwise since when and how it fails.
-    public var storeTrouble: StoreTrouble? { storeFailingSince.withLock { $0 } }
-
-    func storeFailed(runID: String, _ error: any Error) {
-        let now = clock.now()
-        storeFailingSince.withLock { trouble in
-            var current = trouble ?? StoreTrouble(since: now, lastError: "", failures: 0, runs: [])
-            current.lastError = "\(error)"
-            current.failures += 1
-            current.runs.insert(runID)
-            trouble = current
-            storeIsFailing.store(true, ordering: .releasing)
-        }
-    }
-
-    /// A run stored progress: it no longer counts as held up by the store.
-    func storeSucceeded(runID: String) {
-        guard storeIsFailing.load(ordering: .acquiring) else { return }
-        storeFailingSince.withLock { trouble in
-            trouble?.runs.remove(runID)
-            if trouble?.runs.isEmpty == true {
-                trouble = nil
-                storeIsFailing.store(false, ordering: .releasing)
-            }
-        }
-    }
-
     // MARK: - Internals
 
     func register(_ runID: String) -> Mailbox<DriverCommand> {
@@ -635,59 +451,4 @@ public final class Engine: Service, Sendable {
         notifier.notify(runID, finished: transition.state.status.isTerminal)
         configuration.onEvents?(PublishedRun(id: runID, saga: saga, traceID: trace?.traceID), events)
     }
-}
-
-struct DriverGone: Error {}
-
-/// The run a committed transition belongs to, as `EngineConfiguration.onEvents` gets it.
-public struct PublishedRun: Sendable {
-    public var id: String
-    public var saga: String
-    public var traceID: String?
-}
-
-/// A flag the listener sets and the claim loop takes.
-final class CommandSignal: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func raise() { flag.store(true, ordering: .releasing) }
-    /// Whether it was raised since the last call.
-    func take() -> Bool { flag.exchange(false, ordering: .acquiringAndReleasing) }
-}
-
-/// A run for `Engine.run()` to drive: one just started here comes with its state, so it is not read back.
-struct Submission: Sendable {
-    var runID: String
-    var fresh: FreshRun?
-    /// A run claimed from a shared store, as it was read.
-    var stored: StoredRun? = nil
-    /// The run is already held for this submission (an operator's action handed it over).
-    var claimed = false
-}
-
-/// What a driver starts from.
-struct FreshRun: Sendable {
-    var machine: SagaMachine
-    var input: JSONValue
-    var state: RunState
-    /// When the run was created (for its duration).
-    var startedAt: Date
-    var trace: RunTrace?
-    /// The claim its writes are fenced on (shared stores; nil otherwise).
-    var epoch: Int64?
-}
-
-/// Where a driver gets the run's state from.
-enum RunSource: Sendable {
-    case stored(StoredRun)
-    case fresh(FreshRun)
-    /// Read it from the store (a run an operator's action set going again).
-    case load
-}
-
-/// What the engine asks of a run's driver.
-enum DriverCommand: Sendable {
-    /// Apply an operator's transition to the current state, store it, and reply with the new state.
-    case operate(Engine.Operation, CheckedContinuation<RunState, any Error>)
-    /// Stop starting attempts; return once those in flight are stored.
-    case drain
 }

@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import SkaldCore
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel", abstract: "Cancel a run: stop going forward and compensate the completed steps.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "Why, for the run's history.")
+    var reason: String?
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        var body: JSONValue = ["by": .string(who.name)]
+        if let reason { body = ["by": .string(who.name), "reason": .string(reason)] }
+        try await SkaldClient.with(client) { api in
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/cancel", body)
+            if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
+            print("cancelled run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+        }
+    }
+}
+
+/// Who an operator is, for the run's history.
+struct OperatorOptions: ParsableArguments {
+    @Option(name: .long, help: "Who is acting, for the run's history (default: $USER, else the login name).")
+    var by: String?
+
+    /// `--by`, else `$USER`, else the account's login name, else "unknown": the history never says nobody.
+    var name: String {
+        if let by, !by.isEmpty { return by }
+        if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+        if let entry = getpwuid(getuid()), let login = entry.pointee.pw_name.map({ String(cString: $0) }), !login.isEmpty {
+            return login
+        }
+        return "unknown"
+    }
+}
+
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Try again: the failed compensation of a compensation_failed run, or the failed step of a stuck run.",
+        discussion: "The retried call gets its retry policy afresh. The history records who and why.")
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "Only this step's compensation (default: every failed one).")
+    var step: String?
+
+    @Option(name: .long, help: "Why, for the run's history.")
+    var note: String?
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let id = run
+        var body: [String: JSONValue] = ["by": .string(who.name)]
+        if let step { body["step"] = .string(step) }
+        if let note { body["note"] = .string(note) }
+        let request = JSONValue.object(body)
+        try await SkaldClient.with(client) { api in
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", request)
+            if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
+            print("retrying run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+        }
+    }
+}
+
+struct ResolveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve",
+        abstract: "Record that a step was done by hand: a failed compensation, or a stuck run's failed step.",
+        discussion: """
+            On a run in compensation_failed, the step's compensation was undone by hand: it shows as \
+            compensation_resolved and the steps before it are undone. On a stuck run, the step that failed after the \
+            pivot (or the pivot whose outcome is unknown) was done by hand: it shows as resolved and the run goes on \
+            with the steps after it. When those read its response, give it with --response, as the participant would \
+            have answered. The history records who and what.
+            """)
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "The step that was done (or undone) by hand.")
+    var step: String
+
+    @Option(name: .long, help: "What was done, for the run's history (for example \"issued the card in the back office\").")
+    var note: String
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "For a stuck run's step: the response body later steps read, as JSON or @FILE (its status reads as 200).",
+            valueName: "JSON"))
+    var response: String?
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if note.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--note must say what was done by hand; it is kept in the run's history")
+        }
+    }
+
+    func run() async throws {
+        let id = run
+        var body: [String: JSONValue] = ["step": .string(step), "note": .string(note), "by": .string(who.name)]
+        if let response { body["response"] = try InputArgument.loadOrExit(response, option: "--response") }
+        let request = JSONValue.object(body)
+        try await SkaldClient.with(client) { api in
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/resolve", request)
+            if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
+            let resolved = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["status"]?.stringValue
+            let what = resolved == StepStatus.resolved.rawValue ? "\(step), done by hand; the run goes on from it" : "the compensation of \(step)"
+            print("resolved \(what) in run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+        }
+    }
+}
+
+extension AbandonCommand {
+    /// The steps with a compensation that may still be applied (succeeded, outcome unknown, or whose undo failed), as
+    /// `SagaMachine.notUndone` says, from the run's JSON: a step without a compensation is never undone, so it is not
+    /// "left".
+    static func notUndone(_ run: JSONValue) -> [String] {
+        let compensated = Set((run["graph"]?["steps"]?.arrayValue ?? []).filter { $0["compensation"] == true }.compactMap { $0["name"]?.stringValue })
+        return (run["steps"]?.arrayValue ?? []).filter { step in
+            compensated.contains(step["name"]?.stringValue ?? "")
+                && ["succeeded", "resolved", "outcome_unknown", "compensation_failed", "compensating"].contains(step["status"]?.stringValue ?? "")
+        }.compactMap { $0["name"]?.stringValue }
+    }
+}
+
+struct AbandonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abandon",
+        abstract: "Stop a run without undoing anything more, because the business settled it by hand.",
+        discussion: """
+            Unlike cancel, which compensates, abandon sends nothing new: an attempt in flight finishes and is \
+            recorded, and the run ends in abandoned with your note in its history. For a running, compensating, \
+            stuck or compensation_failed run.
+            """)
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "How the business settled it, for the run's history (for example \"refunded by phone, ticket 4411\").")
+    var note: String
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if note.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--note must say how the run was settled; it is kept in the run's history")
+        }
+    }
+
+    func run() async throws {
+        let id = run
+        let request: JSONValue = ["note": .string(note), "by": .string(who.name)]
+        try await SkaldClient.with(client) { api in
+            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/abandon", request)
+            if client.json { print(run.prettyText); return }
+            if answered == 202 {
+                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+                return
+            }
+            let left = Self.notUndone(run)
+            print("abandoned run \(id): nothing more is sent or undone" + (left.isEmpty ? "" : "; still applied, not undone: \(left.joined(separator: ", "))"))
+        }
+    }
+}
