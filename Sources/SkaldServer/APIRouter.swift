@@ -94,54 +94,71 @@ public func buildRouter(engine: Engine, store: any SagaStore, configuration: API
     // The token before the route contract, so that a caller without it learns nothing about routes, methods or parameters.
     if let token { router.add(middleware: AccessMiddleware(table: table, token: token)) }
     router.add(middleware: RouteContractMiddleware(table: table))
-    // Each route registers on the group its access in the table says; a guarded handler checks the token itself too,
-    // whatever path reached it.
+    // Each endpoint registers its handler on the group its access says; a guarded handler checks the token itself
+    // too, whatever path reached it, and a /v1 POST must send JSON.
     let open = router.group()
     let guarded = router.group().add(middleware: RouteTokenMiddleware(token: token))
-    func group(_ path: String) -> RouterGroup<BasicRequestContext> {
-        table.route(for: path)?.access == .public ? open : guarded
-    }
-    if let metrics = configuration.metrics {
-        group("/metrics").get("/metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: await metrics.render())))
+    let guardedJSON = router.group().add(middleware: RouteTokenMiddleware(token: token)).add(middleware: JSONBodyMiddleware())
+    let handlers = api.handlers()
+    for endpoint in table.endpoints {
+        guard let handler = handlers[endpoint.operationID] else {
+            assertionFailure("\(endpoint) has no handler")
+            continue
         }
+        let group = endpoint.access == .public ? open : endpoint.path.hasPrefix("/v1/") ? guardedJSON : guarded
+        group.on(RouterPath(endpoint.path), method: endpoint.method) { request, context in try await handler(request, context) }
     }
-    group("/health").get("/health") { _, context in try await api.health(logger: context.logger) }
-    // The console: a page that reads the API (its calls carry the token; the page itself holds nothing).
-    group("/").get("/") { _, _ in
-        Response(
-            status: .ok,
-            headers: [
-                .contentType: "text/html; charset=utf-8",
-                .contentSecurityPolicy: ConsolePage.contentSecurityPolicy,
-                .cacheControl: "no-cache",
-            ],
-            body: .init(byteBuffer: ByteBuffer(string: ConsolePage.html)))
-    }
-    let v1 = guarded.group("v1")
-    v1.add(middleware: JSONBodyMiddleware())
-    v1.get("openapi.json") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
-    }
-    v1.get("definitions") { _, _ in try await api.listDefinitions() }
-    v1.get("definitions/:name") { request, context in try await api.getDefinition(request, context) }
-    v1.post("definitions") { request, _ in try await api.registerDefinition(request) }
-    v1.post("runs") { request, _ in try await api.startRun(request) }
-    v1.get("runs") { request, _ in try await api.listRuns(request) }
-    v1.get("counts") { _, _ in try await api.counts() }
-    v1.get("participants") { _, _ in api.participants() }
-    v1.get("runs/:id") { _, context in try await api.getRun(try context.parameters.require("id")) }
-    v1.get("runs/:id/events") { request, context in try await api.events(request, runID: try context.parameters.require("id")) }
-    v1.post("runs/:id/cancel") { request, context in try await api.cancel(request, runID: try context.parameters.require("id")) }
-    v1.post("runs/:id/retry") { request, context in try await api.retry(request, runID: try context.parameters.require("id")) }
-    v1.post("runs/:id/resolve") { request, context in try await api.resolve(request, runID: try context.parameters.require("id")) }
-    v1.post("runs/:id/abandon") { request, context in try await api.abandon(request, runID: try context.parameters.require("id")) }
     return router
 }
 
+/// What answers one endpoint.
+typealias EndpointHandler = @Sendable (Request, BasicRequestContext) async throws -> Response
+
 struct API: Sendable {
+    /// Each endpoint's handler, by operation id (`Endpoint.operationID`): a new route is an entry in `Endpoint.api`,
+    /// one here, and its function.
+    func handlers() -> [String: EndpointHandler] {
+        let api = self
+        @Sendable func id(_ context: BasicRequestContext) throws -> String { try context.parameters.require("id") }
+        var handlers: [String: EndpointHandler] = [
+            "console": { _, _ in
+                // A page that reads the API (its calls carry the token; the page itself holds nothing).
+                Response(
+                    status: .ok,
+                    headers: [
+                        .contentType: "text/html; charset=utf-8", .contentSecurityPolicy: ConsolePage.contentSecurityPolicy,
+                        .cacheControl: "no-cache",
+                    ],
+                    body: .init(byteBuffer: ByteBuffer(string: ConsolePage.html)))
+            },
+            "health": { _, context in try await api.health(logger: context.logger) },
+            "getOpenAPI": { _, _ in
+                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
+            },
+            "listDefinitions": { _, _ in try await api.listDefinitions() },
+            "registerDefinition": { request, _ in try await api.registerDefinition(request) },
+            "getDefinition": { request, context in try await api.getDefinition(request, context) },
+            "startRun": { request, _ in try await api.startRun(request) },
+            "listRuns": { request, _ in try await api.listRuns(request) },
+            "getRun": { _, context in try await api.getRun(try id(context)) },
+            "getRunEvents": { request, context in try await api.events(request, runID: try id(context)) },
+            "cancelRun": { request, context in try await api.cancel(request, runID: try id(context)) },
+            "retryRun": { request, context in try await api.retry(request, runID: try id(context)) },
+            "resolveRun": { request, context in try await api.resolve(request, runID: try id(context)) },
+            "abandonRun": { request, context in try await api.abandon(request, runID: try id(context)) },
+            "countRuns": { _, _ in try await api.counts() },
+            "listParticipants": { _, _ in api.participants() },
+        ]
+        if let metrics = configuration.metrics {
+            handlers["metrics"] = { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: await metrics.render())))
+            }
+        }
+        return handlers
+    }
+
     let engine: Engine
     let store: any SagaStore
     let configuration: APIConfiguration

@@ -1,59 +1,106 @@
 import Hummingbird
 
-/// The API's routes as the OpenAPI document declares them: paths, methods and query parameters.
-/// The router answers what the document does not declare the way the document's readers expect:
-/// `405` with `Allow` for a method a path does not have, `422` for a query parameter it does not take.
-struct RouteTable: Sendable {
-    /// Whether a route needs the token (when the server has one). A path no route matches needs it too.
-    enum Access: Sendable, Equatable {
+/// One operation of the HTTP API, as `docs/openapi.json` declares it. `Endpoint.api` is the one list of them: the
+/// router registers a handler for each (by operation id), the 405 and 422 answers come from it, and a test checks
+/// the document against it: every path, method, operation id and query parameter, both ways.
+public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    /// Whether an endpoint needs the token (when the server has one). A path no endpoint has needs it too.
+    public enum Access: Sendable, Hashable {
         /// Anyone: the console's page (which holds nothing) and `/health`.
         case `public`
         case token
     }
 
+    public var method: HTTPRequest.Method
+    /// With `:name` for a path parameter (`/v1/runs/:id`).
+    public var path: String
+    /// The document's `operationId`, and the key of the endpoint's handler.
+    public var operationID: String
+    /// The query parameters it takes; any other is answered 422.
+    public var query: [String]
+    public var access: Access
+
+    public init(_ method: HTTPRequest.Method, _ path: String, _ operationID: String, query: [String] = [], access: Access = .token) {
+        self.method = method
+        self.path = path
+        self.operationID = operationID
+        self.query = query
+        self.access = access
+    }
+
+    /// The path as OpenAPI writes it (`/v1/runs/{id}`).
+    public var documentedPath: String {
+        "/" + path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+    }
+
+    public var description: String { "\(method) \(documentedPath) (\(operationID))" }
+
+    public static let api: [Endpoint] = [
+        Endpoint(.get, "/", "console", access: .public),
+        Endpoint(.get, "/health", "health", access: .public),
+        Endpoint(.get, "/v1/openapi.json", "getOpenAPI"),
+        Endpoint(.get, "/v1/definitions", "listDefinitions"),
+        Endpoint(.post, "/v1/definitions", "registerDefinition"),
+        Endpoint(.get, "/v1/definitions/:name", "getDefinition", query: ["version"]),
+        Endpoint(.post, "/v1/runs", "startRun"),
+        Endpoint(.get, "/v1/runs", "listRuns", query: ["status", "saga", "limit", "cursor", "since", "until", "idempotencyKey"]),
+        Endpoint(.get, "/v1/runs/:id", "getRun"),
+        Endpoint(.get, "/v1/runs/:id/events", "getRunEvents", query: ["after", "wait"]),
+        Endpoint(.post, "/v1/runs/:id/cancel", "cancelRun"),
+        Endpoint(.post, "/v1/runs/:id/retry", "retryRun"),
+        Endpoint(.post, "/v1/runs/:id/resolve", "resolveRun"),
+        Endpoint(.post, "/v1/runs/:id/abandon", "abandonRun"),
+        Endpoint(.get, "/v1/counts", "countRuns"),
+        Endpoint(.get, "/v1/participants", "listParticipants"),
+    ]
+
+    /// `GET /metrics`, guarded by the token unless it is public.
+    public static func metrics(isPublic: Bool) -> Endpoint {
+        Endpoint(.get, "/metrics", "metrics", access: isPublic ? .public : .token)
+    }
+}
+
+/// The endpoints by path, for answering what they do not allow.
+struct RouteTable: Sendable {
+    typealias Access = Endpoint.Access
+
     struct Route: Sendable {
         /// Segments; `:name` matches any one segment.
         var segments: [Substring]
-        var methods: [HTTPRequest.Method]
-        var query: Set<String>
+        /// The endpoints of this path, one per method.
+        var endpoints: [Endpoint]
         /// Who may call it when the server has a token.
-        var access: Access
-
-        init(_ path: String, _ methods: [HTTPRequest.Method], query: Set<String> = [], access: Access = .token) {
-            self.segments = path.split(separator: "/")
-            self.methods = methods
-            self.query = query
-            self.access = access
-        }
+        var access: Access { endpoints.contains { $0.access == .token } ? .token : .public }
+        var methods: [HTTPRequest.Method] { endpoints.map(\.method).sorted { $0.rawValue < $1.rawValue } }
 
         func matches(_ path: [Substring]) -> Bool {
             path.count == segments.count && zip(segments, path).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
         }
     }
 
-    static let api = RouteTable(routes: [
-        Route("/", [.get], access: .public),
-        Route("/health", [.get], access: .public),
-        Route("/v1/openapi.json", [.get]),
-        Route("/v1/definitions", [.get, .post]),
-        Route("/v1/definitions/:name", [.get], query: ["version"]),
-        Route("/v1/runs", [.get, .post], query: ["status", "saga", "limit", "cursor", "since", "until", "idempotencyKey"]),
-        Route("/v1/runs/:id", [.get]),
-        Route("/v1/counts", [.get]),
-        Route("/v1/participants", [.get]),
-        Route("/v1/runs/:id/events", [.get], query: ["after", "wait"]),
-        Route("/v1/runs/:id/cancel", [.post]),
-        Route("/v1/runs/:id/retry", [.post]),
-        Route("/v1/runs/:id/resolve", [.post]),
-        Route("/v1/runs/:id/abandon", [.post]),
-    ])
+    let endpoints: [Endpoint]
+    let routes: [Route]
+
+    init(endpoints: [Endpoint]) {
+        self.endpoints = endpoints
+        var routes: [Route] = []
+        for endpoint in endpoints {
+            let segments = endpoint.path.split(separator: "/")
+            if let index = routes.firstIndex(where: { $0.segments == segments }) {
+                routes[index].endpoints.append(endpoint)
+            } else {
+                routes.append(Route(segments: segments, endpoints: [endpoint]))
+            }
+        }
+        self.routes = routes
+    }
+
+    static let api = RouteTable(endpoints: Endpoint.api)
 
     /// With `GET /metrics`, guarded by the token unless it is public.
     static func withMetrics(isPublic: Bool) -> RouteTable {
-        RouteTable(routes: api.routes + [Route("/metrics", [.get], access: isPublic ? .public : .token)])
+        RouteTable(endpoints: Endpoint.api + [Endpoint.metrics(isPublic: isPublic)])
     }
-
-    var routes: [Route]
 
     func route(for path: String) -> Route? {
         let segments = path.split(separator: "/")
@@ -77,11 +124,12 @@ struct RouteContractMiddleware<Context: RequestContext>: RouterMiddleware {
             response.headers[.allow] = allowed
             return response
         }
-        let unknown = Set(request.uri.queryParameters.map { String($0.key) }).subtracting(route.query).sorted()
+        let query = Set(route.endpoints.first { $0.method == request.method }?.query ?? [])
+        let unknown = Set(request.uri.queryParameters.map { String($0.key) }).subtracting(query).sorted()
         if !unknown.isEmpty {
-            let takes = route.query.isEmpty ? "takes no query parameters" : "takes only \(route.query.sorted().joined(separator: ", "))"
+            let takes = query.isEmpty ? "takes no query parameters" : "takes only \(query.sorted().joined(separator: ", "))"
             return APIError.invalid(
-                "unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); \(request.uri.path) \(takes)"
+                "unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); \(request.method) \(request.uri.path) \(takes)"
             ).response
         }
         return try await next(request, context)

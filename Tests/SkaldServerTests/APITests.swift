@@ -441,6 +441,51 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
         }
     }
 
+    /// The endpoint list is the contract's one source: the document declares exactly its endpoints (path, method,
+    /// operation id and query parameters, both ways), and each has a handler registered.
+    @Test func theDocumentDeclaresExactlyTheEndpointList() throws {
+        let document = try JSONParser.parse(OpenAPIDocument.text)
+        let paths = try #require(document["paths"]?.objectValue)
+        func signature(_ method: String, _ path: String, _ operationID: String, _ query: [String]) -> String {
+            "\(method.uppercased()) \(path) \(operationID) ?\(query.sorted().joined(separator: ","))"
+        }
+        var documented: Set<String> = []
+        for (path, item) in paths {
+            for (method, operation) in item.objectValue ?? [:] where ["get", "post", "put", "patch", "delete"].contains(method) {
+                let query = (operation["parameters"]?.arrayValue ?? []).filter { $0["in"] == "query" }.compactMap { $0["name"]?.stringValue }
+                documented.insert(signature(method, path, operation["operationId"]?.stringValue ?? "?", query))
+            }
+        }
+        let declared = Set((Endpoint.api + [Endpoint.metrics(isPublic: false)]).map {
+            signature($0.method.rawValue, $0.documentedPath, $0.operationID, $0.query)
+        })
+        #expect(documented.subtracting(declared).isEmpty, "in docs/openapi.json but not in Endpoint.api: \(documented.subtracting(declared).sorted())")
+        #expect(declared.subtracting(documented).isEmpty, "in Endpoint.api but not in docs/openapi.json: \(declared.subtracting(documented).sorted())")
+
+        var configuration = APIConfiguration()
+        configuration.metrics = MetricsEndpoint(isPublic: false) { "" }
+        let router = buildRouter(engine: Engine(store: InMemoryStore(), executor: NoExecutor()), store: InMemoryStore(), configuration: configuration)
+        let registered = Set(router.routes.map { "\($0.method) /\("\($0.path)".split(separator: "/").joined(separator: "/"))" })
+        for endpoint in Endpoint.api + [Endpoint.metrics(isPublic: false)] {
+            #expect(registered.contains("\(endpoint.method) \(endpoint.documentedPath)"), "\(endpoint) has no handler: \(registered.sorted())")
+        }
+    }
+
+    @Test func aQueryParameterOfAnotherMethodOfThePathIsRefused() async throws {
+        let router = buildRouter(engine: Engine(store: InMemoryStore(), executor: NoExecutor()), store: InMemoryStore())
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            // listRuns takes ?status; startRun, on the same path, takes no query parameter.
+            try await client.execute(uri: "/v1/runs?status=running", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(String(buffer: response.body).contains("POST /v1/runs takes no query parameters"))
+            }
+            try await client.execute(uri: "/v1/runs?status=running", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+        }
+    }
+
     @Test func everyRouteIsDocumentedAndTheServedDocumentIsTheOneInTheRepository() throws {
         let repository = try String(contentsOf: packageRoot.appendingPathComponent("docs/openapi.json"), encoding: .utf8)
         #expect(OpenAPIDocument.text == repository.trimmingCharacters(in: .newlines))
