@@ -74,44 +74,50 @@ extension Engine {
     func claimWork(_ shared: any SharedRunStore) async {
         let doorbell = self.doorbell
         let commandsSignalled = self.commandsSignalled
-        do {
-            try await shared.startListening { wake in
-                if case .command = wake { commandsSignalled.raise() }
-                doorbell.ring()
-            }
-        } catch {
-            logger.error("listening for other nodes failed; polling instead", metadata: ["error": "\(error)"])
-        }
         let limits = configuration.node
         // The actions taken from other nodes are child tasks of this group: when the node drains, the group waits for
         // them, so a taken action is never dropped by a node that stops (its caller was told it is being carried
         // out); when the engine is cancelled (past the shutdown timeout), they are cancelled with it.
-        await withDiscardingTaskGroup { actions in
-            var polled = true
-            while !Task.isCancelled && !isDraining.load(ordering: .acquiring) {
-                // Forwarded actions when a node announced one, and at every poll (an announcement may be missed).
-                if commandsSignalled.take() || polled {
-                    await carryOutForwardedActions(shared, in: &actions)
-                }
-                claiming: while !isDraining.load(ordering: .acquiring) {
-                    let room = limits.maxRuns - runs.heldCount
-                    guard room > 0 else { break }
-                    let limit = min(room, NodeConfiguration.claimBatch)
-                    let runs: [StoredRun]
-                    do {
-                        runs = try await shared.claimRuns(limit: limit, excluding: definitionsItCannotRun)
-                    } catch {
-                        logger.error("claiming runs failed", metadata: ["error": "\(error)"])
-                        break claiming
+        // Listening is a child task too, cancelled once the node stops claiming.
+        await withTaskGroup(of: Void.self) { listening in
+            listening.addTask {
+                do {
+                    try await shared.listen { wake in
+                        if case .command = wake { commandsSignalled.raise() }
+                        doorbell.ring()
                     }
-                    for run in runs {
-                        logger.debug("run claimed", metadata: ["run_id": "\(run.id)", "node": "\(shared.node)"])
-                        submissions.send(Submission(runID: run.id, fresh: nil, stored: run))
-                    }
-                    if runs.count < limit { break }
+                } catch {
+                    self.logger.error("listening for other nodes failed; polling instead", metadata: ["error": "\(error)"])
                 }
-                polled = !(await doorbell.wait(upTo: limits.pollInterval))
             }
+            await withDiscardingTaskGroup { actions in
+                var polled = true
+                while !Task.isCancelled && !isDraining.load(ordering: .acquiring) {
+                    // Forwarded actions when a node announced one, and at every poll (an announcement may be missed).
+                    if commandsSignalled.take() || polled {
+                        await carryOutForwardedActions(shared, in: &actions)
+                    }
+                    claiming: while !isDraining.load(ordering: .acquiring) {
+                        let room = limits.maxRuns - runs.heldCount
+                        guard room > 0 else { break }
+                        let limit = min(room, NodeConfiguration.claimBatch)
+                        let runs: [StoredRun]
+                        do {
+                            runs = try await shared.claimRuns(limit: limit, excluding: definitionsItCannotRun)
+                        } catch {
+                            logger.error("claiming runs failed", metadata: ["error": "\(error)"])
+                            break claiming
+                        }
+                        for run in runs {
+                            logger.debug("run claimed", metadata: ["run_id": "\(run.id)", "node": "\(shared.node)"])
+                            submissions.send(Submission(runID: run.id, fresh: nil, stored: run))
+                        }
+                        if runs.count < limit { break }
+                    }
+                    polled = !(await doorbell.wait(upTo: limits.pollInterval))
+                }
+            }
+            listening.cancelAll()
         }
     }
 

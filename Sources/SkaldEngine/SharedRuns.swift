@@ -30,9 +30,11 @@ public protocol SharedRunStore: SagaStore {
     func runsHeldElsewhere() async throws -> Int
     /// Takes one run for an operator's action, unless a live node drives it.
     func claimRun(id: String) async throws -> RunClaim
-    /// Calls `wake` whenever another node signals runs to claim or actions to carry out, until the store shuts down
-    /// (re-listening after a lost connection). Signals can be missed while the connection is down: the node polls too.
-    func startListening(_ wake: @escaping @Sendable (NodeWakeUp) -> Void) async throws
+    /// Calls `wake` whenever another node signals runs to claim or actions to carry out, until the calling task is
+    /// cancelled (re-listening after a lost connection). Signals can be missed while the connection is down: the node
+    /// polls too.
+    /// - Throws: when the first connection cannot be made (nothing is listened to then).
+    func listen(_ wake: @escaping @Sendable (NodeWakeUp) -> Void) async throws
     /// Operators' actions other nodes forwarded to this one, not yet answered.
     func pendingCommands() async throws -> [NodeCommand]
     /// Stores the answer to a forwarded action, for the node that waits for it.

@@ -210,46 +210,38 @@ extension PostgresStore {
         }
     }
 
-    public func startListening(_ wake: @escaping @Sendable (NodeWakeUp) -> Void) async throws {
+    public func listen(_ wake: @escaping @Sendable (NodeWakeUp) -> Void) async throws {
         let (location, logger, node) = (location, logger, node)
         let commandPayload = "command:\(node)"
-        // The first connection is made here, so a failure is reported to the caller; later ones in the background.
-        let first = try await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 2, logger: logger)
-        let task = Task {
-            var connection: PostgresConnection? = first
-            while !Task.isCancelled {
-                if connection == nil {
-                    connection = try? await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 2, logger: logger)
-                }
-                if let current = connection {
-                    do {
-                        try await current.listen(on: Self.channel) { notifications in
-                            // Anything signalled while not listening is looked for now.
-                            wake(.work)
-                            wake(.command)
-                            for try await notification in notifications {
-                                if notification.payload == "work" {
-                                    wake(.work)
-                                } else if notification.payload == commandPayload {
-                                    wake(.command)
-                                }
+        // The first connection is made here, so a failure is reported to the caller; later ones as they can be.
+        var connection: PostgresConnection? = try await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 2, logger: logger)
+        while !Task.isCancelled {
+            if connection == nil {
+                connection = try? await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 2, logger: logger)
+            }
+            if let current = connection {
+                do {
+                    try await current.listen(on: Self.channel) { notifications in
+                        // Anything signalled while not listening is looked for now.
+                        wake(.work)
+                        wake(.command)
+                        for try await notification in notifications {
+                            if notification.payload == "work" {
+                                wake(.work)
+                            } else if notification.payload == commandPayload {
+                                wake(.command)
                             }
                         }
-                    } catch {
-                        logger.debug("listening for other nodes stopped", metadata: ["error": "\(Self.describe(error))"])
                     }
-                    try? await current.close()
-                    connection = nil
+                } catch {
+                    logger.debug("listening for other nodes stopped", metadata: ["error": "\(Self.describe(error))"])
                 }
-                try? await Task.sleep(for: .seconds(1))
+                try? await current.close()
+                connection = nil
             }
-            try? await connection?.close()
+            try? await Task.sleep(for: .seconds(1))
         }
-        let previous = listener.withLock { listener -> Task<Void, Never>? in
-            defer { listener = task }
-            return listener
-        }
-        previous?.cancel()
+        try? await connection?.close()
     }
 
     public func pendingCommands() async throws -> [NodeCommand] {

@@ -72,7 +72,6 @@ public final class PostgresStore: SharedRunStore {
     let metrics: StoreMetrics
     private let runner: Task<Void, Never>
     private let runnerStarted: AsyncStream<Void>
-    let listener = Mutex<Task<Void, Never>?>(nil)
 
     /// A node id nobody else has: the host, the process and a random part.
     public static func newNodeID() -> String {
@@ -128,10 +127,6 @@ public final class PostgresStore: SharedRunStore {
 
     /// Closes the pool's connections. The store cannot be used afterwards.
     public func shutdown() async {
-        if let listening = listener.withLock({ $0 }) {
-            listening.cancel()
-            await listening.value
-        }
         runner.cancel()
         await runner.value
     }
