@@ -93,7 +93,7 @@ extension Engine {
                     guard !forwarded else {
                         throw EngineError(code: .unavailable, message: "run \(runID) moved to node \(node) meanwhile; try again")
                     }
-                    return try await forward(action, runID: runID, to: node, shared)
+                    return try await forward(try await concrete(action, runID: runID), runID: runID, to: node, shared)
                 }
             } else {
                 guard let stored = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
@@ -139,6 +139,14 @@ extension Engine {
     }
 
     /// Hands the action to the node that drives the run, and answers as that node did.
+    /// `retry` as the action a node of an earlier version knows (`resume` or `retryCompensation`), chosen on the run's
+    /// stored state; the node that drives the run checks it against the state it holds, as for any action.
+    func concrete(_ action: OperatorAction, runID: String) async throws -> OperatorAction {
+        guard case .retry(let step, let who, let note) = action else { return action }
+        guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
+        return run.state.status == .stuck ? .resume(note: note, by: who) : .retryCompensation(step: step, by: who, note: note)
+    }
+
     func forward(_ action: OperatorAction, runID: String, to node: String, _ shared: any SharedRunStore) async throws -> RunState {
         let timeout = configuration.node.commandTimeout
         let answer = try await shared.forward(action, runID: runID, to: node, timeout: timeout)

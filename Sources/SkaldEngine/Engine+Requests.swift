@@ -9,6 +9,20 @@ public struct RunEvents: Sendable {
     public var lastSequence: Int64
 }
 
+/// Who may wait in a long poll: asked just before a poll waits, and told when it stops waiting.
+public struct LongPollAdmission: Sendable {
+    public var enter: @Sendable () -> Bool
+    public var leave: @Sendable () -> Void
+
+    public init(enter: @escaping @Sendable () -> Bool = { true }, leave: @escaping @Sendable () -> Void = {}) {
+        self.enter = enter
+        self.leave = leave
+    }
+}
+
+/// A long poll that would have waited, refused by its `LongPollAdmission`.
+public struct LongPollRefused: Error, Sendable {}
+
 /// The engine's operations as the API (or any other front end) asks for them: by a saga's name, a run's id, a wait.
 /// What HTTP adds (reading bodies and query parameters, status codes) stays in the router.
 extension Engine {
@@ -49,12 +63,18 @@ extension Engine {
     /// The run's events after `after`; when there are none yet and the run is unfinished, waits up to `wait` for one.
     /// A run this node drives wakes the wait as its events are stored; one another node drives (on a shared
     /// database) is read again every `sharedPollInterval`.
-    /// - Throws: `EngineError` `.notFound`.
-    public func events(runID: String, after: Int64, wait: Duration) async throws -> RunEvents {
+    /// - Parameter admission: asked just before waiting (only then): false refuses the wait with
+    ///   `LongPollRefused`; `leave` is called after a wait it admitted.
+    /// - Throws: `EngineError` `.notFound`, or `LongPollRefused`.
+    public func events(
+        runID: String, after: Int64, wait: Duration, admission: LongPollAdmission = LongPollAdmission()
+    ) async throws -> RunEvents {
         let version = notifier.version(of: runID)
         guard let run = try await store.run(id: runID) else { throw EngineError.notFound(runID) }
         var events = try await store.events(runID: runID, after: after)
         if events.isEmpty, wait > .zero, !run.state.status.isTerminal {
+            guard admission.enter() else { throw LongPollRefused() }
+            defer { admission.leave() }
             if sharesRuns && !drivesHere(runID) {
                 // Another node drives the run (or none does yet): its events arrive through the database only.
                 let deadline = clock.now().addingTimeInterval(wait.seconds)

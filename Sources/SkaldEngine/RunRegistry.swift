@@ -9,11 +9,12 @@ final class RunRegistry: Sendable {
         var held: Set<String> = []
         var mailboxes: [String: Mailbox<DriverCommand>] = [:]
         /// Callers waiting for a held run without a mailbox to be let go of, or to get its driver's mailbox.
-        var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+        var waiters: [String: [(id: Int, continuation: CheckedContinuation<Void, Never>)]] = [:]
+        var nextWaiter = 0
 
         /// Wakes the waiters of `runID`: its state changed.
         mutating func takeWaiters(_ runID: String) -> [CheckedContinuation<Void, Never>] {
-            waiters.removeValue(forKey: runID) ?? []
+            (waiters.removeValue(forKey: runID) ?? []).map(\.continuation)
         }
     }
 
@@ -78,15 +79,28 @@ final class RunRegistry: Sendable {
     }
 
     /// Returns once the run is no longer held without a mailbox: let go of, or given its driver's mailbox. Returns
-    /// at once when that is already so. The hand-off an operator's action waits on instead of polling.
+    /// at once when that is already so, and when the task is cancelled (the caller checks). The hand-off an
+    /// operator's action waits on instead of polling.
     func waitWhileHeldWithoutMailbox(_ runID: String) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let waiting = state.withLock { state -> Bool in
-                guard state.held.contains(runID), state.mailboxes[runID] == nil else { return false }
-                state.waiters[runID, default: []].append(continuation)
-                return true
+        let id = state.withLock { state -> Int in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = state.withLock { state -> Bool in
+                    guard !Task.isCancelled, state.held.contains(runID), state.mailboxes[runID] == nil else { return false }
+                    state.waiters[runID, default: []].append((id, continuation))
+                    return true
+                }
+                if !waiting { continuation.resume() }
             }
-            if !waiting { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.waiters[runID]?.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters[runID]?.remove(at: index).continuation
+            }
+            waiter?.resume()
         }
     }
 }

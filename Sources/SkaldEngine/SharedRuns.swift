@@ -160,7 +160,8 @@ public enum OperatorAction: Sendable, Codable, Equatable {
                 }
             }
             guard let transition = machine.resolve(state, step: step, note: note, by: who, response: response, at: now) else {
-                throw EngineError(code: .conflict, message: Self.resolveRefusal(runID: runID, step: step, machine: machine, state: state))
+                throw EngineError(
+                    code: .conflict, message: Self.resolveRefusal(runID: runID, step: step, machine: machine, state: state, response: response))
             }
             return transition
         case .resume(let note, let who):
@@ -182,13 +183,16 @@ public enum OperatorAction: Sendable, Codable, Equatable {
 
 extension OperatorAction {
     /// Why `step` of the run cannot be resolved, naming what can be done instead.
-    static func resolveRefusal(runID: String, step: String, machine: SagaMachine, state: RunState) -> String {
+    static func resolveRefusal(runID: String, step: String, machine: SagaMachine, state: RunState, response: JSONValue? = nil) -> String {
         let failedForward = state.steps.filter(\.failedForward).map(\.name)
         guard let index = state.steps.firstIndex(where: { $0.name == step }) else {
             return "run \(runID) has no step \(step); its steps are \(state.steps.map(\.name).joined(separator: ", "))"
         }
         switch state.status {
         case .compensationFailed:
+            if response != nil && state.steps[index].status == .compensationFailed {
+                return "a response is recorded only for a stuck run's step, for the steps after it to read; resolving the compensation of \(step) takes a note alone"
+            }
             return "step \(step) of run \(runID) has no failed compensation; failed: \(Engine.failedCompensations(state))"
         case .stuck:
             let status = state.steps[index].status

@@ -8,7 +8,7 @@ public protocol StoreMaintenance: Sendable {
     /// On a database shared by several nodes, this process's node id.
     var nodeID: String? { get }
     /// Takes what lets this process drive runs: on a SQLite file, the one-engine lock next to it; on a shared
-    /// database, nothing (each node drives the runs it claims).
+    /// database, nothing (each node drives the runs it claims). Taking it again while held does nothing.
     /// - Throws: when another process drives the database and only one may.
     func takeEngineLock() throws
     /// Deletes runs that ended (completed, compensated, abandoned) before `cutoff`, `batchSize` per transaction.

@@ -432,9 +432,11 @@ extension SQLiteStore: StoreMaintenance {
     public var name: String { path }
     public var nodeID: String? { nil }
 
+    /// Takes the lock once; taking it again while held does nothing.
     public func takeEngineLock() throws {
-        let lock = try EngineLock(databasePath: path)
-        engineLock.withLock { $0 = lock }
+        try engineLock.withLock { held in
+            if held == nil { held = try EngineLock(databasePath: path) }
+        }
     }
 
     /// The file and its write-ahead log.

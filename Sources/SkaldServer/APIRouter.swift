@@ -336,20 +336,21 @@ struct API: Sendable {
                 wait = seconds >= Int(configuration.maxWait.seconds) ? configuration.maxWait : .seconds(seconds)
             }
         }
-        // A wait holds a connection: past the limit of waiting polls, the caller is told to come back.
-        guard wait == .zero || longPolls.enter(limit: configuration.maxLongPolls) else {
-            var response = APIError(
-                .tooManyRequests, code: "too_many_long_polls",
-                message: "\(configuration.maxLongPolls) long polls are already waiting on this server; try again in a second").response
-            response.headers[.retryAfter] = "1"
-            return response
-        }
-        defer { if wait > .zero { longPolls.leave() } }
+        // A poll that waits holds a connection: past the limit of waiting polls, the caller is told to come back.
+        let (longPolls, limit) = (longPolls, configuration.maxLongPolls)
         let page: RunEvents
         do {
-            page = try await engine.events(runID: runID, after: after, wait: wait)
+            page = try await engine.events(
+                runID: runID, after: after, wait: wait,
+                admission: LongPollAdmission(enter: { longPolls.enter(limit: limit) }, leave: { longPolls.leave() }))
         } catch let error as EngineError where error.code == .notFound {
             throw Self.unknownRun(runID)
+        } catch is LongPollRefused {
+            var response = APIError(
+                .tooManyRequests, code: "too_many_long_polls",
+                message: "\(limit) long polls are already waiting on this server; try again in a second").response
+            response.headers[.retryAfter] = "1"
+            return response
         }
         return .json([
             "runId": .string(runID), "status": .string(page.status.rawValue), "events": .array(page.events.map(Representation.event)),
@@ -386,8 +387,10 @@ struct API: Sendable {
         }
         let who = try optionalString(body, "by") ?? ""
         let response = body["response"].flatMap { $0 == .null ? nil : $0 }
-        if let response, response.jsonText.utf8.count > configuration.maxInputBytes {
-            throw APIError.invalid("\"response\" is over \(configuration.maxInputBytes) bytes as JSON")
+        if let response, case let bytes = response.jsonText.utf8.count, bytes > configuration.maxInputBytes {
+            throw APIError(
+                .contentTooLarge, code: "too_large",
+                message: "the response is \(bytes) bytes as JSON, over the limit of \(configuration.maxInputBytes); record what later steps read, not the whole answer")
         }
         return try await operate(runID) { try await engine.resolve(runID: runID, step: step, note: note, by: who, response: response) }
     }

@@ -68,7 +68,10 @@ public final class SkaldService: Service {
         return out
     }
 
+    /// Takes the database's engine lock (a SQLite file is driven by one process), then serves until the caller's
+    /// graceful shutdown, or until a part of it fails.
     public func run() async throws {
+        try database.takeEngineLock()
         let configuration = configuration
         let router = buildRouter(engine: engine, store: database, configuration: configuration.api)
         let app = Application(

@@ -98,7 +98,7 @@ let accountOpening = """
         #expect(first.state.status == .stuck)
         #expect(first.state.stuck?.step == "card")
         #expect(first.events.map(\.kind) == [.stepResolved, .runStuck])
-        #expect(first.events[1].message.contains("skald resolve --step card"))
+        #expect(first.events[1].message.contains("skald resolve r --step card"))
         expectRunnable(first.state)
         let second = try #require(machine.resolve(first.state, step: "card", note: "issued", response: ["cardId": "C-1"], at: t0))
         #expect(second.state.status == .running)
@@ -111,7 +111,7 @@ let accountOpening = """
         let stuck = run(state, 1, .timedOut)
         state = stuck.state
         #expect(state.status == .stuck)
-        #expect(stuck.events.last?.message.contains("record that it was applied (skald resolve --step open") == true)
+        #expect(stuck.events.last?.message.contains("record that it was applied (skald resolve r --step open") == true)
         let resolved = try #require(machine.resolve(state, step: "open", note: "the account exists at the core bank", by: "ana", at: t0))
         #expect(resolved.state.steps[1].status == .resolved)
         #expect(resolved.state.steps[1].outcomeUnknown == false)
@@ -120,6 +120,16 @@ let accountOpening = """
         #expect(resolved.state.dueSteps(at: t0) == [2, 3])
         #expect(machine.cancel(resolved.state, reason: "", at: t0) == nil, "past the pivot now")
         expectRunnable(resolved.state)
+    }
+
+    @Test func aCompensationResolvedByHandTakesNoResponse() throws {
+        var state = machine.start(runID: "r", at: t0).state
+        state = run(state, 0, .ok).state
+        state = run(state, 1, .declined).state
+        state = run(state, 0, .declined).state
+        #expect(state.status == .compensationFailed)
+        #expect(machine.resolve(state, step: "kyc", note: "x", response: ["id": 1], at: t0) == nil)
+        #expect(machine.resolve(state, step: "kyc", note: "x", at: t0)?.state.steps[0].status == .compensationResolved)
     }
 
     @Test func onlyAFailedStepOfAStuckRunOrAFailedCompensationCanBeResolved() throws {

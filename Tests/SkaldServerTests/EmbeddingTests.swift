@@ -18,7 +18,6 @@ import SkaldTestSupport
     @Test func aProgramRunsSkaldAsOneServiceAndStopsItGracefully() async throws {
         try await Participant.withRunning { participants in
             let database = try await openDatabase(DatabaseSettings(location: try await DatabaseKind.sqlite.newDatabase()))
-            try database.takeEngineLock()
             let listening = Mutex<Int?>(nil)
             var configuration = ServerConfiguration()
             configuration.port = 0

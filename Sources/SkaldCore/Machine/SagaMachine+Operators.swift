@@ -81,8 +81,8 @@ extension SagaMachine {
     ///   that read its response (without a `??` default) need `response`: the body they read, as if the
     ///   participant had answered it (its status reads as 200).
     ///
-    /// Nil when the run is in neither state, `step` is not such a step, or a later step needs a response and none
-    /// is given (`stepsReadingResponse` names them).
+    /// Nil when the run is in neither state, `step` is not such a step, a later step needs a response and none is
+    /// given (`stepsReadingResponse` names them), or a response is given for a compensation.
     public func resolve(
         _ state: RunState, step name: String, note: String, by who: String = "", response: JSONValue? = nil, at now: Date
     ) -> Transition? {
@@ -93,6 +93,8 @@ extension SagaMachine {
         var events: [RunEvent] = []
         switch (state.status, state.steps[index].status) {
         case (.compensationFailed, .compensationFailed):
+            // A response is what later steps read of a forward step; an undo done by hand has none to give.
+            guard response == nil else { return nil }
             state.steps[index].status = .compensationResolved
             state.steps[index].lastError = nil
             state.steps[index].resolution = resolution

@@ -396,8 +396,8 @@ public final class SagaMachine: Sendable {
         } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running }) {
             state.status = .stuck
             let message = isStuckAtUndecidedPivot(state)
-                ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then retry the run (skald retry: it is sent again with the same idempotency key), record that it was applied (skald resolve --step \(stuck.step ?? "") --note …: the run goes on) or cancel it (the steps before the pivot are compensated)"
-                : "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and retry the run (skald retry), record that its work was done by hand (skald resolve --step \(stuck.step ?? "STEP") --note …: the run goes on), or abandon it once settled by hand"
+                ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then retry the run (skald retry \(state.id): it is sent again with the same idempotency key), record that it was applied (skald resolve \(state.id) --step \(stuck.step ?? "") --note …, with --response when later steps read its response: the run goes on) or cancel it (skald cancel \(state.id): the steps before the pivot are compensated)"
+                : "run stuck: \(stuck.summary) after the pivot; the saga cannot turn back, so fix what \(stuck.step ?? "it") calls and retry the run (skald retry \(state.id)), record that its work was done by hand (skald resolve \(state.id) --step \(stuck.step ?? "STEP") --note …: the run goes on), or abandon it once settled by hand (skald abandon \(state.id) --note …)"
             events.append(RunEvent(at: now, kind: .runStuck, step: stuck.step, message: message, data: ["reason": .string(stuck.reason)]))
         }
     }
