@@ -22,10 +22,7 @@ struct CancelCommand: AsyncParsableCommand {
         try await SkaldClient.with(client) { api in
             let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/cancel", body)
             if client.json { print(run.prettyText); return }
-            if answered == 202 {
-                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
-                return
-            }
+            if OperatorReply.saidAccepted(answered, run, id) { return }
             print("cancelled run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
         }
     }
@@ -74,10 +71,7 @@ struct RetryCommand: AsyncParsableCommand {
         try await SkaldClient.with(client) { api in
             let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", request)
             if client.json { print(run.prettyText); return }
-            if answered == 202 {
-                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
-                return
-            }
+            if OperatorReply.saidAccepted(answered, run, id) { return }
             print("retrying run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
         }
     }
@@ -128,10 +122,7 @@ struct ResolveCommand: AsyncParsableCommand {
         try await SkaldClient.with(client) { api in
             let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/resolve", request)
             if client.json { print(run.prettyText); return }
-            if answered == 202 {
-                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
-                return
-            }
+            if OperatorReply.saidAccepted(answered, run, id) { return }
             let resolved = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["status"]?.stringValue
             let what = resolved == StepStatus.resolved.rawValue ? "\(step), done by hand; the run goes on from it" : "the compensation of \(step)"
             print("resolved \(what) in run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
@@ -183,12 +174,20 @@ struct AbandonCommand: AsyncParsableCommand {
         try await SkaldClient.with(client) { api in
             let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/abandon", request)
             if client.json { print(run.prettyText); return }
-            if answered == 202 {
-                print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
-                return
-            }
+            if OperatorReply.saidAccepted(answered, run, id) { return }
             let left = Self.notUndone(run)
             print("abandoned run \(id): nothing more is sent or undone" + (left.isEmpty ? "" : "; still applied, not undone: \(left.joined(separator: ", "))"))
         }
+    }
+}
+
+/// What every operator verb prints when another node took its action.
+enum OperatorReply {
+    /// On 202 (the node that drives the run took the action and is carrying it out), says so and what to follow;
+    /// true when it did.
+    static func saidAccepted(_ status: Int, _ run: JSONValue, _ id: String) -> Bool {
+        guard status == 202 else { return false }
+        print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+        return true
     }
 }
