@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "skald", targets: ["skald"]),
         .library(name: "SkaldCore", targets: ["SkaldCore"]),
         .library(name: "SkaldEngine", targets: ["SkaldEngine"]),
+        .library(name: "SkaldAPI", targets: ["SkaldAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -29,6 +30,8 @@ let package = Package(
         // Definition model, validation, templates, backoff maths and the pure saga state machine.
         // Foundation only: no I/O, no clock, no logger.
         .target(name: "SkaldCore"),
+        // The HTTP API's contract: its endpoints and the Codable shapes the server sends and the CLI reads.
+        .target(name: "SkaldAPI", dependencies: ["SkaldCore", .product(name: "HTTPTypes", package: "swift-http-types")]),
         // Store and executor seams, the engine that drives runs, an in-memory store.
         .target(
             name: "SkaldEngine",
@@ -85,7 +88,7 @@ let package = Package(
         .target(
             name: "SkaldServer",
             dependencies: [
-                "SkaldEngine", "SkaldSQLite", "SkaldPostgres",
+                "SkaldAPI", "SkaldEngine", "SkaldSQLite", "SkaldPostgres",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -98,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "skald",
             dependencies: [
-                "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldHTTP", "SkaldDemo", "SkaldServer",
+                "SkaldAPI", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldHTTP", "SkaldDemo", "SkaldServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -135,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "SkaldServerTests",
             dependencies: [
-                "SkaldServer", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldHTTP", "SkaldTestSupport",
+                "SkaldAPI", "SkaldServer", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldHTTP", "SkaldTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -146,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "SkaldEndToEndTests",
             dependencies: [
-                "skald", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport",
+                "skald", "SkaldAPI", "SkaldCore", "SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

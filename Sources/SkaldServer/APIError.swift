@@ -1,4 +1,5 @@
 import Hummingbird
+import SkaldAPI
 import SkaldCore
 import SkaldEngine
 
@@ -26,11 +27,7 @@ public struct APIError: Error, Sendable {
     static let unauthorized = APIError(
         .unauthorized, code: "unauthorized", message: "this server needs a bearer token: send Authorization: Bearer <token> (skald --token or SKALD_TOKEN)")
 
-    var body: JSONValue {
-        var error: [String: JSONValue] = ["code": .string(code), "message": .string(message)]
-        if let details { error["details"] = details }
-        return ["error": .object(error)]
-    }
+    var body: ErrorBody { ErrorBody(error: ErrorView(code: code, message: message, details: details)) }
 
     var response: Response { Response.json(body, status: status) }
 }
@@ -38,6 +35,11 @@ public struct APIError: Error, Sendable {
 extension Response {
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.prettyText + "\n")))
+    }
+
+    /// One of the API's shapes (`SkaldAPI`), as JSON.
+    static func json(_ value: some APIObject, status: HTTPResponse.Status = .ok) -> Response {
+        json(value.json(), status: status)
     }
 }
 

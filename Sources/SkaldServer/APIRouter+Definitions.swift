@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SkaldAPI
 import SkaldCore
 import SkaldEngine
 
@@ -10,19 +11,19 @@ extension API {
     /// How many runs are in each status (every status named, zero included).
     func counts() async throws -> Response {
         let counts = try await store.runCounts()
-        var object: [String: JSONValue] = [:]
-        for status in RunStatus.allCases { object[status.rawValue] = .int(Int64(counts[status] ?? 0)) }
-        return .json(["counts": .object(object), "total": .int(Int64(counts.values.reduce(0, +)))])
+        var shown: [String: Int] = [:]
+        for status in RunStatus.allCases { shown[status.rawValue] = counts[status] ?? 0 }
+        return .json(CountsView(counts: shown, total: counts.values.reduce(0, +)))
     }
 
     /// Every participant this node protects, with its circuit, load and settings (kept in memory, per node).
     func participants() -> Response {
-        .json(["participants": .array(engine.participants.statuses().map(Representation.participant))])
+        .json(ParticipantsPage(participants: engine.participants.statuses().map(Representation.participant)))
     }
 
     func listDefinitions() async throws -> Response {
         let definitions = try await store.definitions()
-        return .json(["definitions": .array(definitions.map { Representation.definition($0, full: false) })])
+        return .json(DefinitionsPage(definitions: definitions.map { Representation.definition($0, full: false) }))
     }
 
     func getDefinition(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -38,7 +39,7 @@ extension API {
             throw APIError.notFound("no saga \"\(name)\"\(version.map { " version \($0)" } ?? "") is registered; register it with POST /v1/definitions or skald define FILE")
         }
         let graph = (try? engine.definition(definition)).map(Representation.graph)
-        return .json(Representation.definition(definition, full: true, graph: graph ?? .null))
+        return .json(Representation.definition(definition, full: true, graph: graph))
     }
 
     func registerDefinition(_ request: Request) async throws -> Response {
@@ -77,10 +78,8 @@ extension API {
                 "the definition reads environment variables this server does not allow: \(refused.map(\.description).joined(separator: "; "))",
                 details: ["problems": Representation.problems(error)])
         }
-        func shown(_ stored: StoredDefinition) -> JSONValue {
-            var out = Representation.definition(stored, full: false).objectValue ?? [:]
-            out["warnings"] = Representation.problems(DefinitionError(file: nil, problems: definition.warnings))
-            return .object(out)
+        func shown(_ stored: StoredDefinition) -> DefinitionView {
+            Representation.definition(stored, full: false, warnings: definition.warnings)
         }
         switch try await store.registerDefinition(definition, at: Date()) {
         case .registered:

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import Synchronization
+import SkaldAPI
 import SkaldCore
 import SkaldEngine
 
@@ -170,22 +171,20 @@ struct API: Sendable {
     func health(logger: Logger) async throws -> Response {
         if let trouble = engine.storeTrouble {
             return .json(
-                [
-                    "status": "degraded", "database": "failing",
-                    "message": .string(
-                        "storing runs' progress has failed since \(trouble.since.formatted(.iso8601)) (\(trouble.failures) failure\(trouble.failures == 1 ? "" : "s")); affected runs send nothing new and carry on once the database can be written again; the server log says why"),
-                ], status: .serviceUnavailable)
+                HealthView(
+                    status: "degraded", database: "failing",
+                    message:
+                        "storing runs' progress has failed since \(trouble.since.formatted(.iso8601)) (\(trouble.failures) failure\(trouble.failures == 1 ? "" : "s")); affected runs send nothing new and carry on once the database can be written again; the server log says why"
+                ), status: .serviceUnavailable)
         }
         do {
             _ = try await store.listRuns(RunQuery(limit: 1))
-            var answer: [String: JSONValue] = ["status": "ok", "database": "ok"]
             let warnings = engine.sagasThisNodeCannotRun.map(\.message) + (engine.clockWarning.map { [$0] } ?? [])
-            if !warnings.isEmpty { answer["warnings"] = .array(warnings.map(JSONValue.string)) }
-            return .json(.object(answer))
+            return .json(HealthView(status: "ok", database: "ok", warnings: warnings.isEmpty ? nil : warnings))
         } catch {
             logger.error("health check: the database cannot be read", metadata: ["error": "\(error)"])
             return .json(
-                ["status": "unavailable", "database": "failing", "message": "the database cannot be read; the server log says why"],
+                HealthView(status: "unavailable", database: "failing", message: "the database cannot be read; the server log says why"),
                 status: .serviceUnavailable)
         }
     }
@@ -193,26 +192,16 @@ struct API: Sendable {
     // MARK: - Runs
 
     func startRun(_ request: Request) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["saga", "version", "input", "idempotencyKey"])
-        if let value = body["saga"], value.stringValue == nil {
-            throw APIError.invalid("\"saga\" must be a string (the saga's name), not \(value.typeName)")
+        let body = try await decode(StartRunRequest.self, of: request)
+        let saga = body.saga
+        if saga.isEmpty { throw APIError.invalid(StartRunRequest.required("saga")) }
+        if let version = body.version, version < 1 { throw APIError.invalid("\"version\" must be a whole number of at least 1") }
+        let version = body.version
+        if let key = body.idempotencyKey, key.isEmpty || key.count > RunLimits.maxIdempotencyKeyLength {
+            throw APIError.invalid("\"idempotencyKey\" must be a string of 1 to \(RunLimits.maxIdempotencyKeyLength) characters")
         }
-        guard let saga = body["saga"]?.stringValue, !saga.isEmpty else {
-            throw APIError.invalid("\"saga\" is required: the name of a registered saga (GET /v1/definitions lists them)")
-        }
-        var version: Int?
-        if let value = body["version"], value != .null {
-            guard let v = value.intValue, v >= 1 else { throw APIError.invalid("\"version\" must be a whole number of at least 1") }
-            version = Int(v)
-        }
-        var idempotencyKey: String?
-        if let value = body["idempotencyKey"], value != .null {
-            guard let key = value.stringValue, !key.isEmpty, key.count <= RunLimits.maxIdempotencyKeyLength else {
-                throw APIError.invalid("\"idempotencyKey\" must be a string of 1 to \(RunLimits.maxIdempotencyKeyLength) characters")
-            }
-            idempotencyKey = key
-        }
-        let input = body["input"] ?? .object([:])
+        let idempotencyKey = body.idempotencyKey
+        let input = body.input ?? .object([:])
         let inputBytes = input.jsonText.utf8.count
         if inputBytes > configuration.maxInputBytes {
             throw APIError(
@@ -243,11 +232,8 @@ struct API: Sendable {
                 details: ["problems": .array(error.problems.map(JSONValue.string))])
         }
         guard let run = try await store.run(id: started.runID) else { throw APIError.notFound("run \(started.runID) vanished") }
-        var out = Representation.run(run, input: engine.shownInput(of: run), attempts: [])
-        if case .object(var members) = out {
-            members["created"] = .bool(started.isNew)
-            out = .object(members)
-        }
+        var out = Representation.run(run, input: engine.shownInput(of: run), attempts: [], graph: engine.saga(of: run).map(Representation.graph))
+        out.created = started.isNew
         var response = Response.json(out, status: started.isNew ? .created : .ok)
         response.headers[.location] = "/v1/runs/\(started.runID)"
         return response
@@ -287,25 +273,20 @@ struct API: Sendable {
             query.idempotencyKey = key
         }
         let page = try await store.listRuns(query)
-        return .json(["runs": .array(page.runs.map(Representation.summary)), "nextCursor": page.nextCursor.map(JSONValue.string) ?? .null])
+        return .json(RunsPage(runs: page.runs.map(Representation.summary), nextCursor: page.nextCursor))
     }
 
     func getRun(_ runID: String) async throws -> Response {
         .json(try await runRepresentation(runID))
     }
 
-    func runRepresentation(_ runID: String) async throws -> JSONValue {
+    func runRepresentation(_ runID: String) async throws -> RunView {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
-        let graph = engine.saga(of: run).map(Representation.graph) ?? .null
         var shown = Representation.run(
-            run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID), graph: graph,
-            waits: engine.participantWaits(runID: runID))
-        if !run.state.status.isTerminal, let unrunnable = engine.unrunnable(run), case .object(var members) = shown {
-            members["unrunnable"] = [
-                "message": .string(unrunnable.description), "problems": .array(unrunnable.problems.map(JSONValue.string)),
-                "canBeAbandoned": .bool(unrunnable.canBeAbandoned),
-            ]
-            shown = .object(members)
+            run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID),
+            graph: engine.saga(of: run).map(Representation.graph), waits: engine.participantWaits(runID: runID))
+        if !run.state.status.isTerminal, let unrunnable = engine.unrunnable(run) {
+            shown.unrunnable = UnrunnableView(message: unrunnable.description, problems: unrunnable.problems, canBeAbandoned: unrunnable.canBeAbandoned)
         }
         return shown
     }
@@ -352,41 +333,33 @@ struct API: Sendable {
             response.headers[.retryAfter] = "1"
             return response
         }
-        return .json([
-            "runId": .string(runID), "status": .string(page.status.rawValue), "events": .array(page.events.map(Representation.event)),
-            "lastSequence": .int(page.lastSequence),
-        ])
+        return .json(EventsPage(runId: runID, status: page.status.rawValue, events: page.events.map(Representation.event), lastSequence: page.lastSequence))
     }
 
     func cancel(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["reason", "by"])
-        let reason = try optionalString(body, "reason") ?? ""
-        let who = try optionalString(body, "by") ?? ""
+        let body = try await decode(CancelRunRequest.self, of: request)
+        let reason = body.reason ?? ""
+        let who = body.by ?? ""
         return try await operate(runID) { try await engine.cancel(runID: runID, reason: reason, by: who) }
     }
 
     /// Retries a failed compensation (compensation_failed), or resumes a stuck run.
     func retry(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["step", "by", "note"])
-        let step = try optionalString(body, "step")
+        let body = try await decode(RetryRunRequest.self, of: request)
+        let step = body.step
         if step?.isEmpty == true { throw APIError.invalid("\"step\" must name a step; leave it out to retry every failed compensation") }
-        let who = try optionalString(body, "by") ?? ""
-        let note = try optionalString(body, "note") ?? ""
+        let who = body.by ?? ""
+        let note = body.note ?? ""
         return try await operate(runID) { try await engine.retry(runID: runID, step: step, note: note, by: who) }
     }
 
     /// Records that a step was done by hand: a failed compensation of a run in compensation_failed, or a failed
     /// step of a stuck run (with, optionally, the response later steps read).
     func resolve(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["step", "by", "note", "response"])
-        guard let step = try optionalString(body, "step"), !step.isEmpty else {
-            throw APIError.invalid("\"step\" is required: the step whose work (or compensation) was done by hand")
-        }
-        guard let note = try optionalString(body, "note"), !note.isEmpty else {
-            throw APIError.invalid("\"note\" is required: say what was done by hand, for example \"refunded in the bank's console\"")
-        }
-        let who = try optionalString(body, "by") ?? ""
-        let response = body["response"].flatMap { $0 == .null ? nil : $0 }
+        let body = try await decode(ResolveRunRequest.self, of: request)
+        let (step, note, who, response) = (body.step, body.note, body.by ?? "", body.response)
+        if step.isEmpty { throw APIError.invalid(ResolveRunRequest.required("step")) }
+        if note.isEmpty { throw APIError.invalid(ResolveRunRequest.required("note")) }
         if let response, case let bytes = response.jsonText.utf8.count, bytes > configuration.maxInputBytes {
             throw APIError(
                 .contentTooLarge, code: "too_large",
@@ -397,18 +370,25 @@ struct API: Sendable {
 
     /// Stops a run without compensating: the business settled it by hand.
     func abandon(_ request: Request, runID: String) async throws -> Response {
-        let body = try await jsonObject(of: request, allowed: ["by", "note"])
-        guard let note = try optionalString(body, "note"), !note.isEmpty else {
-            throw APIError.invalid("\"note\" is required: say how the business settled it, for example \"refunded by phone, ticket 4411\"")
-        }
-        let who = try optionalString(body, "by") ?? ""
+        let body = try await decode(AbandonRunRequest.self, of: request)
+        let (note, who) = (body.note, body.by ?? "")
+        if note.isEmpty { throw APIError.invalid(AbandonRunRequest.required("note")) }
         return try await operate(runID) { try await engine.abandon(runID: runID, note: note, by: who) }
     }
 
-    func optionalString(_ body: [String: JSONValue], _ key: String) throws -> String? {
-        guard let value = body[key], value != .null else { return nil }
-        guard let text = value.stringValue else { throw APIError.invalid("\"\(key)\" must be a string, not \(value.typeName)") }
-        return text
+    /// Reads a request body as one of the API's request types: unknown fields, a missing required field and a value
+    /// of the wrong type are each refused with 422, naming the field.
+    func decode<Body: APIObject>(_ type: Body.Type, of request: Request) async throws -> Body {
+        let members = try await jsonObject(of: request, allowed: Body.fields)
+        do {
+            return try JSONValueCoding.decode(Body.self, from: .object(members))
+        } catch let error as DecodingError {
+            if case .keyNotFound(let key, let context) = error, context.codingPath.isEmpty { throw APIError.invalid(Body.required(key.stringValue)) }
+            if case .valueNotFound(_, let context) = error, context.codingPath.count == 1 {
+                throw APIError.invalid(Body.required(context.codingPath[0].stringValue))
+            }
+            throw APIError.invalid(JSONValueCoding.describe(error))
+        }
     }
 
     func operate(_ runID: String, _ action: () async throws -> RunState) async throws -> Response {
@@ -422,10 +402,7 @@ struct API: Sendable {
             case .accepted:
                 // Taken by the node that drives the run, which carries it out: the run as it is now, and what to watch.
                 var run = try await runRepresentation(runID)
-                if case .object(var members) = run {
-                    members["accepted"] = .string(error.message)
-                    run = .object(members)
-                }
+                run.accepted = error.message
                 var response = Response.json(run, status: .accepted)
                 response.headers[.location] = "/v1/runs/\(runID)/events"
                 return response

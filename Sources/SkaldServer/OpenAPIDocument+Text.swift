@@ -2,7 +2,7 @@ extension OpenAPIDocument {
     /// The same text as docs/openapi.json (a test keeps the two equal): served at /v1/openapi.json.
     public static let text = #"""
 {
-  "openapi": "3.0.3",
+  "openapi": "3.1.0",
   "info": {
     "title": "Skald API",
     "version": "1",
@@ -67,13 +67,53 @@ extension OpenAPIDocument {
           }
         }
       },
-      "Failure": {
+      "Health": {
         "type": "object",
-        "nullable": true,
+        "required": [
+          "status",
+          "database"
+        ],
+        "properties": {
+          "status": {
+            "type": "string",
+            "enum": [
+              "ok",
+              "degraded",
+              "unavailable"
+            ],
+            "description": "ok; degraded: storing runs' progress fails (runs wait and carry on once it works again); unavailable: the database cannot be read"
+          },
+          "database": {
+            "type": "string",
+            "enum": [
+              "ok",
+              "failing"
+            ]
+          },
+          "message": {
+            "type": "string",
+            "description": "Why it is not ok, without the database's own error text (the server log has it)"
+          },
+          "warnings": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            },
+            "description": "What this node cannot do well although it is healthy: each saga whose runs it cannot run (its environment lacks variables the saga reads), which it leaves to nodes that can; and, on a database shared by several nodes, a clock more than a second off the database's."
+          }
+        }
+      },
+      "Failure": {
+        "type": [
+          "object",
+          "null"
+        ],
         "properties": {
           "step": {
-            "type": "string",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ]
           },
           "reason": {
             "type": "string"
@@ -108,6 +148,9 @@ extension OpenAPIDocument {
             "type": "string"
           },
           "resolve": {
+            "type": "string"
+          },
+          "abandon": {
             "type": "string"
           }
         }
@@ -151,8 +194,10 @@ extension OpenAPIDocument {
             "$ref": "#/components/schemas/Failure"
           },
           "idempotencyKey": {
-            "type": "string",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ]
           },
           "links": {
             "$ref": "#/components/schemas/Links"
@@ -161,8 +206,10 @@ extension OpenAPIDocument {
             "$ref": "#/components/schemas/Failure"
           },
           "currentStep": {
-            "type": "string",
-            "nullable": true,
+            "type": [
+              "string",
+              "null"
+            ],
             "description": "The first step being sent, undone or waiting to be retried (unfinished runs)"
           }
         }
@@ -192,14 +239,18 @@ extension OpenAPIDocument {
             "description": "More than 1 when a restart found the attempt without an outcome and sent it again."
           },
           "node": {
-            "type": "string",
-            "nullable": true,
+            "type": [
+              "string",
+              "null"
+            ],
             "description": "On PostgreSQL, the skald serve node that last sent the attempt; null on SQLite."
           },
           "finishedAt": {
-            "type": "string",
-            "format": "date-time",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
           },
           "outcome": {
             "type": "string",
@@ -210,16 +261,22 @@ extension OpenAPIDocument {
             ]
           },
           "httpStatus": {
-            "type": "integer",
-            "nullable": true
+            "type": [
+              "integer",
+              "null"
+            ]
           },
           "error": {
-            "type": "string",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ]
           },
           "durationMs": {
-            "type": "integer",
-            "nullable": true
+            "type": [
+              "integer",
+              "null"
+            ]
           }
         }
       },
@@ -251,8 +308,10 @@ extension OpenAPIDocument {
             "description": "A forward attempt got no answer (timeout, or the connection broke after sending) and none succeeded since: the participant may have applied the request. Such a step ends outcome_unknown and is compensated unless it declares compensateUnknown: false."
           },
           "resolution": {
-            "type": "object",
-            "nullable": true,
+            "type": [
+              "object",
+              "null"
+            ],
             "description": "Set when an operator resolved the step (status resolved) or its compensation (compensation_resolved) by hand: who, when, and their note.",
             "required": [
               "by",
@@ -283,13 +342,17 @@ extension OpenAPIDocument {
             "type": "integer"
           },
           "nextAttemptAt": {
-            "type": "string",
-            "format": "date-time",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
           },
           "waiting": {
-            "type": "object",
-            "nullable": true,
+            "type": [
+              "object",
+              "null"
+            ],
             "description": "Why the step is not being sent now, when a participant holds it back (known to the node driving the run; null otherwise): circuit_open (its next attempt is due at `until`, when the circuit lets a probe through; the wait uses up no attempt) or queued (in line for the participant's bulkhead, rate limit, a 429's Retry-After or the half-open probes).",
             "required": [
               "participant",
@@ -308,15 +371,19 @@ extension OpenAPIDocument {
                 ]
               },
               "until": {
-                "type": "string",
-                "format": "date-time",
-                "nullable": true
+                "type": [
+                  "string",
+                  "null"
+                ],
+                "format": "date-time"
               }
             }
           },
           "response": {
-            "type": "object",
-            "nullable": true,
+            "type": [
+              "object",
+              "null"
+            ],
             "properties": {
               "status": {
                 "type": "integer"
@@ -325,8 +392,10 @@ extension OpenAPIDocument {
             }
           },
           "lastError": {
-            "type": "string",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ]
           },
           "attemptLog": {
             "type": "array",
@@ -359,26 +428,34 @@ extension OpenAPIDocument {
                 "description": "On POST /v1/runs: false when an earlier run with the same idempotencyKey was returned."
               },
               "deadlineAt": {
-                "type": "string",
-                "format": "date-time",
-                "nullable": true
+                "type": [
+                  "string",
+                  "null"
+                ],
+                "format": "date-time"
               },
               "traceId": {
-                "type": "string",
-                "nullable": true,
+                "type": [
+                  "string",
+                  "null"
+                ],
                 "description": "The W3C trace id of the run: every call to a participant carries it in traceparent"
               },
               "traceparent": {
-                "type": "string",
-                "nullable": true,
+                "type": [
+                  "string",
+                  "null"
+                ],
                 "description": "The run's traceparent: the caller's (POST /v1/runs with a traceparent header) or one Skald made"
               },
               "graph": {
                 "$ref": "#/components/schemas/Graph"
               },
               "unrunnable": {
-                "type": "object",
-                "nullable": true,
+                "type": [
+                  "object",
+                  "null"
+                ],
                 "description": "Set when the engine cannot drive the run (its stored state breaks the engine's rules, or its definition no longer validates): nothing more is sent for it; settle it by hand and abandon it.",
                 "properties": {
                   "message": {
@@ -422,16 +499,22 @@ extension OpenAPIDocument {
             "type": "string"
           },
           "step": {
-            "type": "string",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ]
           },
           "phase": {
-            "type": "string",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ]
           },
           "attempt": {
-            "type": "integer",
-            "nullable": true
+            "type": [
+              "integer",
+              "null"
+            ]
           },
           "message": {
             "type": "string"
@@ -458,8 +541,10 @@ extension OpenAPIDocument {
             "format": "date-time"
           },
           "description": {
-            "type": "string",
-            "nullable": true
+            "type": [
+              "string",
+              "null"
+            ]
           },
           "steps": {
             "type": "array",
@@ -478,17 +563,23 @@ extension OpenAPIDocument {
               "type": "object",
               "properties": {
                 "path": {
-                  "type": "string",
-                  "nullable": true,
+                  "type": [
+                    "string",
+                    "null"
+                  ],
                   "description": "The JSON path, such as steps[2].compensation."
                 },
                 "line": {
-                  "type": "integer",
-                  "nullable": true
+                  "type": [
+                    "integer",
+                    "null"
+                  ]
                 },
                 "column": {
-                  "type": "integer",
-                  "nullable": true
+                  "type": [
+                    "integer",
+                    "null"
+                  ]
                 },
                 "message": {
                   "type": "string"
@@ -502,8 +593,10 @@ extension OpenAPIDocument {
         }
       },
       "Graph": {
-        "type": "object",
-        "nullable": true,
+        "type": [
+          "object",
+          "null"
+        ],
         "description": "The saga's steps wave by wave and their dependencies, for drawing it",
         "properties": {
           "waves": {
@@ -566,29 +659,38 @@ extension OpenAPIDocument {
             "type": "string"
           },
           "saga": {
-            "type": "string",
-            "nullable": true,
+            "type": [
+              "string",
+              "null"
+            ],
             "description": "The saga whose definition declares it; null for a participant of the server's --participants file, shared by every saga."
           },
           "circuit": {
-            "type": "string",
-            "nullable": true,
+            "type": [
+              "string",
+              "null"
+            ],
             "enum": [
               "closed",
               "open",
               "half_open",
+              null,
               null
             ],
             "description": "Null when it has no circuit breaker."
           },
           "failureRate": {
-            "type": "number",
-            "nullable": true,
+            "type": [
+              "number",
+              "null"
+            ],
             "description": "Percent of the window's calls that failed (transport errors, timeouts, 5xx, 429); null with no calls in the window."
           },
           "slowCallRate": {
-            "type": "number",
-            "nullable": true,
+            "type": [
+              "number",
+              "null"
+            ],
             "description": "Percent of the window's calls slower than slowCall."
           },
           "callsInWindow": {
@@ -605,15 +707,19 @@ extension OpenAPIDocument {
             "description": "Attempts waiting in line for the bulkhead, the rate limit, a Retry-After or the probes."
           },
           "nextProbeAt": {
-            "type": "string",
+            "type": [
+              "string",
+              "null"
+            ],
             "format": "date-time",
-            "nullable": true,
             "description": "While open: when probes may go."
           },
           "pausedUntil": {
-            "type": "string",
+            "type": [
+              "string",
+              "null"
+            ],
             "format": "date-time",
-            "nullable": true,
             "description": "A 429's Retry-After: nothing is sent to the participant before this."
           },
           "timesOpened": {
@@ -636,10 +742,473 @@ extension OpenAPIDocument {
           },
           "settings": {
             "type": "object",
-            "description": "As in the participants file: baseUrl, circuitBreaker, bulkhead, rateLimit."
+            "description": "As in the participants file: baseUrl, circuitBreaker, bulkhead, rateLimit.",
+            "properties": {
+              "baseUrl": {
+                "type": "string",
+                "description": "Server-wide participants (skald serve --participants): calls whose URL starts with this are the participant's"
+              },
+              "circuitBreaker": {
+                "type": "object",
+                "required": [
+                  "failureRate",
+                  "minimumCalls",
+                  "openFor",
+                  "maxOpenFor",
+                  "backoffCoefficient",
+                  "probes"
+                ],
+                "properties": {
+                  "failureRate": {
+                    "type": "number",
+                    "description": "Percent of failed calls in the window that opens the circuit"
+                  },
+                  "minimumCalls": {
+                    "type": "integer"
+                  },
+                  "openFor": {
+                    "type": "string",
+                    "description": "A duration, such as 30s or 5m"
+                  },
+                  "maxOpenFor": {
+                    "type": "string",
+                    "description": "A duration, such as 30s or 5m"
+                  },
+                  "backoffCoefficient": {
+                    "type": "number"
+                  },
+                  "probes": {
+                    "type": "integer",
+                    "description": "Calls let through while half-open"
+                  },
+                  "windowCalls": {
+                    "type": "integer",
+                    "description": "The window is the last N calls (or windowTime)"
+                  },
+                  "windowTime": {
+                    "type": "string",
+                    "description": "The window is the calls of this last span of time (or windowCalls)"
+                  },
+                  "slowCall": {
+                    "type": "string",
+                    "description": "A call slower than this counts as slow"
+                  },
+                  "slowCallRate": {
+                    "type": "number",
+                    "description": "Percent of slow calls in the window that opens the circuit"
+                  }
+                }
+              },
+              "bulkhead": {
+                "type": "object",
+                "required": [
+                  "maxInFlight"
+                ],
+                "properties": {
+                  "maxInFlight": {
+                    "type": "integer"
+                  }
+                }
+              },
+              "rateLimit": {
+                "type": "object",
+                "required": [
+                  "perSecond",
+                  "burst"
+                ],
+                "properties": {
+                  "perSecond": {
+                    "type": "number"
+                  },
+                  "burst": {
+                    "type": "integer"
+                  }
+                }
+              }
+            }
           },
           "summary": {
             "type": "string"
+          }
+        }
+      },
+      "SagaDefinition": {
+        "title": "Skald saga definition",
+        "description": "A saga: HTTP steps run in order, each with an optional compensation that undoes it. `skald validate` checks everything this schema checks, and also references between steps, the input schema and duration bounds.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "name",
+          "version",
+          "steps"
+        ],
+        "properties": {
+          "$schema": {
+            "type": "string",
+            "description": "Path or URL of this schema, for editors."
+          },
+          "name": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+            "description": "The saga's name, used to start runs."
+          },
+          "version": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Bump it whenever the saga changes. Runs record the exact definition (by content hash) they run."
+          },
+          "description": {
+            "type": "string"
+          },
+          "defaults": {
+            "type": "object",
+            "additionalProperties": false,
+            "description": "Defaults for every call of the saga.",
+            "properties": {
+              "timeout": {
+                "$ref": "#/components/schemas/SagaDefinition.duration",
+                "description": "Deadline of each attempt (default 10s)."
+              },
+              "retry": {
+                "$ref": "#/components/schemas/SagaDefinition.retry",
+                "description": "Retry policy of forward requests (default: 3 attempts, 200ms, x2, max 10s, full jitter)."
+              },
+              "compensationRetry": {
+                "$ref": "#/components/schemas/SagaDefinition.retry",
+                "description": "Retry policy of compensations (default: 10 attempts, 200ms, x2, max 30s, full jitter)."
+              }
+            }
+          },
+          "inputSchema": {
+            "type": "object",
+            "description": "A JSON Schema (subset: type, properties, required, items, enum, additionalProperties, minimum, maximum, minLength, maxLength, pattern, writeOnly) the run input must match. {{input.…}} references are checked against it. \"writeOnly\": true marks a sensitive field (a card number, a token), shown as *** everywhere but in the calls that use it."
+          },
+          "participants": {
+            "type": "object",
+            "description": "The services the steps call, by name; a step names its own with \"participant\". A participant of the same name in the server's --participants file replaces these settings and is shared by every saga.",
+            "propertyNames": {
+              "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+            },
+            "additionalProperties": {
+              "$ref": "#/components/schemas/SagaDefinition.participant"
+            }
+          },
+          "steps": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+              "$ref": "#/components/schemas/SagaDefinition.step"
+            }
+          },
+          "deadline": {
+            "$ref": "#/components/schemas/SagaDefinition.duration",
+            "description": "How long a run may go forward; when it passes, no new forward attempt starts and the run compensates."
+          }
+        }
+      },
+      "SagaDefinition.duration": {
+        "type": "string",
+        "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$",
+        "description": "A duration such as 250ms, 5s, 2m, 1h or 1m30s."
+      },
+      "SagaDefinition.template": {
+        "type": "string",
+        "description": "Text that may hold {{input.PATH}}, {{steps.NAME.response.status}}, {{steps.NAME.response.body.PATH}}, {{steps.NAME.idempotencyKey}}, {{run.id}} or {{env.NAME}}."
+      },
+      "SagaDefinition.retry": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "maxAttempts": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100,
+            "description": "All attempts, the first included."
+          },
+          "initialInterval": {
+            "$ref": "#/components/schemas/SagaDefinition.duration"
+          },
+          "backoffCoefficient": {
+            "type": "number",
+            "minimum": 1,
+            "maximum": 10
+          },
+          "maxInterval": {
+            "$ref": "#/components/schemas/SagaDefinition.duration"
+          },
+          "jitter": {
+            "enum": [
+              "none",
+              "full"
+            ]
+          }
+        }
+      },
+      "SagaDefinition.call": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "method",
+          "url"
+        ],
+        "properties": {
+          "method": {
+            "enum": [
+              "GET",
+              "POST",
+              "PUT",
+              "PATCH",
+              "DELETE",
+              "HEAD",
+              "OPTIONS"
+            ]
+          },
+          "url": {
+            "$ref": "#/components/schemas/SagaDefinition.template",
+            "description": "http(s) URL; values from input and steps are percent-encoded, env values are inserted as they are."
+          },
+          "headers": {
+            "type": "object",
+            "propertyNames": {
+              "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+            },
+            "additionalProperties": {
+              "$ref": "#/components/schemas/SagaDefinition.template"
+            }
+          },
+          "secretHeaders": {
+            "description": "Headers of this call whose values are never shown (Authorization, Proxy-Authorization and Cookie always are).",
+            "type": "array",
+            "items": {
+              "type": "string"
+            },
+            "uniqueItems": true
+          },
+          "body": {
+            "description": "Any JSON. A string that is one whole {{…}} keeps the referenced value's type."
+          },
+          "timeout": {
+            "$ref": "#/components/schemas/SagaDefinition.duration"
+          },
+          "retry": {
+            "$ref": "#/components/schemas/SagaDefinition.retry"
+          },
+          "successStatus": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+              "oneOf": [
+                {
+                  "type": "integer",
+                  "minimum": 100,
+                  "maximum": 599
+                },
+                {
+                  "type": "string",
+                  "pattern": "^[1-5]xx$"
+                }
+              ]
+            },
+            "description": "Statuses that count as success (replaces any 2xx)."
+          },
+          "retryOn": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+              "oneOf": [
+                {
+                  "type": "integer",
+                  "minimum": 100,
+                  "maximum": 599
+                },
+                {
+                  "type": "string",
+                  "pattern": "^[1-5]xx$"
+                }
+              ]
+            },
+            "description": "Statuses to retry."
+          },
+          "failOn": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+              "oneOf": [
+                {
+                  "type": "integer",
+                  "minimum": 100,
+                  "maximum": 599
+                },
+                {
+                  "type": "string",
+                  "pattern": "^[1-5]xx$"
+                }
+              ]
+            },
+            "description": "Statuses that fail at once."
+          },
+          "maxElapsed": {
+            "$ref": "#/components/schemas/SagaDefinition.duration",
+            "description": "No retry starts later than this after the first attempt."
+          }
+        }
+      },
+      "SagaDefinition.step": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "name",
+          "request"
+        ],
+        "properties": {
+          "name": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
+          },
+          "dependsOn": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            },
+            "uniqueItems": true,
+            "description": "Steps that must succeed first; [] starts at once. Without it, the step waits for the one before it."
+          },
+          "pivot": {
+            "type": "boolean",
+            "description": "The point of no return: once it succeeds, the saga only goes forward."
+          },
+          "participant": {
+            "type": "string",
+            "description": "One of the saga's participants: the step's calls, forward and compensation, go through its circuit breaker, bulkhead and rate limit."
+          },
+          "compensateUnknown": {
+            "type": "boolean",
+            "default": true,
+            "description": "When the step fails with its outcome unknown (an attempt timed out, or the connection broke after the request was sent), compensate it in case it was applied (true, the default) or leave it as it is (false). On the pivot: true stops the run for a person, false counts the unknown outcome as a refusal."
+          },
+          "request": {
+            "$ref": "#/components/schemas/SagaDefinition.call"
+          },
+          "compensation": {
+            "$ref": "#/components/schemas/SagaDefinition.call",
+            "description": "The call that undoes this step; run in reverse order when a later step fails for good."
+          }
+        }
+      },
+      "SagaDefinition.circuitBreaker": {
+        "type": "object",
+        "additionalProperties": false,
+        "description": "Opens when too many of the participant's recent calls failed (transport errors, timeouts, 5xx, 429; a refusal the step declares does not count) or were slow; while open, steps wait without using up attempts; after openFor, probes go, and their success closes it. {} gives the defaults.",
+        "properties": {
+          "failureRate": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 100,
+            "default": 50,
+            "description": "Percent of failed calls in the window that opens the circuit."
+          },
+          "minimumCalls": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10000,
+            "default": 10,
+            "description": "No decision on fewer calls than this in the window."
+          },
+          "windowCalls": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10000,
+            "default": 20,
+            "description": "The window is the last N calls (the default)."
+          },
+          "windowTime": {
+            "$ref": "#/components/schemas/SagaDefinition.duration",
+            "description": "The window is the calls of the last span of time, instead of windowCalls."
+          },
+          "slowCall": {
+            "$ref": "#/components/schemas/SagaDefinition.duration",
+            "description": "A call at least this long is slow."
+          },
+          "slowCallRate": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 100,
+            "default": 100,
+            "description": "Percent of slow calls in the window that opens the circuit (needs slowCall)."
+          },
+          "openFor": {
+            "$ref": "#/components/schemas/SagaDefinition.duration",
+            "description": "How long it stays open before probes go (default 10s)."
+          },
+          "maxOpenFor": {
+            "$ref": "#/components/schemas/SagaDefinition.duration",
+            "description": "The longest open time, as failed probes multiply it by backoffCoefficient (default 5m)."
+          },
+          "backoffCoefficient": {
+            "type": "number",
+            "minimum": 1,
+            "maximum": 10,
+            "default": 2
+          },
+          "probes": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "default": 1,
+            "description": "Calls let through when half-open; it closes when all succeed, and opens again when one fails."
+          }
+        },
+        "not": {
+          "required": [
+            "windowCalls",
+            "windowTime"
+          ]
+        }
+      },
+      "SagaDefinition.participant": {
+        "type": "object",
+        "additionalProperties": false,
+        "description": "A service the saga's steps call, and how Skald protects it across all runs. Every part is optional; {} only names it (a server's --participants file may set it).",
+        "properties": {
+          "circuitBreaker": {
+            "$ref": "#/components/schemas/SagaDefinition.circuitBreaker"
+          },
+          "bulkhead": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "maxInFlight"
+            ],
+            "properties": {
+              "maxInFlight": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 10000,
+                "description": "The most attempts in flight to the participant at once; further ones wait in line, first come first served."
+              }
+            }
+          },
+          "rateLimit": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "perSecond"
+            ],
+            "properties": {
+              "perSecond": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 1000000,
+                "description": "Calls a second, across all runs."
+              },
+              "burst": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 100000,
+                "default": 1,
+                "description": "Calls that may go at once after a quiet spell."
+              }
+            }
           }
         }
       }
@@ -754,22 +1323,7 @@ extension OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "properties": {
-                    "status": {
-                      "type": "string"
-                    },
-                    "database": {
-                      "type": "string"
-                    },
-                    "warnings": {
-                      "type": "array",
-                      "items": {
-                        "type": "string"
-                      },
-                      "description": "What this node cannot do well although it is healthy: each saga whose runs it cannot run (its environment lacks variables the saga reads), which it leaves to nodes that can; and, on a database shared by several nodes, a clock more than a second off the database's."
-                    }
-                  }
+                  "$ref": "#/components/schemas/Health"
                 }
               }
             }
@@ -779,22 +1333,7 @@ extension OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "properties": {
-                    "status": {
-                      "type": "string",
-                      "enum": [
-                        "degraded",
-                        "unavailable"
-                      ]
-                    },
-                    "database": {
-                      "type": "string"
-                    },
-                    "message": {
-                      "type": "string"
-                    }
-                  }
+                  "$ref": "#/components/schemas/Health"
                 }
               }
             }
@@ -883,73 +1422,7 @@ extension OpenAPIDocument {
           "content": {
             "application/json": {
               "schema": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": [
-                  "name",
-                  "version",
-                  "steps"
-                ],
-                "properties": {
-                  "$schema": {
-                    "type": "string"
-                  },
-                  "name": {
-                    "type": "string",
-                    "pattern": "^[A-Za-z0-9._-]{1,100}$"
-                  },
-                  "version": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": 2147483647
-                  },
-                  "description": {
-                    "type": "string"
-                  },
-                  "defaults": {
-                    "type": "object"
-                  },
-                  "inputSchema": {
-                    "type": "object"
-                  },
-                  "deadline": {
-                    "type": "string"
-                  },
-                  "steps": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 256,
-                    "items": {
-                      "type": "object",
-                      "required": [
-                        "name",
-                        "request"
-                      ],
-                      "properties": {
-                        "name": {
-                          "type": "string",
-                          "pattern": "^[A-Za-z0-9_-]+$"
-                        },
-                        "request": {
-                          "type": "object"
-                        },
-                        "compensation": {
-                          "type": "object"
-                        },
-                        "dependsOn": {
-                          "type": "array",
-                          "items": {
-                            "type": "string"
-                          }
-                        },
-                        "pivot": {
-                          "type": "boolean"
-                        }
-                      }
-                    }
-                  }
-                },
-                "description": "A saga definition, as in Sagas/ (the full format is Sagas/schema/saga.schema.json). Besides this shape, the server checks what a schema cannot say (step references, templates, durations, the environment variables it may read) and answers 422 with the JSON path of every problem."
+                "$ref": "#/components/schemas/SagaDefinition"
               },
               "example": {
                 "name": "ping",
@@ -1137,20 +1610,24 @@ extension OpenAPIDocument {
                     "description": "The name of a registered saga"
                   },
                   "version": {
-                    "type": "integer",
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
                     "minimum": 1,
-                    "maximum": 2147483647,
-                    "nullable": true
+                    "maximum": 2147483647
                   },
                   "input": {
                     "description": "The run's input; it must fit the saga's inputSchema (checked by the server: 422 with every problem otherwise)"
                   },
                   "idempotencyKey": {
-                    "type": "string",
+                    "type": [
+                      "string",
+                      "null"
+                    ],
                     "maxLength": 255,
                     "description": "Starting again with the same key returns the first run (200) instead of a second one.",
-                    "minLength": 1,
-                    "nullable": true
+                    "minLength": 1
                   }
                 }
               },
@@ -1396,8 +1873,10 @@ extension OpenAPIDocument {
                       }
                     },
                     "nextCursor": {
-                      "type": "string",
-                      "nullable": true
+                      "type": [
+                        "string",
+                        "null"
+                      ]
                     }
                   }
                 }
@@ -1573,12 +2052,16 @@ extension OpenAPIDocument {
                 "additionalProperties": false,
                 "properties": {
                   "reason": {
-                    "type": "string",
-                    "nullable": true
+                    "type": [
+                      "string",
+                      "null"
+                    ]
                   },
                   "by": {
-                    "type": "string",
-                    "nullable": true,
+                    "type": [
+                      "string",
+                      "null"
+                    ],
                     "description": "Who, for the history"
                   }
                 }
@@ -1714,20 +2197,26 @@ extension OpenAPIDocument {
                 "additionalProperties": false,
                 "properties": {
                   "step": {
-                    "type": "string",
+                    "type": [
+                      "string",
+                      "null"
+                    ],
                     "minLength": 1,
-                    "description": "The step whose failed compensation to retry; every failed one when left out",
-                    "nullable": true
+                    "description": "The step whose failed compensation to retry; every failed one when left out"
                   },
                   "by": {
-                    "type": "string",
-                    "description": "Who, for the history",
-                    "nullable": true
+                    "type": [
+                      "string",
+                      "null"
+                    ],
+                    "description": "Who, for the history"
                   },
                   "note": {
-                    "type": "string",
-                    "description": "Why, for the history",
-                    "nullable": true
+                    "type": [
+                      "string",
+                      "null"
+                    ],
+                    "description": "Why, for the history"
                   }
                 }
               }
@@ -1775,8 +2264,10 @@ extension OpenAPIDocument {
                     "description": "What was done by hand"
                   },
                   "by": {
-                    "type": "string",
-                    "nullable": true
+                    "type": [
+                      "string",
+                      "null"
+                    ]
                   },
                   "response": {
                     "description": "Stuck runs only: the response body later steps read of this step, as the participant would have answered it; null or absent for none."
@@ -1872,8 +2363,10 @@ extension OpenAPIDocument {
                     "description": "How the business settled it, for the history"
                   },
                   "by": {
-                    "type": "string",
-                    "nullable": true,
+                    "type": [
+                      "string",
+                      "null"
+                    ],
                     "description": "Who, for the history"
                   }
                 }

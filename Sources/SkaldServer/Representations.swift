@@ -1,168 +1,113 @@
 import Foundation
+import SkaldAPI
 import SkaldCore
 import SkaldEngine
 
-/// The API's JSON shapes, in one place.
+/// The engine's values as the API's shapes (`SkaldAPI`), in one place.
 enum Representation {
-    static func timestamp(_ date: Date) -> JSONValue {
-        .string(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+    static func failure(_ failure: RunFailure?) -> FailureView? {
+        failure.map { FailureView(step: $0.step, reason: $0.reason) }
     }
 
-    static func links(_ runID: String) -> JSONValue {
-        [
-            "self": .string("/v1/runs/\(runID)"), "events": .string("/v1/runs/\(runID)/events"),
-            "cancel": .string("/v1/runs/\(runID)/cancel"), "retry": .string("/v1/runs/\(runID)/retry"),
-        ]
-    }
-
-    static func failure(_ failure: RunFailure?) -> JSONValue {
-        guard let failure else { return .null }
-        return ["step": failure.step.map(JSONValue.string) ?? .null, "reason": .string(failure.reason)]
-    }
-
-    static func summary(_ run: RunSummary) -> JSONValue {
-        [
-            "id": .string(run.id), "saga": .string(run.sagaName), "version": .int(Int64(run.sagaVersion)),
-            "status": .string(run.status.rawValue), "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
-            "failure": failure(run.failure), "compensationFailure": failure(run.compensationFailure), "stuck": failure(run.stuck),
-            "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null, "links": links(run.id),
-            "currentStep": run.currentStep.map(JSONValue.string) ?? .null,
-        ]
+    static func summary(_ run: RunSummary) -> RunSummaryView {
+        RunSummaryView(
+            id: run.id, saga: run.sagaName, version: run.sagaVersion, status: run.status.rawValue, createdAt: run.createdAt,
+            updatedAt: run.updatedAt, failure: failure(run.failure), compensationFailure: failure(run.compensationFailure),
+            stuck: failure(run.stuck), idempotencyKey: run.idempotencyKey, currentStep: run.currentStep)
     }
 
     /// The saga's shape, for drawing it: its steps wave by wave (as `skald plan` computes them) and each step's
     /// dependencies, whether it is the pivot and whether it declares a compensation.
-    static func graph(_ saga: SagaDefinition) -> JSONValue {
+    static func graph(_ saga: SagaDefinition) -> GraphView {
         let plan = Planner.plan(saga, failAt: [])
-        return [
-            "waves": .array(plan.waves.map { .array($0.map(JSONValue.string)) }),
-            "steps": .array(
-                zip(plan.steps, saga.steps).map { planned, step in
-                    [
-                        "name": .string(planned.name), "dependsOn": .array(planned.dependsOn.map(JSONValue.string)),
-                        "pivot": .bool(planned.isPivot), "compensation": .bool(step.compensation != nil),
-                    ]
-                }),
-        ]
+        return GraphView(
+            waves: plan.waves,
+            steps: zip(plan.steps, saga.steps).map { planned, step in
+                GraphStepView(name: planned.name, dependsOn: planned.dependsOn, pivot: planned.isPivot, compensation: step.compensation != nil)
+            })
     }
 
     /// - Parameter input: the run's input as it may be shown (sensitive fields masked).
     /// - Parameter waits: the steps a participant holds back now (known to the node driving the run).
     static func run(
-        _ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: JSONValue = .null, waits: [String: ParticipantWait] = [:]
-    ) -> JSONValue {
-        let steps: [JSONValue] = run.state.steps.enumerated().map { index, step in
-            let stepAttempts = attempts.filter { $0.key.step == index }.map(attempt)
-            return [
-                "waiting": waits[step.name].map(wait) ?? .null,
-                "name": .string(step.name), "status": .string(step.status.rawValue), "attempts": .int(Int64(step.attempts)),
-                "compensationAttempts": .int(Int64(step.compensationAttempts)),
-                "nextAttemptAt": step.dueAt.map(timestamp) ?? .null,
-                "response": step.response.map { ["status": .int(Int64($0.status)), "body": $0.body] } ?? .null,
-                "lastError": step.lastError.map(JSONValue.string) ?? .null,
-                "outcomeUnknown": .bool(step.outcomeUnknown),
-                "resolution": step.resolution.map(resolution) ?? .null,
-                "idempotencyKey": .string(IdempotencyKey.of(runID: run.id, step: step.name, phase: .forward)),
-                "attemptLog": .array(stepAttempts),
-            ]
+        _ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: GraphView?, waits: [String: ParticipantWait] = [:]
+    ) -> RunView {
+        let steps = run.state.steps.enumerated().map { index, step in
+            StepView(
+                name: step.name, status: step.status.rawValue, attempts: step.attempts, compensationAttempts: step.compensationAttempts,
+                nextAttemptAt: step.dueAt, response: step.response.map { ResponseView(status: $0.status, body: $0.body) },
+                lastError: step.lastError, outcomeUnknown: step.outcomeUnknown, resolution: step.resolution.map(resolution),
+                idempotencyKey: IdempotencyKey.of(runID: run.id, step: step.name, phase: .forward), waiting: waits[step.name].map(wait),
+                attemptLog: attempts.filter { $0.key.step == index }.map(attempt))
         }
-        return [
-            "id": .string(run.id), "saga": .string(run.sagaName), "version": .int(Int64(run.sagaVersion)),
-            "definitionHash": .string(run.definitionHash), "status": .string(run.state.status.rawValue), "input": input,
-            "createdAt": timestamp(run.createdAt), "updatedAt": timestamp(run.updatedAt),
-            "failure": failure(run.state.failure), "compensationFailure": failure(run.state.compensationFailure),
-            "stuck": failure(run.state.stuck), "deadlineAt": run.state.deadlineAt.map(timestamp) ?? .null,
-            "idempotencyKey": run.idempotencyKey.map(JSONValue.string) ?? .null,
-            "traceId": run.trace.map { .string($0.traceID) } ?? .null,
-            "traceparent": run.trace.map { .string($0.parent) } ?? .null,
-            "steps": .array(steps), "links": links(run.id), "graph": graph,
-        ]
+        return RunView(
+            id: run.id, saga: run.sagaName, version: run.sagaVersion, definitionHash: run.definitionHash, status: run.state.status.rawValue,
+            input: input, createdAt: run.createdAt, updatedAt: run.updatedAt, failure: failure(run.state.failure),
+            compensationFailure: failure(run.state.compensationFailure), stuck: failure(run.state.stuck), deadlineAt: run.state.deadlineAt,
+            idempotencyKey: run.idempotencyKey,
+            currentStep: run.state.steps.first { $0.status == .running || $0.status == .compensating }?.name,
+            traceId: run.trace?.traceID, traceparent: run.trace?.parent, steps: steps, graph: graph)
     }
 
     /// Who resolved a step (or its compensation) by hand, when, and what they did.
-    static func resolution(_ resolution: StepResolution) -> JSONValue {
-        ["by": .string(resolution.by), "note": .string(resolution.note), "at": timestamp(resolution.at)]
+    static func resolution(_ resolution: StepResolution) -> ResolutionView {
+        ResolutionView(by: resolution.by, note: resolution.note, at: resolution.at)
     }
 
-    static func wait(_ wait: ParticipantWait) -> JSONValue {
-        [
-            "participant": .string(wait.participant), "reason": .string(wait.reason.rawValue),
-            "until": wait.until.map(timestamp) ?? .null,
-        ]
+    static func wait(_ wait: ParticipantWait) -> WaitView {
+        WaitView(participant: wait.participant, reason: wait.reason.rawValue, until: wait.until)
     }
 
-    static func participant(_ status: ParticipantStatus) -> JSONValue {
-        func number(_ value: Double?) -> JSONValue {
-            value.map { .double(($0 * 10).rounded() / 10) } ?? .null
-        }
-        return [
-            "name": .string(status.id.name), "saga": status.id.saga.map(JSONValue.string) ?? .null,
-            "circuit": status.state.map { .string($0.rawValue) } ?? .null,
-            "failureRate": number(status.failureRate), "slowCallRate": number(status.slowCallRate),
-            "callsInWindow": .int(Int64(status.callsInWindow)), "inFlight": .int(Int64(status.inFlight)),
-            "queued": .int(Int64(status.queued)), "nextProbeAt": status.nextProbeAt.map(timestamp) ?? .null,
-            "pausedUntil": status.pausedUntil.map(timestamp) ?? .null, "timesOpened": .int(Int64(status.timesOpened)),
-            "sent": .int(Int64(status.sent)), "failed": .int(Int64(status.failed)), "heldBack": .int(Int64(status.heldBack)),
-            "settings": settings(status.settings), "summary": .string(status.settings.summary),
-        ]
+    static func participant(_ status: ParticipantStatus) -> ParticipantView {
+        func rate(_ value: Double?) -> Double? { value.map { ($0 * 10).rounded() / 10 } }
+        return ParticipantView(
+            name: status.id.name, saga: status.id.saga, circuit: status.state?.rawValue, failureRate: rate(status.failureRate),
+            slowCallRate: rate(status.slowCallRate), callsInWindow: status.callsInWindow, inFlight: status.inFlight, queued: status.queued,
+            nextProbeAt: status.nextProbeAt, pausedUntil: status.pausedUntil, timesOpened: status.timesOpened, sent: status.sent,
+            failed: status.failed, heldBack: status.heldBack, settings: settings(status.settings), summary: status.settings.summary)
     }
 
-    static func settings(_ settings: ParticipantSettings) -> JSONValue {
-        var out: [String: JSONValue] = [:]
-        if let baseURL = settings.baseURL { out["baseUrl"] = .string(baseURL) }
-        if let breaker = settings.circuitBreaker {
-            var members: [String: JSONValue] = [
-                "failureRate": .double(breaker.failureRate), "minimumCalls": .int(Int64(breaker.minimumCalls)),
-                "openFor": .string(DurationText.format(breaker.openFor)), "maxOpenFor": .string(DurationText.format(breaker.maxOpenFor)),
-                "backoffCoefficient": .double(breaker.backoffCoefficient), "probes": .int(Int64(breaker.probes)),
-            ]
+    static func settings(_ settings: ParticipantSettings) -> ParticipantSettingsView {
+        let breaker = settings.circuitBreaker.map { breaker in
+            var view = CircuitBreakerView(
+                failureRate: breaker.failureRate, minimumCalls: breaker.minimumCalls, openFor: DurationText.format(breaker.openFor),
+                maxOpenFor: DurationText.format(breaker.maxOpenFor), backoffCoefficient: breaker.backoffCoefficient, probes: breaker.probes,
+                windowCalls: nil, windowTime: nil, slowCall: breaker.slowCall.map(DurationText.format),
+                slowCallRate: breaker.slowCall == nil ? nil : breaker.slowCallRate)
             switch breaker.window {
-            case .calls(let n): members["windowCalls"] = .int(Int64(n))
-            case .time(let span): members["windowTime"] = .string(DurationText.format(span))
+            case .calls(let n): view.windowCalls = n
+            case .time(let span): view.windowTime = DurationText.format(span)
             }
-            if let slow = breaker.slowCall {
-                members["slowCall"] = .string(DurationText.format(slow))
-                members["slowCallRate"] = .double(breaker.slowCallRate)
-            }
-            out["circuitBreaker"] = .object(members)
+            return view
         }
-        if let maxInFlight = settings.maxInFlight { out["bulkhead"] = ["maxInFlight": .int(Int64(maxInFlight))] }
-        if let rate = settings.rateLimit { out["rateLimit"] = ["perSecond": .double(rate.perSecond), "burst": .int(Int64(rate.burst))] }
-        return .object(out)
+        return ParticipantSettingsView(
+            baseUrl: settings.baseURL, circuitBreaker: breaker, bulkhead: settings.maxInFlight.map(BulkheadView.init(maxInFlight:)),
+            rateLimit: settings.rateLimit.map { RateLimitView(perSecond: $0.perSecond, burst: $0.burst) })
     }
 
-    static func attempt(_ record: AttemptRecord) -> JSONValue {
-        [
-            "phase": .string(record.key.phase.rawValue), "number": .int(Int64(record.key.number)),
-            "idempotencyKey": .string(record.key.idempotencyKey), "startedAt": timestamp(record.startedAt),
-            "sends": .int(Int64(record.sends)), "finishedAt": record.finishedAt.map(timestamp) ?? .null,
-            "outcome": record.succeeded.map { .string($0 ? "succeeded" : "failed") } ?? .string("in_flight"),
-            "httpStatus": record.httpStatus.map { .int(Int64($0)) } ?? .null,
-            "error": record.error.map(JSONValue.string) ?? .null,
-            "durationMs": record.durationMs.map { .int(Int64($0)) } ?? .null,
-            "node": record.node.map(JSONValue.string) ?? .null,
-        ]
+    static func attempt(_ record: AttemptRecord) -> AttemptView {
+        AttemptView(
+            phase: record.key.phase.rawValue, number: record.key.number, idempotencyKey: record.key.idempotencyKey,
+            startedAt: record.startedAt, sends: record.sends, finishedAt: record.finishedAt,
+            outcome: record.succeeded.map { $0 ? "succeeded" : "failed" } ?? "in_flight", httpStatus: record.httpStatus,
+            error: record.error, durationMs: record.durationMs.map { Int($0) }, node: record.node)
     }
 
-    static func event(_ stored: StoredEvent) -> JSONValue {
+    static func event(_ stored: StoredEvent) -> EventView {
         let event = stored.event
-        return [
-            "sequence": .int(stored.sequence), "at": timestamp(event.at), "kind": .string(event.kind.rawValue),
-            "step": event.step.map(JSONValue.string) ?? .null, "phase": event.phase.map { .string($0.rawValue) } ?? .null,
-            "attempt": event.attempt.map { .int(Int64($0)) } ?? .null, "message": .string(event.message), "data": event.data,
-        ]
+        return EventView(
+            sequence: stored.sequence, at: event.at, kind: event.kind.rawValue, step: event.step, phase: event.phase?.rawValue,
+            attempt: event.attempt, message: event.message, data: event.data)
     }
 
-    static func definition(_ definition: StoredDefinition, full: Bool, graph: JSONValue? = nil) -> JSONValue {
-        var out: [String: JSONValue] = [
-            "name": .string(definition.name), "version": .int(Int64(definition.version)), "hash": .string(definition.hash),
-            "registeredAt": timestamp(definition.createdAt),
-            "description": definition.document["description"] ?? .null,
-            "steps": .array((definition.document["steps"]?.arrayValue ?? []).map { $0["name"] ?? .null }),
-        ]
-        if full { out["definition"] = maskingSecretHeaders(definition.document) }
-        if let graph { out["graph"] = graph }
-        return .object(out)
+    static func definition(
+        _ definition: StoredDefinition, full: Bool, graph: GraphView? = nil, warnings: [DefinitionProblem]? = nil
+    ) -> DefinitionView {
+        DefinitionView(
+            name: definition.name, version: definition.version, hash: definition.hash, registeredAt: definition.createdAt,
+            description: definition.document["description"]?.stringValue,
+            steps: (definition.document["steps"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue },
+            definition: full ? maskingSecretHeaders(definition.document) : JSONValue?.none, graph: graph, warnings: warnings.map(problems))
     }
 
     /// The definition as shown: the values of credential headers (`Authorization`, `Proxy-Authorization`,
@@ -185,14 +130,13 @@ enum Representation {
         return .object(top)
     }
 
+    static func problems(_ problems: [DefinitionProblem]) -> [ProblemView] {
+        problems.map { problem in
+            ProblemView(path: problem.path?.description, line: problem.location?.line, column: problem.location?.column, message: problem.message)
+        }
+    }
+
     static func problems(_ error: DefinitionError) -> JSONValue {
-        .array(error.problems.map { problem in
-            [
-                "path": problem.path.map { .string($0.description) } ?? .null,
-                "line": problem.location.map { .int(Int64($0.line)) } ?? .null,
-                "column": problem.location.map { .int(Int64($0.column)) } ?? .null,
-                "message": .string(problem.message),
-            ]
-        })
+        .array(problems(error.problems).map { $0.json() })
     }
 }

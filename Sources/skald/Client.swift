@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SkaldAPI
 import SkaldCore
 
 struct ClientOptions: ParsableArguments {
@@ -89,9 +90,25 @@ struct SkaldClient {
         try await send(.GET, path).body
     }
 
-    @discardableResult
-    func post(_ path: String, _ body: JSONValue?, headers: [(String, String)] = []) async throws -> (status: Int, body: JSONValue) {
-        try await send(.POST, path, body: body.map { Array($0.jsonText.utf8) }, headers: headers)
+    /// The answer read as one of the API's shapes, with the JSON it came as (printed as it is for `--json`).
+    func get<Shape: APIObject>(_ shape: Shape.Type, _ path: String) async throws -> Answer<Shape> {
+        let (status, body) = try await send(.GET, path)
+        return Answer(status: status, value: try Self.read(shape, body, "GET \(path)"), json: body)
+    }
+
+    func post<Shape: APIObject>(_ shape: Shape.Type, _ path: String, _ request: some APIObject, headers: [(String, String)] = []) async throws
+        -> Answer<Shape>
+    {
+        let (status, body) = try await send(.POST, path, body: Array(request.json().jsonText.utf8), headers: headers)
+        return Answer(status: status, value: try Self.read(shape, body, "POST \(path)"), json: body)
+    }
+
+    static func read<Shape: APIObject>(_ shape: Shape.Type, _ body: JSONValue, _ what: String) throws -> Shape {
+        do {
+            return try Shape(json: body)
+        } catch let error as DecodingError {
+            throw UnreadableAnswer(request: what, problem: JSONValueCoding.describe(error))
+        }
     }
 
     func send(
@@ -109,11 +126,29 @@ struct SkaldClient {
         let value = (try? JSONParser.parse(Array(buffer.readableBytesView)).value) ?? .string(String(buffer: buffer))
         let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
-            throw APIFailure(
-                status: status, code: value["error"]?["code"]?.stringValue ?? "http_\(status)",
-                message: value["error"]?["message"]?.stringValue ?? "the server answered HTTP \(status)", details: value["error"]?["details"])
+            guard let error = try? ErrorBody(json: value).error else {
+                throw APIFailure(status: status, code: "http_\(status)", message: "the server answered HTTP \(status)", details: nil)
+            }
+            throw APIFailure(status: status, code: error.code, message: error.message, details: error.details)
         }
         return (status, value)
+    }
+}
+
+/// An answer of the API, read as one of its shapes.
+struct Answer<Shape: APIObject> {
+    var status: Int
+    var value: Shape
+    /// As it came, for `--json`.
+    var json: JSONValue
+}
+
+/// An answer that does not read as the API's shape for it: a server of another version, or not a Skald server.
+struct UnreadableAnswer: Error, CustomStringConvertible {
+    var request: String
+    var problem: String
+    var description: String {
+        "the answer to \(request) does not read as this version of skald expects (\(problem)); is the server a different version of Skald? (`skald --version` on both)"
     }
 }
 
@@ -154,13 +189,8 @@ func visibleWidth(_ text: String) -> Int {
 }
 
 enum RelativeTime {
-    static func parse(_ value: JSONValue?) -> Date? {
-        guard let text = value?.stringValue else { return nil }
-        return try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-    }
-
-    static func describe(_ value: JSONValue?, now: Date = Date()) -> String {
-        guard let date = parse(value) else { return "-" }
+    static func describe(_ date: Date?, now: Date = Date()) -> String {
+        guard let date else { return "-" }
         let seconds = now.timeIntervalSince(date)
         if seconds < 0 { return "in " + DurationText.format(.seconds(Int64(-seconds))) }
         if seconds < 1 { return "just now" }
@@ -181,12 +211,11 @@ extension RunStatus {
 }
 
 extension RunEvent {
-    /// An event as the API sends it.
-    init?(json: JSONValue) {
-        guard let kindText = json["kind"]?.stringValue, let kind = Kind(rawValue: kindText) else { return nil }
+    /// An event as the API sends it; nil for a kind this version does not know.
+    init?(_ view: EventView) {
+        guard let kind = Kind(rawValue: view.kind) else { return nil }
         self.init(
-            at: RelativeTime.parse(json["at"]) ?? Date(), kind: kind, step: json["step"]?.stringValue,
-            phase: json["phase"]?.stringValue.flatMap(Phase.init(rawValue:)), attempt: json["attempt"]?.intValue.map { Int($0) },
-            message: json["message"]?.stringValue ?? "", data: json["data"] ?? .object([:]))
+            at: view.at, kind: kind, step: view.step, phase: view.phase.flatMap(Phase.init(rawValue:)), attempt: view.attempt,
+            message: view.message, data: view.data)
     }
 }

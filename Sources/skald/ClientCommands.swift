@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SkaldAPI
 import SkaldCore
 
 struct DefineCommand: AsyncParsableCommand {
@@ -21,30 +22,28 @@ struct DefineCommand: AsyncParsableCommand {
             do {
                 let (status, body) = try await api.send(.POST, "/v1/definitions", body: Array(data))
                 if client.json { print(body.prettyText); return }
-                let name = body["name"]?.stringValue ?? "?"
-                let version = body["version"]?.intValue ?? 0
-                let hash = String((body["hash"]?.stringValue ?? "").prefix(12))
+                let registered = try SkaldClient.read(DefinitionView.self, body, "POST /v1/definitions")
+                let (name, version, hash) = (registered.name, registered.version, registered.hash.prefix(12))
                 print(status == 201 ? "registered \(name) v\(version) (\(hash)…)" : "\(name) v\(version) is already registered with this content (\(hash)…)")
-                for warning in body["warnings"]?.arrayValue ?? [] {
-                    let path = warning["path"]?.stringValue.map { "\($0): " } ?? ""
-                    printError("\(file): warning: \(path)\(warning["message"]?.stringValue ?? "")")
+                for warning in registered.warnings ?? [] {
+                    printError("\(file): warning: \(warning.path.map { "\($0): " } ?? "")\(warning.message)")
                 }
             } catch let failure as APIFailure where failure.status == 422 && !client.json {
                 // The same lines as `skald validate`: FILE:LINE:COL: PATH: message.
-                let problems = (failure.details?["problems"]?.arrayValue ?? []).map { problem in
+                func listed(_ key: String) -> [ProblemView] {
+                    (failure.details?[key]).flatMap { try? JSONValueCoding.decode([ProblemView].self, from: $0) } ?? []
+                }
+                let problems = listed("problems").map { problem in
                     DefinitionProblem(
                         path: nil,
-                        location: problem["line"]?.intValue.flatMap { line in
-                            problem["column"]?.intValue.map { SourceLocation(line: Int(line), column: Int($0)) }
-                        },
-                        message: [problem["path"]?.stringValue, problem["message"]?.stringValue].compactMap { $0 }.joined(separator: ": "))
+                        location: problem.line.flatMap { line in problem.column.map { SourceLocation(line: line, column: $0) } },
+                        message: [problem.path, problem.message].compactMap { $0 }.joined(separator: ": "))
                 }
                 if problems.isEmpty { printError("\(file): \(failure.message)") }
                 for line in DefinitionError(file: file, problems: problems).lines { printError(line) }
-                for warning in failure.details?["warnings"]?.arrayValue ?? [] {
-                    let at = [warning["line"]?.intValue, warning["column"]?.intValue].compactMap { $0 }.map(String.init).joined(separator: ":")
-                    let path = warning["path"]?.stringValue.map { "\($0): " } ?? ""
-                    printError("\(file)\(at.isEmpty ? "" : ":" + at): warning: \(path)\(warning["message"]?.stringValue ?? "")")
+                for warning in listed("warnings") {
+                    let at = [warning.line, warning.column].compactMap { $0 }.map(String.init).joined(separator: ":")
+                    printError("\(file)\(at.isEmpty ? "" : ":" + at): warning: \(warning.path.map { "\($0): " } ?? "")\(warning.message)")
                 }
                 throw Exit.invalid
             } catch let failure as APIFailure where failure.status == 400 && !client.json {
@@ -93,21 +92,20 @@ struct StartCommand: AsyncParsableCommand {
             headers.append(("traceparent", parent))
             if let state = tracestate ?? environment["TRACESTATE"], !state.isEmpty { headers.append(("tracestate", state)) }
         }
-        var body: [String: JSONValue] = ["saga": .string(saga), "input": inputValue]
-        if let version { body["version"] = .int(Int64(version)) }
-        if let idempotencyKey { body["idempotencyKey"] = .string(idempotencyKey) }
-        let watch = watch
+        let body = StartRunRequest(saga: saga, version: version, input: inputValue, idempotencyKey: idempotencyKey)
+        let (watch, idempotencyKey) = (watch, idempotencyKey)
         try await SkaldClient.with(client) { api in
-            let (status, run) = try await api.post("/v1/runs", .object(body), headers: headers)
-            let id = run["id"]?.stringValue ?? "?"
+            let answer = try await api.post(RunView.self, "/v1/runs", body, headers: headers)
+            let run = answer.value
+            let id = run.id
             if client.json && !watch {
-                print(run.prettyText)
+                print(answer.json.prettyText)
                 return
             }
-            if status == 201 {
-                print("started run \(id) of \(run["saga"]?.stringValue ?? saga) v\(run["version"]?.intValue ?? 0)")
+            if answer.status == 201 {
+                print("started run \(id) of \(run.saga) v\(run.version)")
             } else {
-                print("run \(id) already exists for idempotency key \(idempotencyKey ?? ""); not starting another (\(run["status"]?.stringValue ?? "?"))")
+                print("run \(id) already exists for idempotency key \(idempotencyKey ?? ""); not starting another (\(run.status))")
             }
             if watch { try await Watcher(api: api, json: client.json).follow(id) }
         }
@@ -121,18 +119,17 @@ struct DefinitionsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await SkaldClient.with(client) { api in
-            let page = try await api.get("/v1/definitions")
-            if client.json { print(page.prettyText); return }
-            let definitions = page["definitions"]?.arrayValue ?? []
+            let answer = try await api.get(DefinitionsPage.self, "/v1/definitions")
+            if client.json { print(answer.json.prettyText); return }
+            let definitions = answer.value.definitions
             if definitions.isEmpty {
                 print("no sagas are registered; register one with `skald define FILE` (or start skald serve with --sagas DIR)")
                 return
             }
             let rows = definitions.map { definition -> [String] in
-                let steps = (definition["steps"]?.arrayValue ?? []).compactMap(\.stringValue)
-                return [
-                    definition["name"]?.stringValue ?? "?", "v\(definition["version"]?.intValue ?? 0)",
-                    RelativeTime.describe(definition["registeredAt"]), steps.joined(separator: " → "),
+                [
+                    definition.name, "v\(definition.version)", RelativeTime.describe(definition.registeredAt),
+                    definition.steps.joined(separator: " → "),
                 ]
             }
             print(Table.render(["SAGA", "VERSION", "REGISTERED", "STEPS"], rows, style: .forStandardOutput))
@@ -155,8 +152,8 @@ struct DefinitionCommand: AsyncParsableCommand {
     func run() async throws {
         let path = "/v1/definitions/\(urlComponent(name))" + (version.map { "?version=\($0)" } ?? "")
         try await SkaldClient.with(client) { api in
-            let body = try await api.get(path)
-            print(client.json ? body.prettyText : (body["definition"] ?? .null).prettyText)
+            let answer = try await api.get(DefinitionView.self, path)
+            print(client.json ? answer.json.prettyText : (answer.value.definition ?? .null).prettyText)
         }
     }
 }
@@ -209,30 +206,27 @@ struct ListCommand: AsyncParsableCommand {
         if let idempotencyKey { query.append("idempotencyKey=\(urlComponent(idempotencyKey))") }
         let path = "/v1/runs?" + query.joined(separator: "&")
         try await SkaldClient.with(client) { api in
-            let page = try await api.get(path)
-            if client.json { print(page.prettyText); return }
-            let runs = page["runs"]?.arrayValue ?? []
+            let answer = try await api.get(RunsPage.self, path)
+            if client.json { print(answer.json.prettyText); return }
+            let runs = answer.value.runs
             if runs.isEmpty {
                 print("no runs\(status.map { " in status \($0)" } ?? "")\(saga.map { " of \($0)" } ?? "")")
                 return
             }
             let style = ProgressPrinter.Style.forStandardOutput
             let rows = runs.map { run -> [String] in
-                let status = run["status"]?.stringValue.flatMap(RunStatus.init(rawValue:))
-                let failure = [run["stuck"], run["compensationFailure"], run["failure"]].first { $0 != nil && $0 != .null } ?? nil
                 var detail = ""
-                if let failure, failure != .null {
-                    let step = failure["step"]?.stringValue.map { "\($0): " } ?? ""
-                    detail = step + (failure["reason"]?.stringValue ?? "")
+                if let failure = run.stuck ?? run.compensationFailure ?? run.failure {
+                    detail = (failure.step.map { "\($0): " } ?? "") + failure.reason
                     if detail.count > 60 { detail = String(detail.prefix(59)) + "…" }
                 }
                 return [
-                    run["id"]?.stringValue ?? "", "\(run["saga"]?.stringValue ?? "") v\(run["version"]?.intValue ?? 0)",
-                    status?.painted(style) ?? "?", RelativeTime.describe(run["createdAt"]), RelativeTime.describe(run["updatedAt"]), detail,
+                    run.id, "\(run.saga) v\(run.version)", run.runStatus?.painted(style) ?? run.status,
+                    RelativeTime.describe(run.createdAt), RelativeTime.describe(run.updatedAt), detail,
                 ]
             }
             print(Table.render(["RUN", "SAGA", "STATUS", "STARTED", "UPDATED", "DETAIL"], rows, style: style))
-            if let next = page["nextCursor"]?.stringValue { print("more: skald list --cursor \(next)") }
+            if let next = answer.value.nextCursor { print("more: skald list --cursor \(next)") }
         }
     }
 }
@@ -248,21 +242,22 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let id = run
         try await SkaldClient.with(client) { api in
-            let run = try await api.get("/v1/runs/\(urlComponent(id))")
-            if client.json { print(run.prettyText); return }
+            let answer = try await api.get(RunView.self, "/v1/runs/\(urlComponent(id))")
+            if client.json { print(answer.json.prettyText); return }
+            let run = answer.value
             let style = ProgressPrinter.Style.forStandardOutput
-            let status = run["status"]?.stringValue.flatMap(RunStatus.init(rawValue:))
-            print("run \(style.bold(id)) of \(run["saga"]?.stringValue ?? "?") v\(run["version"]?.intValue ?? 0): \(status?.painted(style) ?? "?")")
-            print("started \(RelativeTime.describe(run["createdAt"])), updated \(RelativeTime.describe(run["updatedAt"]))")
-            if let trace = run["traceId"]?.stringValue { print("trace \(trace)") }
-            if let failure = run["failure"], failure != .null {
-                print("failure: \(failure["step"]?.stringValue.map { "\($0): " } ?? "")\(failure["reason"]?.stringValue ?? "")")
+            let status = run.runStatus
+            print("run \(style.bold(id)) of \(run.saga) v\(run.version): \(status?.painted(style) ?? run.status)")
+            print("started \(RelativeTime.describe(run.createdAt)), updated \(RelativeTime.describe(run.updatedAt))")
+            if let trace = run.traceId { print("trace \(trace)") }
+            if let failure = run.failure {
+                print("failure: \(failure.step.map { "\($0): " } ?? "")\(failure.reason)")
             }
-            if let unrunnable = run["unrunnable"], unrunnable != .null {
+            if let unrunnable = run.unrunnable {
                 print(style.red("unrunnable: Skald cannot drive this run, so nothing more is sent for it"))
-                for problem in unrunnable["problems"]?.arrayValue ?? [] { print("  \(problem.stringValue ?? "")") }
+                for problem in unrunnable.problems { print("  \(problem)") }
                 print(
-                    unrunnable["canBeAbandoned"] == true
+                    unrunnable.canBeAbandoned
                         ? "  settle what it did by hand, then `skald abandon \(id) --note TEXT` records that and ends it"
                         : "  its stored definition no longer validates with this version of Skald: run it with the version that started it")
             }
@@ -271,49 +266,46 @@ struct StatusCommand: AsyncParsableCommand {
                 print("abandoned by an operator: nothing more is sent or undone (`skald history \(id)` says who and why)")
                 if !left.isEmpty { print("  still applied, not undone: \(left.joined(separator: ", ")); settle them by hand if that is not already done") }
             }
-            if let failure = run["compensationFailure"], failure != .null {
-                print(style.red("compensation failed: \(failure["step"]?.stringValue ?? ""): \(failure["reason"]?.stringValue ?? "")"))
+            if let failure = run.compensationFailure {
+                print(style.red("compensation failed: \(failure.step ?? ""): \(failure.reason)"))
                 if status == .compensationFailed {
                     print("  retry it with `skald retry \(id)` once the participant is fixed, or `skald resolve \(id) --step STEP --note TEXT` if you undid it by hand")
                 }
             }
-            if let stuck = run["stuck"], stuck != .null, status == .stuck {
-                let step = stuck["step"]?.stringValue ?? ""
+            if let stuck = run.stuck, status == .stuck {
+                let step = stuck.step ?? ""
                 if Watcher.isUndecidedPivot(stuck) {
-                    let key = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["idempotencyKey"]?.stringValue ?? ""
-                    print(style.red("stuck at the pivot: the outcome of \(step) is unknown: \(stuck["reason"]?.stringValue ?? "")"))
+                    let key = run.step(step)?.idempotencyKey ?? ""
+                    print(style.red("stuck at the pivot: the outcome of \(step) is unknown: \(stuck.reason)"))
                     print("  find out at the participant whether the request with Idempotency-Key \(key) was applied; then `skald retry \(id)` sends it again with the same key, `skald resolve \(id) --step \(step) --note TEXT` records that it was applied and goes on, or `skald cancel \(id)` compensates the steps before it")
                 } else {
-                    print(style.red("stuck after the pivot: \(step): \(stuck["reason"]?.stringValue ?? "")"))
+                    print(style.red("stuck after the pivot: \(step): \(stuck.reason)"))
                     print("  fix what that step calls, then `skald retry \(id)` tries it again; or, if you did its work by hand, `skald resolve \(id) --step \(step) --note TEXT` records that and the run goes on")
                 }
             }
-            let rows = (run["steps"]?.arrayValue ?? []).map { step -> [String] in
-                var detail = step["lastError"]?.stringValue ?? ""
-                if detail.isEmpty, let response = step["response"], response != .null {
-                    detail = "HTTP \(response["status"]?.intValue ?? 0) \(response["body"]?.jsonText ?? "")"
+            let rows = run.steps.map { step -> [String] in
+                var detail = step.lastError ?? ""
+                if detail.isEmpty, let response = step.response {
+                    detail = "HTTP \(response.status) \(response.body.jsonText)"
                 }
-                if step["outcomeUnknown"] == true {
-                    let undone = ["compensating", "compensated"].contains(step["status"]?.stringValue ?? "")
+                if step.outcomeUnknown {
+                    let undone = [StepStatus.compensating, .compensated].contains(step.stepStatus)
                     detail = (undone ? "outcome unknown, undone in case it was applied: " : "outcome unknown: ") + detail
                 }
-                if let resolution = step["resolution"], resolution != .null {
-                    let by = resolution["by"]?.stringValue ?? ""
-                    detail = "by hand" + (by.isEmpty ? "" : " (\(by))") + ": \(resolution["note"]?.stringValue ?? "")"
+                if let resolution = step.resolution {
+                    detail = "by hand" + (resolution.by.isEmpty ? "" : " (\(resolution.by))") + ": \(resolution.note)"
                 }
-                if let waiting = step["waiting"], waiting != .null {
+                if let waiting = step.waiting {
                     detail = Self.describe(waiting: waiting) + (detail.isEmpty ? "" : "; " + detail)
-                } else if let next = step["nextAttemptAt"], next != .null {
+                } else if let next = step.nextAttemptAt {
                     detail = "next attempt \(RelativeTime.describe(next)); " + detail
                 }
                 if detail.count > 70 { detail = String(detail.prefix(69)) + "…" }
-                let attempts = "\(step["attempts"]?.intValue ?? 0)" + ((step["compensationAttempts"]?.intValue ?? 0) > 0 ? " + \(step["compensationAttempts"]?.intValue ?? 0) undo" : "")
-                return [step["name"]?.stringValue ?? "", step["status"]?.stringValue ?? "", attempts, detail]
+                let attempts = "\(step.attempts)" + (step.compensationAttempts > 0 ? " + \(step.compensationAttempts) undo" : "")
+                return [step.name, step.status, attempts, detail]
             }
-            for step in run["steps"]?.arrayValue ?? [] {
-                if let waiting = step["waiting"], waiting != .null {
-                    print(style.yellow("waiting: \(step["name"]?.stringValue ?? "") — \(Self.describe(waiting: waiting))"))
-                }
+            for step in run.steps {
+                if let waiting = step.waiting { print(style.yellow("waiting: \(step.name) — \(Self.describe(waiting: waiting))")) }
             }
             print("")
             print(Table.render(["STEP", "STATUS", "ATTEMPTS", "DETAIL"], rows, style: style))
@@ -321,13 +313,11 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     /// "payments circuit open, next probe in 12s", or "queued at payments (bulkhead, rate limit or probes)".
-    static func describe(waiting: JSONValue, now: Date = Date()) -> String {
-        let participant = waiting["participant"]?.stringValue ?? "?"
-        guard waiting["reason"]?.stringValue == "circuit_open" else {
-            return "queued at \(participant) (its bulkhead, rate limit or half-open probes let it go in turn)"
+    static func describe(waiting: WaitView, now: Date = Date()) -> String {
+        guard waiting.reason == "circuit_open" else {
+            return "queued at \(waiting.participant) (its bulkhead, rate limit or half-open probes let it go in turn)"
         }
-        let until = waiting["until"].flatMap { $0 == .null ? nil : $0 }
-        return "\(participant) circuit open" + (until.map { ", next probe \(RelativeTime.describe($0, now: now))" } ?? "")
+        return "\(waiting.participant) circuit open" + (waiting.until.map { ", next probe \(RelativeTime.describe($0, now: now))" } ?? "")
     }
 }
 
@@ -340,9 +330,9 @@ struct ParticipantsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await SkaldClient.with(client) { api in
-            let answer = try await api.get("/v1/participants")
-            if client.json { print(answer.prettyText); return }
-            let participants = answer["participants"]?.arrayValue ?? []
+            let answer = try await api.get(ParticipantsPage.self, "/v1/participants")
+            if client.json { print(answer.json.prettyText); return }
+            let participants = answer.value.participants
             guard !participants.isEmpty else {
                 print("no participants: declare them in a saga's \"participants\" or in a file given to skald serve --participants (see docs/participants.md)")
                 return
@@ -350,20 +340,17 @@ struct ParticipantsCommand: AsyncParsableCommand {
             let style = ProgressPrinter.Style.forStandardOutput
             let now = Date()
             let rows = participants.map { entry -> [String] in
-                let name = entry["name"]?.stringValue ?? "?"
-                let saga = entry["saga"]?.stringValue.map { " (\($0))" } ?? ""
-                var circuit = entry["circuit"]?.stringValue ?? "-"
-                if circuit == "open", RelativeTime.parse(entry["nextProbeAt"]) != nil {
-                    circuit = style.red("open, probe \(RelativeTime.describe(entry["nextProbeAt"], now: now))")
+                var circuit = entry.circuit ?? "-"
+                if circuit == "open", let probe = entry.nextProbeAt {
+                    circuit = style.red("open, probe \(RelativeTime.describe(probe, now: now))")
                 } else if circuit == "half_open" {
                     circuit = style.yellow("half-open")
                 }
-                let rate = entry["failureRate"]?.doubleValue.map { "\(Int($0.rounded()))% of \(entry["callsInWindow"]?.intValue ?? 0)" } ?? "-"
-                var load = "\(entry["inFlight"]?.intValue ?? 0)"
-                if let limit = entry["settings"]?["bulkhead"]?["maxInFlight"]?.intValue { load += "/\(limit)" }
+                let rate = entry.failureRate.map { "\(Int($0.rounded()))% of \(entry.callsInWindow)" } ?? "-"
+                let load = "\(entry.inFlight)" + (entry.settings.bulkhead.map { "/\($0.maxInFlight)" } ?? "")
                 return [
-                    name + saga, circuit, rate, load, "\(entry["queued"]?.intValue ?? 0)",
-                    "\(entry["sent"]?.intValue ?? 0)", "\(entry["heldBack"]?.intValue ?? 0)", entry["summary"]?.stringValue ?? "",
+                    entry.name + (entry.saga.map { " (\($0))" } ?? ""), circuit, rate, load, "\(entry.queued)", "\(entry.sent)", "\(entry.heldBack)",
+                    entry.summary,
                 ]
             }
             print(Table.render(["PARTICIPANT", "CIRCUIT", "FAILURES", "IN FLIGHT", "QUEUED", "SENT", "HELD BACK", "SETTINGS"], rows, style: style))
@@ -398,13 +385,12 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let id = run
         try await SkaldClient.with(client) { api in
-            let page = try await api.get("/v1/runs/\(urlComponent(id))/events")
-            if client.json { print(page.prettyText); return }
+            let answer = try await api.get(EventsPage.self, "/v1/runs/\(urlComponent(id))/events")
+            if client.json { print(answer.json.prettyText); return }
             let style = ProgressPrinter.Style.forStandardOutput
-            for event in page["events"]?.arrayValue ?? [] {
-                let at = RelativeTime.parse(event["at"]).map { $0.formatted(.iso8601.time(includingFractionalSeconds: true)) } ?? ""
-                let kind = (event["kind"]?.stringValue ?? "").padding(toLength: 24, withPad: " ", startingAt: 0)
-                print("\(style.dim(at))  \(kind) \(event["message"]?.stringValue ?? "")")
+            for event in answer.value.events {
+                let at = event.at.formatted(.iso8601.time(includingFractionalSeconds: true))
+                print("\(style.dim(at))  \(event.kind.padding(toLength: 24, withPad: " ", startingAt: 0)) \(event.message)")
             }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SkaldAPI
 import SkaldCore
 
 struct CancelCommand: AsyncParsableCommand {
@@ -17,13 +18,11 @@ struct CancelCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = run
-        var body: JSONValue = ["by": .string(who.name)]
-        if let reason { body = ["by": .string(who.name), "reason": .string(reason)] }
+        let body = CancelRunRequest(reason: reason, by: who.name)
         try await SkaldClient.with(client) { api in
-            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/cancel", body)
-            if client.json { print(run.prettyText); return }
-            if OperatorReply.saidAccepted(answered, run, id) { return }
-            print("cancelled run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+            let answer = try await api.post(RunView.self, "/v1/runs/\(urlComponent(id))/cancel", body)
+            if OperatorReply.said(answer, id, json: client.json) { return }
+            print("cancelled run \(id): now \(answer.value.status); follow it with `skald watch \(id)`")
         }
     }
 }
@@ -64,15 +63,11 @@ struct RetryCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = run
-        var body: [String: JSONValue] = ["by": .string(who.name)]
-        if let step { body["step"] = .string(step) }
-        if let note { body["note"] = .string(note) }
-        let request = JSONValue.object(body)
+        let body = RetryRunRequest(step: step, by: who.name, note: note)
         try await SkaldClient.with(client) { api in
-            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/retry", request)
-            if client.json { print(run.prettyText); return }
-            if OperatorReply.saidAccepted(answered, run, id) { return }
-            print("retrying run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+            let answer = try await api.post(RunView.self, "/v1/runs/\(urlComponent(id))/retry", body)
+            if OperatorReply.said(answer, id, json: client.json) { return }
+            print("retrying run \(id): now \(answer.value.status); follow it with `skald watch \(id)`")
         }
     }
 }
@@ -116,16 +111,15 @@ struct ResolveCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = run
-        var body: [String: JSONValue] = ["step": .string(step), "note": .string(note), "by": .string(who.name)]
-        if let response { body["response"] = try InputArgument.loadOrExit(response, option: "--response") }
-        let request = JSONValue.object(body)
+        let body = ResolveRunRequest(
+            step: step, note: note, by: who.name, response: try response.map { try InputArgument.loadOrExit($0, option: "--response") })
+        let step = step
         try await SkaldClient.with(client) { api in
-            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/resolve", request)
-            if client.json { print(run.prettyText); return }
-            if OperatorReply.saidAccepted(answered, run, id) { return }
-            let resolved = run["steps"]?.arrayValue?.first { $0["name"]?.stringValue == step }?["status"]?.stringValue
-            let what = resolved == StepStatus.resolved.rawValue ? "\(step), done by hand; the run goes on from it" : "the compensation of \(step)"
-            print("resolved \(what) in run \(id): now \(run["status"]?.stringValue ?? "?"); follow it with `skald watch \(id)`")
+            let answer = try await api.post(RunView.self, "/v1/runs/\(urlComponent(id))/resolve", body)
+            if OperatorReply.said(answer, id, json: client.json) { return }
+            let run = answer.value
+            let what = run.step(step)?.stepStatus == .resolved ? "\(step), done by hand; the run goes on from it" : "the compensation of \(step)"
+            print("resolved \(what) in run \(id): now \(run.status); follow it with `skald watch \(id)`")
         }
     }
 }
@@ -134,12 +128,10 @@ extension AbandonCommand {
     /// The steps with a compensation that may still be applied (succeeded, outcome unknown, or whose undo failed), as
     /// `SagaMachine.notUndone` says, from the run's JSON: a step without a compensation is never undone, so it is not
     /// "left".
-    static func notUndone(_ run: JSONValue) -> [String] {
-        let compensated = Set((run["graph"]?["steps"]?.arrayValue ?? []).filter { $0["compensation"] == true }.compactMap { $0["name"]?.stringValue })
-        return (run["steps"]?.arrayValue ?? []).filter { step in
-            compensated.contains(step["name"]?.stringValue ?? "")
-                && ["succeeded", "resolved", "outcome_unknown", "compensation_failed", "compensating"].contains(step["status"]?.stringValue ?? "")
-        }.compactMap { $0["name"]?.stringValue }
+    static func notUndone(_ run: RunView) -> [String] {
+        let compensated = Set((run.graph?.steps ?? []).filter(\.compensation).map(\.name))
+        let applied: Set<StepStatus> = [.succeeded, .resolved, .outcomeUnknown, .compensationFailed, .compensating]
+        return run.steps.filter { step in compensated.contains(step.name) && step.stepStatus.map(applied.contains) == true }.map(\.name)
     }
 }
 
@@ -170,24 +162,27 @@ struct AbandonCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = run
-        let request: JSONValue = ["note": .string(note), "by": .string(who.name)]
+        let body = AbandonRunRequest(note: note, by: who.name)
         try await SkaldClient.with(client) { api in
-            let (answered, run) = try await api.post("/v1/runs/\(urlComponent(id))/abandon", request)
-            if client.json { print(run.prettyText); return }
-            if OperatorReply.saidAccepted(answered, run, id) { return }
-            let left = Self.notUndone(run)
+            let answer = try await api.post(RunView.self, "/v1/runs/\(urlComponent(id))/abandon", body)
+            if OperatorReply.said(answer, id, json: client.json) { return }
+            let left = Self.notUndone(answer.value)
             print("abandoned run \(id): nothing more is sent or undone" + (left.isEmpty ? "" : "; still applied, not undone: \(left.joined(separator: ", "))"))
         }
     }
 }
 
-/// What every operator verb prints when another node took its action.
+/// What every operator verb prints before its own line.
 enum OperatorReply {
-    /// On 202 (the node that drives the run took the action and is carrying it out), says so and what to follow;
-    /// true when it did.
-    static func saidAccepted(_ status: Int, _ run: JSONValue, _ id: String) -> Bool {
-        guard status == 202 else { return false }
-        print("accepted: \(run["accepted"]?.stringValue ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
+    /// With `--json`, the answer as it came; on 202 (the node that drives the run took the action and is carrying it
+    /// out), that and what to follow. True when that was all there is to say.
+    static func said(_ answer: Answer<RunView>, _ id: String, json: Bool) -> Bool {
+        if json {
+            print(answer.json.prettyText)
+            return true
+        }
+        guard answer.status == 202 else { return false }
+        print("accepted: \(answer.value.accepted ?? "the node that drives the run is carrying the action out"); follow it with `skald watch \(id)`")
         return true
     }
 }

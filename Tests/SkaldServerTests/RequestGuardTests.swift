@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import SkaldAPI
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
