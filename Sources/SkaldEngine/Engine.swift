@@ -82,15 +82,8 @@ public final class Engine: Service, Sendable {
     let storeFailingSince = Mutex<StoreTrouble?>(nil)
     /// Whether `storeFailingSince` is set, read without the lock on every successful write.
     let storeIsFailing = Atomic<Bool>(false)
-    /// Rung when other nodes signal new runs or forwarded actions (shared stores only).
-    let doorbell: Doorbell
-    /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
-    let commandsInProgress = Mutex<Set<Int64>>([])
-    /// How far this node's clock is ahead of the database's (behind when negative), in seconds, as measured at the
-    /// last lease renewal (shared stores only).
-    let measuredSkew = Mutex<Double?>(nil)
-    /// Set when another node announced a forwarded action for this one.
-    let commandsSignalled = CommandSignal()
+    /// This process as a node of a shared store (PostgreSQL): its lease, claims and forwarded actions.
+    let node: NodeCoordinator?
 
     public init(
         store: any SagaStore, executor: any StepExecutor, clock: any EngineClock = SystemClock(),
@@ -101,7 +94,7 @@ public final class Engine: Service, Sendable {
         self.executor = executor
         self.clock = clock
         self.notifier = EventNotifier(clock: clock)
-        self.doorbell = Doorbell(clock: clock)
+        self.node = shared.map { NodeCoordinator(shared: $0, clock: clock, limits: configuration.node, logger: logger) }
         self.configuration = configuration
         self.logger = logger
         self.limiter = AttemptLimiter(limit: configuration.concurrency)
@@ -260,12 +253,12 @@ public final class Engine: Service, Sendable {
             let unfinished = shared == nil ? try await store.unfinishedRuns() : []
             if !unfinished.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(unfinished.count)"]) }
             await withTaskGroup(of: Void.self) { background in
-                if let shared {
-                    background.addTask { await self.claimWork(shared) }
+                if let node {
+                    background.addTask { await node.claimWork(for: self) }
                 }
                 await serve(unfinished)
                 // Drained: the node stops claiming once it wakes, after the actions it took are carried out.
-                doorbell.ring()
+                node?.doorbell.ring()
             }
         }
     }

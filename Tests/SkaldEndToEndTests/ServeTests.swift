@@ -151,8 +151,11 @@ import SkaldTestSupport
             let folder = try temporaryFolder()
             let db = try await kind.newDatabase()
             // --prune-older-than used to make every SIGTERM exit 1 and store the cancelled calls as failures.
+            // Patient sagas: the held call must not reach its own timeout before the shutdown's on a busy machine.
+            let sagas = try PatientSagas.folder(in: folder)
             let server = try await ServeProcess(
-                db: db, environment: participants.environment, in: folder, extra: ["--prune-older-than", "7d", "--shutdown-timeout", "200ms"])
+                db: db, environment: participants.environment, in: folder, sagas: sagas,
+                extra: ["--prune-older-than", "7d", "--shutdown-timeout", "200ms"])
             await participants[.payments].setFaults(Faults(hold: true))
             let runID = try await withHTTPClient { http in
                 let (_, run) = try await APIClient(http: http, base: server.url).call(
@@ -174,7 +177,7 @@ import SkaldTestSupport
 
             await participants[.payments].setFaults(Faults())
             await participants[.payments].releaseHeld()
-            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder)
+            let restarted = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas)
             let watched = try await SkaldProcess.run(["watch", runID], environment: ["SKALD_SERVER": restarted.url], in: folder)
             #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
             let resent = try #require(try await withStore(db) { try await $0.attempts(runID: runID) }.first { $0.key.stepName == "charge-card" })

@@ -21,7 +21,8 @@ import SkaldTestSupport
             let listening = Mutex<Int?>(nil)
             var configuration = ServerConfiguration()
             configuration.port = 0
-            configuration.sagas = [try DefinitionParser.parse(Array(DemoSagas.checkout.utf8))]
+            // Timeouts no busy test machine runs into: the run completes rather than compensates.
+            configuration.sagas = [try DefinitionParser.parse(Array(DemoSagas.withLongTimeouts(DemoSagas.checkout).utf8))]
             configuration.pruneOlderThan = .seconds(7 * 86_400)
             configuration.onListening = { _, port in listening.withLock { $0 = port } }
             let http = HTTPClient.makeForSteps()
@@ -32,22 +33,29 @@ import SkaldTestSupport
             #expect(try await service.registerSagas().map(\.registration) == [.registered])
 
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [service], logger: Logger(label: "embedding")))
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
-                try await waitFor("the API to listen") { listening.withLock { $0 } != nil }
-                let port = try #require(listening.withLock { $0 })
-                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/runs")
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(string: #"{"saga": "checkout", "input": \#(DemoSagas.checkoutInput(orderId: "e-1").jsonText)}"#))
-                let response = try await http.execute(request, timeout: .seconds(30))
-                let created = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 1 << 20)))
-                #expect(response.status == .created, "\(created)")
-                let id = try #require(created["id"]?.stringValue)
-                try await waitFor("run \(id) to complete") { try await database.run(id: id)?.state.status == .completed }
-                // The caller's graceful shutdown reaches the service's own group: the API stops, the engine drains.
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
+            // A failure below leaves the task group, which cancels the service; the client is shut down either way.
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask { try await group.run() }
+                    try await waitFor("the API to listen") { listening.withLock { $0 } != nil }
+                    let port = try #require(listening.withLock { $0 })
+                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/runs")
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(string: #"{"saga": "checkout", "input": \#(DemoSagas.checkoutInput(orderId: "e-1").jsonText)}"#))
+                    let response = try await http.execute(request, timeout: .seconds(30))
+                    let created = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 1 << 20)))
+                    #expect(response.status == .created, "\(created)")
+                    let id = try #require(created["id"]?.stringValue)
+                    try await waitFor("run \(id) to end") { try await database.run(id: id)?.state.status.isTerminal == true }
+                    #expect(try await database.run(id: id)?.state.status == .completed)
+                    // The caller's graceful shutdown reaches the service's own group: the API stops, the engine drains.
+                    await group.triggerGracefulShutdown()
+                    try await tasks.waitForAll()
+                }
+            } catch {
+                try? await http.shutdown()
+                throw error
             }
             try await http.shutdown()
             await database.close()
