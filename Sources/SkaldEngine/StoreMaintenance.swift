@@ -17,8 +17,16 @@ public protocol StoreMaintenance: Sendable {
     func sizeInBytes() async throws -> Int
     /// The nodes serving a shared database now; none for a SQLite file (its engine lock keeps a second engine out).
     func liveNodes() async throws -> [String]
+    /// Runs what the database needs while it is used (PostgreSQL's connection pool, when the caller runs it) until
+    /// the task is cancelled or sees a graceful shutdown; returns at once when there is nothing to run.
+    /// `SkaldService` runs it as a service of its own that a graceful shutdown reaches after the engine drained.
+    func serve() async
     /// Releases the engine lock and closes connections; the store cannot be used afterwards.
     func close() async
+}
+
+extension StoreMaintenance {
+    public func serve() async {}
 }
 
 /// A database as the commands and the server use it: runs, and their upkeep.

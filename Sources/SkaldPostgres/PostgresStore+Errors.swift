@@ -73,6 +73,7 @@ extension PostgresStore {
     /// One transaction, committed when `body` returns, rolled back when it throws.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = logger
+        await poolRunning.wait()
         do {
             return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
         } catch {
@@ -82,6 +83,7 @@ extension PostgresStore {
 
     /// Reads outside a transaction (each query sees what is committed).
     func reading<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        await poolRunning.wait()
         do {
             return try await client.withConnection { connection in try await body(connection) }
         } catch {

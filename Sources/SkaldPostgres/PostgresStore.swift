@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 import _ConnectionPoolModule
 import SkaldCore
@@ -64,14 +65,30 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
 ///
 /// Several processes share one database as *nodes* (`SharedRunStore`): each store is a node with its own id; a run's
 /// `owner` is the node that drives it, and every write of a run's progress is fenced on it.
-public final class PostgresStore: SharedRunStore {
+///
+/// Its connection pool runs as long as the store is used, started by whoever `PoolRunner` names: the store itself
+/// (from `open` to `shutdown()`), or the caller, which runs the store as a `Service` (or calls `serve()`) in its
+/// `ServiceGroup`, listed before the services that use it so that a graceful shutdown reaches the pool after them.
+/// `SkaldService` does so for the database it is given.
+public final class PostgresStore: SharedRunStore, Service {
     public let location: PostgresLocation
     public let node: String
     let client: PostgresClient
     let logger: Logger
     let metrics: StoreMetrics
-    private let runner: Task<Void, Never>
-    private let runnerStarted: AsyncStream<Void>
+    /// The pool's task when the store runs it itself (`PoolRunner.store`).
+    private let runner: Task<Void, Never>?
+    /// Opened once the pool runs: a query waits for it, so none is asked of a pool that has not started.
+    let poolRunning = PoolGate()
+
+    /// Who runs the store's connection pool.
+    public enum PoolRunner: Sendable {
+        /// The store, from `open` until `shutdown()`: for a command or a test that opens a database, uses it and
+        /// closes it.
+        case store
+        /// The caller: `run()` (as a `Service`) or `serve()` runs the pool; queries wait until it does.
+        case caller
+    }
 
     /// A node id nobody else has: the host, the process and a random part.
     public static func newNodeID() -> String {
@@ -85,7 +102,7 @@ public final class PostgresStore: SharedRunStore {
     ///   - node: this process's node id among those sharing the database.
     public static func open(
         _ location: PostgresLocation, maximumConnections: Int = 20, node: String = newNodeID(), logger: Logger = Logger(label: "skald.postgres"),
-        metrics: StoreMetrics = StoreMetrics()
+        metrics: StoreMetrics = StoreMetrics(), pool: PoolRunner = .store
     ) async throws -> PostgresStore {
         // One direct connection first: a wrong password or an unreachable server is reported at once and plainly
         // (the pool would keep retrying for a minute), and the schema is migrated on it.
@@ -105,30 +122,49 @@ public final class PostgresStore: SharedRunStore {
         var configuration = location.clientConfiguration
         configuration.options.maximumConnections = max(2, maximumConnections)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let store = PostgresStore(location: location, node: node, client: client, logger: logger, metrics: metrics)
-        // The pool warns about a lease asked for before its run() began; the first query waits for it to begin.
-        for await _ in store.runnerStarted {}
-        return store
+        return PostgresStore(location: location, node: node, client: client, logger: logger, metrics: metrics, pool: pool)
     }
 
-    init(location: PostgresLocation, node: String, client: PostgresClient, logger: Logger, metrics: StoreMetrics = StoreMetrics()) {
+    init(
+        location: PostgresLocation, node: String, client: PostgresClient, logger: Logger, metrics: StoreMetrics = StoreMetrics(),
+        pool: PoolRunner = .store
+    ) {
         self.metrics = metrics
         self.location = location
         self.node = node
         self.client = client
         self.logger = logger
-        let (started, begin) = AsyncStream<Void>.makeStream()
-        runnerStarted = started
-        runner = Task {
-            begin.finish()
-            await client.run()
+        switch pool {
+        case .store:
+            runner = Task { [poolRunning] in
+                poolRunning.open()
+                await client.run()
+            }
+        case .caller:
+            runner = nil
         }
     }
 
-    /// Closes the pool's connections. The store cannot be used afterwards.
+    /// Runs the connection pool until the task is cancelled or sees a graceful shutdown, when the caller runs it
+    /// (`PoolRunner.caller`); returns at once when the store runs it itself. Call it once.
+    public func serve() async {
+        guard runner == nil else { return }
+        poolRunning.open()
+        await client.run()
+    }
+
+    /// As a `Service`: runs the pool (`PoolRunner.caller`) until graceful shutdown. In a `ServiceGroup`, list it before
+    /// the services that use it: the group stops them first.
+    public func run() async throws {
+        await serve()
+        // Nothing to run (the store runs its pool): a service that returned would stop the group.
+        try? await gracefulShutdown()
+    }
+
+    /// Closes the pool's connections when the store runs it. The store cannot be used afterwards.
     public func shutdown() async {
-        runner.cancel()
-        await runner.value
+        runner?.cancel()
+        await runner?.value
     }
 
     static func migrate(_ connection: PostgresConnection, location: PostgresLocation, logger: Logger) async throws {
@@ -479,4 +515,29 @@ public final class PostgresStore: SharedRunStore {
 public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+}
+
+/// Opens once; until then every caller of `wait()` waits.
+final class PoolGate: Sendable {
+    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        if state.withLock({ $0.isOpen }) { return }
+        await withCheckedContinuation { continuation in
+            let isOpen = state.withLock { state in
+                if !state.isOpen { state.waiters.append(continuation) }
+                return state.isOpen
+            }
+            if isOpen { continuation.resume() }
+        }
+    }
 }

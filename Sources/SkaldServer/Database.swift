@@ -13,6 +13,9 @@ public struct DatabaseSettings: Sendable {
     public var busyTimeout: Duration = SQLiteStore.defaultBusyTimeout
     /// PostgreSQL: the most connections this process keeps open.
     public var connections = 16
+    /// PostgreSQL: who runs the connection pool. `SkaldService` runs it (`.caller`) for a database it is given;
+    /// a command that opens, uses and closes one leaves it to the store.
+    public var pool: PostgresStore.PoolRunner = .store
     public var metrics = StoreMetrics()
 
     public init(location: String) {
@@ -28,7 +31,8 @@ public struct DatabaseSettings: Sendable {
 public func openDatabase(_ settings: DatabaseSettings) async throws -> any SkaldDatabase {
     if settings.isPostgres {
         return try await PostgresStore.open(
-            try PostgresLocation(url: settings.location), maximumConnections: settings.connections, metrics: settings.metrics)
+            try PostgresLocation(url: settings.location), maximumConnections: settings.connections, metrics: settings.metrics,
+            pool: settings.pool)
     }
     return try SQLiteStore(path: settings.location, durability: settings.durability, busyTimeout: settings.busyTimeout, metrics: settings.metrics)
 }

@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable {
     public var pruneInterval: Duration = .seconds(3600)
     /// Told where the server listens once it does (the port it got when `port` is 0).
     public var onListening: @Sendable (_ host: String, _ port: Int) -> Void = { _, _ in }
+    /// Runs once the database can be used and before anything is served (`skald serve` registers its `--sagas`
+    /// here and stops when that fails).
+    public var beforeServing: @Sendable (SkaldService) async throws -> Void = { _ in }
     public var logger = Logger(label: "skald")
     /// Hummingbird's own logger (it tells of every request at debug).
     public var httpLogger = Logger(label: "skald.http")
@@ -68,10 +71,32 @@ public final class SkaldService: Service {
         return out
     }
 
-    /// Takes the database's engine lock (a SQLite file is driven by one process), then serves until the caller's
-    /// graceful shutdown, or until a part of it fails.
+    /// Takes the database's engine lock (a SQLite file is driven by one process), runs what the database needs,
+    /// `beforeServing`, then serves until the caller's graceful shutdown, or until a part of it fails.
     public func run() async throws {
         try database.takeEngineLock()
+        // The database's own work (PostgreSQL's pool, when it was left to the caller) is a service of its own, listed
+        // first: it runs before anything is served, and a graceful shutdown reaches it last, once the engine has
+        // drained and stored its last outcomes. (The pool stops at the graceful shutdown it sees: in a child task of
+        // this one it would see the caller's at once, and close under the draining engine.)
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: DatabaseService(database: database)), .init(service: Serving(service: self)),
+        ]
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: configuration.logger)).run()
+    }
+
+    /// `beforeServing`, then the API, the engine and their helpers.
+    struct Serving: Service {
+        let service: SkaldService
+
+        func run() async throws {
+            try await service.configuration.beforeServing(service)
+            try await service.serve()
+        }
+    }
+
+    /// The API, the engine and their helpers, as a group of their own.
+    func serve() async throws {
         let configuration = configuration
         let router = buildRouter(engine: engine, store: database, configuration: configuration.api)
         let app = Application(
@@ -89,6 +114,17 @@ public final class SkaldService: Service {
         // A group of its own, inside the caller's: it follows the caller's graceful shutdown, stopping the services
         // in reverse order (the API first, the engine last, once its attempts in flight are stored).
         try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: configuration.logger)).run()
+    }
+}
+
+/// What the database needs run while it is used (`StoreMaintenance.serve`), until graceful shutdown.
+struct DatabaseService: Service {
+    let database: any SkaldDatabase
+
+    func run() async throws {
+        // PostgreSQL's pool returns at graceful shutdown; with nothing to run, wait for it.
+        await database.serve()
+        try? await gracefulShutdown()
     }
 }
 

@@ -37,8 +37,9 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     /// What `openDatabase` needs, from these options.
-    func settings(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) -> DatabaseSettings {
+    func settings(connections: Int = 16, metrics: StoreMetrics = StoreMetrics(), pool: PostgresStore.PoolRunner = .store) -> DatabaseSettings {
         var settings = DatabaseSettings(location: path)
+        settings.pool = pool
         settings.durability = Durability(rawValue: durability) ?? .process
         settings.busyTimeout = DurationText.parse(busyTimeout) ?? SQLiteStore.defaultBusyTimeout
         settings.connections = connections
@@ -48,9 +49,11 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Opens the database, or prints why not and exits 1.
     /// - Parameter connections: for PostgreSQL, the most connections the store keeps open.
-    func open(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> any SkaldDatabase {
+    func open(connections: Int = 16, metrics: StoreMetrics = StoreMetrics(), pool: PostgresStore.PoolRunner = .store) async throws
+        -> any SkaldDatabase
+    {
         do {
-            return try await openDatabase(settings(connections: connections, metrics: metrics))
+            return try await openDatabase(settings(connections: connections, metrics: metrics, pool: pool))
         } catch {
             printError("error: \(error)")
             throw Exit.failure
@@ -59,8 +62,10 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Opens the database and takes what lets this process drive runs (a SQLite file's one-engine lock), or prints
     /// why not and exits 1.
-    func openForEngine(connections: Int = 16, metrics: StoreMetrics = StoreMetrics()) async throws -> any SkaldDatabase {
-        let database = try await open(connections: connections, metrics: metrics)
+    func openForEngine(connections: Int = 16, metrics: StoreMetrics = StoreMetrics(), pool: PostgresStore.PoolRunner = .store) async throws
+        -> any SkaldDatabase
+    {
+        let database = try await open(connections: connections, metrics: metrics, pool: pool)
         do {
             try database.takeEngineLock()
             return database

@@ -171,7 +171,8 @@ struct ServeCommand: AsyncParsableCommand {
         let participants = try execution.loadParticipants()
         let storeConnections = min(64, max(8, concurrency))
         let connections = connectionLimit(storeConnections: storeConnections, output: output)
-        let database = try await self.database.openForEngine(connections: storeConnections, metrics: metrics.store)
+        // On PostgreSQL the service runs the connection pool, as a child task that ends after the engine drained.
+        let database = try await self.database.openForEngine(connections: storeConnections, metrics: metrics.store, pool: .caller)
         if token == nil && !Self.isLoopback(host) {
             output.warning("listening on \(host) without a token: anyone who can reach this address can start and cancel runs. Set --token or SKALD_TOKEN.")
         }
@@ -195,6 +196,10 @@ struct ServeCommand: AsyncParsableCommand {
         server.onListening = { host, port in
             output.info("skald serve: listening on http://\(host):\(port) (database \(path)\(token == nil ? "" : ", token required"))")
         }
+        // The --sagas once the database can be used, before anything is served; a conflict stops the start.
+        server.beforeServing = { [self] service in
+            if try await !register(service, files: files.map(\.path), output: output) { throw Exit.invalid }
+        }
         let client = StepHTTPClients(concurrency: concurrency)
         let service = SkaldService(
             database: database, executor: HTTPStepExecutor(clients: client, maxResponseBytes: execution.maxResponseBytes),
@@ -207,10 +212,6 @@ struct ServeCommand: AsyncParsableCommand {
                 MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: database) }
             })
         let engine = service.engine
-        if try await !register(service, files: files.map(\.path), output: output) {
-            await database.close()
-            throw Exit.invalid
-        }
 
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -223,6 +224,8 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             try? await client.shutdown()
             await database.close()
+            // What stopped the start was said already (a conflicting definition).
+            if let exit = error as? ExitCode { throw exit }
             if let error = error as? IOError, error.errnoCode == EADDRINUSE {
                 output.error(
                     "cannot listen on \(host):\(port): the address is already in use (another skald serve?); stop that process, or choose another port with --port")
