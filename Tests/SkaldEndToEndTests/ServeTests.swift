@@ -190,6 +190,31 @@ import SkaldTestSupport
         }
     }
 
+    /// A `--sagas` file that changed without a new version stops the start, before anything is served, on both
+    /// stores (on PostgreSQL the registration runs once the service has started the pool).
+    @Test(arguments: DatabaseKind.tested)
+    func aChangedDefinitionInSagasStopsTheStart(kind: DatabaseKind) async throws {
+        let folder = try temporaryFolder()
+        let db = try await kind.newDatabase()
+        let sagas = folder.appendingPathComponent("sagas")
+        try FileManager.default.createDirectory(at: sagas, withIntermediateDirectories: true)
+        let checkout = try String(contentsOf: packageRoot.appendingPathComponent("Sagas/checkout.json"), encoding: .utf8)
+        try checkout.write(to: sagas.appendingPathComponent("checkout.json"), atomically: true, encoding: .utf8)
+        let first = try await ServeProcess(db: db, environment: [:], in: folder, sagas: sagas.path)
+        first.terminate()
+        #expect(await first.waitForExit() == 0)
+
+        let changed = checkout.replacingOccurrences(of: #""timeout": "2s""#, with: #""timeout": "3s""#)
+        #expect(changed != checkout)
+        try changed.write(to: sagas.appendingPathComponent("checkout.json"), atomically: true, encoding: .utf8)
+        let second = try await SkaldProcess.run(["serve", "--db", db, "--port", "0", "--sagas", sagas.path], in: folder)
+        #expect(second.status == 2, "\(second.stdout)\(second.stderr)")
+        let said = second.stdout + second.stderr
+        #expect(said.contains("checkout version 1 is already registered with other content"), "\(said)")
+        #expect(said.contains("not starting"), "\(said)")
+        #expect(!said.contains("listening on"), "\(said)")
+    }
+
     @Test func onATerminalTheListsColumnsLineUpDespiteColours() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
