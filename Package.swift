@@ -83,7 +83,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The example sagas, embedded for a demo run away from the repository (links to Sagas/).
+            resources: [.embedInCode("Resources/checkout.json"), .embedInCode("Resources/trip.json")]
         ),
         // The HTTP status and control API.
         .target(
@@ -96,7 +98,10 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-            ]
+            ],
+            // The document served at /v1/openapi.json and the console served at / (links to docs/ and console/),
+            // embedded in the binary, which stays one file.
+            resources: [.embedInCode("Resources/openapi.json"), .embedInCode("Resources/console.html")]
         ),
         // The composition root.
         .executableTarget(

@@ -33,3 +33,10 @@ public enum DemoSagas {
         ]
     }
 }
+
+extension DemoSagas {
+    /// `Sagas/checkout.json`, embedded in the binary, for when the demo runs away from the repository.
+    public static let checkout = String(decoding: PackageResources.checkout_json, as: UTF8.self).trimmingCharacters(in: .newlines)
+    /// `Sagas/trip.json`, embedded likewise.
+    public static let trip = String(decoding: PackageResources.trip_json, as: UTF8.self).trimmingCharacters(in: .newlines)
+}

@@ -18,3 +18,7 @@ public enum ConsolePage {
         return "sha256-" + Data(SHA256.hash(Array(script.utf8))).base64EncodedString()
     }()
 }
+
+extension ConsolePage {
+    public static let html = String(decoding: PackageResources.console_html, as: UTF8.self).trimmingCharacters(in: .newlines)
+}

@@ -75,7 +75,7 @@ struct APIContractTests {
     }
 
     /// `POST /v1/definitions` takes what `Sagas/schema/saga.schema.json` describes: the document carries that schema
-    /// itself (`scripts/embed-resources` copies it), so the two cannot drift apart.
+    /// itself (`scripts/sync-saga-schema` copies it), so the two cannot drift apart.
     @Test func theDefinitionSchemaIsTheSagaSchema() throws {
         let contract = try Contract()
         #expect(try contract.requestBody("registerDefinition") == ["$ref": "#/components/schemas/SagaDefinition"])
@@ -101,9 +101,9 @@ struct APIContractTests {
             }
         }
         let schemas = try #require(contract.document["components"]?["schemas"]?.objectValue)
-        #expect(schemas["SagaDefinition"] == moved(schema), "docs/openapi.json's SagaDefinition differs from the saga schema: run scripts/embed-resources")
+        #expect(schemas["SagaDefinition"] == moved(schema), "docs/openapi.json's SagaDefinition differs from the saga schema: run scripts/sync-saga-schema")
         for (name, definition) in definitions {
-            #expect(schemas["SagaDefinition.\(name)"] == moved(definition), "SagaDefinition.\(name) differs: run scripts/embed-resources")
+            #expect(schemas["SagaDefinition.\(name)"] == moved(definition), "SagaDefinition.\(name) differs: run scripts/sync-saga-schema")
         }
         let copied = Set(schemas.keys.filter { $0.hasPrefix("SagaDefinition.") })
         #expect(copied == Set(definitions.keys.map { "SagaDefinition.\($0)" }))
