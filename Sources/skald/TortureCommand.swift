@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import NIOCore
 import NIOHTTP1
+import SkaldAPI
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
@@ -244,34 +245,36 @@ struct TortureDriver {
                 guard ContinuousClock.now < deadline else { return }
                 let entry = started[index]
                 let input: JSONValue = ["mode": .string(entry.plan.mode), "fail": .string(entry.plan.fail)]
-                if let (_, run) = try? await call(url, .POST, "/v1/runs", ["saga": .string(entry.plan.saga), "input": input, "idempotencyKey": .string(entry.key)]),
-                    let id = run["id"]?.stringValue
-                {
-                    started[index].id = id
+                let start = StartRunRequest(saga: entry.plan.saga, input: input, idempotencyKey: entry.key)
+                if let (_, answer) = try? await call(url, .POST, "/v1/runs", start.json()), let run = try? RunView(json: answer) {
+                    started[index].id = run.id
                 }
             }
             for entry in started where entry.plan.mode == "cancel" && !cancelled.contains(entry.key) {
                 guard let id = entry.id, ContinuousClock.now < deadline else { continue }
                 do {
-                    _ = try await call(url, .POST, "/v1/runs/\(id)/cancel", ["reason": "torture"])
+                    _ = try await call(url, .POST, "/v1/runs/\(id)/cancel", CancelRunRequest(reason: "torture").json())
                     cancelled.insert(entry.key)
                     cancelAccepted.insert(id)
                 } catch let refused as TortureCallFailed where refused.status == 409 {
                     cancelled.insert(entry.key)  // it had already finished
                 } catch {}
             }
-            if let (_, page) = try? await call(url, .GET, "/v1/runs?status=compensation_failed&limit=500", nil) {
-                for run in page["runs"]?.arrayValue ?? [] {
-                    guard let id = run["id"]?.stringValue, let step = run["compensationFailure"]?["step"]?.stringValue else { continue }
+            if let (_, answer) = try? await call(url, .GET, "/v1/runs?status=compensation_failed&limit=500", nil),
+                let page = try? RunsPage(json: answer)
+            {
+                for run in page.runs {
+                    guard let step = run.compensationFailure?.step else { continue }
+                    let id = run.id
                     // Half are fixed and retried, half are resolved by hand (recorded first, as a person would act
                     // first); which by the run's place in the workload, so a seed reproduces it.
                     let place = started.firstIndex { $0.id == id } ?? 0
                     if place % 2 == 0 {
                         participant.fix(run: id)
-                        _ = try? await call(url, .POST, "/v1/runs/\(id)/retry", ["by": "torture", "note": "fixed the undo service"])
+                        _ = try? await call(url, .POST, "/v1/runs/\(id)/retry", RetryRunRequest(by: "torture", note: "fixed the undo service").json())
                     } else {
                         participant.resolveByHand(run: id, step: step)
-                        _ = try? await call(url, .POST, "/v1/runs/\(id)/resolve", ["step": .string(step), "by": "torture", "note": "undone by hand"])
+                        _ = try? await call(url, .POST, "/v1/runs/\(id)/resolve", ResolveRunRequest(step: step, note: "undone by hand", by: "torture").json())
                     }
                 }
             }
@@ -281,7 +284,9 @@ struct TortureDriver {
 
     func allEnded(_ url: String) async -> Bool {
         for status in ["running", "compensating", "compensation_failed", "stuck"] {
-            guard let (_, page) = try? await call(url, .GET, "/v1/runs?status=\(status)&limit=1", nil), page["runs"] == [] else { return false }
+            guard let (_, answer) = try? await call(url, .GET, "/v1/runs?status=\(status)&limit=1", nil), let page = try? RunsPage(json: answer),
+                page.runs.isEmpty
+            else { return false }
         }
         return true
     }

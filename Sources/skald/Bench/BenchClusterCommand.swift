@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import SkaldAPI
 import SkaldCore
 import SkaldDemo
 import SkaldPostgres
@@ -181,8 +182,8 @@ struct BenchClusterCommand: AsyncParsableCommand {
                         var request = HTTPClientRequest(url: nodes[number % nodes.count].url + "/v1/runs")
                         request.method = .POST
                         request.headers.add(name: "Content-Type", value: "application/json")
-                        let body: JSONValue = ["saga": .string(saga), "input": BenchSaga.input(number)]
-                        request.body = .bytes(ByteBuffer(string: body.jsonText))
+                        let body = StartRunRequest(saga: saga, input: BenchSaga.input(number))
+                        request.body = .bytes(ByteBuffer(string: body.json().jsonText))
                         let response = try await client.execute(request, timeout: .seconds(120))
                         _ = try await response.body.collect(upTo: 1 << 20)
                         guard response.status == .created else { throw BenchError("starting a run answered \(response.status)") }
@@ -200,7 +201,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
             for status in ["running", "compensating"] {
                 let response = try await client.execute(HTTPClientRequest(url: node.url + "/v1/runs?status=\(status)&limit=1"), timeout: .seconds(60))
                 let body = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 1 << 20)))
-                if body["runs"]?.arrayValue?.isEmpty == false { unfinished = true }
+                if try RunsPage(json: body).runs.isEmpty == false { unfinished = true }
             }
             if !unfinished { return }
             try await Task.sleep(for: .milliseconds(50))
