@@ -118,6 +118,12 @@ struct APIContractTests {
             #expect(JSONValueCoding.describe(error) == "\"version\" must be a whole number, not a string")
         }
         do {
+            _ = try StartRunRequest(json: ["saga": "checkout", "version": 1.5])
+            Issue.record("a version of 1.5 was read")
+        } catch let error as DecodingError {
+            #expect(JSONValueCoding.describe(error) == "\"version\" must be a whole number, not 1.5")
+        }
+        do {
             _ = try JSONValueCoding.decode(RunsPage.self, from: ["runs": [["id": 1]], "nextCursor": .null])
             Issue.record("a run whose id is a number was read")
         } catch let error as DecodingError {

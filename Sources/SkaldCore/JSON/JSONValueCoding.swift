@@ -331,8 +331,13 @@ struct ValueDecoder: Decoder {
         default: throw mismatch("a whole number")
         }
         guard let whole else {
-            throw DecodingError.dataCorrupted(
-                .init(codingPath: codingPath, debugDescription: "must be a whole number from \(I.min) to \(I.max), not \(value.jsonText)"))
+            let isWhole: Bool
+            switch value {
+            case .double(let number): isWhole = number.isFinite && number.rounded() == number
+            default: isWhole = true
+            }
+            let what = isWhole ? "a whole number from \(I.min) to \(I.max)" : "a whole number"
+            throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "must be \(what), not \(value.jsonText)"))
         }
         return whole
     }
