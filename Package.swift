@@ -103,6 +103,8 @@ let package = Package(
             // embedded in the binary, which stays one file.
             resources: [.embedInCode("Resources/openapi.json"), .embedInCode("Resources/console.html")]
         ),
+        // Records the commit the binary is built from, for `skald --version`.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         // The composition root.
         .executableTarget(
             name: "skald",
@@ -118,7 +120,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            plugins: ["BuildInfo"]
         ),
         // What the tests share: waiting on a condition, the repository's root, the parts some suites need
         // (`TestPart`, `SKALD_TEST_SKIP`) and the database kinds they run on. Not part of the binary.

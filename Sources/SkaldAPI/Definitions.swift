@@ -213,6 +213,21 @@ public struct HealthView: APIObject {
     }
 }
 
+/// `GET /health/live` and `GET /health/ready`, for an orchestrator's probes.
+public struct ProbeView: APIObject {
+    /// `ok` (live), `ready` or `not_ready`.
+    public var status: String
+    /// Why the node is not ready; left out when it is.
+    public var reasons: [String]?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case status, reasons }
+
+    public init(status: String, reasons: [String]? = nil) {
+        self.status = status
+        self.reasons = reasons
+    }
+}
+
 /// Every error answer: `{"error": {"code", "message", "details"}}`.
 public struct ErrorBody: APIObject {
     public var error: ErrorView

@@ -38,6 +38,8 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     public static let api: [Endpoint] = [
         Endpoint(.get, "/", "console", access: .public),
         Endpoint(.get, "/health", "health", access: .public),
+        Endpoint(.get, "/health/live", "healthLive", access: .public),
+        Endpoint(.get, "/health/ready", "healthReady", access: .public),
         Endpoint(.get, "/v1/openapi.json", "getOpenAPI"),
         Endpoint(.get, "/v1/definitions", "listDefinitions"),
         Endpoint(.post, "/v1/definitions", "registerDefinition"),

@@ -44,4 +44,21 @@ extension Engine {
             }
         }
     }
+
+    // MARK: - Readiness
+
+    /// Why this node should not be given work now, for an orchestrator's readiness probe (`/health/ready`); empty
+    /// when it is ready. Each reason is fit for the public: it never carries the database's own error text.
+    public var notReadyBecause: [String] {
+        var reasons: [String] = []
+        if !isServing.load(ordering: .acquiring) { reasons.append("the engine is not serving runs (it is starting or has stopped)") }
+        if isDraining.load(ordering: .acquiring) { reasons.append("the node is draining: it is shutting down") }
+        if let trouble = storeTrouble {
+            reasons.append("storing runs' progress has failed since \(trouble.since.formatted(.iso8601))")
+        }
+        if let node, !node.holdsLease(at: clock.now()) {
+            reasons.append("the node does not hold its lease on the shared database (its last renewal failed or is overdue)")
+        }
+        return reasons
+    }
 }

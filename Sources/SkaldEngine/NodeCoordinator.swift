@@ -21,9 +21,9 @@ final class NodeCoordinator: Sendable {
     let commandsSignalled = CommandSignal()
     /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
     let commandsInProgress = Mutex<Set<Int64>>([])
-    /// How far this node's clock is ahead of the database's (behind when negative), in seconds, as measured at the
-    /// last lease renewal.
-    let measuredSkew = Mutex<Double?>(nil)
+    /// The last lease renewal that succeeded: when (by this node's clock) and how far this node's clock was ahead of
+    /// the database's (behind when negative), in seconds.
+    let lastRenewal = Mutex<(at: Date, skew: Double)?>(nil)
 
     init(shared: any SharedRunStore, clock: any EngineClock, limits: NodeConfiguration, logger: Logger) {
         self.shared = shared
@@ -84,16 +84,23 @@ final class NodeCoordinator: Sendable {
         let after = clock.now()
         let midpoint = before.addingTimeInterval(after.timeIntervalSince(before) / 2)
         let skew = midpoint.timeIntervalSince(databaseNow)
-        let wasFine = measuredSkew.withLock { measured -> Bool in
-            defer { measured = skew }
-            return measured.map { abs($0) <= Engine.maximumClockSkew.seconds } ?? true
+        let wasFine = lastRenewal.withLock { last -> Bool in
+            defer { last = (after, skew) }
+            return last.map { abs($0.skew) <= Engine.maximumClockSkew.seconds } ?? true
         }
         if wasFine, let warning = clockWarning {
             logger.warning("\(warning)", metadata: ["node": "\(shared.node)", "skew_seconds": "\(skew)"])
         }
     }
 
-    var skew: Double? { measuredSkew.withLock { $0 } }
+    var skew: Double? { lastRenewal.withLock { $0?.skew } }
+
+    /// Whether the node's lease holds at `now`: its last renewal succeeded less than a lease ago. Past that, other
+    /// nodes may take its runs.
+    func holdsLease(at now: Date) -> Bool {
+        guard let renewed = lastRenewal.withLock({ $0?.at }) else { return false }
+        return now < renewed.addingTimeInterval(limits.lease.seconds)
+    }
 
     /// A warning for `/health` when the clock is off by more than `Engine.maximumClockSkew`.
     var clockWarning: String? {

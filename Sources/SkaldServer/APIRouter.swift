@@ -133,6 +133,8 @@ struct API: Sendable {
                     body: .init(byteBuffer: ByteBuffer(string: ConsolePage.html)))
             },
             "health": { _, context in try await api.health(logger: context.logger) },
+            "healthLive": { _, _ in .json(ProbeView(status: "ok")) },
+            "healthReady": { _, context in await api.ready(logger: context.logger) },
             "getOpenAPI": { _, _ in
                 Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
             },
@@ -187,6 +189,20 @@ struct API: Sendable {
                 HealthView(status: "unavailable", database: "failing", message: "the database cannot be read; the server log says why"),
                 status: .serviceUnavailable)
         }
+    }
+
+    /// Public, like `/health`: 200 while the node should be given work (it serves, is not draining, can read and
+    /// write its database and, on a shared one, holds its lease); else 503 with the reasons.
+    func ready(logger: Logger) async -> Response {
+        var reasons = engine.notReadyBecause
+        do {
+            _ = try await store.listRuns(RunQuery(limit: 1))
+        } catch {
+            logger.error("readiness check: the database cannot be read", metadata: ["error": "\(error)"])
+            reasons.append("the database cannot be read; the server log says why")
+        }
+        return reasons.isEmpty
+            ? .json(ProbeView(status: "ready")) : .json(ProbeView(status: "not_ready", reasons: reasons), status: .serviceUnavailable)
     }
 
     // MARK: - Runs

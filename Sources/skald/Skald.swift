@@ -2,6 +2,9 @@ import ArgumentParser
 
 @main
 struct Skald: AsyncParsableCommand {
+    /// The release; `--version` adds the commit the binary was built from (`Plugins/BuildInfo`).
+    static let version = "0.1.0"
+
     static let configuration = CommandConfiguration(
         commandName: "skald",
         abstract: "Durable saga orchestration: HTTP steps with retries and compensation, stored in SQLite or PostgreSQL.",
@@ -9,7 +12,7 @@ struct Skald: AsyncParsableCommand {
             Exit codes of run, resume, watch and start --watch: 0 completed, 3 compensated, 4 compensation_failed, 5 stuck, 6 abandoned, \
             2 invalid definition or input, 1 any other error (for example an unusable database or no server).
             """,
-        version: "0.1.0",
+        version: "\(version) (commit \(BuildInfo.commit))",
         subcommands: [
             DemoCommand.self, ValidateCommand.self, RunCommand.self, ResumeCommand.self, ServeCommand.self,
             DefineCommand.self, DefinitionsCommand.self, DefinitionCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, ParticipantsCommand.self, WatchCommand.self,

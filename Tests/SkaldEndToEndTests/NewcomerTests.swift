@@ -42,6 +42,25 @@ import SkaldTestSupport
         return (await process.waitForExit(), process.stdout, process.stderr)
     }
 
+    /// `skald --version` names the release and the commit the binary was built from.
+    @Test func theVersionNamesTheCommitItWasBuiltFrom() async throws {
+        let folder = try temporaryFolder()
+        let version = try await SkaldProcess.run(["--version"], in: folder)
+        #expect(version.status == 0)
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        git.arguments = ["git", "-C", packageRoot.path, "rev-parse", "--short=12", "HEAD"]
+        let pipe = Pipe()
+        git.standardOutput = pipe
+        git.standardError = FileHandle.nullDevice
+        try git.run()
+        git.waitUntilExit()
+        let commit = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Outside a git checkout (a source tarball) the commit is unknown, and says so.
+        let expected = git.terminationStatus == 0 && !commit.isEmpty ? commit : "unknown"
+        #expect(version.stdout.hasPrefix("0.1.0 (commit \(expected)"), "\(version.stdout)")
+    }
+
     @Test func watchEndsOnAStuckRunAndEveryMessageNamesAStepThatWorks() async throws {
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()

@@ -235,6 +235,16 @@ import SkaldTestSupport
     }
 }
 
+/// The system's time, moved ahead by `jump(by:)`; sleeps by the system's time.
+final class JumpingClock: EngineClock {
+    private let offset = Mutex<Double>(0)
+    func jump(by seconds: Double) { offset.withLock { $0 += seconds } }
+    func now() -> Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+    func sleep(until deadline: Date) async throws {
+        try await SystemClock().sleep(until: deadline.addingTimeInterval(-offset.withLock { $0 }))
+    }
+}
+
 /// The system's time, `offset` seconds off.
 struct OffsetClock: EngineClock {
     let offset: Double
@@ -257,6 +267,27 @@ struct OffsetClock: EngineClock {
         } else {
             #expect(warning?.contains(offset > 0 ? "ahead of the database's" : "behind the database's") == true, "\(warning ?? "no warning")")
         }
+    } }
+
+    /// Readiness on a shared store: a node whose last renewal is more than a lease ago is not ready (other nodes may
+    /// take its runs). The clock jumps a lease ahead; the keeper, asleep until a third of a lease by the old time, does
+    /// not renew before the check.
+    @Test(.tags(.postgres), .needs(.postgres))
+    func aNodeWhoseLeaseLapsedIsNotReady() async throws { try await EngineStore.postgres.with { store in
+        let clock = JumpingClock()
+        let engine = Engine(
+            store: store, executor: ScriptedExecutor(), clock: clock,
+            configuration: EngineConfiguration(environment: [:], node: NodeConfiguration(lease: .seconds(30))))
+        let lease = "does not hold its lease"
+        #expect(engine.notReadyBecause.contains { $0.contains(lease) }, "before the first renewal")
+        let (held, lapsed) = try await engine.withLease { () -> ([String], [String]) in
+            let held = engine.notReadyBecause
+            clock.jump(by: 31)
+            return (held, engine.notReadyBecause)
+        }
+        #expect(!held.contains { $0.contains(lease) }, "\(held)")
+        #expect(held.contains { $0.contains("not serving") }, "withLease alone does not serve runs: \(held)")
+        #expect(lapsed.contains { $0.contains(lease) }, "\(lapsed)")
     } }
 
     @Test func aStoreOfItsOwnHasNoSkewToMeasure() async throws { try await EngineStore.sqlite.with { store in

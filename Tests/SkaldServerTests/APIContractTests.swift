@@ -50,9 +50,13 @@ struct APIContractTests {
         for status in ["200", "503"] {
             contract.check(HealthView.self, try contract.answer("health", status), [], "health \(status)")
         }
+        contract.check(ProbeView.self, try contract.answer("healthLive", "200"), [], "healthLive 200")
+        for status in ["200", "503"] {
+            contract.check(ProbeView.self, try contract.answer("healthReady", status), [], "healthReady \(status)")
+        }
 
         // Every error answer that the document describes is the error body.
-        for operation in Endpoint.api.map(\.operationID) where operation != "health" {
+        for operation in Endpoint.api.map(\.operationID) where !operation.hasPrefix("health") {
             for status in contract.statuses(operation).filter({ $0.hasPrefix("4") || $0.hasPrefix("5") }) {
                 guard let schema = try? contract.answer(operation, status) else { continue }
                 contract.check(ErrorBody.self, schema, [], "\(operation) \(status)")

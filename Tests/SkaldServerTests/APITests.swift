@@ -134,11 +134,28 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
 
 @Suite(.serialized, .tags(.postgres), .timeLimit(.minutes(10))) struct APITests {
     @Test(arguments: DatabaseKind.tested)
+    func aDrainingNodeIsNotReady(kind: DatabaseKind) async throws {
+        try await Harness.with(kind) { h in
+            try await waitFor("the node to be ready") { try await h.call(.get, "/health/ready").status == 200 }
+            h.engine.drain()
+            let ready = try await h.call(.get, "/health/ready")
+            #expect(ready.status == 503)
+            #expect(ready.json["status"] == "not_ready")
+            #expect(ready.json["reasons"]?.arrayValue?.contains { $0.stringValue?.contains("draining") == true } == true, "\(ready.json)")
+            #expect(try await h.call(.get, "/health/live").status == 200, "a draining process is still alive")
+        }
+    }
+
+    @Test(arguments: DatabaseKind.tested)
     func healthAndDefinitions(kind: DatabaseKind) async throws {
         try await Harness.with(kind) { h in
             let health = try await h.call(.get, "/health")
             #expect(health.status == 200)
             #expect(health.json["database"] == "ok")
+            // The probes: live whenever the process answers; ready once the engine serves, and not while it drains.
+            #expect(try await h.call(.get, "/health/live").json == ["status": "ok"])
+            try await waitFor("the node to be ready") { try await h.call(.get, "/health/ready").status == 200 }
+            #expect(try await h.call(.get, "/health/ready").json == ["status": "ready"])
 
             let registered = try await h.call(.post, "/v1/definitions", checkoutText)
             #expect(registered.status == 201)
