@@ -9,6 +9,7 @@ import SkaldCore
 import SkaldEngine
 import SkaldHTTP
 import SkaldServer
+import SkaldPostgres
 import SkaldSQLite
 
 struct ServeCommand: AsyncParsableCommand {
@@ -83,6 +84,16 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Serve GET /metrics without the token, for a Prometheus that cannot send one (it shows counts and saga names, never inputs or responses).")
     var metricsPublic = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A JSON file of settings keyed by these options' names, such as {\"port\": 7400, \"allowed-host\": [\"skald.example.com\"]} (default: $SKALD_CONFIG).",
+            discussion: "Every option here can also be set by an environment variable, SKALD_ and its name in capitals with _ for - (SKALD_SHUTDOWN_TIMEOUT=45s). A flag wins over the environment, which wins over the file."))
+    var config: String?
+
+    @Flag(name: .long, help: "Print the effective settings, where each comes from (flag, environment, file or default), secrets masked, and exit.")
+    var printConfig = false
 
     static let maximumConcurrency = 100_000
 
@@ -162,6 +173,10 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if printConfig {
+            printSettings()
+            return
+        }
         logs.bootstrap()
         var logger = Logger(label: "skald")
         logger.logLevel = logs.level
@@ -327,5 +342,33 @@ struct ServeCommand: AsyncParsableCommand {
         }
         print(lines.joined(separator: "\n"))
         fflush(nil)
+    }
+}
+
+extension ServeCommand {
+    /// `--print-config`: each setting's value (secrets masked) and where it came from.
+    func printSettings() {
+        let secret: (String?) -> String = { $0 == nil ? "(none)" : "***" }
+        let database = PostgresLocation.isURL(self.database.path)
+            ? ((try? PostgresLocation(url: self.database.path)).map { "\($0)" } ?? "***") : self.database.path
+        let values: [String: String] = [
+            "db": database, "durability": self.database.durability, "busy-timeout": self.database.busyTimeout, "host": host,
+            "port": "\(port)", "sagas": sagas ?? "(none)", "participants": execution.participants ?? "(none)", "concurrency": "\(concurrency)",
+            "token": secret(token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }),
+            "data-key": secret(execution.dataKey ?? ProcessInfo.processInfo.environment["SKALD_DATA_KEY"].flatMap { $0.isEmpty ? nil : $0 }),
+            "allow-env": allowEnv ?? "(none)", "allowed-host": allowedHost.isEmpty ? "(none)" : allowedHost.joined(separator: ","),
+            "max-connections": maxConnections.map(String.init) ?? "\(Self.defaultMaxConnections) (or what the open-files limit allows)",
+            "read-timeout": readTimeout, "max-long-polls": "\(maxLongPolls)", "max-response-bytes": "\(execution.maxResponseBytes)",
+            "shutdown-timeout": shutdownTimeout, "lease": lease, "prune-older-than": pruneOlderThan ?? "(never)",
+            "metrics-public": "\(metricsPublic)", "log-format": logs.logFormat, "log-level": logs.logLevel,
+        ]
+        let sources = ServeSettings.sources.withLock { $0 }
+        let rows = ServeSettings.options.map { option in
+            [option.name, values[option.name] ?? "?", sources[option.name].map(\.description) ?? "default"]
+        }
+        print(Table.render(["SETTING", "VALUE", "FROM"], rows, style: .forStandardOutput))
+        if let config = config ?? ProcessInfo.processInfo.environment["SKALD_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            print("config file: \(config)")
+        }
     }
 }

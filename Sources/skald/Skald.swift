@@ -1,9 +1,25 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Skald: AsyncParsableCommand {
     /// The release; `--version` adds the commit the binary was built from (`Plugins/BuildInfo`).
     static let version = "0.1.0"
+
+    /// `serve` also takes its settings from the environment and from `--config FILE` (`ServeSettings`): they are added
+    /// to its arguments before they are parsed.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "serve", !arguments.contains("--help"), !arguments.contains("-h") {
+            do {
+                arguments = try ServeSettings.expand(arguments, environment: ProcessInfo.processInfo.environment)
+            } catch {
+                printError("error: \(error)")
+                Self.exit(withError: Exit.invalid)
+            }
+        }
+        await Self.main(arguments)
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "skald",
