@@ -284,13 +284,13 @@ struct ValueDecoder: Decoder {
     }
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
-        if type == JSONValue.self { return value as! T }
+        if type == JSONValue.self, let same = value as? T { return same }
         if type == Date.self {
             guard case .string(let text) = value else { throw mismatch("a timestamp (text)") }
-            guard let date = JSONValueCoding.date(fromTimestamp: text) else {
+            guard let date = JSONValueCoding.date(fromTimestamp: text) as? T else {
                 throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "must be an ISO 8601 timestamp, not \"\(text)\""))
             }
-            return date as! T
+            return date
         }
         if let primitive = try decodePrimitive(type) { return primitive }
         return try T(from: self)
@@ -300,11 +300,11 @@ struct ValueDecoder: Decoder {
     func decodePrimitive<T>(_ type: T.Type) throws -> T? {
         if type == String.self {
             guard case .string(let text) = value else { throw mismatch("a string") }
-            return (text as! T)
+            return text as? T
         }
         if type == Bool.self {
             guard case .bool(let flag) = value else { throw mismatch("true or false") }
-            return (flag as! T)
+            return flag as? T
         }
         if type == Double.self || type == Float.self {
             let number: Double
@@ -314,7 +314,7 @@ struct ValueDecoder: Decoder {
             case .bigInteger(let text): number = Double(text) ?? .infinity
             default: throw mismatch("a number")
             }
-            return type == Float.self ? (Float(number) as! T) : (number as! T)
+            return type == Float.self ? Float(number) as? T : number as? T
         }
         if let integer = type as? any FixedWidthInteger.Type {
             return try decodeInteger(integer) as? T
