@@ -21,9 +21,9 @@ final class NodeCoordinator: Sendable {
     let commandsSignalled = CommandSignal()
     /// Forwarded actions being carried out here, so a second wake-up does not start them twice.
     let commandsInProgress = Mutex<Set<Int64>>([])
-    /// The last lease renewal that succeeded: when (by this node's clock) and how far this node's clock was ahead of
-    /// the database's (behind when negative), in seconds.
-    let lastRenewal = Mutex<(at: Date, skew: Double)?>(nil)
+    /// The last lease renewal that succeeded: when (by this node's clock), how far this node's clock was ahead of
+    /// the database's (behind when negative), and how far off that measure may be (half the round trip), in seconds.
+    let lastRenewal = Mutex<(at: Date, skew: Double, uncertainty: Double)?>(nil)
 
     init(shared: any SharedRunStore, clock: any EngineClock, limits: NodeConfiguration, logger: Logger) {
         self.shared = shared
@@ -78,15 +78,19 @@ final class NodeCoordinator: Sendable {
     }
 
     /// Renews the lease and measures the skew: the node's clock at the midpoint of the round trip against the database's.
+    /// The database read its clock somewhere in the round trip, so the measure is off by up to half of it (a first
+    /// renewal that also opens a connection, or a loaded machine, makes that long): a node warns only when its clock is
+    /// off by more than `Engine.maximumClockSkew` whatever that error.
     func renewMeasuringSkew(_ lease: Duration) async throws {
         let before = clock.now()
         let databaseNow = try await shared.renewLease(for: lease)
         let after = clock.now()
         let midpoint = before.addingTimeInterval(after.timeIntervalSince(before) / 2)
         let skew = midpoint.timeIntervalSince(databaseNow)
+        let uncertainty = after.timeIntervalSince(before) / 2
         let wasFine = lastRenewal.withLock { last -> Bool in
-            defer { last = (after, skew) }
-            return last.map { abs($0.skew) <= Engine.maximumClockSkew.seconds } ?? true
+            defer { last = (after, skew, uncertainty) }
+            return last.map { !Self.isOff($0.skew, $0.uncertainty) } ?? true
         }
         if wasFine, let warning = clockWarning {
             logger.warning("\(warning)", metadata: ["node": "\(shared.node)", "skew_seconds": "\(skew)"])
@@ -94,6 +98,11 @@ final class NodeCoordinator: Sendable {
     }
 
     var skew: Double? { lastRenewal.withLock { $0?.skew } }
+
+    /// Off by more than `Engine.maximumClockSkew` even at the measure's most favourable error.
+    static func isOff(_ skew: Double, _ uncertainty: Double) -> Bool {
+        abs(skew) - uncertainty > Engine.maximumClockSkew.seconds
+    }
 
     /// Whether the node's lease holds at `now`: its last renewal succeeded less than a lease ago. Past that, other
     /// nodes may take its runs.
@@ -104,7 +113,7 @@ final class NodeCoordinator: Sendable {
 
     /// A warning for `/health` when the clock is off by more than `Engine.maximumClockSkew`.
     var clockWarning: String? {
-        guard let skew, abs(skew) > Engine.maximumClockSkew.seconds else { return nil }
+        guard let (_, skew, uncertainty) = lastRenewal.withLock({ $0 }), Self.isOff(skew, uncertainty) else { return nil }
         return "this node's clock is \(String(format: "%.1f", abs(skew)))s \(skew > 0 ? "ahead of" : "behind") the database's: the retries and deadlines it schedules fire that much \(skew > 0 ? "early" : "late") on other nodes; fix its time synchronisation (NTP)"
     }
 
