@@ -54,8 +54,8 @@ extension API {
             throw APIError.invalid(
                 "the definition has \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"): \(error.problems.map(\.description).joined(separator: "; "))",
                 details: [
-                    "problems": Representation.problems(error),
-                    "warnings": Representation.problems(DefinitionError(file: nil, problems: error.warnings)),
+                    "problems": Representation.details(error.problems),
+                    "warnings": Representation.details(error.warnings),
                 ])
         }
         // The same content registered again (the operator's own file, say) grants nothing new; other content under a
@@ -76,7 +76,7 @@ extension API {
             let error = DefinitionError(file: nil, problems: refused)
             throw APIError.invalid(
                 "the definition reads environment variables this server does not allow: \(refused.map(\.description).joined(separator: "; "))",
-                details: ["problems": Representation.problems(error)])
+                details: ["problems": Representation.details(error.problems)])
         }
         func shown(_ stored: StoredDefinition) -> DefinitionView {
             Representation.definition(stored, full: false, warnings: definition.warnings)

@@ -136,7 +136,8 @@ enum Representation {
         }
     }
 
-    static func problems(_ error: DefinitionError) -> JSONValue {
-        .array(problems(error.problems).map { $0.json() })
+    /// Problems as an error's `details` carry them.
+    static func details(_ problems: [DefinitionProblem]) -> JSONValue {
+        .array(self.problems(problems).map { $0.json() })
     }
 }

@@ -86,10 +86,6 @@ struct SkaldClient {
         }
     }
 
-    func get(_ path: String) async throws -> JSONValue {
-        try await send(.GET, path).body
-    }
-
     /// The answer read as one of the API's shapes, with the JSON it came as (printed as it is for `--json`).
     func get<Shape: APIObject>(_ shape: Shape.Type, _ path: String) async throws -> Answer<Shape> {
         let (status, body) = try await send(.GET, path)

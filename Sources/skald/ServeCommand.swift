@@ -354,8 +354,8 @@ extension ServeCommand {
         let values: [String: String] = [
             "db": database, "durability": self.database.durability, "busy-timeout": self.database.busyTimeout, "host": host,
             "port": "\(port)", "sagas": sagas ?? "(none)", "participants": execution.participants ?? "(none)", "concurrency": "\(concurrency)",
-            "token": secret(token ?? ProcessInfo.processInfo.environment["SKALD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }),
-            "data-key": secret(execution.dataKey ?? ProcessInfo.processInfo.environment["SKALD_DATA_KEY"].flatMap { $0.isEmpty ? nil : $0 }),
+            // SKALD_TOKEN and SKALD_DATA_KEY arrive as these flags (ServeSettings.expand).
+            "token": secret(token), "data-key": secret(execution.dataKey),
             "allow-env": allowEnv ?? "(none)", "allowed-host": allowedHost.isEmpty ? "(none)" : allowedHost.joined(separator: ","),
             "max-connections": maxConnections.map(String.init) ?? "\(Self.defaultMaxConnections) (or what the open-files limit allows)",
             "read-timeout": readTimeout, "max-long-polls": "\(maxLongPolls)", "max-response-bytes": "\(execution.maxResponseBytes)",
