@@ -37,6 +37,13 @@ extension Engine {
         try await operate(runID, .abandon(note: note, by: who))
     }
 
+    /// A person approves or rejects a step waiting for approval: approved, the step succeeds and the run goes on;
+    /// rejected, it fails for good and the run compensates what came before.
+    /// - Throws: `EngineError` `.notFound`, or `.conflict` naming the steps that wait for a decision.
+    public func decide(runID: String, step: String, approve: Bool, note: String, by who: String = "") async throws -> RunState {
+        try await operate(runID, .decide(step: step, approve: approve, by: who, note: note))
+    }
+
     static func failedCompensations(_ state: RunState) -> String {
         state.steps.filter { $0.status == .compensationFailed }.map(\.name).joined(separator: ", ")
     }

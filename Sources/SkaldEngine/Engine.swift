@@ -24,6 +24,8 @@ public struct EngineConfiguration: Sendable {
     public var participants: [String: ParticipantSettings]
     /// Seals the `writeOnly` fields of run inputs in the store (`--data-key`); nil stores them as given.
     public var dataKey: DataKey?
+    /// When a served run with nothing under way is put away until it is due (see `ParkingPolicy`).
+    public var parking: ParkingPolicy
 
     public init(
         environment: [String: String] = EnvironmentPolicy.allButReserved.filter(ProcessInfo.processInfo.environment),
@@ -33,8 +35,10 @@ public struct EngineConfiguration: Sendable {
         metrics: EngineMetrics = EngineMetrics(),
         participants: [String: ParticipantSettings] = [:],
         dataKey: DataKey? = nil,
+        parking: ParkingPolicy = ParkingPolicy(),
         onEvents: (@Sendable (PublishedRun, [RunEvent]) -> Void)? = nil
     ) {
+        self.parking = parking
         self.dataKey = dataKey
         self.metrics = metrics
         self.participants = participants
@@ -43,6 +47,21 @@ public struct EngineConfiguration: Sendable {
         self.concurrency = concurrency
         self.node = node
         self.onEvents = onEvents
+    }
+}
+
+/// Runs that wait long (a sleep, an approval, a long backoff) cost a row, not a task: while the engine serves, a run
+/// with nothing in flight whose next move is more than `after` away is parked (its driver stops and the run is
+/// marked in the store with the time it is due), and the engine takes it up again `after` before it is due.
+public struct ParkingPolicy: Sendable {
+    /// How far ahead a run's next move must be for it to be parked; also how early a parked run is taken up again.
+    public var after: Duration
+    /// How often a single-node engine looks for parked runs coming due (a shared store's nodes look as they poll).
+    public var poll: Duration
+
+    public init(after: Duration = .seconds(60), poll: Duration = .seconds(1)) {
+        self.after = after
+        self.poll = poll
     }
 }
 
@@ -208,6 +227,8 @@ public final class Engine: Service, Sendable {
     public func resumeUnfinished(onError: @escaping @Sendable (String, any Error) -> Void = { _, _ in }) async throws
         -> [String: RunState]
     {
+        // Driven to their end here, parked runs too (a one-shot command parks nothing: it waits in memory).
+        if shared == nil { _ = try await store.unparkRuns(dueBy: .distantFuture, limit: .max) }
         let runs = try await runsToResume()
         return await withTaskGroup(of: (String, RunState?).self) { group in
             func launch(_ runs: [StoredRun]) {
@@ -255,10 +276,14 @@ public final class Engine: Service, Sendable {
             await withTaskGroup(of: Void.self) { background in
                 if let node {
                     background.addTask { await node.claimWork(for: self) }
+                } else {
+                    background.addTask { await self.wakeParkedRuns() }
                 }
                 await serve(unfinished)
-                // Drained: the node stops claiming once it wakes, after the actions it took are carried out.
+                // Drained: the node stops claiming once it wakes, after the actions it took are carried out; alone on
+                // its store, the engine stops looking for parked runs at once.
                 node?.doorbell.ring()
+                if node == nil { background.cancelAll() }
             }
         }
     }
@@ -293,6 +318,36 @@ public final class Engine: Service, Sendable {
     func claim(_ runID: String) -> Bool {
         runs.hold(runID)
     }
+
+    /// Alone on its store: takes parked runs up again `parking.after` before they are due, looking every
+    /// `parking.poll` (by the engine's clock), until the engine drains. (On a shared store, nodes claim them as they
+    /// come due.)
+    func wakeParkedRuns() async {
+        let parking = configuration.parking
+        var failures = 0
+        /// Unparked in the store but not yet taken here: held for a moment by a driver that is stopping (it parked
+        /// the run) or by an operator's action. Taken at the next look; after a crash, loaded as any unfinished run.
+        var unparked: [String] = []
+        while !isDraining.load(ordering: .acquiring), !Task.isCancelled {
+            do {
+                let due = try await store.unparkRuns(dueBy: clock.now().addingTimeInterval(parking.after.seconds), limit: 1_000)
+                failures = 0
+                unparked += due
+                unparked = unparked.filter { runID in
+                    guard claim(runID) else { return true }
+                    if !submissions.send(Submission(runID: runID, fresh: nil, claimed: true)) { release(runID) }
+                    return false
+                }
+                if due.count == 1_000 { continue }
+            } catch {
+                failures += 1
+                logger.error("looking for parked runs that come due failed", metadata: ["error": "\(error)"])
+            }
+            let wait = failures == 0 ? parking.poll : Self.storeRetryDelay(after: failures)
+            do { try await clock.sleep(until: clock.now().addingTimeInterval(wait.seconds)) } catch { return }
+        }
+    }
+
 
     // MARK: - Internals
 

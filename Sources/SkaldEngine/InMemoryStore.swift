@@ -8,6 +8,7 @@ public actor InMemoryStore: SagaStore {
     private var attemptRecords: [String: [AttemptRecord]] = [:]
     private var registry: [String: StoredDefinition] = [:]
     private var sequence: Int64 = 0
+    private var parked: [String: Date] = [:]
 
     public init() {}
 
@@ -69,6 +70,7 @@ public actor InMemoryStore: SagaStore {
         guard runs[runID] != nil else { throw StoreError.unknownRun(runID) }
         runs[runID]!.state = transition.state
         runs[runID]!.updatedAt = at
+        parked[runID] = nil
         append(transition.events, runID: runID)
     }
 
@@ -115,7 +117,19 @@ public actor InMemoryStore: SagaStore {
     }
 
     public func unfinishedRuns() -> [StoredRun] {
-        runs.values.filter { !$0.state.status.isTerminal }.sorted { $0.id < $1.id }
+        runs.values.filter { !$0.state.status.isTerminal && parked[$0.id] == nil }.sorted { $0.id < $1.id }
+    }
+
+    public func park(runID: String, until: Date) throws {
+        guard runs[runID] != nil else { throw StoreError.unknownRun(runID) }
+        parked[runID] = until
+    }
+
+    public func unparkRuns(dueBy: Date, limit: Int) -> [String] {
+        let due = parked.filter { $0.value <= dueBy && runs[$0.key].map { !$0.state.status.isTerminal } == true }
+            .sorted { ($0.value, $0.key) < ($1.value, $1.key) }.prefix(limit).map(\.key)
+        for id in due { parked[id] = nil }
+        return due
     }
 
     public func run(id: String) -> StoredRun? { runs[id] }

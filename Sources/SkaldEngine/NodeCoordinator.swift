@@ -123,7 +123,7 @@ final class NodeCoordinator: Sendable {
     func runsToResume(excluding definitions: [String]) async throws -> [StoredRun] {
         var runs = try await shared.runsHeldHere()
         while true {
-            let claimed = try await shared.claimRuns(limit: 500, excluding: definitions)
+            let claimed = try await shared.claimRuns(limit: 500, excluding: definitions, dueBy: .distantFuture)
             runs += claimed
             if claimed.count < 500 { return runs }
         }
@@ -171,7 +171,9 @@ final class NodeCoordinator: Sendable {
             let limit = min(room, NodeConfiguration.claimBatch)
             let runs: [StoredRun]
             do {
-                runs = try await shared.claimRuns(limit: limit, excluding: engine.definitionsItCannotRun)
+                runs = try await shared.claimRuns(
+                    limit: limit, excluding: engine.definitionsItCannotRun,
+                    dueBy: engine.clock.now().addingTimeInterval(engine.configuration.parking.after.seconds))
             } catch {
                 logger.error("claiming runs failed", metadata: ["error": "\(error)"])
                 return

@@ -113,6 +113,13 @@ struct RunDriver {
                     let now = engine.clock.now()
                     for index in state.dueSteps(at: now) where !reserving.contains(index) {
                         guard !draining else { break }
+                        // An earlier step's move this pass (a wait that ended) may have turned the run back.
+                        guard state.steps[index].dueAt.map({ $0 <= now }) == true else { continue }
+                        // A step that waits instead of calling begins or ends its wait; nothing is sent.
+                        if machine.saga.steps[index].action.kind != nil, state.steps[index].status != .compensating {
+                            await moveWait(index, storing: storing)
+                            continue
+                        }
                         // The participant's gate first, so one held back takes none of the engine's slots.
                         if admit(index, resend: false, in: &group) {
                             reserving.insert(index)
@@ -128,6 +135,14 @@ struct RunDriver {
                     }
                 }
                 if inFlight == 0 && reserving.isEmpty && (draining || state.status.isTerminal || state.nextDueAt == nil) { break }
+                // Nothing under way and the next move far off: the run waits as a row, not a task. (A step held back by
+                // an open circuit stays here, where the participant's state and the wait shown for it live.)
+                if inFlight == 0, reserving.isEmpty, admitting.isEmpty, waitedOn.isEmpty, !draining, engine.isServing.load(ordering: .acquiring),
+                    let next = machine.nextWakeAt(state), next.timeIntervalSince(engine.clock.now()) > engine.configuration.parking.after.seconds,
+                    await storing(false, { try await engine.store.park(runID: runID, until: next) })
+                {
+                    break
+                }
                 if !draining, let next = machine.nextWakeAt(state, excluding: reserving), !timers.contains(where: { $0 <= next }) {
                     timers.append(next)
                     let clock = engine.clock
@@ -326,6 +341,29 @@ struct RunDriver {
         return true
     }
 
+    /// The runner of the steps that wait: a due step begins its wait (its prompt or the time it sleeps until rendered
+    /// now), and a waiting step whose time came ends it. Stored before the run moves on.
+    private mutating func moveWait(_ index: Int, storing: (Bool, () async throws -> Void) async -> Bool) async {
+        let now = engine.clock.now()
+        let step = state.steps[index]
+        guard let due = step.dueAt, due <= now else { return }
+        let transition: SagaMachine.Transition
+        switch step.status {
+        case .waiting:
+            transition = machine.waitEnded(state, step: index, at: now)
+        case .running:
+            switch WaitRunner.begin(machine.saga.steps[index].action, context: context(), at: now) {
+            case .success(let wait): transition = machine.beginWait(state, step: index, wait: wait, at: now)
+            case .failure(let problem): transition = machine.waitCannotBegin(state, step: index, reason: problem.reason, at: now)
+            }
+        default:
+            return
+        }
+        if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
+            commit(transition)
+        }
+    }
+
     private mutating func commit(_ transition: SagaMachine.Transition) {
         state = transition.state
         engine.publish(runID, transition, saga: machine.saga.name, startedAt: startedAt, trace: trace)
@@ -352,8 +390,7 @@ struct RunDriver {
     private func gate(for index: Int) -> ParticipantGate? {
         engine.participants.gate(for: machine.saga, step: index) {
             let phase = state.steps[index].status.phase ?? .forward
-            let step = machine.saga.steps[index]
-            guard let call = phase == .forward ? step.request : step.compensation else { return nil }
+            guard let call = machine.saga.steps[index].call(phase) else { return nil }
             return try? context().render(call.url, encodingForURL: true)
         }
     }
@@ -387,8 +424,9 @@ struct RunDriver {
     }
 
     private func launch(_ key: AttemptKey, in group: inout ThrowingTaskGroup<Wake, any Error>) {
-        let step = machine.saga.steps[key.step]
-        let call = key.phase == .forward ? step.request : step.compensation!
+        guard let call = machine.saga.steps[key.step].call(key.phase) else {
+            preconditionFailure("launch of step \(key.stepName), which makes no \(key.phase.rawValue) call")
+        }
         let request = StepRequest(attempt: key, call: call, context: context(), trace: trace)
         let executor = engine.executor
         engine.logger.debug(

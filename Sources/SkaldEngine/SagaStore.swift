@@ -28,8 +28,14 @@ public protocol SagaStore: Sendable {
     /// Records an attempt's outcome together with the transition it caused.
     func recordAttemptFinished(_ result: AttemptResult, transition: SagaMachine.Transition) async throws
 
-    /// Runs that are not in a terminal state, oldest first.
+    /// Runs that are not in a terminal state and not parked, oldest first.
     func unfinishedRuns() async throws -> [StoredRun]
+    /// Parks a run that has nothing under way until `until`, when its next move is due: no driver holds it in
+    /// memory meanwhile. The next transition stored for the run unparks it. On a shared store the node lets go of
+    /// the run, fenced on its claim, so that whichever node has room claims it when it comes due.
+    func park(runID: String, until: Date) async throws
+    /// Unparks and returns (at most `limit` of) the unfinished runs parked until `dueBy` or earlier, soonest first.
+    func unparkRuns(dueBy: Date, limit: Int) async throws -> [String]
     func run(id: String) async throws -> StoredRun?
     /// Runs newest first, filtered, one page at a time.
     func listRuns(_ query: RunQuery) async throws -> RunPage

@@ -18,8 +18,9 @@ public protocol SharedRunStore: SagaStore {
     func endLease() async throws
     /// Claims up to `limit` running or compensating runs that no live node owns, oldest first, and returns them,
     /// leaving out runs of the definitions (by content hash) in `excluding`: those this node cannot run.
-    /// A run taken from a node whose lease expired gets a `run_taken_over` event.
-    func claimRuns(limit: Int, excluding definitions: [String]) async throws -> [StoredRun]
+    /// A run taken from a node whose lease expired gets a `run_taken_over` event. A parked run is claimed only when
+    /// it is parked until `dueBy` or earlier, and is unparked by the claim.
+    func claimRuns(limit: Int, excluding definitions: [String], dueBy: Date) async throws -> [StoredRun]
     /// Hands a run this node owns back, untouched, for another node to claim (this node cannot run it), and
     /// signals the nodes.
     func releaseRun(id: String) async throws
@@ -44,7 +45,7 @@ public protocol SharedRunStore: SagaStore {
 }
 
 extension SharedRunStore {
-    public func claimRuns(limit: Int) async throws -> [StoredRun] { try await claimRuns(limit: limit, excluding: []) }
+    public func claimRuns(limit: Int) async throws -> [StoredRun] { try await claimRuns(limit: limit, excluding: [], dueBy: .distantFuture) }
 }
 
 public enum RunClaim: Sendable {
@@ -117,6 +118,8 @@ public enum OperatorAction: Sendable, Codable, Equatable {
     /// What a person retries, decided on the state it is applied to: the failed compensations of a run in
     /// compensation_failed (`retryCompensation`), or the failed steps of a stuck run (`resume`).
     case retry(step: String?, by: String, note: String)
+    /// A person's decision on a step waiting for approval (`SagaMachine.decide`).
+    case decide(step: String, approve: Bool, by: String, note: String)
 
     /// Abandoning sends nothing, so it is allowed on a run whose stored state the engine cannot drive.
     var isAbandon: Bool {
@@ -172,6 +175,11 @@ public enum OperatorAction: Sendable, Codable, Equatable {
         case .retry(let step, let who, let note):
             let action: OperatorAction = state.status == .stuck ? .resume(note: note, by: who) : .retryCompensation(step: step, by: who, note: note)
             return try action.transition(runID: runID, machine: machine, state: state, at: now)
+        case .decide(let step, let approve, let who, let note):
+            guard let transition = machine.decide(state, step: step, approve: approve, by: who, note: note, at: now) else {
+                throw EngineError(code: .conflict, message: Self.decisionRefusal(runID: runID, step: step, machine: machine, state: state))
+            }
+            return transition
         case .abandon(let note, let who):
             guard let transition = machine.abandon(state, by: who, note: note, at: now) else {
                 throw EngineError(code: .conflict, message: "run \(runID) already ended (\(state.status.rawValue)); there is nothing to abandon")
@@ -182,6 +190,24 @@ public enum OperatorAction: Sendable, Codable, Equatable {
 }
 
 extension OperatorAction {
+    /// Why `step` of the run cannot be approved or rejected, naming the steps that can.
+    static func decisionRefusal(runID: String, step: String, machine: SagaMachine, state: RunState) -> String {
+        let waiting = machine.awaitingDecision(state).map { state.steps[$0].name }
+        let instead = waiting.isEmpty ? "no step of it waits for a decision now" : "waiting for a decision: \(waiting.joined(separator: ", "))"
+        guard let index = state.steps.firstIndex(where: { $0.name == step }) else {
+            return "run \(runID) has no step \(step)\(Suggestion.didYouMean(step, in: state.steps.map(\.name))); \(instead)"
+        }
+        let stepState = state.steps[index]
+        if machine.saga.steps[index].action.kind != .approval {
+            return "step \(step) of run \(runID) is not an approval; \(instead)"
+        }
+        if let resolution = stepState.resolution, stepState.status != .waiting {
+            let who = resolution.by.isEmpty ? "an operator" : resolution.by
+            return "step \(step) of run \(runID) was already decided by \(who) (it is \(stepState.status.rawValue)); \(instead)"
+        }
+        return "step \(step) of run \(runID) is \(stepState.status.rawValue), not waiting for a decision (the run is \(state.status.rawValue)); \(instead)"
+    }
+
     /// Why `step` of the run cannot be resolved, naming what can be done instead.
     static func resolveRefusal(runID: String, step: String, machine: SagaMachine, state: RunState, response: JSONValue? = nil) -> String {
         let failedForward = state.steps.filter(\.failedForward).map(\.name)

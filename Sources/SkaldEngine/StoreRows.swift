@@ -105,6 +105,8 @@ public struct StepRow: Decodable, Sendable {
     public var resolvedBy: String?
     public var resolvedNote: String?
     public var resolvedAt: Double?
+    /// What a waiting step waits for, as JSON text (`StepRow.text(of:)`).
+    public var wait: String?
     /// Set when rows of several runs are read at once.
     public var runID: String?
 
@@ -114,7 +116,7 @@ public struct StepRow: Decodable, Sendable {
         case attemptsBase = "attempts_base", firstAttemptAt = "first_attempt_at", compensationFirstAttemptAt = "compensation_first_attempt_at"
         case dueAt = "due_at", responseStatus = "response_status", responseBody = "response_body", lastError = "last_error"
         case outcomeUnknown = "outcome_unknown", resolvedBy = "resolved_by", resolvedNote = "resolved_note", resolvedAt = "resolved_at"
-        case runID = "run_id"
+        case wait, runID = "run_id"
     }
 
     public func state() throws -> StepState {
@@ -135,7 +137,29 @@ public struct StepRow: Decodable, Sendable {
         if let resolvedAt {
             step.resolution = StepResolution(by: resolvedBy ?? "", note: resolvedNote ?? "", at: Date(timeIntervalSince1970: resolvedAt))
         }
+        if let wait {
+            step.wait = try Self.wait(from: RunRow.json(wait, "the wait of step \(name)"), step: name)
+        }
         return step
+    }
+
+    /// A step's wait as the `wait` column holds it: `{"kind", "since", "until", "prompt"}`, times in seconds since 1970.
+    public static func text(of wait: StepWait?) -> String? {
+        guard let wait else { return nil }
+        var members: [String: JSONValue] = [
+            "kind": .string(wait.kind.rawValue), "since": .double(wait.since.timeIntervalSince1970), "until": .double(wait.until.timeIntervalSince1970),
+        ]
+        if let prompt = wait.prompt { members["prompt"] = .string(prompt) }
+        return JSONValue.object(members).jsonText
+    }
+
+    static func wait(from value: JSONValue, step: String) throws -> StepWait {
+        guard let kind = value["kind"]?.stringValue, let since = value["since"]?.doubleValue, let until = value["until"]?.doubleValue else {
+            throw StoreError(.unreadableRow, "the wait of step \(step) in the database lacks its kind, since or until: \(value.jsonText)")
+        }
+        return StepWait(
+            kind: try RunRow.decode(WaitKind.self, kind), since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: until),
+            prompt: value["prompt"]?.stringValue)
     }
 }
 

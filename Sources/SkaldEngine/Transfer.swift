@@ -216,6 +216,7 @@ public enum StoreTransfer {
             texts.append((path.appending("steps").appending(index).appending("lastError"), step.lastError))
             texts.append((path.appending("steps").appending(index).appending("resolution").appending("by"), step.resolution?.by))
             texts.append((path.appending("steps").appending(index).appending("resolution").appending("note"), step.resolution?.note))
+            texts.append((path.appending("steps").appending(index).appending("wait").appending("prompt"), step.wait?.prompt))
         }
         for (index, event) in exported.events.enumerated() {
             texts.append((JSONPath().appending("events").appending(index).appending("message"), event.message))

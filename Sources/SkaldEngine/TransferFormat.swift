@@ -81,6 +81,12 @@ public enum TransferFormat {
                         "response": step.response.map { ["status": int($0.status), "body": $0.body] } ?? .null,
                         "lastError": text(step.lastError), "outcomeUnknown": .bool(step.outcomeUnknown),
                         "resolution": step.resolution.map { ["by": .string($0.by), "note": .string($0.note), "at": time($0.at)] } ?? .null,
+                        "wait": step.wait.map { wait in
+                            [
+                                "kind": .string(wait.kind.rawValue), "since": time(wait.since), "until": time(wait.until),
+                                "prompt": text(wait.prompt),
+                            ]
+                        } ?? .null,
                     ]
                 }),
         ]
@@ -169,6 +175,12 @@ public enum TransferFormat {
             // Absent from files written before steps could be resolved by hand.
             if let resolution = try reader.optionalObject("resolution") {
                 step.resolution = StepResolution(by: try resolution.string("by"), note: try resolution.string("note"), at: try resolution.date("at"))
+            }
+            // Absent from files written before steps could wait.
+            if let wait = try reader.optionalObject("wait") {
+                step.wait = StepWait(
+                    kind: try wait.enumeration("kind", WaitKind.self), since: try wait.date("since"), until: try wait.date("until"),
+                    prompt: try wait.optionalString("prompt"))
             }
             state.steps[position] = step
         }

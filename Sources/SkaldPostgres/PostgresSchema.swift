@@ -189,5 +189,13 @@ enum PostgresSchema {
                 $$
                 """
             ]),
+        // A waiting step's wait (an approval, a sleep), and when a parked run (owned by no node while it waits) comes due.
+        Migration(
+            identifier: "v9-waits",
+            statements: [
+                "ALTER TABLE step ADD COLUMN wait TEXT",
+                "ALTER TABLE run ADD COLUMN parked_until DOUBLE PRECISION",
+                "CREATE INDEX run_parked ON run(parked_until) WHERE parked_until IS NOT NULL",
+            ]),
     ]
 }

@@ -66,14 +66,15 @@ extension PostgresStore {
                 """
                 INSERT INTO step (run_id, position, name, status, attempts, compensation_attempts, compensation_attempts_base, attempts_base,
                     first_attempt_at, compensation_first_attempt_at, due_at, response_status, response_body, last_error, outcome_unknown,
-                    resolved_by, resolved_note, resolved_at)
+                    resolved_by, resolved_note, resolved_at, wait)
                 SELECT \(id), x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.compensation_attempts_base, x.attempts_base,
                     x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error, x.outcome_unknown,
-                    x.resolved_by, x.resolved_note, x.resolved_at
+                    x.resolved_by, x.resolved_note, x.resolved_at, x.wait
                 FROM jsonb_to_recordset(\(steps)::jsonb) AS x(
                     position int, name text, status text, attempts int, compensation_attempts int, compensation_attempts_base int,
                     attempts_base int, first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int,
-                    response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8)
+                    response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8,
+                    wait text)
                 """, logger: logger)
             try await db.query(
                 """

@@ -74,7 +74,44 @@ extension PostgresStore {
         }
     }
 
-    public func claimRuns(limit: Int, excluding definitions: [String]) async throws -> [StoredRun] {
+    public func park(runID: String, until: Date) async throws {
+        let (logger, node) = (logger, node)
+        let epoch = RunFence.epoch
+        let parked = try await transaction { db in
+            let rows = try await db.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE run SET parked_until = $1, owner = NULL
+                        WHERE id = $2 AND owner = $3 AND ($4 < 0 OR claim_epoch = $4) RETURNING 1
+                        """, binds: Self.binds(until.timeIntervalSince1970, runID, node, epoch ?? -1)), logger: logger
+            ).collect()
+            return !rows.isEmpty
+        }
+        guard parked else {
+            let owner = try await reading { db in
+                try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first
+            }
+            guard let owner else { throw StoreError.unknownRun(runID) }
+            throw RunOwnershipLost(runID: runID, owner: try owner.decode(String?.self))
+        }
+    }
+
+    public func unparkRuns(dueBy: Date, limit: Int) async throws -> [String] {
+        let logger = logger
+        return try await transaction { db in
+            try await db.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE run SET parked_until = NULL WHERE id IN (
+                            SELECT id FROM run WHERE parked_until <= $1 AND status IN ('running', 'compensating')
+                            ORDER BY parked_until, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                        RETURNING id
+                        """, binds: Self.binds(dueBy.timeIntervalSince1970, limit)), logger: logger
+            ).collect().map { try $0.decode(String.self) }
+        }
+    }
+
+    public func claimRuns(limit: Int, excluding definitions: [String], dueBy: Date) async throws -> [StoredRun] {
         let (logger, node) = (logger, node)
         return try await transaction { db in
             let claimed = try await db.query(
@@ -87,11 +124,13 @@ extension PostgresStore {
                                 AND NOT (run.definition_hash = ANY($3))
                                 -- Never its own: a run this node owns is driven here, or taken up again by claimRun.
                                 AND run.owner IS DISTINCT FROM $2
+                                -- A parked run waits as a row until it comes due.
+                                AND (run.parked_until IS NULL OR run.parked_until <= $4)
                             ORDER BY run.created_at LIMIT $1
                             FOR UPDATE OF run SKIP LOCKED)
-                        UPDATE run SET owner = $2, claim_epoch = run.claim_epoch + 1 FROM picked WHERE run.id = picked.id
+                        UPDATE run SET owner = $2, claim_epoch = run.claim_epoch + 1, parked_until = NULL FROM picked WHERE run.id = picked.id
                         RETURNING run.id, picked.previous, \(Self.databaseNow)
-                        """, binds: Self.binds(limit, node, definitions)), logger: logger
+                        """, binds: Self.binds(limit, node, definitions, min(dueBy, SagaMachine.latestStoredTime).timeIntervalSince1970)), logger: logger
             ).collect()
             var ids: [String] = []
             for row in claimed {

@@ -9,7 +9,7 @@ extension PostgresStore {
     public func unfinishedRuns() async throws -> [StoredRun] {
         let logger = logger
         return try await reading { db in
-            let unfinished = "run.status IN ('running', 'compensating')"
+            let unfinished = "run.status IN ('running', 'compensating') AND run.parked_until IS NULL"
             let rows = try await db.query(PostgresQuery(unsafeSQL: "SELECT * FROM run WHERE \(unfinished) ORDER BY created_at, id"), logger: logger)
                 .collect()
             guard !rows.isEmpty else { return [] }

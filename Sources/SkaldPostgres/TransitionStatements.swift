@@ -16,7 +16,8 @@ enum TransitionStatements {
         let prefix = """
             WITH r AS (
                 UPDATE run SET status = $3, failure_step = $4, failure_reason = $5, compensation_failure_step = $6,
-                    compensation_failure_reason = $7, stuck_step = $8, stuck_reason = $9, deadline_at = $10, updated_at = $11
+                    compensation_failure_reason = $7, stuck_step = $8, stuck_reason = $9, deadline_at = $10, updated_at = $11,
+                    parked_until = NULL
                 WHERE id = $1 AND owner = $2 AND ($14::int8 IS NULL OR claim_epoch = $14::int8)
                 RETURNING id),
             s AS (
@@ -25,11 +26,11 @@ enum TransitionStatements {
                     first_attempt_at = x.first_attempt_at, compensation_first_attempt_at = x.compensation_first_attempt_at,
                     due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
                     outcome_unknown = x.outcome_unknown, resolved_by = x.resolved_by, resolved_note = x.resolved_note,
-                    resolved_at = x.resolved_at
+                    resolved_at = x.resolved_at, wait = x.wait
                 FROM jsonb_to_recordset($12::jsonb) AS x(
                     position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
                     first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
-                    last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8)
+                    last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8, wait text)
                 WHERE step.run_id = $1 AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
                 RETURNING 1),
             e AS (
@@ -74,6 +75,7 @@ enum TransitionStatements {
                     "resolved_by": step.resolution.map { .string($0.by) } ?? .null,
                     "resolved_note": step.resolution.map { .string($0.note) } ?? .null,
                     "resolved_at": step.resolution.map { .double($0.at.timeIntervalSince1970) } ?? .null,
+                    "wait": StepRow.text(of: step.wait).map(JSONValue.string) ?? .null,
                 ]
                 if names { record["name"] = .string(step.name) }
                 return .object(record)

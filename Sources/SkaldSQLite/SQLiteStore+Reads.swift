@@ -8,7 +8,7 @@ extension SQLiteStore {
     /// Loads every unfinished run in three queries (runs, their definitions, their steps), however many there are.
     public func unfinishedRuns() async throws -> [StoredRun] {
         try await pool.read { db in
-            let unfinished = "run.status IN ('running', 'compensating')"
+            let unfinished = "run.status IN ('running', 'compensating') AND run.parked_until IS NULL"
             let rows = try RunRow.fetchAll(db, sql: "SELECT * FROM run WHERE \(unfinished) ORDER BY created_at, id")
             guard !rows.isEmpty else { return [] }
             var documents: [String: JSONValue] = [:]

@@ -157,6 +157,28 @@ public final class SQLiteStore: SagaStore {
         try await write { db in try Self.apply(transition, runID: runID, at: at, db: db) }
     }
 
+    public func park(runID: String, until: Date) async throws {
+        try await write { db in
+            try db.cachedStatement(sql: "UPDATE run SET parked_until = ? WHERE id = ?").execute(arguments: [until.timeIntervalSince1970, runID])
+            guard db.changesCount == 1 else { throw StoreError.unknownRun(runID) }
+        }
+    }
+
+    public func unparkRuns(dueBy: Date, limit: Int) async throws -> [String] {
+        try await write { db in
+            let ids = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM run WHERE parked_until <= ? AND status IN ('running', 'compensating')
+                    ORDER BY parked_until, id LIMIT ?
+                    """,
+                arguments: [dueBy.timeIntervalSince1970, limit])
+            let unpark = try db.cachedStatement(sql: "UPDATE run SET parked_until = NULL WHERE id = ?")
+            for id in ids { try unpark.execute(arguments: [id]) }
+            return ids
+        }
+    }
+
     public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
         let definitionStored = storedDefinitions.withLock { $0.contains(run.definition.contentHash) }
         let created = try await write { db in
@@ -255,7 +277,7 @@ public final class SQLiteStore: SagaStore {
         try db.cachedStatement(
             sql: """
                 UPDATE run SET status = ?, failure_step = ?, failure_reason = ?, compensation_failure_step = ?,
-                    compensation_failure_reason = ?, stuck_step = ?, stuck_reason = ?, deadline_at = ?, updated_at = ?
+                    compensation_failure_reason = ?, stuck_step = ?, stuck_reason = ?, deadline_at = ?, updated_at = ?, parked_until = NULL
                 WHERE id = ?
                 """
         ).execute(
@@ -269,7 +291,7 @@ public final class SQLiteStore: SagaStore {
             sql: """
                 UPDATE step SET status = ?, attempts = ?, compensation_attempts = ?, compensation_attempts_base = ?, attempts_base = ?,
                     first_attempt_at = ?, compensation_first_attempt_at = ?, due_at = ?, response_status = ?, response_body = ?, last_error = ?,
-                    outcome_unknown = ?, resolved_by = ?, resolved_note = ?, resolved_at = ?
+                    outcome_unknown = ?, resolved_by = ?, resolved_note = ?, resolved_at = ?, wait = ?
                 WHERE run_id = ? AND position = ?
                 """)
         for position in transition.changedSteps ?? Array(state.steps.indices) {
@@ -279,7 +301,8 @@ public final class SQLiteStore: SagaStore {
                 step.firstAttemptAt?.timeIntervalSince1970, step.compensationFirstAttemptAt?.timeIntervalSince1970,
                 step.dueAt?.timeIntervalSince1970,
                 step.response?.status, step.response?.body.jsonText, step.lastError, step.outcomeUnknown,
-                step.resolution?.by, step.resolution?.note, step.resolution?.at.timeIntervalSince1970, runID, position,
+                step.resolution?.by, step.resolution?.note, step.resolution?.at.timeIntervalSince1970, StepRow.text(of: step.wait), runID,
+                position,
             ])
         }
         try append(transition.events, runID: runID, db: db)

@@ -269,6 +269,15 @@ enum Schema {
                     CREATE INDEX run_status_id ON run(status, id);
                     """)
         }
+        migrator.registerMigration("v7-waits") { db in
+            // A waiting step's wait, and when a parked run (one no driver holds in memory) comes due.
+            try db.execute(
+                sql: """
+                    ALTER TABLE step ADD COLUMN wait TEXT;
+                    ALTER TABLE run ADD COLUMN parked_until REAL;
+                    CREATE INDEX run_parked ON run(parked_until) WHERE parked_until IS NOT NULL;
+                    """)
+        }
         return migrator
     }
 }

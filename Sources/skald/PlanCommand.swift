@@ -94,6 +94,17 @@ enum PlanText {
         return out
     }
 
+    /// "waits for a person up to 48h", "sleeps 15m", "sleeps until a time the run gives (not counted)".
+    static func wait(_ wait: SagaPlan.WaitSchedule?) -> String {
+        guard let wait else { return "" }
+        switch (wait.kind, wait.longest) {
+        case (.approval, let longest?): return "waits for a person's approval up to \(DurationText.format(longest)) (no decision by then is a rejection)"
+        case (.approval, nil): return "waits for a person's approval"
+        case (.sleep, let longest?): return "sleeps \(DurationText.format(longest))"
+        case (.sleep, nil): return "sleeps until a time the run gives (not counted in the worst case)"
+        }
+    }
+
     static func text(_ plan: SagaPlan, file: String) -> String {
         var lines = ["Plan for \(plan.saga) v\(plan.version) (\(file)); nothing is sent.", "", "Waves (the steps of a wave run at the same time):"]
         for (number, wave) in plan.waves.enumerated() {
@@ -105,7 +116,7 @@ enum PlanText {
         let width = plan.steps.map(\.name.count).max() ?? 10
         for step in plan.steps {
             let after = step.dependsOn.isEmpty ? "starts at once" : "after \(step.dependsOn.joined(separator: ", "))"
-            lines.append("  \(step.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(schedule(step.request)); \(after)")
+            lines.append("  \(step.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(step.request.map(schedule) ?? wait(step.wait)); \(after)")
             if let compensation = step.compensation {
                 lines.append("  \(String(repeating: " ", count: width))  undo: \(schedule(compensation))")
             }
@@ -173,7 +184,8 @@ enum PlanText {
             "steps": .array(plan.steps.map { step in
                 [
                     "name": .string(step.name), "dependsOn": .array(step.dependsOn.map(JSONValue.string)), "pivot": .bool(step.isPivot),
-                    "request": call(step.request), "compensation": step.compensation.map(call) ?? .null,
+                    "request": step.request.map(call) ?? .null, "compensation": step.compensation.map(call) ?? .null,
+                    "wait": step.wait.map { wait in ["kind": .string(wait.kind.rawValue), "longestMs": wait.longest.map(ms) ?? .null] } ?? .null,
                 ]
             }),
             "worstCaseMs": ms(plan.worstCase), "criticalPath": .array(plan.criticalPath.map(JSONValue.string)),

@@ -9,9 +9,9 @@ import SkaldTestSupport
         #expect(definition.name == "order")
         #expect(definition.steps.map(\.name) == ["a", "b", "c"])
         let a = definition.steps[0]
-        #expect(a.request.retry.maxAttempts == 3)
-        #expect(a.request.retry.jitter == .none)
-        #expect(a.request.timeout == RetryPolicy.defaultTimeout)
+        #expect(a.request?.retry.maxAttempts == 3)
+        #expect(a.request?.retry.jitter == RetryPolicy.Jitter.none)
+        #expect(a.request?.timeout == RetryPolicy.defaultTimeout)
         // The compensation's own policy is merged over the compensation default, not the forward one.
         #expect(a.compensation?.retry.maxAttempts == 2)
         #expect(a.compensation?.retry.maxInterval == RetryPolicy.compensationDefault.maxInterval)

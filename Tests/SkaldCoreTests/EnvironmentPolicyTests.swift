@@ -76,10 +76,10 @@ import SkaldTestSupport
     }
 
     @Test func secretHeadersMustNameHeadersOfTheCall() throws {
-        let call = try saga(#"""
+        let call = try #require(try saga(#"""
             {"name": "t", "version": 1, "steps": [{"name": "s", "request": {"method": "GET", "url": "http://127.0.0.1:1/",
               "headers": {"X-Api-Key": "k", "Authorization": "Bearer b"}, "secretHeaders": ["x-api-key"]}}]}
-            """#).steps[0].request
+            """#).steps[0].request)
         #expect(call.isSecret(header: "X-Api-Key"))
         #expect(call.isSecret(header: "authorization"))
         #expect(!call.isSecret(header: "Accept"))

@@ -211,7 +211,7 @@ let trip = """
             { "name": "x", "version": 1, "steps": [ { "name": "a", "request": { "method": "POST", "url": "http://h/a",
               "successStatus": [200, 404], "retryOn": [409, "4xx"], "failOn": [503], "maxElapsed": "3s" } } ] }
             """)
-        let rules = definition.steps[0].request.statusRules
+        let rules = try #require(definition.steps[0].request).statusRules
         #expect(rules.classify(200) == .success)
         #expect(rules.classify(404) == .success)
         #expect(rules.classify(201) == .permanent, "a 2xx that successStatus leaves out is not a success")
@@ -220,7 +220,7 @@ let trip = """
         #expect(rules.classify(503) == .permanent)
         #expect(rules.classify(500) == .retryable)
         #expect(StatusRules.standard.classify(404) == .permanent)
-        #expect(definition.steps[0].request.maxElapsed == .seconds(3))
+        #expect(definition.steps[0].request?.maxElapsed == .seconds(3))
     }
 
     @Test func badRulesAreNamed() {

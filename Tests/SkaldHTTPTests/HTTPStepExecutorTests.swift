@@ -57,7 +57,7 @@ func testRouter() -> Router<BasicRequestContext> {
 
 func call(_ json: String) throws -> CallDefinition {
     let saga = try DefinitionParser.parse(Array(#"{"name":"t","version":1,"steps":[{"name":"s","request":\#(json)}]}"#.utf8))
-    return saga.steps[0].request
+    return try #require(saga.steps[0].request)
 }
 
 func request(_ call: CallDefinition, context: TemplateContext = TemplateContext(input: [:], runID: "R1", env: [:])) -> StepRequest {

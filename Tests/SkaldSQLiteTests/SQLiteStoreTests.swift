@@ -202,7 +202,7 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         let indexes = try await store.pool.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'run' AND sql IS NOT NULL ORDER BY name")
         }
-        #expect(indexes == ["run_idempotency_key", "run_saga", "run_status_id", "run_unfinished"])
+        #expect(indexes == ["run_idempotency_key", "run_parked", "run_saga", "run_status_id", "run_unfinished"])
         // A status no version of Skald writes is refused where it is read, naming it.
         try await store.pool.write { db in try db.execute(sql: "UPDATE step SET status = 'teleported' WHERE run_id = 'R1' AND position = 1") }
         await #expect(throws: (any Error).self) { try await store.run(id: "R1") }

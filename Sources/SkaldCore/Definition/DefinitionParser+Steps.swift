@@ -12,14 +12,37 @@ extension DefinitionParser {
         if let name, !Self.isValidName(name) || name.contains(".") {
             report(path.appending("name"), "\"\(name)\" is not a valid step name; use letters, digits, '_' or '-' (no dots), starting with a letter or digit")
         }
-        var request: CallDefinition?
+        var action: StepAction?
         /// Each call as far as it parsed, checked for its templates if the step cannot be built.
         var calls: [(path: JSONPath, includingOwn: Bool, call: CallDefinition)] = []
-        if let requestValue = members["request"] {
-            request = call(requestValue, at: path.appending("request"), timeout: timeout, retry: forwardRetry)
+        let kinds = Self.actionFields.filter { members[$0] != nil }
+        if kinds.count > 1 {
+            report(
+                path.appending(kinds[1]),
+                "a step does one thing: it has both \"\(kinds[0])\" and \"\(kinds[1])\"; keep one (an HTTP call, an approval by a person, or a sleep) and split the rest into steps of their own")
+        } else if let requestValue = members["request"] {
+            let request = call(requestValue, at: path.appending("request"), timeout: timeout, retry: forwardRetry)
             if let parsed = request ?? partialCall { calls.append((path.appending("request"), false, parsed)) }
+            action = request.map(StepAction.call)
+        } else if let value = members["approval"] {
+            action = approval(value, at: path.appending("approval")).map(StepAction.approval)
+        } else if let value = members["sleep"] {
+            action = sleepDuration(value, at: path.appending("sleep")).map { .sleep(.duration($0)) }
+        } else if let value = members["sleepUntil"] {
+            let fieldPath = path.appending("sleepUntil")
+            if let text = value.stringValue, text.contains("{{") {
+                action = template(text, at: fieldPath).map { .sleep(.until($0)) }
+            } else if let text = value.stringValue, Self.rfc3339(text) != nil {
+                action = template(text, at: fieldPath).map { .sleep(.until($0)) }
+            } else {
+                report(
+                    fieldPath,
+                    "\"sleepUntil\" must be an RFC 3339 time such as \"2026-12-24T18:00:00Z\", or a template that gives one, such as \"{{input.releaseAt}}\"; it is \(value.jsonText)")
+            }
         } else {
-            report(path, "\"request\" is required: give the HTTP call this step makes, with at least \"method\" and \"url\"")
+            report(
+                path,
+                "a step needs what it does: \"request\" (the HTTP call it makes, with at least \"method\" and \"url\"), \"approval\" (a person decides), \"sleep\" or \"sleepUntil\" (it waits)")
         }
         var compensation: CallDefinition?
         if let compensationValue = members["compensation"] {
@@ -56,13 +79,43 @@ extension DefinitionParser {
                 report(participantPath, "\"participant\" must be the name of one of the saga's \"participants\", but it is \(value.jsonText)")
             }
         }
-        guard let name, let request, members["compensation"] == nil || compensation != nil else {
+        guard let name, let action, members["compensation"] == nil || compensation != nil else {
             unbuiltCalls += calls.map { (index, $0.path, $0.includingOwn, $0.call) }
             return nil
         }
         return StepDefinition(
-            name: name, request: request, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown,
+            name: name, action: action, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown,
             participant: participant)
+    }
+
+    // MARK: - Steps that wait
+
+    mutating func approval(_ value: JSONValue, at path: JSONPath) -> ApprovalDefinition? {
+        guard let members = object(value, at: path, allowed: Self.approvalFields, what: "an approval") else { return nil }
+        let problemsBefore = problems.count
+        let timeout = duration(members, "timeout", at: path, maximum: Self.maximumWait)
+        if members["timeout"] == nil {
+            report(path, "\"timeout\" is required: how long the run waits for a person's decision before it counts as a rejection, for example \"48h\"")
+        }
+        var prompt: TemplateString?
+        if let text = string(members, "prompt", at: path, required: false, hint: "write what the person is asked, for example \"Refund {{input.amount}} EUR?\"") {
+            prompt = template(text, at: path.appending("prompt"))
+        }
+        guard problems.count == problemsBefore, let timeout else { return nil }
+        return ApprovalDefinition(timeout: timeout, prompt: prompt)
+    }
+
+    mutating func sleepDuration(_ value: JSONValue, at path: JSONPath) -> Duration? {
+        let key = path.components.last.flatMap { if case .key(let k) = $0 { k } else { nil } } ?? "sleep"
+        var parent = path
+        parent.components.removeLast()
+        return duration([key: value], key, at: parent, maximum: Self.maximumWait)
+    }
+
+    /// An RFC 3339 time (`2026-12-24T18:00:00Z`, with an offset or fractional seconds too).
+    public static func rfc3339(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: .iso8601) { return date }
+        return try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
     mutating func call(_ value: JSONValue, at path: JSONPath, timeout: Duration, retry: RetryPolicy) -> CallDefinition? {

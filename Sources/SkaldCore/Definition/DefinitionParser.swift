@@ -10,7 +10,14 @@ public struct DefinitionParser {
     /// The most steps a saga may have. Real sagas have a handful; the bound keeps validation, planning and the
     /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
     public static let maximumSteps = 256
-    static let stepFields = ["name", "dependsOn", "pivot", "participant", "request", "compensation", "compensateUnknown"]
+    static let stepFields = [
+        "name", "dependsOn", "pivot", "participant", "request", "approval", "sleep", "sleepUntil", "compensation", "compensateUnknown",
+    ]
+    /// The fields that say what a step does; a step has exactly one.
+    static let actionFields = ["request", "approval", "sleep", "sleepUntil"]
+    static let approvalFields = ["timeout", "prompt"]
+    /// The longest a step may wait for a person or a time.
+    public static let maximumWait: Duration = .seconds(365 * 86_400)
     static let callFields = [
         "method", "url", "headers", "secretHeaders", "body", "timeout", "retry", "maxElapsed", "successStatus", "retryOn", "failOn",
     ]
@@ -38,6 +45,8 @@ public struct DefinitionParser {
     var deadline: Duration?
     /// Every step in the file was built (so a step's position in `steps` is its position in the file).
     var stepsComplete = false
+    /// The kind of wait of each step that was built (nil for a call), by name: a wait has no response to read.
+    var stepKinds: [String: WaitKind?] = [:]
     /// The saga as far as it could be read, when it has problems: its warnings are shown with them.
     var partial: SagaDefinition?
 
@@ -218,7 +227,7 @@ public struct DefinitionParser {
         let stepsPath = JSONPath.root.appending("steps")
         switch members["steps"] {
         case nil:
-            report(.root, "\"steps\" is required: list the saga's HTTP calls in order, each with a \"name\" and a \"request\"")
+            report(.root, "\"steps\" is required: list the saga's steps in order, each with a \"name\" and a \"request\" (or an \"approval\" or a \"sleep\")")
         case .array(let items)? where items.count > Self.maximumSteps:
             report(
                 stepsPath,
@@ -245,6 +254,7 @@ public struct DefinitionParser {
             usesDependsOn = items.contains { $0["dependsOn"] != nil }
             let graph = dependencyGraph(items, names: names)
             dependencies = graph.direct
+            for (_, step) in parsed { stepKinds[step.name] = step.action.kind }
             checkReferences(parsed, names: names, reachable: graph.transitive, inputSchema: inputSchema)
             for unbuilt in unbuiltCalls {
                 checkCall(
@@ -372,9 +382,17 @@ public struct DefinitionParser {
         for (index, step) in steps {
             let stepPath = JSONPath.root.appending("steps").appending(index)
             let earlier = reachable?[index]
-            checkCall(
-                step.request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, earlier: earlier,
-                inputSchema: inputSchema)
+            if let request = step.request {
+                checkCall(
+                    request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, earlier: earlier,
+                    inputSchema: inputSchema)
+            }
+            for (field, template) in step.action.templates {
+                let fieldPath = field.reduce(stepPath) { $0.appending($1) }
+                checkReferences(
+                    template.references.map { (fieldPath, $0) }, stepIndex: index, includingOwn: false, names: names,
+                    earlier: earlier, inputSchema: inputSchema)
+            }
             if let compensation = step.compensation {
                 checkCall(
                     compensation, at: stepPath.appending("compensation"), stepIndex: index, includingOwn: true, names: names,
@@ -388,7 +406,14 @@ public struct DefinitionParser {
         _ call: CallDefinition, at path: JSONPath, stepIndex: Int, includingOwn: Bool, names: [String], earlier: Set<Int>?,
         inputSchema: InputSchema?
     ) {
-        for (fieldPath, reference) in call.locatedReferences(at: path) {
+        checkReferences(call.locatedReferences(at: path), stepIndex: stepIndex, includingOwn: includingOwn, names: names, earlier: earlier, inputSchema: inputSchema)
+    }
+
+    mutating func checkReferences(
+        _ references: [(JSONPath, TemplateReference)], stepIndex: Int, includingOwn: Bool, names: [String], earlier: Set<Int>?,
+        inputSchema: InputSchema?
+    ) {
+        for (fieldPath, reference) in references {
             switch reference {
             case .stepStatus(let step), .stepBody(let step, _):
                 guard let target = names.firstIndex(of: step) else {
@@ -396,7 +421,9 @@ public struct DefinitionParser {
                     report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
                     continue
                 }
-                if target == stepIndex {
+                if let kind = stepKinds[step] ?? nil {
+                    report(fieldPath, "{{\(reference)}} reads the response of step \"\(step)\", which is \(kind == .approval ? "an approval" : "a sleep") and has no response; only steps with a \"request\" have one")
+                } else if target == stepIndex {
                     if !includingOwn {
                         report(fieldPath, "{{\(reference)}} refers to this step's own response, which does not exist before the request is sent; only a compensation may use it")
                     }

@@ -69,7 +69,8 @@ public struct SagaDefinition: Sendable {
 
 public struct StepDefinition: Sendable, Hashable {
     public var name: String
-    public var request: CallDefinition
+    /// What the step does going forward: an HTTP call, or a wait for a person or for a time.
+    public var action: StepAction
     public var compensation: CallDefinition?
     /// Marks the point of no return.
     public var isPivot: Bool = false
@@ -80,6 +81,17 @@ public struct StepDefinition: Sendable, Hashable {
     /// The participant (one of the saga's `participants`) whose breaker, bulkhead and rate limit the step's calls,
     /// forward and compensation, go through.
     public var participant: String?
+
+    /// The forward HTTP call, for a step that makes one.
+    public var request: CallDefinition? {
+        if case .call(let call) = action { return call }
+        return nil
+    }
+
+    /// The call of `phase`: the forward request (nil for a step that waits instead), or the compensation.
+    public func call(_ phase: Phase) -> CallDefinition? {
+        phase == .forward ? request : compensation
+    }
 
     /// The compensation reads this step's own response, which does not exist when the outcome is unknown.
     public var compensationReadsOwnResponse: Bool {
@@ -161,9 +173,19 @@ extension SagaDefinition {
     public var calls: [(path: JSONPath, call: CallDefinition)] {
         steps.enumerated().flatMap { index, step in
             let stepPath = JSONPath.root.appending("steps").appending(index)
-            var out = [(stepPath.appending("request"), step.request)]
+            var out: [(JSONPath, CallDefinition)] = []
+            if let request = step.request { out.append((stepPath.appending("request"), request)) }
             if let compensation = step.compensation { out.append((stepPath.appending("compensation"), compensation)) }
             return out
+        }
+    }
+
+    /// The templates of the steps that wait (an approval's prompt, a `sleepUntil`), with their JSON paths.
+    public var waitTemplates: [(path: JSONPath, template: TemplateString)] {
+        steps.enumerated().flatMap { index, step in
+            step.action.templates.map { field, template in
+                (field.reduce(JSONPath.root.appending("steps").appending(index)) { $0.appending($1) }, template)
+            }
         }
     }
 
@@ -172,6 +194,9 @@ extension SagaDefinition {
         var names: Set<String> = []
         for (_, call) in calls {
             for case .env(let name) in call.references { names.insert(name) }
+        }
+        for (_, template) in waitTemplates {
+            for case .env(let name) in template.references { names.insert(name) }
         }
         return names.sorted()
     }
@@ -183,6 +208,11 @@ extension SagaDefinition {
         for (path, call) in calls {
             // A reference with a default (`{{input.note ?? ""}}`) does not need the field.
             for reference in call.requiredReferences {
+                if case .input = reference, seen.insert(reference).inserted { out.append((reference, path)) }
+            }
+        }
+        for (path, template) in waitTemplates {
+            for reference in template.requiredReferences {
                 if case .input = reference, seen.insert(reference).inserted { out.append((reference, path)) }
             }
         }

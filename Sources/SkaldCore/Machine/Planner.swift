@@ -13,12 +13,25 @@ public struct SagaPlan: Sendable {
         public var worstCase: Duration
     }
 
+    /// How long a step that waits may wait.
+    public struct WaitSchedule: Sendable {
+        public var kind: WaitKind
+        /// The approval's timeout or the sleep's length; nil for a sleep until a time given when the run starts.
+        public var longest: Duration?
+    }
+
     public struct Step: Sendable {
         public var name: String
         public var dependsOn: [String]
         public var isPivot: Bool
-        public var request: CallSchedule
+        /// The forward call, for a step that makes one.
+        public var request: CallSchedule?
+        /// The wait, for a step that waits instead.
+        public var wait: WaitSchedule?
         public var compensation: CallSchedule?
+
+        /// The longest the step's forward work may take (a sleep until a given time counts as none: it is not known).
+        public var worstCase: Duration { request?.worstCase ?? wait?.longest ?? .zero }
     }
 
     /// What happens when one step fails for good.
@@ -63,14 +76,14 @@ public enum Planner {
         let steps = saga.steps.enumerated().map { index, step in
             SagaPlan.Step(
                 name: step.name, dependsOn: saga.dependencies[index].map { saga.steps[$0].name }, isPivot: step.isPivot,
-                request: schedule(step.request), compensation: step.compensation.map(schedule))
+                request: step.request.map(schedule), wait: wait(step.action), compensation: step.compensation.map(schedule))
         }
         // Longest path of worst cases through the dependency graph (indexes in dependency order).
         var finish = [Duration](repeating: .zero, count: saga.steps.count)
         var previous = [Int?](repeating: nil, count: saga.steps.count)
         for index in topologicalOrder(saga) {
             let before = saga.dependencies[index].max { finish[$0] < finish[$1] }
-            finish[index] = (before.map { finish[$0] } ?? .zero) + steps[index].request.worstCase
+            finish[index] = (before.map { finish[$0] } ?? .zero) + steps[index].worstCase
             previous[index] = before
         }
         var path: [String] = []
@@ -99,6 +112,15 @@ public enum Planner {
             worstCase: worstCase)
     }
 
+    static func wait(_ action: StepAction) -> SagaPlan.WaitSchedule? {
+        switch action {
+        case .call: nil
+        case .approval(let approval): SagaPlan.WaitSchedule(kind: .approval, longest: approval.timeout)
+        case .sleep(.duration(let duration)): SagaPlan.WaitSchedule(kind: .sleep, longest: duration)
+        case .sleep(.until): SagaPlan.WaitSchedule(kind: .sleep, longest: nil)
+        }
+    }
+
     static func topologicalOrder(_ saga: SagaDefinition) -> [Int] {
         var order: [Int] = []
         var done = Set<Int>()
@@ -122,11 +144,29 @@ public enum Planner {
     /// the rest with success. Returns the names of the steps that were due (one wave).
     static func runWave(_ machine: SagaMachine, _ state: inout RunState, failing: Int? = nil, failure: AttemptOutcome = failure) -> [Int] {
         let due = state.dueSteps(at: epoch)
-        for index in due { state = machine.beginAttempt(state, step: index, at: epoch).state }
+        // A step that waits begins its wait (for the plan, one that ends at once), except a sleep that fails, whose
+        // time could not be worked out; a step that calls sends its attempt.
+        for index in due where !(index == failing && machine.saga.steps[index].action.kind == .sleep) {
+            if state.steps[index].status == .running, let kind = machine.saga.steps[index].action.kind {
+                state = machine.beginWait(state, step: index, wait: StepWait(kind: kind, since: epoch, until: epoch), at: epoch).state
+            } else {
+                state = machine.beginAttempt(state, step: index, at: epoch).state
+            }
+        }
         let ordered = due.filter { $0 == failing } + due.filter { $0 != failing }
         for index in ordered {
-            let outcome = index == failing ? failure : success
-            state = machine.finishAttempt(state, step: index, outcome: outcome, duration: .zero, at: epoch, jitterSample: 0).state
+            let fails = index == failing
+            let step = state.steps[index]
+            if step.status == .running, step.dueAt != nil, machine.saga.steps[index].action.kind == .sleep {
+                state = machine.waitCannotBegin(state, step: index, reason: "planned failure", at: epoch).state
+            } else if step.status == .waiting, step.wait?.kind == .approval {
+                state = machine.decide(state, step: step.name, approve: !fails, by: "plan", note: "", at: epoch)?.state ?? state
+            } else if step.status == .waiting {
+                state = machine.waitEnded(state, step: index, at: epoch).state
+            } else if step.isInFlight {
+                let outcome = fails ? failure : success
+                state = machine.finishAttempt(state, step: index, outcome: outcome, duration: .zero, at: epoch, jitterSample: 0).state
+            }
         }
         return due
     }

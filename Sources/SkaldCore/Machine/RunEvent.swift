@@ -38,6 +38,14 @@ public struct RunEvent: Sendable, Hashable {
         /// The stored run breaks a rule the engine relies on (a damaged row, a crafted import): it is not driven,
         /// and waits for an operator to abandon it.
         case runUnrunnable = "run_unrunnable"
+        /// A step began to wait: for a person's decision, or for a time.
+        case waitStarted = "wait_started"
+        /// A person approved a waiting step; it succeeded.
+        case stepApproved = "step_approved"
+        /// A person rejected a waiting step, or nobody decided before its timeout; it failed for good.
+        case stepRejected = "step_rejected"
+        /// A sleep came to its end; the step succeeded.
+        case sleepEnded = "sleep_ended"
     }
 
     public var at: Date

@@ -32,6 +32,10 @@ public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case pending
     /// The forward call is scheduled or in flight.
     case running
+    /// The step waits for something outside Skald: a person's decision, or a time (`StepState.wait` says which).
+    /// Its `dueAt` is when the wait ends on its own (the timeout, the sleep's end). Not an attempt: nothing is in
+    /// flight, and the run costs a row, not a task, while it waits.
+    case waiting
     case succeeded
     /// The forward call failed for good with an answer: the participant refused it.
     case failed
@@ -80,6 +84,23 @@ public struct StepResolution: Sendable, Hashable {
     }
 }
 
+/// What a waiting step waits for, since when, and what a person is asked.
+public struct StepWait: Sendable, Hashable {
+    public var kind: WaitKind
+    public var since: Date
+    /// When the wait ends on its own: a sleep's end, an approval's timeout.
+    public var until: Date
+    /// An approval's question, rendered when the step began.
+    public var prompt: String?
+
+    public init(kind: WaitKind, since: Date, until: Date, prompt: String? = nil) {
+        self.kind = kind
+        self.since = since
+        self.until = until
+        self.prompt = prompt
+    }
+}
+
 /// The `Idempotency-Key` Skald sends with every attempt of one call: the same across retries and restarts, so a
 /// participant can deduplicate, and known before the call is sent, so a compensation can name the action it undoes.
 public enum IdempotencyKey {
@@ -122,8 +143,11 @@ public struct StepState: Sendable, Hashable {
     /// A forward attempt ended without an answer (timeout, or the connection broke after sending) and no later
     /// attempt succeeded: the participant may have applied the request.
     public var outcomeUnknown: Bool = false
-    /// Set when an operator resolved the step (status `resolved`) or its compensation (`compensation_resolved`).
+    /// A person's decision on the step: an operator resolved it (status `resolved`) or its compensation
+    /// (`compensation_resolved`), or approved or rejected it (an approval step).
     public var resolution: StepResolution?
+    /// What the step waits for, while it is `waiting` (and kept once the wait ended, for the record).
+    public var wait: StepWait?
 
     public init(name: String) {
         self.name = name
@@ -205,5 +229,10 @@ public struct RunState: Sendable, Hashable {
 
     public var inFlightSteps: [Int] {
         steps.indices.filter { steps[$0].isInFlight }
+    }
+
+    /// The steps waiting for a person or a time.
+    public var waitingSteps: [Int] {
+        steps.indices.filter { steps[$0].status == .waiting }
     }
 }

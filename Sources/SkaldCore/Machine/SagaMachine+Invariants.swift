@@ -61,15 +61,27 @@ extension SagaMachine {
             time(step.firstAttemptAt, path.appending("firstAttemptAt"))
             time(step.compensationFirstAttemptAt, path.appending("compensationFirstAttemptAt"))
             time(step.resolution?.at, path.appending("resolution").appending("at"))
-            if step.dueAt != nil && step.status.phase == nil {
+            if step.dueAt != nil && step.status.phase == nil && step.status != .waiting {
                 report("dueAt", "a step in status \(step.status.rawValue) has no attempt to make, so it cannot have a due time")
             }
+            if step.status == .waiting {
+                if definition.action.kind == nil {
+                    report("status", "the step makes an HTTP call, so it cannot be waiting")
+                } else if step.wait?.kind != definition.action.kind || step.dueAt == nil {
+                    report("wait", "a waiting step has the wait its definition declares (\(definition.action.kind?.rawValue ?? "")) and the time it ends")
+                }
+            }
+            if step.status == .running && definition.action.kind != nil && step.dueAt == nil {
+                report("dueAt", "a running step that waits instead of calling has nothing in flight, so it must be due")
+            }
+            time(step.wait?.since, path.appending("wait").appending("since"))
+            time(step.wait?.until, path.appending("wait").appending("until"))
             if ([.compensating, .compensationFailed, .compensationResolved].contains(step.status) || step.compensationAttempts > 0)
                 && definition.compensation == nil
             {
                 report("status", "the step declares no compensation, so it cannot be \(step.status.rawValue) or have compensation attempts")
             }
-            if step.status == .succeeded && step.response == nil {
+            if step.status == .succeeded && step.response == nil && definition.request != nil {
                 report("response", "a succeeded step has the response later steps read; this one has none")
             }
             for (phase, attempts, base, key, baseKey) in [
@@ -97,7 +109,7 @@ extension SagaMachine {
             }
         }
         if !state.status.isTerminal && state.status != .stuck {
-            let busy = state.steps.contains { $0.status.phase != nil }
+            let busy = state.steps.contains { $0.status.phase != nil || $0.status == .waiting }
             if !busy {
                 problems.append(
                     RunStateProblem(

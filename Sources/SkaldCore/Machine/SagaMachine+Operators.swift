@@ -144,7 +144,7 @@ extension SagaMachine {
         let name = saga.steps[index].name
         return saga.steps.indices.filter { other in
             !state.steps[other].status.isDone
-                && saga.steps[other].request.requiredReferences.contains { reference in
+                && (saga.steps[other].request?.requiredReferences ?? []).contains { reference in
                     switch reference {
                     case .stepStatus(let step), .stepBody(let step, _): step == name
                     default: false
@@ -184,6 +184,7 @@ extension SagaMachine {
         guard !state.status.isTerminal || state.status == .compensationFailed else { return nil }
         let before = state
         var state = state
+        stopWaiting(&state, because: "the run was abandoned while it waited")
         for index in state.steps.indices where state.steps[index].dueAt != nil {
             let step = state.steps[index]
             state.steps[index].dueAt = nil

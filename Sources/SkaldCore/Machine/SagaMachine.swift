@@ -141,7 +141,9 @@ public final class SagaMachine: Sendable {
         let data: JSONValue = [
             "participant": .string(participant), "until": .string(until.formatted(.iso8601)), "waitMs": .int(Int64(max(0, until.timeIntervalSince(now)) * 1000)),
         ]
-        let call = phase == .forward ? saga.steps[index].request : saga.steps[index].compensation!
+        guard let call = saga.steps[index].call(phase) else {
+            preconditionFailure("waitForParticipant on step \(step.name), which makes no \(phase.rawValue) call")
+        }
         if phase == .forward, let maxElapsed = call.maxElapsed, let firstAt = step.firstAttemptAt,
             until > firstAt.addingTimeInterval(maxElapsed.seconds)
         {
@@ -182,7 +184,9 @@ public final class SagaMachine: Sendable {
         let attempt = step.attempts(in: phase)
         let label = Self.label(step.name, phase)
         let took = DurationText.format(duration)
-        let call = phase == .forward ? saga.steps[index].request : saga.steps[index].compensation!
+        guard let call = saga.steps[index].call(phase) else {
+            preconditionFailure("finishAttempt on step \(step.name), which makes no \(phase.rawValue) call")
+        }
 
         switch outcome {
         case .succeeded(let response):
@@ -299,7 +303,7 @@ public final class SagaMachine: Sendable {
     /// - Parameter waiting: steps whose due attempt already waits for something else (an engine slot, a
     ///   participant's bulkhead or probe): their due time, already past, is not a reason to wake.
     public func nextWakeAt(_ state: RunState, excluding waiting: Set<Int> = []) -> Date? {
-        let deadline = state.status == .running && state.steps.contains { $0.status == .running } && !isAtOrPastPivot(state)
+        let deadline = state.status == .running && state.steps.contains { $0.status == .running || $0.status == .waiting } && !isAtOrPastPivot(state)
             ? state.deadlineAt : nil
         let due = waiting.isEmpty ? state.nextDueAt : state.steps.indices.filter { !waiting.contains($0) }.compactMap { state.steps[$0].dueAt }.min()
         return [due, deadline].compactMap { $0 }.min()
@@ -393,7 +397,7 @@ public final class SagaMachine: Sendable {
                     message: byHand.isEmpty
                         ? "run completed: all \(state.steps.count) steps succeeded"
                         : "run completed: all \(state.steps.count) steps done, \(byHand.joined(separator: ", ")) by hand"))
-        } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running }) {
+        } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running || $0.status == .waiting }) {
             state.status = .stuck
             let message = isStuckAtUndecidedPivot(state)
                 ? "run stuck: the outcome of the pivot \(stuck.step ?? "") is unknown, so the saga can neither turn back nor go on; find out at the participant whether it was applied, then retry the run (skald retry \(state.id): it is sent again with the same idempotency key), record that it was applied (skald resolve \(state.id) --step \(stuck.step ?? "") --note …, with --response when later steps read its response: the run goes on) or cancel it (skald cancel \(state.id): the steps before the pivot are compensated)"
@@ -405,6 +409,7 @@ public final class SagaMachine: Sendable {
     /// Steps waiting for their first attempt or a retry will not be sent any more: the saga turned back.
     /// Attempts already in flight are left to finish.
     func stopForwardWork(_ state: inout RunState) {
+        stopWaiting(&state, because: "the run turned back while it waited")
         for index in state.steps.indices where state.steps[index].status == .running && state.steps[index].dueAt != nil {
             state.steps[index].dueAt = nil
             let step = state.steps[index]
@@ -439,7 +444,7 @@ public final class SagaMachine: Sendable {
             for index in state.steps.indices.reversed() where awaitsCompensation(state, index) {
                 let blocked = dependents[index].contains { other in
                     switch state.steps[other].status {
-                    case .running, .compensating: true
+                    case .running, .waiting, .compensating: true
                     default: awaitsCompensation(state, other)
                     }
                 }
@@ -470,7 +475,7 @@ public final class SagaMachine: Sendable {
                 }
             }
         }
-        let busy = state.steps.contains { $0.status == .running || $0.status == .compensating }
+        let busy = state.steps.contains { $0.status == .running || $0.status == .waiting || $0.status == .compensating }
         guard !busy else { return }
         if halted {
             state.status = .compensationFailed

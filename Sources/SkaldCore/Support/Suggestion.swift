@@ -1,5 +1,5 @@
 /// "Did you mean …?" for misspelt names.
-enum Suggestion {
+public enum Suggestion {
     static func closest(to word: String, in candidates: [String]) -> String? {
         var best: (String, Int)?
         for candidate in candidates {
@@ -14,7 +14,7 @@ enum Suggestion {
         return best?.0
     }
 
-    static func didYouMean(_ word: String, in candidates: [String]) -> String {
+    public static func didYouMean(_ word: String, in candidates: [String]) -> String {
         closest(to: word, in: candidates).map { "; did you mean \"\($0)\"?" } ?? ""
     }
 

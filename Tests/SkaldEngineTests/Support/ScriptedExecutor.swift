@@ -99,6 +99,8 @@ final class FailingStore: SagaStore {
         try await inner.recordAttemptFinished(result, transition: transition)
     }
     func unfinishedRuns() async throws -> [StoredRun] { try await inner.unfinishedRuns() }
+    func park(runID: String, until: Date) async throws { try await inner.park(runID: runID, until: until) }
+    func unparkRuns(dueBy: Date, limit: Int) async throws -> [String] { try await inner.unparkRuns(dueBy: dueBy, limit: limit) }
     func run(id: String) async throws -> StoredRun? { try await inner.run(id: id) }
     func events(runID: String, after: Int64) async throws -> [StoredEvent] { try await inner.events(runID: runID, after: after) }
     func attempts(runID: String) async throws -> [AttemptRecord] { try await inner.attempts(runID: runID) }
