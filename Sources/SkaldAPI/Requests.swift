@@ -88,3 +88,16 @@ public struct AbandonRunRequest: APIObject {
         self.by = by
     }
 }
+
+/// `POST /v1/runs/{id}/steps/{step}/approve` and `/reject`: a person's decision on a step waiting for approval.
+public struct DecideStepRequest: APIObject {
+    public var note: String?
+    public var by: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case note, by }
+
+    public init(note: String? = nil, by: String? = nil) {
+        self.note = note
+        self.by = by
+    }
+}

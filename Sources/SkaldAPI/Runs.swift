@@ -187,18 +187,21 @@ public struct StepView: APIObject {
     public var idempotencyKey: String
     /// Set while a participant's protection holds the step back.
     @Nullable public var waiting: WaitView?
+    /// What a step that waits instead of calling waits for (a person's decision, a time): set from when it began.
+    @Nullable public var wait: StepWaitView?
     public var attemptLog: [AttemptView]
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case name, status, attempts, compensationAttempts, nextAttemptAt, response, lastError, outcomeUnknown, resolution
-        case idempotencyKey, waiting, attemptLog
+        case idempotencyKey, waiting, wait, attemptLog
     }
 
     public init(
         name: String, status: String, attempts: Int, compensationAttempts: Int, nextAttemptAt: Date?, response: ResponseView?,
         lastError: String?, outcomeUnknown: Bool, resolution: ResolutionView?, idempotencyKey: String, waiting: WaitView?,
-        attemptLog: [AttemptView]
+        wait: StepWaitView? = nil, attemptLog: [AttemptView]
     ) {
+        self.wait = wait
         self.name = name
         self.status = status
         self.attempts = attempts
@@ -241,6 +244,24 @@ public struct ResolutionView: APIObject {
         self.by = by
         self.note = note
         self.at = at
+    }
+}
+
+/// What a waiting step waits for: `approval` (a person's decision; `until` is its timeout, a rejection) or `sleep`
+/// (a time; `until` is when it ends), since when, and an approval's question.
+public struct StepWaitView: APIObject {
+    public var kind: String
+    public var since: Date
+    public var until: Date
+    @Nullable public var prompt: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case kind, since, until, prompt }
+
+    public init(kind: String, since: Date, until: Date, prompt: String?) {
+        self.kind = kind
+        self.since = since
+        self.until = until
+        self.prompt = prompt
     }
 }
 

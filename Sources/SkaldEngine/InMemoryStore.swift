@@ -138,17 +138,21 @@ public actor InMemoryStore: SagaStore {
         let matching = runs.values
             .filter { query.status == nil || $0.state.status == query.status }
             .filter { query.saga == nil || $0.sagaName == query.saga }
-            .filter { query.cursor == nil || $0.id < query.cursor! }
+            .filter { run in query.cursor.map { query.waiting == nil ? run.id < $0 : run.id > $0 } ?? true }
+            .filter { run in
+                query.waiting.map { kind in run.state.status == .running && run.state.steps.contains { $0.status == .waiting && $0.wait?.kind == kind } }
+                    ?? true
+            }
             .filter { run in query.createdAfter.map { run.createdAt >= $0 } ?? true }
             .filter { run in query.createdBefore.map { run.createdAt < $0 } ?? true }
             .filter { query.idempotencyKey == nil || $0.idempotencyKey == query.idempotencyKey }
-            .sorted { $0.id > $1.id }
+            .sorted { query.waiting == nil ? $0.id > $1.id : $0.id < $1.id }
         let page = Array(matching.prefix(query.limit)).map { run in
             RunSummary(
                 id: run.id, sagaName: run.sagaName, sagaVersion: run.sagaVersion, status: run.state.status, createdAt: run.createdAt,
                 updatedAt: run.updatedAt, failure: run.state.failure, compensationFailure: run.state.compensationFailure,
                 stuck: run.state.stuck, idempotencyKey: run.idempotencyKey,
-                currentStep: run.state.steps.first { $0.status == .running || $0.status == .compensating }?.name)
+                currentStep: run.state.steps.first { $0.status == .running || $0.status == .waiting || $0.status == .compensating }?.name)
         }
         return RunPage(runs: page, nextCursor: matching.count > query.limit ? page.last?.id : nil)
     }

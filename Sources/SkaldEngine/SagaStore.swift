@@ -122,6 +122,8 @@ public struct RunQuery: Sendable {
     public var createdBefore: Date?
     /// Only the run started with this idempotency key.
     public var idempotencyKey: String?
+    /// Only running runs with a step waiting for this (`approval`: for a person's decision), oldest first.
+    public var waiting: WaitKind?
 
     public init(
         status: RunStatus? = nil, saga: String? = nil, limit: Int = 50, cursor: String? = nil, createdAfter: Date? = nil,

@@ -245,11 +245,21 @@ public struct RunFilter: Sendable {
     public init(_ query: RunQuery) {
         if let status = query.status { conditions.append(("status = ?", .text(status.rawValue))) }
         if let saga = query.saga { conditions.append(("saga_name = ?", .text(saga))) }
-        if let cursor = query.cursor { conditions.append(("id < ?", .text(cursor))) }
+        if let cursor = query.cursor { conditions.append((query.waiting == nil ? "id < ?" : "id > ?", .text(cursor))) }
         if let after = query.createdAfter { conditions.append(("created_at >= ?", .real(after.timeIntervalSince1970))) }
         if let before = query.createdBefore { conditions.append(("created_at < ?", .real(before.timeIntervalSince1970))) }
         if let key = query.idempotencyKey { conditions.append(("idempotency_key = ?", .text(key))) }
+        if let kind = query.waiting {
+            // The wait's JSON text is canonical (`StepRow.text(of:)`), so its kind is matched as text, alike in both stores.
+            conditions.append(
+                ("status = 'running' AND EXISTS (SELECT 1 FROM step WHERE step.run_id = run.id AND step.status = 'waiting' AND step.wait LIKE ?)",
+                    .text("%\"kind\":\"\(kind.rawValue)\"%")))
+            oldestFirst = true
+        }
     }
+
+    /// Runs waiting for a person are listed oldest first (the one waiting longest comes first); others newest first.
+    public var oldestFirst = false
 
     /// The listing's statement, newest first, one row more than `limit` (to know whether a next page exists);
     /// `placeholder(n)` spells the n-th parameter (1-based), the limit's last.
@@ -258,9 +268,9 @@ public struct RunFilter: Sendable {
             condition.sql.replacingOccurrences(of: "?", with: placeholder(index + 1))
         }
         return """
-            SELECT run.*, (SELECT name FROM step WHERE step.run_id = run.id AND step.status IN ('running', 'compensating')
+            SELECT run.*, (SELECT name FROM step WHERE step.run_id = run.id AND step.status IN ('running', 'waiting', 'compensating')
                 ORDER BY position LIMIT 1) AS current_step
-            FROM run \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY id DESC LIMIT \(placeholder(conditions.count + 1))
+            FROM run \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY id \(oldestFirst ? "ASC" : "DESC") LIMIT \(placeholder(conditions.count + 1))
             """
     }
 

@@ -149,6 +149,12 @@ struct API: Sendable {
             "retryRun": { request, context in try await api.retry(request, runID: try id(context)) },
             "resolveRun": { request, context in try await api.resolve(request, runID: try id(context)) },
             "abandonRun": { request, context in try await api.abandon(request, runID: try id(context)) },
+            "approveStep": { request, context in
+                try await api.decide(request, runID: try id(context), step: try context.parameters.require("step"), approve: true)
+            },
+            "rejectStep": { request, context in
+                try await api.decide(request, runID: try id(context), step: try context.parameters.require("step"), approve: false)
+            },
             "countRuns": { _, _ in try await api.counts() },
             "listParticipants": { _, _ in api.participants() },
         ]
@@ -288,6 +294,12 @@ struct API: Sendable {
             }
             query.idempotencyKey = key
         }
+        if let text = parameters.get("waiting") {
+            guard text == WaitKind.approval.rawValue else {
+                throw APIError.invalid("waiting must be \"approval\" (the runs waiting for a person's decision, oldest first), not \"\(text)\"")
+            }
+            query.waiting = .approval
+        }
         let page = try await store.listRuns(query)
         return .json(RunsPage(runs: page.runs.map(Representation.summary), nextCursor: page.nextCursor))
     }
@@ -390,6 +402,14 @@ struct API: Sendable {
         let (note, who) = (body.note, body.by ?? "")
         if note.isEmpty { throw APIError.invalid(AbandonRunRequest.required("note")) }
         return try await operate(runID) { try await engine.abandon(runID: runID, note: note, by: who) }
+    }
+
+    /// A person approves or rejects a step waiting for approval.
+    func decide(_ request: Request, runID: String, step: String, approve: Bool) async throws -> Response {
+        let body = try await decode(DecideStepRequest.self, of: request)
+        return try await operate(runID) {
+            try await engine.decide(runID: runID, step: step, approve: approve, note: body.note ?? "", by: body.by ?? "")
+        }
     }
 
     /// Reads a request body as one of the API's request types: unknown fields, a missing required field and a value

@@ -38,6 +38,7 @@ enum Representation {
                 nextAttemptAt: step.dueAt, response: step.response.map { ResponseView(status: $0.status, body: $0.body) },
                 lastError: step.lastError, outcomeUnknown: step.outcomeUnknown, resolution: step.resolution.map(resolution),
                 idempotencyKey: IdempotencyKey.of(runID: run.id, step: step.name, phase: .forward), waiting: waits[step.name].map(wait),
+                wait: step.wait.map { StepWaitView(kind: $0.kind.rawValue, since: $0.since, until: $0.until, prompt: $0.prompt) },
                 attemptLog: attempts.filter { $0.key.step == index }.map(attempt))
         }
         return RunView(
@@ -45,7 +46,7 @@ enum Representation {
             input: input, createdAt: run.createdAt, updatedAt: run.updatedAt, failure: failure(run.state.failure),
             compensationFailure: failure(run.state.compensationFailure), stuck: failure(run.state.stuck), deadlineAt: run.state.deadlineAt,
             idempotencyKey: run.idempotencyKey,
-            currentStep: run.state.steps.first { $0.status == .running || $0.status == .compensating }?.name,
+            currentStep: run.state.steps.first { $0.status == .running || $0.status == .waiting || $0.status == .compensating }?.name,
             traceId: run.trace?.traceID, traceparent: run.trace?.parent, steps: steps, graph: graph)
     }
 

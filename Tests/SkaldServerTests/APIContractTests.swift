@@ -15,7 +15,7 @@ struct APIContractTests {
     /// Each operation's answers and request body, by the type that is sent or read.
     @Test func everyObjectInTheDocumentHasTheFieldsOfItsType() throws {
         let contract = try Contract()
-        let runAnswers = ["startRun", "getRun", "cancelRun", "retryRun", "resolveRun", "abandonRun"]
+        let runAnswers = ["startRun", "getRun", "cancelRun", "retryRun", "resolveRun", "abandonRun", "approveStep", "rejectStep"]
         for operation in runAnswers {
             for status in contract.statuses(operation).filter({ $0.hasPrefix("2") }) {
                 contract.checkRun(try contract.answer(operation, status), "\(operation) \(status)")
@@ -66,7 +66,8 @@ struct APIContractTests {
 
         let requests: [(String, any APIObject.Type)] = [
             ("startRun", StartRunRequest.self), ("cancelRun", CancelRunRequest.self), ("retryRun", RetryRunRequest.self),
-            ("resolveRun", ResolveRunRequest.self), ("abandonRun", AbandonRunRequest.self),
+            ("resolveRun", ResolveRunRequest.self), ("abandonRun", AbandonRunRequest.self), ("approveStep", DecideStepRequest.self),
+            ("rejectStep", DecideStepRequest.self),
         ]
         for (operation, type) in requests {
             contract.check(type.fields, try contract.requestBody(operation), [], "\(operation) request", type: "\(type)")
@@ -260,6 +261,7 @@ final class Contract: Sendable {
         check(ResponseView.self, root, step + ["response"], place)
         check(ResolutionView.self, root, step + ["resolution"], place)
         check(WaitView.self, root, step + ["waiting"], place)
+        check(StepWaitView.self, root, step + ["wait"], place)
         check(AttemptView.self, root, step + ["attemptLog", "[]"], place)
     }
 
