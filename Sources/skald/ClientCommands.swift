@@ -182,6 +182,9 @@ struct ListCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Only the run started with this idempotency key.")
     var idempotencyKey: String?
 
+    @Flag(name: .long, help: "Only the runs waiting for a person to approve or reject a step, oldest first.")
+    var waiting = false
+
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
@@ -204,18 +207,19 @@ struct ListCommand: AsyncParsableCommand {
         if let since { query.append("since=\(urlComponent(since))") }
         if let until { query.append("until=\(urlComponent(until))") }
         if let idempotencyKey { query.append("idempotencyKey=\(urlComponent(idempotencyKey))") }
+        if waiting { query.append("waiting=approval") }
         let path = "/v1/runs?" + query.joined(separator: "&")
         try await SkaldClient.with(client) { api in
             let answer = try await api.get(RunsPage.self, path)
             if client.json { print(answer.json.prettyText); return }
             let runs = answer.value.runs
             if runs.isEmpty {
-                print("no runs\(status.map { " in status \($0)" } ?? "")\(saga.map { " of \($0)" } ?? "")")
+                print("no runs\(waiting ? " waiting for a person" : "")\(status.map { " in status \($0)" } ?? "")\(saga.map { " of \($0)" } ?? "")")
                 return
             }
             let style = ProgressPrinter.Style.forStandardOutput
             let rows = runs.map { run -> [String] in
-                var detail = ""
+                var detail = waiting ? "\(run.currentStep ?? "a step") waits for a person's decision" : ""
                 if let failure = run.stuck ?? run.compensationFailure ?? run.failure {
                     detail = (failure.step.map { "\($0): " } ?? "") + failure.reason
                     if detail.count > 60 { detail = String(detail.prefix(59)) + "…" }
@@ -226,7 +230,7 @@ struct ListCommand: AsyncParsableCommand {
                 ]
             }
             print(Table.render(["RUN", "SAGA", "STATUS", "STARTED", "UPDATED", "DETAIL"], rows, style: style))
-            if let next = answer.value.nextCursor { print("more: skald list --cursor \(next)") }
+            if let next = answer.value.nextCursor { print("more: skald list\(waiting ? " --waiting" : "") --cursor \(next)") }
         }
     }
 }
@@ -292,10 +296,15 @@ struct StatusCommand: AsyncParsableCommand {
                     let undone = [StepStatus.compensating, .compensated].contains(step.stepStatus)
                     detail = (undone ? "outcome unknown, undone in case it was applied: " : "outcome unknown: ") + detail
                 }
-                if let resolution = step.resolution {
+                if let resolution = step.resolution, step.wait?.kind == WaitKind.approval.rawValue {
+                    let verb = step.stepStatus == .succeeded ? "approved" : "rejected"
+                    detail = "\(verb) by \(resolution.by.isEmpty ? "an operator" : resolution.by)" + (resolution.note.isEmpty ? "" : ": \(resolution.note)")
+                } else if let resolution = step.resolution {
                     detail = "by hand" + (resolution.by.isEmpty ? "" : " (\(resolution.by))") + ": \(resolution.note)"
                 }
-                if let waiting = step.waiting {
+                if let wait = step.wait, step.stepStatus == .waiting {
+                    detail = Self.describe(wait: wait)
+                } else if let waiting = step.waiting {
                     detail = Self.describe(waiting: waiting) + (detail.isEmpty ? "" : "; " + detail)
                 } else if let next = step.nextAttemptAt {
                     detail = "next attempt \(RelativeTime.describe(next)); " + detail
@@ -306,10 +315,26 @@ struct StatusCommand: AsyncParsableCommand {
             }
             for step in run.steps {
                 if let waiting = step.waiting { print(style.yellow("waiting: \(step.name) — \(Self.describe(waiting: waiting))")) }
+                guard let wait = step.wait, step.stepStatus == .waiting else { continue }
+                print(style.yellow("\(step.name) \(Self.describe(wait: wait))"))
+                if wait.kind == WaitKind.approval.rawValue {
+                    if let prompt = wait.prompt { print("  asks: \(prompt)") }
+                    print("  decide with `skald approve \(id) \(step.name) --note TEXT` or `skald reject \(id) \(step.name) --note TEXT`")
+                }
             }
             print("")
             print(Table.render(["STEP", "STATUS", "ATTEMPTS", "DETAIL"], rows, style: style))
         }
+    }
+
+    /// "waiting for a person's decision since 14:02, times out in 47h58m (a rejection)", or "sleeping since 14:02, until
+    /// 14:17 (in 14m58s)".
+    static func describe(wait: StepWaitView, now: Date = Date()) -> String {
+        let since = wait.since.formatted(date: .omitted, time: .shortened)
+        if wait.kind == WaitKind.approval.rawValue {
+            return "waiting for a person's decision since \(since), times out \(RelativeTime.describe(wait.until, now: now)) (a timeout is a rejection)"
+        }
+        return "sleeping since \(since), until \(wait.until.formatted(date: .abbreviated, time: .shortened)) (\(RelativeTime.describe(wait.until, now: now)))"
     }
 
     /// "payments circuit open, next probe in 12s", or "queued at payments (bulkhead, rate limit or probes)".

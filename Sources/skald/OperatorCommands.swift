@@ -186,3 +186,52 @@ enum OperatorReply {
         return true
     }
 }
+
+/// `skald approve` and `skald reject`: a person's decision on a step waiting for approval.
+struct DecisionOptions: ParsableArguments {
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Argument(help: "The step waiting for approval (skald status RUN shows it, and skald list --waiting the runs).")
+    var step: String
+
+    @Option(name: .long, help: "Why, for the run's history.")
+    var note: String?
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func decide(_ verb: String) async throws {
+        let (id, step) = (run, step)
+        let body = DecideStepRequest(note: note, by: who.name)
+        try await SkaldClient.with(client) { api in
+            let answer = try await api.post(RunView.self, "/v1/runs/\(urlComponent(id))/steps/\(urlComponent(step))/\(verb)", body)
+            if OperatorReply.said(answer, id, json: client.json) { return }
+            let run = answer.value
+            let outcome = verb == "approve"
+                ? "\(step) succeeded; the run goes on"
+                : "\(step) failed\(run.status == RunStatus.compensating.rawValue ? "; the steps before it are being undone" : "")"
+            print("\(verb == "approve" ? "approved" : "rejected") \(step) of run \(id): \(outcome) (now \(run.status)); follow it with `skald watch \(id)`")
+        }
+    }
+}
+
+struct ApproveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve", abstract: "Approve a step waiting for a person: it succeeds and the run goes on.",
+        discussion: "The history records who approved and the note. `skald list --waiting` lists the runs waiting for a decision.")
+
+    @OptionGroup var decision: DecisionOptions
+
+    func run() async throws { try await decision.decide("approve") }
+}
+
+struct RejectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reject", abstract: "Reject a step waiting for a person: it fails and the run undoes the steps before it.",
+        discussion: "The history records who rejected it and the note. An approval nobody decides before its timeout is rejected too.")
+
+    @OptionGroup var decision: DecisionOptions
+
+    func run() async throws { try await decision.decide("reject") }
+}

@@ -26,6 +26,13 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let saga = try DefinitionFile.loadOrExit(file)
+        // Nobody could decide: this process serves no API, so a run would wait until each approval times out.
+        let approvals = saga.steps.filter { $0.action.kind == .approval }.map(\.name)
+        if !approvals.isEmpty {
+            printError(
+                "\(file): \(approvals.joined(separator: ", ")) wait\(approvals.count == 1 ? "s" : "") for a person's approval, which skald run cannot take (it serves no API); run the saga on a server instead: skald serve --sagas \(file), then skald start \(saga.name) and skald approve RUN STEP")
+            throw Exit.invalid
+        }
         let inputValue = try InputArgument.loadOrExit(input)
         // Checked before the database is opened, so a refused input leaves nothing behind, not even the file.
         do {
@@ -91,6 +98,8 @@ struct ResumeCommand: AsyncParsableCommand {
         let printer: ProgressPrinter
         let failures = Failures()
         do {
+            // Every run, those a server parked while they wait (a sleep, an approval) too: this command drives them here.
+            _ = try await opened.unparkRuns(dueBy: .distantFuture, limit: .max)
             unfinished = try await opened.unfinishedRuns()
             guard !unfinished.isEmpty else {
                 print("nothing to resume: every run in \(opened.name) is finished")
