@@ -85,7 +85,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // The example sagas, embedded for a demo run away from the repository (links to Sagas/).
-            resources: [.embedInCode("Resources/checkout.json"), .embedInCode("Resources/trip.json")]
+            resources: [.embedInCode("Resources/checkout.json"), .embedInCode("Resources/trip.json"), .embedInCode("Resources/refund.json")]
         ),
         // The HTTP status and control API.
         .target(

@@ -3,7 +3,7 @@ import SkaldCore
 
 /// The example sagas the demo runs: read from the Sagas folder when it is there, else the embedded copies.
 public enum DemoSagas {
-    public static let embedded: [String: String] = ["checkout.json": checkout, "trip.json": trip]
+    public static let embedded: [String: String] = ["checkout.json": checkout, "trip.json": trip, "refund.json": refund]
 
     /// A definition's text with every timeout set to five minutes, for tests that hold a participant's answers: on a
     /// busy machine a held call can outlast the examples' one- and two-second timeouts and change the outcome.
@@ -25,6 +25,14 @@ public enum DemoSagas {
         ["tripId": .string(tripId), "traveller": "Grace Hopper", "city": "Lisbon", "amount": 1280.0, "currency": "EUR", "card": .string(card)]
     }
 
+    /// An input for the refund saga.
+    public static func refundInput(orderId: String, amount: Double, reason: String) -> JSONValue {
+        [
+            "orderId": .string(orderId), "amount": .double(amount), "currency": "EUR", "card": "4242424242424242", "reason": .string(reason),
+            "address": ["name": "Ada Lovelace", "street": "12 St James's Square", "city": "London", "country": "GB"],
+        ]
+    }
+
     /// An input for the checkout saga.
     public static func checkoutInput(orderId: String, card: String = "4242424242424242") -> JSONValue {
         [
@@ -39,4 +47,6 @@ extension DemoSagas {
     public static let checkout = String(decoding: PackageResources.checkout_json, as: UTF8.self).trimmingCharacters(in: .newlines)
     /// `Sagas/trip.json`, embedded likewise.
     public static let trip = String(decoding: PackageResources.trip_json, as: UTF8.self).trimmingCharacters(in: .newlines)
+    /// `Sagas/refund.json`, embedded likewise.
+    public static let refund = String(decoding: PackageResources.refund_json, as: UTF8.self).trimmingCharacters(in: .newlines)
 }

@@ -103,6 +103,19 @@ public final class Participant: Sendable {
                     return (201, charge, id)
                 }
             }
+            // Money paid back to a card (a refund saga's payout): no charge of its own to refer to.
+            router.post("/credits") { request, _ in
+                try await self.handle(request, action: "credit", isCompensation: false) { body, resources, faults, _ in
+                    guard let amount = body["amount"]?.doubleValue, amount > 0, body["card"]?.stringValue != nil else {
+                        return (422, ["error": "invalid_request", "message": "amount (positive number) and card (string) are required"], "")
+                    }
+                    if faults.reject { return (422, ["error": "card_closed", "message": "the card cannot receive credits"], "") }
+                    let id = resources.newID(prefix: "cr")
+                    let credit: JSONValue = ["id": .string(id), "amount": body["amount"]!, "currency": body["currency"] ?? "EUR", "status": "credited"]
+                    resources.items[id] = credit
+                    return (201, credit, id)
+                }
+            }
             router.post("/charges/:id/refund") { request, context in
                 let id = context.parameters.get("id") ?? ""
                 return try await self.handle(request, action: "refund", isCompensation: true) { _, resources, _, _ in

@@ -127,8 +127,9 @@ public struct RunQuery: Sendable {
 
     public init(
         status: RunStatus? = nil, saga: String? = nil, limit: Int = 50, cursor: String? = nil, createdAfter: Date? = nil,
-        createdBefore: Date? = nil, idempotencyKey: String? = nil
+        createdBefore: Date? = nil, idempotencyKey: String? = nil, waiting: WaitKind? = nil
     ) {
+        self.waiting = waiting
         self.status = status
         self.saga = saga
         self.limit = limit

@@ -14,9 +14,9 @@ struct DemoCommand: AsyncParsableCommand {
             released), one whose shipping service is flaky (503s, then success after backoff), one whose shipping \
             service hangs (no answer, so the shipment is cancelled in case it was booked, and refused when it comes \
             late), and one whose refund keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel \
-            before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once. Last, \
-            four checkouts while payments is down, with a circuit breaker that opens, holds the retries back and closes. \
-            With --serve, only start the services and print their URLs.
+            before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once. Then, \
+            four checkouts while payments is down, with a circuit breaker that opens, holds the retries back and closes; \
+            and two refunds that wait for a manager's approval (one approved, one rejected). With --serve, only start the services and print their URLs.
             """)
 
     @Option(name: .long, help: "The database file (default: a new file in a temporary folder).")
@@ -173,6 +173,9 @@ struct DemoCommand: AsyncParsableCommand {
         for kind in Participant.Kind.allCases { await participants[kind].setFaults(Faults()) }
         outcomes += try await breakerScene(
             number: scenarios.count + 1, saga: saga, participants: participants, store: store, environment: environment, style: style)
+        let (refund, refundSource) = try load("refund.json")
+        outcomes += try await approvalScene(
+            number: scenarios.count + 2, saga: refund, source: refundSource, store: store, environment: environment, style: style)
 
         print(style.bold("What the participants applied"))
         print("  (each line is what one service did; retries and replays of a key are not applied twice)")
@@ -248,6 +251,46 @@ struct DemoCommand: AsyncParsableCommand {
         let used = states.map { $0.steps[1].attempts }.max() ?? 0
         print("   Each run used at most \(used) of charge-card's 4 attempts; the waits used none.\n")
         return states.map(\.status)
+    }
+
+    /// Two refunds that wait for a manager: one approved (a short sleep, then the card is credited), one rejected (the
+    /// courier pickup booked before it is cancelled). The demo plays the manager, as `skald approve` would.
+    static func approvalScene(
+        number: Int, saga: SagaDefinition, source: String, store: SQLiteStore, environment: [String: String], style: ProgressPrinter.Style
+    ) async throws -> [RunStatus] {
+        print(style.bold("\(number). Refunds that wait for a manager"))
+        print("""
+               \(source): book the courier pickup, then wait for a person to approve the refund (a step with "approval": nothing
+               is sent while it waits, and a server parks the run as a row in its database), sleep a moment, then credit the card.
+               On a server a manager decides with `skald approve RUN approve-refund --note …`, the API or the console; here the
+               demo decides.
+            """)
+        let printer = ProgressPrinter(style: style, indent: "    ", stepNames: saga.steps.map(\.name))
+        var outcomes: [RunStatus] = []
+        try await EngineHost.with(store: store, maxResponseBytes: 1 << 20, environment: environment, printer: printer) { engine in
+            for (orderId, amount, reason, approve) in [("order-3001", 620.0, "arrived broken", true), ("order-3002", 4_900.0, "changed my mind", false)] {
+                let started = ContinuousClock.now
+                let runID = try await engine.startRun(saga, input: DemoSagas.refundInput(orderId: orderId, amount: amount, reason: reason))
+                print("   run \(runID): \(orderId), \(amount) EUR")
+                let drive = Task { try await engine.drive(runID: runID) }
+                // The demo's own pace: look until the run waits for its manager.
+                var prompt: String?
+                while prompt == nil {
+                    let step = try await store.run(id: runID)?.state.steps[1]
+                    if step?.status == .waiting { prompt = step?.wait?.prompt ?? "" } else if step?.status != .pending && step?.status != .running { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                if prompt != nil {
+                    let note = approve ? "receipt checked" : "over the refund limit; offer a voucher"
+                    print("    the manager \(approve ? "approves" : "rejects") it: skald \(approve ? "approve" : "reject") \(runID) approve-refund --note \"\(note)\"")
+                    _ = try await engine.decide(runID: runID, step: "approve-refund", approve: approve, note: note, by: "manager")
+                }
+                let state = try await drive.value
+                print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))\n")
+                outcomes.append(state.status)
+            }
+        }
+        return outcomes
     }
 
     static func temporaryDatabasePath() throws -> String {

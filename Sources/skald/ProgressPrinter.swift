@@ -81,6 +81,12 @@ final class ProgressPrinter: Sendable {
             return "\(prefix)\(style.green("resume")) \(event.message)"
         case .runTakenOver:
             return "\(prefix)\(style.yellow("node")) \(event.message)"
+        case .waitStarted, .sleepEnded:
+            return "\(prefix)\(style.yellow("wait")) \(event.message)"
+        case .stepApproved:
+            return "\(prefix)\(style.green("yes")) \(event.message)"
+        case .stepRejected:
+            return "\(prefix)\(style.red("no")) \(event.message)"
         case .stepFailed where event.data["outcome"] == "unknown":
             // Why a step that failed is undone (or why it is not): its request may have been applied.
             return "\(prefix)\(style.yellow("?")) \(event.message)"

@@ -73,6 +73,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "A run with nothing under way whose next move (a sleep's end, an approval's timeout, a long backoff) is further off than this waits as a row in the database, not in memory; it is taken up again this long before it is due.",
+            discussion: "From 1s to 1h. Lower keeps fewer runs in memory; higher looks for due runs less."))
+    var parkAfter = "60s"
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "A host name clients reach this server by, besides addresses, localhost and --host (repeat it, or separate names with commas; *.example.com for subdomains, * for any).",
             discussion: "A request whose Host is none of them is refused (421), so that a web page whose name was rebound to this server's address cannot call it."))
     var allowedHost: [String] = []
@@ -109,6 +116,7 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try Self.shutdownTimeout(shutdownTimeout)
         _ = try Self.readTimeout(readTimeout)
         _ = try Self.lease(lease)
+        _ = try Self.parkAfter(parkAfter)
         guard (1...1_000_000).contains(maxLongPolls) else { throw ValidationError("--max-long-polls must be from 1 to 1000000") }
         _ = try environmentPolicy()
         _ = try hostPolicy()
@@ -161,6 +169,13 @@ struct ServeCommand: AsyncParsableCommand {
     static func lease(_ text: String) throws -> Duration {
         guard let duration = DurationText.parse(text), duration >= .seconds(1), duration <= .seconds(3600) else {
             throw ValidationError("--lease must be a duration from 1s to 1h, such as 10s, not \"\(text)\"")
+        }
+        return duration
+    }
+
+    static func parkAfter(_ text: String) throws -> Duration {
+        guard let duration = DurationText.parse(text), duration >= .seconds(1), duration <= .seconds(3600) else {
+            throw ValidationError("--park-after must be a duration from 1s to 1h, such as 60s, not \"\(text)\"")
         }
         return duration
     }
@@ -221,7 +236,7 @@ struct ServeCommand: AsyncParsableCommand {
             engine: EngineConfiguration(
                 environment: server.engineEnvironment(ProcessInfo.processInfo.environment), concurrency: concurrency,
                 node: NodeConfiguration(lease: try Self.lease(lease)), metrics: metrics.engine, participants: participants,
-                dataKey: try execution.loadDataKey(), onEvents: { run, events in Self.log(run, events, to: output) }),
+                dataKey: try execution.loadDataKey(), parking: ParkingPolicy(after: try Self.parkAfter(parkAfter)), onEvents: { run, events in Self.log(run, events, to: output) }),
             configuration: server,
             metrics: { [metricsPublic] engine in
                 MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: database) }
@@ -359,7 +374,7 @@ extension ServeCommand {
             "allow-env": allowEnv ?? "(none)", "allowed-host": allowedHost.isEmpty ? "(none)" : allowedHost.joined(separator: ","),
             "max-connections": maxConnections.map(String.init) ?? "\(Self.defaultMaxConnections) (or what the open-files limit allows)",
             "read-timeout": readTimeout, "max-long-polls": "\(maxLongPolls)", "max-response-bytes": "\(execution.maxResponseBytes)",
-            "shutdown-timeout": shutdownTimeout, "lease": lease, "prune-older-than": pruneOlderThan ?? "(never)",
+            "shutdown-timeout": shutdownTimeout, "lease": lease, "park-after": parkAfter, "prune-older-than": pruneOlderThan ?? "(never)",
             "metrics-public": "\(metricsPublic)", "log-format": logs.logFormat, "log-level": logs.logLevel,
         ]
         let sources = ServeSettings.sources.withLock { $0 }

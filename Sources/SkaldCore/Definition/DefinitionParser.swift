@@ -254,7 +254,11 @@ public struct DefinitionParser {
             usesDependsOn = items.contains { $0["dependsOn"] != nil }
             let graph = dependencyGraph(items, names: names)
             dependencies = graph.direct
-            for (_, step) in parsed { stepKinds[step.name] = step.action.kind }
+            // From the file, so a wait that has problems of its own still has no response to read.
+            for item in items {
+                guard let name = item["name"]?.stringValue else { continue }
+                stepKinds[name] = item["approval"] != nil ? .approval : item["sleep"] != nil || item["sleepUntil"] != nil ? .sleep : nil
+            }
             checkReferences(parsed, names: names, reachable: graph.transitive, inputSchema: inputSchema)
             for unbuilt in unbuiltCalls {
                 checkCall(

@@ -1,0 +1,172 @@
+import Foundation
+import SkaldCore
+import Synchronization
+import Testing
+@testable import SkaldEngine
+import SkaldTestSupport
+
+/// Runs whose step waits (a sleep, an approval) on a serving engine with an injected clock: the run is parked as a
+/// row, with no driver in memory, and taken up again as it comes due or when a person decides.
+@Suite(.timeLimit(.minutes(5))) struct WaitingRunTests {
+    static let sleepy = """
+        { "name": "sleepy", "version": 1, "steps": [
+          { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },
+            "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a" } },
+          { "name": "hold", "sleep": "15m" },
+          { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b" } } ] }
+        """
+    static let approved = """
+        { "name": "approved", "version": 1, "steps": [
+          { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },
+            "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a" } },
+          { "name": "ok", "approval": { "timeout": "48h", "prompt": "Refund {{input.amount}}?" } },
+          { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b" } } ] }
+        """
+
+    /// A serving engine (so runs park) on `kind`, with a manual clock, for `body`.
+    func serving(
+        _ kind: EngineStore, _ executor: ScriptedExecutor,
+        _ body: @Sendable @escaping (Engine, any SagaStore, ManualClock) async throws -> Void
+    ) async throws {
+        try await kind.with { store in
+            let clock = ManualClock()
+            let engine = Engine(
+                store: store, executor: executor, clock: clock,
+                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, parking: ParkingPolicy(after: .seconds(60), poll: .seconds(1))))
+            let task = Task { try await engine.run() }
+            let result: Result<Void, any Error>
+            do { result = .success(try await body(engine, store, clock)) } catch { result = .failure(error) }
+            task.cancel()
+            _ = await task.result
+            try result.get()
+        }
+    }
+
+    func status(_ store: any SagaStore, _ id: String) async throws -> RunState? {
+        try await store.run(id: id)?.state
+    }
+
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func aSleepingRunIsARowNotATaskAndIsTakenUpAsItComesDue(on kind: EngineStore) async throws {
+        let executor = ScriptedExecutor()
+        try await serving(kind, executor) { engine, store, clock in
+            let definition = try saga(Self.sleepy)
+            let ids = try await (0..<20).asyncMap { _ in try await engine.startRun(definition, input: [:]) }
+            try await waitFor("every run to sleep, parked") {
+                for id in ids where try await status(store, id)?.steps[1].status != .waiting { return false }
+                return engine.runs.heldCount == 0
+            }
+            #expect(try await store.unfinishedRuns().isEmpty, "a parked run is not loaded when the engine starts")
+            #expect(executor.calls.count == 20)
+            let sleeping = try #require(try await status(store, ids[0]))
+            #expect(sleeping.steps[1].wait?.until == sleeping.steps[1].wait?.since.addingTimeInterval(900))
+
+            // A minute before it is due, the run is taken up again and waits for its time in memory.
+            clock.advance(by: 900 - 50)
+            try await waitFor("the runs to be taken up again") { engine.runs.heldCount == 20 }
+            #expect(executor.calls.count == 20, "nothing is sent before the sleep ends")
+            clock.advance(by: 50)
+            try await waitFor("every run to complete") {
+                for id in ids where try await status(store, id)?.status != .completed { return false }
+                return true
+            }
+            #expect(executor.calls.filter { $0.key.stepName == "b" }.count == 20)
+            let kinds = try await store.events(runID: ids[0]).map(\.kind)
+            #expect(kinds.contains(.waitStarted) && kinds.contains(.sleepEnded))
+        }
+    }
+
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func aPersonsDecisionReachesAParkedRun(on kind: EngineStore) async throws {
+        let executor = ScriptedExecutor()
+        try await serving(kind, executor) { engine, store, _ in
+            let definition = try saga(Self.approved)
+            let yes = try await engine.startRun(definition, input: ["amount": 600])
+            let no = try await engine.startRun(definition, input: ["amount": 900])
+            try await waitFor("both runs to wait for a decision, parked") {
+                let (first, second) = (try await status(store, yes)?.steps[1].status, try await status(store, no)?.steps[1].status)
+                return first == .waiting && second == .waiting && engine.runs.heldCount == 0
+            }
+            #expect(try await status(store, yes)?.steps[1].wait?.prompt == "Refund 600?")
+            let waitingList = try await store.listRuns(RunQuery(waiting: .approval)).runs.map(\.id)
+            #expect(waitingList == [yes, no].sorted(), "oldest first")
+
+            _ = try await engine.decide(runID: yes, step: "ok", approve: true, note: "fine", by: "ana")
+            _ = try await engine.decide(runID: no, step: "ok", approve: false, note: "too much", by: "bo")
+            try await waitFor("both runs to end") {
+                let (first, second) = (try await status(store, yes)?.status, try await status(store, no)?.status)
+                return first == .completed && second == .compensated
+            }
+            #expect(try await status(store, yes)?.steps[1].resolution?.by == "ana")
+            #expect(try await status(store, no)?.failure?.reason == "rejected by bo: too much")
+            #expect(executor.calls.map { "\($0.key.stepName)/\($0.key.phase.rawValue)" }.sorted() == ["a/compensate", "a/forward", "a/forward", "b/forward"])
+            await #expect(throws: EngineError.self) {
+                _ = try await engine.decide(runID: yes, step: "ok", approve: true, note: "", by: "ana")
+            }
+            #expect(try await store.listRuns(RunQuery(waiting: .approval)).runs.isEmpty)
+        }
+    }
+
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func anApprovalNobodyDecidesTimesOutAsARejection(on kind: EngineStore) async throws {
+        let executor = ScriptedExecutor()
+        try await serving(kind, executor) { engine, store, clock in
+            let id = try await engine.startRun(try saga(Self.approved), input: ["amount": 1])
+            try await waitFor("the run to wait, parked") {
+                let step = try await status(store, id)?.steps[1].status
+                return step == .waiting && engine.runs.heldCount == 0
+            }
+            clock.advance(by: 48 * 3600)
+            try await waitFor("the run to be compensated") { try await status(store, id)?.status == .compensated }
+            let state = try #require(try await status(store, id))
+            #expect(state.failure?.reason.contains("a timeout counts as a rejection") == true)
+            #expect(state.steps[0].status == .compensated)
+        }
+    }
+
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func aCancelDuringASleepCompensatesAtOnce(on kind: EngineStore) async throws {
+        let executor = ScriptedExecutor()
+        try await serving(kind, executor) { engine, store, _ in
+            let id = try await engine.startRun(try saga(Self.sleepy), input: [:])
+            try await waitFor("the run to sleep, parked") {
+                let step = try await status(store, id)?.steps[1].status
+                return step == .waiting && engine.runs.heldCount == 0
+            }
+            _ = try await engine.cancel(runID: id, reason: "changed my mind", by: "ana")
+            // The clock does not move: the compensation does not wait for the timer.
+            try await waitFor("the run to be compensated") { try await status(store, id)?.status == .compensated }
+            #expect(executor.calls.map { "\($0.key.stepName)/\($0.key.phase.rawValue)" } == ["a/forward", "a/compensate"])
+        }
+    }
+
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func aSleepUntilATimeTheRunGivesThatIsNotATimeFailsTheStep(on kind: EngineStore) async throws {
+        let executor = ScriptedExecutor()
+        try await serving(kind, executor) { engine, store, _ in
+            let definition = try saga(
+                """
+                { "name": "until", "version": 1, "steps": [
+                  { "name": "a", "request": { "method": "POST", "url": "http://127.0.0.1:1/a" },
+                    "compensation": { "method": "DELETE", "url": "http://127.0.0.1:1/a" } },
+                  { "name": "hold", "sleepUntil": "{{input.releaseAt}}" } ] }
+                """)
+            let bad = try await engine.startRun(definition, input: ["releaseAt": "next tuesday"])
+            let past = try await engine.startRun(definition, input: ["releaseAt": "2001-01-01T00:00:00Z"])
+            try await waitFor("both runs to end") {
+                let (first, second) = (try await status(store, bad)?.status, try await status(store, past)?.status)
+                return first == .compensated && second == .completed
+            }
+            let reason = try #require(try await status(store, bad)?.steps[1].lastError)
+            #expect(reason.contains("\"next tuesday\", which is not an RFC 3339 time"), "\(reason)")
+        }
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
