@@ -3,12 +3,14 @@
 as an operator would, and writes a screenshot of each page. Started by ConsoleTests (the Swift test that prepares the
 server, its runs and the participants); it prints what it checks and exits 1 at the first thing that is wrong.
 
-    scripts/console-check.py URL TOKEN RUNNING_RUN_ID SCREENSHOT_FOLDER STUCK_RUN_ID
+    scripts/console-check.py URL TOKEN RUNNING_RUN_ID SCREENSHOT_FOLDER STUCK_RUN_ID WAITING_RUN_ID
 
 RUNNING_RUN_ID is a run held in its first step by its participant. The script cancels it through the console, prints
 "cancel confirmed", and waits (without reloading) for the page to show it compensated: the test releases the held
 call when it reads that line. STUCK_RUN_ID is a run stuck after its pivot on ship-order: the script resolves that step
-by hand through the console and waits for the run to complete.
+by hand through the console and waits for the run to complete. WAITING_RUN_ID is a refund (Sagas/refund.json) waiting
+for a manager's approval: the script finds it among the runs waiting for a person, approves it and waits for it to
+complete.
 """
 import os
 import shutil
@@ -45,7 +47,7 @@ def wait_until(page, condition, what, timeout_ms=60_000):
 
 
 def main():
-    url, token, running, folder, stuck = sys.argv[1:6]
+    url, token, running, folder, stuck, waiting = sys.argv[1:7]
     os.makedirs(folder, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"])
@@ -61,8 +63,8 @@ def main():
         page.click("#token-form button")
         page.wait_for_selector(f'#runs-body tr[data-run="{running}"]', timeout=timeout)
         rows = page.locator("#runs-body tr").count()
-        if rows < 4:
-            raise SystemExit(f"console-check: the runs table shows {rows} runs, expected at least 4")
+        if rows < 5:
+            raise SystemExit(f"console-check: the runs table shows {rows} runs, expected at least 5")
         status = page.locator(f'#runs-body tr[data-run="{running}"] .badge').inner_text()
         if status != "running":
             raise SystemExit(f"console-check: the held run shows as {status!r}, expected 'running'")
@@ -71,8 +73,9 @@ def main():
             raise SystemExit(f"console-check: the held run's current step shows as {current!r}")
         running_count = page.locator('.count[data-status="running"] b').inner_text()
         completed_count = page.locator('.count[data-status="completed"] b').inner_text()
-        if running_count != "1" or completed_count != "2":
-            raise SystemExit(f"console-check: counts show running={running_count} completed={completed_count}, expected 1 and 2")
+        # Running: the held checkout and the refund waiting for a person.
+        if running_count != "2" or completed_count != "2":
+            raise SystemExit(f"console-check: counts show running={running_count} completed={completed_count}, expected 2 and 2")
         step("runs listed: %d rows, running=%s completed=%s" % (rows, running_count, completed_count))
 
         # The Content-Security-Policy lets the page's own script run (it just did) and nothing else: markup injected
@@ -154,6 +157,39 @@ def main():
             raise SystemExit("console-check: resolve or retry is still offered for a completed run")
         step("the stuck step shows as resolved by hand and the run completed")
         page.screenshot(path=os.path.join(folder, "run-resolved.png"), full_page=True)
+
+        # The refund waiting for a manager: listed among the runs waiting for a person, approved from its page.
+        page.goto(url + "#/runs")
+        page.click("#filter-waiting")
+        page.wait_for_selector(f'#runs-body tr[data-run="{waiting}"]', timeout=timeout)
+        listed = page.locator("#runs-body tr").count()
+        if listed != 1:
+            raise SystemExit(f"console-check: {listed} runs listed as waiting for a person, expected the refund only")
+        step("the refund is listed among the runs waiting for a person")
+        page.screenshot(path=os.path.join(folder, "runs-waiting.png"), full_page=True)
+        page.click(f'#runs-body tr[data-run="{waiting}"] a')
+        page.wait_for_selector('#steps tr[data-step="approve-refund"] .badge[data-status="waiting"]', timeout=timeout)
+        wait = page.locator('#steps tr[data-step="approve-refund"] .wait').inner_text()
+        if "waiting for a person's decision" not in wait or "Refund 620 EUR for order order-1001 (arrived broken)?" not in wait:
+            raise SystemExit(f"console-check: the waiting step says {wait!r}")
+        if page.locator('#timeline rect[data-wait="approval"]').count() != 1:
+            raise SystemExit("console-check: the timeline does not show the wait for a person")
+        page.screenshot(path=os.path.join(folder, "run-waiting.png"), full_page=True)
+        page.click("#action-approve")
+        page.wait_for_selector("#action-dialog[open]", timeout=timeout)
+        options = page.locator("#action-step option").all_inner_texts()
+        if options != ["approve-refund"]:
+            raise SystemExit(f"console-check: the approve dialog offers {options}, expected approve-refund only")
+        page.fill("#action-note", "receipt checked")
+        page.fill("#action-by", "console-check")
+        page.click("#action-confirm")
+        page.wait_for_selector('h2 .badge[data-status="completed"]', timeout=timeout)
+        decided = page.locator('#steps tr[data-step="approve-refund"] .resolution').inner_text()
+        if decided != "approved by console-check: receipt checked":
+            raise SystemExit(f"console-check: the approved step says {decided!r}")
+        if page.locator("#action-approve").count() or page.locator("#action-reject").count():
+            raise SystemExit("console-check: approve or reject is still offered for a completed run")
+        step("the refund was approved on screen and completed")
 
         # Participants: payments (from the server's --participants file) with its closed circuit and its calls.
         page.click("#nav-participants")

@@ -23,7 +23,7 @@ import SkaldTestSupport
                 sagas: try PatientSagas.folder(in: folder),
                 extra: ["--token", token, "--participants", participantsFile.path, "--allow-env", "INVENTORY_URL,PAYMENTS_URL,SHIPPING_URL"])
             defer { server.kill9() }
-            let (running, stuck) = try await withHTTPClient { http in
+            let (running, stuck, waiting) = try await withHTTPClient { http in
                 let api = APIClient(http: http, base: server.url, token: token)
                 // A run stuck after its pivot, for the page to resolve its failed step by hand.
                 let defined = try await api.call(.POST, "/v1/definitions", try JSONParser.parse(try NewcomerTests.stuckSaga()))
@@ -31,6 +31,13 @@ import SkaldTestSupport
                 let (_, stuckRun) = try await api.call(.POST, "/v1/runs", ["saga": "checkout-stuck", "input": DemoSagas.checkoutInput(orderId: "c-0")])
                 let stuck = try #require(stuckRun["id"]?.stringValue)
                 try await waitFor("run \(stuck) to be stuck") { (try? await api.call(.GET, "/v1/runs/\(stuck)"))?.json["status"] == "stuck" }
+                // A refund waiting for a manager, for the page to list and approve.
+                let refundInput = try JSONParser.parse(String(contentsOf: packageRoot.appendingPathComponent("Sagas/inputs/refund.json"), encoding: .utf8))
+                let (_, refund) = try await api.call(.POST, "/v1/runs", ["saga": "refund", "input": refundInput])
+                let waiting = try #require(refund["id"]?.stringValue)
+                try await waitFor("run \(waiting) to wait for a person") {
+                    (try? await api.call(.GET, "/v1/runs/\(waiting)"))?.json["steps"]?[1]?["status"] == "waiting"
+                }
                 for order in ["c-1", "c-2"] {
                     let (status, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: order)])
                     #expect(status == 201)
@@ -40,12 +47,12 @@ import SkaldTestSupport
                 await participants[.inventory].setFaults(Faults(hold: true))
                 let (_, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "c-3")])
                 await participants[.inventory].waitForHeld()
-                return (try #require(run["id"]?.stringValue), stuck)
+                return (try #require(run["id"]?.stringValue), stuck, waiting)
             }
 
             let screenshots = folder.appendingPathComponent("console-screenshots")
             let check = try ChildProcess(
-                executable: "/usr/bin/env", ["python3", "scripts/console-check.py", server.url + "/", token, running, screenshots.path, stuck],
+                executable: "/usr/bin/env", ["python3", "scripts/console-check.py", server.url + "/", token, running, screenshots.path, stuck, waiting],
                 environment: ProcessInfo.processInfo.environment, directory: packageRoot, outputIn: folder)
             // The page cancelled the run; the held reservation is answered now, and the run is compensated.
             try await waitFor("the console to cancel the run", limit: .seconds(180)) {
@@ -58,7 +65,8 @@ import SkaldTestSupport
             #expect(exit.status == 0, "\(check.stdout)\(check.stderr)")
             #expect(check.stdout.contains("the run turned compensated on screen without a reload"), "\(check.stdout)")
             #expect(check.stdout.contains("the stuck step shows as resolved by hand and the run completed"), "\(check.stdout)")
-            for page in ["runs", "run-running", "run", "run-resolved", "participants", "definitions"] {
+            #expect(check.stdout.contains("the refund was approved on screen and completed"), "\(check.stdout)")
+            for page in ["runs", "run-running", "run", "run-resolved", "runs-waiting", "run-waiting", "participants", "definitions"] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: screenshots.appendingPathComponent("\(page).png").path))?[.size] as? Int
                 #expect((size ?? 0) > 10_000, "no screenshot of \(page)")
             }
