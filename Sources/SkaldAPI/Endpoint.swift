@@ -54,6 +54,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         Endpoint(.post, "/v1/runs/:id/abandon", "abandonRun"),
         Endpoint(.post, "/v1/runs/:id/steps/:step/approve", "approveStep"),
         Endpoint(.post, "/v1/runs/:id/steps/:step/reject", "rejectStep"),
+        Endpoint(.post, "/v1/callbacks/:token", "postCallback", access: .public),
         Endpoint(.get, "/v1/counts", "countRuns"),
         Endpoint(.get, "/v1/participants", "listParticipants"),
     ]

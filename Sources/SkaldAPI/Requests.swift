@@ -101,3 +101,31 @@ public struct DecideStepRequest: APIObject {
         self.by = by
     }
 }
+
+/// `POST /v1/callbacks/{token}`: a participant completes (or reports progress on) a callback step. No API token: the
+/// URL's token is the authority, for that one attempt of that one step.
+public struct CallbackRequest: APIObject {
+    /// `succeeded`, `failed` or `heartbeat`.
+    public var status: String
+    /// With `succeeded`: what later steps read as `{{steps.NAME.callback.output…}}` (null when absent).
+    @Nullable public var output: JSONValue?
+    /// With `failed`: why, for the run's history.
+    @Nullable public var error: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case status, output, error }
+
+    public init(status: String, output: JSONValue? = nil, error: String? = nil) {
+        self.status = status
+        self.output = output
+        self.error = error
+    }
+}
+
+/// The answer to a callback that was stored: `stored` now, or `repeat` of one stored before.
+public struct CallbackAnswer: APIObject {
+    public var result: String
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case result }
+
+    public init(result: String) { self.result = result }
+}

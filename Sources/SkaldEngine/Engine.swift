@@ -26,6 +26,9 @@ public struct EngineConfiguration: Sendable {
     public var dataKey: DataKey?
     /// When a served run with nothing under way is put away until it is due (see `ParkingPolicy`).
     public var parking: ParkingPolicy
+    /// The server's address as participants reach it (`serve --public-url`), for callback URLs; a server that is not
+    /// given one sets the address it listens on once it listens (`Engine.setPublicURL`).
+    public var publicURL: String?
 
     public init(
         environment: [String: String] = EnvironmentPolicy.allButReserved.filter(ProcessInfo.processInfo.environment),
@@ -36,9 +39,11 @@ public struct EngineConfiguration: Sendable {
         participants: [String: ParticipantSettings] = [:],
         dataKey: DataKey? = nil,
         parking: ParkingPolicy = ParkingPolicy(),
+        publicURL: String? = nil,
         onEvents: (@Sendable (PublishedRun, [RunEvent]) -> Void)? = nil
     ) {
         self.parking = parking
+        self.publicURL = publicURL
         self.dataKey = dataKey
         self.metrics = metrics
         self.participants = participants
@@ -103,6 +108,36 @@ public final class Engine: Service, Sendable {
     let storeIsFailing = Atomic<Bool>(false)
     /// This process as a node of a shared store (PostgreSQL): its lease, claims and forwarded actions.
     let node: NodeCoordinator?
+    /// The base of callback URLs (`configuration.publicURL`, or the address the server listens on), and who waits
+    /// for it to be known.
+    let publicURLValue: Mutex<(url: String?, waiters: [CheckedContinuation<String, Never>])>
+
+    /// The base of the callback URLs this engine gives participants, once known.
+    public var publicURL: String? { publicURLValue.withLock { $0.url } }
+
+    /// Sets the base of callback URLs when the configuration gave none (the server, once it knows its address).
+    public func setPublicURL(_ url: String) {
+        let waiters = publicURLValue.withLock { value -> [CheckedContinuation<String, Never>] in
+            guard value.url == nil else { return [] }
+            value.url = url
+            defer { value.waiters = [] }
+            return value.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: url) }
+    }
+
+    /// The base of callback URLs, waiting until the server knows its address (a run resumed at start can be driven
+    /// before the server listens on a port the system picks).
+    func awaitPublicURL() async -> String {
+        await withCheckedContinuation { continuation in
+            let known = publicURLValue.withLock { value -> String? in
+                if let url = value.url { return url }
+                value.waiters.append(continuation)
+                return nil
+            }
+            if let known { continuation.resume(returning: known) }
+        }
+    }
 
     public init(
         store: any SagaStore, executor: any StepExecutor, clock: any EngineClock = SystemClock(),
@@ -115,6 +150,7 @@ public final class Engine: Service, Sendable {
         self.notifier = EventNotifier(clock: clock)
         self.node = shared.map { NodeCoordinator(shared: $0, clock: clock, limits: configuration.node, logger: logger) }
         self.configuration = configuration
+        self.publicURLValue = Mutex((configuration.publicURL, []))
         self.logger = logger
         self.limiter = AttemptLimiter(limit: configuration.concurrency)
         self.participants = ParticipantRegistry(serverWide: configuration.participants, clock: clock, metrics: configuration.metrics)

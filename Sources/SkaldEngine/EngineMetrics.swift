@@ -93,6 +93,20 @@ public struct EngineMetrics: Sendable {
 }
 
 extension EngineMetrics {
+    /// - `skald_callbacks_total{outcome}`: what became of each callback posted: stored, repeated, conflict, unknown, gone
+    func callbackReceived(_ receipt: CallbackReceipt) {
+        guard isRecording else { return }
+        let outcome: String
+        switch receipt {
+        case .stored: outcome = "stored"
+        case .repeated: outcome = "repeated"
+        case .conflict: outcome = "conflict"
+        case .unknown: outcome = "unknown"
+        case .gone: outcome = "gone"
+        }
+        Counter(label: "skald_callbacks_total", dimensions: [("outcome", outcome)], factory: factory).increment()
+    }
+
     /// - `skald_participant_circuit_state{participant}`: 0 closed, 1 open, 2 half-open
     /// - `skald_participant_circuit_changes_total{participant,to}`
     func participantBreaker(_ id: ParticipantID, state: CircuitBreaker.State) {

@@ -9,6 +9,7 @@ public actor InMemoryStore: SagaStore {
     private var registry: [String: StoredDefinition] = [:]
     private var sequence: Int64 = 0
     private var parked: [String: Date] = [:]
+    private var callbackRows: [String: CallbackRow] = [:]
 
     public init() {}
 
@@ -71,6 +72,10 @@ public actor InMemoryStore: SagaStore {
         runs[runID]!.state = transition.state
         runs[runID]!.updatedAt = at
         parked[runID] = nil
+        for (position, step) in transition.state.steps.enumerated() {
+            guard let (token, attempt) = StepRow.callbackToken(of: step), callbackRows[token] == nil else { continue }
+            callbackRows[token] = CallbackRow(token: token, runID: runID, position: position, attempt: attempt)
+        }
         append(transition.events, runID: runID)
     }
 
@@ -123,6 +128,38 @@ public actor InMemoryStore: SagaStore {
     public func park(runID: String, until: Date) throws {
         guard runs[runID] != nil else { throw StoreError.unknownRun(runID) }
         parked[runID] = until
+    }
+
+    public func receiveCallback(token: String, signal: CallbackSignal, at: Date) throws -> CallbackReceipt {
+        guard var row = callbackRows[token] else { return .unknown }
+        let step = runs[row.runID]?.state.steps[row.position]
+        row.stepStatus = step?.status.rawValue
+        row.stepAttempts = step?.attempts
+        let (receipt, update) = try row.receive(signal, at: at)
+        if let columns = update?.columns {
+            row.status = columns.status ?? row.status
+            row.output = columns.output ?? row.output
+            row.error = columns.error ?? row.error
+            row.receivedAt = columns.receivedAt ?? row.receivedAt
+            row.heartbeatAt = columns.heartbeatAt ?? row.heartbeatAt
+            callbackRows[token] = row
+        }
+        return receipt
+    }
+
+    public func waitingSteps() -> [WaitKind: Int] {
+        var counts: [WaitKind: Int] = [:]
+        for run in runs.values {
+            for step in run.state.steps where step.status == .waiting {
+                if let kind = step.wait?.kind { counts[kind, default: 0] += 1 }
+            }
+        }
+        return counts
+    }
+
+    public func callbacks(runID: String) throws -> [StoredCallback] {
+        try callbackRows.values.filter { $0.runID == runID && ($0.status != nil || $0.heartbeatAt != nil) }
+            .sorted { ($0.position, $0.attempt) < ($1.position, $1.attempt) }.map { try $0.stored() }
     }
 
     public func unparkRuns(dueBy: Date, limit: Int) -> [String] {

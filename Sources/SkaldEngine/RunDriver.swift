@@ -87,6 +87,9 @@ struct RunDriver {
             }
             var cancelledAfterFailure = false
 
+            // Callbacks stored while no driver held the run (or before this one took it): applied first.
+            if machine.saga.steps.contains(where: { $0.action.callback != nil }) { await applyStoredCallbacks(storing: storing) }
+
             // Attempts that were sent before a restart and have no outcome: send them again, same key.
             for index in state.inFlightSteps {
                 reserving.insert(index)
@@ -115,8 +118,11 @@ struct RunDriver {
                         guard !draining else { break }
                         // An earlier step's move this pass (a wait that ended) may have turned the run back.
                         guard state.steps[index].dueAt.map({ $0 <= now }) == true else { continue }
-                        // A step that waits instead of calling begins or ends its wait; nothing is sent.
-                        if machine.saga.steps[index].action.kind != nil, state.steps[index].status != .compensating {
+                        // A step that waits instead of calling begins or ends its wait, and a wait for a callback
+                        // ends; nothing is sent.
+                        if state.steps[index].status == .waiting
+                            || (machine.saga.steps[index].action.waitsInsteadOfCalling && state.steps[index].status == .running)
+                        {
                             await moveWait(index, storing: storing)
                             continue
                         }
@@ -234,7 +240,13 @@ struct RunDriver {
                             AttemptResult(attempt: key, outcome: outcome, duration: duration, finishedAt: finishedAt),
                             transition: transition)
                     }
-                    if stored { commit(transition) }
+                    if stored {
+                        commit(transition)
+                        // Accepted: a callback that came before the answer is stored already, and applies now.
+                        if state.steps[key.step].status == .waiting, state.steps[key.step].wait?.kind == .callback {
+                            await applyStoredCallbacks(storing: storing)
+                        }
+                    }
 
                 case .abandoned(let key)?:
                     inFlight -= 1
@@ -316,11 +328,13 @@ struct RunDriver {
             releasePermit(index)
             return false
         }
+        // A callback step's forward attempt gets a new token, stored with the attempt before the request leaves.
+        let token = state.steps[index].status == .running && machine.saga.steps[index].action.callback != nil ? CallbackToken.new() : nil
         let transition = resend
             ? machine.resendInterruptedAttempt(state, step: index, at: now)
             : machine.beginAttempt(
                 state, step: index, at: now, resumingFrom: waitedOn[index].flatMap { $0.phase == state.steps[index].status.phase ? $0.participant : nil },
-                probe: permits[index]?.permit.probe ?? false)
+                probe: permits[index]?.permit.probe ?? false, callbackToken: token)
         let key = attemptKey(index, in: transition.state)
         let store = engine.store
         let stored = await storing(!resend) {
@@ -349,6 +363,11 @@ struct RunDriver {
         guard let due = step.dueAt, due <= now else { return }
         let transition: SagaMachine.Transition
         switch step.status {
+        case .waiting where step.wait?.kind == .callback:
+            // A callback (or heartbeat) stored but not yet applied here comes first; the wait ends only without one.
+            guard await applyStoredCallbacks(storing: storing) else { return }
+            guard state.steps[index].status == .waiting, let dueNow = state.steps[index].dueAt, dueNow <= now else { return }
+            transition = machine.waitEnded(state, step: index, at: now)
         case .waiting:
             transition = machine.waitEnded(state, step: index, at: now)
         case .running:
@@ -362,6 +381,33 @@ struct RunDriver {
         if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
             commit(transition)
         }
+    }
+
+    /// Applies what the participants of this run's callback steps posted and the store holds: each heartbeat and final
+    /// callback that still changes something (the machine says which), stored before the run moves on. Returns false
+    /// when reading or storing failed (the driver then stops, as after any store failure).
+    @discardableResult
+    private mutating func applyStoredCallbacks(storing: (Bool, () async throws -> Void) async -> Bool) async -> Bool {
+        var stored: [StoredCallback] = []
+        let (store, runID) = (engine.store, runID)
+        guard await storing(false, { stored = try await store.callbacks(runID: runID) }) else { return false }
+        for callback in stored {
+            var signals: [(CallbackSignal, Date)] = []
+            if let at = callback.heartbeatAt { signals.append((.heartbeat, at)) }
+            if let final = callback.final { signals.append((final, callback.receivedAt ?? engine.clock.now())) }
+            for (signal, receivedAt) in signals {
+                let now = engine.clock.now()
+                guard
+                    let transition = machine.callbackReceived(
+                        state, step: callback.step, attempt: callback.attempt, signal: signal, receivedAt: receivedAt, at: now)
+                else { continue }
+                guard await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) else {
+                    return false
+                }
+                commit(transition)
+            }
+        }
+        return true
     }
 
     private mutating func commit(_ transition: SagaMachine.Transition) {
@@ -410,12 +456,20 @@ struct RunDriver {
         if let held = permits.removeValue(forKey: index) { held.gate.finish(held.permit, outcome: nil, duration: .zero) }
     }
 
-    private func context() -> TemplateContext {
+    private func context(callbackOf key: AttemptKey? = nil) -> TemplateContext {
         var responses: [String: StepResponse] = [:]
+        var outputs: [String: JSONValue] = [:]
         for stepState in state.steps {
             if let response = stepState.response { responses[stepState.name] = response }
+            if let output = stepState.wait?.output { outputs[stepState.name] = output }
         }
-        return TemplateContext(input: input, runID: runID, env: engine.configuration.environment, responses: responses)
+        var callback: (url: String, token: String)?
+        if let key, key.phase == .forward, let token = state.steps[key.step].wait?.token {
+            // The base is filled in by `launch` once known; the token is what matters here.
+            callback = (engine.publicURL.map { CallbackToken.url(base: $0, token: token) } ?? "", token)
+        }
+        return TemplateContext(
+            input: input, runID: runID, env: engine.configuration.environment, responses: responses, callbackOutputs: outputs, callback: callback)
     }
 
     private func requestSlot(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) {
@@ -427,7 +481,8 @@ struct RunDriver {
         guard let call = machine.saga.steps[key.step].call(key.phase) else {
             preconditionFailure("launch of step \(key.stepName), which makes no \(key.phase.rawValue) call")
         }
-        let request = StepRequest(attempt: key, call: call, context: context(), trace: trace)
+        let request = StepRequest(attempt: key, call: call, context: context(callbackOf: key), trace: trace)
+        let awaitsURL = request.context.callback?.url.isEmpty == true
         let executor = engine.executor
         engine.logger.debug(
             "sending attempt",
@@ -435,7 +490,12 @@ struct RunDriver {
                 "run_id": "\(runID)", "saga": "\(machine.saga.name)", "step": "\(key.stepName)", "phase": "\(key.phase.rawValue)",
                 "attempt": "\(key.number)", "trace_id": "\(trace?.traceID ?? "")",
             ])
+        let engine = self.engine
         group.addTask {
+            var request = request
+            if awaitsURL, let token = request.context.callback?.token {
+                request.context.callback = (CallbackToken.url(base: await engine.awaitPublicURL(), token: token), token)
+            }
             let started = ContinuousClock.now
             let outcome = await executor.execute(request)
             // Cancelled (shutdown, or a failed store): whatever the call ended with, it is not the participant's

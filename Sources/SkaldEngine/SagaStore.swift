@@ -36,6 +36,15 @@ public protocol SagaStore: Sendable {
     func park(runID: String, until: Date) async throws
     /// Unparks and returns (at most `limit` of) the unfinished runs parked until `dueBy` or earlier, soonest first.
     func unparkRuns(dueBy: Date, limit: Int) async throws -> [String]
+
+    /// Stores what a participant posted to a callback URL, in one transaction with the check that the token's step
+    /// still waits for it (`CallbackRow.receive`), and says what became of it. Every transition that gives a callback
+    /// step a new attempt registers that attempt's token first.
+    func receiveCallback(token: String, signal: CallbackSignal, at: Date) async throws -> CallbackReceipt
+    /// What the participants of the run's callback steps posted: the final callback and last heartbeat of each token.
+    func callbacks(runID: String) async throws -> [StoredCallback]
+    /// How many steps wait now, by what they wait for (kinds without waiting steps left out).
+    func waitingSteps() async throws -> [WaitKind: Int]
     func run(id: String) async throws -> StoredRun?
     /// Runs newest first, filtered, one page at a time.
     func listRuns(_ query: RunQuery) async throws -> RunPage
@@ -335,4 +344,37 @@ public struct AttemptRecord: Sendable, Hashable {
 /// of it store anything, even a transition without an attempt (a deadline, a participant wait).
 public enum RunFence {
     @TaskLocal public static var epoch: Int64?
+}
+
+/// The final callback and last heartbeat stored for one token (one attempt of a callback step).
+public struct StoredCallback: Sendable, Hashable {
+    public var runID: String
+    public var step: Int
+    public var attempt: Int
+    public var final: CallbackSignal?
+    public var receivedAt: Date?
+    public var heartbeatAt: Date?
+
+    public init(runID: String, step: Int, attempt: Int, final: CallbackSignal?, receivedAt: Date?, heartbeatAt: Date?) {
+        self.runID = runID
+        self.step = step
+        self.attempt = attempt
+        self.final = final
+        self.receivedAt = receivedAt
+        self.heartbeatAt = heartbeatAt
+    }
+}
+
+/// What became of a callback a participant posted.
+public enum CallbackReceipt: Sendable, Hashable {
+    /// Stored now (200).
+    case stored(StoredCallback)
+    /// The same callback was stored before (200).
+    case repeated(StoredCallback)
+    /// It contradicts the callback stored before (409).
+    case conflict(String)
+    /// No step has this token (404).
+    case unknown
+    /// The step no longer waits for this token (410).
+    case gone(String)
 }

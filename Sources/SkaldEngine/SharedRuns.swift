@@ -120,6 +120,9 @@ public enum OperatorAction: Sendable, Codable, Equatable {
     case retry(step: String?, by: String, note: String)
     /// A person's decision on a step waiting for approval (`SagaMachine.decide`).
     case decide(step: String, approve: Bool, by: String, note: String)
+    /// A callback a participant posted (already stored), for the run's driver to apply (`SagaMachine.callbackReceived`):
+    /// `status` is succeeded, failed or heartbeat; `output` is JSON text.
+    case callback(step: Int, attempt: Int, status: String, output: String?, error: String?, receivedAt: Double)
 
     /// Abandoning sends nothing, so it is allowed on a run whose stored state the engine cannot drive.
     var isAbandon: Bool {
@@ -178,6 +181,21 @@ public enum OperatorAction: Sendable, Codable, Equatable {
         case .decide(let step, let approve, let who, let note):
             guard let transition = machine.decide(state, step: step, approve: approve, by: who, note: note, at: now) else {
                 throw EngineError(code: .conflict, message: Self.decisionRefusal(runID: runID, step: step, machine: machine, state: state))
+            }
+            return transition
+        case .callback(let step, let attempt, let status, let output, let error, let receivedAt):
+            let signal: CallbackSignal
+            switch status {
+            case "succeeded": signal = .succeeded(output: (try? JSONParser.parse(output ?? "null")) ?? .null)
+            case "failed": signal = .failed(error: error ?? "")
+            default: signal = .heartbeat
+            }
+            guard
+                let transition = machine.callbackReceived(
+                    state, step: step, attempt: attempt, signal: signal, receivedAt: Date(timeIntervalSince1970: receivedAt), at: now)
+            else {
+                // Stored already: applied when the step's answer comes, or nothing to do.
+                throw EngineError(code: .conflict, message: "the callback changes nothing in run \(runID) now")
             }
             return transition
         case .abandon(let note, let who):

@@ -150,6 +150,10 @@ public struct StepRow: Decodable, Sendable {
             "kind": .string(wait.kind.rawValue), "since": .double(wait.since.timeIntervalSince1970), "until": .double(wait.until.timeIntervalSince1970),
         ]
         if let prompt = wait.prompt { members["prompt"] = .string(prompt) }
+        if let token = wait.token { members["token"] = .string(token) }
+        if let attempt = wait.attempt { members["attempt"] = .int(Int64(attempt)) }
+        if let heartbeatAt = wait.heartbeatAt { members["heartbeatAt"] = .double(heartbeatAt.timeIntervalSince1970) }
+        if let output = wait.output { members["output"] = output }
         return JSONValue.object(members).jsonText
     }
 
@@ -159,7 +163,15 @@ public struct StepRow: Decodable, Sendable {
         }
         return StepWait(
             kind: try RunRow.decode(WaitKind.self, kind), since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: until),
-            prompt: value["prompt"]?.stringValue)
+            prompt: value["prompt"]?.stringValue, token: value["token"]?.stringValue, attempt: value["attempt"]?.intValue.map { Int($0) },
+            heartbeatAt: value["heartbeatAt"]?.doubleValue.map(Date.init(timeIntervalSince1970:)), output: value["output"])
+    }
+
+    /// The callback token a transition registers for this step: its current attempt's, when it has one (stored with
+    /// the attempt, before the request leaves, so that a callback is recognised even before the answer comes).
+    public static func callbackToken(of step: StepState) -> (token: String, attempt: Int)? {
+        guard let wait = step.wait, wait.kind == .callback, let token = wait.token, let attempt = wait.attempt else { return nil }
+        return (token, attempt)
     }
 }
 
@@ -279,4 +291,116 @@ public struct RunFilter: Sendable {
         let runs = try rows.prefix(limit).map { try $0.summary() }
         return RunPage(runs: Array(runs), nextCursor: rows.count > limit ? runs.last?.id : nil)
     }
+}
+
+/// A row of `callback`: one token (one attempt of a callback step), and what its participant posted to it.
+public struct CallbackRow: Decodable, Sendable {
+    public var token: String
+    public var runID: String
+    public var position: Int
+    public var attempt: Int
+    /// `succeeded` or `failed` once the participant completed the step; NULL before.
+    public var status: String?
+    public var output: String?
+    public var error: String?
+    public var receivedAt: Double?
+    public var heartbeatAt: Double?
+    /// Read with the row when a callback comes: the step's status and attempts now.
+    public var stepStatus: String?
+    public var stepAttempts: Int?
+
+    public init(token: String, runID: String, position: Int, attempt: Int) {
+        self.token = token
+        self.runID = runID
+        self.position = position
+        self.attempt = attempt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case token, position, attempt, status, output, error
+        case runID = "run_id", receivedAt = "received_at", heartbeatAt = "heartbeat_at", stepStatus = "step_status", stepAttempts = "step_attempts"
+    }
+
+    /// What the row holds, as the engine reads it.
+    public func stored() throws -> StoredCallback {
+        var final: CallbackSignal?
+        switch status {
+        case "succeeded"?: final = .succeeded(output: try RunRow.json(output ?? "null", "the output of a callback of run \(runID)"))
+        case "failed"?: final = .failed(error: error ?? "")
+        case nil: final = nil
+        case let other?: throw StoreError.unknownValue(other, of: CallbackSignal.self)
+        }
+        return StoredCallback(
+            runID: runID, step: position, attempt: attempt, final: final, receivedAt: receivedAt.map(Date.init(timeIntervalSince1970:)),
+            heartbeatAt: heartbeatAt.map(Date.init(timeIntervalSince1970:)))
+    }
+
+    /// What becomes of `signal` posted to this token at `at`, and what to store for it: the one rule both stores apply
+    /// inside the transaction that read the row.
+    public func receive(_ signal: CallbackSignal, at: Date) throws -> (receipt: CallbackReceipt, update: CallbackUpdate?) {
+        let stored = try stored()
+        if let final = stored.final {
+            // A repeat of what is stored is answered as it was; anything else contradicts it.
+            if final == signal { return (.repeated(stored), nil) }
+            if case .heartbeat = signal { return (.gone("the step was already completed by an earlier callback"), nil) }
+            return (.conflict("a different callback was already stored for this step: \(Self.describe(final))"), nil)
+        }
+        // Still waiting for this attempt: in flight, waiting for the callback, or due to be retried after its
+        // answer was lost (the callback then says how it ended).
+        let live = stepAttempts == attempt && (stepStatus == StepStatus.running.rawValue || stepStatus == StepStatus.waiting.rawValue)
+        guard live else {
+            return (
+                .gone(
+                    stepAttempts.map { $0 > attempt } == true
+                        ? "this token is for attempt \(attempt), and the step has since been sent again with a new one"
+                        : "the step no longer waits for a callback (it is \(stepStatus ?? "gone"): the run was cancelled, the wait timed out, or an operator settled it)"),
+                nil
+            )
+        }
+        switch signal {
+        case .heartbeat:
+            var updated = stored
+            updated.heartbeatAt = at
+            return (.stored(updated), .heartbeat(at: at))
+        case .succeeded, .failed:
+            var updated = stored
+            updated.final = signal
+            updated.receivedAt = at
+            return (.stored(updated), .final(signal, at: at))
+        }
+    }
+
+    static func describe(_ signal: CallbackSignal) -> String {
+        switch signal {
+        case .succeeded(let output): "succeeded with output \(output.jsonText)"
+        case .failed(let error): "failed (\(error))"
+        case .heartbeat: "heartbeat"
+        }
+    }
+}
+
+/// What a store writes for a callback it accepted.
+public enum CallbackUpdate: Sendable {
+    case final(CallbackSignal, at: Date)
+    case heartbeat(at: Date)
+
+    /// The `callback` columns to set: status, output, error, received_at, heartbeat_at (nil: leave as is).
+    public var columns: (status: String?, output: String?, error: String?, receivedAt: Double?, heartbeatAt: Double?) {
+        switch self {
+        case .heartbeat(let at): (nil, nil, nil, nil, at.timeIntervalSince1970)
+        case .final(.succeeded(let output), let at): ("succeeded", output.jsonText, nil, at.timeIntervalSince1970, nil)
+        case .final(.failed(let error), let at): ("failed", nil, error, at.timeIntervalSince1970, nil)
+        case .final(.heartbeat, let at): (nil, nil, nil, nil, at.timeIntervalSince1970)
+        }
+    }
+}
+
+extension StepRow {
+    /// Counts the waiting steps by what they wait for: the statement both stores run (a wait's JSON text is canonical,
+    /// so its kind is matched as text), one row (kind, count) per kind with waiting steps.
+    public static let waitingCountsSQL = """
+        SELECT CASE WHEN wait LIKE '%"kind":"callback"%' THEN 'callback' WHEN wait LIKE '%"kind":"approval"%' THEN 'approval'
+            ELSE 'sleep' END AS kind, count(*) AS n
+        FROM step WHERE status = 'waiting' GROUP BY 1
+        """
 }

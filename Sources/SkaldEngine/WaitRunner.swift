@@ -10,8 +10,8 @@ enum WaitRunner {
 
     static func begin(_ action: StepAction, context: TemplateContext, at now: Date) -> Result<StepWait, Problem> {
         switch action {
-        case .call:
-            return .failure(Problem(reason: "an HTTP step does not wait"))
+        case .call, .callback:
+            return .failure(Problem(reason: "an HTTP step's wait begins when its request is accepted"))
         case .approval(let approval):
             var prompt: String?
             if let template = approval.prompt {

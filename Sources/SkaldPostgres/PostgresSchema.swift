@@ -196,6 +196,21 @@ enum PostgresSchema {
                 "ALTER TABLE step ADD COLUMN wait TEXT",
                 "ALTER TABLE run ADD COLUMN parked_until DOUBLE PRECISION",
                 "CREATE INDEX run_parked ON run(parked_until) WHERE parked_until IS NOT NULL",
+                """
+                CREATE TABLE callback (
+                    token TEXT PRIMARY KEY,
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    created_at DOUBLE PRECISION NOT NULL,
+                    status TEXT,
+                    output TEXT,
+                    error TEXT,
+                    received_at DOUBLE PRECISION,
+                    heartbeat_at DOUBLE PRECISION
+                )
+                """,
+                "CREATE INDEX callback_run ON callback(run_id)",
             ]),
     ]
 }

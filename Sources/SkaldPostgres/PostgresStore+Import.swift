@@ -76,6 +76,15 @@ extension PostgresStore {
                     response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8,
                     wait text)
                 """, logger: logger)
+            // The token of a callback step's current attempt, so its participant can still call back.
+            try await db.query(
+                """
+                INSERT INTO callback (token, run_id, position, attempt, created_at)
+                SELECT x.callback_token, \(id), x.position, x.callback_attempt, \(updatedAt)
+                FROM jsonb_to_recordset(\(steps)::jsonb) AS x(position int, callback_token text, callback_attempt int)
+                WHERE x.callback_token IS NOT NULL
+                ON CONFLICT (token) DO NOTHING
+                """, logger: logger)
             try await db.query(
                 """
                 INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)

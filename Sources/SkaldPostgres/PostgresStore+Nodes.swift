@@ -96,6 +96,56 @@ extension PostgresStore {
         }
     }
 
+    public func receiveCallback(token: String, signal: CallbackSignal, at: Date) async throws -> CallbackReceipt {
+        let logger = logger
+        return try await transaction { db in
+            guard
+                let found = try await db.query(
+                    """
+                    SELECT callback.*, step.status AS step_status, step.attempts AS step_attempts FROM callback
+                    JOIN step ON step.run_id = callback.run_id AND step.position = callback.position
+                    WHERE callback.token = \(token) FOR UPDATE OF callback
+                    """, logger: logger
+                ).collect().first
+            else { return .unknown }
+            let row = try PostgresRowDecoder.decode(CallbackRow.self, from: found)
+            let (receipt, update) = try row.receive(signal, at: at)
+            if let columns = update?.columns {
+                try await db.query(
+                    """
+                    UPDATE callback SET status = coalesce(\(columns.status), status), output = coalesce(\(columns.output), output),
+                        error = coalesce(\(columns.error), error), received_at = coalesce(\(columns.receivedAt), received_at),
+                        heartbeat_at = coalesce(\(columns.heartbeatAt), heartbeat_at)
+                    WHERE token = \(token)
+                    """, logger: logger)
+            }
+            return receipt
+        }
+    }
+
+    public func waitingSteps() async throws -> [WaitKind: Int] {
+        let logger = logger
+        return try await reading { db in
+            var counts: [WaitKind: Int] = [:]
+            for row in try await db.query(PostgresQuery(unsafeSQL: StepRow.waitingCountsSQL), logger: logger).collect() {
+                let (kind, count) = try row.decode((String, Int).self)
+                counts[try RunRow.decode(WaitKind.self, kind)] = count
+            }
+            return counts
+        }
+    }
+
+    public func callbacks(runID: String) async throws -> [StoredCallback] {
+        let logger = logger
+        return try await reading { db in
+            try await db.query(
+                """
+                SELECT * FROM callback WHERE run_id = \(runID) AND (status IS NOT NULL OR heartbeat_at IS NOT NULL) ORDER BY position, attempt
+                """, logger: logger
+            ).collect().map { try PostgresRowDecoder.decode(CallbackRow.self, from: $0).stored() }
+        }
+    }
+
     public func unparkRuns(dueBy: Date, limit: Int) async throws -> [String] {
         let logger = logger
         return try await transaction { db in

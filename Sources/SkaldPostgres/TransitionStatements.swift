@@ -33,6 +33,13 @@ enum TransitionStatements {
                     last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8, wait text)
                 WHERE step.run_id = $1 AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
                 RETURNING 1),
+            k AS (
+                INSERT INTO callback (token, run_id, position, attempt, created_at)
+                SELECT x.callback_token, $1, x.position, x.callback_attempt, $11
+                FROM jsonb_to_recordset($12::jsonb) AS x(position int, callback_token text, callback_attempt int)
+                WHERE x.callback_token IS NOT NULL AND EXISTS (SELECT 1 FROM r)
+                ON CONFLICT (token) DO NOTHING
+                RETURNING 1),
             e AS (
                 INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
                 SELECT $1, x.at, x.kind, x.step, x.phase, x.attempt, x.message, x.data
@@ -77,6 +84,10 @@ enum TransitionStatements {
                     "resolved_at": step.resolution.map { .double($0.at.timeIntervalSince1970) } ?? .null,
                     "wait": StepRow.text(of: step.wait).map(JSONValue.string) ?? .null,
                 ]
+                if let (token, attempt) = StepRow.callbackToken(of: step) {
+                    record["callback_token"] = .string(token)
+                    record["callback_attempt"] = .int(Int64(attempt))
+                }
                 if names { record["name"] = .string(step.name) }
                 return .object(record)
             }

@@ -179,6 +179,49 @@ public final class SQLiteStore: SagaStore {
         }
     }
 
+    public func receiveCallback(token: String, signal: CallbackSignal, at: Date) async throws -> CallbackReceipt {
+        try await write { db in
+            guard
+                let row = try CallbackRow.fetchOne(
+                    db,
+                    sql: """
+                        SELECT callback.*, step.status AS step_status, step.attempts AS step_attempts FROM callback
+                        JOIN step ON step.run_id = callback.run_id AND step.position = callback.position WHERE callback.token = ?
+                        """, arguments: [token])
+            else { return .unknown }
+            let (receipt, update) = try row.receive(signal, at: at)
+            if let columns = update?.columns {
+                try db.execute(
+                    sql: """
+                        UPDATE callback SET status = coalesce(?, status), output = coalesce(?, output), error = coalesce(?, error),
+                            received_at = coalesce(?, received_at), heartbeat_at = coalesce(?, heartbeat_at)
+                        WHERE token = ?
+                        """,
+                    arguments: [columns.status, columns.output, columns.error, columns.receivedAt, columns.heartbeatAt, token])
+            }
+            return receipt
+        }
+    }
+
+    public func waitingSteps() async throws -> [WaitKind: Int] {
+        try await pool.read { db in
+            var counts: [WaitKind: Int] = [:]
+            for row in try Row.fetchAll(db, sql: StepRow.waitingCountsSQL) {
+                counts[try RunRow.decode(WaitKind.self, row["kind"])] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    public func callbacks(runID: String) async throws -> [StoredCallback] {
+        try await pool.read { db in
+            try CallbackRow.fetchAll(
+                db, sql: "SELECT * FROM callback WHERE run_id = ? AND (status IS NOT NULL OR heartbeat_at IS NOT NULL) ORDER BY position, attempt",
+                arguments: [runID]
+            ).map { try $0.stored() }
+        }
+    }
+
     public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
         let definitionStored = storedDefinitions.withLock { $0.contains(run.definition.contentHash) }
         let created = try await write { db in
@@ -294,8 +337,13 @@ public final class SQLiteStore: SagaStore {
                     outcome_unknown = ?, resolved_by = ?, resolved_note = ?, resolved_at = ?, wait = ?
                 WHERE run_id = ? AND position = ?
                 """)
+        let registerToken = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO callback (token, run_id, position, attempt, created_at) VALUES (?, ?, ?, ?, ?)")
         for position in transition.changedSteps ?? Array(state.steps.indices) {
             let step = state.steps[position]
+            if let (token, attempt) = StepRow.callbackToken(of: step) {
+                try registerToken.execute(arguments: [token, runID, position, attempt, at.timeIntervalSince1970])
+            }
             try statement.execute(arguments: [
                 step.status.rawValue, step.attempts, step.compensationAttempts, step.compensationAttemptsBase, step.attemptsBase,
                 step.firstAttemptAt?.timeIntervalSince1970, step.compensationFirstAttemptAt?.timeIntervalSince1970,
@@ -431,6 +479,7 @@ public final class SQLiteStore: SagaStore {
 // GRDB reads the rows both stores share by column name.
 extension RunRow: FetchableRecord {}
 extension StepRow: FetchableRecord {}
+extension CallbackRow: FetchableRecord {}
 extension EventRow: FetchableRecord {}
 extension AttemptRow: FetchableRecord {}
 extension DefinitionRow: FetchableRecord {}

@@ -270,12 +270,26 @@ enum Schema {
                     """)
         }
         migrator.registerMigration("v7-waits") { db in
-            // A waiting step's wait, and when a parked run (one no driver holds in memory) comes due.
+            // A waiting step's wait, when a parked run (one no driver holds in memory) comes due, and the callback
+            // tokens of callback steps' attempts with what their participants posted.
             try db.execute(
                 sql: """
                     ALTER TABLE step ADD COLUMN wait TEXT;
                     ALTER TABLE run ADD COLUMN parked_until REAL;
                     CREATE INDEX run_parked ON run(parked_until) WHERE parked_until IS NOT NULL;
+                    CREATE TABLE callback (
+                        token TEXT PRIMARY KEY NOT NULL,
+                        run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        created_at REAL NOT NULL,
+                        status TEXT,
+                        output TEXT,
+                        error TEXT,
+                        received_at REAL,
+                        heartbeat_at REAL
+                    );
+                    CREATE INDEX callback_run ON callback(run_id);
                     """)
         }
         return migrator

@@ -6,6 +6,11 @@ import SkaldCore
 import SkaldEngine
 
 /// How `SkaldService` serves: where it listens, what the API allows, and its upkeep. Every field has a default.
+extension SkaldService {
+    /// The listen address as a URL's host: an IPv6 address in brackets.
+    static func urlHost(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+}
+
 public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// 0: a port the system picks (`onListening` says which).
@@ -103,7 +108,12 @@ public final class SkaldService: Service {
             router: router,
             server: APIServerLimits.http1(readTimeout: configuration.readTimeout, connections: configuration.connections),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "skald"),
-            onServerRunning: { channel in configuration.onListening(configuration.host, channel.localAddress?.port ?? 0) },
+            onServerRunning: { [engine = self.engine] channel in
+                let port = channel.localAddress?.port ?? 0
+                // Callback URLs name this server, unless --public-url named it already.
+                engine.setPublicURL("http://\(Self.urlHost(configuration.host)):\(port)")
+                configuration.onListening(configuration.host, port)
+            },
             logger: configuration.httpLogger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: engine), .init(service: app), .init(service: LongPollReleaser(notifier: engine.notifier)),

@@ -102,6 +102,7 @@ enum PlanText {
         case (.approval, nil): return "waits for a person's approval"
         case (.sleep, let longest?): return "sleeps \(DurationText.format(longest))"
         case (.sleep, nil): return "sleeps until a time the run gives (not counted in the worst case)"
+        case (.callback, let longest): return "then waits for its callback" + (longest.map { " up to \(DurationText.format($0))" } ?? "")
         }
     }
 
@@ -116,7 +117,8 @@ enum PlanText {
         let width = plan.steps.map(\.name.count).max() ?? 10
         for step in plan.steps {
             let after = step.dependsOn.isEmpty ? "starts at once" : "after \(step.dependsOn.joined(separator: ", "))"
-            lines.append("  \(step.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(step.request.map(schedule) ?? wait(step.wait)); \(after)")
+            let does = [step.request.map(schedule), step.wait.map(wait)].compactMap { $0 }.joined(separator: ", ")
+            lines.append("  \(step.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(does); \(after)")
             if let compensation = step.compensation {
                 lines.append("  \(String(repeating: " ", count: width))  undo: \(schedule(compensation))")
             }

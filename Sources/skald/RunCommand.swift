@@ -26,11 +26,17 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let saga = try DefinitionFile.loadOrExit(file)
-        // Nobody could decide: this process serves no API, so a run would wait until each approval times out.
+        // Nobody could decide or call back: this process serves no API, so a run would wait until each times out.
         let approvals = saga.steps.filter { $0.action.kind == .approval }.map(\.name)
         if !approvals.isEmpty {
             printError(
                 "\(file): \(approvals.joined(separator: ", ")) wait\(approvals.count == 1 ? "s" : "") for a person's approval, which skald run cannot take (it serves no API); run the saga on a server instead: skald serve --sagas \(file), then skald start \(saga.name) and skald approve RUN STEP")
+            throw Exit.invalid
+        }
+        let callbacks = saga.steps.filter { $0.action.callback != nil }.map(\.name)
+        if !callbacks.isEmpty {
+            printError(
+                "\(file): \(callbacks.joined(separator: ", ")) wait\(callbacks.count == 1 ? "s" : "") for a participant's callback, which skald run cannot take (it serves no API for the callback URL); run the saga on a server instead: skald serve --sagas \(file) --public-url URL, then skald start \(saga.name)")
             throw Exit.invalid
         }
         let inputValue = try InputArgument.loadOrExit(input)

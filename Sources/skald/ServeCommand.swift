@@ -80,6 +80,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "The address participants reach this server by, for the callback URLs of steps that declare \"callback\" (default: http://HOST:PORT as it listens). Its host is allowed as a Host header.",
+            discussion: "Set it when participants run on other hosts, or when the server is behind a proxy, for example https://skald.example.com."))
+    var publicURL: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "A host name clients reach this server by, besides addresses, localhost and --host (repeat it, or separate names with commas; *.example.com for subdomains, * for any).",
             discussion: "A request whose Host is none of them is refused (421), so that a web page whose name was rebound to this server's address cannot call it."))
     var allowedHost: [String] = []
@@ -117,6 +124,7 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try Self.readTimeout(readTimeout)
         _ = try Self.lease(lease)
         _ = try Self.parkAfter(parkAfter)
+        if let publicURL { _ = try Self.publicURLHost(publicURL) }
         guard (1...1_000_000).contains(maxLongPolls) else { throw ValidationError("--max-long-polls must be from 1 to 1000000") }
         _ = try environmentPolicy()
         _ = try hostPolicy()
@@ -128,7 +136,9 @@ struct ServeCommand: AsyncParsableCommand {
     /// `--host` and every `--allowed-host` name.
     func hostPolicy() throws -> HostPolicy {
         do {
-            return try HostPolicy(listenHost: host, allowed: allowedHost.flatMap { $0.split(separator: ",").map(String.init) })
+            let publicHost = try publicURL.map { try Self.publicURLHost($0) }
+            return try HostPolicy(
+                listenHost: host, allowed: allowedHost.flatMap { $0.split(separator: ",").map(String.init) } + (publicHost.map { [$0] } ?? []))
         } catch {
             throw ValidationError("--allowed-host: \((error as? HostPolicy.Problem)?.message ?? "\(error)")")
         }
@@ -171,6 +181,16 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--lease must be a duration from 1s to 1h, such as 10s, not \"\(text)\"")
         }
         return duration
+    }
+
+    /// The host of `--public-url`, checked: an http or https URL with a host and nothing after its path.
+    static func publicURLHost(_ text: String) throws -> String {
+        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty, url.query == nil, url.fragment == nil
+        else {
+            throw ValidationError("--public-url must be an http or https URL such as https://skald.example.com, not \"\(text)\"")
+        }
+        return host
     }
 
     static func parkAfter(_ text: String) throws -> Duration {
@@ -236,7 +256,7 @@ struct ServeCommand: AsyncParsableCommand {
             engine: EngineConfiguration(
                 environment: server.engineEnvironment(ProcessInfo.processInfo.environment), concurrency: concurrency,
                 node: NodeConfiguration(lease: try Self.lease(lease)), metrics: metrics.engine, participants: participants,
-                dataKey: try execution.loadDataKey(), parking: ParkingPolicy(after: try Self.parkAfter(parkAfter)), onEvents: { run, events in Self.log(run, events, to: output) }),
+                dataKey: try execution.loadDataKey(), parking: ParkingPolicy(after: try Self.parkAfter(parkAfter)), publicURL: publicURL, onEvents: { run, events in Self.log(run, events, to: output) }),
             configuration: server,
             metrics: { [metricsPublic] engine in
                 MetricsEndpoint(isPublic: metricsPublic) { await metrics.render(engine: engine, database: database) }
@@ -374,7 +394,7 @@ extension ServeCommand {
             "allow-env": allowEnv ?? "(none)", "allowed-host": allowedHost.isEmpty ? "(none)" : allowedHost.joined(separator: ","),
             "max-connections": maxConnections.map(String.init) ?? "\(Self.defaultMaxConnections) (or what the open-files limit allows)",
             "read-timeout": readTimeout, "max-long-polls": "\(maxLongPolls)", "max-response-bytes": "\(execution.maxResponseBytes)",
-            "shutdown-timeout": shutdownTimeout, "lease": lease, "park-after": parkAfter, "prune-older-than": pruneOlderThan ?? "(never)",
+            "shutdown-timeout": shutdownTimeout, "lease": lease, "park-after": parkAfter, "public-url": publicURL ?? "(http://HOST:PORT as it listens)", "prune-older-than": pruneOlderThan ?? "(never)",
             "metrics-public": "\(metricsPublic)", "log-format": logs.logFormat, "log-level": logs.logLevel,
         ]
         let sources = ServeSettings.sources.withLock { $0 }

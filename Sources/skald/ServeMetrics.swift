@@ -42,6 +42,14 @@ final class ServeMetrics: Sendable {
                     .set(Double(counts[status] ?? 0))
             }
         }
+        if let waiting = try? await database.waitingSteps() {
+            for kind in WaitKind.allCases {
+                registry.makeGauge(
+                    descriptor: Self.named("skald_steps_waiting", "Steps waiting now, by what for: a participant's callback, a person's approval, a sleep"),
+                    labels: [("kind", kind.rawValue)]
+                ).set(Double(waiting[kind] ?? 0))
+            }
+        }
         registry.makeGauge(descriptor: Self.named("skald_attempts_in_flight", "Attempts this server has sent and not yet stored an outcome for"))
             .set(Double(engine.attemptsInFlight))
         if let size = try? await database.sizeInBytes() {

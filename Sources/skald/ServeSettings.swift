@@ -37,7 +37,7 @@ enum ServeSettings {
         Option(name: "concurrency"), Option(name: "token", isSecret: true), Option(name: "data-key", isSecret: true),
         Option(name: "allow-env"), Option(name: "allowed-host", kind: .list), Option(name: "max-connections"),
         Option(name: "read-timeout"), Option(name: "max-long-polls"), Option(name: "max-response-bytes"),
-        Option(name: "shutdown-timeout"), Option(name: "lease"), Option(name: "park-after"), Option(name: "prune-older-than"),
+        Option(name: "shutdown-timeout"), Option(name: "lease"), Option(name: "park-after"), Option(name: "public-url"), Option(name: "prune-older-than"),
         Option(name: "metrics-public", kind: .flag), Option(name: "log-format"), Option(name: "log-level"),
     ]
 

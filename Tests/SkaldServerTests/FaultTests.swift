@@ -251,6 +251,11 @@ final class BarrierStore: SagaStore {
     func unfinishedRuns() async throws -> [StoredRun] { try await inner.unfinishedRuns() }
     func park(runID: String, until: Date) async throws { try await inner.park(runID: runID, until: until) }
     func unparkRuns(dueBy: Date, limit: Int) async throws -> [String] { try await inner.unparkRuns(dueBy: dueBy, limit: limit) }
+    func receiveCallback(token: String, signal: CallbackSignal, at: Date) async throws -> CallbackReceipt {
+        try await inner.receiveCallback(token: token, signal: signal, at: at)
+    }
+    func callbacks(runID: String) async throws -> [StoredCallback] { try await inner.callbacks(runID: runID) }
+    func waitingSteps() async throws -> [WaitKind: Int] { try await inner.waitingSteps() }
     func listRuns(_ query: RunQuery) async throws -> RunPage { try await inner.listRuns(query) }
     func events(runID: String, after: Int64) async throws -> [StoredEvent] { try await inner.events(runID: runID, after: after) }
     func attempts(runID: String) async throws -> [AttemptRecord] { try await inner.attempts(runID: runID) }

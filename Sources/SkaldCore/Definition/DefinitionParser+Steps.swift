@@ -16,6 +16,11 @@ extension DefinitionParser {
         /// Each call as far as it parsed, checked for its templates if the step cannot be built.
         var calls: [(path: JSONPath, includingOwn: Bool, call: CallDefinition)] = []
         let kinds = Self.actionFields.filter { members[$0] != nil }
+        if members["callback"] != nil && members["request"] == nil {
+            report(
+                path.appending("callback"),
+                "\"callback\" completes the step's \"request\" later, so it needs one: add the request that the participant accepts (with {{callback.url}} for it to post to)")
+        }
         if kinds.count > 1 {
             report(
                 path.appending(kinds[1]),
@@ -23,7 +28,12 @@ extension DefinitionParser {
         } else if let requestValue = members["request"] {
             let request = call(requestValue, at: path.appending("request"), timeout: timeout, retry: forwardRetry)
             if let parsed = request ?? partialCall { calls.append((path.appending("request"), false, parsed)) }
-            action = request.map(StepAction.call)
+            if let value = members["callback"] {
+                let callback = callbackDefinition(value, at: path.appending("callback"))
+                action = request.flatMap { request in callback.map { .callback(request, $0) } }
+            } else {
+                action = request.map(StepAction.call)
+            }
         } else if let value = members["approval"] {
             action = approval(value, at: path.appending("approval")).map(StepAction.approval)
         } else if let value = members["sleep"] {
@@ -89,6 +99,21 @@ extension DefinitionParser {
     }
 
     // MARK: - Steps that wait
+
+    mutating func callbackDefinition(_ value: JSONValue, at path: JSONPath) -> CallbackDefinition? {
+        guard let members = object(value, at: path, allowed: Self.callbackFields, what: "a callback") else { return nil }
+        let problemsBefore = problems.count
+        let timeout = duration(members, "timeout", at: path, maximum: Self.maximumWait)
+        if members["timeout"] == nil {
+            report(path, "\"timeout\" is required: how long the step waits for the participant's callback once it accepted the request, for example \"2h\"; past it the outcome is unknown")
+        }
+        let heartbeat = duration(members, "heartbeat", at: path, maximum: Self.maximumWait)
+        if let heartbeat, let timeout, heartbeat >= timeout {
+            report(path.appending("heartbeat"), "\"heartbeat\" (\(DurationText.format(heartbeat))) must be shorter than \"timeout\" (\(DurationText.format(timeout))), or it never matters")
+        }
+        guard problems.count == problemsBefore, let timeout else { return nil }
+        return CallbackDefinition(timeout: timeout, heartbeat: heartbeat)
+    }
 
     mutating func approval(_ value: JSONValue, at path: JSONPath) -> ApprovalDefinition? {
         guard let members = object(value, at: path, allowed: Self.approvalFields, what: "an approval") else { return nil }

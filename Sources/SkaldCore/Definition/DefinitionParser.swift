@@ -11,8 +11,10 @@ public struct DefinitionParser {
     /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
     public static let maximumSteps = 256
     static let stepFields = [
-        "name", "dependsOn", "pivot", "participant", "request", "approval", "sleep", "sleepUntil", "compensation", "compensateUnknown",
+        "name", "dependsOn", "pivot", "participant", "request", "callback", "approval", "sleep", "sleepUntil", "compensation",
+        "compensateUnknown",
     ]
+    static let callbackFields = ["timeout", "heartbeat"]
     /// The fields that say what a step does; a step has exactly one.
     static let actionFields = ["request", "approval", "sleep", "sleepUntil"]
     static let approvalFields = ["timeout", "prompt"]
@@ -257,7 +259,8 @@ public struct DefinitionParser {
             // From the file, so a wait that has problems of its own still has no response to read.
             for item in items {
                 guard let name = item["name"]?.stringValue else { continue }
-                stepKinds[name] = item["approval"] != nil ? .approval : item["sleep"] != nil || item["sleepUntil"] != nil ? .sleep : nil
+                stepKinds[name] = item["approval"] != nil ? .approval : item["sleep"] != nil || item["sleepUntil"] != nil ? .sleep
+                    : item["callback"] != nil ? .callback : nil
             }
             checkReferences(parsed, names: names, reachable: graph.transitive, inputSchema: inputSchema)
             for unbuilt in unbuiltCalls {
@@ -419,13 +422,16 @@ public struct DefinitionParser {
     ) {
         for (fieldPath, reference) in references {
             switch reference {
-            case .stepStatus(let step), .stepBody(let step, _):
+            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _):
                 guard let target = names.firstIndex(of: step) else {
                     let known = names.filter { !$0.isEmpty }
                     report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
                     continue
                 }
-                if let kind = stepKinds[step] ?? nil {
+                let kind = stepKinds[step] ?? nil
+                if case .stepCallbackOutput = reference, kind != .callback {
+                    report(fieldPath, "{{\(reference)}} reads the callback output of step \"\(step)\", which declares no \"callback\"; only a step completed by its participant's callback has one (its answer is {{steps.\(step).response.body}})")
+                } else if let kind, kind != .callback {
                     report(fieldPath, "{{\(reference)}} reads the response of step \"\(step)\", which is \(kind == .approval ? "an approval" : "a sleep") and has no response; only steps with a \"request\" have one")
                 } else if target == stepIndex {
                     if !includingOwn {
@@ -448,6 +454,11 @@ public struct DefinitionParser {
                 if !names.contains(step) {
                     let known = names.filter { !$0.isEmpty }
                     report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
+                }
+            case .callbackURL, .callbackToken:
+                let own = stepIndex < names.count ? names[stepIndex] : ""
+                if includingOwn || (stepKinds[own] ?? nil) != .callback || !fieldPath.description.contains(".request") {
+                    report(fieldPath, "{{\(reference)}} is only known in the request of a step that declares \"callback\" (it completes that attempt); add \"callback\": {\"timeout\": \"2h\"} to the step, or remove the reference")
                 }
             case .runID, .env:
                 break

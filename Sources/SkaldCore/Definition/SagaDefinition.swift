@@ -84,8 +84,10 @@ public struct StepDefinition: Sendable, Hashable {
 
     /// The forward HTTP call, for a step that makes one.
     public var request: CallDefinition? {
-        if case .call(let call) = action { return call }
-        return nil
+        switch action {
+        case .call(let call), .callback(let call, _): call
+        case .approval, .sleep: nil
+        }
     }
 
     /// The call of `phase`: the forward request (nil for a step that waits instead), or the compensation.
@@ -93,7 +95,8 @@ public struct StepDefinition: Sendable, Hashable {
         phase == .forward ? request : compensation
     }
 
-    /// The compensation reads this step's own response, which does not exist when the outcome is unknown.
+    /// The compensation reads this step's own response (or callback output), which does not exist when the outcome
+    /// is unknown.
     public var compensationReadsOwnResponse: Bool {
         compensation?.references.contains { $0.stepName == name && $0.readsResponse } ?? false
     }

@@ -6,6 +6,8 @@
 public enum StepAction: Sendable, Hashable {
     /// An HTTP call, answered at once (today's step).
     case call(CallDefinition)
+    /// An HTTP call the participant accepts (a 2xx), then completes later by posting to the step's callback URL.
+    case callback(CallDefinition, CallbackDefinition)
     /// A person decides: the run waits until an operator approves (the step succeeds) or rejects (it fails for good
     /// and the run compensates), or until `timeout` passes, which is a rejection.
     case approval(ApprovalDefinition)
@@ -16,15 +18,30 @@ public enum StepAction: Sendable, Hashable {
     public var kind: WaitKind? {
         switch self {
         case .call: nil
+        case .callback: .callback
         case .approval: .approval
         case .sleep: .sleep
         }
     }
 
+    /// The step makes no HTTP call going forward: it only waits (an approval, a sleep).
+    public var waitsInsteadOfCalling: Bool {
+        switch self {
+        case .call, .callback: false
+        case .approval, .sleep: true
+        }
+    }
+
+    /// How the participant completes a callback step, for one that is.
+    public var callback: CallbackDefinition? {
+        if case .callback(_, let callback) = self { return callback }
+        return nil
+    }
+
     /// The templates the action renders when the step begins, with the field (below the step) each is at.
     public var templates: [(field: [String], template: TemplateString)] {
         switch self {
-        case .call: []
+        case .call, .callback: []
         case .approval(let approval): approval.prompt.map { [(["approval", "prompt"], $0)] } ?? []
         case .sleep(let sleep):
             if case .until(let until) = sleep { [(["sleepUntil"], until)] } else { [] }
@@ -34,10 +51,25 @@ public enum StepAction: Sendable, Hashable {
 
 /// What a waiting step waits for.
 public enum WaitKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The participant's callback, after it accepted the step's request.
+    case callback
     /// A person's decision.
     case approval
     /// A time.
     case sleep
+}
+
+/// How long a participant that accepted a callback step's request may take to complete it.
+public struct CallbackDefinition: Sendable, Hashable {
+    /// The longest the step waits for the callback after the request was accepted; past it the outcome is unknown.
+    public var timeout: Duration
+    /// When set, the participant must post `{"status": "heartbeat"}` at least this often, or the wait ends as a timeout.
+    public var heartbeat: Duration?
+
+    public init(timeout: Duration, heartbeat: Duration?) {
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+    }
 }
 
 /// A step that waits for a person's decision.

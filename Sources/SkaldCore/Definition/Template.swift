@@ -11,6 +11,12 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     /// `{{steps.NAME.idempotencyKey}}`: the `Idempotency-Key` of the step's forward call, known before it is sent.
     /// A compensation names the action it undoes with it, whether or not an answer ever came.
     case stepIdempotencyKey(step: String)
+    /// `{{steps.NAME.callback.output.a.b}}`: what a callback step's participant posted when it completed the step.
+    case stepCallbackOutput(step: String, path: [JSONPath.Component])
+    /// `{{callback.url}}`: in a callback step's request, the URL that completes this attempt of the step.
+    case callbackURL
+    /// `{{callback.token}}`: the token in that URL, for a participant that builds the URL itself.
+    case callbackToken
     /// `{{run.id}}`
     case runID
     /// `{{env.NAME}}`
@@ -22,6 +28,9 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
         case .stepStatus(let step): "steps.\(step).response.status"
         case .stepBody(let step, let path): "steps.\(step).response.body" + TemplateReference.pathText(path)
         case .stepIdempotencyKey(let step): "steps.\(step).idempotencyKey"
+        case .stepCallbackOutput(let step, let path): "steps.\(step).callback.output" + TemplateReference.pathText(path)
+        case .callbackURL: "callback.url"
+        case .callbackToken: "callback.token"
         case .runID: "run.id"
         case .env(let name): "env.\(name)"
         }
@@ -29,15 +38,16 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
 
     public var stepName: String? {
         switch self {
-        case .stepStatus(let step), .stepBody(let step, _), .stepIdempotencyKey(let step): step
+        case .stepStatus(let step), .stepBody(let step, _), .stepIdempotencyKey(let step), .stepCallbackOutput(let step, _): step
         default: nil
         }
     }
 
-    /// Reads a step's response (which exists only once the step succeeded).
+    /// Reads what a step answered: its response (which exists only once the step succeeded) or its callback's output
+    /// (only once the callback came).
     public var readsResponse: Bool {
         switch self {
-        case .stepStatus, .stepBody: true
+        case .stepStatus, .stepBody, .stepCallbackOutput: true
         default: false
         }
     }
@@ -62,6 +72,10 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
         switch root {
         case "input":
             return .input(rest)
+        case "callback":
+            if rest == [.key("url")] { return .callbackURL }
+            if rest == [.key("token")] { return .callbackToken }
+            throw TemplateSyntaxError("\"{{\(text)}}\": a callback step's request may use {{callback.url}} or {{callback.token}}")
         case "run":
             guard rest == [.key("id")] else {
                 throw TemplateSyntaxError("\"{{\(text)}}\": the only run field is {{run.id}}")
@@ -76,9 +90,12 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
             if rest.count == 2, case .key(let step) = rest[0], rest[1] == .key("idempotencyKey") {
                 return .stepIdempotencyKey(step: step)
             }
+            if rest.count >= 3, case .key(let step) = rest[0], rest[1] == .key("callback"), rest[2] == .key("output") {
+                return .stepCallbackOutput(step: step, path: Array(rest.dropFirst(3)))
+            }
             guard rest.count >= 3, case .key(let step) = rest[0], rest[1] == .key("response") else {
                 throw TemplateSyntaxError(
-                    "\"{{\(text)}}\": write {{steps.NAME.response.status}}, {{steps.NAME.response.body.PATH}} or {{steps.NAME.idempotencyKey}}")
+                    "\"{{\(text)}}\": write {{steps.NAME.response.status}}, {{steps.NAME.response.body.PATH}}, {{steps.NAME.callback.output.PATH}} or {{steps.NAME.idempotencyKey}}")
             }
             if rest[2] == .key("status"), rest.count == 3 { return .stepStatus(step: step) }
             if rest[2] == .key("body") { return .stepBody(step: step, path: Array(rest.dropFirst(3))) }
@@ -86,7 +103,7 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
                 "\"{{\(text)}}\": a step response has \"status\" and \"body\"; write {{steps.\(step).response.status}} or {{steps.\(step).response.body.PATH}}")
         default:
             throw TemplateSyntaxError(
-                "\"{{\(text)}}\" starts with \"\(root)\"\(Suggestion.didYouMean(root, in: ["input", "steps", "run", "env"])); a reference starts with input, steps, run or env")
+                "\"{{\(text)}}\" starts with \"\(root)\"\(Suggestion.didYouMean(root, in: ["input", "steps", "run", "env", "callback"])); a reference starts with input, steps, run, env or callback")
         }
     }
 

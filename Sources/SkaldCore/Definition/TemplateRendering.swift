@@ -6,12 +6,21 @@ public struct TemplateContext: Sendable {
     public var runID: String
     public var env: [String: String]
     public var responses: [String: StepResponse]
+    /// What each callback step's participant posted when it completed the step, by step name.
+    public var callbackOutputs: [String: JSONValue]
+    /// For a callback step's request: the URL and token that complete this attempt.
+    public var callback: (url: String, token: String)?
 
-    public init(input: JSONValue, runID: String, env: [String: String], responses: [String: StepResponse] = [:]) {
+    public init(
+        input: JSONValue, runID: String, env: [String: String], responses: [String: StepResponse] = [:],
+        callbackOutputs: [String: JSONValue] = [:], callback: (url: String, token: String)? = nil
+    ) {
         self.input = input
         self.runID = runID
         self.env = env
         self.responses = responses
+        self.callbackOutputs = callbackOutputs
+        self.callback = callback
     }
 }
 
@@ -77,6 +86,17 @@ extension TemplateContext {
         case .stepBody(let step, let path):
             guard let response = responses[step] else { throw Self.noResponse(reference, step: step) }
             return try Self.walk(response.body, path: path, from: "the response body of step \"\(step)\"", reference: reference)
+        case .stepCallbackOutput(let step, let path):
+            guard let output = callbackOutputs[step] else {
+                throw TemplateRenderError(
+                    message: "{{\(reference)}}: step \"\(step)\" has no callback output (its callback has not come, or its outcome is unknown); a compensation can name the action by {{steps.\(step).idempotencyKey}} instead")
+            }
+            return try Self.walk(output, path: path, from: "the callback output of step \"\(step)\"", reference: reference)
+        case .callbackURL, .callbackToken:
+            guard let callback else {
+                throw TemplateRenderError(message: "{{\(reference)}} is only known in the request of a step that declares \"callback\"")
+            }
+            return .string(reference == .callbackURL ? callback.url : callback.token)
         }
     }
 

@@ -115,6 +115,7 @@ public enum Planner {
     static func wait(_ action: StepAction) -> SagaPlan.WaitSchedule? {
         switch action {
         case .call: nil
+        case .callback(_, let callback): SagaPlan.WaitSchedule(kind: .callback, longest: callback.timeout)
         case .approval(let approval): SagaPlan.WaitSchedule(kind: .approval, longest: approval.timeout)
         case .sleep(.duration(let duration)): SagaPlan.WaitSchedule(kind: .sleep, longest: duration)
         case .sleep(.until): SagaPlan.WaitSchedule(kind: .sleep, longest: nil)
@@ -147,17 +148,19 @@ public enum Planner {
         // A step that waits begins its wait (for the plan, one that ends at once), except a sleep that fails, whose
         // time could not be worked out; a step that calls sends its attempt.
         for index in due where !(index == failing && machine.saga.steps[index].action.kind == .sleep) {
-            if state.steps[index].status == .running, let kind = machine.saga.steps[index].action.kind {
+            let action = machine.saga.steps[index].action
+            if state.steps[index].status == .running, action.waitsInsteadOfCalling, let kind = action.kind {
                 state = machine.beginWait(state, step: index, wait: StepWait(kind: kind, since: epoch, until: epoch), at: epoch).state
             } else {
-                state = machine.beginAttempt(state, step: index, at: epoch).state
+                let token = state.steps[index].status == .running && action.callback != nil ? "plan" : nil
+                state = machine.beginAttempt(state, step: index, at: epoch, callbackToken: token).state
             }
         }
         let ordered = due.filter { $0 == failing } + due.filter { $0 != failing }
         for index in ordered {
             let fails = index == failing
             let step = state.steps[index]
-            if step.status == .running, step.dueAt != nil, machine.saga.steps[index].action.kind == .sleep {
+            if step.status == .running, step.dueAt != nil, machine.saga.steps[index].action.kind == .sleep, !step.isInFlight {
                 state = machine.waitCannotBegin(state, step: index, reason: "planned failure", at: epoch).state
             } else if step.status == .waiting, step.wait?.kind == .approval {
                 state = machine.decide(state, step: step.name, approve: !fails, by: "plan", note: "", at: epoch)?.state ?? state
@@ -166,6 +169,12 @@ public enum Planner {
             } else if step.isInFlight {
                 let outcome = fails ? failure : success
                 state = machine.finishAttempt(state, step: index, outcome: outcome, duration: .zero, at: epoch, jitterSample: 0).state
+                // A callback step that was accepted: for the plan, its callback comes at once.
+                if state.steps[index].status == .waiting, state.steps[index].wait?.kind == .callback {
+                    state = machine.callbackReceived(
+                        state, step: index, attempt: state.steps[index].attempts, signal: .succeeded(output: .null), receivedAt: epoch, at: epoch
+                    )?.state ?? state
+                }
             }
         }
         return due

@@ -46,6 +46,14 @@ public struct RunEvent: Sendable, Hashable {
         case stepRejected = "step_rejected"
         /// A sleep came to its end; the step succeeded.
         case sleepEnded = "sleep_ended"
+        /// A callback step's participant accepted the request; the step waits for its callback.
+        case callbackAccepted = "callback_accepted"
+        /// The participant's callback came (succeeded or failed).
+        case callbackReceived = "callback_received"
+        /// The participant said it is still working; the heartbeat deadline moved.
+        case callbackHeartbeat = "callback_heartbeat"
+        /// No callback (or heartbeat) came in time: the outcome is unknown.
+        case callbackTimedOut = "callback_timed_out"
     }
 
     public var at: Date

@@ -84,21 +84,47 @@ public struct StepResolution: Sendable, Hashable {
     }
 }
 
-/// What a waiting step waits for, since when, and what a person is asked.
+/// What a waiting step waits for, since when, and what a person is asked; for a callback step, the token of its
+/// current attempt and, once it came, the callback's output.
 public struct StepWait: Sendable, Hashable {
     public var kind: WaitKind
     public var since: Date
-    /// When the wait ends on its own: a sleep's end, an approval's timeout.
+    /// When the wait ends on its own: a sleep's end, an approval's or a callback's timeout.
     public var until: Date
     /// An approval's question, rendered when the step began.
     public var prompt: String?
+    /// A callback step: the token of the attempt the callback completes (a new one for every attempt).
+    public var token: String?
+    /// A callback step: the attempt `token` is for.
+    public var attempt: Int?
+    /// A callback step: the last heartbeat the participant posted.
+    public var heartbeatAt: Date?
+    /// A callback step: what the participant posted with `"status": "succeeded"`.
+    public var output: JSONValue?
 
-    public init(kind: WaitKind, since: Date, until: Date, prompt: String? = nil) {
+    public init(
+        kind: WaitKind, since: Date, until: Date, prompt: String? = nil, token: String? = nil, attempt: Int? = nil, heartbeatAt: Date? = nil,
+        output: JSONValue? = nil
+    ) {
         self.kind = kind
         self.since = since
         self.until = until
         self.prompt = prompt
+        self.token = token
+        self.attempt = attempt
+        self.heartbeatAt = heartbeatAt
+        self.output = output
     }
+}
+
+/// What a participant posted to a callback step's URL.
+public enum CallbackSignal: Sendable, Hashable {
+    /// The work is done; later steps read `output` as `{{steps.NAME.callback.output…}}`.
+    case succeeded(output: JSONValue)
+    /// The participant refused the work: nothing was applied.
+    case failed(error: String)
+    /// Still working: pushes the heartbeat deadline forward.
+    case heartbeat
 }
 
 /// The `Idempotency-Key` Skald sends with every attempt of one call: the same across retries and restarts, so a

@@ -71,7 +71,10 @@ extension SagaMachine {
                     report("wait", "a waiting step has the wait its definition declares (\(definition.action.kind?.rawValue ?? "")) and the time it ends")
                 }
             }
-            if step.status == .running && definition.action.kind != nil && step.dueAt == nil {
+            if step.status == .waiting, definition.action.callback != nil, step.wait?.token == nil || step.wait?.attempt != step.attempts {
+                report("wait", "a step waiting for its callback has the token of its current attempt")
+            }
+            if step.status == .running && definition.action.waitsInsteadOfCalling && step.dueAt == nil {
                 report("dueAt", "a running step that waits instead of calling has nothing in flight, so it must be due")
             }
             time(step.wait?.since, path.appending("wait").appending("since"))

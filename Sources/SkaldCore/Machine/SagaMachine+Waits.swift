@@ -12,7 +12,9 @@ extension SagaMachine {
         let before = state
         var state = state
         let step = state.steps[index]
-        guard step.status == .running, step.dueAt != nil, saga.steps[index].action.kind == wait.kind else {
+        guard step.status == .running, step.dueAt != nil, saga.steps[index].action.waitsInsteadOfCalling,
+            saga.steps[index].action.kind == wait.kind
+        else {
             preconditionFailure("beginWait on step \(step.name) in status \(step.status) that is not a due \(wait.kind.rawValue)")
         }
         state.steps[index].status = .waiting
@@ -29,6 +31,8 @@ extension SagaMachine {
                 + (wait.prompt.map { ": \($0)" } ?? "")
         case .sleep:
             message = "\(step.name) sleeps \(left), until \(until)"
+        case .callback:
+            message = "\(step.name) waits for its callback"
         }
         var data: [String: JSONValue] = ["kind": .string(wait.kind.rawValue), "until": .string(until)]
         if let prompt = wait.prompt { data["prompt"] = .string(prompt) }
@@ -42,7 +46,7 @@ extension SagaMachine {
         let before = state
         var state = state
         let step = state.steps[index]
-        guard step.status == .running, step.dueAt != nil, saga.steps[index].action.kind != nil else {
+        guard step.status == .running, step.dueAt != nil, saga.steps[index].action.waitsInsteadOfCalling else {
             preconditionFailure("waitCannotBegin on step \(step.name) in status \(step.status) that is not a due wait")
         }
         state.steps[index].dueAt = nil
@@ -72,6 +76,22 @@ extension SagaMachine {
                     at: now, kind: .sleepEnded, step: step.name, phase: .forward, message: "\(step.name) slept \(waited) and is done",
                     data: ["waitedMs": .int(Int64(max(0, now.timeIntervalSince(wait.since)) * 1000))]))
             succeed(&state, index: index, at: now, events: &events)
+        case .callback:
+            let heartbeatMissed = due < wait.until
+            let reason = heartbeatMissed
+                ? "no callback and no heartbeat within \(DurationText.format(saga.steps[index].action.callback?.heartbeat ?? .zero))"
+                : "no callback within \(DurationText.format(Duration(secondsValue: wait.until.timeIntervalSince(wait.since))))"
+            events.append(
+                RunEvent(
+                    at: now, kind: .callbackTimedOut, step: step.name, phase: .forward, attempt: step.attempts,
+                    message: "\(step.name) timed out waiting for its callback: \(reason); the participant accepted the request, so it may have done the work",
+                    data: ["heartbeatMissed": .bool(heartbeatMissed)]))
+            state.steps[index].dueAt = nil
+            state.steps[index].lastError = reason
+            state.steps[index].outcomeUnknown = true
+            forwardFailedForGood(
+                &state, index: index, failure: AttemptFailure(kind: .timeout, reason: reason, isRetryable: false, mayHaveApplied: true),
+                attempt: step.attempts, at: now, events: &events)
         case .approval:
             let reason = "nobody approved or rejected it within \(DurationText.format(Duration(secondsValue: wait.until.timeIntervalSince(wait.since)))); a timeout counts as a rejection"
             events.append(
@@ -113,14 +133,121 @@ extension SagaMachine {
         state.status == .running ? state.waitingSteps.filter { state.steps[$0].wait?.kind == .approval } : []
     }
 
-    /// Steps that wait stop waiting: the run turned back or was abandoned. Nothing was done outside Skald, so each
-    /// ends failed (the run does not undo it), with `why` as its error.
+    /// Steps that wait stop waiting: the run turned back or was abandoned. An approval or a sleep did nothing outside
+    /// Skald, so it ends failed (the run does not undo it), with `why` as its error. A callback step's participant
+    /// accepted the work and may still complete it: its outcome is unknown, so it is undone like one that timed out.
     func stopWaiting(_ state: inout RunState, because why: String) {
         for index in state.waitingSteps {
-            state.steps[index].status = .failed
             state.steps[index].dueAt = nil
-            state.steps[index].lastError = why
+            if state.steps[index].wait?.kind == .callback {
+                state.steps[index].status = .outcomeUnknown
+                state.steps[index].outcomeUnknown = true
+                state.steps[index].lastError = "\(why) for its callback; the participant accepted the request, so it may do the work"
+            } else {
+                state.steps[index].status = .failed
+                state.steps[index].lastError = why
+            }
         }
+    }
+
+    // MARK: - Callbacks
+
+    /// A callback step's request was accepted (a 2xx): the step waits for the callback, at most the callback's
+    /// `timeout` (and, with a `heartbeat`, no longer than that between heartbeats). When the run is no longer going
+    /// forward (it turned back, or was abandoned, while the request was in flight), the accepted work may still be
+    /// done: the step's outcome is unknown, and it is undone in case it was.
+    func acceptCallback(
+        _ state: inout RunState, index: Int, callback: CallbackDefinition, status: Int, at now: Date, events: inout [RunEvent]
+    ) {
+        let name = state.steps[index].name
+        guard state.status == .running else {
+            state.steps[index].outcomeUnknown = true
+            let reason = "HTTP \(status) accepted the request, but the run is no longer going forward; the participant may still do the work"
+            state.steps[index].lastError = reason
+            forwardFailedForGood(
+                &state, index: index, failure: AttemptFailure(kind: .status, reason: reason, isRetryable: false, mayHaveApplied: true),
+                attempt: state.steps[index].attempts, at: now, events: &events)
+            return
+        }
+        var wait = state.steps[index].wait ?? StepWait(kind: .callback, since: now, until: now)
+        wait.since = now
+        wait.until = now.addingTimeInterval(callback.timeout.seconds)
+        state.steps[index].wait = wait
+        state.steps[index].status = .waiting
+        state.steps[index].dueAt = callback.heartbeat.map { min(wait.until, now.addingTimeInterval($0.seconds)) } ?? wait.until
+        events.append(
+            RunEvent(
+                at: now, kind: .callbackAccepted, step: name, phase: .forward, attempt: state.steps[index].attempts,
+                message: "\(name) was accepted (HTTP \(status)): it waits for its callback for at most \(DurationText.format(callback.timeout))"
+                    + (callback.heartbeat.map { ", with a heartbeat at least every \(DurationText.format($0))" } ?? ""),
+                data: [
+                    "status": .int(Int64(status)), "until": .string(wait.until.formatted(.iso8601)),
+                    "heartbeatMs": callback.heartbeat.map(Self.millis) ?? .null,
+                ]))
+    }
+
+    /// What a callback step's participant posted for `attempt`, received (and stored) at `receivedAt`. Nil when it
+    /// changes nothing now: the attempt is not the step's current one, the step no longer waits for it, its request
+    /// is still in flight (the callback came before the answer: it is applied once the answer comes), or a heartbeat
+    /// is not newer than the last one.
+    ///
+    /// Besides a waiting step, a step whose attempt got no answer (it timed out, and a retry is due) takes its
+    /// callback: the lost answer had accepted the request, and the callback says how it ended.
+    public func callbackReceived(
+        _ state: RunState, step index: Int, attempt: Int, signal: CallbackSignal, receivedAt: Date, at now: Date
+    ) -> Transition? {
+        guard index < state.steps.count, let callback = saga.steps[index].action.callback else { return nil }
+        let step = state.steps[index]
+        guard step.attempts == attempt, step.wait?.kind == .callback, step.wait?.attempt == attempt else { return nil }
+        let waiting = step.status == .waiting
+        let answerLost = step.status == .running && step.dueAt != nil
+        guard waiting || answerLost else { return nil }
+        let before = state
+        var state = state
+        var events: [RunEvent] = []
+        let name = step.name
+        switch signal {
+        case .heartbeat:
+            guard waiting, let every = callback.heartbeat, let wait = step.wait, receivedAt > (wait.heartbeatAt ?? wait.since) else { return nil }
+            state.steps[index].wait?.heartbeatAt = receivedAt
+            state.steps[index].dueAt = min(wait.until, receivedAt.addingTimeInterval(every.seconds))
+            events.append(
+                RunEvent(
+                    at: now, kind: .callbackHeartbeat, step: name, phase: .forward, attempt: attempt,
+                    message: "\(name)'s participant is still working (heartbeat); the next is due by \(state.steps[index].dueAt!.formatted(.iso8601))"))
+        case .succeeded(let output):
+            events.append(
+                RunEvent(
+                    at: now, kind: .callbackReceived, step: name, phase: .forward, attempt: attempt,
+                    message: "\(name)'s callback came: succeeded", data: ["status": "succeeded"]))
+            state.steps[index].wait?.output = output
+            state.steps[index].status = .succeeded
+            state.steps[index].dueAt = nil
+            state.steps[index].lastError = nil
+            state.steps[index].outcomeUnknown = false
+            if state.steps[index].response == nil { state.steps[index].response = StepResponse(status: 200, body: .null) }
+            events.append(RunEvent(at: now, kind: .stepSucceeded, step: name, phase: .forward, message: "\(name) succeeded"))
+            if index == saga.pivot, state.status == .running {
+                events.append(
+                    RunEvent(
+                        at: now, kind: .pivotPassed, step: name,
+                        message: "\(name) is the pivot: from here the saga only goes forward; later failures are retried, then wait for a person"))
+            }
+            advanceForward(&state, at: now, events: &events)
+            advanceCompensation(&state, at: now, events: &events)
+        case .failed(let error):
+            let reason = "its participant called back that it failed: \(error)"
+            events.append(
+                RunEvent(
+                    at: now, kind: .callbackReceived, step: name, phase: .forward, attempt: attempt,
+                    message: "\(name)'s callback came: failed (\(error))", data: ["status": "failed", "error": .string(error)]))
+            state.steps[index].dueAt = nil
+            state.steps[index].lastError = reason
+            forwardFailedForGood(
+                &state, index: index, failure: AttemptFailure(kind: .status, reason: reason, isRetryable: false, mayHaveApplied: false),
+                attempt: attempt, at: now, events: &events)
+        }
+        return Transition(state: state, events: events, before: before)
     }
 
     private func succeed(_ state: inout RunState, index: Int, at now: Date, events: inout [RunEvent]) {

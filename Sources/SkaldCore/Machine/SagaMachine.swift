@@ -74,8 +74,11 @@ public final class SagaMachine: Sendable {
     /// - Parameters:
     ///   - resumingFrom: the participant whose open circuit the step waited on, now letting calls through.
     ///   - probe: the attempt is one of the half-open circuit's trial calls.
+    /// - Parameter callbackToken: for a callback step's forward attempt, the new token its callback URL carries (from
+    ///   the caller's random source): stored with the attempt, before the request leaves.
     public func beginAttempt(
-        _ state: RunState, step index: Int, at now: Date, resumingFrom participant: String? = nil, probe: Bool = false
+        _ state: RunState, step index: Int, at now: Date, resumingFrom participant: String? = nil, probe: Bool = false,
+        callbackToken: String? = nil
     ) -> Transition {
         let before = state
         var state = state
@@ -88,6 +91,10 @@ public final class SagaMachine: Sendable {
             if step.attempts == step.attemptsBase { step.firstAttemptAt = now }
             step.attempts += 1
             attempt = step.attempts
+            if saga.steps[index].action.callback != nil {
+                guard let callbackToken else { preconditionFailure("beginAttempt on callback step \(step.name) without a token") }
+                step.wait = StepWait(kind: .callback, since: now, until: now, token: callbackToken, attempt: attempt)
+            }
         } else {
             if step.compensationAttempts == step.compensationAttemptsBase { step.compensationFirstAttemptAt = now }
             step.compensationAttempts += 1
@@ -199,7 +206,11 @@ public final class SagaMachine: Sendable {
                         "maxAttempts": .int(Int64(call.retry.maxAttempts)),
                     ]))
             state.steps[index].lastError = nil
-            if phase == .forward {
+            if phase == .forward, let callback = saga.steps[index].action.callback {
+                // Accepted, not done: the step waits for the participant's callback.
+                state.steps[index].response = response
+                acceptCallback(&state, index: index, callback: callback, status: response.status, at: now, events: &events)
+            } else if phase == .forward {
                 state.steps[index].status = .succeeded
                 state.steps[index].outcomeUnknown = false
                 state.steps[index].response = response
@@ -289,7 +300,9 @@ public final class SagaMachine: Sendable {
     public func isAtOrPastPivot(_ state: RunState) -> Bool {
         guard let pivot = saga.pivot else { return false }
         let step = state.steps[pivot]
-        return step.status.isDone || step.isInFlight || (step.outcomeUnknown && saga.steps[pivot].compensateUnknown)
+        // A pivot waiting for its callback was accepted: it may complete at any moment, like one in flight.
+        let accepted = step.status == .waiting && step.wait?.kind == .callback
+        return step.status.isDone || step.isInFlight || accepted || (step.outcomeUnknown && saga.steps[pivot].compensateUnknown)
     }
 
     /// Stuck because the pivot failed with its outcome unknown: a person decides whether it was applied.
