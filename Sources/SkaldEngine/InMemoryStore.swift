@@ -143,6 +143,7 @@ public actor InMemoryStore: SagaStore {
             row.receivedAt = columns.receivedAt ?? row.receivedAt
             row.heartbeatAt = columns.heartbeatAt ?? row.heartbeatAt
             callbackRows[token] = row
+            if case .final? = update { parked[row.runID] = nil }
         }
         return receipt
     }

@@ -118,6 +118,11 @@ extension PostgresStore {
                         heartbeat_at = coalesce(\(columns.heartbeatAt), heartbeat_at)
                     WHERE token = \(token)
                     """, logger: logger)
+                // A parked run with a callback to apply is due now: any node claims it.
+                if case .final? = update {
+                    try await db.query("UPDATE run SET parked_until = NULL WHERE id = \(row.runID)", logger: logger)
+                    try await db.query("SELECT pg_notify(\(Self.channel), 'work')", logger: logger)
+                }
             }
             return receipt
         }

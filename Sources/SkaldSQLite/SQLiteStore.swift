@@ -198,6 +198,8 @@ public final class SQLiteStore: SagaStore {
                         WHERE token = ?
                         """,
                     arguments: [columns.status, columns.output, columns.error, columns.receivedAt, columns.heartbeatAt, token])
+                // A parked run with a callback to apply is due now: after a crash it is loaded again at start.
+                if case .final? = update { try db.execute(sql: "UPDATE run SET parked_until = NULL WHERE id = ?", arguments: [row.runID]) }
             }
             return receipt
         }

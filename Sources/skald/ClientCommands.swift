@@ -334,6 +334,9 @@ struct StatusCommand: AsyncParsableCommand {
         if wait.kind == WaitKind.approval.rawValue {
             return "waiting for a person's decision since \(since), times out \(RelativeTime.describe(wait.until, now: now)) (a timeout is a rejection)"
         }
+        if wait.kind == WaitKind.callback.rawValue {
+            return "waiting for its callback since \(since), times out \(RelativeTime.describe(wait.until, now: now)) (then its outcome is unknown)"
+        }
         return "sleeping since \(since), until \(wait.until.formatted(date: .abbreviated, time: .shortened)) (\(RelativeTime.describe(wait.until, now: now)))"
     }
 

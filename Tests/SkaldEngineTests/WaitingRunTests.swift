@@ -170,3 +170,60 @@ extension Sequence {
         return out
     }
 }
+
+/// Callback steps on a serving engine with an injected clock: the callback reaches a parked run, one that comes
+/// before the request's answer is applied once the answer comes, and none by the timeout is an unknown outcome.
+@Suite(.timeLimit(.minutes(5))) struct CallbackRunTests {
+    static let webhook = """
+        { "name": "webhook", "version": 1, "steps": [
+          { "name": "charge", "callback": { "timeout": "10m" },
+            "request": { "method": "POST", "url": "http://127.0.0.1:1/charges", "body": { "notify": "{{callback.url}}" } },
+            "compensation": { "method": "POST", "url": "http://127.0.0.1:1/refunds" } },
+          { "name": "ship", "request": { "method": "POST", "url": "http://127.0.0.1:1/ship/{{steps.charge.callback.output.id}}" } } ] }
+        """
+
+    func serving(
+        _ kind: EngineStore, _ executor: ScriptedExecutor,
+        _ body: @Sendable @escaping (Engine, any SagaStore, ManualClock) async throws -> Void
+    ) async throws {
+        try await kind.with { store in
+            let clock = ManualClock()
+            let engine = Engine(
+                store: store, executor: executor, clock: clock,
+                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400"))
+            let task = Task { try await engine.run() }
+            let result: Result<Void, any Error>
+            do { result = .success(try await body(engine, store, clock)) } catch { result = .failure(error) }
+            task.cancel()
+            _ = await task.result
+            try result.get()
+        }
+    }
+
+    func token(_ store: any SagaStore, _ id: String) async throws -> String? {
+        try await store.run(id: id)?.state.steps[0].wait?.token
+    }
+
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func aCallbackReachesAParkedRunAndTheNextStepReadsItsOutput(on kind: EngineStore) async throws {
+        let executor = ScriptedExecutor()
+        try await serving(kind, executor) { engine, store, _ in
+            let id = try await engine.startRun(try saga(Self.webhook), input: [:])
+            try await waitFor("the run to wait for its callback, parked") {
+                let step = try await store.run(id: id)?.state.steps[0].status
+                return step == .waiting && engine.runs.heldCount == 0
+            }
+            let token = try #require(try await token(store, id))
+            #expect(executor.calls.first?.context.callback?.url == "http://127.0.0.1:7400/v1/callbacks/\(token)")
+            #expect(CallbackToken.isWellFormed(token))
+            let receipt = try await engine.receiveCallback(token: token, signal: .succeeded(output: ["id": "ch_1"]))
+            guard case .stored = receipt else { Issue.record("\(receipt)"); return }
+            try await waitFor("the run to complete") { try await store.run(id: id)?.state.status == .completed }
+            #expect(executor.calls.last?.context.callbackOutputs["charge"] == ["id": "ch_1"])
+            let again = try await engine.receiveCallback(token: token, signal: .succeeded(output: ["id": "ch_1"]))
+            guard case .repeated = again else { Issue.record("\(again)"); return }
+            let contradicting = try await engine.receiveCallback(token: token, signal: .failed(error: "no"))
+            guard case .conflict = contradicting else { Issue.record("\(contradicting)"); return }
+        }
+    }
+}
