@@ -78,6 +78,7 @@ let package = Package(
             name: "SkaldDemo",
             dependencies: [
                 "SkaldCore", "SkaldSQLite", "SkaldPostgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -85,7 +86,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // The example sagas, embedded for a demo run away from the repository (links to Sagas/).
-            resources: [.embedInCode("Resources/checkout.json"), .embedInCode("Resources/trip.json"), .embedInCode("Resources/refund.json")]
+            resources: [
+                .embedInCode("Resources/checkout.json"), .embedInCode("Resources/trip.json"), .embedInCode("Resources/refund.json"),
+                .embedInCode("Resources/payment-webhook.json"),
+            ]
         ),
         // The HTTP status and control API.
         .target(

@@ -254,14 +254,17 @@ public struct StepWaitView: APIObject {
     public var since: Date
     public var until: Date
     @Nullable public var prompt: String?
+    /// A callback step: what its participant posted with `succeeded` (its token is never shown).
+    @Nullable public var output: JSONValue?
 
-    public enum CodingKeys: String, CodingKey, CaseIterable { case kind, since, until, prompt }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case kind, since, until, prompt, output }
 
-    public init(kind: String, since: Date, until: Date, prompt: String?) {
+    public init(kind: String, since: Date, until: Date, prompt: String?, output: JSONValue? = nil) {
         self.kind = kind
         self.since = since
         self.until = until
         self.prompt = prompt
+        self.output = output
     }
 }
 

@@ -3,7 +3,9 @@ import SkaldCore
 
 /// The example sagas the demo runs: read from the Sagas folder when it is there, else the embedded copies.
 public enum DemoSagas {
-    public static let embedded: [String: String] = ["checkout.json": checkout, "trip.json": trip, "refund.json": refund]
+    public static let embedded: [String: String] = [
+        "checkout.json": checkout, "trip.json": trip, "refund.json": refund, "payment-webhook.json": paymentWebhook,
+    ]
 
     /// A definition's text with every timeout set to five minutes, for tests that hold a participant's answers: on a
     /// busy machine a held call can outlast the examples' one- and two-second timeouts and change the outcome.
@@ -47,6 +49,8 @@ extension DemoSagas {
     public static let checkout = String(decoding: PackageResources.checkout_json, as: UTF8.self).trimmingCharacters(in: .newlines)
     /// `Sagas/trip.json`, embedded likewise.
     public static let trip = String(decoding: PackageResources.trip_json, as: UTF8.self).trimmingCharacters(in: .newlines)
+    /// `Sagas/payment-webhook.json`, embedded likewise.
+    public static let paymentWebhook = String(decoding: PackageResources.payment_webhook_json, as: UTF8.self).trimmingCharacters(in: .newlines)
     /// `Sagas/refund.json`, embedded likewise.
     public static let refund = String(decoding: PackageResources.refund_json, as: UTF8.self).trimmingCharacters(in: .newlines)
 }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -103,6 +104,33 @@ public final class Participant: Sendable {
                     return (201, charge, id)
                 }
             }
+            // A payment confirmed by webhook: accepted at once (202), then completed by a callback to `notify` from the
+            // service's own task, as a payment provider does once the bank answers.
+            router.post("/payments") { request, _ in
+                try await self.handle(request, action: "pay", isCompensation: false) { body, resources, faults, _ in
+                    guard let amount = body["amount"]?.doubleValue, amount > 0, let card = body["card"]?.stringValue,
+                        let notify = body["notify"]?.stringValue
+                    else {
+                        return (422, ["error": "invalid_request", "message": "amount (positive number), card and notify (the callback URL) are required"], "")
+                    }
+                    let id = resources.newID(prefix: "pay")
+                    let declined = faults.reject || card == Participant.decliningCard
+                    resources.items[id] = ["id": .string(id), "amount": body["amount"]!, "status": declined ? "declined" : "captured"]
+                    let result: JSONValue = declined
+                        ? ["status": "failed", "error": .string("the card ending \(card.suffix(4)) was declined")]
+                        : ["status": "succeeded", "output": ["paymentId": .string(id)]]
+                    Task {
+                        try? await Task.sleep(for: .milliseconds(300))
+                        var callback = HTTPClientRequest(url: notify)
+                        callback.method = .POST
+                        callback.headers.add(name: "Content-Type", value: "application/json")
+                        callback.body = .bytes(ByteBuffer(string: result.jsonText))
+                        _ = try? await HTTPClient.shared.execute(callback, timeout: .seconds(10))
+                    }
+                    return (202, ["id": .string(id), "status": "pending"], id)
+                }
+            }
+            undoByKey(router, .post, "/payments/by-key/:key/refund", action: "refund", status: "refunded", noun: "payment")
             // Money paid back to a card (a refund saga's payout): no charge of its own to refer to.
             router.post("/credits") { request, _ in
                 try await self.handle(request, action: "credit", isCompensation: false) { body, resources, faults, _ in

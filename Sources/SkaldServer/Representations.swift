@@ -38,7 +38,7 @@ enum Representation {
                 nextAttemptAt: step.dueAt, response: step.response.map { ResponseView(status: $0.status, body: $0.body) },
                 lastError: step.lastError, outcomeUnknown: step.outcomeUnknown, resolution: step.resolution.map(resolution),
                 idempotencyKey: IdempotencyKey.of(runID: run.id, step: step.name, phase: .forward), waiting: waits[step.name].map(wait),
-                wait: step.wait.map { StepWaitView(kind: $0.kind.rawValue, since: $0.since, until: $0.until, prompt: $0.prompt) },
+                wait: step.wait.map { StepWaitView(kind: $0.kind.rawValue, since: $0.since, until: $0.until, prompt: $0.prompt, output: $0.output) },
                 attemptLog: attempts.filter { $0.key.step == index }.map(attempt))
         }
         return RunView(

@@ -4,6 +4,7 @@ import SkaldCore
 import SkaldDemo
 import SkaldEngine
 import SkaldSQLite
+import SkaldServer
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,7 +17,8 @@ struct DemoCommand: AsyncParsableCommand {
             late), and one whose refund keeps failing (an honest compensation_failed). Then two trips: hotel, flight and car booked in parallel \
             before a pivot payment, and one where no car is available, so hotel and flight are cancelled at once. Then, \
             four checkouts while payments is down, with a circuit breaker that opens, holds the retries back and closes; \
-            and two refunds that wait for a manager's approval (one approved, one rejected). With --serve, only start the services and print their URLs.
+            two payments a provider confirms by webhook (a callback step); and two refunds that wait for a manager's \
+            approval (one approved, one rejected). With --serve, only start the services and print their URLs.
             """)
 
     @Option(name: .long, help: "The database file (default: a new file in a temporary folder).")
@@ -173,9 +175,12 @@ struct DemoCommand: AsyncParsableCommand {
         for kind in Participant.Kind.allCases { await participants[kind].setFaults(Faults()) }
         outcomes += try await breakerScene(
             number: scenarios.count + 1, saga: saga, participants: participants, store: store, environment: environment, style: style)
+        let (webhook, webhookSource) = try load("payment-webhook.json")
+        outcomes += try await webhookScene(
+            number: scenarios.count + 2, saga: webhook, source: webhookSource, store: store, environment: environment, style: style)
         let (refund, refundSource) = try load("refund.json")
         outcomes += try await approvalScene(
-            number: scenarios.count + 2, saga: refund, source: refundSource, store: store, environment: environment, style: style)
+            number: scenarios.count + 3, saga: refund, source: refundSource, store: store, environment: environment, style: style)
 
         print(style.bold("What the participants applied"))
         print("  (each line is what one service did; retries and replays of a key are not applied twice)")
@@ -251,6 +256,37 @@ struct DemoCommand: AsyncParsableCommand {
         let used = states.map { $0.steps[1].attempts }.max() ?? 0
         print("   Each run used at most \(used) of charge-card's 4 attempts; the waits used none.\n")
         return states.map(\.status)
+    }
+
+    /// Two payments a provider confirms by webhook: the demo serves Skald's API on 127.0.0.1 for the callbacks, payments
+    /// accepts each (202) and posts the result to the step's callback URL a moment later: one taken, one declined.
+    static func webhookScene(
+        number: Int, saga: SagaDefinition, source: String, store: SQLiteStore, environment: [String: String], style: ProgressPrinter.Style
+    ) async throws -> [RunStatus] {
+        print(style.bold("\(number). A payment confirmed by webhook"))
+        print("""
+               \(source): payments answers 202 Accepted and posts the result to the step's {{callback.url}} about 300ms
+               later, from its own task. The step waits for that callback (not a failed attempt); the callback's output
+               (the payment id) is what ship-order sends. A declined card calls back "failed": the reservation is released.
+            """)
+        let printer = ProgressPrinter(style: style, indent: "    ", stepNames: saga.steps.map(\.name))
+        return try await EngineHost.with(store: store, maxResponseBytes: 1 << 20, environment: environment, printer: printer) { engine in
+            // The callback URL's server: Skald's own API, as skald serve would serve it.
+            try await LoopbackServers.withRunning([buildRouter(engine: engine, store: store)]) { ports in
+                engine.setPublicURL("http://127.0.0.1:\(ports[0])")
+                print("   callbacks to http://127.0.0.1:\(ports[0])/v1/callbacks/TOKEN")
+                var outcomes: [RunStatus] = []
+                for (orderId, card) in [("order-4001", "4242424242424242"), ("order-4002", Participant.decliningCard)] {
+                    let started = ContinuousClock.now
+                    let runID = try await engine.startRun(saga, input: DemoSagas.checkoutInput(orderId: orderId, card: card))
+                    print("   run \(runID): \(orderId)")
+                    let state = try await engine.drive(runID: runID)
+                    print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))\n")
+                    outcomes.append(state.status)
+                }
+                return outcomes
+            }
+        }
     }
 
     /// Two refunds that wait for a manager: one approved (a short sleep, then the card is credited), one rejected (the

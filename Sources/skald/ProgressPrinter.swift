@@ -81,7 +81,7 @@ final class ProgressPrinter: Sendable {
             return "\(prefix)\(style.green("resume")) \(event.message)"
         case .runTakenOver:
             return "\(prefix)\(style.yellow("node")) \(event.message)"
-        case .waitStarted, .sleepEnded:
+        case .waitStarted, .sleepEnded, .callbackAccepted, .callbackHeartbeat, .callbackReceived, .callbackTimedOut:
             return "\(prefix)\(style.yellow("wait")) \(event.message)"
         case .stepApproved:
             return "\(prefix)\(style.green("yes")) \(event.message)"

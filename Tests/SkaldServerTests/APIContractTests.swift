@@ -47,6 +47,7 @@ struct APIContractTests {
         contract.check(RateLimitView.self, participants, settings + ["rateLimit"], "listParticipants 200")
 
         contract.check(CountsView.self, try contract.answer("countRuns", "200"), [], "countRuns 200")
+        contract.check(CallbackAnswer.self, try contract.answer("postCallback", "200"), [], "postCallback 200")
         for status in ["200", "503"] {
             contract.check(HealthView.self, try contract.answer("health", status), [], "health \(status)")
         }
@@ -67,7 +68,7 @@ struct APIContractTests {
         let requests: [(String, any APIObject.Type)] = [
             ("startRun", StartRunRequest.self), ("cancelRun", CancelRunRequest.self), ("retryRun", RetryRunRequest.self),
             ("resolveRun", ResolveRunRequest.self), ("abandonRun", AbandonRunRequest.self), ("approveStep", DecideStepRequest.self),
-            ("rejectStep", DecideStepRequest.self),
+            ("rejectStep", DecideStepRequest.self), ("postCallback", CallbackRequest.self),
         ]
         for (operation, type) in requests {
             contract.check(type.fields, try contract.requestBody(operation), [], "\(operation) request", type: "\(type)")
