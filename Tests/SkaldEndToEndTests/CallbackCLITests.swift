@@ -197,4 +197,40 @@ final class WebhookProvider: Sendable {
             }
         }
     }
+
+    /// Two nodes on PostgreSQL: a callback posted to the node that does not drive the run reaches the one that does
+    /// (the run stays with its node while it waits: --park-after is longer than the wait), and one posted while no
+    /// node holds the run (parked) is taken by the node that received it.
+    @Test(.needs(.postgres)) func aCallbackToTheOtherNodeReachesTheRun() async throws {
+        try await withHTTPClient { http in
+            let provider = WebhookProvider(http: http)
+            try await LoopbackServers.withRunning([provider.router()]) { ports in
+                let folder = try temporaryFolder()
+                let sagas = folder.appendingPathComponent("sagas")
+                try FileManager.default.createDirectory(at: sagas, withIntermediateDirectories: true)
+                let patient = WebhookProvider.saga.replacingOccurrences(of: #""callback": { "timeout": "3s" }"#, with: #""callback": { "timeout": "10m" }"#)
+                try patient.write(to: sagas.appendingPathComponent("webhook-pay.json"), atomically: true, encoding: .utf8)
+                let db = try await DatabaseKind.postgres.newDatabase()
+                let environment = ["PROVIDER_URL": "http://127.0.0.1:\(ports[0])"]
+                let nodes = [
+                    try await ServeProcess(db: db, environment: environment, in: folder, sagas: sagas.path, extra: ["--park-after", "1h"]),
+                    try await ServeProcess(db: db, environment: environment, in: folder, sagas: sagas.path, extra: ["--park-after", "1h"]),
+                ]
+                defer { for node in nodes { node.kill9() } }
+                let api = APIClient(http: http, base: nodes[0].url)
+                let (_, run) = try await api.call(.POST, "/v1/runs", ["saga": "webhook-pay", "input": ["orderId": "across", "mode": "later"]])
+                let id = try #require(run["id"]?.stringValue)
+                try await waitFor("the run to wait for its callback") { try await status(api, id)["steps"]?[0]?["status"] == "waiting" }
+                let owner = try await withStore(db) { store in try await store.attempts(runID: id).first?.node }
+                let other = try #require(nodes.first { $0.node != owner })
+                let notify = try #require(provider.state.withLock { $0.pending["across"] })
+                let path = try #require(notify.range(of: "/v1/callbacks/")).lowerBound
+                #expect(await provider.post(other.url + String(notify[path...]), ["status": "succeeded", "output": ["chargeId": "ch-across"]], order: "across") == 200)
+                try await waitFor("the run to complete") { try await status(api, id)["status"] == "completed" }
+                #expect(provider.state.withLock { $0.shipped } == ["ch-across"])
+                let ship = try await withStore(db) { store in try await store.attempts(runID: id).first { $0.key.stepName == "ship" }?.node }
+                #expect(ship == owner, "the node that drives the run applied the callback and sent the next step")
+            }
+        }
+    }
 }
