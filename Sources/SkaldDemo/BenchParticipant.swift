@@ -1,7 +1,9 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import SkaldCore
 import Synchronization
 
 /// The participant `skald bench` runs in its own process: it answers as fast as it can, so the benchmark
@@ -15,13 +17,27 @@ import Synchronization
 /// - `POST /flaky/NAME` answers 503 during an outage, else 200 like `/ok`.
 /// - `POST /control/outage?after=MS&seconds=S` starts an outage of `/flaky` MS milliseconds from now (0: at its next
 ///   call), for S seconds.
-/// - `GET /control/stats` gives `{"requests": N, "parked": N, "outageCalls": N, "outageEndsAt": EPOCH-SECONDS}`.
+/// - `POST /callback/NAME` answers 202 at once, then, from a task of its own after a random 0–500 ms, posts
+///   `{"status": "succeeded", "output": {"id": …}}` to the body's `notify` (a callback step's `{{callback.url}}`).
+///   `?never=1` never calls back. The time from that callback's 200 to the run's next request (to `/ok/…`, told
+///   apart by its `Skald-Run` header) is recorded.
+/// - `GET /control/stats` gives `{"requests": N, "parked": N, "outageCalls": N, "outageEndsAt": EPOCH-SECONDS,
+///   "callbacks": N, "callbackErrors": N, "callbackToNextP50Ms": MS, "callbackToNextP99Ms": MS}`.
 public final class BenchParticipant: Sendable {
     private let requests = Atomic<Int>(0)
     private let parking = Mutex<Parking>(Parking())
     /// When `/flaky` fails (wall-clock seconds since 1970), and how many calls it failed.
     /// `pending`: the outage starts with the next call to `/flaky` and lasts that many seconds.
     private let outage = Mutex<(start: Double, end: Double, calls: Int, pending: Double?)>((0, 0, 0, nil))
+
+    /// Callback steps: when each run's callback was answered 200, and the delays to its next request.
+    private let callbacks = Mutex<(answeredAt: [String: ContinuousClock.Instant], delays: [Double], stored: Int, errors: Int)>(([:], [], 0, 0))
+    /// The callbacks' own client: many at once, from the participant's tasks.
+    private let callbackClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     private struct Parking {
         var released = false
@@ -33,8 +49,14 @@ public final class BenchParticipant: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         let okBodies = Mutex<[String: ByteBuffer]>([:])
-        router.post("/ok/:name") { _, context in
+        router.post("/ok/:name") { request, context in
             self.requests.add(1, ordering: .relaxed)
+            if let run = request.headers[HTTPField.Name("Skald-Run")!] {
+                let now = ContinuousClock.now
+                self.callbacks.withLock { callbacks in
+                    if let answered = callbacks.answeredAt.removeValue(forKey: run) { callbacks.delays.append((now - answered).milliseconds) }
+                }
+            }
             let name = context.parameters.get("name") ?? "step"
             let body = okBodies.withLock { bodies in
                 if let body = bodies[name] { return body }
@@ -65,6 +87,34 @@ public final class BenchParticipant: Sendable {
             // after=0: from the next call on, so that the first call surely meets it.
             self.outage.withLock { $0 = (start, start + seconds, 0, after == 0 ? seconds : nil) }
             return Self.response(.ok, ByteBuffer(string: #"{"start":\#(start),"end":\#(start + seconds)}"#))
+        }
+        router.post("/callback/:name") { request, _ in
+            self.requests.add(1, ordering: .relaxed)
+            let body = try JSONParser.parse(String(buffer: try await request.body.collect(upTo: 1 << 20)))
+            guard let notify = body["notify"]?.stringValue, let run = request.headers[HTTPField.Name("Skald-Run")!] else {
+                return Self.response(.badRequest, ByteBuffer(string: #"{"error":"notify and Skald-Run are needed"}"#))
+            }
+            if request.uri.queryParameters.get("never") == nil {
+                let client = self.callbackClient
+                Task {
+                    try? await Task.sleep(for: .milliseconds(Int.random(in: 0...500)))
+                    var callback = HTTPClientRequest(url: notify)
+                    callback.method = .POST
+                    callback.headers.add(name: "Content-Type", value: "application/json")
+                    callback.body = .bytes(ByteBuffer(string: #"{"status":"succeeded","output":{"id":"paid-1"}}"#))
+                    let status = try? await client.execute(callback, timeout: .seconds(60)).status
+                    let now = ContinuousClock.now
+                    self.callbacks.withLock { callbacks in
+                        if status == .ok {
+                            callbacks.stored += 1
+                            callbacks.answeredAt[run] = now
+                        } else {
+                            callbacks.errors += 1
+                        }
+                    }
+                }
+            }
+            return Self.response(.accepted, ByteBuffer(string: #"{"accepted":true}"#))
         }
         router.post("/fail/:name") { _, _ in
             self.requests.add(1, ordering: .relaxed)
@@ -105,8 +155,13 @@ public final class BenchParticipant: Sendable {
             let parked = self.parking.withLock { $0.waiting.count }
             let requests = self.requests.load(ordering: .relaxed)
             let outage = self.outage.withLock { $0 }
+            let (stored, errors, delays) = self.callbacks.withLock { ($0.stored, $0.errors, $0.delays.sorted()) }
+            func percentile(_ p: Double) -> Double { delays.isEmpty ? 0 : delays[min(delays.count - 1, Int(Double(delays.count) * p))] }
             return Self.response(
-                .ok, ByteBuffer(string: #"{"requests":\#(requests),"parked":\#(parked),"outageCalls":\#(outage.calls),"outageEndsAt":\#(outage.end)}"#))
+                .ok,
+                ByteBuffer(
+                    string:
+                        #"{"requests":\#(requests),"parked":\#(parked),"outageCalls":\#(outage.calls),"outageEndsAt":\#(outage.end),"callbacks":\#(stored),"callbackErrors":\#(errors),"callbackToNextP50Ms":\#(percentile(0.5)),"callbackToNextP99Ms":\#(percentile(0.99))}"#))
         }
         return router
     }

@@ -112,6 +112,9 @@ public final class Engine: Service, Sendable {
     /// for it to be known.
     let publicURLValue: Mutex<(url: String?, waiters: [CheckedContinuation<String, Never>])>
 
+    /// How many runs this engine holds in memory now (driven, or being taken up); a parked run is not one of them.
+    public var runsInMemory: Int { runs.heldCount }
+
     /// The base of the callback URLs this engine gives participants, once known.
     public var publicURL: String? { publicURLValue.withLock { $0.url } }
 

@@ -23,7 +23,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("in-flight"), help: "Runs held in flight at once in the in-flight and recovery scenarios.")
     var inFlight: Int = 10_000
 
-    @Option(help: "Comma-separated scenarios to run: happy, compensate, full, in-flight, recovery, retention, outage.")
+    @Option(
+        help: "Comma-separated scenarios to run: happy, compensate, full, in-flight, recovery, retention, outage; and, when named, callback (runs whose middle step waits for a callback) and waiting (--waiting-runs runs parked on a sleep, then on a callback that never comes).")
     var scenarios: String = "happy,compensate,full,in-flight,recovery,retention,outage"
 
     @Option(name: .customLong("outage-seconds"), help: "The outage scenarios: how long the participant is down.")
@@ -31,6 +32,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("outage-after-ms"), help: "The outage scenarios: how long after the first run starts the outage begins (0: at the first call to the failing participant).")
     var outageAfterMs: Int = 3000
+
+    @Option(name: .customLong("waiting-runs"), help: "The waiting scenario: how many runs wait at once.")
+    var waitingRuns = 100_000
 
     @Option(help: "A folder to keep the benchmark databases in (default: a temporary folder, removed afterwards).")
     var keep: String?
@@ -41,7 +45,7 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard runs >= 10 else { throw ValidationError("--runs must be at least 10") }
         guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
-        let known: Set = ["happy", "compensate", "full", "in-flight", "recovery", "retention", "outage"]
+        let known: Set = ["happy", "compensate", "full", "in-flight", "recovery", "retention", "outage", "callback", "waiting"]
         for name in scenarioList where !known.contains(name) {
             throw ValidationError("unknown scenario \"\(name)\"; the scenarios are \(known.sorted().joined(separator: ", "))")
         }
@@ -92,6 +96,13 @@ struct BenchCommand: AsyncParsableCommand {
             let outage = ["--outage-seconds", "\(outageSeconds)", "--outage-after-ms", "\(outageAfterMs)"]
             report.row(try await bench.scenario("outage", concurrency: 512, runs: runs, extra: outage))
             report.row(try await bench.scenario("outage-breaker", concurrency: 512, runs: runs, extra: outage))
+        }
+        if wanted.contains("callback") {
+            report.row(try await bench.scenario("callback", concurrency: 512, runs: runs))
+        }
+        if wanted.contains("waiting") {
+            report.row(try await bench.scenario("waiting", concurrency: 64, runs: waitingRuns))
+            report.row(try await bench.scenario("waiting-callback", concurrency: 64, runs: waitingRuns))
         }
         report.footer()
         report.printJSONLines()
@@ -276,6 +287,19 @@ struct BenchReport {
                     figures["runs"]?.intValue ?? 0, figures["rate"]?.intValue ?? 0, figures["outageSeconds"]?.intValue ?? 0,
                     Double(figures["outageAfterMs"]?.intValue ?? 0) / 1000,
                     figures["outageCalls"]?.intValue ?? 0, figures["drainSeconds"]?.doubleValue ?? 0, figures["lost"]?.intValue ?? 0))
+        case "callback":
+            notes.append(
+                String(
+                    format: "%.0f callbacks/s stored; callback 200 to next request p50 %.1f ms, p99 %.1f ms; %d callback errors",
+                    figures["callbacksPerSecond"]?.doubleValue ?? 0, figures["callbackToNextP50Ms"]?.doubleValue ?? 0,
+                    figures["callbackToNextP99Ms"]?.doubleValue ?? 0, figures["callbackErrors"]?.intValue ?? 0))
+        case "waiting", "waiting-callback":
+            notes.append(
+                String(
+                    format: "%d runs waiting (%@), %d in memory: +%@ resident, %.0f ms CPU per 10 s idle; parked in %.1f s",
+                    figures["waiting"]?.intValue ?? 0, result.scenario == "waiting" ? "a sleep" : "a callback", figures["heldInMemory"]?.intValue ?? 0,
+                    Self.megabytes(Int(figures["addedRssBytes"]?.intValue ?? 0)), figures["idleCpuMsPer10s"]?.doubleValue ?? 0,
+                    figures["secondsToPark"]?.doubleValue ?? 0))
         case "retention":
             let sizes = figures["dbBytesAfterRound"]?.arrayValue?.compactMap(\.intValue).map { Self.megabytes(Int($0)) } ?? []
             notes.append("db after each round of runs + prune: \(sizes.joined(separator: ", "))")

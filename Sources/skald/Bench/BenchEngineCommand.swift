@@ -1,12 +1,15 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import Glibc
 import Logging
 import NIOCore
 import SkaldCore
 import SkaldEngine
 import SkaldHTTP
 import SkaldSQLite
+import SkaldServer
+import SkaldDemo
 import Synchronization
 
 /// One benchmark scenario in a process of its own, so its CPU time and peak memory are its own.
@@ -61,6 +64,10 @@ struct BenchEngineCommand: AsyncParsableCommand {
                 return ()
             }
             return
+        case "callback":
+            result = try await callback(logger: logger)
+        case "waiting", "waiting-callback":
+            result = try await waiting(logger: logger, shape: scenario == "waiting" ? .sleeping : .callbackNever)
         case "outage", "outage-breaker":
             result = try await outage(logger: logger, shape: BenchSaga.Shape(rawValue: scenario)!)
         case "recover":
@@ -76,7 +83,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
 
     /// Opens a store and an engine serving in the background, runs `body`, then drains the engine.
     func withEngine<T: Sendable>(
-        logger: Logger, _ body: @Sendable (Engine, SQLiteStore, RunTracker) async throws -> T
+        logger: Logger, parking: ParkingPolicy = ParkingPolicy(), _ body: @Sendable (Engine, SQLiteStore, RunTracker) async throws -> T
     ) async throws -> T {
         let store = try SQLiteStore(path: db, durability: Durability(rawValue: durability) ?? .process)
         let attempts = attempts ?? concurrency
@@ -84,7 +91,8 @@ struct BenchEngineCommand: AsyncParsableCommand {
         let tracker = RunTracker()
         let engine = Engine(
             store: store, executor: HTTPStepExecutor(clients: client),
-            configuration: EngineConfiguration(concurrency: attempts, onEvents: { run, events in tracker.observe(run.id, events) }),
+            configuration: EngineConfiguration(
+                concurrency: attempts, parking: parking, onEvents: { run, events in tracker.observe(run.id, events) }),
             logger: logger)
         let result = try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
@@ -98,6 +106,85 @@ struct BenchEngineCommand: AsyncParsableCommand {
         }
         try await client.shutdown()
         return result
+    }
+
+    /// The participant's counters (`GET /control/stats`).
+    func participantStats() async throws -> JSONValue {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: participant + "/control/stats"), timeout: .seconds(10))
+        return try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
+    }
+
+    /// Runs whose middle step is completed by a callback the participant posts 0–500 ms after accepting it, to Skald's
+    /// API served here (as `skald serve` serves it): callbacks stored per second, runs per second, and the time from a
+    /// callback's 200 to the run's next request, as the participant measured it.
+    func callback(logger: Logger) async throws -> JSONValue {
+        try await withEngine(logger: logger) { engine, store, tracker in
+            try await LoopbackServers.withRunning([buildRouter(engine: engine, store: store)]) { ports in
+                engine.setPublicURL("http://127.0.0.1:\(ports[0])")
+                let before = try await participantStats()
+                let definition = BenchSaga.definition(participant: participant, shape: .callback)
+                var figures = try await Self.closedLoop(engine: engine, tracker: tracker, definition: definition, runs: runs, concurrency: concurrency)
+                let after = try await participantStats()
+                let callbacks = (after["callbacks"]?.intValue ?? 0) - (before["callbacks"]?.intValue ?? 0)
+                let seconds = figures["seconds"]?.doubleValue ?? 1
+                figures["callbacks"] = .int(callbacks)
+                figures["callbacksPerSecond"] = .double(Double(callbacks) / seconds)
+                figures["callbackErrors"] = after["callbackErrors"] ?? 0
+                figures["callbackToNextP50Ms"] = after["callbackToNextP50Ms"] ?? 0
+                figures["callbackToNextP99Ms"] = after["callbackToNextP99Ms"] ?? 0
+                return JSONValue.object(figures)
+            }
+        }
+    }
+
+    /// Starts `runs` runs whose middle step waits an hour (a sleep, or a callback that never comes), waits until every
+    /// one waits parked, and measures the resident memory they add and the CPU the engine uses while they wait.
+    func waiting(logger: Logger, shape: BenchSaga.Shape) async throws -> JSONValue {
+        try await withEngine(logger: logger, parking: ParkingPolicy(after: .seconds(1))) { engine, store, _ in
+            try await LoopbackServers.withRunning([buildRouter(engine: engine, store: store)]) { ports in
+                engine.setPublicURL("http://127.0.0.1:\(ports[0])")
+                let definition = BenchSaga.definition(participant: participant, shape: shape)
+                // One run first, so the baseline has every part of the engine warmed up.
+                _ = try await engine.startRun(definition, input: BenchSaga.input(0))
+                while try await store.waitingSteps().values.reduce(0, +) < 1 { try await Task.sleep(for: .milliseconds(50)) }
+                let baseline = ResourceUsage.residentBytes()
+                let started = ContinuousClock.now
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<concurrency {
+                        group.addTask {
+                            var number = 1 + worker
+                            while number < runs {
+                                // Started about as fast as they park, so that what is measured is what waiting runs
+                                // hold, not the high-water mark of a burst of runs being driven at once (the
+                                // allocator keeps that).
+                                while engine.runsInMemory > 256 { try await Task.sleep(for: .milliseconds(2)) }
+                                _ = try await engine.startRun(definition, input: BenchSaga.input(number))
+                                number += concurrency
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                var waiting = 0
+                while true {
+                    waiting = try await store.waitingSteps().values.reduce(0, +)
+                    if waiting >= runs && engine.runsInMemory == 0 { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let settled = (ContinuousClock.now - started).seconds
+                let resident = ResourceUsage.residentBytes()
+                // Idle: what the engine does while every run waits as a row.
+                let usage = ResourceUsage.now()
+                try await Task.sleep(for: .seconds(10))
+                let idle = ResourceUsage.now() - usage
+                return JSONValue.object([
+                    "runs": .int(Int64(runs)), "waiting": .int(Int64(waiting)), "heldInMemory": .int(Int64(engine.runsInMemory)),
+                    "secondsToPark": .double(settled), "baselineRssBytes": .int(Int64(baseline)), "rssBytes": .int(Int64(resident)),
+                    "addedRssBytes": .int(Int64(resident) - Int64(baseline)), "idleCpuMsPer10s": .double(idle.cpuMilliseconds),
+                    "dbBytes": .int(Int64(try store.checkpointedSize())),
+                ])
+            }
+        }
     }
 
     /// `runs` runs, `concurrency` at a time: each worker starts a run, waits for its end, and starts the next.
@@ -340,6 +427,18 @@ struct ResourceUsage {
             return timeval(tv_sec: seconds, tv_usec: micros)
         }
         return ResourceUsage(user: minus(after.user, before.user), system: minus(after.system, before.system))
+    }
+
+    /// The process's resident memory now (`/proc/self/statm`), in bytes, after handing the allocator's free pages back
+    /// (`malloc_trim`), so that it counts what the process holds, not what it freed.
+    static func residentBytes() -> Int {
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        }
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
     }
 
     var cpuMilliseconds: Double {

@@ -17,6 +17,12 @@ enum BenchSaga {
         case outage
         /// The same, with a circuit breaker on that participant.
         case outageBreaker = "outage-breaker"
+        /// The second step is a callback step: the participant accepts it (202) and calls back 0–500 ms later.
+        case callback
+        /// The second step is a callback step whose participant never calls back (the runs wait, parked).
+        case callbackNever = "callback-never"
+        /// The second step sleeps an hour (the runs wait, parked).
+        case sleeping
     }
 
     static func definition(participant base: String, shape: Shape, holdMilliseconds: Int = 1000) -> SagaDefinition {
@@ -30,16 +36,26 @@ enum BenchSaga {
             case .hold: path = "hold/\(name)?ms=\(holdMilliseconds)"
             case .park: path = index == 0 ? "park/\(name)" : "ok/\(name)"
             case .outage, .outageBreaker: path = index == 1 ? "flaky/\(name)" : "ok/\(name)"
+            case .callback: path = index == 1 ? "callback/\(name)" : "ok/\(name)"
+            case .callbackNever: path = index == 1 ? "callback/\(name)?never=1" : "ok/\(name)"
+            case .sleeping: path = "ok/\(name)"
             }
+            let waitsHere = index == 1 && Self.waits(shape)
+            if waitsHere && shape == .sleeping {
+                steps.append(#"{ "name": "\#(name)", "sleep": "1h" }"#)
+                continue
+            }
+            let callback = waitsHere ? #""callback": { "timeout": "1h" }, "# : ""
+            let notify = waitsHere ? #", "notify": "{{callback.url}}""# : ""
             let flaky = index == 1 && (shape == .outage || shape == .outageBreaker)
             let retry = flaky ? #", "retry": { "maxAttempts": 100, "initialInterval": "200ms", "maxInterval": "2s" }"# : ""
             let participant = flaky && shape == .outageBreaker ? #""participant": "payments", "# : ""
-            let previous = index == 0 ? "" : #", "after": "{{steps.\#(names[index - 1]).response.body.id}}""#
+            let previous = index == 0 || (index == 2 && Self.waits(shape)) ? "" : #", "after": "{{steps.\#(names[index - 1]).response.body.id}}""#
             steps.append(
                 #"""
                 {
-                  "name": "\#(name)", \#(participant)
-                  "request": { "method": "POST", "url": "\#(base)/\#(path)", "body": { "order": "{{input.order}}", "amount": "{{input.amount}}"\#(previous) }\#(retry) },
+                  "name": "\#(name)", \#(participant)\#(callback)
+                  "request": { "method": "POST", "url": "\#(base)/\#(path)", "body": { "order": "{{input.order}}", "amount": "{{input.amount}}"\#(previous)\#(notify) }\#(retry) },
                   "compensation": { "method": "POST", "url": "\#(base)/ok/\#(name)-undo", "body": { "id": "{{steps.\#(name).response.body.id}}" } }
                 }
                 """#)
@@ -63,6 +79,9 @@ enum BenchSaga {
             preconditionFailure("the benchmark saga does not validate: \(error)")
         }
     }
+
+    /// The second step waits (its response is the 202, or none), so the third reads the first's.
+    static func waits(_ shape: Shape) -> Bool { [.callback, .callbackNever, .sleeping].contains(shape) }
 
     static func input(_ number: Int) -> JSONValue {
         ["order": .string("order-\(number)"), "amount": .int(1999)]
