@@ -165,14 +165,15 @@ public final class SQLiteStore: SagaStore {
     }
 
     public func unparkRuns(dueBy: Date, limit: Int) async throws -> [String] {
-        try await write { db in
-            let ids = try String.fetchAll(
-                db,
-                sql: """
-                    SELECT id FROM run WHERE parked_until <= ? AND status IN ('running', 'compensating')
-                    ORDER BY parked_until, id LIMIT ?
-                    """,
-                arguments: [dueBy.timeIntervalSince1970, limit])
+        // `+status`: read through `run_parked` (the few runs coming due), never through the status index, which would
+        // visit every parked run on every look; and read first, so that a look that finds nothing writes nothing.
+        let sql = """
+            SELECT id FROM run WHERE parked_until <= ? AND +status IN ('running', 'compensating') ORDER BY parked_until LIMIT ?
+            """
+        let arguments: StatementArguments = [dueBy.timeIntervalSince1970, limit]
+        guard try await pool.read({ db in try Bool.fetchOne(db, sql: "SELECT EXISTS (\(sql))", arguments: arguments) ?? false }) else { return [] }
+        return try await write { db in
+            let ids = try String.fetchAll(db, sql: sql, arguments: arguments)
             let unpark = try db.cachedStatement(sql: "UPDATE run SET parked_until = NULL WHERE id = ?")
             for id in ids { try unpark.execute(arguments: [id]) }
             return ids

@@ -147,4 +147,27 @@ let paymentByWebhook = """
             """)
         #expect(reads.warnings.contains { $0.path?.description == "steps[0].compensation" }, "\(reads.warnings)")
     }
+
+    @Test func aTimedOutCallbackStepAfterThePivotIsResolvedWithTheOutputLaterStepsRead() throws {
+        let after = SagaMachine(
+            saga: try saga(
+                """
+                { "name": "x", "version": 1, "defaults": { "retry": { "maxAttempts": 1 } }, "steps": [
+                  { "name": "pay", "pivot": true, "request": { "method": "POST", "url": "http://h/pay" } },
+                  { "name": "ship", "callback": { "timeout": "1h" }, "request": { "method": "POST", "url": "http://h/ship" } },
+                  { "name": "notify", "request": { "method": "POST", "url": "http://h/n/{{steps.ship.callback.output.tracking}}" } } ] }
+                """))
+        var state = after.start(runID: "r", at: t0).state
+        state = after.beginAttempt(state, step: 0, at: t0).state
+        state = after.finishAttempt(state, step: 0, outcome: .ok, duration: .zero, at: t0, jitterSample: 0).state
+        state = after.beginAttempt(state, step: 1, at: t0, callbackToken: "T").state
+        state = after.finishAttempt(state, step: 1, outcome: .succeeded(StepResponse(status: 202, body: .null)), duration: .zero, at: t0, jitterSample: 0).state
+        state = after.waitEnded(state, step: 1, at: t0.addingTimeInterval(3600)).state
+        #expect(state.status == .stuck, "past the pivot, an unknown outcome waits for a person")
+        #expect(after.stepsReadingResponse(of: 1, in: state) == ["notify"], "notify reads the callback's output")
+        #expect(after.resolve(state, step: "ship", note: "booked by phone", by: "ana", at: t0) == nil, "the output later steps read is needed")
+        let resolved = try #require(after.resolve(state, step: "ship", note: "booked by phone", by: "ana", response: ["tracking": "T-1"], at: t0))
+        #expect(resolved.state.steps[1].wait?.output == ["tracking": "T-1"])
+        #expect(resolved.state.steps[2].status == .running)
+    }
 }

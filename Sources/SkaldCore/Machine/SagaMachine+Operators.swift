@@ -116,6 +116,8 @@ extension SagaMachine {
             state.steps[index].lastError = nil
             state.steps[index].resolution = resolution
             state.steps[index].response = response.map { StepResponse(status: 200, body: $0) }
+            // A callback step's later steps read the callback's output: the response given stands for it.
+            if saga.steps[index].action.callback != nil, let response { state.steps[index].wait?.output = response }
             events.append(
                 RunEvent(
                     at: now, kind: .stepResolved, step: name, phase: .forward,
@@ -146,7 +148,7 @@ extension SagaMachine {
             !state.steps[other].status.isDone
                 && (saga.steps[other].request?.requiredReferences ?? []).contains { reference in
                     switch reference {
-                    case .stepStatus(let step), .stepBody(let step, _): step == name
+                    case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _): step == name
                     default: false
                     }
                 }
