@@ -221,19 +221,9 @@ extension SagaMachine {
                     at: now, kind: .callbackReceived, step: name, phase: .forward, attempt: attempt,
                     message: "\(name)'s callback came: succeeded", data: ["status": "succeeded"]))
             state.steps[index].wait?.output = output
-            state.steps[index].status = .succeeded
-            state.steps[index].dueAt = nil
-            state.steps[index].lastError = nil
             state.steps[index].outcomeUnknown = false
             if state.steps[index].response == nil { state.steps[index].response = StepResponse(status: 200, body: .null) }
-            events.append(RunEvent(at: now, kind: .stepSucceeded, step: name, phase: .forward, message: "\(name) succeeded"))
-            if index == saga.pivot, state.status == .running {
-                events.append(
-                    RunEvent(
-                        at: now, kind: .pivotPassed, step: name,
-                        message: "\(name) is the pivot: from here the saga only goes forward; later failures are retried, then wait for a person"))
-            }
-            advanceForward(&state, at: now, events: &events)
+            succeed(&state, index: index, at: now, events: &events)
             advanceCompensation(&state, at: now, events: &events)
         case .failed(let error):
             let reason = "its participant called back that it failed: \(error)"
