@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -20,6 +21,11 @@ import Synchronization
 /// - `failundo`: like `decline`, and the compensations of the run fail (500) until the run is fixed
 ///   (`POST /fix/RUN`), so the run ends in `compensation_failed` until an operator acts;
 /// - `cancel`: each step takes 100 ms, so a cancel sent meanwhile finds the run in the middle.
+/// - `callback`, `callbackfail`: a request carrying `notify` (a callback step's `{{callback.url}}`) is accepted with
+///   202 and completed from a task of the participant's own 0–300 ms later: `succeeded` (the action is applied when
+///   accepted), or, for the step named by `fail` in `callbackfail`, `failed` (nothing is applied). The callback is
+///   posted to the server that runs now (`serverURL`: a killed server's successor has another port) until an answer
+///   comes, and every callback answered 200 is recorded (`callbacksStored`).
 ///
 /// It keeps the compensation contract (docs/semantics.md, "Participants: what a compensation may meet"): a compensation for a step it never applied answers
 /// success with nothing to undo (and is not an action), and a forward request that arrives after its step's
@@ -43,6 +49,11 @@ public final class TortureParticipant: Sendable {
         /// `RUN:STEP` of every forward action applied, and of every step compensated (applied or not).
         var applied: Set<String> = []
         var compensated: Set<String> = []
+        /// The callback URLs already given a callback (one per attempt's token).
+        var notified: Set<String> = []
+        /// `RUN:STEP` of every callback the server answered 200.
+        var callbacksStored: Set<String> = []
+        var serverURL: String?
     }
 
     private let state = Mutex(State())
@@ -54,6 +65,10 @@ public final class TortureParticipant: Sendable {
     }
 
     public var actions: [Action] { state.withLock { $0.actions } }
+    /// `RUN:STEP` of every callback the server answered 200 (stored).
+    public var callbacksStored: Set<String> { state.withLock { $0.callbacksStored } }
+    /// Where callbacks go now: the running server's address.
+    public func setServer(_ url: String?) { state.withLock { $0.serverURL = url } }
     public var requestCount: Int { state.withLock { $0.requests } }
     /// Requests received for each idempotency key (answered from the stored answer or not).
     public var requestsPerKey: [String: Int] { state.withLock { $0.attempts } }
@@ -101,6 +116,20 @@ public final class TortureParticipant: Sendable {
             }
             return record(key: key, run: run, step: step, phase: phase, status: 201, body: #"{"id": "\#(step)-\#(run)"}"#)
         }
+        if phase == .forward, let notify = body["notify"]?.stringValue {
+            let fails = mode == "callbackfail" && step == failing
+            callBack(notify, run: run, step: step, succeeded: !fails)
+            if let stored { return Self.response(stored.status, stored.body) }
+            if fails {
+                // Accepted, and nothing applied: the callback says it failed.
+                let answer = state.withLock { state in
+                    if state.answers[key] == nil { state.answers[key] = (202, #"{"accepted": true}"#) }
+                    return state.answers[key]!
+                }
+                return Self.response(answer.status, answer.body)
+            }
+            return record(key: key, run: run, step: step, phase: phase, status: 202, body: #"{"id": "\#(step)-\#(run)"}"#)
+        }
         if let stored { return Self.response(stored.status, stored.body) }
 
         let runStep = "\(run):\(step)"
@@ -124,6 +153,32 @@ public final class TortureParticipant: Sendable {
             break
         }
         return record(key: key, run: run, step: step, phase: phase, status: phase == .forward ? 201 : 200, body: #"{"id": "\#(step)-\#(run)"}"#)
+    }
+
+    /// Posts the step's callback once per callback URL, from a task of its own, 0–300 ms from now, to the server that
+    /// runs then, again until an answer comes (a killed server answers nothing).
+    private func callBack(_ notify: String, run: String, step: String, succeeded: Bool) {
+        guard state.withLock({ $0.notified.insert(notify).inserted }), let range = notify.range(of: "/v1/callbacks/") else { return }
+        let path = String(notify[range.lowerBound...])
+        let body: JSONValue = succeeded
+            ? ["status": "succeeded", "output": ["id": .string("\(step)-\(run)")]]
+            : ["status": "failed", "error": "declined"]
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int.random(in: 0...300)))
+            for _ in 0..<2_400 {
+                if let base = state.withLock({ $0.serverURL }) {
+                    var request = HTTPClientRequest(url: base + path)
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(string: body.jsonText))
+                    if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)), response.status.code < 500 {
+                        if response.status == .ok { state.withLock { _ = $0.callbacksStored.insert("\(run):\(step)") } }
+                        return
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
     }
 
     /// Applies the action (once per key), stores the answer for the key and answers. A compensation of a step that

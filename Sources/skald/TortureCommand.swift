@@ -20,7 +20,7 @@ struct TortureCommand: AsyncParsableCommand {
             Each cycle starts skald serve on the same database, keeps starting runs (happy, flaky with 503 and \
             Retry-After, slow past their timeout, declined, compensations that fail until an operator retries or \
             resolves them, cancels mid-run, a step that never answers in time so its outcome is unknown, parallel \
-            steps and a pivot), and SIGKILLs it after a random time \
+            steps and a pivot, a callback step the participant completes from its own task, or fails), and SIGKILLs it after a random time \
             (uniform, so kills land during start-up recovery, group commits and everything else). After the last \
             cycle a server runs to the end, and the harness checks the participant's log and the database. \
             Prints one summary line; exits 1 on any violation.
@@ -97,12 +97,14 @@ enum TortureSagas {
     static let retry = #""retry": {"maxAttempts": 8, "initialInterval": "20ms", "maxInterval": "200ms", "jitter": "full"}"#
     static let compensationRetry = #""compensationRetry": {"maxAttempts": 3, "initialInterval": "20ms", "maxInterval": "100ms", "jitter": "none"}"#
 
-    static func call(_ step: String, method: String) -> String {
-        #"{"method": "\#(method)", "url": "{{env.TORTURE_URL}}/steps/\#(step)", "body": {"mode": "{{input.mode}}", "fail": "{{input.fail}}"}}"#
+    static func call(_ step: String, method: String, notify: Bool = false) -> String {
+        let callback = notify ? #", "notify": "{{callback.url}}""# : ""
+        return #"{"method": "\#(method)", "url": "{{env.TORTURE_URL}}/steps/\#(step)", "body": {"mode": "{{input.mode}}", "fail": "{{input.fail}}"\#(callback)}}"#
     }
 
-    static func step(_ name: String, dependsOn: [String]? = nil, pivot: Bool = false, compensated: Bool = true) -> String {
-        var fields = [#""name": "\#(name)""#, #""request": \#(call(name, method: "POST"))"#]
+    static func step(_ name: String, dependsOn: [String]? = nil, pivot: Bool = false, compensated: Bool = true, callback: Bool = false) -> String {
+        var fields = [#""name": "\#(name)""#, #""request": \#(call(name, method: "POST", notify: callback))"#]
+        if callback { fields.append(#""callback": {"timeout": "60s"}"#) }
         if compensated { fields.append(#""compensation": \#(call(name, method: "DELETE"))"#) }
         if let dependsOn { fields.append(#""dependsOn": [\#(dependsOn.map { "\"\($0)\"" }.joined(separator: ", "))]"#) }
         if pivot { fields.append(#""pivot": true"#) }
@@ -124,12 +126,14 @@ enum TortureSagas {
                     step("p", dependsOn: ["b1", "b2"], pivot: true, compensated: false), step("d", dependsOn: ["p"], compensated: false),
                 ])
         ),
+        ("torture-callback", saga("torture-callback", [step("a"), step("b", callback: true), step("c")])),
     ]
 
     /// Each saga's steps and, for each, the steps it depends on (directly or not) and whether it comes after the pivot.
     static let graph: [String: (steps: [String], dependsOn: [String: Set<String>], afterPivot: Set<String>)] = [
         "torture-chain": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
         "torture-graph": (["a", "b1", "b2", "p", "d"], ["a": [], "b1": ["a"], "b2": ["a"], "p": ["a", "b1", "b2"], "d": ["a", "b1", "b2", "p"]], ["p", "d"]),
+        "torture-callback": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
     ]
 }
 
@@ -161,7 +165,12 @@ struct TortureDriver {
         var fail: String
 
         static func random(_ random: inout SeededRandom) -> Plan {
-            let saga = random.pick(["torture-chain", "torture-graph"])
+            let saga = random.pick(["torture-chain", "torture-graph", "torture-callback"])
+            if saga == "torture-callback" {
+                // Completed by the participant's callback, or failed by it.
+                let mode = random.pick(["callback", "callback", "callbackfail"])
+                return Plan(saga: saga, mode: mode, fail: mode == "callbackfail" ? "b" : "")
+            }
             let mode = random.pick(["happy", "happy", "flaky", "slow", "decline", "failundo", "cancel", "hang"])
             let steps = saga == "torture-chain" ? ["b", "c"] : ["b1", "b2"]
             return Plan(saga: saga, mode: mode, fail: ["decline", "failundo", "hang"].contains(mode) ? random.pick(steps) : "")
@@ -195,6 +204,7 @@ struct TortureDriver {
         var server = try startServer()
         await drive(server: &server, until: ContinuousClock.now + lifetime)
         kill(server.child.pid, SIGKILL)
+        participant.setServer(nil)
         _ = await server.child.waitForExit()
         if verbose { print("cycle \(number): killed after \(DurationText.format(lifetime)); \(started.filter { $0.id != nil }.count) runs known") }
     }
@@ -235,6 +245,7 @@ struct TortureDriver {
                     let url = line.components(separatedBy: "listening on ").last?.components(separatedBy: " ").first
                 {
                     server.url = url
+                    participant.setServer(url)
                 } else {
                     try? await Task.sleep(for: .milliseconds(5))
                     continue
@@ -360,7 +371,7 @@ struct TortureDriver {
             // Every run ended, and as its plan says it must.
             switch status {
             case .completed:
-                if ["decline", "failundo", "hang"].contains(entry.plan.mode) {
+                if ["decline", "failundo", "hang", "callbackfail"].contains(entry.plan.mode) {
                     violations.append("run \(id) (\(entry.plan.mode) at \(entry.plan.fail)) completed")
                 }
                 for step in graph.steps where forward[step] == nil {
@@ -369,7 +380,7 @@ struct TortureDriver {
                 if !undone.isEmpty { violations.append("run \(id) completed but \(undone.keys.sorted()) were undone") }
                 if cancelAccepted.contains(id) { violations.append("run \(id) completed although its cancel was accepted") }
             case .compensated:
-                if ["happy", "flaky", "slow"].contains(entry.plan.mode) { violations.append("run \(id) (\(entry.plan.mode)) was compensated") }
+                if ["happy", "flaky", "slow", "callback"].contains(entry.plan.mode) { violations.append("run \(id) (\(entry.plan.mode)) was compensated") }
                 // A run that reached its pivot goes forward only.
                 for step in graph.afterPivot where forward[step] != nil {
                     violations.append("run \(id) was compensated although \(step), at or after its pivot, was applied")
@@ -408,6 +419,12 @@ struct TortureDriver {
             if entry.plan.mode == "hang", run.state.steps.first(where: { $0.name == entry.plan.fail })?.outcomeUnknown != true {
                 violations.append("run \(id): \(entry.plan.fail) never answered in time, but its outcome is not stored as unknown")
             }
+            // Every callback answered 200 was applied to its run.
+            for step in graph.steps where participant.callbacksStored.contains("\(id):\(step)") {
+                if !events.contains(where: { $0.kind == .callbackReceived && $0.step == step }) {
+                    violations.append("run \(id): the callback for \(step) was answered 200 but never applied")
+                }
+            }
             for step in run.state.steps where step.status == .succeeded && forward[step.name] == nil {
                 violations.append("run \(id): \(step.name) is stored as succeeded but the participant never applied it")
             }
@@ -416,7 +433,7 @@ struct TortureDriver {
         let integrity = try await DatabaseQueue(path: database).read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
         if integrity != ["ok"] { violations.append("PRAGMA integrity_check: \(integrity.joined(separator: "; "))") }
 
-        let line = "torture: cycles=\(cycles) runs=\(started.count) kills=\(kills) calls=\(participant.requestCount) resends=\(resends) violations=\(violations.count) seed=\(seed)"
+        let line = "torture: cycles=\(cycles) runs=\(started.count) kills=\(kills) calls=\(participant.requestCount) resends=\(resends) callbacks=\(participant.callbacksStored.count) violations=\(violations.count) seed=\(seed)"
         return Summary(line: line, violations: violations)
     }
 }
