@@ -9,7 +9,9 @@ import SkaldEngine
 extension API {
     /// A participant's callback: stored in one transaction (a `200` means committed), then applied to its run.
     func callback(_ request: Request, token: String) async throws -> Response {
-        let body = try await decode(CallbackRequest.self, of: request)
+        var body = try await decode(CallbackRequest.self, of: request)
+        // A field sent as null is a field left out.
+        if body.output == .null { body.output = nil }
         let signal: CallbackSignal
         switch body.status {
         case "succeeded":
