@@ -125,9 +125,16 @@ public actor InMemoryStore: SagaStore {
         runs.values.filter { !$0.state.status.isTerminal && parked[$0.id] == nil }.sorted { $0.id < $1.id }
     }
 
-    public func park(runID: String, until: Date) throws {
-        guard runs[runID] != nil else { throw StoreError.unknownRun(runID) }
+    public func park(runID: String, until: Date) throws -> Bool {
+        guard let run = runs[runID] else { throw StoreError.unknownRun(runID) }
+        let pending = callbackRows.values.contains { row in
+            guard row.runID == runID, row.status != nil, row.position < run.state.steps.count else { return false }
+            let step = run.state.steps[row.position]
+            return step.attempts == row.attempt && (step.status == .running || step.status == .waiting)
+        }
+        if pending { return false }
         parked[runID] = until
+        return true
     }
 
     public func receiveCallback(token: String, signal: CallbackSignal, at: Date) throws -> CallbackReceipt {

@@ -144,10 +144,15 @@ struct RunDriver {
                 // Nothing under way and the next move far off: the run waits as a row, not a task. (A step held back by
                 // an open circuit stays here, where the participant's state and the wait shown for it live.)
                 if inFlight == 0, reserving.isEmpty, admitting.isEmpty, waitedOn.isEmpty, !draining, engine.isServing.load(ordering: .acquiring),
-                    let next = machine.nextWakeAt(state), next.timeIntervalSince(engine.clock.now()) > engine.configuration.parking.after.seconds,
-                    await storing(false, { try await engine.store.park(runID: runID, until: next) })
+                    let next = machine.nextWakeAt(state), next.timeIntervalSince(engine.clock.now()) > engine.configuration.parking.after.seconds
                 {
-                    break
+                    var parked = false
+                    let store = engine.store
+                    guard await storing(false, { parked = try await store.park(runID: runID, until: next) }) else { continue }
+                    if parked { break }
+                    // A callback was stored meanwhile and waits to be applied: apply it rather than park.
+                    await applyStoredCallbacks(storing: storing)
+                    continue
                 }
                 if !draining, let next = machine.nextWakeAt(state, excluding: reserving), !timers.contains(where: { $0 <= next }) {
                     timers.append(next)

@@ -32,8 +32,10 @@ public protocol SagaStore: Sendable {
     func unfinishedRuns() async throws -> [StoredRun]
     /// Parks a run that has nothing under way until `until`, when its next move is due: no driver holds it in
     /// memory meanwhile. The next transition stored for the run unparks it. On a shared store the node lets go of
-    /// the run, fenced on its claim, so that whichever node has room claims it when it comes due.
-    func park(runID: String, until: Date) async throws
+    /// the run, fenced on its claim, so that whichever node has room claims it when it comes due. Returns false, and
+    /// parks nothing, when a participant's final callback for one of the run's steps is stored and not yet applied
+    /// (`StepRow.pendingCallbackSQL`): the run has work now.
+    func park(runID: String, until: Date) async throws -> Bool
     /// Unparks and returns (at most `limit` of) the unfinished runs parked until `dueBy` or earlier, soonest first.
     func unparkRuns(dueBy: Date, limit: Int) async throws -> [String]
 

@@ -396,6 +396,14 @@ public enum CallbackUpdate: Sendable {
 }
 
 extension StepRow {
+    /// A condition on `run` (both stores): a final callback is stored for the current attempt of one of its steps that
+    /// still waits for it, so the callback has not been applied yet.
+    public static let pendingCallbackSQL = """
+        EXISTS (SELECT 1 FROM callback JOIN step ON step.run_id = callback.run_id AND step.position = callback.position
+            WHERE callback.run_id = run.id AND callback.status IS NOT NULL AND step.attempts = callback.attempt
+                AND step.status IN ('running', 'waiting'))
+        """
+
     /// Counts the waiting steps by what they wait for: the statement both stores run (a wait's JSON text is canonical,
     /// so its kind is matched as text), one row (kind, count) per kind with waiting steps.
     public static let waitingCountsSQL = """

@@ -74,26 +74,33 @@ extension PostgresStore {
         }
     }
 
-    public func park(runID: String, until: Date) async throws {
+    public func park(runID: String, until: Date) async throws -> Bool {
         let (logger, node) = (logger, node)
         let epoch = RunFence.epoch
-        let parked = try await transaction { db in
+        let parked = try await transaction { db -> Bool? in
+            // The run's callbacks first: one being stored now commits before this reads them, or after this parks
+            // (and then unparks the run itself).
+            try await db.query("SELECT 1 FROM callback WHERE run_id = \(runID) FOR SHARE", logger: logger)
             let rows = try await db.query(
                 PostgresQuery(
                     unsafeSQL: """
                         UPDATE run SET parked_until = $1, owner = NULL
-                        WHERE id = $2 AND owner = $3 AND ($4 < 0 OR claim_epoch = $4) RETURNING 1
+                        WHERE id = $2 AND owner = $3 AND ($4 < 0 OR claim_epoch = $4) AND NOT \(StepRow.pendingCallbackSQL) RETURNING 1
                         """, binds: Self.binds(until.timeIntervalSince1970, runID, node, epoch ?? -1)), logger: logger
             ).collect()
-            return !rows.isEmpty
+            if !rows.isEmpty { return true }
+            let pending = try await db.query(
+                PostgresQuery(unsafeSQL: "SELECT 1 FROM run WHERE id = $1 AND owner = $2 AND \(StepRow.pendingCallbackSQL)", binds: Self.binds(runID, node)),
+                logger: logger
+            ).collect()
+            return pending.isEmpty ? nil : false
         }
-        guard parked else {
-            let owner = try await reading { db in
-                try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first
-            }
-            guard let owner else { throw StoreError.unknownRun(runID) }
-            throw RunOwnershipLost(runID: runID, owner: try owner.decode(String?.self))
+        if let parked { return parked }
+        let owner = try await reading { db in
+            try await db.query("SELECT owner FROM run WHERE id = \(runID)", logger: logger).collect().first
         }
+        guard let owner else { throw StoreError.unknownRun(runID) }
+        throw RunOwnershipLost(runID: runID, owner: try owner.decode(String?.self))
     }
 
     public func receiveCallback(token: String, signal: CallbackSignal, at: Date) async throws -> CallbackReceipt {

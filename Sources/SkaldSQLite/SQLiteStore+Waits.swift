@@ -5,10 +5,14 @@ import SkaldEngine
 
 /// Parked runs and participants' callbacks.
 extension SQLiteStore {
-    public func park(runID: String, until: Date) async throws {
+    public func park(runID: String, until: Date) async throws -> Bool {
         try await write { db in
-            try db.cachedStatement(sql: "UPDATE run SET parked_until = ? WHERE id = ?").execute(arguments: [until.timeIntervalSince1970, runID])
-            guard db.changesCount == 1 else { throw StoreError.unknownRun(runID) }
+            try db.execute(
+                sql: "UPDATE run SET parked_until = ? WHERE id = ? AND NOT \(StepRow.pendingCallbackSQL)",
+                arguments: [until.timeIntervalSince1970, runID])
+            if db.changesCount == 1 { return true }
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM run WHERE id = ?", arguments: [runID]) == true else { throw StoreError.unknownRun(runID) }
+            return false
         }
     }
 

@@ -226,4 +226,27 @@ extension Sequence {
             guard case .conflict = contradicting else { Issue.record("\(contradicting)"); return }
         }
     }
+
+    /// A driver that decides to park while a callback is being stored must not park over it: the store refuses to
+    /// park a run with a stored callback not yet applied, and the run goes on instead.
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func aRunWithAStoredCallbackNotYetAppliedIsNotParked(on kind: EngineStore) async throws {
+        let executor = ScriptedExecutor()
+        try await kind.with { store in
+            let engine = Engine(
+                store: store, executor: executor, clock: ManualClock(),
+                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400"))
+            // Driven one step at a time by hand: the run's charge is accepted, then its callback stored.
+            let id = try await engine.startRun(try saga(Self.webhook), input: [:])
+            let drive = Task { try await engine.drive(runID: id) }
+            try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+            let token = try #require(try await token(store, id))
+            #expect(try await store.park(runID: id, until: Date(timeIntervalSince1970: 2_000_000_000)), "nothing pending: parked")
+            _ = try await store.receiveCallback(token: token, signal: .succeeded(output: ["id": "x"]), at: Date())
+            #expect(try await store.park(runID: id, until: Date(timeIntervalSince1970: 2_000_000_000)) == false, "a stored callback waits to be applied")
+            #expect(try await store.unfinishedRuns().map(\.id) == [id], "and the run is not parked: a restart loads it")
+            drive.cancel()
+            _ = await drive.result
+        }
+    }
 }

@@ -249,7 +249,7 @@ final class BarrierStore: SagaStore {
         try await inner.recordAttemptFinished(result, transition: transition)
     }
     func unfinishedRuns() async throws -> [StoredRun] { try await inner.unfinishedRuns() }
-    func park(runID: String, until: Date) async throws { try await inner.park(runID: runID, until: until) }
+    func park(runID: String, until: Date) async throws -> Bool { try await inner.park(runID: runID, until: until) }
     func unparkRuns(dueBy: Date, limit: Int) async throws -> [String] { try await inner.unparkRuns(dueBy: dueBy, limit: limit) }
     func receiveCallback(token: String, signal: CallbackSignal, at: Date) async throws -> CallbackReceipt {
         try await inner.receiveCallback(token: token, signal: signal, at: at)
