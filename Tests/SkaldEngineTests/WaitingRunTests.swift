@@ -23,23 +23,11 @@ import SkaldTestSupport
           { "name": "b", "request": { "method": "POST", "url": "http://127.0.0.1:1/b" } } ] }
         """
 
-    /// A serving engine (so runs park) on `kind`, with a manual clock, for `body`.
     func serving(
         _ kind: EngineStore, _ executor: ScriptedExecutor,
         _ body: @Sendable @escaping (Engine, any SagaStore, ManualClock) async throws -> Void
     ) async throws {
-        try await kind.with { store in
-            let clock = ManualClock()
-            let engine = Engine(
-                store: store, executor: executor, clock: clock,
-                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, parking: ParkingPolicy(after: .seconds(60), poll: .seconds(1))))
-            let task = Task { try await engine.run() }
-            let result: Result<Void, any Error>
-            do { result = .success(try await body(engine, store, clock)) } catch { result = .failure(error) }
-            task.cancel()
-            _ = await task.result
-            try result.get()
-        }
+        try await servingEngine(kind, executor, body)
     }
 
     func status(_ store: any SagaStore, _ id: String) async throws -> RunState? {
@@ -163,6 +151,27 @@ import SkaldTestSupport
     }
 }
 
+/// A serving engine (so runs park after a minute) on `kind`, with a manual clock and a callback base URL, for `body`;
+/// stopped afterwards.
+func servingEngine(
+    _ kind: EngineStore, _ executor: ScriptedExecutor, _ body: @Sendable @escaping (Engine, any SagaStore, ManualClock) async throws -> Void
+) async throws {
+    try await kind.with { store in
+        let clock = ManualClock()
+        let engine = Engine(
+            store: store, executor: executor, clock: clock,
+            configuration: EngineConfiguration(
+                environment: [:], jitterSample: { 1 }, parking: ParkingPolicy(after: .seconds(60), poll: .seconds(1)),
+                publicURL: "http://127.0.0.1:7400"))
+        let task = Task { try await engine.run() }
+        let result: Result<Void, any Error>
+        do { result = .success(try await body(engine, store, clock)) } catch { result = .failure(error) }
+        task.cancel()
+        _ = await task.result
+        try result.get()
+    }
+}
+
 extension Sequence {
     func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
         var out: [T] = []
@@ -186,18 +195,7 @@ extension Sequence {
         _ kind: EngineStore, _ executor: ScriptedExecutor,
         _ body: @Sendable @escaping (Engine, any SagaStore, ManualClock) async throws -> Void
     ) async throws {
-        try await kind.with { store in
-            let clock = ManualClock()
-            let engine = Engine(
-                store: store, executor: executor, clock: clock,
-                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400"))
-            let task = Task { try await engine.run() }
-            let result: Result<Void, any Error>
-            do { result = .success(try await body(engine, store, clock)) } catch { result = .failure(error) }
-            task.cancel()
-            _ = await task.result
-            try result.get()
-        }
+        try await servingEngine(kind, executor, body)
     }
 
     func token(_ store: any SagaStore, _ id: String) async throws -> String? {
