@@ -83,7 +83,7 @@ extension Engine {
                 case nil, .timerCancelled?, .command(nil)?, .command(.drain?)?:
                     again = false
                     break waiting
-                case .command(.operate(_, let reply)?)?:
+                case .command(.operate(_, let reply, _)?)?:
                     reply.resume(
                         throwing: EngineError(
                             code: .unavailable,

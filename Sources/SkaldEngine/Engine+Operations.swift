@@ -66,7 +66,7 @@ extension Engine {
             if let mailbox = runs.existingMailbox(runID) {
                 do {
                     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RunState, any Error>) in
-                        if !mailbox.send(.operate(operation, continuation)) { continuation.resume(throwing: DriverGone()) }
+                        if !mailbox.send(.operate(operation, continuation, callbacksFirst: action.appliesStoredCallbacksFirst)) { continuation.resume(throwing: DriverGone()) }
                     }
                 } catch is DriverGone {
                     // The driver finished meanwhile: look again.
@@ -123,7 +123,18 @@ extension Engine {
                 }
             }
             let now = clock.now()
-            let transition = try operation(machine, run.state, now)
+            var state = run.state
+            if action.appliesStoredCallbacksFirst, state.waitsForCallback {
+                // A callback stored and not yet applied (its hand-over found no driver) comes before the action.
+                for transition in machine.applying(try await store.callbacks(runID: runID), to: state, at: now) {
+                    try await RunFence.$epoch.withValue(run.claimEpoch) {
+                        try await store.recordTransition(runID: runID, at: now, transition: transition)
+                    }
+                    publish(runID, transition, saga: run.sagaName, startedAt: run.createdAt, trace: run.trace)
+                    state = transition.state
+                }
+            }
+            let transition = try operation(machine, state, now)
             try await RunFence.$epoch.withValue(run.claimEpoch) {
                 try await store.recordTransition(runID: runID, at: now, transition: transition)
             }

@@ -335,7 +335,7 @@ public final class Engine: Service, Sendable {
         // Answer anything sent after the driver stopped listening, so no caller waits forever.
         mailbox?.close()
         for command in mailbox?.drainRemaining() ?? [] {
-            if case .operate(_, let continuation) = command { continuation.resume(throwing: DriverGone()) }
+            if case .operate(_, let continuation, _) = command { continuation.resume(throwing: DriverGone()) }
         }
     }
 

@@ -51,8 +51,10 @@ enum RunSource: Sendable {
 
 /// What the engine asks of a run's driver.
 enum DriverCommand: Sendable {
-    /// Apply an operator's transition to the current state, store it, and reply with the new state.
-    case operate(Engine.Operation, CheckedContinuation<RunState, any Error>)
+    /// Apply an operator's transition to the current state, store it, and reply with the new state. With
+    /// `callbacksFirst`, callbacks stored for the run and not yet applied are applied before it (so a cancel sees the
+    /// callback that came before it).
+    case operate(Engine.Operation, CheckedContinuation<RunState, any Error>, callbacksFirst: Bool)
     /// Stop starting attempts; return once those in flight are stored.
     case drain
 }

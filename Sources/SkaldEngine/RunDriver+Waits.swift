@@ -39,22 +39,41 @@ extension RunDriver {
         var stored: [StoredCallback] = []
         let (store, runID) = (engine.store, runID)
         guard await storing(false, { stored = try await store.callbacks(runID: runID) }) else { return false }
-        for callback in stored {
-            var signals: [(CallbackSignal, Date)] = []
-            if let at = callback.heartbeatAt { signals.append((.heartbeat, at)) }
-            if let final = callback.final { signals.append((final, callback.receivedAt ?? engine.clock.now())) }
-            for (signal, receivedAt) in signals {
-                let now = engine.clock.now()
-                guard
-                    let transition = machine.callbackReceived(
-                        state, step: callback.step, attempt: callback.attempt, signal: signal, receivedAt: receivedAt, at: now)
-                else { continue }
-                guard await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) else {
-                    return false
-                }
-                commit(transition)
+        let now = engine.clock.now()
+        for transition in machine.applying(stored, to: state, at: now) {
+            guard await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) else {
+                return false
             }
+            commit(transition)
         }
         return true
     }
+}
+
+extension SagaMachine {
+    /// The transitions that apply the stored `callbacks` to `state`, in order, each from the state the one before left:
+    /// every heartbeat and final callback that still changes something (the machine says which).
+    func applying(_ callbacks: [StoredCallback], to state: RunState, at now: Date) -> [Transition] {
+        var state = state
+        var transitions: [Transition] = []
+        for callback in callbacks {
+            var signals: [(CallbackSignal, Date)] = []
+            if let at = callback.heartbeatAt { signals.append((.heartbeat, at)) }
+            if let final = callback.final { signals.append((final, callback.receivedAt ?? now)) }
+            for (signal, receivedAt) in signals {
+                guard
+                    let transition = callbackReceived(
+                        state, step: callback.step, attempt: callback.attempt, signal: signal, receivedAt: receivedAt, at: now)
+                else { continue }
+                transitions.append(transition)
+                state = transition.state
+            }
+        }
+        return transitions
+    }
+}
+
+extension RunState {
+    /// Whether a step waits for a participant's callback (one may be stored and not yet applied).
+    var waitsForCallback: Bool { steps.contains { $0.status == .waiting && $0.wait?.kind == .callback } }
 }

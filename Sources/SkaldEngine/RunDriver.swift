@@ -265,10 +265,12 @@ struct RunDriver {
                 case .command(let command)?:
                     listening = false
                     switch command {
-                    case .operate(let operation, let reply)?:
+                    case .operate(let operation, let reply, let callbacksFirst)?:
+                        // A callback stored and not yet handed over is applied first: the action sees what came before it.
+                        if failure == nil, callbacksFirst, state.waitsForCallback { await applyStoredCallbacks(storing: storing) }
                         guard failure == nil else {
                             // Answered by the next driver, once the store can be written again.
-                            mailbox.sendFirst(.operate(operation, reply))
+                            mailbox.sendFirst(.operate(operation, reply, callbacksFirst: callbacksFirst))
                             continue
                         }
                         let now = engine.clock.now()

@@ -124,6 +124,16 @@ public enum OperatorAction: Sendable, Codable, Equatable {
     /// `status` is succeeded, failed or heartbeat; `output` is JSON text.
     case callback(step: Int, attempt: Int, status: String, output: String?, error: String?, receivedAt: Double)
 
+    /// Whether callbacks stored for the run and not yet applied are applied before the action: for every action but
+    /// a callback's own hand-over and abandon (which ends the run whatever was posted), so that, say, a cancel that
+    /// comes after a participant's `200` compensates a step that succeeded rather than one whose outcome is unknown.
+    var appliesStoredCallbacksFirst: Bool {
+        switch self {
+        case .callback, .abandon: false
+        default: true
+        }
+    }
+
     /// Abandoning sends nothing, so it is allowed on a run whose stored state the engine cannot drive.
     var isAbandon: Bool {
         if case .abandon = self { return true }

@@ -247,4 +247,42 @@ extension Sequence {
             _ = await drive.result
         }
     }
+
+    /// A cancel that comes after a participant's callback was stored (answered 200) but before it was handed to the run
+    /// sees it, whether a driver holds the run or not: the charge succeeded, so it is compensated as done, with the
+    /// callback's output, and not as an unknown outcome.
+    @Test(arguments: [EngineStore.memory, .sqlite], [true, false])
+    func aCancelAppliesTheCallbackStoredBeforeIt(on kind: EngineStore, driven: Bool) async throws {
+        let executor = ScriptedExecutor()
+        try await kind.with { store in
+            let engine = Engine(
+                store: store, executor: executor, clock: ManualClock(),
+                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400"))
+            let id = try await engine.startRun(try saga(Self.webhook), input: [:])
+            let drive = Task { try await engine.drive(runID: id) }
+            try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+            if !driven {
+                drive.cancel()
+                _ = await drive.result
+                try await waitFor("no driver to hold the run") { engine.runs.heldCount == 0 }
+            }
+            let token = try #require(try await token(store, id))
+            // Stored as the endpoint stores it, and not handed over (as when the hand-over lost a race with the cancel).
+            _ = try await store.receiveCallback(token: token, signal: .succeeded(output: ["id": "ch_9"]), at: Date())
+            _ = try await engine.cancel(runID: id, reason: "the customer left", by: "test")
+            let kinds = try await store.events(runID: id, after: 0).map(\.event.kind)
+            let received = try #require(kinds.firstIndex(of: .callbackReceived), "the stored callback was applied: \(kinds)")
+            let cancelled = try #require(kinds.firstIndex(of: .runCancelled))
+            #expect(received < cancelled)
+            if driven {
+                try await waitFor("the run to be compensated") { try await store.run(id: id)?.state.status == .compensated }
+                _ = await drive.result
+            } else {
+                #expect(try await engine.drive(runID: id).status == .compensated)
+            }
+            let refund = try #require(executor.calls.last)
+            #expect(refund.key.stepName == "charge" && refund.key.phase == .compensate)
+            #expect(refund.context.callbackOutputs["charge"] == ["id": "ch_9"], "the compensation reads the callback's output")
+        }
+    }
 }
