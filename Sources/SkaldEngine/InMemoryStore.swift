@@ -88,7 +88,7 @@ public actor InMemoryStore: SagaStore {
 
     public func importRuns(events: [RunEvent], from next: @escaping @Sendable () throws -> ExportedRun?) throws -> ImportedRuns {
         // All or nothing: what was there is put back when any run fails.
-        let saved = (runs, history, attemptRecords, sequence)
+        let saved = (runs, history, attemptRecords, sequence, callbackRows)
         do {
             var tally = ImportedRuns()
             while let exported = try next() {
@@ -96,7 +96,7 @@ public actor InMemoryStore: SagaStore {
             }
             return tally
         } catch {
-            (runs, history, attemptRecords, sequence) = saved
+            (runs, history, attemptRecords, sequence, callbackRows) = saved
             throw error
         }
     }
@@ -108,6 +108,11 @@ public actor InMemoryStore: SagaStore {
             throw StoreError.idempotencyKeyTaken(key, by: holder.id, importing: run.id)
         }
         runs[run.id] = run
+        // The token of a callback step's current attempt, so its participant can still call back.
+        for (position, step) in run.state.steps.enumerated() {
+            guard let (token, attempt) = StepRow.callbackToken(of: step), callbackRows[token] == nil else { continue }
+            callbackRows[token] = CallbackRow(token: token, runID: run.id, position: position, attempt: attempt)
+        }
         append(exported.events + events, runID: run.id)
         attemptRecords[run.id] = exported.attempts.map { attempt in
             var attempt = attempt

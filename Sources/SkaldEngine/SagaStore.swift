@@ -356,8 +356,13 @@ public struct StoredCallback: Sendable, Hashable {
     public var final: CallbackSignal?
     public var receivedAt: Date?
     public var heartbeatAt: Date?
+    /// The token it was posted to (nil where a store does not say).
+    public var token: String?
 
-    public init(runID: String, step: Int, attempt: Int, final: CallbackSignal?, receivedAt: Date?, heartbeatAt: Date?) {
+    public init(
+        runID: String, step: Int, attempt: Int, final: CallbackSignal?, receivedAt: Date?, heartbeatAt: Date?, token: String? = nil
+    ) {
+        self.token = token
         self.runID = runID
         self.step = step
         self.attempt = attempt

@@ -332,7 +332,7 @@ public struct CallbackRow: Decodable, Sendable {
         }
         return StoredCallback(
             runID: runID, step: position, attempt: attempt, final: final, receivedAt: receivedAt.map(Date.init(timeIntervalSince1970:)),
-            heartbeatAt: heartbeatAt.map(Date.init(timeIntervalSince1970:)))
+            heartbeatAt: heartbeatAt.map(Date.init(timeIntervalSince1970:)), token: token)
     }
 
     /// What becomes of `signal` posted to this token at `at`, and what to store for it: the one rule both stores apply

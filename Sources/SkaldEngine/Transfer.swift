@@ -8,11 +8,15 @@ public struct ExportedRun: Sendable {
     public var run: StoredRun
     public var events: [RunEvent]
     public var attempts: [AttemptRecord]
+    /// Callbacks its participants posted (answered 200) that were not yet applied to it: stored again on import,
+    /// so the run applies them there.
+    public var callbacks: [StoredCallback]
 
-    public init(run: StoredRun, events: [RunEvent], attempts: [AttemptRecord]) {
+    public init(run: StoredRun, events: [RunEvent], attempts: [AttemptRecord], callbacks: [StoredCallback] = []) {
         self.run = run
         self.events = events
         self.attempts = attempts
+        self.callbacks = callbacks
     }
 }
 
@@ -80,7 +84,8 @@ public enum StoreTransfer {
                     try write(TransferFormat.line(.definition(definition, registered: false)))
                 }
                 let exported = ExportedRun(
-                    run: run, events: try await store.events(runID: run.id), attempts: try await store.attempts(runID: run.id))
+                    run: run, events: try await store.events(runID: run.id), attempts: try await store.attempts(runID: run.id),
+                    callbacks: run.state.status.isTerminal ? [] : try await store.callbacks(runID: run.id))
                 try write(TransferFormat.line(.run(exported)))
                 counts.runs += 1
                 if !run.state.status.isTerminal { counts.unfinished += 1 }
@@ -226,6 +231,21 @@ public enum StoreTransfer {
             texts.append((JSONPath().appending("attempts").appending(index).appending("error"), attempt.error))
             texts.append((JSONPath().appending("attempts").appending(index).appending("node"), attempt.node))
         }
+        for (index, step) in run.state.steps.enumerated() {
+            if let token = step.wait?.token, !CallbackToken.isWellFormed(token) {
+                throw problem(path.appending("steps").appending(index).appending("wait").appending("token"), "is not a callback token Skald makes")
+            }
+        }
+        for (index, callback) in exported.callbacks.enumerated() {
+            let at = JSONPath().appending("callbacks").appending(index)
+            guard run.state.steps.indices.contains(callback.step) else {
+                throw problem(at.appending("step"), "the run has no step \(callback.step)")
+            }
+            guard let token = callback.token, CallbackToken.isWellFormed(token) else {
+                throw problem(at.appending("token"), "is not a callback token Skald makes")
+            }
+            if case .failed(let error)? = callback.final { texts.append((at.appending("error"), error)) }
+        }
         if let (at, _) = texts.first(where: { $0.1?.contains("\u{0}") == true }) {
             throw problem(at, "holds a NUL character, which a PostgreSQL database cannot store")
         }
@@ -302,6 +322,14 @@ public enum StoreTransfer {
         // leaves the database as it was, so the import can be fixed and run again from the start.
         let reader = RunLineReader(lines: lines, checked: checked)
         let tally = try await store.importRuns(events: [note]) { try reader.next() }
+        // The callbacks participants posted and the source had not yet applied, stored again as they came (each one
+        // stored now, or a repeat of one an earlier import of this file stored): the run applies them when it is
+        // taken up, as it would have there.
+        for callback in reader.callbacks {
+            guard let token = callback.token else { continue }
+            if let at = callback.heartbeatAt { _ = try await store.receiveCallback(token: token, signal: .heartbeat, at: at) }
+            if let final = callback.final { _ = try await store.receiveCallback(token: token, signal: final, at: callback.receivedAt ?? now) }
+        }
         counts.runs = tally.imported
         counts.unfinished = tally.unfinished
         counts.alreadyPresent = tally.alreadyPresent

@@ -48,9 +48,11 @@ public enum TransferFormat {
                 ]
             ]).jsonText
         case .run(let exported):
-            return JSONValue.object([
+            var line: [String: JSONValue] = [
                 "run": encode(exported.run), "events": .array(exported.events.map(encode)), "attempts": .array(exported.attempts.map(encode)),
-            ]).jsonText
+            ]
+            if !exported.callbacks.isEmpty { line["callbacks"] = .array(exported.callbacks.map(encode)) }
+            return JSONValue.object(line).jsonText
         }
     }
 
@@ -84,7 +86,8 @@ public enum TransferFormat {
                         "wait": step.wait.map { wait in
                             [
                                 "kind": .string(wait.kind.rawValue), "since": time(wait.since), "until": time(wait.until),
-                                "prompt": text(wait.prompt),
+                                "prompt": text(wait.prompt), "token": text(wait.token), "attempt": int(wait.attempt),
+                                "heartbeatAt": time(wait.heartbeatAt), "output": wait.output ?? .null,
                             ]
                         } ?? .null,
                     ]
@@ -97,6 +100,36 @@ public enum TransferFormat {
             "at": time(event.at), "kind": .string(event.kind.rawValue), "step": text(event.step), "phase": text(event.phase?.rawValue),
             "attempt": int(event.attempt), "message": .string(event.message), "data": event.data,
         ]
+    }
+
+    /// A callback a participant posted that was stored and not yet applied to its run (the server stopped in between).
+    static func encode(_ callback: StoredCallback) -> JSONValue {
+        var status: JSONValue = .null
+        var output: JSONValue = .null
+        var error: JSONValue = .null
+        switch callback.final {
+        case .succeeded(let value)?: (status, output) = ("succeeded", value)
+        case .failed(let reason)?: (status, error) = ("failed", .string(reason))
+        case .heartbeat?, nil: break
+        }
+        return [
+            "step": int(callback.step), "attempt": int(callback.attempt), "token": text(callback.token), "status": status, "output": output,
+            "error": error, "receivedAt": time(callback.receivedAt), "heartbeatAt": time(callback.heartbeatAt),
+        ]
+    }
+
+    static func decodeCallback(_ callback: Reader, runID: String) throws -> StoredCallback {
+        var final: CallbackSignal?
+        switch try callback.optionalString("status") {
+        case "succeeded"?: final = .succeeded(output: callback.value["output"] ?? .null)
+        case "failed"?: final = .failed(error: try callback.string("error"))
+        case nil: final = nil
+        case let other?: throw callback.problem("status", "\"\(other)\" is not \"succeeded\", \"failed\" or null")
+        }
+        return StoredCallback(
+            runID: runID, step: try callback.int("step"), attempt: try callback.int("attempt"), final: final,
+            receivedAt: try callback.optionalDate("receivedAt"), heartbeatAt: try callback.optionalDate("heartbeatAt"),
+            token: try callback.string("token"))
     }
 
     static func encode(_ attempt: AttemptRecord) -> JSONValue {
@@ -143,7 +176,9 @@ public enum TransferFormat {
             let stored = try decodeRun(run)
             let events = try root.array("events").map(decodeEvent)
             let attempts = try root.array("attempts").map { try decodeAttempt($0, runID: stored.id) }
-            return .run(ExportedRun(run: stored, events: events, attempts: attempts))
+            // Absent from files written before callbacks could be stored and not yet applied.
+            let callbacks = try root.value["callbacks"] == nil ? [] : root.array("callbacks").map { try decodeCallback($0, runID: stored.id) }
+            return .run(ExportedRun(run: stored, events: events, attempts: attempts, callbacks: callbacks))
         }
         throw TransferError(line: line, path: nil, message: "a line must hold a \"definition\" or a \"run\" (or, first, the header)")
     }
@@ -181,6 +216,11 @@ public enum TransferFormat {
                 step.wait = StepWait(
                     kind: try wait.enumeration("kind", WaitKind.self), since: try wait.date("since"), until: try wait.date("until"),
                     prompt: try wait.optionalString("prompt"))
+                // Absent from files written before callback steps travelled with their token and output.
+                step.wait?.token = try wait.optionalString("token")
+                step.wait?.attempt = try wait.optionalInt("attempt")
+                step.wait?.heartbeatAt = try wait.optionalDate("heartbeatAt")
+                step.wait?.output = wait.value["output"].flatMap { $0 == .null ? nil : $0 }
             }
             state.steps[position] = step
         }

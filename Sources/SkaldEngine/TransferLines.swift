@@ -10,6 +10,9 @@ final class RunLineReader: @unchecked Sendable {
     private let checked: StoreTransfer.Checked
     private let definitions: [String: SagaDefinition]
     private var machines: [String: SagaMachine] = [:]
+    private var readCallbacks: [StoredCallback] = []
+    /// The callbacks of the runs read so far, stored and not yet applied where they were exported.
+    var callbacks: [StoredCallback] { lock.withLock { readCallbacks } }
 
     init(lines: some Sequence<[UInt8]>, checked: StoreTransfer.Checked) {
         self.lines = lines.makeIterator()
@@ -30,6 +33,7 @@ final class RunLineReader: @unchecked Sendable {
                 // Checked again as it is read: a line changed since the check is refused, not imported.
                 try StoreTransfer.checkRun(exported, line: number, definitions: definitions, machines: &machines)
                 exported.run.definitionDocument = document
+                readCallbacks += exported.callbacks
                 return exported
             }
             return nil

@@ -285,4 +285,51 @@ extension Sequence {
             #expect(refund.context.callbackOutputs["charge"] == ["id": "ch_9"], "the compensation reads the callback's output")
         }
     }
+
+    /// Runs exported while they wait for a callback travel with their token, and with a callback stored there and not
+    /// yet applied (the server stopped in between): on the new store that callback is applied, the participant's token
+    /// still works, and a completed callback's output travels too.
+    @Test(arguments: EngineStore.tested)
+    func aWaitingRunTravelsWithItsTokenAndItsStoredCallback(on kind: EngineStore) async throws {
+        let configuration = EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400")
+        let exported = Mutex<[String]>([])
+        let (first, second) = try await kind.with { store in
+            let engine = Engine(store: store, executor: ScriptedExecutor(), clock: ManualClock(), configuration: configuration)
+            var ids: [String] = []
+            for _ in 0..<2 {
+                let id = try await engine.startRun(try saga(Self.webhook), input: [:])
+                let drive = Task { try await engine.drive(runID: id) }
+                try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+                drive.cancel()
+                _ = await drive.result
+                ids.append(id)
+            }
+            try await waitFor("no driver to hold the runs") { engine.runs.heldCount == 0 }
+            _ = try await store.receiveCallback(token: try #require(try await token(store, ids[0])), signal: .heartbeat, at: Date())
+            _ = try await store.receiveCallback(token: try #require(try await token(store, ids[0])), signal: .succeeded(output: ["id": "ch_1"]), at: Date())
+            _ = try await StoreTransfer.export(from: store, source: "old", at: Date()) { line in exported.withLock { $0.append(line) } }
+            return (ids[0], ids[1])
+        }
+        let bytes = exported.withLock { $0 }.map { Array($0.utf8) }
+        let checked = try StoreTransfer.check(lines: bytes)
+        try await kind.with { store in
+            _ = try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: Date())
+            let secondToken = try #require(try await token(store, second), "the token travelled with the run")
+            let executor = ScriptedExecutor()
+            let engine = Engine(store: store, executor: executor, clock: ManualClock(), configuration: configuration)
+            #expect(try await engine.drive(runID: first).status == .completed, "the stored callback was applied on the new store")
+            #expect(executor.calls.last?.context.callbackOutputs["charge"] == ["id": "ch_1"])
+            let receipt = try await store.receiveCallback(token: secondToken, signal: .succeeded(output: ["id": "ch_2"]), at: Date())
+            guard case .stored = receipt else { Issue.record("\(receipt)"); return }
+            #expect(try await engine.drive(runID: second).status == .completed)
+            // Exported again, a completed callback step keeps its output.
+            var lines: [String] = []
+            _ = try await StoreTransfer.export(from: store, source: "new", at: Date()) { lines.append($0) }
+            for line in lines {
+                guard case .run(let again) = try TransferFormat.record(Array(line.utf8), line: 1), again.run.id == first else { continue }
+                #expect(again.run.state.steps[0].wait?.output == ["id": "ch_1"])
+                #expect(again.run.state == (try await store.run(id: first))?.state)
+            }
+        }
+    }
 }
