@@ -332,4 +332,37 @@ extension Sequence {
             }
         }
     }
+
+    /// On the injected clock: a heartbeat pushes the wait's deadline past where it was, and the step times out as an
+    /// unknown outcome (compensated) only once a heartbeat is missed, at the pushed deadline.
+    @Test(arguments: [EngineStore.memory, .sqlite])
+    func aHeartbeatKeepsTheWaitAliveAndAMissedOneEndsItAtThePushedDeadline(on kind: EngineStore) async throws {
+        let beating = Self.webhook.replacingOccurrences(of: #""callback": { "timeout": "10m" }"#, with: #""callback": { "timeout": "10m", "heartbeat": "1m" }"#)
+        let executor = ScriptedExecutor()
+        try await serving(kind, executor) { engine, store, clock in
+            let t0 = clock.now()
+            let id = try await engine.startRun(try saga(beating), input: [:])
+            try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+            let token = try #require(try await token(store, id))
+            #expect(try await store.run(id: id)?.state.steps[0].dueAt == t0.addingTimeInterval(60), "the first heartbeat is due a minute in")
+            for seconds in [50.0, 100.0] {
+                // Each heartbeat comes before the deadline the one before it set (50 s, then 100 s: past the first one).
+                clock.advance(to: t0.addingTimeInterval(seconds))
+                let receipt = try await engine.receiveCallback(token: token, signal: .heartbeat)
+                guard case .stored = receipt else { Issue.record("heartbeat at \(seconds) s: \(receipt)"); return }
+                try await waitFor("the heartbeat at \(seconds) s to be applied") {
+                    try await store.run(id: id)?.state.steps[0].wait?.heartbeatAt == t0.addingTimeInterval(seconds)
+                }
+                let step = try #require(try await store.run(id: id)?.state.steps[0])
+                #expect(step.status == .waiting && step.dueAt == t0.addingTimeInterval(seconds + 60))
+            }
+            clock.advance(to: t0.addingTimeInterval(161))
+            try await waitFor("the run to be compensated") { try await store.run(id: id)?.state.status == .compensated }
+            let timedOut = try #require(try await store.events(runID: id).first { $0.kind == .callbackTimedOut })
+            #expect(timedOut.at == t0.addingTimeInterval(161))
+            #expect(timedOut.data["heartbeatMissed"] == true)
+            #expect(try await store.run(id: id)?.state.steps[0].outcomeUnknown == true)
+            #expect(executor.calls.last?.key.phase == .compensate, "charge may have been applied: it is refunded")
+        }
+    }
 }
