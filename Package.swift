@@ -138,7 +138,11 @@ let package = Package(
         .testTarget(name: "SkaldEngineTests", dependencies: ["SkaldEngine", "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport"]),
         .testTarget(
             name: "SkaldSQLiteTests", dependencies: ["SkaldSQLite", "SkaldTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "SkaldStoreTests", dependencies: ["SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport"]),
+        .testTarget(
+            name: "SkaldStoreTests",
+            dependencies: [
+                "SkaldSQLite", "SkaldPostgres", "SkaldDemo", "SkaldTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]),
         .testTarget(
             name: "SkaldHTTPTests",
             dependencies: [

@@ -21,8 +21,10 @@ import Synchronization
 ///   `{"status": "succeeded", "output": {"id": …}}` to the body's `notify` (a callback step's `{{callback.url}}`).
 ///   `?never=1` never calls back. The time from that callback's 200 to the run's next request (to `/ok/…`, told
 ///   apart by its `Skald-Run` header) is recorded.
+/// - `POST /control/callbacks {"via": [BASE-URL, …]}` sends each callback to the server after the one the run named,
+///   and starts the callback figures again.
 /// - `GET /control/stats` gives `{"requests": N, "parked": N, "outageCalls": N, "outageEndsAt": EPOCH-SECONDS,
-///   "callbacks": N, "callbackErrors": N, "callbackToNextP50Ms": MS, "callbackToNextP99Ms": MS}`.
+///   "callbacks": N, "callbackErrors": N, "callbackToNextP50Ms": MS, "callbackToNextP99Ms": MS, "callbacksRedirected": N}`.
 public final class BenchParticipant: Sendable {
     private let requests = Atomic<Int>(0)
     private let parking = Mutex<Parking>(Parking())
@@ -32,6 +34,10 @@ public final class BenchParticipant: Sendable {
 
     /// Callback steps: when each run's callback was answered 200, and the delays to its next request.
     private let callbacks = Mutex<(answeredAt: [String: ContinuousClock.Instant], delays: [Double], stored: Int, errors: Int)>(([:], [], 0, 0))
+    /// With two or more servers (`skald bench-cluster`): their base URLs. A callback then goes to the server after the
+    /// one whose URL the run gave (`POST /control/callbacks {"via": [URL, …]}`), so it reaches a node that does not
+    /// drive the run, and is counted as redirected.
+    private let callbackVia = Mutex<(bases: [String], redirected: Int)>(([], 0))
     /// The callbacks' own client: many at once, from the participant's tasks.
     private let callbackClient: HTTPClient = {
         var configuration = HTTPClient.Configuration()
@@ -98,11 +104,23 @@ public final class BenchParticipant: Sendable {
                 let client = self.callbackClient
                 Task {
                     try? await Task.sleep(for: .milliseconds(Int.random(in: 0...500)))
-                    var callback = HTTPClientRequest(url: notify)
+                    var url = notify
+                    self.callbackVia.withLock { via in
+                        guard let index = via.bases.firstIndex(where: { notify.hasPrefix($0 + "/") }) else { return }
+                        url = via.bases[(index + 1) % via.bases.count] + notify.dropFirst(via.bases[index].count)
+                        if via.bases.count > 1 { via.redirected += 1 }
+                    }
+                    var callback = HTTPClientRequest(url: url)
                     callback.method = .POST
                     callback.headers.add(name: "Content-Type", value: "application/json")
                     callback.body = .bytes(ByteBuffer(string: #"{"status":"succeeded","output":{"id":"paid-1"}}"#))
-                    let status = try? await client.execute(callback, timeout: .seconds(60)).status
+                    // As a participant should: a callback the server could not store (5xx, or no answer) is posted again.
+                    var status: HTTPResponseStatus?
+                    for retry in 0..<8 {
+                        status = try? await client.execute(callback, timeout: .seconds(60)).status
+                        if let status, status.code < 500 { break }
+                        try? await Task.sleep(for: .milliseconds(100 << retry))
+                    }
                     let now = ContinuousClock.now
                     self.callbacks.withLock { callbacks in
                         if status == .ok {
@@ -151,17 +169,26 @@ public final class BenchParticipant: Sendable {
             self.parking.withLock { $0.released = false }
             return Self.response(.ok, ByteBuffer(string: #"{"parking":true}"#))
         }
+        router.post("/control/callbacks") { request, _ in
+            let body = try JSONParser.parse(String(buffer: try await request.body.collect(upTo: 1 << 16)))
+            let bases = body["via"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            self.callbackVia.withLock { $0 = (bases, 0) }
+            // The callback figures start again for the next measurement.
+            self.callbacks.withLock { $0 = ([:], [], 0, 0) }
+            return Self.response(.ok, ByteBuffer(string: #"{"via":\#(bases.count)}"#))
+        }
         router.get("/control/stats") { _, _ in
             let parked = self.parking.withLock { $0.waiting.count }
             let requests = self.requests.load(ordering: .relaxed)
             let outage = self.outage.withLock { $0 }
             let (stored, errors, delays) = self.callbacks.withLock { ($0.stored, $0.errors, $0.delays.sorted()) }
+            let redirected = self.callbackVia.withLock { $0.redirected }
             func percentile(_ p: Double) -> Double { delays.isEmpty ? 0 : delays[min(delays.count - 1, Int(Double(delays.count) * p))] }
             return Self.response(
                 .ok,
                 ByteBuffer(
                     string:
-                        #"{"requests":\#(requests),"parked":\#(parked),"outageCalls":\#(outage.calls),"outageEndsAt":\#(outage.end),"callbacks":\#(stored),"callbackErrors":\#(errors),"callbackToNextP50Ms":\#(percentile(0.5)),"callbackToNextP99Ms":\#(percentile(0.99))}"#))
+                        #"{"requests":\#(requests),"parked":\#(parked),"outageCalls":\#(outage.calls),"outageEndsAt":\#(outage.end),"callbacks":\#(stored),"callbackErrors":\#(errors),"callbackToNextP50Ms":\#(percentile(0.5)),"callbackToNextP99Ms":\#(percentile(0.99)),"callbacksRedirected":\#(redirected)}"#))
         }
         return router
     }

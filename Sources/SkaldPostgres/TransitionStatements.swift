@@ -38,6 +38,7 @@ enum TransitionStatements {
                 SELECT x.callback_token, $1, x.position, x.callback_attempt, $11
                 FROM jsonb_to_recordset($12::jsonb) AS x(position int, callback_token text, callback_attempt int)
                 WHERE x.callback_token IS NOT NULL AND EXISTS (SELECT 1 FROM r)
+                    AND NOT EXISTS (SELECT 1 FROM callback c WHERE c.token = x.callback_token)
                 ON CONFLICT (token) DO NOTHING
                 RETURNING 1),
             e AS (

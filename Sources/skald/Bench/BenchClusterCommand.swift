@@ -21,14 +21,17 @@ struct BenchClusterCommand: AsyncParsableCommand {
             PostgreSQL server's, per call the participant answered.
             Scenarios: happy (3 calls answered at once), hold (3 calls held 1 s each: not CPU-bound, shows how \
             runs spread), takeover (runs parked in their first call; one node is killed with SIGKILL and the \
-            others take its runs over once its lease lapses).
+            others take its runs over once its lease lapses), callback (runs whose middle step the participant \
+            accepts with 202 and completes by a callback 0-500 ms later, posted to a node that does not drive the run; \
+            measured with 2 nodes or more, and not run unless named).
             """)
 
     @Option(help: "Node counts to measure, separated by commas.") var nodes = "1,2,3"
-    @Option(help: "Scenarios, separated by commas: happy, hold, takeover.") var scenarios = "happy,hold,takeover"
+    @Option(help: "Scenarios, separated by commas: happy, hold, takeover, callback.") var scenarios = "happy,hold,takeover"
     @Option(help: "Runs in the happy scenario.") var runs = 3000
     @Option(help: "Runs in the hold scenario.") var heldRuns = 2000
     @Option(help: "Runs parked when a node is killed in the takeover scenario.") var takeoverRuns = 1000
+    @Option(help: "Runs in the callback scenario.") var callbackRuns = 10000
     @Option(help: "The nodes' --lease.") var lease = "5s"
     @Option(
         help: "PostgreSQL's synchronous_commit: on (each commit waits for the disk, like SQLite's --durability full) or off (a commit survives a crash of Skald, like SQLite's default WAL at synchronous=NORMAL).")
@@ -46,7 +49,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
         let cluster = try await PostgresCluster.start(durable: true, synchronousCommit: synchronousCommit == "on")
         let sagas = folder.appendingPathComponent("sagas")
         try FileManager.default.createDirectory(at: sagas, withIntermediateDirectories: true)
-        for shape in [BenchSaga.Shape.happy, .hold, .park] {
+        for shape in [BenchSaga.Shape.happy, .hold, .park, .callback] {
             let definition = BenchSaga.definition(participant: harness.participantURL, shape: shape)
             try definition.documentText.write(to: sagas.appendingPathComponent("bench-\(shape.rawValue).json"), atomically: true, encoding: .utf8)
         }
@@ -63,7 +66,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
         do {
             for scenario in scenarios.split(separator: ",").map(String.init) {
                 for count in nodeCounts {
-                    if scenario == "takeover" && count < 2 { continue }
+                    if (scenario == "takeover" || scenario == "callback") && count < 2 { continue }
                     measured += 1
                     let database = try await cluster.createDatabase("bench_\(scenario)_\(count)_\(measured)")
                     let line = try await measure(scenario, nodes: count, database: database, sagas: sagas, harness: harness, folder: folder)
@@ -165,8 +168,37 @@ struct BenchClusterCommand: AsyncParsableCommand {
                     "scenario": "takeover", "nodes": .int(Int64(count)), "runs": .int(Int64(takeoverRuns)), "heldByKilledNode": .int(Int64(held)),
                     "takenOverSeconds": .double(takenOver), "finishedSeconds": .double(finished), "lease": .string(lease),
                 ])
+        case "callback":
+            var via = HTTPClientRequest(url: harness.participantURL + "/control/callbacks")
+            via.method = .POST
+            via.body = .bytes(ByteBuffer(string: JSONValue.object(["via": .array(nodes.map { .string($0.url) })]).jsonText))
+            _ = try await client.execute(via, timeout: .seconds(30))
+            let started = ContinuousClock.now
+            try await startRuns(callbackRuns, saga: "bench-callback", through: nodes, client: client)
+            try await waitUntilFinished(through: nodes[0], client: client)
+            let elapsed = (ContinuousClock.now - started).seconds
+            let response = try await client.execute(HTTPClientRequest(url: harness.participantURL + "/control/stats"), timeout: .seconds(10))
+            let stats = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
+            let callbacks = Int(stats["callbacks"]?.intValue ?? 0)
+            let (p50, p99) = (stats["callbackToNextP50Ms"]?.doubleValue ?? 0, stats["callbackToNextP99Ms"]?.doubleValue ?? 0)
+            let calls = try await harness.participantStats().requests - before
+            let cpu = nodes.map(\.process.pid).map(CPU.milliseconds(of:)).reduce(0, +) - cpuBefore
+            let postgres = CPU.postgres(database: database) - postgresBefore
+            let text = String(
+                format: "callback %d nodes: %d runs in %.1f s = %.0f runs/s; %.0f callbacks/s stored (%d of %d to a node that does not drive the run, %d errors); callback 200 to next request p50 %.1f ms, p99 %.1f ms; CPU per call: nodes %.3f ms, PostgreSQL %.3f ms",
+                count, callbackRuns, elapsed, Double(callbackRuns) / elapsed, Double(callbacks) / elapsed, Int(stats["callbacksRedirected"]?.intValue ?? 0),
+                callbacks, Int(stats["callbackErrors"]?.intValue ?? 0), p50, p99, cpu / Double(max(calls, 1)), postgres / Double(max(calls, 1)))
+            return Line(
+                text: text,
+                json: [
+                    "scenario": "callback", "nodes": .int(Int64(count)), "runs": .int(Int64(callbackRuns)), "seconds": .double(elapsed),
+                    "runsPerSecond": .double(Double(callbackRuns) / elapsed), "callbacks": .int(Int64(callbacks)),
+                    "callbacksPerSecond": .double(Double(callbacks) / elapsed), "callbacksRedirected": stats["callbacksRedirected"] ?? 0,
+                    "callbackErrors": stats["callbackErrors"] ?? 0, "callbackToNextP50Ms": .double(p50), "callbackToNextP99Ms": .double(p99),
+                    "nodeCpuMsPerCall": .double(cpu / Double(max(calls, 1))), "postgresCpuMsPerCall": .double(postgres / Double(max(calls, 1))),
+                ])
         default:
-            throw ValidationError("unknown scenario \(scenario); use happy, hold or takeover")
+            throw ValidationError("unknown scenario \(scenario); use happy, hold, takeover or callback")
         }
     }
 
