@@ -118,6 +118,14 @@ struct RunDriver {
                         guard !draining else { break }
                         // An earlier step's move this pass (a wait that ended) may have turned the run back.
                         guard state.steps[index].dueAt.map({ $0 <= now }) == true else { continue }
+                        // A step with `when` is tested before it starts; false skips it (stored before the run goes on).
+                        if machine.decidesBeforeStarting(state, step: index), machine.saga.steps[index].when?.holds(in: context()) == false {
+                            let transition = machine.skip(state, step: index, at: now)
+                            if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
+                                commit(transition)
+                            }
+                            continue
+                        }
                         // A step that waits instead of calling begins or ends its wait, and a wait for a callback
                         // ends; nothing is sent.
                         if state.steps[index].status == .waiting
@@ -237,6 +245,8 @@ struct RunDriver {
                     engine.limiter.release()
                     if let held = permits.removeValue(forKey: key.step) { held.gate.finish(held.permit, outcome: outcome, duration: duration) }
                     let finishedAt = engine.clock.now()
+                    // A 2xx answer as the step's failWhen and retryWhen judge it (the participant's breaker saw it as it came).
+                    let outcome = machine.judge(outcome, step: key.step, phase: key.phase, context: context())
                     let transition = machine.finishAttempt(
                         state, step: key.step, outcome: outcome, duration: duration, at: finishedAt,
                         jitterSample: engine.configuration.jitterSample())

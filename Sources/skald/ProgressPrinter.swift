@@ -83,6 +83,8 @@ final class ProgressPrinter: Sendable {
             return "\(prefix)\(style.yellow("node")) \(event.message)"
         case .waitStarted, .sleepEnded, .callbackAccepted, .callbackHeartbeat, .callbackReceived, .callbackTimedOut:
             return "\(prefix)\(style.yellow("wait")) \(event.message)"
+        case .stepSkipped:
+            return "\(prefix)\(style.yellow("skip")) \(event.message)"
         case .stepApproved:
             return "\(prefix)\(style.green("yes")) \(event.message)"
         case .stepRejected:

@@ -89,13 +89,16 @@ extension DefinitionParser {
                 report(participantPath, "\"participant\" must be the name of one of the saga's \"participants\", but it is \(value.jsonText)")
             }
         }
-        guard let name, let action, members["compensation"] == nil || compensation != nil else {
+        let conditions = stepConditions(members, at: path)
+        guard let name, let action, members["compensation"] == nil || compensation != nil, let conditions else {
             unbuiltCalls += calls.map { (index, $0.path, $0.includingOwn, $0.call) }
             return nil
         }
-        return StepDefinition(
+        var step = StepDefinition(
             name: name, action: action, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown,
             participant: participant)
+        (step.when, step.failWhen, step.retryWhen) = conditions
+        return step
     }
 
     // MARK: - Steps that wait

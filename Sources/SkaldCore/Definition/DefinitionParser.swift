@@ -12,7 +12,7 @@ public struct DefinitionParser {
     public static let maximumSteps = 256
     static let stepFields = [
         "name", "dependsOn", "pivot", "participant", "request", "callback", "approval", "sleep", "sleepUntil", "compensation",
-        "compensateUnknown",
+        "compensateUnknown", "when", "failWhen", "retryWhen",
     ]
     static let callbackFields = ["timeout", "heartbeat"]
     /// The fields that say what a step does; a step has exactly one.
@@ -263,6 +263,7 @@ public struct DefinitionParser {
                     : item["callback"] != nil ? .callback : nil
             }
             checkReferences(parsed, names: names, reachable: graph.transitive, inputSchema: inputSchema)
+            checkSkippable(parsed)
             for unbuilt in unbuiltCalls {
                 checkCall(
                     unbuilt.call, at: unbuilt.path, stepIndex: unbuilt.step, includingOwn: unbuilt.includingOwn, names: names,
@@ -398,6 +399,12 @@ public struct DefinitionParser {
                 let fieldPath = field.reduce(stepPath) { $0.appending($1) }
                 checkReferences(
                     template.references.map { (fieldPath, $0) }, stepIndex: index, includingOwn: false, names: names,
+                    earlier: earlier, inputSchema: inputSchema)
+            }
+            for (field, condition, own) in [("when", step.when, false), ("failWhen", step.failWhen, true), ("retryWhen", step.retryWhen, true)] {
+                guard let condition else { continue }
+                checkReferences(
+                    condition.references.map { (stepPath.appending(field), $0) }, stepIndex: index, includingOwn: own, names: names,
                     earlier: earlier, inputSchema: inputSchema)
             }
             if let compensation = step.compensation {

@@ -81,6 +81,13 @@ public struct StepDefinition: Sendable, Hashable {
     /// The participant (one of the saga's `participants`) whose breaker, bulkhead and rate limit the step's calls,
     /// forward and compensation, go through.
     public var participant: String?
+    /// Whether the step runs: tested when it is due (its dependencies done); false skips it. A skipped step is never
+    /// compensated, and the steps after it go on as if it had succeeded.
+    public var when: Condition?
+    /// Tested on a 2xx answer to the forward request: true makes it a refusal (nothing was applied; the run turns back).
+    public var failWhen: Condition?
+    /// Tested on a 2xx answer to the forward request: true retries it, as a retryable status would be.
+    public var retryWhen: Condition?
 
     /// The forward HTTP call, for a step that makes one.
     public var request: CallDefinition? {

@@ -50,6 +50,8 @@ public struct RunEvent: Sendable, Hashable {
         case callbackAccepted = "callback_accepted"
         /// The participant's callback came (succeeded or failed).
         case callbackReceived = "callback_received"
+        /// A step's `when` was false: it was skipped.
+        case stepSkipped = "step_skipped"
         /// The participant said it is still working; the heartbeat deadline moved.
         case callbackHeartbeat = "callback_heartbeat"
         /// No callback (or heartbeat) came in time: the outcome is unknown.

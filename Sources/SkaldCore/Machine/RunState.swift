@@ -55,6 +55,8 @@ public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
     /// The compensation failed for good, then was done by hand: an operator recorded that the step was undone
     /// outside Skald. The compensation walk treats it as compensated.
     case compensationResolved = "compensation_resolved"
+    /// Its `when` was false when it came due: it never ran, is never compensated, and the steps after it go on.
+    case skipped
 
     public var phase: Phase? {
         switch self {
@@ -66,6 +68,9 @@ public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
 
     /// The forward work is done: by the participant (`succeeded`) or by hand (`resolved`).
     public var isDone: Bool { self == .succeeded || self == .resolved }
+
+    /// The steps that depend on it may start: it is done, or it was skipped.
+    public var letsDependentsStart: Bool { isDone || self == .skipped }
 
     /// The step was undone: by its compensation (`compensated`) or by hand (`compensation_resolved`).
     public var isUndone: Bool { self == .compensated || self == .compensationResolved }

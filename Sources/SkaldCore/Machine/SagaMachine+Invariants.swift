@@ -84,6 +84,9 @@ extension SagaMachine {
             {
                 report("status", "the step declares no compensation, so it cannot be \(step.status.rawValue) or have compensation attempts")
             }
+            if step.status == .skipped && (definition.when == nil || step.attempts > 0) {
+                report("status", definition.when == nil ? "the step has no \"when\", so it cannot be skipped" : "a skipped step never made an attempt")
+            }
             if step.status == .succeeded && step.response == nil && definition.request != nil {
                 report("response", "a succeeded step has the response later steps read; this one has none")
             }

@@ -362,20 +362,21 @@ public final class SagaMachine: Sendable {
     func advanceForward(_ state: inout RunState, at now: Date, events: inout [RunEvent]) {
         guard state.status == .running else { return }
         for index in state.steps.indices where state.steps[index].status == .pending {
-            if dependencies[index].allSatisfy({ state.steps[$0].status.isDone }) {
+            if dependencies[index].allSatisfy({ state.steps[$0].status.letsDependentsStart }) {
                 state.steps[index].status = .running
                 state.steps[index].dueAt = now
             }
         }
-        if state.steps.allSatisfy({ $0.status.isDone }) {
+        if state.steps.allSatisfy({ $0.status.letsDependentsStart }) {
             state.status = .completed
             let byHand = state.steps.filter { $0.status == .resolved }.map(\.name)
-            events.append(
-                RunEvent(
-                    at: now, kind: .runCompleted,
-                    message: byHand.isEmpty
-                        ? "run completed: all \(state.steps.count) steps succeeded"
-                        : "run completed: all \(state.steps.count) steps done, \(byHand.joined(separator: ", ")) by hand"))
+            let skipped = state.steps.filter { $0.status == .skipped }.map(\.name)
+            let ran = state.steps.count - skipped.count
+            var message = byHand.isEmpty
+                ? (skipped.isEmpty ? "run completed: all \(ran) steps succeeded" : "run completed: \(ran) step\(ran == 1 ? "" : "s") succeeded")
+                : "run completed: \(skipped.isEmpty ? "all " : "")\(ran) step\(ran == 1 ? "" : "s") done, \(byHand.joined(separator: ", ")) by hand"
+            if !skipped.isEmpty { message += "; skipped by their condition: \(skipped.joined(separator: ", "))" }
+            events.append(RunEvent(at: now, kind: .runCompleted, message: message))
         } else if let stuck = state.stuck, !state.steps.contains(where: { $0.status == .running || $0.status == .waiting }) {
             state.status = .stuck
             let message = isStuckAtUndecidedPivot(state)
