@@ -119,8 +119,12 @@ enum PlanText {
             let after = step.dependsOn.isEmpty ? "starts at once" : "after \(step.dependsOn.joined(separator: ", "))"
             let does = [step.request.map(schedule), step.wait.map(wait)].compactMap { $0 }.joined(separator: ", ")
             lines.append("  \(step.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(does); \(after)")
+            let pad = String(repeating: " ", count: width)
+            if let when = step.when { lines.append("  \(pad)  runs only when \(when); otherwise skipped (never undone), and the steps after it go on") }
+            if let failWhen = step.failWhen { lines.append("  \(pad)  a 2xx answer is a refusal when \(failWhen)") }
+            if let retryWhen = step.retryWhen { lines.append("  \(pad)  a 2xx answer is retried when \(retryWhen) (still so after the last attempt: outcome unknown)") }
             if let compensation = step.compensation {
-                lines.append("  \(String(repeating: " ", count: width))  undo: \(schedule(compensation))")
+                lines.append("  \(pad)  undo: \(schedule(compensation))")
             }
         }
         lines.append("")
@@ -188,6 +192,8 @@ enum PlanText {
                     "name": .string(step.name), "dependsOn": .array(step.dependsOn.map(JSONValue.string)), "pivot": .bool(step.isPivot),
                     "request": step.request.map(call) ?? .null, "compensation": step.compensation.map(call) ?? .null,
                     "wait": step.wait.map { wait in ["kind": .string(wait.kind.rawValue), "longestMs": wait.longest.map(ms) ?? .null] } ?? .null,
+                    "when": step.when.map(JSONValue.string) ?? .null, "failWhen": step.failWhen.map(JSONValue.string) ?? .null,
+                    "retryWhen": step.retryWhen.map(JSONValue.string) ?? .null,
                 ]
             }),
             "worstCaseMs": ms(plan.worstCase), "criticalPath": .array(plan.criticalPath.map(JSONValue.string)),

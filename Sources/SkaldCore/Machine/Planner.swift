@@ -29,6 +29,10 @@ public struct SagaPlan: Sendable {
         /// The wait, for a step that waits instead.
         public var wait: WaitSchedule?
         public var compensation: CallSchedule?
+        /// The step's conditions, as people read them: when it runs, and when a 2xx answer fails or is retried.
+        public var when: String?
+        public var failWhen: String?
+        public var retryWhen: String?
 
         /// The longest the step's forward work may take (a sleep until a given time counts as none: it is not known).
         public var worstCase: Duration { request?.worstCase ?? wait?.longest ?? .zero }
@@ -76,7 +80,8 @@ public enum Planner {
         let steps = saga.steps.enumerated().map { index, step in
             SagaPlan.Step(
                 name: step.name, dependsOn: saga.dependencies[index].map { saga.steps[$0].name }, isPivot: step.isPivot,
-                request: step.request.map(schedule), wait: wait(step.action), compensation: step.compensation.map(schedule))
+                request: step.request.map(schedule), wait: wait(step.action), compensation: step.compensation.map(schedule),
+                when: step.when?.summary, failWhen: step.failWhen?.summary, retryWhen: step.retryWhen?.summary)
         }
         // Longest path of worst cases through the dependency graph (indexes in dependency order).
         var finish = [Duration](repeating: .zero, count: saga.steps.count)
