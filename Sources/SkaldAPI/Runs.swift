@@ -120,10 +120,14 @@ public struct RunView: APIObject {
     public var unrunnable: UnrunnableView?
     /// Only on a 202 answer to an operator action: the node that drives the run took it.
     public var accepted: String?
+    /// Only for a completed run of a saga that declares `output`: what the run gives back.
+    public var output: JSONValue?
+    /// Only when the saga's `output` could not be worked out for this completed run (a value it reads is not there).
+    public var outputError: String?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case id, saga, version, definitionHash, status, input, createdAt, updatedAt, failure, compensationFailure, stuck, deadlineAt
-        case idempotencyKey, currentStep, traceId, traceparent, steps, links, graph, created, unrunnable, accepted
+        case idempotencyKey, currentStep, traceId, traceparent, steps, links, graph, created, unrunnable, accepted, output, outputError
     }
 
     public init(

@@ -311,9 +311,11 @@ struct API: Sendable {
 
     func runRepresentation(_ runID: String) async throws -> RunView {
         guard let run = try await store.run(id: runID) else { throw Self.unknownRun(runID) }
+        let input = engine.shownInput(of: run)
+        let saga = engine.saga(of: run)
         var shown = Representation.run(
-            run, input: engine.shownInput(of: run), attempts: try await store.attempts(runID: runID),
-            graph: engine.saga(of: run).map(Representation.graph), waits: engine.participantWaits(runID: runID))
+            run, input: input, attempts: try await store.attempts(runID: runID), graph: saga.map(Representation.graph),
+            waits: engine.participantWaits(runID: runID), output: saga?.output(of: run.state, input: input))
         if !run.state.status.isTerminal, let unrunnable = engine.unrunnable(run) {
             shown.unrunnable = UnrunnableView(message: unrunnable.description, problems: unrunnable.problems, canBeAbandoned: unrunnable.canBeAbandoned)
         }

@@ -30,7 +30,8 @@ enum Representation {
     /// - Parameter input: the run's input as it may be shown (sensitive fields masked).
     /// - Parameter waits: the steps a participant holds back now (known to the node driving the run).
     static func run(
-        _ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: GraphView?, waits: [String: ParticipantWait] = [:]
+        _ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: GraphView?, waits: [String: ParticipantWait] = [:],
+        output: Result<JSONValue, TemplateRenderError>? = nil
     ) -> RunView {
         let steps = run.state.steps.enumerated().map { index, step in
             StepView(
@@ -41,13 +42,19 @@ enum Representation {
                 wait: step.wait.map { StepWaitView(kind: $0.kind.rawValue, since: $0.since, until: $0.until, prompt: $0.prompt, output: $0.output) },
                 attemptLog: attempts.filter { $0.key.step == index }.map(attempt))
         }
-        return RunView(
+        var view = RunView(
             id: run.id, saga: run.sagaName, version: run.sagaVersion, definitionHash: run.definitionHash, status: run.state.status.rawValue,
             input: input, createdAt: run.createdAt, updatedAt: run.updatedAt, failure: failure(run.state.failure),
             compensationFailure: failure(run.state.compensationFailure), stuck: failure(run.state.stuck), deadlineAt: run.state.deadlineAt,
             idempotencyKey: run.idempotencyKey,
             currentStep: run.state.steps.first { $0.status == .running || $0.status == .waiting || $0.status == .compensating }?.name,
             traceId: run.trace?.traceID, traceparent: run.trace?.parent, steps: steps, graph: graph)
+        switch output {
+        case .success(let value)?: view.output = value
+        case .failure(let error)?: view.outputError = error.message
+        case nil: break
+        }
+        return view
     }
 
     /// Who resolved a step (or its compensation) by hand, when, and what they did.

@@ -254,6 +254,8 @@ struct StatusCommand: AsyncParsableCommand {
             print("run \(style.bold(id)) of \(run.saga) v\(run.version): \(status?.painted(style) ?? run.status)")
             print("started \(RelativeTime.describe(run.createdAt)), updated \(RelativeTime.describe(run.updatedAt))")
             if let trace = run.traceId { print("trace \(trace)") }
+            if let output = run.output { print("output: \(output.jsonText)") }
+            if let problem = run.outputError { print(style.yellow("output: cannot be worked out: \(problem)")) }
             if let failure = run.failure {
                 print("failure: \(failure.step.map { "\($0): " } ?? "")\(failure.reason)")
             }

@@ -106,8 +106,11 @@ final class ProgressPrinter: Sendable {
         switch state.status {
         case .completed:
             let byHand = state.steps.filter { $0.status == .resolved }.map(\.name)
-            return "\(style.green(style.bold("completed"))) in \(took): all \(state.steps.count) steps "
+            let skipped = state.steps.filter { $0.status == .skipped }.map(\.name)
+            let ran = state.steps.count - skipped.count
+            return "\(style.green(style.bold("completed"))) in \(took): \(skipped.isEmpty ? "all " : "")\(ran) step\(ran == 1 ? "" : "s") "
                 + (byHand.isEmpty ? "succeeded" : "done, \(byHand.joined(separator: ", ")) by hand")
+                + (skipped.isEmpty ? "" : "; skipped by their condition: \(skipped.joined(separator: ", "))")
         case .compensated:
             let undone = state.steps.filter(\.status.isUndone).map {
                 $0.status == .compensationResolved ? "\($0.name) (by hand)" : $0.outcomeUnknown ? "\($0.name) (outcome unknown)" : $0.name

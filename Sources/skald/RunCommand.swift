@@ -54,8 +54,9 @@ struct RunCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         let name = opened.name
         let state: RunState
+        var output: Result<JSONValue, TemplateRenderError>?
         do {
-            state = try await EngineHost.with(
+            (state, output) = try await EngineHost.with(
                 store: opened, maxResponseBytes: execution.maxResponseBytes, participants: participants, dataKey: try execution.loadDataKey(),
                 printer: printer) { engine in
             // On PostgreSQL this process is a node for as long as it drives the run, so no other node takes it.
@@ -69,7 +70,10 @@ struct RunCommand: AsyncParsableCommand {
                 throw Exit.invalid
             }
             print("run \(printer.style.bold(runID)) of \(saga.name) v\(saga.version) (database \(name))")
-            return try await engine.drive(runID: runID)
+            let state = try await engine.drive(runID: runID)
+            // The output as the API shows it: from the run as stored, its sensitive input masked.
+            let stored = try await opened.run(id: runID)
+            return (state, stored.flatMap { saga.output(of: state, input: engine.shownInput(of: $0)) })
             }
             }
             await opened.close()
@@ -78,6 +82,11 @@ struct RunCommand: AsyncParsableCommand {
             throw error
         }
         print("run \(state.id) \(printer.summary(state, elapsed: ContinuousClock.now - started))")
+        switch output {
+        case .success(let value)?: print("output: \(value.jsonText)")
+        case .failure(let error)?: print(printer.style.yellow("output: cannot be worked out: \(error.message)"))
+        case nil: break
+        }
         let code = Exit.forStatus(state.status)
         if code != .success { throw code }
     }

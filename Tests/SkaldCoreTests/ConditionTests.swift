@@ -151,4 +151,31 @@ let kycAccountOpening = """
         #expect(done.state.status == .completed)
         #expect(done.events.last?.message == "run completed: 1 step succeeded; skipped by their condition: b")
     }
+
+    @Test func aCompletedRunGivesItsOutputAndBadOutputsAreRefused() throws {
+        let text = """
+            { "name": "t", "version": 1, "steps": [ { "name": "a", "request": { "method": "POST", "url": "http://h/a" } },
+              { "name": "b", "when": {"value": "{{input.more}}", "equals": true}, "request": { "method": "POST", "url": "http://h/b" } } ],
+              "output": { "order": "{{input.order}}", "a": "{{steps.a.response.body.id}}", "b": "{{steps.b.response.body.id ?? null}}", "n": 1 } }
+            """
+        let definition = try saga(text)
+        let machine = SagaMachine(saga: definition)
+        var state = machine.start(runID: "r", at: t0).state
+        #expect(definition.output(of: state, input: ["order": "o1"]) == nil, "only a completed run has an output")
+        state = machine.beginAttempt(state, step: 0, at: t0).state
+        state = machine.finishAttempt(state, step: 0, outcome: .succeeded(.ok(["id": 7])), duration: .zero, at: t0, jitterSample: 0).state
+        state = machine.skip(state, step: 1, at: t0).state
+        #expect(try definition.output(of: state, input: ["order": "o1"])?.get() == ["order": "o1", "a": 7, "b": nil, "n": 1])
+        #expect(throws: TemplateRenderError.self) { try definition.output(of: state, input: [:])?.get() }
+
+        func problem(_ output: String) -> String {
+            problems(text.replacingOccurrences(of: #""output": { "order": "{{input.order}}", "a": "{{steps.a.response.body.id}}", "b": "{{steps.b.response.body.id ?? null}}", "n": 1 }"#, with: #""output": \#(output)"#))
+                .map { "\($0.path?.description ?? ""): \($0.message)" }.joined(separator: "\n")
+        }
+        #expect(problem(#""{{steps.a.response.body.id}}""#).contains("output: \"output\" must be an object"))
+        #expect(problem(#"{"b": "{{steps.b.response.body.id}}"}"#).contains("output: {{steps.b.response.body.id}} reads step \"b\", which has \"when\" and may be skipped"))
+        #expect(problem(#"{"k": "{{env.KEY}}"}"#).contains("output: {{env.KEY}}: the output is worked out from what the run stored"))
+        #expect(problem(#"{"c": "{{steps.c.response.body.id}}"}"#).contains("refers to step \"c\", which does not exist"))
+        #expect(problem(#"{"u": "{{callback.url}}"}"#).contains("is only known in the request of a step that declares \"callback\""))
+    }
 }

@@ -20,7 +20,8 @@ import SkaldTestSupport
             { "name": "review", "when": { "value": "{{input.deposit}}", "greaterThan": 10000 },
               "request": { "method": "POST", "url": "{{env.BANK_URL}}/review", "body": { "customer": "{{input.customer}}" } } },
             { "name": "open", "request": { "method": "POST", "url": "{{env.BANK_URL}}/open",
-              "body": { "customer": "{{input.customer}}", "reviewer": "{{steps.review.response.body.by ?? \\"nobody\\"}}" } } } ] }
+              "body": { "customer": "{{input.customer}}", "reviewer": "{{steps.review.response.body.by ?? \\"nobody\\"}}" } } } ],
+          "output": { "customer": "{{input.customer}}", "reviewer": "{{steps.review.response.body.by ?? null}}" } }
         """
 
     /// What the bank was asked, in order: "reserve ana", "open ana by nobody", …
@@ -66,12 +67,15 @@ import SkaldTestSupport
             #expect(small.status == 0, "\(small.stdout)\(small.stderr)")
             #expect(small.stdout.contains("review skipped: its condition is false (input.deposit > 10000)"), "\(small.stdout)")
             #expect(bank.ledger.withLock { $0 } == ["reserve bo", "kyc bo", "open bo by nobody"])
+            #expect(small.stdout.contains("completed in") && small.stdout.contains("3 steps succeeded; skipped by their condition: review"))
+            #expect(small.stdout.contains(#"output: {"customer":"bo","reviewer":null}"#), "\(small.stdout)")
 
             bank.ledger.withLock { $0 = [] }
             let large = try await SkaldProcess.run(
                 ["run", file.path, "--input", #"{"customer": "cy", "deposit": 50000}"#, "--db", db], environment: environment, in: folder)
             #expect(large.status == 0, "\(large.stdout)\(large.stderr)")
             #expect(bank.ledger.withLock { $0 } == ["reserve cy", "kyc cy", "review cy", "open cy by ana"])
+            #expect(large.stdout.contains(#"output: {"customer":"cy","reviewer":"ana"}"#), "\(large.stdout)")
 
             let plan = try await SkaldProcess.run(["plan", file.path], in: folder)
             #expect(plan.stdout.contains("runs only when input.deposit > 10000; otherwise skipped"), "\(plan.stdout)")

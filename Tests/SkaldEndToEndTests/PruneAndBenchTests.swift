@@ -11,6 +11,8 @@ import SkaldTestSupport
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let db = folder.appendingPathComponent("skald.sqlite").path
+            // Patient timeouts: on a busy machine a 1 s timeout turned the completed run into a compensated one.
+            let checkoutFile = try PatientSagas.copy("checkout.json", in: folder)
             let completed = try await SkaldProcess.run(
                 ["run", checkoutFile, "--input", checkoutInput(), "--db", db], environment: participants.environment, in: folder)
             #expect(completed.status == 0, "\(completed.stdout)\(completed.stderr)")

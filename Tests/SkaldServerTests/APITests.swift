@@ -208,6 +208,10 @@ func input(card: String = "4242424242424242", orderId: String = "o-1") -> String
             #expect(finished["input"]?["card"] == "***")
             #expect(finished["input"]?["sku"] == "BLUE-MUG")
             #expect(finished["steps"]?[2]?["attemptLog"]?[0]?["idempotencyKey"] == .string("\(id):ship-order:forward"))
+            // The saga's output, worked out from the completed run.
+            #expect(finished["output"]?["shipment"] == finished["steps"]?[2]?["response"]?["body"]?["id"])
+            #expect(finished["output"]?["orderId"] != nil && finished["output"]?["charge"]?.stringValue != nil)
+            #expect(finished["outputError"] == nil)
             let history = try await h.call(.get, "/v1/runs/\(id)/events")
             let kinds = (history.json["events"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
             #expect(kinds.first == "run_started")

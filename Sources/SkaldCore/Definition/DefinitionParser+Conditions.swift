@@ -154,3 +154,54 @@ extension DefinitionParser {
         }
     }
 }
+
+/// A run's output: `"output": {…}` at the top of a saga.
+extension DefinitionParser {
+    mutating func runOutput(_ value: JSONValue, steps: [StepDefinition], names: [String], inputSchema: InputSchema?) -> TemplateValue? {
+        let path = JSONPath.root.appending("output")
+        guard case .object = value else {
+            report(path, "\"output\" must be an object of what a completed run gives back, such as {\"accountId\": \"{{steps.open.response.body.id}}\"}; it is \(value.typeName)")
+            return nil
+        }
+        guard let template = templateValue(value, at: path) else { return nil }
+        let problemsBefore = problems.count
+        // Every step has run (or was skipped) by the time a run completes, so any step's response may be read.
+        checkReferences(
+            template.references.map { (path, $0) }, stepIndex: names.count, includingOwn: false, names: names, earlier: Set(names.indices),
+            inputSchema: inputSchema)
+        let skippable = Set(steps.filter { $0.when != nil }.map(\.name))
+        for reference in template.requiredReferences {
+            switch reference {
+            case .env(let name):
+                report(path, "{{env.\(name)}}: the output is worked out from what the run stored, whenever it is read, so it cannot read the server's environment; put the value in the input or a response")
+            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _):
+                // (A `where` here would guard only the last pattern.)
+                guard skippable.contains(step) else { continue }
+                report(path, "{{\(reference)}} reads step \"\(step)\", which has \"when\" and may be skipped, and then has no response; give the reference a default, such as {{\(reference) ?? null}}")
+            default:
+                continue
+            }
+        }
+        return problems.count == problemsBefore ? template : nil
+    }
+}
+
+extension SagaDefinition {
+    /// The output of a completed run, worked out from what it stored (`input` as it may be shown); nil when the saga
+    /// declares none or the run is not completed.
+    public func output(of state: RunState, input: JSONValue) -> Result<JSONValue, TemplateRenderError>? {
+        guard let output, state.status == .completed else { return nil }
+        var responses: [String: StepResponse] = [:]
+        var outputs: [String: JSONValue] = [:]
+        for step in state.steps {
+            if let response = step.response { responses[step.name] = response }
+            if let value = step.wait?.output { outputs[step.name] = value }
+        }
+        let context = TemplateContext(input: input, runID: state.id, env: [:], responses: responses, callbackOutputs: outputs, callback: nil)
+        do {
+            return .success(try context.render(output))
+        } catch {
+            return .failure(error)
+        }
+    }
+}

@@ -5,7 +5,9 @@ public struct DefinitionParser {
     /// Headers that Skald sets on every call; a definition may not set them.
     public static let reservedHeaders = ["idempotency-key", "skald-run", "skald-step", "skald-attempt", "skald-phase", "content-length", "host"]
 
-    static let sagaFields = ["$schema", "name", "version", "description", "deadline", "defaults", "inputSchema", "participants", "steps"]
+    static let sagaFields = [
+        "$schema", "name", "version", "description", "deadline", "defaults", "inputSchema", "participants", "steps", "output",
+    ]
     static let defaultsFields = ["timeout", "retry", "compensationRetry"]
     /// The most steps a saga may have. Real sagas have a handful; the bound keeps validation, planning and the
     /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
@@ -226,6 +228,7 @@ public struct DefinitionParser {
         }
 
         var steps: [StepDefinition] = []
+        var output: TemplateValue?
         let stepsPath = JSONPath.root.appending("steps")
         switch members["steps"] {
         case nil:
@@ -272,6 +275,7 @@ public struct DefinitionParser {
             if parsed.count == items.count, let closure = graph.transitive {
                 pivot = checkPivot(parsed.map(\.step), closure: closure)
             }
+            if let value = members["output"] { output = runOutput(value, steps: parsed.map(\.step), names: names, inputSchema: inputSchema) }
             steps = parsed.map(\.step)
             stepsComplete = parsed.count == items.count
         case let other?:
@@ -285,9 +289,11 @@ public struct DefinitionParser {
                 dependencies: [], pivot: pivot, deadline: deadline, participants: participants, document: .null) }
             return nil
         }
-        return SagaDefinition(
+        var saga = SagaDefinition(
             name: name, version: version, description: description, inputSchema: inputSchema, steps: steps,
             dependencies: dependencies, pivot: pivot, deadline: deadline, participants: participants, document: document)
+        saga.output = output
+        return saga
     }
 
     // MARK: - Input schema

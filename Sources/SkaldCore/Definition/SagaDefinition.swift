@@ -14,6 +14,9 @@ public struct SagaDefinition: Sendable {
     public var deadline: Duration?
     /// The services the saga's steps call, by name, with how Skald protects each (see `ParticipantSettings`).
     public var participants: [String: ParticipantSettings]
+    /// What a completed run gives back (`"output": {…}`, templates over its input, responses and callback outputs):
+    /// shown by `skald status`, the API and the console.
+    public var output: TemplateValue?
     /// The document as written, kept so that the stored definition is exactly what was validated.
     public let document: JSONValue
     /// The canonical JSON text of `document`, computed once.
