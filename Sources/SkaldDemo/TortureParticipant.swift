@@ -21,6 +21,9 @@ import Synchronization
 /// - `failundo`: like `decline`, and the compensations of the run fail (500) until the run is fixed
 ///   (`POST /fix/RUN`), so the run ends in `compensation_failed` until an operator acts;
 /// - `cancel`: each step takes 100 ms, so a cancel sent meanwhile finds the run in the middle.
+/// - `refuse200`: the step named by `fail` answers `200 {"refused": true}` and applies nothing (a saga's `failWhen`
+///   makes it a refusal); `pending`: it answers `200 {"pending": true}` to the first two requests for a key,
+///   applying nothing (a `retryWhen` retries it), then applies; `skip`: nothing of its own (a `when` skips a step).
 /// - `callback`, `callbackfail`: a request carrying `notify` (a callback step's `{{callback.url}}`) is accepted with
 ///   202 and completed from a task of the participant's own 0–300 ms later: `succeeded` (the action is applied when
 ///   accepted), or, for the step named by `fail` in `callbackfail`, `failed` (nothing is applied). The callback is
@@ -137,6 +140,15 @@ public final class TortureParticipant: Sendable {
             return record(key: key, run: run, step: step, phase: phase, status: 409, body: #"{"error": "compensated before it arrived"}"#)
         }
         switch (phase, mode) {
+        case (.forward, "refuse200") where step == failing:
+            // A 200 that says no: stored for the key like any answer, and nothing applied.
+            let answer = state.withLock { state in
+                if state.answers[key] == nil { state.answers[key] = (200, #"{"refused": true}"#) }
+                return state.answers[key]!
+            }
+            return Self.response(answer.status, answer.body)
+        case (.forward, "pending") where step == failing && attempt <= 2:
+            return Self.response(200, #"{"pending": true}"#)
         case (.forward, "flaky") where attempt <= 2:
             var response = Self.response(503, #"{"error": "busy"}"#)
             response.headers[.retryAfter] = "0"

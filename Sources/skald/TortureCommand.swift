@@ -20,7 +20,8 @@ struct TortureCommand: AsyncParsableCommand {
             Each cycle starts skald serve on the same database, keeps starting runs (happy, flaky with 503 and \
             Retry-After, slow past their timeout, declined, compensations that fail until an operator retries or \
             resolves them, cancels mid-run, a step that never answers in time so its outcome is unknown, parallel \
-            steps and a pivot, a callback step the participant completes from its own task, or fails), and SIGKILLs it after a random time \
+            steps and a pivot, a callback step the participant completes from its own task, or fails, a step its when skips, and a 200 \
+            that failWhen refuses or retryWhen retries), and SIGKILLs it after a random time \
             (uniform, so kills land during start-up recovery, group commits and everything else). After the last \
             cycle a server runs to the end, and the harness checks the participant's log and the database. \
             Prints one summary line; exits 1 on any violation.
@@ -127,6 +128,19 @@ enum TortureSagas {
                 ])
         ),
         ("torture-callback", saga("torture-callback", [step("a"), step("b", callback: true), step("c")])),
+        (
+            "torture-decide",
+            saga(
+                "torture-decide",
+                [
+                    step("a"),
+                    step("b").replacingOccurrences(
+                        of: #"{"name": "b", "#, with: #"{"name": "b", "when": {"not": {"value": "{{input.mode}}", "equals": "skip"}}, "#),
+                    step("c").replacingOccurrences(
+                        of: #"{"name": "c", "#,
+                        with: #"{"name": "c", "failWhen": {"value": "{{steps.c.response.body.refused}}", "equals": true}, "retryWhen": {"value": "{{steps.c.response.body.pending}}", "equals": true}, "#),
+                ])
+        ),
     ]
 
     /// Each saga's steps and, for each, the steps it depends on (directly or not) and whether it comes after the pivot.
@@ -134,6 +148,7 @@ enum TortureSagas {
         "torture-chain": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
         "torture-graph": (["a", "b1", "b2", "p", "d"], ["a": [], "b1": ["a"], "b2": ["a"], "p": ["a", "b1", "b2"], "d": ["a", "b1", "b2", "p"]], ["p", "d"]),
         "torture-callback": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
+        "torture-decide": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
     ]
 }
 
@@ -165,7 +180,12 @@ struct TortureDriver {
         var fail: String
 
         static func random(_ random: inout SeededRandom) -> Plan {
-            let saga = random.pick(["torture-chain", "torture-graph", "torture-callback"])
+            let saga = random.pick(["torture-chain", "torture-graph", "torture-callback", "torture-decide"])
+            if saga == "torture-decide" {
+                // b skipped by its when; c's 200 refused by failWhen, or pending (retryWhen) before it applies.
+                let mode = random.pick(["happy", "skip", "refuse200", "pending"])
+                return Plan(saga: saga, mode: mode, fail: ["refuse200", "pending"].contains(mode) ? "c" : "")
+            }
             if saga == "torture-callback" {
                 // Completed by the participant's callback, or failed by it.
                 let mode = random.pick(["callback", "callback", "callbackfail"])
@@ -371,16 +391,26 @@ struct TortureDriver {
             // Every run ended, and as its plan says it must.
             switch status {
             case .completed:
-                if ["decline", "failundo", "hang", "callbackfail"].contains(entry.plan.mode) {
+                if ["decline", "failundo", "hang", "callbackfail", "refuse200"].contains(entry.plan.mode) {
                     violations.append("run \(id) (\(entry.plan.mode) at \(entry.plan.fail)) completed")
                 }
-                for step in graph.steps where forward[step] == nil {
+                // A step its condition skipped is never applied; every other one is.
+                let skipped = Set(run.state.steps.filter { $0.status == .skipped }.map(\.name))
+                if entry.plan.mode == "skip" && skipped != ["b"] || entry.plan.mode != "skip" && !skipped.isEmpty {
+                    violations.append("run \(id) (\(entry.plan.mode)) completed with \(skipped.sorted()) skipped")
+                }
+                for step in graph.steps where forward[step] == nil && !skipped.contains(step) {
                     violations.append("run \(id) completed but \(step) was never applied")
+                }
+                for step in skipped where forward[step] != nil {
+                    violations.append("run \(id): \(step) was skipped by its condition but applied")
                 }
                 if !undone.isEmpty { violations.append("run \(id) completed but \(undone.keys.sorted()) were undone") }
                 if cancelAccepted.contains(id) { violations.append("run \(id) completed although its cancel was accepted") }
             case .compensated:
-                if ["happy", "flaky", "slow", "callback"].contains(entry.plan.mode) { violations.append("run \(id) (\(entry.plan.mode)) was compensated") }
+                if ["happy", "flaky", "slow", "callback", "skip", "pending"].contains(entry.plan.mode) {
+                    violations.append("run \(id) (\(entry.plan.mode)) was compensated")
+                }
                 // A run that reached its pivot goes forward only.
                 for step in graph.afterPivot where forward[step] != nil {
                     violations.append("run \(id) was compensated although \(step), at or after its pivot, was applied")
