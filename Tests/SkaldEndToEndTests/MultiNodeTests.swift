@@ -105,8 +105,11 @@ import SkaldTestSupport
                 var latest: TimeInterval = 0
                 for id in victimRuns {
                     let events = try await store.events(runID: id)
-                    let takeOver = try #require(events.first { $0.kind == .runTakenOver }, "run \(id) was taken over")
-                    #expect(takeOver.data["from"] == .string(victimID))
+                    // The take-over from the killed node (on a busy machine a node that missed its renewals may have
+                    // lost a run to another before the kill, too: that is a take-over of its own).
+                    let takeOver = try #require(
+                        events.last { $0.kind == .runTakenOver && $0.data["from"] == .string(victimID) },
+                        "run \(id) was taken over from the killed node: \(events.filter { $0.kind == .runTakenOver }.map(\.data))")
                     #expect(takeOver.data["to"]?.stringValue.map { $0 != victimID && nodeIDs.contains($0) } == true)
                     latest = max(latest, takeOver.at.timeIntervalSince(killedAt))
                     let ship = try #require(try await store.attempts(runID: id).first { $0.key.stepName == "ship-order" })
