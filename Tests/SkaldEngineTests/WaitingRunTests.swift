@@ -198,6 +198,21 @@ extension Sequence {
         try await servingEngine(kind, executor, body)
     }
 
+    /// An engine that does not serve (runs are driven by hand and never parked), with a callback base URL.
+    func handDriven(_ store: any SagaStore, _ executor: ScriptedExecutor = ScriptedExecutor()) -> Engine {
+        Engine(
+            store: store, executor: executor, clock: ManualClock(),
+            configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400"))
+    }
+
+    /// Starts a webhook run and drives it until its charge waits for its callback; returns the run and its driver.
+    func startWaiting(_ engine: Engine, _ store: any SagaStore) async throws -> (id: String, drive: Task<RunState, any Error>) {
+        let id = try await engine.startRun(try saga(Self.webhook), input: [:])
+        let drive = Task { try await engine.drive(runID: id) }
+        try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+        return (id, drive)
+    }
+
     func token(_ store: any SagaStore, _ id: String) async throws -> String? {
         try await store.run(id: id)?.state.steps[0].wait?.token
     }
@@ -231,13 +246,9 @@ extension Sequence {
     func aRunWithAStoredCallbackNotYetAppliedIsNotParked(on kind: EngineStore) async throws {
         let executor = ScriptedExecutor()
         try await kind.with { store in
-            let engine = Engine(
-                store: store, executor: executor, clock: ManualClock(),
-                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400"))
+            let engine = handDriven(store, executor)
             // Driven one step at a time by hand: the run's charge is accepted, then its callback stored.
-            let id = try await engine.startRun(try saga(Self.webhook), input: [:])
-            let drive = Task { try await engine.drive(runID: id) }
-            try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+            let (id, drive) = try await startWaiting(engine, store)
             let token = try #require(try await token(store, id))
             #expect(try await store.park(runID: id, until: Date(timeIntervalSince1970: 2_000_000_000)), "nothing pending: parked")
             _ = try await store.receiveCallback(token: token, signal: .succeeded(output: ["id": "x"]), at: Date())
@@ -255,12 +266,8 @@ extension Sequence {
     func aCancelAppliesTheCallbackStoredBeforeIt(on kind: EngineStore, driven: Bool) async throws {
         let executor = ScriptedExecutor()
         try await kind.with { store in
-            let engine = Engine(
-                store: store, executor: executor, clock: ManualClock(),
-                configuration: EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400"))
-            let id = try await engine.startRun(try saga(Self.webhook), input: [:])
-            let drive = Task { try await engine.drive(runID: id) }
-            try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+            let engine = handDriven(store, executor)
+            let (id, drive) = try await startWaiting(engine, store)
             if !driven {
                 drive.cancel()
                 _ = await drive.result
@@ -291,15 +298,12 @@ extension Sequence {
     /// still works, and a completed callback's output travels too.
     @Test(arguments: EngineStore.tested)
     func aWaitingRunTravelsWithItsTokenAndItsStoredCallback(on kind: EngineStore) async throws {
-        let configuration = EngineConfiguration(environment: [:], jitterSample: { 1 }, publicURL: "http://127.0.0.1:7400")
         let exported = Mutex<[String]>([])
         let (first, second) = try await kind.with { store in
-            let engine = Engine(store: store, executor: ScriptedExecutor(), clock: ManualClock(), configuration: configuration)
+            let engine = handDriven(store)
             var ids: [String] = []
             for _ in 0..<2 {
-                let id = try await engine.startRun(try saga(Self.webhook), input: [:])
-                let drive = Task { try await engine.drive(runID: id) }
-                try await waitFor("the run to wait for its callback") { try await store.run(id: id)?.state.steps[0].status == .waiting }
+                let (id, drive) = try await startWaiting(engine, store)
                 drive.cancel()
                 _ = await drive.result
                 ids.append(id)
@@ -316,7 +320,7 @@ extension Sequence {
             _ = try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: Date())
             let secondToken = try #require(try await token(store, second), "the token travelled with the run")
             let executor = ScriptedExecutor()
-            let engine = Engine(store: store, executor: executor, clock: ManualClock(), configuration: configuration)
+            let engine = handDriven(store, executor)
             #expect(try await engine.drive(runID: first).status == .completed, "the stored callback was applied on the new store")
             #expect(executor.calls.last?.context.callbackOutputs["charge"] == ["id": "ch_1"])
             let receipt = try await store.receiveCallback(token: secondToken, signal: .succeeded(output: ["id": "ch_2"]), at: Date())

@@ -30,12 +30,13 @@ extension SagaMachine {
     /// A 2xx answer to step `index`'s forward request as its `failWhen` and `retryWhen` judge it (`context` as for the
     /// request; the answer is added to it): a refusal (nothing was applied), a retry (the participant is not done; a
     /// last one left so is an unknown outcome, since it accepted the work), or the answer as it came.
-    public func judge(_ outcome: AttemptOutcome, step index: Int, phase: Phase, context: TemplateContext) -> AttemptOutcome {
+    /// `context` is built only for a step that has such a test (this runs for every answer).
+    public func judge(_ outcome: AttemptOutcome, step index: Int, phase: Phase, context: @autoclosure () -> TemplateContext) -> AttemptOutcome {
         let definition = saga.steps[index]
         guard phase == .forward, case .succeeded(let response) = outcome, definition.failWhen != nil || definition.retryWhen != nil else {
             return outcome
         }
-        var context = context
+        var context = context()
         context.responses[definition.name] = response
         if let failWhen = definition.failWhen, failWhen.holds(in: context) {
             return .failed(
