@@ -69,7 +69,9 @@ import SkaldTestSupport
                 extra: ["--allow-env", "INVENTORY_URL,PAYMENTS_URL,SHIPPING_URL"])
             let env = ["SKALD_SERVER": server.url]
             let sagaFile = folder.appendingPathComponent("checkout-stuck.json")
-            try Self.stuckSaga().write(to: sagaFile, atomically: true, encoding: .utf8)
+            // Patient timeouts: the run is stuck by a 404 after the pivot, and on a busy machine the checkout's 2 s
+            // timeouts turned it into a compensated run instead.
+            try PatientSagas.patient(try Self.stuckSaga()).write(to: sagaFile, atomically: true, encoding: .utf8)
             let defined = try await Self.run(["define", sagaFile.path], env, in: folder)
             #expect(defined.status == 0, "\(defined.stdout)\(defined.stderr)")
             let input = "@" + packageRoot.appendingPathComponent("Sagas/inputs/checkout.json").path
