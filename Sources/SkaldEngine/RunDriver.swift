@@ -126,10 +126,18 @@ struct RunDriver {
                             }
                             continue
                         }
+                        // A forEach step works out its items (stored before any item's call is sent); it sends nothing itself.
+                        if machine.fansOut(state, step: index) {
+                            let transition = machine.fanOut(state, step: index, items: items(of: index), at: now)
+                            if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
+                                commit(transition)
+                            }
+                            continue
+                        }
                         // A step that waits instead of calling begins or ends its wait, and a wait for a callback
                         // ends; nothing is sent.
                         if state.steps[index].status == .waiting
-                            || (machine.saga.steps[index].action.waitsInsteadOfCalling && state.steps[index].status == .running)
+                            || (machine.definition(of: index, in: state).action.waitsInsteadOfCalling && state.steps[index].status == .running)
                         {
                             await moveWait(index, storing: storing)
                             continue
@@ -246,7 +254,7 @@ struct RunDriver {
                     if let held = permits.removeValue(forKey: key.step) { held.gate.finish(held.permit, outcome: outcome, duration: duration) }
                     let finishedAt = engine.clock.now()
                     // A 2xx answer as the step's failWhen and retryWhen judge it (the participant's breaker saw it as it came).
-                    let outcome = machine.judge(outcome, step: key.step, phase: key.phase, context: context())
+                    let outcome = machine.judge(outcome, state, step: key.step, phase: key.phase, context: context(at: key.step))
                     let transition = machine.finishAttempt(
                         state, step: key.step, outcome: outcome, duration: duration, at: finishedAt,
                         jitterSample: engine.configuration.jitterSample())
@@ -346,7 +354,7 @@ struct RunDriver {
             return false
         }
         // A callback step's forward attempt gets a new token, stored with the attempt before the request leaves.
-        let token = state.steps[index].status == .running && machine.saga.steps[index].action.callback != nil ? CallbackToken.new() : nil
+        let token = state.steps[index].status == .running && machine.definition(of: index, in: state).action.callback != nil ? CallbackToken.new() : nil
         let transition = resend
             ? machine.resendInterruptedAttempt(state, step: index, at: now)
             : machine.beginAttempt(
@@ -396,10 +404,10 @@ struct RunDriver {
 
     /// The participant gate of the call the step would send now.
     private func gate(for index: Int) -> ParticipantGate? {
-        engine.participants.gate(for: machine.saga, step: index) {
+        engine.participants.gate(for: machine.saga, step: machine.definitionIndex(of: index, in: state)) {
             let phase = state.steps[index].status.phase ?? .forward
-            guard let call = machine.saga.steps[index].call(phase) else { return nil }
-            return try? context().render(call.url, encodingForURL: true)
+            guard let call = machine.definition(of: index, in: state).call(phase) else { return nil }
+            return try? context(at: index).render(call.url, encodingForURL: true)
         }
     }
 
@@ -418,20 +426,47 @@ struct RunDriver {
         if let held = permits.removeValue(forKey: index) { held.gate.finish(held.permit, outcome: nil, duration: .zero) }
     }
 
-    func context(callbackOf key: AttemptKey? = nil) -> TemplateContext {
+    /// What templates read: the run's input and answers; for an item of a forEach step (`position`), its item, and
+    /// its own answer as its step's; for a callback step's attempt (`key`), the URL that completes it.
+    func context(at position: Int? = nil, callbackOf key: AttemptKey? = nil) -> TemplateContext {
         var responses: [String: StepResponse] = [:]
         var outputs: [String: JSONValue] = [:]
-        for stepState in state.steps {
+        var fannedOut = false
+        for stepState in state.steps.prefix(machine.saga.steps.count) {
             if let response = stepState.response { responses[stepState.name] = response }
             if let output = stepState.wait?.output { outputs[stepState.name] = output }
+            if stepState.elements != nil { fannedOut = true }
+        }
+        var element: (step: String, index: Int, item: JSONValue)?
+        if let position = position ?? key?.step, let item = state.steps[position].element {
+            let items = try? context().resolve(machine.saga.steps[machine.definitionIndex(of: position, in: state)].forEach!.wholeReference!)
+            element = (item.step, item.index, items?[item.index] ?? .null)
+            responses[item.step] = state.steps[position].response
         }
         var callback: (url: String, token: String)?
         if let key, key.phase == .forward, let token = state.steps[key.step].wait?.token {
             // The base is filled in by `launch` once known; the token is what matters here.
             callback = (engine.publicURL.map { CallbackToken.url(base: $0, token: token) } ?? "", token)
         }
-        return TemplateContext(
+        var context = TemplateContext(
             input: input, runID: runID, env: engine.configuration.environment, responses: responses, callbackOutputs: outputs, callback: callback)
+        if fannedOut { context.itemResponses = state.itemResponses() }
+        context.element = element
+        return context
+    }
+
+    /// The items a due forEach step runs over, worked out from the input or an earlier answer.
+    private func items(of index: Int) -> Result<[JSONValue], TemplateRenderError> {
+        guard let reference = machine.saga.steps[index].forEach?.wholeReference else {
+            return .failure(TemplateRenderError(message: "the step declares no forEach"))
+        }
+        do {
+            let value = try context().resolve(reference)
+            if let problem = SagaDefinition.itemsProblem(value, of: reference) { return .failure(TemplateRenderError(message: problem)) }
+            return .success(value.arrayValue ?? [])
+        } catch {
+            return .failure(error)
+        }
     }
 
     private func requestSlot(_ index: Int, resend: Bool, in group: inout ThrowingTaskGroup<Wake, any Error>) {
@@ -440,7 +475,7 @@ struct RunDriver {
     }
 
     private func launch(_ key: AttemptKey, in group: inout ThrowingTaskGroup<Wake, any Error>) {
-        guard let call = machine.saga.steps[key.step].call(key.phase) else {
+        guard let call = machine.definition(of: key.step, in: state).call(key.phase) else {
             preconditionFailure("launch of step \(key.stepName), which makes no \(key.phase.rawValue) call")
         }
         let request = StepRequest(attempt: key, call: call, context: context(callbackOf: key), trace: trace)

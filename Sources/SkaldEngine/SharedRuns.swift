@@ -226,7 +226,7 @@ extension OperatorAction {
             return "run \(runID) has no step \(step)\(Suggestion.didYouMean(step, in: state.steps.map(\.name))); \(instead)"
         }
         let stepState = state.steps[index]
-        if machine.saga.steps[index].action.kind != .approval {
+        if machine.definition(of: index, in: state).action.kind != .approval {
             return "step \(step) of run \(runID) is not an approval; \(instead)"
         }
         if let resolution = stepState.resolution, stepState.status != .waiting {
@@ -238,9 +238,13 @@ extension OperatorAction {
 
     /// Why `step` of the run cannot be resolved, naming what can be done instead.
     static func resolveRefusal(runID: String, step: String, machine: SagaMachine, state: RunState, response: JSONValue? = nil) -> String {
-        let failedForward = state.steps.filter(\.failedForward).map(\.name)
+        let failedForward = state.steps.filter { $0.failedForward && $0.elements == nil }.map(\.name)
         guard let index = state.steps.firstIndex(where: { $0.name == step }) else {
             return "run \(runID) has no step \(step); its steps are \(state.steps.map(\.name).joined(separator: ", "))"
+        }
+        if let range = state.steps[index].elements {
+            let items = state.steps[range].filter { $0.failedForward || $0.status == .compensationFailed }.map(\.name)
+            return "\(step) runs once per item, and each item is resolved on its own: resolve \(items.isEmpty ? "\(step)[0] …" : items.joined(separator: ", ")) (skald resolve \(runID) --step '\(items.first ?? "\(step)[0]")' --note …)"
         }
         switch state.status {
         case .compensationFailed:

@@ -49,6 +49,7 @@ public struct RunRow: Decodable, Sendable {
         state.stuck = Self.failure(stuckStep, stuckReason)
         state.deadlineAt = deadlineAt.map(Date.init(timeIntervalSince1970:))
         state.steps = try steps.map { try $0.state() }
+        state.linkElements()
         return StoredRun(
             id: id, sagaName: sagaName, sagaVersion: sagaVersion, definitionHash: definitionHash, definitionDocument: document,
             input: try Self.json(input, "the input of run \(id)"), createdAt: Date(timeIntervalSince1970: createdAt),

@@ -224,6 +224,7 @@ public enum TransferFormat {
             }
             state.steps[position] = step
         }
+        state.linkElements()
         return StoredRun(
             id: id, sagaName: try run.string("sagaName"), sagaVersion: try run.int("sagaVersion"),
             definitionHash: try run.string("definitionHash"), definitionDocument: .null,

@@ -33,6 +33,22 @@ enum TransitionStatements {
                     last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8, wait text)
                 WHERE step.run_id = $1 AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
                 RETURNING 1),
+            i AS (
+                INSERT INTO step (run_id, position, name, status, attempts, compensation_attempts, compensation_attempts_base, attempts_base,
+                    first_attempt_at, compensation_first_attempt_at, due_at, response_status, response_body, last_error, outcome_unknown,
+                    resolved_by, resolved_note, resolved_at, wait)
+                SELECT $1, x.position, x.item, x.status, x.attempts, x.compensation_attempts, x.compensation_attempts_base, x.attempts_base,
+                    x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error,
+                    x.outcome_unknown, x.resolved_by, x.resolved_note, x.resolved_at, x.wait
+                FROM jsonb_to_recordset($12::jsonb) AS x(
+                    position int, item text, status text, attempts int, compensation_attempts int, compensation_attempts_base int,
+                    attempts_base int, first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int,
+                    response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8,
+                    wait text)
+                WHERE x.item IS NOT NULL AND EXISTS (SELECT 1 FROM r)
+                    AND NOT EXISTS (SELECT 1 FROM step o WHERE o.run_id = $1 AND o.position = x.position)
+                ON CONFLICT (run_id, position) DO NOTHING
+                RETURNING 1),
             k AS (
                 INSERT INTO callback (token, run_id, position, attempt, created_at)
                 SELECT x.callback_token, $1, x.position, x.callback_attempt, $11
@@ -90,6 +106,8 @@ enum TransitionStatements {
                     record["callback_attempt"] = .int(Int64(attempt))
                 }
                 if names { record["name"] = .string(step.name) }
+                // An item of a forEach step: its row is inserted by the transition that works the items out.
+                if step.element != nil { record["item"] = .string(step.name) }
                 return .object(record)
             }
         ).jsonText

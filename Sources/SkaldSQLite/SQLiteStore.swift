@@ -274,6 +274,13 @@ public final class SQLiteStore: SagaStore {
                 """)
         let registerToken = try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO callback (token, run_id, position, attempt, created_at) VALUES (?, ?, ?, ?, ?)")
+        // A forEach step's items are new rows: inserted by the transition that works them out, then updated.
+        if let added = state.steps.indices.last, state.steps[added].element != nil {
+            let insertItem = try db.cachedStatement(sql: "INSERT OR IGNORE INTO step (run_id, position, name, status) VALUES (?, ?, ?, ?)")
+            for position in (transition.changedSteps ?? Array(state.steps.indices)) where state.steps[position].element != nil {
+                try insertItem.execute(arguments: [runID, position, state.steps[position].name, state.steps[position].status.rawValue])
+            }
+        }
         for position in transition.changedSteps ?? Array(state.steps.indices) {
             let step = state.steps[position]
             if let (token, attempt) = StepRow.callbackToken(of: step) {

@@ -94,7 +94,7 @@ let kycAccountOpening = """
 
     @Test func failWhenMakesA200ARefusalAndTheRunTurnsBack() {
         let answer = AttemptOutcome.succeeded(StepResponse(status: 200, body: ["decision": "rejected"]))
-        let judged = machine.judge(answer, step: 1, phase: .forward, context: context(["deposit": 5]))
+        let judged = machine.judge(answer, checking(), step: 1, phase: .forward, context: context(["deposit": 5]))
         guard case .failed(let failure) = judged else { Issue.record("\(judged)"); return }
         #expect(failure.reason == #"HTTP 200, refused by failWhen: steps.kyc.response.body.decision equals "rejected""#)
         #expect(!failure.isRetryable && !failure.mayHaveApplied)
@@ -102,13 +102,13 @@ let kycAccountOpening = """
         #expect(after.status == .compensating)
         #expect(after.steps[1].status == .failed, "a refusal: nothing to undo at kyc")
         #expect(after.steps[0].status == .compensating)
-        #expect(machine.judge(.succeeded(StepResponse(status: 200, body: ["decision": "approved"])), step: 1, phase: .forward, context: context([:])) == .succeeded(StepResponse(status: 200, body: ["decision": "approved"])))
+        #expect(machine.judge(.succeeded(StepResponse(status: 200, body: ["decision": "approved"])), checking(), step: 1, phase: .forward, context: context([:])) == .succeeded(StepResponse(status: 200, body: ["decision": "approved"])))
     }
 
     @Test func retryWhenRetriesAndALastPendingAnswerIsAnUnknownOutcome() {
         var state = checking()
         for attempt in 1...3 {
-            let judged = machine.judge(.succeeded(StepResponse(status: 200, body: ["decision": "pending"])), step: 1, phase: .forward, context: context([:]))
+            let judged = machine.judge(.succeeded(StepResponse(status: 200, body: ["decision": "pending"])), state, step: 1, phase: .forward, context: context([:]))
             state = machine.finishAttempt(state, step: 1, outcome: judged, duration: .zero, at: t0, jitterSample: 0).state
             if attempt < 3 {
                 #expect(state.steps[1].status == .running && state.steps[1].dueAt! > t0, "retried after its backoff")

@@ -134,6 +134,7 @@ extension DefinitionParser {
             var places: [(String, [TemplateReference])] = []
             if let request = step.request { places.append(("request", request.requiredReferences)) }
             if let compensation = step.compensation { places.append(("compensation", compensation.requiredReferences)) }
+            if let forEach = step.forEach { places.append(("forEach", forEach.requiredReferences)) }
             for (field, condition) in [("when", step.when), ("failWhen", step.failWhen), ("retryWhen", step.retryWhen)] {
                 if let condition { places.append((field, condition.references)) }
             }
@@ -141,7 +142,7 @@ extension DefinitionParser {
                 for reference in references {
                     let target: String
                     switch reference {
-                    case .stepStatus(let name), .stepBody(let name, _), .stepCallbackOutput(let name, _): target = name
+                    case .stepStatus(let name), .stepBody(let name, _), .stepCallbackOutput(let name, _), .stepResponses(let name, _): target = name
                     default: continue
                     }
                     // A step's own compensation and answer tests run only when it ran; a test copes with an absent value.
@@ -174,7 +175,7 @@ extension DefinitionParser {
             switch reference {
             case .env(let name):
                 report(path, "{{env.\(name)}}: the output is worked out from what the run stored, whenever it is read, so it cannot read the server's environment; put the value in the input or a response")
-            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _):
+            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _), .stepResponses(let step, _):
                 // (A `where` here would guard only the last pattern.)
                 guard skippable.contains(step) else { continue }
                 report(path, "{{\(reference)}} reads step \"\(step)\", which has \"when\" and may be skipped, and then has no response; give the reference a default, such as {{\(reference) ?? null}}")
@@ -197,7 +198,8 @@ extension SagaDefinition {
             if let response = step.response { responses[step.name] = response }
             if let value = step.wait?.output { outputs[step.name] = value }
         }
-        let context = TemplateContext(input: input, runID: state.id, env: [:], responses: responses, callbackOutputs: outputs, callback: nil)
+        var context = TemplateContext(input: input, runID: state.id, env: [:], responses: responses, callbackOutputs: outputs, callback: nil)
+        context.itemResponses = state.itemResponses()
         do {
             return .success(try context.render(output))
         } catch {

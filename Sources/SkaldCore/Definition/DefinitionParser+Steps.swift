@@ -98,7 +98,50 @@ extension DefinitionParser {
             name: name, action: action, compensation: compensation, isPivot: isPivot, compensateUnknown: compensateUnknown,
             participant: participant)
         (step.when, step.failWhen, step.retryWhen) = conditions
+        if let value = members["forEach"] { step.forEach = forEach(value, at: path.appending("forEach"), step: step) }
+        if let value = members["maxConcurrency"] {
+            let fieldPath = path.appending("maxConcurrency")
+            if members["forEach"] == nil {
+                report(fieldPath, "\"maxConcurrency\" bounds how many of a forEach step's calls run at once, and this step declares no \"forEach\"; remove it")
+            } else if let count = value.intValue, count >= 1, count <= Int64(SagaDefinition.maximumItems) {
+                step.maxConcurrency = Int(count)
+            } else {
+                report(fieldPath, "\"maxConcurrency\" must be a whole number from 1 to \(SagaDefinition.maximumItems), but it is \(value.jsonText)")
+            }
+        }
         return step
+    }
+
+    /// `"forEach": "{{input.items}}"`: one whole reference to an array of the input or of an earlier answer, on a step
+    /// that makes a plain call.
+    mutating func forEach(_ value: JSONValue, at path: JSONPath, step: StepDefinition) -> TemplateString? {
+        guard let text = value.stringValue else {
+            report(path, "\"forEach\" must name the array to run over, such as \"{{input.items}}\" or \"{{steps.list.response.body.items}}\"; it is \(value.jsonText)")
+            return nil
+        }
+        guard let template = template(text, at: path) else { return nil }
+        guard let reference = template.wholeReference else {
+            report(path, "\"forEach\" must be one whole reference, such as \"{{input.items}}\", with no text around it; it is \"\(text)\"")
+            return nil
+        }
+        switch reference {
+        case .input, .stepBody, .stepCallbackOutput, .stepResponses:
+            break
+        default:
+            report(path, "\"forEach\" runs over an array of the input or of an earlier step's answer ({{input…}}, {{steps.NAME.response.body…}}, {{steps.NAME.callback.output…}}); {{\(reference)}} is not one")
+            return nil
+        }
+        if template.wholeDefault != nil {
+            report(path, "\"forEach\" cannot have a ?? default; give a default of [] in the input, or guard the step with \"when\"")
+        }
+        guard case .call = step.action else {
+            report(path, "\"forEach\" makes one HTTP call per item, so the step needs a plain \"request\" (not a callback, an approval or a sleep)")
+            return nil
+        }
+        if step.isPivot {
+            report(path, "the pivot is one call that settles the saga's direction; it cannot run once per item. Make another step the pivot, or remove \"forEach\"")
+        }
+        return template
     }
 
     // MARK: - Steps that wait

@@ -14,7 +14,7 @@ public struct DefinitionParser {
     public static let maximumSteps = 256
     static let stepFields = [
         "name", "dependsOn", "pivot", "participant", "request", "callback", "approval", "sleep", "sleepUntil", "compensation",
-        "compensateUnknown", "when", "failWhen", "retryWhen",
+        "compensateUnknown", "when", "failWhen", "retryWhen", "forEach", "maxConcurrency",
     ]
     static let callbackFields = ["timeout", "heartbeat"]
     /// The fields that say what a step does; a step has exactly one.
@@ -53,6 +53,8 @@ public struct DefinitionParser {
     var stepKinds: [String: WaitKind?] = [:]
     /// The saga as far as it could be read, when it has problems: its warnings are shown with them.
     var partial: SagaDefinition?
+    /// The names of the steps that declare `forEach` (from the file): they answer once per item.
+    var forEachSteps: Set<String> = []
 
     init(locations: [JSONPath: SourceLocation]) {
         self.locations = locations
@@ -265,6 +267,7 @@ public struct DefinitionParser {
                 stepKinds[name] = item["approval"] != nil ? .approval : item["sleep"] != nil || item["sleepUntil"] != nil ? .sleep
                     : item["callback"] != nil ? .callback : nil
             }
+            forEachSteps = Set(items.compactMap { $0["forEach"] == nil ? nil : $0["name"]?.stringValue })
             checkReferences(parsed, names: names, reachable: graph.transitive, inputSchema: inputSchema)
             checkSkippable(parsed)
             for unbuilt in unbuiltCalls {
@@ -396,6 +399,11 @@ public struct DefinitionParser {
         for (index, step) in steps {
             let stepPath = JSONPath.root.appending("steps").appending(index)
             let earlier = reachable?[index]
+            if let forEach = step.forEach {
+                checkReferences(
+                    forEach.references.map { (stepPath.appending("forEach"), $0) }, stepIndex: index, includingOwn: false, names: names,
+                    earlier: earlier, inputSchema: inputSchema)
+            }
             if let request = step.request {
                 checkCall(
                     request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, earlier: earlier,
@@ -435,13 +443,26 @@ public struct DefinitionParser {
     ) {
         for (fieldPath, reference) in references {
             switch reference {
-            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _):
+            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _), .stepResponses(let step, _):
                 guard let target = names.firstIndex(of: step) else {
                     let known = names.filter { !$0.isEmpty }
                     report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
                     continue
                 }
                 let kind = stepKinds[step] ?? nil
+                if case .stepResponses = reference {
+                    if !forEachSteps.contains(step) {
+                        report(fieldPath, "{{\(reference)}} reads the answers of step \"\(step)\" item by item, but it declares no \"forEach\"; read its one answer as {{steps.\(step).response.body…}}")
+                        continue
+                    }
+                    if target == stepIndex {
+                        report(fieldPath, "{{\(reference)}}: a forEach step's own calls read their own item's answer as {{steps.\(step).response.body…}}, not the answers of every item")
+                        continue
+                    }
+                } else if forEachSteps.contains(step), !(target == stepIndex && includingOwn) {
+                    report(fieldPath, "{{\(reference)}}: step \"\(step)\" runs once per item of its forEach, so it has one answer per item; read them as {{steps.\(step).responses[0].body…}} (or the whole list as {{steps.\(step).responses}})")
+                    continue
+                }
                 if case .stepCallbackOutput = reference, kind != .callback {
                     report(fieldPath, "{{\(reference)}} reads the callback output of step \"\(step)\", which declares no \"callback\"; only a step completed by its participant's callback has one (its answer is {{steps.\(step).response.body}})")
                 } else if let kind, kind != .callback {
@@ -467,6 +488,16 @@ public struct DefinitionParser {
                 if !names.contains(step) {
                     let known = names.filter { !$0.isEmpty }
                     report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
+                } else if forEachSteps.contains(step), names.firstIndex(of: step) != stepIndex {
+                    report(fieldPath, "{{\(reference)}}: step \"\(step)\" runs once per item of its forEach, and each item's call has its own key (RUN:\(step)[i]:forward); only the step's own calls can read it")
+                }
+            case .item, .index:
+                let own = stepIndex < names.count ? names[stepIndex] : ""
+                let field = fieldPath.description
+                if !forEachSteps.contains(own) {
+                    report(fieldPath, "{{\(reference)}} is the item of a forEach step's call, and this \(stepIndex < names.count ? "step declares no \"forEach\"" : "is not a step's call"); add \"forEach\": \"{{input.items}}\" to the step, or remove the reference")
+                } else if field.hasSuffix(".when") || field.hasSuffix(".forEach") {
+                    report(fieldPath, "{{\(reference)}} is known only in the call made for an item (its request, compensation, failWhen and retryWhen); \(field.hasSuffix(".when") ? "\"when\" decides once for the whole step" : "\"forEach\" names the items") and cannot read it")
                 }
             case .callbackURL, .callbackToken:
                 let own = stepIndex < names.count ? names[stepIndex] : ""

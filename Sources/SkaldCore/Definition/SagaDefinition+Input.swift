@@ -16,6 +16,17 @@ public struct InputError: Error, Sendable, CustomStringConvertible {
 }
 
 extension SagaDefinition {
+    /// Why `value` cannot be what a `forEach` runs over (it is not an array, or it has too many items), or nil.
+    public static func itemsProblem(_ value: JSONValue, of reference: TemplateReference) -> String? {
+        guard case .array(let items) = value else {
+            return "{{\(reference)}} is \(value.typeName), but forEach runs over an array; pass the items as a JSON array"
+        }
+        if items.count > maximumItems {
+            return "{{\(reference)}} has \(items.count) items, over the limit of \(maximumItems) for one forEach; split the work over several runs"
+        }
+        return nil
+    }
+
     /// Checks, before a run starts, that the input matches `inputSchema`, that every input field a template
     /// reads is present, and that every environment variable a template reads is set.
     public func checkStart(input: JSONValue, environment: [String: String]) throws(InputError) {
@@ -40,6 +51,17 @@ extension SagaDefinition {
                 _ = try context.resolve(reference)
             } catch {
                 problems.append("\(error.message); \(usedAt) needs it, so add it to the input")
+            }
+        }
+        // A forEach over the input is checked now, so a run that could never fan out is not started.
+        if problems.isEmpty {
+            for (index, step) in steps.enumerated() {
+                guard let forEach = step.forEach, let reference = forEach.wholeReference, case .input = reference,
+                    let value = try? context.resolve(reference)
+                else { continue }
+                if let problem = Self.itemsProblem(value, of: reference) {
+                    problems.append("steps[\(index)].forEach: \(problem)")
+                }
             }
         }
         let missing = environmentNames.filter { environment[$0] == nil }

@@ -68,6 +68,11 @@ public struct SagaDefinition: Sendable {
     public func stepIndex(named name: String) -> Int? {
         steps.firstIndex { $0.name == name }
     }
+
+    /// The most items a `forEach` step may run over.
+    public static let maximumItems = 1000
+    /// How many of a `forEach` step's calls run at once when it does not say.
+    public static let defaultMaxConcurrency = 10
 }
 
 public struct StepDefinition: Sendable, Hashable {
@@ -91,6 +96,11 @@ public struct StepDefinition: Sendable, Hashable {
     public var failWhen: Condition?
     /// Tested on a 2xx answer to the forward request: true retries it, as a retryable status would be.
     public var retryWhen: Condition?
+    /// `"forEach": "{{input.items}}"`: the step makes its call once per item of that array (at most
+    /// `SagaDefinition.maximumItems`), each with its own attempts, key and compensation.
+    public var forEach: TemplateString?
+    /// How many of a `forEach` step's calls may be under way at once.
+    public var maxConcurrency: Int = SagaDefinition.defaultMaxConcurrency
 
     /// The forward HTTP call, for a step that makes one.
     public var request: CallDefinition? {
@@ -222,6 +232,11 @@ extension SagaDefinition {
             // A reference with a default (`{{input.note ?? ""}}`) does not need the field.
             for reference in call.requiredReferences {
                 if case .input = reference, seen.insert(reference).inserted { out.append((reference, path)) }
+            }
+        }
+        for (index, step) in steps.enumerated() {
+            if let forEach = step.forEach, let reference = forEach.wholeReference, case .input = reference, seen.insert(reference).inserted {
+                out.append((reference, JSONPath.root.appending("steps").appending(index).appending("forEach")))
             }
         }
         for (path, template) in waitTemplates {

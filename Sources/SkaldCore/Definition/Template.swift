@@ -17,6 +17,13 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     case callbackURL
     /// `{{callback.token}}`: the token in that URL, for a participant that builds the URL itself.
     case callbackToken
+    /// `{{steps.NAME.responses[3].body.a}}`: the answers of a `forEach` step, one per item, in the items' order (each
+    /// `{"status": …, "body": …}`).
+    case stepResponses(step: String, path: [JSONPath.Component])
+    /// `{{item.a.b}}`: in a `forEach` step's calls and outcome rules, the item this call is for.
+    case item([JSONPath.Component])
+    /// `{{index}}`: in a `forEach` step's calls and outcome rules, the item's position, from 0.
+    case index
     /// `{{run.id}}`
     case runID
     /// `{{env.NAME}}`
@@ -31,6 +38,9 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
         case .stepCallbackOutput(let step, let path): "steps.\(step).callback.output" + TemplateReference.pathText(path)
         case .callbackURL: "callback.url"
         case .callbackToken: "callback.token"
+        case .stepResponses(let step, let path): "steps.\(step).responses" + TemplateReference.pathText(path)
+        case .item(let path): "item" + TemplateReference.pathText(path)
+        case .index: "index"
         case .runID: "run.id"
         case .env(let name): "env.\(name)"
         }
@@ -38,7 +48,9 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
 
     public var stepName: String? {
         switch self {
-        case .stepStatus(let step), .stepBody(let step, _), .stepIdempotencyKey(let step), .stepCallbackOutput(let step, _): step
+        case .stepStatus(let step), .stepBody(let step, _), .stepIdempotencyKey(let step), .stepCallbackOutput(let step, _),
+            .stepResponses(let step, _):
+            step
         default: nil
         }
     }
@@ -47,7 +59,15 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     /// (only once the callback came).
     public var readsResponse: Bool {
         switch self {
-        case .stepStatus, .stepBody, .stepCallbackOutput: true
+        case .stepStatus, .stepBody, .stepCallbackOutput, .stepResponses: true
+        default: false
+        }
+    }
+
+    /// Reads the item of a `forEach` step's call (`{{item…}}` or `{{index}}`).
+    public var readsItem: Bool {
+        switch self {
+        case .item, .index: true
         default: false
         }
     }
@@ -72,6 +92,11 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
         switch root {
         case "input":
             return .input(rest)
+        case "item":
+            return .item(rest)
+        case "index":
+            guard rest.isEmpty else { throw TemplateSyntaxError("\"{{\(text)}}\": {{index}} is the item's position, a number with no fields") }
+            return .index
         case "callback":
             if rest == [.key("url")] { return .callbackURL }
             if rest == [.key("token")] { return .callbackToken }
@@ -90,12 +115,15 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
             if rest.count == 2, case .key(let step) = rest[0], rest[1] == .key("idempotencyKey") {
                 return .stepIdempotencyKey(step: step)
             }
+            if rest.count >= 2, case .key(let step) = rest[0], rest[1] == .key("responses") {
+                return .stepResponses(step: step, path: Array(rest.dropFirst(2)))
+            }
             if rest.count >= 3, case .key(let step) = rest[0], rest[1] == .key("callback"), rest[2] == .key("output") {
                 return .stepCallbackOutput(step: step, path: Array(rest.dropFirst(3)))
             }
             guard rest.count >= 3, case .key(let step) = rest[0], rest[1] == .key("response") else {
                 throw TemplateSyntaxError(
-                    "\"{{\(text)}}\": write {{steps.NAME.response.status}}, {{steps.NAME.response.body.PATH}}, {{steps.NAME.callback.output.PATH}} or {{steps.NAME.idempotencyKey}}")
+                    "\"{{\(text)}}\": write {{steps.NAME.response.status}}, {{steps.NAME.response.body.PATH}}, {{steps.NAME.responses[0].body.PATH}} (a forEach step), {{steps.NAME.callback.output.PATH}} or {{steps.NAME.idempotencyKey}}")
             }
             if rest[2] == .key("status"), rest.count == 3 { return .stepStatus(step: step) }
             if rest[2] == .key("body") { return .stepBody(step: step, path: Array(rest.dropFirst(3))) }
@@ -103,7 +131,7 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
                 "\"{{\(text)}}\": a step response has \"status\" and \"body\"; write {{steps.\(step).response.status}} or {{steps.\(step).response.body.PATH}}")
         default:
             throw TemplateSyntaxError(
-                "\"{{\(text)}}\" starts with \"\(root)\"\(Suggestion.didYouMean(root, in: ["input", "steps", "run", "env", "callback"])); a reference starts with input, steps, run, env or callback")
+                "\"{{\(text)}}\" starts with \"\(root)\"\(Suggestion.didYouMean(root, in: ["input", "steps", "run", "env", "callback", "item", "index"])); a reference starts with input, steps, run, env, callback, or (in a forEach step) item or index")
         }
     }
 

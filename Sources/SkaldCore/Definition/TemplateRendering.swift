@@ -10,6 +10,11 @@ public struct TemplateContext: Sendable {
     public var callbackOutputs: [String: JSONValue]
     /// For a callback step's request: the URL and token that complete this attempt.
     public var callback: (url: String, token: String)?
+    /// The answers of each `forEach` step, by step name: an array with one `{"status", "body"}` (or null) per item.
+    public var itemResponses: [String: JSONValue] = [:]
+    /// In a `forEach` step's call: the step, and the item the call is for (its position and value). The step's own
+    /// `{{steps.NAME.response…}}` and `{{steps.NAME.idempotencyKey}}` are then this item's.
+    public var element: (step: String, index: Int, item: JSONValue)?
 
     public init(
         input: JSONValue, runID: String, env: [String: String], responses: [String: StepResponse] = [:],
@@ -53,6 +58,10 @@ extension TemplateContext {
 public struct TemplateRenderError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+
+    public init(message: String) {
+        self.message = message
+    }
 }
 
 extension TemplateContext {
@@ -73,7 +82,21 @@ extension TemplateContext {
         case .runID:
             return .string(runID)
         case .stepIdempotencyKey(let step):
+            if let element, element.step == step {
+                return .string(IdempotencyKey.of(runID: runID, step: StepElement.name(of: step, index: element.index), phase: .forward))
+            }
             return .string(IdempotencyKey.of(runID: runID, step: step, phase: .forward))
+        case .item(let path):
+            guard let element else { throw TemplateRenderError(message: "{{\(reference)}} is only known in the calls of a step that declares \"forEach\"") }
+            return try Self.walk(element.item, path: path, from: "item [\(element.index)] of step \"\(element.step)\"", reference: reference)
+        case .index:
+            guard let element else { throw TemplateRenderError(message: "{{index}} is only known in the calls of a step that declares \"forEach\"") }
+            return .int(Int64(element.index))
+        case .stepResponses(let step, let path):
+            guard let responses = itemResponses[step] else {
+                throw TemplateRenderError(message: "{{\(reference)}}: step \"\(step)\" has no answers (it has not run over its items)")
+            }
+            return try Self.walk(responses, path: path, from: "the answers of step \"\(step)\"", reference: reference)
         case .env(let name):
             guard let value = env[name] else {
                 throw TemplateRenderError(

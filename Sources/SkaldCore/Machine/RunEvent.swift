@@ -52,6 +52,8 @@ public struct RunEvent: Sendable, Hashable {
         case callbackReceived = "callback_received"
         /// A step's `when` was false: it was skipped.
         case stepSkipped = "step_skipped"
+        /// A `forEach` step worked out its items and starts their calls.
+        case itemsStarted = "items_started"
         /// The participant said it is still working; the heartbeat deadline moved.
         case callbackHeartbeat = "callback_heartbeat"
         /// No callback (or heartbeat) came in time: the outcome is unknown.

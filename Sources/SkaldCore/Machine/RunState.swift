@@ -150,8 +150,39 @@ public struct StepResponse: Sendable, Hashable {
     }
 }
 
+/// One item of a `forEach` step: a step of the run of its own (named `STEP[3]`), with its own attempts, answer and
+/// compensation, after the saga's steps.
+public struct StepElement: Sendable, Hashable {
+    /// The `forEach` step it belongs to.
+    public var step: String
+    /// Its position among the step's items, from 0.
+    public var index: Int
+
+    /// `reserve-item[3]`: the name of item 3 of step reserve-item (step names have no brackets).
+    public static func name(of step: String, index: Int) -> String { "\(step)[\(index)]" }
+
+    public init(step: String, index: Int) {
+        self.step = step
+        self.index = index
+    }
+
+    /// The item a step name names, or nil for the name of a saga's step.
+    public init?(name: String) {
+        guard name.last == "]", let open = name.lastIndex(of: "["), open > name.startIndex,
+            let index = Int(name[name.index(after: open)..<name.index(before: name.endIndex)]), index >= 0
+        else { return nil }
+        self.step = String(name[..<open])
+        self.index = index
+    }
+}
+
 public struct StepState: Sendable, Hashable {
     public var name: String
+    /// For an item of a `forEach` step (its name is `STEP[i]`): which step and which item.
+    public let element: StepElement?
+    /// For a `forEach` step that has run over its items: where they are in the run's steps. Its own status then
+    /// sums up theirs, and nothing is sent for the step itself. Not stored: worked out from the steps' names.
+    public var elements: Range<Int>?
     public var status: StepStatus
     /// Forward attempts started so far.
     public var attempts: Int
@@ -182,6 +213,7 @@ public struct StepState: Sendable, Hashable {
 
     public init(name: String) {
         self.name = name
+        self.element = StepElement(name: name)
         self.status = .pending
         self.attempts = 0
         self.compensationAttempts = 0
@@ -193,7 +225,8 @@ public struct StepState: Sendable, Hashable {
     public var failedForward: Bool { status == .failed || status == .outcomeUnknown }
 
     /// An attempt has been recorded as started and its outcome is not recorded yet.
-    public var isInFlight: Bool { status.phase != nil && dueAt == nil }
+    /// (A `forEach` step whose items are under way has none of its own.)
+    public var isInFlight: Bool { status.phase != nil && dueAt == nil && elements == nil }
 
     public func attempts(in phase: Phase) -> Int {
         phase == .forward ? attempts : compensationAttempts
@@ -248,6 +281,32 @@ public struct RunState: Sendable, Hashable {
         self.steps = stepNames.map(StepState.init(name:))
     }
 
+    /// A run read back: `steps` in position order, the items of `forEach` steps after the saga's steps. Each
+    /// `forEach` step that ran over its items learns where they are.
+    public init(id: String, steps: [StepState]) {
+        self.id = id
+        self.status = .running
+        self.steps = steps
+        linkElements()
+    }
+
+    /// Sets `elements` of each step whose items follow the saga's steps (in one run of positions).
+    public mutating func linkElements() {
+        var ranges: [String: Range<Int>] = [:]
+        for (position, step) in steps.enumerated() {
+            guard let element = step.element else { continue }
+            if let range = ranges[element.step], range.upperBound == position {
+                ranges[element.step] = range.lowerBound..<(position + 1)
+            } else if ranges[element.step] == nil {
+                ranges[element.step] = position..<(position + 1)
+            }
+        }
+        guard !ranges.isEmpty else { return }
+        for position in steps.indices where steps[position].element == nil {
+            if let range = ranges[steps[position].name] { steps[position].elements = range }
+        }
+    }
+
     /// The earliest time an attempt is due, if any is waiting.
     public var nextDueAt: Date? {
         steps.compactMap(\.dueAt).min()
@@ -265,5 +324,19 @@ public struct RunState: Sendable, Hashable {
     /// The steps waiting for a person or a time.
     public var waitingSteps: [Int] {
         steps.indices.filter { steps[$0].status == .waiting }
+    }
+}
+
+extension RunState {
+    /// The answers of each `forEach` step that ran over its items, by step name, as `{{steps.NAME.responses}}` reads
+    /// them: one `{"status", "body"}` per item, null for an item with no answer.
+    public func itemResponses() -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        for step in steps {
+            guard let range = step.elements else { continue }
+            out[step.name] = .array(
+                steps[range].map { item in item.response.map { ["status": .int(Int64($0.status)), "body": $0.body] } ?? .null })
+        }
+        return out
     }
 }

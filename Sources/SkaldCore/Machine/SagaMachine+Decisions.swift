@@ -7,7 +7,7 @@ extension SagaMachine {
     /// Whether step `index` is due and is to be tested by its `when` before it starts: nothing sent, nothing waited.
     public func decidesBeforeStarting(_ state: RunState, step index: Int) -> Bool {
         let step = state.steps[index]
-        return saga.steps[index].when != nil && step.status == .running && step.attempts == 0 && step.wait == nil
+        return index < saga.steps.count && saga.steps[index].when != nil && step.status == .running && step.attempts == 0 && step.wait == nil
     }
 
     /// Skips a due step whose `when` is false: it is never sent and never compensated, and the steps after it go on.
@@ -31,8 +31,10 @@ extension SagaMachine {
     /// request; the answer is added to it): a refusal (nothing was applied), a retry (the participant is not done; a
     /// last one left so is an unknown outcome, since it accepted the work), or the answer as it came.
     /// `context` is built only for a step that has such a test (this runs for every answer).
-    public func judge(_ outcome: AttemptOutcome, step index: Int, phase: Phase, context: @autoclosure () -> TemplateContext) -> AttemptOutcome {
-        let definition = saga.steps[index]
+    public func judge(
+        _ outcome: AttemptOutcome, _ state: RunState, step index: Int, phase: Phase, context: @autoclosure () -> TemplateContext
+    ) -> AttemptOutcome {
+        let definition = definition(of: index, in: state)
         guard phase == .forward, case .succeeded(let response) = outcome, definition.failWhen != nil || definition.retryWhen != nil else {
             return outcome
         }

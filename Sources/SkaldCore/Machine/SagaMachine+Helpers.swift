@@ -34,12 +34,16 @@ extension SagaMachine {
     /// Whether the step is waiting to be compensated: it succeeded, or its outcome is unknown and it declares a
     /// compensation it may run for that.
     func awaitsCompensation(_ state: RunState, _ index: Int) -> Bool {
+        // A forEach step is undone item by item; it has no compensation of its own to send.
+        guard state.steps[index].elements == nil else { return false }
         switch state.steps[index].status {
         // A step resolved by hand was applied (by a person): it is undone like a succeeded one. (It can only be
         // resolved where the run no longer turns back, so this is for safety's sake.)
-        case .succeeded, .resolved: true
-        case .outcomeUnknown: saga.steps[index].compensateUnknown && saga.steps[index].compensation != nil && index != saga.pivot
-        default: false
+        case .succeeded, .resolved: return true
+        case .outcomeUnknown:
+            let definition = definition(of: index, in: state)
+            return definition.compensateUnknown && definition.compensation != nil && index != saga.pivot
+        default: return false
         }
     }
 

@@ -36,13 +36,31 @@ extension SagaMachine {
     public func problems(in state: RunState) -> [RunStateProblem] {
         var problems: [RunStateProblem] = []
         let steps = JSONPath().appending("steps")
-        let stored = state.steps.map(\.name), defined = saga.steps.map(\.name)
+        let stored = state.steps.prefix(saga.steps.count).map(\.name), defined = saga.steps.map(\.name)
         guard stored == defined else {
             return [
                 RunStateProblem(
                     path: steps,
                     message: "the steps (\(stored.joined(separator: ", "))) are not the steps of its definition (\(defined.joined(separator: ", ")))")
             ]
+        }
+        // After the saga's steps come the items of its forEach steps: each step's items in one run, numbered from 0.
+        var itemCounts: [String: Int] = [:]
+        for position in state.steps.indices.dropFirst(saga.steps.count) {
+            let step = state.steps[position]
+            guard let element = step.element, let owner = stepPositions[element.step], saga.steps[owner].forEach != nil,
+                element.index == itemCounts[element.step, default: 0], state.steps[owner].elements?.contains(position) == true
+            else {
+                return [
+                    RunStateProblem(
+                        path: steps.appending(position),
+                        message: "\(step.name) is not the next item of one of the saga's forEach steps (\(saga.steps.filter { $0.forEach != nil }.map(\.name).joined(separator: ", ")))")
+                ]
+            }
+            itemCounts[element.step, default: 0] += 1
+        }
+        if let over = itemCounts.first(where: { $0.value > SagaDefinition.maximumItems }) {
+            return [RunStateProblem(path: steps, message: "\(over.key) has \(over.value) items, over the limit of \(SagaDefinition.maximumItems)")]
         }
         func time(_ date: Date?, _ path: JSONPath) {
             guard let date else { return }
@@ -53,7 +71,7 @@ extension SagaMachine {
         time(state.deadlineAt, JSONPath().appending("deadlineAt"))
         for (index, step) in state.steps.enumerated() {
             let path = steps.appending(index)
-            let definition = saga.steps[index]
+            let definition = definition(of: index, in: state)
             func report(_ key: String, _ message: String) {
                 problems.append(RunStateProblem(path: path.appending(key), message: "\(step.name): \(message)"))
             }
@@ -84,10 +102,13 @@ extension SagaMachine {
             {
                 report("status", "the step declares no compensation, so it cannot be \(step.status.rawValue) or have compensation attempts")
             }
-            if step.status == .skipped && (definition.when == nil || step.attempts > 0) {
+            if step.elements != nil && (step.dueAt != nil || step.attempts > 0 || step.compensationAttempts > 0) {
+                report("dueAt", "a forEach step that ran over its items sends nothing of its own, so it has no due time and no attempts")
+            }
+            if step.status == .skipped && (definition.when == nil || step.attempts > 0 || step.element != nil) {
                 report("status", definition.when == nil ? "the step has no \"when\", so it cannot be skipped" : "a skipped step never made an attempt")
             }
-            if step.status == .succeeded && step.response == nil && definition.request != nil {
+            if step.status == .succeeded && step.response == nil && definition.request != nil && step.elements == nil {
                 report("response", "a succeeded step has the response later steps read; this one has none")
             }
             for (phase, attempts, base, key, baseKey) in [
@@ -107,7 +128,7 @@ extension SagaMachine {
                     report(key, "\(attempts - base) attempts counted against a retry policy of maxAttempts \(call.retry.maxAttempts)")
                 }
             }
-            if step.status == .running && step.attempts == step.attemptsBase && step.dueAt == nil {
+            if step.status == .running && step.attempts == step.attemptsBase && step.dueAt == nil && step.elements == nil {
                 report("dueAt", "a running step with no attempt made yet must be due")
             }
             if step.status == .compensating && step.compensationAttempts == step.compensationAttemptsBase && step.dueAt == nil {

@@ -52,7 +52,11 @@ extension SagaMachine {
         -> Transition?
     {
         guard state.status == .compensationFailed else { return nil }
-        let targets = state.steps.indices.filter { state.steps[$0].status == .compensationFailed && (name == nil || state.steps[$0].name == name) }
+        // A forEach step's compensation is its items': naming the step retries its items that failed.
+        let targets = state.steps.indices.filter { position in
+            let step = state.steps[position]
+            return step.status == .compensationFailed && step.elements == nil && (name == nil || step.name == name || step.element?.step == name)
+        }
         guard !targets.isEmpty else { return nil }
         let before = state
         var state = state
@@ -65,6 +69,8 @@ extension SagaMachine {
         let retried = targets.map { state.steps[$0].name }
         state.status = .compensating
         state.compensationFailure = nil
+        var ignored: [RunEvent] = []
+        refreshItems(&state, at: now, events: &ignored)
         let event = RunEvent(
             at: now, kind: .compensationRetried,
             message: "\(Self.who(who)) retried the compensation of \(retried.joined(separator: ", "))\(note.isEmpty ? "" : ": \(note)")",
@@ -86,7 +92,8 @@ extension SagaMachine {
     public func resolve(
         _ state: RunState, step name: String, note: String, by who: String = "", response: JSONValue? = nil, at now: Date
     ) -> Transition? {
-        guard let index = state.steps.firstIndex(where: { $0.name == name }) else { return nil }
+        // A forEach step is resolved item by item (`STEP[i]`): its own status only sums theirs up.
+        guard let index = state.steps.firstIndex(where: { $0.name == name }), state.steps[index].elements == nil else { return nil }
         let before = state
         var state = state
         let resolution = StepResolution(by: who, note: note, at: now)
@@ -103,7 +110,7 @@ extension SagaMachine {
                     at: now, kind: .compensationResolved, step: name, phase: .compensate,
                     message: "\(Self.who(who)) resolved the compensation of \(name) by hand: \(note)",
                     data: ["note": .string(note), "by": .string(who)]))
-            let stillFailed = state.steps.indices.filter { state.steps[$0].status == .compensationFailed }
+            let stillFailed = state.steps.indices.filter { state.steps[$0].status == .compensationFailed && state.steps[$0].elements == nil }
             state.compensationFailure = stillFailed.first.map { RunFailure(step: state.steps[$0].name, reason: state.steps[$0].lastError ?? "") }
             state.status = .compensating
             advanceCompensation(&state, at: now, events: &events)
@@ -117,7 +124,7 @@ extension SagaMachine {
             state.steps[index].resolution = resolution
             state.steps[index].response = response.map { StepResponse(status: 200, body: $0) }
             // A callback step's later steps read the callback's output: the response given stands for it.
-            if saga.steps[index].action.callback != nil, let response { state.steps[index].wait?.output = response }
+            if definition(of: index, in: state).action.callback != nil, let response { state.steps[index].wait?.output = response }
             events.append(
                 RunEvent(
                     at: now, kind: .stepResolved, step: name, phase: .forward,
@@ -130,7 +137,7 @@ extension SagaMachine {
                         message: "\(name) is the pivot: from here the saga only goes forward; later failures are retried, then wait for a person"))
             }
             // Another step that failed for good keeps the run stuck once nothing else can move.
-            let stillFailed = state.steps.indices.first { state.steps[$0].failedForward }
+            let stillFailed = state.steps.indices.first { state.steps[$0].failedForward && state.steps[$0].elements == nil }
             state.stuck = stillFailed.map { RunFailure(step: state.steps[$0].name, reason: state.steps[$0].lastError ?? "failed") }
             state.status = .running
             advanceForward(&state, at: now, events: &events)
@@ -143,12 +150,16 @@ extension SagaMachine {
     /// The steps not yet done whose request reads the response of step `index` without a `??` default: resolving
     /// that step by hand needs the response they read.
     public func stepsReadingResponse(of index: Int, in state: RunState) -> [String] {
-        let name = saga.steps[index].name
+        let stepIndex = definitionIndex(of: index, in: state)
+        let name = saga.steps[stepIndex].name
+        let isItem = stepIndex != index
         return saga.steps.indices.filter { other in
             !state.steps[other].status.isDone
                 && (saga.steps[other].request?.requiredReferences ?? []).contains { reference in
                     switch reference {
-                    case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _): step == name
+                    // An item's answer is read through its step's answers; the step's own calls read their own item's.
+                    case .stepResponses(let step, _): isItem && step == name
+                    case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _): !isItem && step == name
                     default: false
                     }
                 }
@@ -161,7 +172,7 @@ extension SagaMachine {
         let before = state
         var state = state
         var resumed: [String] = []
-        for index in state.steps.indices where state.steps[index].failedForward {
+        for index in state.steps.indices where state.steps[index].failedForward && state.steps[index].elements == nil {
             state.steps[index].status = .running
             state.steps[index].dueAt = now
             state.steps[index].attemptsBase = state.steps[index].attempts
@@ -170,6 +181,8 @@ extension SagaMachine {
         }
         state.status = .running
         state.stuck = nil
+        var ignored: [RunEvent] = []
+        refreshItems(&state, at: now, events: &ignored)
         let event = RunEvent(
             at: now, kind: .runResumed,
             message: "\(Self.who(who)) resumed the run: \(resumed.joined(separator: ", ")) will be tried again" + (note.isEmpty ? "" : " (\(note))"),

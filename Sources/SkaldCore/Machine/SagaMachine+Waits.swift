@@ -196,7 +196,7 @@ extension SagaMachine {
     public func callbackReceived(
         _ state: RunState, step index: Int, attempt: Int, signal: CallbackSignal, receivedAt: Date, at now: Date
     ) -> Transition? {
-        guard index < state.steps.count, let callback = saga.steps[index].action.callback else { return nil }
+        guard index < saga.steps.count, index < state.steps.count, let callback = saga.steps[index].action.callback else { return nil }
         let step = state.steps[index]
         guard step.attempts == attempt, step.wait?.kind == .callback, step.wait?.attempt == attempt else { return nil }
         let waiting = step.status == .waiting

@@ -21,7 +21,7 @@ public final class SagaMachine: Sendable {
         init(state: RunState, events: [RunEvent], before: RunState) {
             self.init(
                 state: state, events: events,
-                changedSteps: state.steps.indices.filter { state.steps[$0] != before.steps[$0] })
+                changedSteps: state.steps.indices.filter { $0 >= before.steps.count || state.steps[$0] != before.steps[$0] })
         }
     }
 
@@ -33,6 +33,10 @@ public final class SagaMachine: Sendable {
     let dependencies: [[Int]]
     /// For each step, every step that waits for it, directly or not.
     let dependents: [Set<Int>]
+    /// Each step's position, by name.
+    let stepPositions: [String: Int]
+    /// The steps that declare `forEach`.
+    let forEachSteps: [Int]
 
     public init(saga: SagaDefinition) {
         self.saga = saga
@@ -46,6 +50,8 @@ public final class SagaMachine: Sendable {
             for dependency in waitsFor { waitingFor[dependency].append(step) }
         }
         self.dependents = DefinitionParser.transitiveClosure(waitingFor)
+        stepPositions = Dictionary(saga.steps.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+        forEachSteps = saga.steps.indices.filter { saga.steps[$0].forEach != nil }
     }
 
     /// `SagaDefinition.checkStart`, without working out again what the definition reads.
@@ -91,7 +97,7 @@ public final class SagaMachine: Sendable {
             if step.attempts == step.attemptsBase { step.firstAttemptAt = now }
             step.attempts += 1
             attempt = step.attempts
-            if saga.steps[index].action.callback != nil {
+            if definition(of: index, in: state).action.callback != nil {
                 guard let callbackToken else { preconditionFailure("beginAttempt on callback step \(step.name) without a token") }
                 step.wait = StepWait(kind: .callback, since: now, until: now, token: callbackToken, attempt: attempt)
             }
@@ -148,7 +154,7 @@ public final class SagaMachine: Sendable {
         let data: JSONValue = [
             "participant": .string(participant), "until": .string(until.formatted(.iso8601)), "waitMs": .int(Int64(max(0, until.timeIntervalSince(now)) * 1000)),
         ]
-        guard let call = saga.steps[index].call(phase) else {
+        guard let call = definition(of: index, in: state).call(phase) else {
             preconditionFailure("waitForParticipant on step \(step.name), which makes no \(phase.rawValue) call")
         }
         if phase == .forward, let maxElapsed = call.maxElapsed, let firstAt = step.firstAttemptAt,
@@ -191,7 +197,8 @@ public final class SagaMachine: Sendable {
         let attempt = step.attempts(in: phase)
         let label = Self.label(step.name, phase)
         let took = DurationText.format(duration)
-        guard let call = saga.steps[index].call(phase) else {
+        let stepDefinition = definition(of: index, in: state)
+        guard let call = stepDefinition.call(phase) else {
             preconditionFailure("finishAttempt on step \(step.name), which makes no \(phase.rawValue) call")
         }
 
@@ -206,7 +213,7 @@ public final class SagaMachine: Sendable {
                         "maxAttempts": .int(Int64(call.retry.maxAttempts)),
                     ]))
             state.steps[index].lastError = nil
-            if phase == .forward, let callback = saga.steps[index].action.callback {
+            if phase == .forward, let callback = stepDefinition.action.callback {
                 // Accepted, not done: the step waits for the participant's callback.
                 state.steps[index].response = response
                 acceptCallback(&state, index: index, callback: callback, status: response.status, at: now, events: &events)
@@ -319,10 +326,11 @@ public final class SagaMachine: Sendable {
         _ state: inout RunState, index: Int, failure: AttemptFailure, attempt: Int, at now: Date, events: inout [RunEvent]
     ) {
         let step = state.steps[index]
+        let stepDefinition = definition(of: index, in: state)
             let unknown = state.steps[index].outcomeUnknown
             state.steps[index].status = unknown ? .outcomeUnknown : .failed
             let pastPivot = state.status == .running && isPastPivot(state)
-            let undecidedPivot = unknown && index == saga.pivot && saga.steps[index].compensateUnknown && state.status == .running
+            let undecidedPivot = unknown && index == saga.pivot && stepDefinition.compensateUnknown && state.status == .running
             var message = "\(step.name) failed: \(failure.reason)"
             if unknown {
                 message += "; its outcome is unknown (\(Self.unknownBecause(failure))): it may have been applied"
@@ -330,9 +338,9 @@ public final class SagaMachine: Sendable {
                     message += ", and past the pivot nothing is undone"
                 } else if undecidedPivot {
                     message += ". It is the pivot, so the run can neither turn back nor go on: it waits for a person"
-                } else if !saga.steps[index].compensateUnknown {
+                } else if !stepDefinition.compensateUnknown {
                     message += ", but compensateUnknown is false, so it is not undone: check it at the participant"
-                } else if saga.steps[index].compensation == nil {
+                } else if stepDefinition.compensation == nil {
                     message += ", and it declares no compensation, so it is not undone: check it at the participant"
                 } else {
                     message += ", so it is undone in case it was"
@@ -361,17 +369,19 @@ public final class SagaMachine: Sendable {
     /// Makes every pending step whose dependencies succeeded due now; completes the run when all succeeded.
     func advanceForward(_ state: inout RunState, at now: Date, events: inout [RunEvent]) {
         guard state.status == .running else { return }
-        for index in state.steps.indices where state.steps[index].status == .pending {
+        refreshItems(&state, at: now, events: &events)
+        for index in saga.steps.indices where state.steps[index].status == .pending {
             if dependencies[index].allSatisfy({ state.steps[$0].status.letsDependentsStart }) {
                 state.steps[index].status = .running
                 state.steps[index].dueAt = now
             }
         }
-        if state.steps.allSatisfy({ $0.status.letsDependentsStart }) {
+        let sagaSteps = state.steps.prefix(saga.steps.count)
+        if sagaSteps.allSatisfy({ $0.status.letsDependentsStart }) {
             state.status = .completed
             let byHand = state.steps.filter { $0.status == .resolved }.map(\.name)
-            let skipped = state.steps.filter { $0.status == .skipped }.map(\.name)
-            let ran = state.steps.count - skipped.count
+            let skipped = sagaSteps.filter { $0.status == .skipped }.map(\.name)
+            let ran = sagaSteps.count - skipped.count
             var message = byHand.isEmpty
                 ? (skipped.isEmpty ? "run completed: all \(ran) steps succeeded" : "run completed: \(ran) step\(ran == 1 ? "" : "s") succeeded")
                 : "run completed: \(skipped.isEmpty ? "all " : "")\(ran) step\(ran == 1 ? "" : "s") done, \(byHand.joined(separator: ", ")) by hand"
@@ -402,7 +412,7 @@ public final class SagaMachine: Sendable {
         state.status = .compensating
         state.failure = failure
         let toUndo = state.steps.indices.filter { awaitsCompensation(state, $0) }
-        let withCompensation = toUndo.filter { saga.steps[$0].compensation != nil }
+        let withCompensation = toUndo.filter { definition(of: $0, in: state).compensation != nil }
         let names = withCompensation.reversed().map { state.steps[$0].name }
         let shown = withCompensation.reversed().map { state.steps[$0].status == .outcomeUnknown ? "\(state.steps[$0].name) (outcome unknown)" : state.steps[$0].name }
         events.append(
@@ -419,17 +429,22 @@ public final class SagaMachine: Sendable {
     /// Schedules every compensation whose dependents are settled, and ends the run once nothing is left to do.
     func advanceCompensation(_ state: inout RunState, at now: Date, events: inout [RunEvent]) {
         guard state.status == .compensating else { return }
+        refreshItems(&state, at: now, events: &events)
         var halted = state.steps.contains { $0.status == .compensationFailed }
         if !halted {
             for index in state.steps.indices.reversed() where awaitsCompensation(state, index) {
-                let blocked = dependents[index].contains { other in
+                let stepIndex = definitionIndex(of: index, in: state)
+                // An item waits while its step has maxConcurrency compensations under way.
+                if stepIndex != index && itemCompensationsFull(state, forEachStep: stepIndex) { continue }
+                let stepDefinition = saga.steps[stepIndex]
+                let blocked = dependents[stepIndex].contains { other in
                     switch state.steps[other].status {
                     case .running, .waiting, .compensating: true
                     default: awaitsCompensation(state, other)
                     }
                 }
                 if blocked { continue }
-                if state.steps[index].status == .outcomeUnknown && saga.steps[index].compensationReadsOwnResponse {
+                if state.steps[index].status == .outcomeUnknown && stepDefinition.compensationReadsOwnResponse {
                     // The compensation needs the answer that never came: it cannot be sent, so a person must act.
                     let name = state.steps[index].name
                     let reason = "its outcome is unknown and its compensation reads {{steps.\(name).response…}}, which never came; undo it by hand if it was applied and resolve, or name the action with {{steps.\(name).idempotencyKey}}"
@@ -443,7 +458,7 @@ public final class SagaMachine: Sendable {
                     halted = true
                     break
                 }
-                if saga.steps[index].compensation == nil {
+                if stepDefinition.compensation == nil {
                     state.steps[index].status = .compensationSkipped
                     events.append(
                         RunEvent(
@@ -454,6 +469,7 @@ public final class SagaMachine: Sendable {
                     state.steps[index].dueAt = now
                 }
             }
+            refreshItems(&state, at: now, events: &events)
         }
         let busy = state.steps.contains { $0.status == .running || $0.status == .waiting || $0.status == .compensating }
         guard !busy else { return }
@@ -466,7 +482,7 @@ public final class SagaMachine: Sendable {
                     message: "run stopped in compensation_failed: the compensation of \(failure?.step ?? "a step") failed (\(failure?.reason ?? "unknown")); retry it or resolve it by hand"))
         } else {
             state.status = .compensated
-            let undone = state.steps.filter { $0.status.isUndone }.count
+            let undone = state.steps.filter { $0.status.isUndone && $0.elements == nil }.count
             let leftUnknown = state.steps.filter { $0.status == .outcomeUnknown }.map(\.name)
             events.append(
                 RunEvent(
