@@ -194,10 +194,13 @@ public struct StepView: APIObject {
     /// What a step that waits instead of calling waits for (a person's decision, a time): set from when it began.
     @Nullable public var wait: StepWaitView?
     public var attemptLog: [AttemptView]
+    /// A `forEach` step that ran over its items: how many there are, how many are in each status, and each item as a
+    /// step of its own (`STEP[i]`).
+    @Nullable public var items: ItemsView?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case name, status, attempts, compensationAttempts, nextAttemptAt, response, lastError, outcomeUnknown, resolution
-        case idempotencyKey, waiting, wait, attemptLog
+        case idempotencyKey, waiting, wait, attemptLog, items
     }
 
     public init(
@@ -221,6 +224,28 @@ public struct StepView: APIObject {
     }
 
     public var stepStatus: StepStatus? { StepStatus(rawValue: status) }
+}
+
+/// The items of a `forEach` step.
+public struct ItemsView: APIObject {
+    public var count: Int
+    /// How many items are in each status (only the statuses some item is in).
+    public var byStatus: [String: Int]
+    public var steps: [StepView]
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case count, byStatus, steps }
+
+    public init(count: Int, byStatus: [String: Int], steps: [StepView]) {
+        self.count = count
+        self.byStatus = byStatus
+        self.steps = steps
+    }
+
+    /// "3 items: 2 compensated, 1 failed".
+    public var summary: String {
+        let counts = byStatus.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+        return "\(count) item\(count == 1 ? "" : "s")" + (counts.isEmpty ? "" : ": " + counts.joined(separator: ", "))
+    }
 }
 
 /// The answer a step's participant gave (or an operator recorded).

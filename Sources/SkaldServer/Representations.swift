@@ -33,7 +33,7 @@ enum Representation {
         _ run: StoredRun, input: JSONValue, attempts: [AttemptRecord], graph: GraphView?, waits: [String: ParticipantWait] = [:],
         output: Result<JSONValue, TemplateRenderError>? = nil
     ) -> RunView {
-        let steps = run.state.steps.enumerated().map { index, step in
+        var steps = run.state.steps.enumerated().map { index, step in
             StepView(
                 name: step.name, status: step.status.rawValue, attempts: step.attempts, compensationAttempts: step.compensationAttempts,
                 nextAttemptAt: step.dueAt, response: step.response.map { ResponseView(status: $0.status, body: $0.body) },
@@ -42,6 +42,13 @@ enum Representation {
                 wait: step.wait.map { StepWaitView(kind: $0.kind.rawValue, since: $0.since, until: $0.until, prompt: $0.prompt, output: $0.output) },
                 attemptLog: attempts.filter { $0.key.step == index }.map(attempt))
         }
+        // The items of a forEach step are shown under it, with counts, rather than as steps of the saga.
+        for (index, step) in run.state.steps.enumerated() {
+            guard let range = step.elements else { continue }
+            let counts = Dictionary(grouping: run.state.steps[range], by: \.status.rawValue).mapValues(\.count)
+            steps[index].items = ItemsView(count: range.count, byStatus: counts, steps: Array(steps[range]))
+        }
+        steps.removeAll { StepElement(name: $0.name) != nil }
         var view = RunView(
             id: run.id, saga: run.sagaName, version: run.sagaVersion, definitionHash: run.definitionHash, status: run.state.status.rawValue,
             input: input, createdAt: run.createdAt, updatedAt: run.updatedAt, failure: failure(run.state.failure),
