@@ -88,7 +88,7 @@ let package = Package(
             // The example sagas, embedded for a demo run away from the repository (links to Sagas/).
             resources: [
                 .embedInCode("Resources/checkout.json"), .embedInCode("Resources/trip.json"), .embedInCode("Resources/refund.json"),
-                .embedInCode("Resources/payment-webhook.json"),
+                .embedInCode("Resources/payment-webhook.json"), .embedInCode("Resources/order-items.json"),
             ]
         ),
         // The HTTP status and control API.

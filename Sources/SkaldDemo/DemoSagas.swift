@@ -5,6 +5,7 @@ import SkaldCore
 public enum DemoSagas {
     public static let embedded: [String: String] = [
         "checkout.json": checkout, "trip.json": trip, "refund.json": refund, "payment-webhook.json": paymentWebhook,
+        "order-items.json": orderItems,
     ]
 
     /// A definition's text with every timeout set to five minutes, for tests that hold a participant's answers: on a
@@ -35,6 +36,14 @@ public enum DemoSagas {
         ]
     }
 
+    /// An input for the order-items saga: its skus, two of each.
+    public static func orderItemsInput(orderId: String, skus: [String]) -> JSONValue {
+        [
+            "orderId": .string(orderId), "items": .array(skus.map { ["sku": .string($0), "quantity": 2] }), "amount": 42.5, "currency": "EUR",
+            "card": "4242424242424242",
+        ]
+    }
+
     /// An input for the checkout saga.
     public static func checkoutInput(orderId: String, card: String = "4242424242424242") -> JSONValue {
         [
@@ -51,6 +60,8 @@ extension DemoSagas {
     public static let trip = String(decoding: PackageResources.trip_json, as: UTF8.self).trimmingCharacters(in: .newlines)
     /// `Sagas/payment-webhook.json`, embedded likewise.
     public static let paymentWebhook = String(decoding: PackageResources.payment_webhook_json, as: UTF8.self).trimmingCharacters(in: .newlines)
+    /// `Sagas/order-items.json`, embedded likewise.
+    public static let orderItems = String(decoding: PackageResources.order_items_json, as: UTF8.self).trimmingCharacters(in: .newlines)
     /// `Sagas/refund.json`, embedded likewise.
     public static let refund = String(decoding: PackageResources.refund_json, as: UTF8.self).trimmingCharacters(in: .newlines)
 }

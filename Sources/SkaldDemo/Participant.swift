@@ -24,6 +24,8 @@ public final class Participant: Sendable {
 
     /// A card number that payments always declines (as test card numbers do at real payment providers).
     public static let decliningCard = "4000000000000002"
+    /// The sku inventory never has: reserving it is refused with 409 out_of_stock.
+    public static let soldOutSKU = "SKU-SOLD-OUT"
 
     public let kind: Kind
     let state = ParticipantState()
@@ -73,7 +75,9 @@ public final class Participant: Sendable {
                     guard let sku = body["sku"]?.stringValue, let quantity = body["quantity"]?.intValue, quantity > 0 else {
                         return (422, ["error": "invalid_request", "message": "sku (string) and quantity (positive integer) are required"], "")
                     }
-                    if faults.reject { return (409, ["error": "out_of_stock", "message": "\(sku) is out of stock"], "") }
+                    if faults.reject || sku == Participant.soldOutSKU {
+                        return (409, ["error": "out_of_stock", "message": "\(sku) is out of stock"], "")
+                    }
                     let id = resources.newID(prefix: "res")
                     let reservation: JSONValue = ["id": .string(id), "sku": .string(sku), "quantity": .int(quantity), "status": "reserved"]
                     resources.items[id] = reservation

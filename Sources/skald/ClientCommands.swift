@@ -241,10 +241,17 @@ struct StatusCommand: AsyncParsableCommand {
     @Argument(help: "The run id.")
     var run: String
 
+    @Flag(name: .long, help: "List every item of a forEach step (otherwise at most \(Self.itemsShown), those not done first).")
+    var items = false
+
     @OptionGroup var client: ClientOptions
+
+    /// How many items of a forEach step `status` lists without --items.
+    static let itemsShown = 10
 
     func run() async throws {
         let id = run
+        let allItems = items
         try await SkaldClient.with(client) { api in
             let answer = try await api.get(RunView.self, "/v1/runs/\(urlComponent(id))")
             if client.json { print(answer.json.prettyText); return }
@@ -289,7 +296,7 @@ struct StatusCommand: AsyncParsableCommand {
                     print("  fix what that step calls, then `skald retry \(id)` tries it again; or, if you did its work by hand, `skald resolve \(id) --step \(step) --note TEXT` records that and the run goes on")
                 }
             }
-            let rows = run.steps.map { step -> [String] in
+            func row(_ step: StepView) -> [String] {
                 var detail = step.lastError ?? ""
                 if detail.isEmpty, let response = step.response {
                     detail = "HTTP \(response.status) \(response.body.jsonText)"
@@ -311,9 +318,26 @@ struct StatusCommand: AsyncParsableCommand {
                 } else if let next = step.nextAttemptAt {
                     detail = "next attempt \(RelativeTime.describe(next)); " + detail
                 }
+                if let items = step.items { detail = items.summary + (detail.isEmpty ? "" : "; " + detail) }
                 if detail.count > 70 { detail = String(detail.prefix(69)) + "…" }
                 let attempts = "\(step.attempts)" + (step.compensationAttempts > 0 ? " + \(step.compensationAttempts) undo" : "")
-                return [step.name, step.status, attempts, detail]
+                return [step.name, step.status, step.items == nil ? attempts : "", detail]
+            }
+            var rows: [[String]] = []
+            var hidden: [(step: String, count: Int)] = []
+            for step in run.steps {
+                rows.append(row(step))
+                guard let items = step.items?.steps else { continue }
+                // The items not done first (a failure is what a reader looks for), each under its step.
+                let done: Set<String> = [StepStatus.succeeded.rawValue, StepStatus.compensated.rawValue]
+                let shown = allItems ? items : Array((items.filter { !done.contains($0.status) } + items.filter { done.contains($0.status) }).prefix(Self.itemsShown))
+                let order = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.name, $0) })
+                rows += shown.sorted { order[$0.name]! < order[$1.name]! }.map { item in
+                    var cells = row(item)
+                    cells[0] = "  " + cells[0]
+                    return cells
+                }
+                if shown.count < items.count { hidden.append((step.name, items.count - shown.count)) }
             }
             for step in run.steps {
                 if let waiting = step.waiting { print(style.yellow("waiting: \(step.name) — \(Self.describe(waiting: waiting))")) }
@@ -326,6 +350,7 @@ struct StatusCommand: AsyncParsableCommand {
             }
             print("")
             print(Table.render(["STEP", "STATUS", "ATTEMPTS", "DETAIL"], rows, style: style))
+            for (step, count) in hidden { print("\(count) more item\(count == 1 ? "" : "s") of \(step) not shown: skald status \(id) --items") }
         }
     }
 
@@ -396,10 +421,17 @@ struct WatchCommand: AsyncParsableCommand {
     @Argument(help: "The run id.")
     var run: String
 
+    @Flag(name: .long, help: "List every item of a forEach step (otherwise at most \(Self.itemsShown), those not done first).")
+    var items = false
+
     @OptionGroup var client: ClientOptions
+
+    /// How many items of a forEach step `status` lists without --items.
+    static let itemsShown = 10
 
     func run() async throws {
         let id = run
+        let allItems = items
         try await SkaldClient.with(client) { api in try await Watcher(api: api, json: client.json).follow(id) }
     }
 }
@@ -410,10 +442,17 @@ struct HistoryCommand: AsyncParsableCommand {
     @Argument(help: "The run id.")
     var run: String
 
+    @Flag(name: .long, help: "List every item of a forEach step (otherwise at most \(Self.itemsShown), those not done first).")
+    var items = false
+
     @OptionGroup var client: ClientOptions
+
+    /// How many items of a forEach step `status` lists without --items.
+    static let itemsShown = 10
 
     func run() async throws {
         let id = run
+        let allItems = items
         try await SkaldClient.with(client) { api in
             let answer = try await api.get(EventsPage.self, "/v1/runs/\(urlComponent(id))/events")
             if client.json { print(answer.json.prettyText); return }

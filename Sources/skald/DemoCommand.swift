@@ -182,6 +182,10 @@ struct DemoCommand: AsyncParsableCommand {
         outcomes += try await approvalScene(
             number: scenarios.count + 3, saga: refund, source: refundSource, store: store, environment: environment, style: style)
 
+        let (orderItems, orderItemsSource) = try load("order-items.json")
+        outcomes += try await itemsScene(
+            number: scenarios.count + 4, saga: orderItems, source: orderItemsSource, store: store, environment: environment, style: style)
+
         print(style.bold("What the participants applied"))
         print("  (each line is what one service did; retries and replays of a key are not applied twice)")
         var repeated = 0
@@ -322,6 +326,33 @@ struct DemoCommand: AsyncParsableCommand {
                     _ = try await engine.decide(runID: runID, step: "approve-refund", approve: approve, note: note, by: "manager")
                 }
                 let state = try await drive.value
+                print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))\n")
+                outcomes.append(state.status)
+            }
+        }
+        return outcomes
+    }
+
+    /// Two orders of three items each, reserved one call per item: one all in stock, one with an item inventory does
+    /// not have, so the two reservations made for it are released, each by its own key, and the card is never charged.
+    static func itemsScene(
+        number: Int, saga: SagaDefinition, source: String, store: SQLiteStore, environment: [String: String], style: ProgressPrinter.Style
+    ) async throws -> [RunStatus] {
+        print(style.bold("\(number). An order of several items"))
+        print("""
+               \(source): "forEach": "{{input.items}}" makes the reservation once per item, up to 4 at a time. Each item is
+               a step of its own (reserve-items[0], [1], …) with its own attempts and Idempotency-Key (RUN:reserve-items[1]:forward).
+               The second order has \(Participant.soldOutSKU), which inventory refuses (409): the other two items are released,
+               each by its own key, and the card is never charged.
+            """)
+        let printer = ProgressPrinter(style: style, indent: "    ", stepNames: saga.steps.map(\.name) + ["reserve-items[0]"])
+        var outcomes: [RunStatus] = []
+        try await EngineHost.with(store: store, maxResponseBytes: 1 << 20, environment: environment, printer: printer) { engine in
+            for (orderId, skus) in [("order-5001", ["SKU-APPLE", "SKU-PEAR", "SKU-PLUM"]), ("order-5002", ["SKU-APPLE", Participant.soldOutSKU, "SKU-PEAR"])] {
+                let started = ContinuousClock.now
+                let runID = try await engine.startRun(saga, input: DemoSagas.orderItemsInput(orderId: orderId, skus: skus))
+                print("   run \(runID): \(orderId), \(skus.joined(separator: ", "))")
+                let state = try await engine.drive(runID: runID)
                 print("   → \(printer.summary(state, elapsed: ContinuousClock.now - started))\n")
                 outcomes.append(state.status)
             }

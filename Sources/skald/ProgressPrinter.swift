@@ -105,14 +105,19 @@ final class ProgressPrinter: Sendable {
         let took = DurationText.format(elapsed)
         switch state.status {
         case .completed:
+            // The saga's steps; the items of a forEach step are counted apart.
+            let steps = state.steps.filter { $0.element == nil }
+            let items = state.steps.count - steps.count
             let byHand = state.steps.filter { $0.status == .resolved }.map(\.name)
-            let skipped = state.steps.filter { $0.status == .skipped }.map(\.name)
-            let ran = state.steps.count - skipped.count
+            let skipped = steps.filter { $0.status == .skipped }.map(\.name)
+            let ran = steps.count - skipped.count
             return "\(style.green(style.bold("completed"))) in \(took): \(skipped.isEmpty ? "all " : "")\(ran) step\(ran == 1 ? "" : "s") "
                 + (byHand.isEmpty ? "succeeded" : "done, \(byHand.joined(separator: ", ")) by hand")
+                + (items == 0 ? "" : " (\(items) item call\(items == 1 ? "" : "s"))")
                 + (skipped.isEmpty ? "" : "; skipped by their condition: \(skipped.joined(separator: ", "))")
         case .compensated:
-            let undone = state.steps.filter(\.status.isUndone).map {
+            // A forEach step is undone through its items, which are named.
+            let undone = state.steps.filter { $0.status.isUndone && $0.elements == nil }.map {
                 $0.status == .compensationResolved ? "\($0.name) (by hand)" : $0.outcomeUnknown ? "\($0.name) (outcome unknown)" : $0.name
             }
             let leftUnknown = state.steps.filter { $0.status == .outcomeUnknown }.map(\.name)
@@ -122,7 +127,7 @@ final class ProgressPrinter: Sendable {
                 + (leftUnknown.isEmpty ? "" : "; outcome unknown and not undone, check at the participant: \(leftUnknown.joined(separator: ", "))")
         case .compensationFailed:
             let failure = state.compensationFailure.map { "the compensation of \($0.summary)" } ?? "a compensation failed"
-            let left = state.steps.filter { $0.status == .succeeded }.map(\.name)
+            let left = state.steps.filter { $0.status == .succeeded && $0.elements == nil }.map(\.name)
             return "\(style.red(style.bold("compensation_failed"))) after \(took): \(failure)"
                 + (left.isEmpty ? "" : "; still to undo: \(left.reversed().joined(separator: ", "))")
                 + ". A person decides: with `skald serve` on this database, `skald retry \(state.id)` tries it again, or"
