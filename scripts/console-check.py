@@ -36,18 +36,19 @@ def step(text):
     print("console-check: " + text, flush=True)
 
 
-def wait_until(page, condition, what, timeout_ms=60_000):
-    """Polls `condition` (locator reads only: the page's Content-Security-Policy forbids evaluating strings in it)."""
+def wait_until(page, condition, what, timeout_ms=60_000, seen=None):
+    """Polls `condition` (locator reads only: the page's Content-Security-Policy forbids evaluating strings in it).
+    `seen` gives what the page shows instead, for the message when it times out."""
     waited = 0
     while not condition():
         if waited >= timeout_ms:
-            raise SystemExit("console-check: timed out waiting for " + what)
+            raise SystemExit("console-check: timed out waiting for " + what + ("; the page shows: " + seen() if seen else ""))
         page.wait_for_timeout(100)
         waited += 100
 
 
 def main():
-    url, token, running, folder, stuck, waiting = sys.argv[1:7]
+    url, token, running, folder, stuck, waiting, items = sys.argv[1:8]
     os.makedirs(folder, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"])
@@ -201,6 +202,24 @@ def main():
             raise SystemExit(f"console-check: payments shows circuit={circuit!r} sent={sent}, expected closed and at least 2")
         step("participants page: payments closed, %d calls sent" % sent)
         page.screenshot(path=os.path.join(folder, "participants.png"), full_page=True)
+
+        # A fan-out: one item out of stock. Its step shows the items' counts, and the items, open since one failed,
+        # under it; the graph draws the step as a stack.
+        page.goto(url + "#/runs/" + items)
+        page.wait_for_selector('#graph rect[data-for-each="input.items"]', timeout=timeout)
+        folded = page.locator('#steps tr[data-items-of="reserve-items"] > td > details')
+        wait_until(page, lambda: folded.count() == 1 and folded.get_attribute("open") is not None,
+                   "the items, unfolded", seen=lambda: page.locator("#steps").inner_html())
+        summary = folded.locator(":scope > summary").inner_text()
+        if summary != "the items of reserve-items: 3 items: 2 compensated, 1 failed":
+            raise SystemExit(f"console-check: the items' summary says {summary!r}")
+        failed = folded.locator('tr[data-step="reserve-items[1]"] .badge').inner_text()
+        if failed != "failed":
+            raise SystemExit(f"console-check: reserve-items[1] shows as {failed!r}, expected failed")
+        if page.locator('#steps > tbody > tr[data-step="reserve-items[0]"]').count():
+            raise SystemExit("console-check: an item is listed among the saga's steps")
+        step("fan-out: 3 items under their step, the failed one shown")
+        page.screenshot(path=os.path.join(folder, "run-items.png"), full_page=True)
 
         # Definitions: the saga's graph.
         page.goto(url + "#/definitions/checkout")

@@ -368,14 +368,20 @@ public struct GraphStepView: APIObject {
     public var dependsOn: [String]
     public var pivot: Bool
     public var compensation: Bool
+    /// What a fan-out step runs over, once per item (`input.items`).
+    @Nullable public var forEach: String?
+    /// When the step runs, for a step with `when` (as `skald plan` says it).
+    @Nullable public var when: String?
 
-    public enum CodingKeys: String, CodingKey, CaseIterable { case name, dependsOn, pivot, compensation }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case name, dependsOn, pivot, compensation, forEach, when }
 
-    public init(name: String, dependsOn: [String], pivot: Bool, compensation: Bool) {
+    public init(name: String, dependsOn: [String], pivot: Bool, compensation: Bool, forEach: String? = nil, when: String? = nil) {
         self.name = name
         self.dependsOn = dependsOn
         self.pivot = pivot
         self.compensation = compensation
+        self.forEach = forEach
+        self.when = when
     }
 }
 

@@ -23,7 +23,9 @@ enum Representation {
         return GraphView(
             waves: plan.waves,
             steps: zip(plan.steps, saga.steps).map { planned, step in
-                GraphStepView(name: planned.name, dependsOn: planned.dependsOn, pivot: planned.isPivot, compensation: step.compensation != nil)
+                GraphStepView(
+                    name: planned.name, dependsOn: planned.dependsOn, pivot: planned.isPivot, compensation: step.compensation != nil,
+                    forEach: planned.forEach, when: planned.when)
             })
     }
 

@@ -120,6 +120,9 @@ enum PlanText {
             let does = [step.request.map(schedule), step.wait.map(wait)].compactMap { $0 }.joined(separator: ", ")
             lines.append("  \(step.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(does); \(after)")
             let pad = String(repeating: " ", count: width)
+            if let forEach = step.forEach {
+                lines.append("  \(pad)  once per item of \(forEach) (at most \(SagaDefinition.maximumItems)), up to \(step.maxConcurrency ?? 1) at a time, each item with its own key (\(step.name)[i]); one failing for good turns the run back and each item done is undone on its own")
+            }
             if let when = step.when { lines.append("  \(pad)  runs only when \(when); otherwise skipped (never undone), and the steps after it go on") }
             if let failWhen = step.failWhen { lines.append("  \(pad)  a 2xx answer is a refusal when \(failWhen)") }
             if let retryWhen = step.retryWhen { lines.append("  \(pad)  a 2xx answer is retried when \(retryWhen) (still so after the last attempt: outcome unknown)") }
@@ -133,6 +136,9 @@ enum PlanText {
         for failure in plan.failures {
             lines.append("")
             lines.append("If \(failure.step) fails for good:")
+            if let step = plan.steps.first(where: { $0.name == failure.step }), step.forEach != nil {
+                lines.append("  (one of its items: the others stop being sent, and those done are undone first, each on its own)")
+            }
             if !failure.finishing.isEmpty {
                 let fate = failure.stuckStep == nil ? "allowed to finish and then undone" : "allowed to finish, and kept (past the pivot nothing is undone)"
                 lines.append("  in flight beside it, \(fate): \(failure.finishing.joined(separator: ", "))")
@@ -194,6 +200,8 @@ enum PlanText {
                     "wait": step.wait.map { wait in ["kind": .string(wait.kind.rawValue), "longestMs": wait.longest.map(ms) ?? .null] } ?? .null,
                     "when": step.when.map(JSONValue.string) ?? .null, "failWhen": step.failWhen.map(JSONValue.string) ?? .null,
                     "retryWhen": step.retryWhen.map(JSONValue.string) ?? .null,
+                    "forEach": step.forEach.map(JSONValue.string) ?? .null,
+                    "maxConcurrency": step.maxConcurrency.map { .int(Int64($0)) } ?? .null,
                 ]
             }),
             "worstCaseMs": ms(plan.worstCase), "criticalPath": .array(plan.criticalPath.map(JSONValue.string)),
@@ -220,8 +228,15 @@ enum PlanText {
         var lines = ["flowchart TD"]
         func node(_ index: Int) -> String { "s\(index)" }
         func undo(_ index: Int) -> String { "u\(index)" }
+        // Mermaid labels are quoted: a quote inside one is written as #quot;.
+        func label(_ text: String) -> String { "\"" + text.replacingOccurrences(of: "\"", with: "#quot;") + "\"" }
         for (index, step) in saga.steps.enumerated() {
-            lines.append(step.isPivot ? "  \(node(index)){{\"\(step.name) (pivot)\"}}" : "  \(node(index))[\"\(step.name)\"]")
+            var text = step.isPivot ? "\(step.name) (pivot)" : step.name
+            if let forEach = step.forEach?.wholeReference { text += " ×each \(forEach)" }
+            if let when = step.when { text += " (when \(when.summary))" }
+            // The pivot is a hexagon, a fan-out a double-edged box (one call per item), any other step a box.
+            lines.append(
+                step.isPivot ? "  \(node(index)){{\(label(text))}}" : step.forEach != nil ? "  \(node(index))[[\(label(text))]]" : "  \(node(index))[\(label(text))]")
         }
         for (index, dependencies) in saga.dependencies.enumerated() {
             for dependency in dependencies { lines.append("  \(node(dependency)) --> \(node(index))") }

@@ -23,10 +23,10 @@ import SkaldTestSupport
                 sagas: try PatientSagas.folder(in: folder),
                 extra: ["--token", token, "--participants", participantsFile.path, "--allow-env", "INVENTORY_URL,PAYMENTS_URL,SHIPPING_URL"])
             defer { server.kill9() }
-            let (running, stuck, waiting) = try await withHTTPClient { http in
+            let (running, stuck, waiting, items) = try await withHTTPClient { http in
                 let api = APIClient(http: http, base: server.url, token: token)
                 // A run stuck after its pivot, for the page to resolve its failed step by hand.
-                let defined = try await api.call(.POST, "/v1/definitions", try JSONParser.parse(try NewcomerTests.stuckSaga()))
+                let defined = try await api.call(.POST, "/v1/definitions", try JSONParser.parse(PatientSagas.patient(try NewcomerTests.stuckSaga())))
                 #expect(defined.status == 201, "\(defined.json)")
                 let (_, stuckRun) = try await api.call(.POST, "/v1/runs", ["saga": "checkout-stuck", "input": DemoSagas.checkoutInput(orderId: "c-0")])
                 let stuck = try #require(stuckRun["id"]?.stringValue)
@@ -44,15 +44,20 @@ import SkaldTestSupport
                     let id = try #require(run["id"]?.stringValue)
                     try await waitFor("run \(id) to complete") { (try? await api.call(.GET, "/v1/runs/\(id)"))?.json["status"] == "completed" }
                 }
+                // An order with an item out of stock: a fan-out turned back, for the page to show its items.
+                let (_, order) = try await api.call(
+                    .POST, "/v1/runs", ["saga": "order-items", "input": DemoSagas.orderItemsInput(orderId: "o-1", skus: ["SKU-APPLE", Participant.soldOutSKU, "SKU-PEAR"])])
+                let items = try #require(order["id"]?.stringValue)
+                try await waitFor("run \(items) to be compensated") { (try? await api.call(.GET, "/v1/runs/\(items)"))?.json["status"] == "compensated" }
                 await participants[.inventory].setFaults(Faults(hold: true))
                 let (_, run) = try await api.call(.POST, "/v1/runs", ["saga": "checkout", "input": DemoSagas.checkoutInput(orderId: "c-3")])
                 await participants[.inventory].waitForHeld()
-                return (try #require(run["id"]?.stringValue), stuck, waiting)
+                return (try #require(run["id"]?.stringValue), stuck, waiting, items)
             }
 
             let screenshots = folder.appendingPathComponent("console-screenshots")
             let check = try ChildProcess(
-                executable: "/usr/bin/env", ["python3", "scripts/console-check.py", server.url + "/", token, running, screenshots.path, stuck, waiting],
+                executable: "/usr/bin/env", ["python3", "scripts/console-check.py", server.url + "/", token, running, screenshots.path, stuck, waiting, items],
                 environment: ProcessInfo.processInfo.environment, directory: packageRoot, outputIn: folder)
             // The page cancelled the run; the held reservation is answered now, and the run is compensated.
             try await waitFor("the console to cancel the run", limit: .seconds(180)) {

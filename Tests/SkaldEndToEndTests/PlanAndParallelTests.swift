@@ -98,7 +98,11 @@ let tripFile = packageRoot.appendingPathComponent("Sagas/trip.json").path
                 run.stdout.split(separator: "\n").contains { $0.contains("flight (undo)") && $0.contains("ok") }
             }
             #expect(await participants[.hotels].ledger.map(\.action) == ["book"])
-            #expect(await participants[.cars].requestCount == 3, "car was tried three times (retryOn 409)")
+            // Retried (retryOn 409) until maxAttempts, or until maxElapsed (5s) would pass before the next attempt, which
+            // on a loaded machine can come first: as many requests as the attempts the run printed, and more than one.
+            let carAttempts = run.stdout.split(separator: "\n").filter { $0.contains("car ") && $0.contains("HTTP 409") && !$0.contains("undo") }.count
+            #expect(carAttempts >= 2, "car was retried (retryOn 409): \(run.stdout)")
+            #expect(await participants[.cars].requestCount == carAttempts, "one request per attempt printed")
             await participants[.hotels].setFaults(Faults())
             await participants[.hotels].releaseHeld()
             let status = await run.waitForExit()

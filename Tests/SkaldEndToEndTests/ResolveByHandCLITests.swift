@@ -10,7 +10,7 @@ import SkaldTestSupport
     /// The stuck checkout (charge is the pivot, ship-order answers 404) with a last step, `label`, that reads
     /// ship-order's tracking number.
     static func sagaWithALabel() throws -> String {
-        let stuck = try JSONParser.parse(NewcomerTests.stuckSaga())
+        let stuck = try JSONParser.parse(PatientSagas.patient(try NewcomerTests.stuckSaga()))
         guard case .object(var members) = stuck, case .array(var steps) = members["steps"] else {
             throw TimedOut(what: "the stuck checkout's shape")
         }

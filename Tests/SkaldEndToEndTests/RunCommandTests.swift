@@ -56,8 +56,9 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
             let folder = try temporaryFolder()
             var environment = participants.environment
             environment["PAYMENTS_URL"] = "http://127.0.0.1:1"
+            // Patient timeouts: on a busy machine a 2s timeout of the reservation would change the story.
             let result = try await SkaldProcess.run(
-                ["run", checkoutFile, "--input", checkoutInput(), "--db", try await kind.newDatabase()],
+                ["run", try PatientSagas.copy("checkout.json", in: folder), "--input", checkoutInput(), "--db", try await kind.newDatabase()],
                 environment: environment, in: folder)
             #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
             let chargeLines = result.stdout.split(separator: "\n").filter { $0.contains("charge-card ") && $0.contains("#") }
@@ -77,7 +78,7 @@ func checkoutInput(card: String = "4242424242424242", orderId: String = "order-1
             await participants[.payments].setFaults(Faults(failCompensations: true))
             let folder = try temporaryFolder()
             let result = try await SkaldProcess.run(
-                ["run", checkoutFile, "--input", checkoutInput(), "--db", try await kind.newDatabase()],
+                ["run", try PatientSagas.copy("checkout.json", in: folder), "--input", checkoutInput(), "--db", try await kind.newDatabase()],
                 environment: participants.environment, in: folder)
             #expect(result.status == 4, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("compensation_failed"))

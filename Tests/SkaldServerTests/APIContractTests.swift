@@ -264,6 +264,7 @@ final class Contract: Sendable {
         check(WaitView.self, root, step + ["waiting"], place)
         check(StepWaitView.self, root, step + ["wait"], place)
         check(AttemptView.self, root, step + ["attemptLog", "[]"], place)
+        check(ItemsView.self, root, step + ["items"], place)
     }
 
     func checkDefinition(_ root: JSONValue, _ path: [String], _ place: String) {
@@ -276,12 +277,17 @@ final class Contract: Sendable {
     /// definition (a request body of its own schema) aside.
     func objects() -> Set<String> {
         var found: Set<String> = []
-        func walk(_ schema: JSONValue, _ path: [String], _ place: String) {
+        // `within`: the schemas referred to on the way here; a step's items are steps, so a reference may come round again.
+        func walk(_ schema: JSONValue, _ path: [String], _ place: String, within: Set<String> = []) {
+            var within = within
+            if let reference = schema["$ref"]?.stringValue {
+                guard within.insert(reference).inserted else { return }
+            }
             let schema = resolved(schema)
-            if let items = schema["items"] { walk(items, path + ["[]"], place) }
+            if let items = schema["items"] { walk(items, path + ["[]"], place, within: within) }
             guard let properties = schema["properties"]?.objectValue else { return }
             found.insert("\(place): \(path.isEmpty ? "(the body)" : path.joined(separator: "."))")
-            for (name, property) in properties { walk(property, path + [name], place) }
+            for (name, property) in properties { walk(property, path + [name], place, within: within) }
         }
         for endpoint in Endpoint.api {
             guard let operation = operation(endpoint.operationID) else { continue }

@@ -33,6 +33,10 @@ public struct SagaPlan: Sendable {
         public var when: String?
         public var failWhen: String?
         public var retryWhen: String?
+        /// For a `forEach` step: what it runs over (`input.items`) and how many of its item calls run at once. Its
+        /// worst case is one item's: the items run side by side (more than `maxConcurrency` of them take longer).
+        public var forEach: String?
+        public var maxConcurrency: Int?
 
         /// The longest the step's forward work may take (a sleep until a given time counts as none: it is not known).
         public var worstCase: Duration { request?.worstCase ?? wait?.longest ?? .zero }
@@ -81,7 +85,8 @@ public enum Planner {
             SagaPlan.Step(
                 name: step.name, dependsOn: saga.dependencies[index].map { saga.steps[$0].name }, isPivot: step.isPivot,
                 request: step.request.map(schedule), wait: wait(step.action), compensation: step.compensation.map(schedule),
-                when: step.when?.summary, failWhen: step.failWhen?.summary, retryWhen: step.retryWhen?.summary)
+                when: step.when?.summary, failWhen: step.failWhen?.summary, retryWhen: step.retryWhen?.summary,
+                forEach: step.forEach?.wholeReference.map { "\($0)" }, maxConcurrency: step.forEach == nil ? nil : step.maxConcurrency)
         }
         // Longest path of worst cases through the dependency graph (indexes in dependency order).
         var finish = [Duration](repeating: .zero, count: saga.steps.count)
