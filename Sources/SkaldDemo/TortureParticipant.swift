@@ -95,8 +95,10 @@ public final class TortureParticipant: Sendable {
         return router
     }
 
-    private func handle(_ request: Request, step: String, phase: Phase) async throws -> Response {
+    private func handle(_ request: Request, step path: String, phase: Phase) async throws -> Response {
         let key = request.headers[HTTPField.Name("Idempotency-Key")!] ?? ""
+        // The step as Skald names it: for an item of a forEach step, `items[1]` (every item calls the same path).
+        let step = request.headers[HTTPField.Name("Skald-Step")!] ?? path
         let run = request.headers[HTTPField.Name("Skald-Run")!] ?? ""
         let buffer = try await request.body.collect(upTo: 64 * 1024)
         let body = (try? JSONParser.parse(String(buffer: buffer))) ?? .null

@@ -112,6 +112,11 @@ enum TortureSagas {
         return "{" + fields.joined(separator: ", ") + "}"
     }
 
+    /// A step that calls once per item of the input's three items, two at a time.
+    static func items(_ name: String) -> String {
+        step(name).replacingOccurrences(of: #"{"name": "\#(name)", "#, with: #"{"name": "\#(name)", "forEach": "{{input.items}}", "maxConcurrency": 2, "#)
+    }
+
     static func saga(_ name: String, _ steps: [String]) -> String {
         #"{"name": "\#(name)", "version": 1, "defaults": {"timeout": "300ms", \#(retry), \#(compensationRetry)}, "steps": [\#(steps.joined(separator: ", "))]}"#
     }
@@ -141,6 +146,7 @@ enum TortureSagas {
                         with: #"{"name": "c", "failWhen": {"value": "{{steps.c.response.body.refused}}", "equals": true}, "retryWhen": {"value": "{{steps.c.response.body.pending}}", "equals": true}, "#),
                 ])
         ),
+        ("torture-items", saga("torture-items", [step("a"), items("items"), step("c")])),
     ]
 
     /// Each saga's steps and, for each, the steps it depends on (directly or not) and whether it comes after the pivot.
@@ -149,6 +155,11 @@ enum TortureSagas {
         "torture-graph": (["a", "b1", "b2", "p", "d"], ["a": [], "b1": ["a"], "b2": ["a"], "p": ["a", "b1", "b2"], "d": ["a", "b1", "b2", "p"]], ["p", "d"]),
         "torture-callback": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
         "torture-decide": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
+        // The forEach step's items are the steps the participant sees (the step itself sends nothing).
+        "torture-items": (
+            ["a", "items[0]", "items[1]", "items[2]", "c"],
+            ["a": [], "items[0]": ["a"], "items[1]": ["a"], "items[2]": ["a"], "c": ["a", "items[0]", "items[1]", "items[2]"]], []
+        ),
     ]
 }
 
@@ -180,7 +191,12 @@ struct TortureDriver {
         var fail: String
 
         static func random(_ random: inout SeededRandom) -> Plan {
-            let saga = random.pick(["torture-chain", "torture-graph", "torture-callback", "torture-decide"])
+            let saga = random.pick(["torture-chain", "torture-graph", "torture-callback", "torture-decide", "torture-items"])
+            if saga == "torture-items" {
+                // Three items, two at a time: all applied, retried, or one refused (the others undone, each by its own key).
+                let mode = random.pick(["happy", "flaky", "decline", "decline"])
+                return Plan(saga: saga, mode: mode, fail: mode == "decline" ? random.pick(["items[0]", "items[1]", "items[2]"]) : "")
+            }
             if saga == "torture-decide" {
                 // b skipped by its when; c's 200 refused by failWhen, or pending (retryWhen) before it applies.
                 let mode = random.pick(["happy", "skip", "refuse200", "pending"])
@@ -275,7 +291,7 @@ struct TortureDriver {
             for index in started.indices where started[index].id == nil {
                 guard ContinuousClock.now < deadline else { return }
                 let entry = started[index]
-                let input: JSONValue = ["mode": .string(entry.plan.mode), "fail": .string(entry.plan.fail)]
+                let input: JSONValue = ["mode": .string(entry.plan.mode), "fail": .string(entry.plan.fail), "items": [1, 2, 3]]
                 let start = StartRunRequest(saga: entry.plan.saga, input: input, idempotencyKey: entry.key)
                 if let (_, answer) = try? await call(url, .POST, "/v1/runs", start.json()), let run = try? RunView(json: answer) {
                     started[index].id = run.id
@@ -455,7 +471,8 @@ struct TortureDriver {
                     violations.append("run \(id): the callback for \(step) was answered 200 but never applied")
                 }
             }
-            for step in run.state.steps where step.status == .succeeded && forward[step.name] == nil {
+            // (A forEach step sends nothing itself: its items are checked as steps.)
+            for step in run.state.steps where step.status == .succeeded && step.elements == nil && forward[step.name] == nil {
                 violations.append("run \(id): \(step.name) is stored as succeeded but the participant never applied it")
             }
         }
