@@ -18,6 +18,11 @@ struct PlanCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the plan as JSON.")
     var json = false
 
+    @Option(
+        name: .customLong("when"), parsing: .singleValue,
+        help: "Script a condition, as STEP=skipped or STEP=runs (its when), STEP=refused (its failWhen), STEP=pending (its retryWhen); repeat for several. The plan then shows the run as it goes that way.")
+    var when: [String] = []
+
     @Option(name: .long, help: "The server's participants file, to show the settings a server started with it would use.")
     var participants: String?
 
@@ -28,6 +33,20 @@ struct PlanCommand: ParsableCommand {
             printError("error: --fail-at \(failAt): the saga has no such step; its steps are \(saga.steps.map(\.name).joined(separator: ", "))")
             throw Exit.invalid
         }
+        var script: [(step: String, decision: PlannedDecision)] = []
+        for entry in when {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let decision = PlannedDecision(rawValue: parts[1]) else {
+                printError("error: --when \(entry): write STEP=OUTCOME, where OUTCOME is skipped or runs (the step's when), refused (its failWhen) or pending (its retryWhen); for example --when kyc=refused")
+                throw Exit.invalid
+            }
+            script.append((parts[0], decision))
+        }
+        if let problem = Planner.problem(with: script, in: saga) {
+            printError("error: \(problem)")
+            throw Exit.invalid
+        }
+        let scripted = script.isEmpty ? nil : Planner.plan(saga, script: script)
         let plan = Planner.plan(saga, failAt: failAt.map { [$0] })
         let callers = PlanText.participants(saga, serverWide: serverWide)
         if json {
@@ -39,10 +58,12 @@ struct PlanCommand: ParsableCommand {
                         "steps": .array(entry.steps.map(JSONValue.string)), "summary": .string(entry.settings.summary),
                     ]
                 })
+            if let scripted { members["scripted"] = PlanText.json(scripted) }
             print(JSONValue.object(members).prettyText)
             return
         }
         var text = PlanText.text(plan, file: file)
+        if let scripted { text += "\n\n" + PlanText.text(scripted, saga: saga) }
         if !callers.isEmpty {
             text += "\n\nParticipants (an open circuit holds a step's attempts back without counting them; the worst cases above leave that wait out):"
             for entry in callers {
@@ -167,6 +188,42 @@ enum PlanText {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The run under a `--when` script, wave by wave.
+    static func text(_ scripted: ScriptedPlan, saga: SagaDefinition) -> String {
+        let script = scripted.script.map { "\($0.step)=\($0.decision.rawValue)" }.joined(separator: ", ")
+        var lines = ["With \(script) (every other step runs and its answers are accepted):"]
+        for (number, wave) in scripted.waves.enumerated() {
+            let shown = wave.map { name -> String in
+                guard name == scripted.turnedBackAt, let step = saga.steps.first(where: { $0.name == name }) else { return name }
+                return scripted.script.last { $0.step == name }?.decision == .pending
+                    ? "\(name) (still pending after its last attempt by retryWhen: \(step.retryWhen?.summary ?? ""); its outcome is unknown)"
+                    : "\(name) (refused by failWhen: \(step.failWhen?.summary ?? ""); nothing applied)"
+            }
+            lines.append("  \(number + 1). \(shown.joined(separator: ", "))")
+        }
+        if !scripted.skipped.isEmpty { lines.append("  skipped by their when (never sent, never undone): \(scripted.skipped.joined(separator: ", "))") }
+        if let at = scripted.turnedBackAt {
+            lines.append("  the run turns back at \(at)" + (scripted.notRun.isEmpty ? "" : "; never sent: \(scripted.notRun.joined(separator: ", "))"))
+            for (number, wave) in scripted.compensationWaves.enumerated() {
+                lines.append("  undo \(number + 1). \(wave.joined(separator: ", "))\(wave.count > 1 ? " (at the same time)" : "")")
+            }
+            if scripted.compensationWaves.isEmpty { lines.append("  nothing to undo") }
+        }
+        lines.append("  outcome: \(scripted.outcome.rawValue)" + (scripted.stuckStep.map { " at \($0), until a person acts" } ?? ""))
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ scripted: ScriptedPlan) -> JSONValue {
+        func names(_ list: [String]) -> JSONValue { .array(list.map(JSONValue.string)) }
+        return [
+            "when": .object(Dictionary(scripted.script.map { ($0.step, JSONValue.string($0.decision.rawValue)) }, uniquingKeysWith: { _, last in last })),
+            "waves": .array(scripted.waves.map(names)), "skipped": names(scripted.skipped),
+            "turnedBackAt": scripted.turnedBackAt.map(JSONValue.string) ?? .null, "notRun": names(scripted.notRun),
+            "compensationWaves": .array(scripted.compensationWaves.map(names)), "outcome": .string(scripted.outcome.rawValue),
+            "stuckStep": scripted.stuckStep.map(JSONValue.string) ?? .null,
+        ]
     }
 
     static func schedule(_ call: SagaPlan.CallSchedule) -> String {

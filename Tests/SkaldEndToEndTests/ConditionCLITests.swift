@@ -80,6 +80,16 @@ import SkaldTestSupport
             let plan = try await SkaldProcess.run(["plan", file.path], in: folder)
             #expect(plan.stdout.contains("runs only when input.deposit > 10000; otherwise skipped"), "\(plan.stdout)")
             #expect(plan.stdout.contains(#"a 2xx answer is a refusal when steps.kyc.response.body.decision equals "rejected""#))
+            // Scripted: the KYC refuses and the review is skipped.
+            let scripted = try await SkaldProcess.run(["plan", file.path, "--when", "kyc=refused", "--when", "review=skipped"], in: folder)
+            #expect(scripted.status == 0, "\(scripted.stderr)")
+            #expect(scripted.stdout.contains("With kyc=refused, review=skipped"), "\(scripted.stdout)")
+            #expect(scripted.stdout.contains("the run turns back at kyc; never sent: review, open") || scripted.stdout.contains("the run turns back at kyc; never sent: open"), "\(scripted.stdout)")
+            #expect(scripted.stdout.contains("undo 1. reserve") && scripted.stdout.contains("outcome: compensated"), "\(scripted.stdout)")
+            let json = try JSONParser.parse(try await SkaldProcess.run(["plan", file.path, "--json", "--when", "review=skipped"], in: folder).stdout)
+            #expect(json["scripted"]?["skipped"] == ["review"] && json["scripted"]?["outcome"] == "completed")
+            let wrong = try await SkaldProcess.run(["plan", file.path, "--when", "open=refused"], in: folder)
+            #expect(wrong.status == 2 && wrong.stderr.contains(#"open has no "failWhen""#), "\(wrong.stderr)")
         }
     }
 }
