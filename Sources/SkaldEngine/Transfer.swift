@@ -192,7 +192,9 @@ public enum StoreTransfer {
             throw problem(path.appending("definitionHash"), "no definition line before this one has this hash")
         }
         let names = definition.steps.map(\.name)
-        guard run.state.steps.map(\.name) == names else {
+        // The saga's steps in its order; the items of its forEach steps after them are checked with the engine's rules below.
+        guard run.state.steps.prefix(names.count).map(\.name) == names, run.state.steps.count == names.count || run.state.steps[names.count].element != nil
+        else {
             throw problem(path.appending("steps"), "the steps \(run.state.steps.map(\.name)) do not match its definition's \(names)")
         }
         guard definition.name == run.sagaName, definition.version == run.sagaVersion else {
@@ -260,8 +262,8 @@ public enum StoreTransfer {
         var seen: Set<AttemptKey> = []
         for (index, attempt) in exported.attempts.enumerated() {
             let at = JSONPath().appending("attempts").appending(index)
-            guard names.indices.contains(attempt.key.step), names[attempt.key.step] == attempt.key.stepName else {
-                throw problem(at.appending("step"), "no step \(attempt.key.step) named \(attempt.key.stepName) in the run's definition")
+            guard run.state.steps.indices.contains(attempt.key.step), run.state.steps[attempt.key.step].name == attempt.key.stepName else {
+                throw problem(at.appending("step"), "no step \(attempt.key.step) named \(attempt.key.stepName) in the run")
             }
             let made = run.state.steps[attempt.key.step].attempts(in: attempt.key.phase)
             guard attempt.key.number >= 1, attempt.key.number <= made else {

@@ -1,5 +1,6 @@
 import Foundation
 import SkaldCore
+import Synchronization
 import Testing
 @testable import SkaldEngine
 import SkaldTestSupport
@@ -93,6 +94,62 @@ import SkaldTestSupport
             #expect(reservations.count == 3, "each item once more at most: the interrupted ones again, the others for the first time")
             #expect(Set(reservations.map(\.key.stepName)) == ["reserve[0]", "reserve[1]", "reserve[2]"])
             #expect(reservations.allSatisfy { $0.key.number == 1 }, "an interrupted item is sent again as the same attempt, same key")
+        }
+    }
+
+    /// A run stopped in the middle of its items is exported and imported into another store (of the same kind): its
+    /// items travel with their states and answers, and it carries on there, sending only the items not yet done.
+    @Test(arguments: EngineStore.tested)
+    func aRunInTheMiddleOfItsItemsTravelsAndCarriesOn(on kind: EngineStore) async throws {
+        let exported = Mutex<[String]>([])
+        let id = try await kind.with { store in
+            let dying = engine(FailingStore(store, failAt: .attemptFinished), ScriptedExecutor())
+            let id = try await dying.startRun(try saga(Self.order), input: Self.items)
+            _ = try? await dying.drive(runID: id)
+            // Item 0 done by another process meanwhile: stored as the machine would have.
+            _ = try await StoreTransfer.export(from: store, source: "old", at: Date()) { line in exported.withLock { $0.append(line) } }
+            return id
+        }
+        let bytes = exported.withLock { $0 }.map { Array($0.utf8) }
+        let checked = try StoreTransfer.check(lines: bytes)
+        try await kind.with { store in
+            _ = try await StoreTransfer.importChecked(checked, lines: bytes, into: store, at: Date())
+            let imported = try #require(try await store.run(id: id))
+            #expect(imported.state.steps.map(\.name) == ["reserve", "ship", "reserve[0]", "reserve[1]", "reserve[2]"])
+            #expect(imported.state.steps[0].elements == 2..<5, "the step knows where its items are after the import")
+            let executor = ScriptedExecutor()
+            let results = try await engine(store, executor).resumeUnfinished()
+            #expect(results[id]?.status == .completed)
+            #expect(Set(executor.calls.filter { $0.key.stepName.hasPrefix("reserve[") }.map(\.key.stepName)) == ["reserve[0]", "reserve[1]", "reserve[2]"])
+        }
+    }
+
+    /// An item's compensation that fails for good stops the run in compensation_failed, naming the item; a retry that
+    /// names the step retries its failed items, and resolving an item by hand lets the compensation go on.
+    @Test(arguments: EngineStore.tested)
+    func aFailedUndoOfAnItemIsRetriedByItsStepOrResolvedByItsName(on kind: EngineStore) async throws {
+        try await kind.with { store in
+            let down = AttemptOutcome.failed(AttemptFailure(kind: .status, reason: "HTTP 500", isRetryable: false))
+            let shipRefused = AttemptOutcome.failed(AttemptFailure(kind: .status, reason: "HTTP 422", isRetryable: false))
+            let executor = ScriptedExecutor(["ship/forward": [shipRefused], "reserve[2]/compensate": [down, down]])
+            let engine = engine(store, executor)
+            let id = try await engine.startRun(try saga(Self.order), input: Self.items)
+            var state = try await engine.drive(runID: id)
+            #expect(state.status == .compensationFailed)
+            #expect(state.compensationFailure?.step == "reserve[2]")
+            #expect(state.steps[0].status == .compensationFailed, "the step sums up its items")
+
+            // Retrying the step retries its failed item, which fails again.
+            _ = try await engine.retryCompensation(runID: id, step: "reserve", by: "ana", note: "inventory is back")
+            state = try await engine.drive(runID: id)
+            #expect(state.status == .compensationFailed && state.steps[4].compensationAttempts == 2)
+            // The step itself cannot be resolved; its item can, and the compensation goes on.
+            await #expect(throws: EngineError.self) { try await engine.resolve(runID: id, step: "reserve", note: "by hand", by: "ana") }
+            _ = try await engine.resolve(runID: id, step: "reserve[2]", note: "released by hand", by: "ana")
+            state = try await engine.drive(runID: id)
+            #expect(state.status == .compensated)
+            #expect(state.steps.map(\.status) == [.compensated, .failed, .compensated, .compensated, .compensationResolved])
+            #expect(try await store.run(id: id)?.state == state)
         }
     }
 }

@@ -131,7 +131,7 @@ extension SagaMachine {
             if step.status == .running && step.attempts == step.attemptsBase && step.dueAt == nil && step.elements == nil {
                 report("dueAt", "a running step with no attempt made yet must be due")
             }
-            if step.status == .compensating && step.compensationAttempts == step.compensationAttemptsBase && step.dueAt == nil {
+            if step.status == .compensating && step.compensationAttempts == step.compensationAttemptsBase && step.dueAt == nil && step.elements == nil {
                 report("dueAt", "a compensating step with no compensation attempt made yet must be due")
             }
         }
