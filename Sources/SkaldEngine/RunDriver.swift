@@ -450,7 +450,9 @@ struct RunDriver {
         }
         var context = TemplateContext(
             input: input, runID: runID, env: engine.configuration.environment, responses: responses, callbackOutputs: outputs, callback: callback)
-        if fannedOut { context.itemResponses = state.itemResponses() }
+        // Every item's answer, for the calls that read them (worked out per call, so not for each item's own call).
+        let reader = (position ?? key?.step).map { machine.definitionIndex(of: $0, in: state) }
+        if fannedOut, reader.map(machine.stepsReadingItemAnswers.contains) ?? true { context.itemResponses = state.itemResponses() }
         context.element = element
         return context
     }

@@ -37,6 +37,9 @@ public final class SagaMachine: Sendable {
     let stepPositions: [String: Int]
     /// The steps that declare `forEach`.
     let forEachSteps: [Int]
+    /// The steps whose calls or answer tests read a forEach step's answers (`{{steps.NAME.responses…}}`): only their
+    /// calls need the list of every item's answer worked out.
+    public let stepsReadingItemAnswers: Set<Int>
 
     public init(saga: SagaDefinition) {
         self.saga = saga
@@ -52,6 +55,13 @@ public final class SagaMachine: Sendable {
         self.dependents = DefinitionParser.transitiveClosure(waitingFor)
         stepPositions = Dictionary(saga.steps.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         forEachSteps = saga.steps.indices.filter { saga.steps[$0].forEach != nil }
+        stepsReadingItemAnswers = Set(
+            saga.steps.indices.filter { index in
+                let step = saga.steps[index]
+                let references = (step.request?.references ?? []) + (step.compensation?.references ?? [])
+                    + (step.failWhen?.references ?? []) + (step.retryWhen?.references ?? [])
+                return references.contains { if case .stepResponses = $0 { true } else { false } }
+            })
     }
 
     /// `SagaDefinition.checkStart`, without working out again what the definition reads.
