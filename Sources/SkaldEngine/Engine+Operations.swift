@@ -15,6 +15,11 @@ extension Engine {
 
     /// Retries the failed compensation of `step` (or every failed one) of a run in `compensation_failed`.
     /// - Throws: `EngineError` `.notFound`, or `.conflict` when the run is in another state.
+    /// Undoes a completed run of a saga without a pivot: every step done is compensated, in reverse.
+    public func revert(runID: String, note: String, by who: String = "") async throws -> RunState {
+        try await operate(runID, .revert(note: note, by: who))
+    }
+
     public func retryCompensation(runID: String, step: String? = nil, by who: String = "", note: String = "") async throws -> RunState {
         try await operate(runID, .retryCompensation(step: step, by: who, note: note))
     }

@@ -23,6 +23,8 @@ struct RunDriver {
     private var waitedOn: [Int: (participant: String, phase: Phase)] = [:]
     /// Whether any participant may apply to this saga's calls (false: no gate is ever asked).
     private let guarded: Bool
+    /// The child runs this driver asked to cancel (its run turned back while they went on), so it asks once.
+    var cancelledChildren: Set<String> = []
 
     init(
         engine: Engine, machine: SagaMachine, runID: String, input: JSONValue, state: RunState, startedAt: Date, trace: RunTrace?,
@@ -132,6 +134,11 @@ struct RunDriver {
                             if await storing(true, { try await engine.store.recordTransition(runID: runID, at: now, transition: transition) }) {
                                 commit(transition)
                             }
+                            continue
+                        }
+                        // A step that runs a child saga starts it, looks at it, or reverts it; nothing is sent.
+                        if index < machine.saga.steps.count, machine.saga.steps[index].action.child != nil {
+                            await moveChild(index, storing: storing)
                             continue
                         }
                         // A step that waits instead of calling begins or ends its wait, and a wait for a callback

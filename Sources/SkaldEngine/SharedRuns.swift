@@ -115,6 +115,8 @@ public enum OperatorAction: Sendable, Codable, Equatable {
     case resolveCompensation(step: String, note: String, by: String, response: String? = nil)
     case resume(note: String, by: String)
     case abandon(note: String, by: String)
+    /// Undoes a completed run (`SagaMachine.revert`): a person's, or a parent run's undoing the step that ran it.
+    case revert(note: String, by: String)
     /// What a person retries, decided on the state it is applied to: the failed compensations of a run in
     /// compensation_failed (`retryCompensation`), or the failed steps of a stuck run (`resume`).
     case retry(step: String?, by: String, note: String)
@@ -206,6 +208,15 @@ public enum OperatorAction: Sendable, Codable, Equatable {
             else {
                 // Stored already: applied when the step's answer comes, or nothing to do.
                 throw EngineError(code: .conflict, message: "the callback changes nothing in run \(runID) now")
+            }
+            return transition
+        case .revert(let note, let who):
+            guard let transition = machine.revert(state, by: who, note: note, at: now) else {
+                throw EngineError(
+                    code: .conflict,
+                    message: state.status != .completed
+                        ? "run \(runID) is \(state.status.rawValue); only a completed run can be reverted (a running one is cancelled)"
+                        : "run \(runID) is of a saga with a pivot, \(machine.saga.steps[machine.saga.pivot ?? 0].name): past its point of no return it cannot be undone")
             }
             return transition
         case .abandon(let note, let who):

@@ -12,6 +12,8 @@ enum WaitRunner {
         switch action {
         case .call, .callback:
             return .failure(Problem(reason: "an HTTP step's wait begins when its request is accepted"))
+        case .child:
+            return .failure(Problem(reason: "a child saga's wait begins when the driver has started the child (RunDriver.moveChild)"))
         case .approval(let approval):
             var prompt: String?
             if let template = approval.prompt {

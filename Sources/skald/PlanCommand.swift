@@ -124,6 +124,7 @@ enum PlanText {
         case (.sleep, let longest?): return "sleeps \(DurationText.format(longest))"
         case (.sleep, nil): return "sleeps until a time the run gives (not counted in the worst case)"
         case (.callback, let longest): return "then waits for its callback" + (longest.map { " up to \(DurationText.format($0))" } ?? "")
+        case (.child, _): return "runs a child saga and waits for it to end (not counted in the worst case); undone by reverting the child"
         }
     }
 

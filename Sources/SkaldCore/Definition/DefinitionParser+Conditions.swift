@@ -142,7 +142,9 @@ extension DefinitionParser {
                 for reference in references {
                     let target: String
                     switch reference {
-                    case .stepStatus(let name), .stepBody(let name, _), .stepCallbackOutput(let name, _), .stepResponses(let name, _): target = name
+                    case .stepStatus(let name), .stepBody(let name, _), .stepCallbackOutput(let name, _), .stepResponses(let name, _),
+                        .stepOutput(let name, _):
+                        target = name
                     default: continue
                     }
                     // A step's own compensation and answer tests run only when it ran; a test copes with an absent value.
@@ -175,7 +177,8 @@ extension DefinitionParser {
             switch reference {
             case .env(let name):
                 report(path, "{{env.\(name)}}: the output is worked out from what the run stored, whenever it is read, so it cannot read the server's environment; put the value in the input or a response")
-            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _), .stepResponses(let step, _):
+            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _), .stepResponses(let step, _),
+                .stepOutput(let step, _):
                 // (A `where` here would guard only the last pattern.)
                 guard skippable.contains(step) else { continue }
                 report(path, "{{\(reference)}} reads step \"\(step)\", which has \"when\" and may be skipped, and then has no response; give the reference a default, such as {{\(reference) ?? null}}")

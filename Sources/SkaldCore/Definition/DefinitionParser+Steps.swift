@@ -34,6 +34,13 @@ extension DefinitionParser {
             } else {
                 action = request.map(StepAction.call)
             }
+        } else if let value = members["saga"] {
+            action = childSaga(value, at: path.appending("saga")).map(StepAction.child)
+            if members["compensation"] != nil {
+                report(
+                    path.appending("compensation"),
+                    "a step that runs a child saga is undone by reverting the child (its own compensations run, in reverse); remove \"compensation\"")
+            }
         } else if let value = members["approval"] {
             action = approval(value, at: path.appending("approval")).map(StepAction.approval)
         } else if let value = members["sleep"] {
@@ -145,6 +152,34 @@ extension DefinitionParser {
     }
 
     // MARK: - Steps that wait
+
+    /// `"saga": {"name": "ship-parcel", "version": 2, "input": {…}}`: a child run of another saga.
+    mutating func childSaga(_ value: JSONValue, at path: JSONPath) -> ChildSagaDefinition? {
+        guard let members = object(value, at: path, allowed: Self.childFields, what: "a child saga") else { return nil }
+        let problemsBefore = problems.count
+        let name = string(members, "name", at: path, required: true, hint: "name the saga to run, as registered, for example \"ship-parcel\"")
+        if let name, !Self.isValidName(name) {
+            report(path.appending("name"), "\"\(name)\" is not a valid saga name; use 1 to 100 letters, digits, '.', '_' or '-'")
+        }
+        var version: Int?
+        if let value = members["version"] {
+            if let number = value.intValue, number >= 1, number <= Int64(Int32.max) {
+                version = Int(number)
+            } else {
+                report(path.appending("version"), "\"version\" must be a whole number of at least 1 (leave it out to run the latest version registered), but it is \(value.jsonText)")
+            }
+        }
+        var input = TemplateValue.literal([:])
+        if let value = members["input"] {
+            if case .object = value, let template = templateValue(value, at: path.appending("input")) {
+                input = template
+            } else if value.objectValue == nil {
+                report(path.appending("input"), "\"input\" is the child run's input: an object whose values may be templates, such as {\"orderId\": \"{{input.orderId}}\"}; it is \(value.typeName)")
+            }
+        }
+        guard problems.count == problemsBefore, let name else { return nil }
+        return ChildSagaDefinition(name: name, version: version, input: input)
+    }
 
     mutating func callbackDefinition(_ value: JSONValue, at path: JSONPath) -> CallbackDefinition? {
         guard let members = object(value, at: path, allowed: Self.callbackFields, what: "a callback") else { return nil }

@@ -13,13 +13,14 @@ public struct DefinitionParser {
     /// dependency graph (whose closure grows with the square of the steps) cheap for any definition.
     public static let maximumSteps = 256
     static let stepFields = [
-        "name", "dependsOn", "pivot", "participant", "request", "callback", "approval", "sleep", "sleepUntil", "compensation",
+        "name", "dependsOn", "pivot", "participant", "request", "callback", "approval", "sleep", "sleepUntil", "saga", "compensation",
         "compensateUnknown", "when", "failWhen", "retryWhen", "forEach", "maxConcurrency",
     ]
     static let callbackFields = ["timeout", "heartbeat"]
     /// The fields that say what a step does; a step has exactly one.
-    static let actionFields = ["request", "approval", "sleep", "sleepUntil"]
+    static let actionFields = ["request", "approval", "sleep", "sleepUntil", "saga"]
     static let approvalFields = ["timeout", "prompt"]
+    static let childFields = ["name", "version", "input"]
     /// The longest a step may wait for a person or a time.
     public static let maximumWait: Duration = .seconds(365 * 86_400)
     static let callFields = [
@@ -264,7 +265,7 @@ public struct DefinitionParser {
             // From the file, so a wait that has problems of its own still has no response to read.
             for item in items {
                 guard let name = item["name"]?.stringValue else { continue }
-                stepKinds[name] = item["approval"] != nil ? .approval : item["sleep"] != nil || item["sleepUntil"] != nil ? .sleep
+                stepKinds[name] = item["saga"] != nil ? .child : item["approval"] != nil ? .approval : item["sleep"] != nil || item["sleepUntil"] != nil ? .sleep
                     : item["callback"] != nil ? .callback : nil
             }
             forEachSteps = Set(items.compactMap { $0["forEach"] == nil ? nil : $0["name"]?.stringValue })
@@ -409,6 +410,11 @@ public struct DefinitionParser {
                     request, at: stepPath.appending("request"), stepIndex: index, includingOwn: false, names: names, earlier: earlier,
                     inputSchema: inputSchema)
             }
+            if let child = step.action.child {
+                checkReferences(
+                    child.input.references.map { (stepPath.appending("saga").appending("input"), $0) }, stepIndex: index, includingOwn: false,
+                    names: names, earlier: earlier, inputSchema: inputSchema)
+            }
             for (field, template) in step.action.templates {
                 let fieldPath = field.reduce(stepPath) { $0.appending($1) }
                 checkReferences(
@@ -443,7 +449,8 @@ public struct DefinitionParser {
     ) {
         for (fieldPath, reference) in references {
             switch reference {
-            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _), .stepResponses(let step, _):
+            case .stepStatus(let step), .stepBody(let step, _), .stepCallbackOutput(let step, _), .stepResponses(let step, _),
+                .stepOutput(let step, _):
                 guard let target = names.firstIndex(of: step) else {
                     let known = names.filter { !$0.isEmpty }
                     report(fieldPath, "{{\(reference)}} refers to step \"\(step)\", which does not exist\(Suggestion.didYouMean(step, in: known)); the steps are \(known.joined(separator: ", "))")
@@ -463,9 +470,18 @@ public struct DefinitionParser {
                     report(fieldPath, "{{\(reference)}}: step \"\(step)\" runs once per item of its forEach, so it has one answer per item; read them as {{steps.\(step).responses[0].body…}} (or the whole list as {{steps.\(step).responses}})")
                     continue
                 }
+                if case .stepOutput = reference {
+                    if kind != .child {
+                        report(fieldPath, "{{\(reference)}} reads the output of the child saga of step \"\(step)\", which runs none; only a step with \"saga\" has an output (a call's answer is {{steps.\(step).response.body}})")
+                        continue
+                    }
+                } else if kind == .child {
+                    report(fieldPath, "{{\(reference)}}: step \"\(step)\" runs a child saga, which gives an output, not a response; read it as {{steps.\(step).output…}}")
+                    continue
+                }
                 if case .stepCallbackOutput = reference, kind != .callback {
                     report(fieldPath, "{{\(reference)}} reads the callback output of step \"\(step)\", which declares no \"callback\"; only a step completed by its participant's callback has one (its answer is {{steps.\(step).response.body}})")
-                } else if let kind, kind != .callback {
+                } else if let kind, kind != .callback, kind != .child {
                     report(fieldPath, "{{\(reference)}} reads the response of step \"\(step)\", which is \(kind == .approval ? "an approval" : "a sleep") and has no response; only steps with a \"request\" have one")
                 } else if target == stepIndex {
                     if !includingOwn {

@@ -106,9 +106,12 @@ public struct StepDefinition: Sendable, Hashable {
     public var request: CallDefinition? {
         switch action {
         case .call(let call), .callback(let call, _): call
-        case .approval, .sleep: nil
+        case .approval, .sleep, .child: nil
         }
     }
+
+    /// The step can be undone: it declares a compensation, or it runs a child saga (undone by reverting the child).
+    public var isUndoable: Bool { compensation != nil || action.child != nil }
 
     /// The call of `phase`: the forward request (nil for a step that waits instead), or the compensation.
     public func call(_ phase: Phase) -> CallDefinition? {

@@ -13,6 +13,10 @@ public enum StepAction: Sendable, Hashable {
     case approval(ApprovalDefinition)
     /// A durable sleep: the step succeeds once the time comes. The run holds nothing in memory meanwhile.
     case sleep(SleepDefinition)
+    /// Another saga, run as a child: the step starts it (once: its idempotency key comes from this step) and waits for
+    /// it to end. Completed, the step succeeds with the child's output; compensated, the step failed with nothing
+    /// applied. Undoing the step reverts the child: its compensations run, and it ends compensated.
+    case child(ChildSagaDefinition)
 
     /// The kind's name, as the definition and the API spell it.
     public var kind: WaitKind? {
@@ -21,6 +25,7 @@ public enum StepAction: Sendable, Hashable {
         case .callback: .callback
         case .approval: .approval
         case .sleep: .sleep
+        case .child: .child
         }
     }
 
@@ -28,8 +33,14 @@ public enum StepAction: Sendable, Hashable {
     public var waitsInsteadOfCalling: Bool {
         switch self {
         case .call, .callback: false
-        case .approval, .sleep: true
+        case .approval, .sleep, .child: true
         }
+    }
+
+    /// The child saga a step runs, for one that does.
+    public var child: ChildSagaDefinition? {
+        if case .child(let child) = self { return child }
+        return nil
     }
 
     /// How the participant completes a callback step, for one that is.
@@ -45,6 +56,7 @@ public enum StepAction: Sendable, Hashable {
         case .approval(let approval): approval.prompt.map { [(["approval", "prompt"], $0)] } ?? []
         case .sleep(let sleep):
             if case .until(let until) = sleep { [(["sleepUntil"], until)] } else { [] }
+        case .child: []
         }
     }
 }
@@ -57,6 +69,40 @@ public enum WaitKind: String, Sendable, Hashable, Codable, CaseIterable {
     case approval
     /// A time.
     case sleep
+    /// A child run of another saga, to end.
+    case child
+}
+
+/// A step that runs another saga as a child run.
+public struct ChildSagaDefinition: Sendable, Hashable {
+    /// The child saga's name, as registered on the server.
+    public var name: String
+    /// The version to run; nil runs the latest registered when the step starts.
+    public var version: Int?
+    /// The child run's input, rendered from this run when the step starts.
+    public var input: TemplateValue
+
+    public init(name: String, version: Int?, input: TemplateValue) {
+        self.name = name
+        self.version = version
+        self.input = input
+    }
+
+    /// The idempotency key of the child run a step of a run starts: the same however often the step starts it (after a
+    /// crash, a take-over), so there is never a second child.
+    public static func key(runID: String, step: String) -> String { "\(runID):\(step):child" }
+
+    /// The run and step a child run's idempotency key names, for a key `key(runID:step:)` made.
+    public static func parent(ofKey key: String) -> (runID: String, step: String)? {
+        guard key.hasSuffix(":child") else { return nil }
+        let parts = key.dropLast(":child".count).split(separator: ":", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        return (String(parts[0]), String(parts[1]))
+    }
+
+    /// How deep children may nest: a run's child, its child's child, … at most this many levels below a run started
+    /// by a person.
+    public static let maximumDepth = 5
 }
 
 /// How long a participant that accepted a callback step's request may take to complete it.

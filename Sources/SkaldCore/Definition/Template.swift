@@ -20,6 +20,8 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     /// `{{steps.NAME.responses[3].body.a}}`: the answers of a `forEach` step, one per item, in the items' order (each
     /// `{"status": …, "body": …}`).
     case stepResponses(step: String, path: [JSONPath.Component])
+    /// `{{steps.NAME.output.a}}`: what a step's child saga gave back (its `output`), once the child completed.
+    case stepOutput(step: String, path: [JSONPath.Component])
     /// `{{item.a.b}}`: in a `forEach` step's calls and outcome rules, the item this call is for.
     case item([JSONPath.Component])
     /// `{{index}}`: in a `forEach` step's calls and outcome rules, the item's position, from 0.
@@ -39,6 +41,7 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
         case .callbackURL: "callback.url"
         case .callbackToken: "callback.token"
         case .stepResponses(let step, let path): "steps.\(step).responses" + TemplateReference.pathText(path)
+        case .stepOutput(let step, let path): "steps.\(step).output" + TemplateReference.pathText(path)
         case .item(let path): "item" + TemplateReference.pathText(path)
         case .index: "index"
         case .runID: "run.id"
@@ -49,7 +52,7 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     public var stepName: String? {
         switch self {
         case .stepStatus(let step), .stepBody(let step, _), .stepIdempotencyKey(let step), .stepCallbackOutput(let step, _),
-            .stepResponses(let step, _):
+            .stepResponses(let step, _), .stepOutput(let step, _):
             step
         default: nil
         }
@@ -59,7 +62,7 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
     /// (only once the callback came).
     public var readsResponse: Bool {
         switch self {
-        case .stepStatus, .stepBody, .stepCallbackOutput, .stepResponses: true
+        case .stepStatus, .stepBody, .stepCallbackOutput, .stepResponses, .stepOutput: true
         default: false
         }
     }
@@ -114,6 +117,9 @@ public enum TemplateReference: Sendable, Hashable, CustomStringConvertible {
         case "steps":
             if rest.count == 2, case .key(let step) = rest[0], rest[1] == .key("idempotencyKey") {
                 return .stepIdempotencyKey(step: step)
+            }
+            if rest.count >= 2, case .key(let step) = rest[0], rest[1] == .key("output") {
+                return .stepOutput(step: step, path: Array(rest.dropFirst(2)))
             }
             if rest.count >= 2, case .key(let step) = rest[0], rest[1] == .key("responses") {
                 return .stepResponses(step: step, path: Array(rest.dropFirst(2)))

@@ -92,6 +92,11 @@ extension TemplateContext {
         case .index:
             guard let element else { throw TemplateRenderError(message: "{{index}} is only known in the calls of a step that declares \"forEach\"") }
             return .int(Int64(element.index))
+        case .stepOutput(let step, let path):
+            guard let output = callbackOutputs[step] else {
+                throw TemplateRenderError(message: "{{\(reference)}}: step \"\(step)\" has no output (its child run has not completed)")
+            }
+            return try Self.walk(output, path: path, from: "the output of step \"\(step)\"'s child run", reference: reference)
         case .stepResponses(let step, let path):
             guard let responses = itemResponses[step] else {
                 throw TemplateRenderError(message: "{{\(reference)}}: step \"\(step)\" has no answers (it has not run over its items)")

@@ -129,6 +129,7 @@ public enum Planner {
         case .approval(let approval): SagaPlan.WaitSchedule(kind: .approval, longest: approval.timeout)
         case .sleep(.duration(let duration)): SagaPlan.WaitSchedule(kind: .sleep, longest: duration)
         case .sleep(.until): SagaPlan.WaitSchedule(kind: .sleep, longest: nil)
+        case .child: SagaPlan.WaitSchedule(kind: .child, longest: nil)
         }
     }
 
@@ -159,6 +160,8 @@ public enum Planner {
         // time could not be worked out; a step that calls sends its attempt.
         for index in due where !(index == failing && machine.saga.steps[index].action.kind == .sleep) {
             let action = machine.saga.steps[index].action
+            // A child step being undone sends nothing: its child is reverted (below, at once).
+            if action.child != nil && state.steps[index].status == .compensating { continue }
             if state.steps[index].status == .running, action.waitsInsteadOfCalling, let kind = action.kind {
                 state = machine.beginWait(state, step: index, wait: StepWait(kind: kind, since: epoch, until: epoch), at: epoch).state
             } else {
@@ -170,10 +173,16 @@ public enum Planner {
         for index in ordered {
             let fails = index == failing
             let step = state.steps[index]
-            if step.status == .running, step.dueAt != nil, machine.saga.steps[index].action.kind == .sleep, !step.isInFlight {
+            if step.status == .compensating, machine.saga.steps[index].action.child != nil {
+                state = machine.childChecked(state, step: index, child: .compensated(reason: "reverted"), at: epoch).state
+            } else if step.status == .running, step.dueAt != nil, machine.saga.steps[index].action.kind == .sleep, !step.isInFlight {
                 state = machine.waitCannotBegin(state, step: index, reason: "planned failure", at: epoch).state
             } else if step.status == .waiting, step.wait?.kind == .approval {
                 state = machine.decide(state, step: step.name, approve: !fails, by: "plan", note: "", at: epoch)?.state ?? state
+            } else if step.status == .waiting, step.wait?.kind == .child {
+                // For the plan, a child run ends at once: completed, or compensated when the step fails.
+                let child: ChildState = fails ? .compensated(reason: "planned failure") : .completed(output: .null)
+                state = machine.childChecked(state, step: index, child: child, at: epoch).state
             } else if step.status == .waiting {
                 state = machine.waitEnded(state, step: index, at: epoch).state
             } else if step.isInFlight {

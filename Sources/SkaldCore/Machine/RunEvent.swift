@@ -54,6 +54,10 @@ public struct RunEvent: Sendable, Hashable {
         case stepSkipped = "step_skipped"
         /// A `forEach` step worked out its items and starts their calls.
         case itemsStarted = "items_started"
+        /// A step's child run stopped for a person (compensation_failed, stuck, abandoned): the step waits.
+        case childNeedsOperator = "child_needs_operator"
+        /// An operator (or a parent run undoing the step that ran it) reverted a completed run.
+        case runReverted = "run_reverted"
         /// The participant said it is still working; the heartbeat deadline moved.
         case callbackHeartbeat = "callback_heartbeat"
         /// No callback (or heartbeat) came in time: the outcome is unknown.

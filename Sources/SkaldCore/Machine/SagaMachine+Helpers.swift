@@ -42,7 +42,7 @@ extension SagaMachine {
         case .succeeded, .resolved: return true
         case .outcomeUnknown:
             let definition = definition(of: index, in: state)
-            return definition.compensateUnknown && definition.compensation != nil && index != saga.pivot
+            return definition.compensateUnknown && definition.isUndoable && index != saga.pivot
         default: return false
         }
     }

@@ -98,7 +98,7 @@ extension SagaMachine {
             time(step.wait?.since, path.appending("wait").appending("since"))
             time(step.wait?.until, path.appending("wait").appending("until"))
             if ([.compensating, .compensationFailed, .compensationResolved].contains(step.status) || step.compensationAttempts > 0)
-                && definition.compensation == nil
+                && !definition.isUndoable
             {
                 report("status", "the step declares no compensation, so it cannot be \(step.status.rawValue) or have compensation attempts")
             }

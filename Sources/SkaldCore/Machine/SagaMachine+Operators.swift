@@ -225,7 +225,7 @@ extension SagaMachine {
     /// compensation failed. (A step without a compensation is never undone, so it is not "left" by an abandon.)
     public static func notUndone(_ state: RunState, saga: SagaDefinition) -> [String] {
         state.steps.indices.filter { index in
-            index < saga.steps.count && saga.steps[index].compensation != nil
+            index < saga.steps.count && saga.steps[index].isUndoable
                 && [.succeeded, .resolved, .outcomeUnknown, .compensationFailed, .compensating].contains(state.steps[index].status)
         }.map { state.steps[$0].name }
     }

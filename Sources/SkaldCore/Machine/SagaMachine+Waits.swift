@@ -33,6 +33,9 @@ extension SagaMachine {
             message = "\(step.name) sleeps \(left), until \(until)"
         case .callback:
             message = "\(step.name) waits for its callback"
+        case .child:
+            let child = saga.steps[index].action.child
+            message = "\(step.name) started child run \(wait.token ?? "?") of \(child?.name ?? "a saga")\(child?.version.map { " v\($0)" } ?? "") and waits for it to end"
         }
         var data: [String: JSONValue] = ["kind": .string(wait.kind.rawValue), "until": .string(until)]
         if let prompt = wait.prompt { data["prompt"] = .string(prompt) }
@@ -92,6 +95,9 @@ extension SagaMachine {
             forwardFailedForGood(
                 &state, index: index, failure: AttemptFailure(kind: .timeout, reason: reason, isRetryable: false, mayHaveApplied: true),
                 attempt: step.attempts, at: now, events: &events)
+        case .child:
+            // A child is looked at by the driver (`childChecked`); a due look that reaches here waits for the next.
+            state.steps[index].dueAt = Self.nextLook(since: wait.since, at: now)
         case .approval:
             let reason = "nobody approved or rejected it within \(DurationText.format(Duration(secondsValue: wait.until.timeIntervalSince(wait.since)))); a timeout counts as a rejection"
             events.append(
@@ -137,7 +143,9 @@ extension SagaMachine {
     /// Skald, so it ends failed (the run does not undo it), with `why` as its error. A callback step's participant
     /// accepted the work and may still complete it: its outcome is unknown, so it is undone like one that timed out.
     func stopWaiting(_ state: inout RunState, because why: String) {
-        for index in state.waitingSteps {
+        // A step waiting for its child run keeps waiting: the driver cancels the child, and the child's end says
+        // whether anything stayed applied.
+        for index in state.waitingSteps where state.steps[index].wait?.kind != .child {
             state.steps[index].dueAt = nil
             if state.steps[index].wait?.kind == .callback {
                 state.steps[index].status = .outcomeUnknown

@@ -422,7 +422,7 @@ public final class SagaMachine: Sendable {
         state.status = .compensating
         state.failure = failure
         let toUndo = state.steps.indices.filter { awaitsCompensation(state, $0) }
-        let withCompensation = toUndo.filter { definition(of: $0, in: state).compensation != nil }
+        let withCompensation = toUndo.filter { definition(of: $0, in: state).isUndoable }
         let names = withCompensation.reversed().map { state.steps[$0].name }
         let shown = withCompensation.reversed().map { state.steps[$0].status == .outcomeUnknown ? "\(state.steps[$0].name) (outcome unknown)" : state.steps[$0].name }
         events.append(
@@ -468,7 +468,7 @@ public final class SagaMachine: Sendable {
                     halted = true
                     break
                 }
-                if stepDefinition.compensation == nil {
+                if !stepDefinition.isUndoable {
                     state.steps[index].status = .compensationSkipped
                     events.append(
                         RunEvent(
