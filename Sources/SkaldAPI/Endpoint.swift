@@ -52,6 +52,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         Endpoint(.post, "/v1/runs/:id/retry", "retryRun"),
         Endpoint(.post, "/v1/runs/:id/resolve", "resolveRun"),
         Endpoint(.post, "/v1/runs/:id/abandon", "abandonRun"),
+        Endpoint(.post, "/v1/runs/:id/revert", "revertRun"),
         Endpoint(.post, "/v1/runs/:id/steps/:step/approve", "approveStep"),
         Endpoint(.post, "/v1/runs/:id/steps/:step/reject", "rejectStep"),
         Endpoint(.post, "/v1/callbacks/:token", "postCallback", access: .public),

@@ -89,6 +89,20 @@ public struct AbandonRunRequest: APIObject {
     }
 }
 
+/// `POST /v1/runs/{id}/revert`: undoes a completed run (of a saga without a pivot): its compensations run, in reverse.
+public struct RevertRunRequest: APIObject {
+    public var note: String
+    public var by: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case note, by }
+    public static let help = ["note": "say why it is undone, for example \"order cancelled after delivery was booked\""]
+
+    public init(note: String, by: String? = nil) {
+        self.note = note
+        self.by = by
+    }
+}
+
 /// `POST /v1/runs/{id}/steps/{step}/approve` and `/reject`: a person's decision on a step waiting for approval.
 public struct DecideStepRequest: APIObject {
     public var note: String?

@@ -111,6 +111,8 @@ public struct RunView: APIObject {
     @Nullable public var traceId: String?
     @Nullable public var traceparent: String?
     public var steps: [StepView]
+    /// For a child run: the run and step that started it (a step with "saga").
+    @Nullable public var parent: ParentView?
     public var links: LinksView
     /// The saga's shape; null when its definition no longer reads.
     @Nullable public var graph: GraphView?
@@ -127,7 +129,7 @@ public struct RunView: APIObject {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case id, saga, version, definitionHash, status, input, createdAt, updatedAt, failure, compensationFailure, stuck, deadlineAt
-        case idempotencyKey, currentStep, traceId, traceparent, steps, links, graph, created, unrunnable, accepted, output, outputError
+        case idempotencyKey, currentStep, traceId, traceparent, steps, links, graph, created, unrunnable, accepted, output, outputError, parent
     }
 
     public init(
@@ -283,17 +285,34 @@ public struct StepWaitView: APIObject {
     public var since: Date
     public var until: Date
     @Nullable public var prompt: String?
-    /// A callback step: what its participant posted with `succeeded` (its token is never shown).
+    /// A callback step: what its participant posted with `succeeded` (its token is never shown); a child step: its
+    /// child run's output, once it completed.
     @Nullable public var output: JSONValue?
+    /// A step that runs a child saga: the child run's id (`GET /v1/runs/{child}`).
+    @Nullable public var child: String?
 
-    public enum CodingKeys: String, CodingKey, CaseIterable { case kind, since, until, prompt, output }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case kind, since, until, prompt, output, child }
 
-    public init(kind: String, since: Date, until: Date, prompt: String?, output: JSONValue? = nil) {
+    public init(kind: String, since: Date, until: Date, prompt: String?, output: JSONValue? = nil, child: String? = nil) {
         self.kind = kind
         self.since = since
         self.until = until
         self.prompt = prompt
         self.output = output
+        self.child = child
+    }
+}
+
+/// The run and step that started a child run.
+public struct ParentView: APIObject {
+    public var run: String
+    public var step: String
+
+    public enum CodingKeys: String, CodingKey, CaseIterable { case run, step }
+
+    public init(run: String, step: String) {
+        self.run = run
+        self.step = step
     }
 }
 

@@ -78,6 +78,9 @@ extension API {
                 "the definition reads environment variables this server does not allow: \(refused.map(\.description).joined(separator: "; "))",
                 details: ["problems": Representation.details(error.problems)])
         }
+        if existing == nil, let loop = try await ChildSagaCycles.problem(in: definition, store: store) {
+            throw APIError.invalid("\(loop.path.map { "\($0): " } ?? "")\(loop.message)", details: ["problems": Representation.details([loop])])
+        }
         func shown(_ stored: StoredDefinition) -> DefinitionView {
             Representation.definition(stored, full: false, warnings: definition.warnings)
         }

@@ -47,6 +47,14 @@ extension API {
         return try await operate(runID) { try await engine.abandon(runID: runID, note: note, by: who) }
     }
 
+    /// Undoes a completed run: its compensations run, in reverse.
+    func revert(_ request: Request, runID: String) async throws -> Response {
+        let body = try await decode(RevertRunRequest.self, of: request)
+        let (note, who) = (body.note, body.by ?? "")
+        if note.isEmpty { throw APIError.invalid(RevertRunRequest.required("note")) }
+        return try await operate(runID) { try await engine.revert(runID: runID, note: note, by: who) }
+    }
+
     /// A person approves or rejects a step waiting for approval.
     func decide(_ request: Request, runID: String, step: String, approve: Bool) async throws -> Response {
         let body = try await decode(DecideStepRequest.self, of: request)

@@ -149,6 +149,7 @@ struct API: Sendable {
             "retryRun": { request, context in try await api.retry(request, runID: try id(context)) },
             "resolveRun": { request, context in try await api.resolve(request, runID: try id(context)) },
             "abandonRun": { request, context in try await api.abandon(request, runID: try id(context)) },
+            "revertRun": { request, context in try await api.revert(request, runID: try id(context)) },
             "postCallback": { request, context in try await api.callback(request, token: try context.parameters.require("token")) },
             "approveStep": { request, context in
                 try await api.decide(request, runID: try id(context), step: try context.parameters.require("step"), approve: true)
@@ -318,6 +319,13 @@ struct API: Sendable {
             waits: engine.participantWaits(runID: runID), output: saga?.output(of: run.state, input: input))
         if !run.state.status.isTerminal, let unrunnable = engine.unrunnable(run) {
             shown.unrunnable = UnrunnableView(message: unrunnable.description, problems: unrunnable.problems, canBeAbandoned: unrunnable.canBeAbandoned)
+        }
+        // A child run: its key names the step that started it, and that step names it back.
+        if let parent = run.idempotencyKey.flatMap(ChildSagaDefinition.parent(ofKey:)),
+            let started = try await store.run(id: parent.runID),
+            started.state.steps.contains(where: { $0.name == parent.step && $0.wait?.kind == .child && $0.wait?.token == run.id })
+        {
+            shown.parent = ParentView(run: parent.runID, step: parent.step)
         }
         return shown
     }

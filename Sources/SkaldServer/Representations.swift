@@ -41,7 +41,11 @@ enum Representation {
                 nextAttemptAt: step.dueAt, response: step.response.map { ResponseView(status: $0.status, body: $0.body) },
                 lastError: step.lastError, outcomeUnknown: step.outcomeUnknown, resolution: step.resolution.map(resolution),
                 idempotencyKey: IdempotencyKey.of(runID: run.id, step: step.name, phase: .forward), waiting: waits[step.name].map(wait),
-                wait: step.wait.map { StepWaitView(kind: $0.kind.rawValue, since: $0.since, until: $0.until, prompt: $0.prompt, output: $0.output) },
+                wait: step.wait.map {
+                    StepWaitView(
+                        kind: $0.kind.rawValue, since: $0.since, until: $0.until, prompt: $0.prompt, output: $0.output,
+                        child: $0.kind == .child ? $0.token : nil)
+                },
                 attemptLog: attempts.filter { $0.key.step == index }.map(attempt))
         }
         // The items of a forEach step are shown under it, with counts, rather than as steps of the saga.

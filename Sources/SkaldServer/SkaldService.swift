@@ -72,6 +72,11 @@ public final class SkaldService: Service {
     /// Registers the operator's definitions (`configuration.sagas`), before `run`: each with what the database said.
     public func registerSagas(at now: Date = Date()) async throws -> [(saga: SagaDefinition, registration: Registration)] {
         var out: [(SagaDefinition, Registration)] = []
+        for saga in configuration.sagas {
+            if let loop = try await ChildSagaCycles.problem(in: saga, store: database, alongside: configuration.sagas) {
+                throw DefinitionError(file: nil, problems: [loop])
+            }
+        }
         for saga in configuration.sagas { out.append((saga, try await database.registerDefinition(saga, at: now))) }
         return out
     }

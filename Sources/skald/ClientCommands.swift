@@ -261,6 +261,7 @@ struct StatusCommand: AsyncParsableCommand {
             print("run \(style.bold(id)) of \(run.saga) v\(run.version): \(status?.painted(style) ?? run.status)")
             print("started \(RelativeTime.describe(run.createdAt)), updated \(RelativeTime.describe(run.updatedAt))")
             if let trace = run.traceId { print("trace \(trace)") }
+            if let parent = run.parent { print("child of run \(parent.run), step \(parent.step) (skald status \(parent.run))") }
             if let output = run.output { print("output: \(output.jsonText)") }
             if let problem = run.outputError { print(style.yellow("output: cannot be worked out: \(problem)")) }
             if let failure = run.failure {
@@ -319,6 +320,7 @@ struct StatusCommand: AsyncParsableCommand {
                     detail = "next attempt \(RelativeTime.describe(next)); " + detail
                 }
                 if let items = step.items { detail = items.summary + (detail.isEmpty ? "" : "; " + detail) }
+                if let child = step.wait?.child { detail = "child run \(child)" + (detail.isEmpty ? "" : "; " + detail) }
                 if detail.count > 70 { detail = String(detail.prefix(69)) + "…" }
                 let attempts = "\(step.attempts)" + (step.compensationAttempts > 0 ? " + \(step.compensationAttempts) undo" : "")
                 return [step.name, step.status, step.items == nil ? attempts : "", detail]
@@ -360,6 +362,9 @@ struct StatusCommand: AsyncParsableCommand {
         let since = wait.since.formatted(date: .omitted, time: .shortened)
         if wait.kind == WaitKind.approval.rawValue {
             return "waiting for a person's decision since \(since), times out \(RelativeTime.describe(wait.until, now: now)) (a timeout is a rejection)"
+        }
+        if wait.kind == WaitKind.child.rawValue {
+            return "waiting since \(since) for its child run \(wait.child ?? "?") to end (skald status \(wait.child ?? "?"))"
         }
         if wait.kind == WaitKind.callback.rawValue {
             return "waiting for its callback since \(since), times out \(RelativeTime.describe(wait.until, now: now)) (then its outcome is unknown)"

@@ -172,6 +172,39 @@ struct AbandonCommand: AsyncParsableCommand {
     }
 }
 
+struct RevertCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revert",
+        abstract: "Undo a completed run: its compensations run, in reverse, and it ends compensated.",
+        discussion: """
+            For a completed run of a saga without a pivot (past its point of no return a saga cannot turn back). \
+            Every step it did is undone as if it had failed after its last step; a step that ran a child saga \
+            reverts that child too. Follow it with skald watch.
+            """)
+
+    @Argument(help: "The run id.")
+    var run: String
+
+    @Option(name: .long, help: "Why it is undone, for the run's history.")
+    var note: String
+
+    @OptionGroup var who: OperatorOptions
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if note.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--note must say why the run is undone; it is kept in its history") }
+    }
+
+    func run() async throws {
+        let id = run
+        try await SkaldClient.with(client) { api in
+            let answer = try await api.post(RunView.self, "/v1/runs/\(urlComponent(id))/revert", RevertRunRequest(note: note, by: who.name))
+            if OperatorReply.said(answer, id, json: client.json) { return }
+            print("reverting run \(id): its steps are undone in reverse (\(answer.value.status) now); follow it with skald watch \(id)")
+        }
+    }
+}
+
 /// What every operator verb prints before its own line.
 enum OperatorReply {
     /// With `--json`, the answer as it came; on 202 (the node that drives the run took the action and is carrying it

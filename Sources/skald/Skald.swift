@@ -32,7 +32,7 @@ struct Skald: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, ValidateCommand.self, RunCommand.self, ResumeCommand.self, ServeCommand.self,
             DefineCommand.self, DefinitionsCommand.self, DefinitionCommand.self, StartCommand.self, ListCommand.self, StatusCommand.self, ParticipantsCommand.self, WatchCommand.self,
-            HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, AbandonCommand.self, ApproveCommand.self, RejectCommand.self, PlanCommand.self, GraphCommand.self, PruneCommand.self, ExportCommand.self, ImportCommand.self,
+            HistoryCommand.self, CancelCommand.self, RetryCommand.self, ResolveCommand.self, AbandonCommand.self, RevertCommand.self, ApproveCommand.self, RejectCommand.self, PlanCommand.self, GraphCommand.self, PruneCommand.self, ExportCommand.self, ImportCommand.self,
             BenchCommand.self, BenchClusterCommand.self, BenchEngineCommand.self, BenchParticipantCommand.self, TortureCommand.self,
         ]
     )

@@ -279,6 +279,11 @@ public struct DefinitionParser {
             if parsed.count == items.count, let closure = graph.transitive {
                 pivot = checkPivot(parsed.map(\.step), closure: closure)
             }
+            for step in parsed where step.step.action.child?.name == name {
+                report(
+                    stepsPath.appending(step.index).appending("saga").appending("name"),
+                    "a saga cannot run itself as a child: that would start children without end; split the part it repeats into a saga of its own")
+            }
             if let value = members["output"] { output = runOutput(value, steps: parsed.map(\.step), names: names, inputSchema: inputSchema) }
             steps = parsed.map(\.step)
             stepsComplete = parsed.count == items.count
