@@ -105,6 +105,47 @@ import SkaldTestSupport
         }
     }
 
+    /// A parent cancelled while its child goes on cancels the child: the child undoes what it did, the step fails
+    /// with nothing applied, and the parent undoes the steps before it.
+    @Test(arguments: EngineStore.tested)
+    func cancellingTheParentCancelsItsRunningChild(on kind: EngineStore) async throws {
+        try await kind.with { store in
+            let slowParcel = Self.parcel.replacingOccurrences(
+                of: #"{ "name": "label", "request": { "method": "POST", "url": "http://127.0.0.1:1/label" } }"#,
+                with: #"{ "name": "pickup", "sleep": "1h" }"#)
+            _ = try await store.registerDefinition(try saga(slowParcel), at: Date())
+            let executor = ScriptedExecutor()
+            let clock = ManualClock()
+            let engine = engine(store, executor, clock)
+            let id = try await engine.startRun(try saga(Self.checkout), input: ["orderId": "o-3"])
+            let driving = Task { try await engine.drive(runID: id) }
+            try await waitFor("the child to sleep") {
+                guard let token = try await store.run(id: id)?.state.steps[1].wait?.token else { return false }
+                return try await store.run(id: token)?.state.steps[1].status == .waiting
+            }
+            let childID = try #require(try await store.run(id: id)?.state.steps[1].wait?.token)
+            _ = try await engine.cancel(runID: id, reason: "customer cancelled", by: "ana")
+            // The parent's looks at its child come on the clock; the child's hour of sleep must not pass meanwhile:
+            // the clock moves only to a look (a deadline before the child's sleep ends), once one is waited for.
+            let sleepEnds = clock.now().addingTimeInterval(3000)
+            let advancing = Task {
+                while !Task.isCancelled {
+                    await clock.waitForSleepers()
+                    // Only the child's sleep is pending while the parent is busy: look again in a moment.
+                    if let next = clock.sleepingUntil.first, next < sleepEnds { clock.advance(to: next) } else { try? await Task.sleep(for: .milliseconds(2)) }
+                }
+            }
+            defer { advancing.cancel() }
+            let state = try await driving.value
+            #expect(state.status == .compensated)
+            #expect(state.steps.map(\.status) == [.compensated, .failed, .pending])
+            let child = try #require(try await store.run(id: childID))
+            #expect(child.state.status == .compensated, "the child was cancelled and undid its booking")
+            #expect(try await store.events(runID: childID).contains { $0.kind == .runCancelled && $0.message.contains("its parent run \(id) turned back") })
+            #expect(executor.calls.filter { $0.key.phase == .compensate }.map(\.key.stepName) == ["book", "charge"])
+        }
+    }
+
     @Test func aCompletedRunOfASagaWithAPivotCannotBeReverted() throws {
         let machine = SagaMachine(saga: try saga(#"{ "name": "p", "version": 1, "steps": [ { "name": "a", "pivot": true, "request": { "method": "POST", "url": "http://127.0.0.1:1/a" } } ] }"#))
         var state = machine.start(runID: "r", at: Date()).state

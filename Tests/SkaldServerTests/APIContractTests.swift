@@ -15,7 +15,7 @@ struct APIContractTests {
     /// Each operation's answers and request body, by the type that is sent or read.
     @Test func everyObjectInTheDocumentHasTheFieldsOfItsType() throws {
         let contract = try Contract()
-        let runAnswers = ["startRun", "getRun", "cancelRun", "retryRun", "resolveRun", "abandonRun", "approveStep", "rejectStep"]
+        let runAnswers = ["startRun", "getRun", "cancelRun", "retryRun", "resolveRun", "abandonRun", "revertRun", "approveStep", "rejectStep"]
         for operation in runAnswers {
             for status in contract.statuses(operation).filter({ $0.hasPrefix("2") }) {
                 contract.checkRun(try contract.answer(operation, status), "\(operation) \(status)")
@@ -67,7 +67,7 @@ struct APIContractTests {
 
         let requests: [(String, any APIObject.Type)] = [
             ("startRun", StartRunRequest.self), ("cancelRun", CancelRunRequest.self), ("retryRun", RetryRunRequest.self),
-            ("resolveRun", ResolveRunRequest.self), ("abandonRun", AbandonRunRequest.self), ("approveStep", DecideStepRequest.self),
+            ("resolveRun", ResolveRunRequest.self), ("abandonRun", AbandonRunRequest.self), ("revertRun", RevertRunRequest.self), ("approveStep", DecideStepRequest.self),
             ("rejectStep", DecideStepRequest.self), ("postCallback", CallbackRequest.self),
         ]
         for (operation, type) in requests {
@@ -265,6 +265,7 @@ final class Contract: Sendable {
         check(StepWaitView.self, root, step + ["wait"], place)
         check(AttemptView.self, root, step + ["attemptLog", "[]"], place)
         check(ItemsView.self, root, step + ["items"], place)
+        check(ParentView.self, root, ["parent"], place)
     }
 
     func checkDefinition(_ root: JSONValue, _ path: [String], _ place: String) {
