@@ -24,7 +24,7 @@ enum Representation {
             waves: plan.waves,
             steps: zip(plan.steps, saga.steps).map { planned, step in
                 GraphStepView(
-                    name: planned.name, dependsOn: planned.dependsOn, pivot: planned.isPivot, compensation: step.compensation != nil,
+                    name: planned.name, dependsOn: planned.dependsOn, pivot: planned.isPivot, compensation: step.isUndoable,
                     forEach: planned.forEach, when: planned.when)
             })
     }

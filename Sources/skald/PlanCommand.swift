@@ -292,6 +292,7 @@ enum PlanText {
             var text = step.isPivot ? "\(step.name) (pivot)" : step.name
             if let forEach = step.forEach?.wholeReference { text += " ×each \(forEach)" }
             if let when = step.when { text += " (when \(when.summary))" }
+            if let child = step.action.child { text += " → saga \(child.name)\(child.version.map { " v\($0)" } ?? "")" }
             // The pivot is a hexagon, a fan-out a double-edged box (one call per item), any other step a box.
             lines.append(
                 step.isPivot ? "  \(node(index)){{\(label(text))}}" : step.forEach != nil ? "  \(node(index))[[\(label(text))]]" : "  \(node(index))[\(label(text))]")
@@ -299,13 +300,13 @@ enum PlanText {
         for (index, dependencies) in saga.dependencies.enumerated() {
             for dependency in dependencies { lines.append("  \(node(dependency)) --> \(node(index))") }
         }
-        for (index, step) in saga.steps.enumerated() where step.compensation != nil {
-            lines.append("  \(undo(index))([\"undo \(step.name)\"])")
+        for (index, step) in saga.steps.enumerated() where step.isUndoable {
+            lines.append("  \(undo(index))([\"\(step.compensation == nil ? "revert" : "undo") \(step.name)\"])")
             lines.append("  \(node(index)) -. compensated by .-> \(undo(index))")
         }
         // A compensation runs after those of the steps that depended on it: edges point the way undoing goes.
-        for (index, dependencies) in saga.dependencies.enumerated() where saga.steps[index].compensation != nil {
-            for dependency in dependencies where saga.steps[dependency].compensation != nil {
+        for (index, dependencies) in saga.dependencies.enumerated() where saga.steps[index].isUndoable {
+            for dependency in dependencies where saga.steps[dependency].isUndoable {
                 lines.append("  \(undo(index)) -.-> \(undo(dependency))")
             }
         }
