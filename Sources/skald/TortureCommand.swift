@@ -147,6 +147,14 @@ enum TortureSagas {
                 ])
         ),
         ("torture-items", saga("torture-items", [step("a"), items("items"), step("c")])),
+        // A parent whose middle step runs torture-kid as a child (with the parent's mode), and the child.
+        ("torture-kid", saga("torture-kid", [step("x"), step("y")])),
+        (
+            "torture-nest",
+            saga(
+                "torture-nest",
+                [step("a"), #"{"name": "kid", "saga": {"name": "torture-kid", "input": {"mode": "{{input.mode}}", "fail": "{{input.fail}}"}}}"#, step("c")])
+        ),
     ]
 
     /// Each saga's steps and, for each, the steps it depends on (directly or not) and whether it comes after the pivot.
@@ -155,6 +163,9 @@ enum TortureSagas {
         "torture-graph": (["a", "b1", "b2", "p", "d"], ["a": [], "b1": ["a"], "b2": ["a"], "p": ["a", "b1", "b2"], "d": ["a", "b1", "b2", "p"]], ["p", "d"]),
         "torture-callback": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
         "torture-decide": (["a", "b", "c"], ["a": [], "b": ["a"], "c": ["a", "b"]], []),
+        // The child step calls nothing itself: its child run's steps are checked as a run of torture-kid.
+        "torture-nest": (["a", "c"], ["a": [], "c": ["a"]], []),
+        "torture-kid": (["x", "y"], ["x": [], "y": ["x"]], []),
         // The forEach step's items are the steps the participant sees (the step itself sends nothing).
         "torture-items": (
             ["a", "items[0]", "items[1]", "items[2]", "c"],
@@ -191,7 +202,13 @@ struct TortureDriver {
         var fail: String
 
         static func random(_ random: inout SeededRandom) -> Plan {
-            let saga = random.pick(["torture-chain", "torture-graph", "torture-callback", "torture-decide", "torture-items"])
+            let saga = random.pick(["torture-chain", "torture-graph", "torture-callback", "torture-decide", "torture-items", "torture-nest"])
+            if saga == "torture-nest" {
+                // The child completes and the parent too; the child refuses (y); or the parent's last step refuses (c)
+                // after the child completed, so the child must be reverted.
+                let mode = random.pick(["happy", "decline", "decline"])
+                return Plan(saga: saga, mode: mode, fail: mode == "decline" ? random.pick(["y", "c"]) : "")
+            }
             if saga == "torture-items" {
                 // Three items, two at a time: all applied, retried, or one refused (the others undone, each by its own key).
                 let mode = random.pick(["happy", "flaky", "decline", "decline"])
@@ -366,17 +383,31 @@ struct TortureDriver {
             violations.append("\(key) was applied \(count) times")
         }
         // Every action belongs to a run the workload started, and no run was started twice.
-        let known = Set(started.compactMap(\.id))
+        // The child runs the workload's runs started, checked as runs of their own with their parent's plan; a
+        // parent compensated must leave its child compensated (reverted or cancelled), a parent completed its child completed.
+        var entries = started
+        for entry in started {
+            guard let id = entry.id, let run = try await store.run(id: id) else { continue }
+            for step in run.state.steps where step.wait?.kind == .child {
+                guard let childID = step.wait?.token else { continue }
+                entries.append(("\(entry.key)/\(step.name)", Plan(saga: "torture-kid", mode: entry.plan.mode, fail: entry.plan.fail), childID))
+                let child = try await store.run(id: childID)?.state.status
+                if [.completed, .compensated].contains(run.state.status), child != run.state.status {
+                    violations.append("run \(id) is \(run.state.status.rawValue) but its child run \(childID) is \(child?.rawValue ?? "missing")")
+                }
+            }
+        }
+        let known = Set(entries.compactMap(\.id))
         for run in Set(actions.map(\.run)) where !known.contains(run) {
             violations.append("the participant applied actions of run \(run), which the workload never started")
         }
         let stored = try await store.listRuns(RunQuery(limit: 1_000_000)).runs.count
-        if stored != started.count { violations.append("the database holds \(stored) runs for \(started.count) started") }
+        if stored != entries.count { violations.append("the database holds \(stored) runs for \(entries.count) started (children included)") }
         // Nothing was sent whose intent was not stored first: each key reached the participant at most as often
         // as the database says it was sent.
         let requests = participant.requestsPerKey
 
-        for entry in started {
+        for entry in entries {
             guard let id = entry.id else {
                 violations.append("\(entry.key) was never started: no server ever answered its start")
                 continue
@@ -472,7 +503,7 @@ struct TortureDriver {
                 }
             }
             // (A forEach step sends nothing itself: its items are checked as steps.)
-            for step in run.state.steps where step.status == .succeeded && step.elements == nil && forward[step.name] == nil {
+            for step in run.state.steps where step.status == .succeeded && step.elements == nil && step.wait?.kind != .child && forward[step.name] == nil {
                 violations.append("run \(id): \(step.name) is stored as succeeded but the participant never applied it")
             }
         }
