@@ -21,7 +21,8 @@ import SkaldTestSupport
         try await Participant.withRunning { participants in
             let folder = try temporaryFolder()
             let db = try await kind.newDatabase()
-            let sagas = packageRoot.appendingPathComponent("Sagas").path
+            // Patient timeouts: on a busy machine the 2s calls before the approval could time out and turn the run back.
+            let sagas = try PatientSagas.folder(in: folder)
             // Parked once its next move is over a second off: the 48h approval is, and so is the 2s pause.
             let extra = ["--park-after", "1s"]
             var server = try await ServeProcess(db: db, environment: participants.environment, in: folder, sagas: sagas, extra: extra)

@@ -58,20 +58,7 @@ extension SagaMachine {
             waitMore(nil)
         case (.waiting, .completed(let output)):
             state.steps[index].wait?.output = output
-            state.steps[index].status = .succeeded
-            state.steps[index].dueAt = nil
-            state.steps[index].lastError = nil
-            events.append(
-                RunEvent(
-                    at: now, kind: .stepSucceeded, step: name, phase: .forward, message: "\(name) succeeded: its child run \(childID) completed",
-                    data: ["child": .string(childID), "output": output]))
-            if index == saga.pivot, state.status == .running {
-                events.append(
-                    RunEvent(
-                        at: now, kind: .pivotPassed, step: name,
-                        message: "\(name) is the pivot: from here the saga only goes forward; later failures are retried, then wait for a person"))
-            }
-            advanceForward(&state, at: now, events: &events)
+            succeed(&state, index: index, at: now, events: &events, how: "its child run \(childID) completed", data: ["child": .string(childID), "output": output])
             // Completed after the run turned back: it is reverted like any step done.
             advanceCompensation(&state, at: now, events: &events)
         case (.waiting, .compensated(let reason)):

@@ -248,12 +248,13 @@ extension SagaMachine {
         return Transition(state: state, events: events, before: before)
     }
 
-    private func succeed(_ state: inout RunState, index: Int, at now: Date, events: inout [RunEvent]) {
+    /// The step's wait ended well: it succeeded (`how` says how, for its history), and the run goes on.
+    func succeed(_ state: inout RunState, index: Int, at now: Date, events: inout [RunEvent], how: String? = nil, data: JSONValue = [:]) {
         let name = state.steps[index].name
         state.steps[index].status = .succeeded
         state.steps[index].dueAt = nil
         state.steps[index].lastError = nil
-        events.append(RunEvent(at: now, kind: .stepSucceeded, step: name, phase: .forward, message: "\(name) succeeded"))
+        events.append(RunEvent(at: now, kind: .stepSucceeded, step: name, phase: .forward, message: "\(name) succeeded" + (how.map { ": \($0)" } ?? ""), data: data))
         if index == saga.pivot, state.status == .running {
             events.append(
                 RunEvent(
