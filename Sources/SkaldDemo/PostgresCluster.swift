@@ -28,7 +28,9 @@ public final class PostgresCluster: Sendable {
     ///   - synchronousCommit: with `durable`, whether each commit waits for its WAL to reach the disk (PostgreSQL's
     ///     default); off, a commit survives a crash of Skald but the last fraction of a second of commits may be
     ///     lost if the PostgreSQL server or the machine crashes, as with SQLite's WAL at synchronous=NORMAL.
-    public static func start(durable: Bool = false, synchronousCommit: Bool = true) async throws -> PostgresCluster {
+    ///   - statementStatistics: loads `pg_stat_statements` (Debian's `postgresql-contrib`), so that a benchmark can
+    ///     count the statements a run costs and where the server's time goes.
+    public static func start(durable: Bool = false, synchronousCommit: Bool = true, statementStatistics: Bool = false) async throws -> PostgresCluster {
         guard let bin = findBinaries() else {
             throw SpawnError(
                 message: "PostgreSQL's server programs (initdb, pg_ctl) were not found in /usr/lib/postgresql/*/bin or on PATH; install Debian's postgresql package (apt-get install postgresql)")
@@ -58,6 +60,9 @@ public final class PostgresCluster: Sendable {
             } else if !synchronousCommit {
                 options += " -c synchronous_commit=off"
             }
+            if statementStatistics { options += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" }
+            // For profiling: server settings of one's own (say, auto_explain's), appended as given.
+            if let extra = ProcessInfo.processInfo.environment["SKALD_POSTGRES_OPTIONS"], !extra.isEmpty { options += " " + extra }
             do {
                 try await cluster.command("pg_ctl", ["-D", data, "-l", log.path, "-w", "-t", "60", "-o", options, "start"])
                 return cluster

@@ -26,8 +26,9 @@ public struct LongPollRefused: Error, Sendable {}
 /// The engine's operations as the API (or any other front end) asks for them: by a saga's name, a run's id, a wait.
 /// What HTTP adds (reading bodies and query parameters, status codes) stays in the router.
 extension Engine {
-    /// How often a long poll for a run another node drives reads the database again.
-    static let sharedPollInterval: Duration = .milliseconds(200)
+    /// How often a long poll for a run another node drives reads the database again even when no node signalled
+    /// new events for it (the driving node's `NOTIFY` wakes it at once): a safety net, should a signal be lost.
+    static let sharedPollInterval: Duration = .seconds(5)
 
     /// Starts a run of the registered saga `name` (its latest version, or `version`).
     /// - Throws: `EngineError` `.notFound` naming the registered sagas, `.definitionUnrunnable` when the stored
@@ -62,7 +63,8 @@ extension Engine {
 
     /// The run's events after `after`; when there are none yet and the run is unfinished, waits up to `wait` for one.
     /// A run this node drives wakes the wait as its events are stored; one another node drives (on a shared
-    /// database) is read again every `sharedPollInterval`.
+    /// database) wakes it when that node signals the events it stored (`NodeWakeUp.events`), and is read again
+    /// every `sharedPollInterval` in any case.
     /// - Parameter admission: asked just before waiting (only then): false refuses the wait with
     ///   `LongPollRefused`; `leave` is called after a wait it admitted.
     /// - Throws: `EngineError` `.notFound`, or `LongPollRefused`.
@@ -76,7 +78,8 @@ extension Engine {
             guard admission.enter() else { throw LongPollRefused() }
             defer { admission.leave() }
             if sharesRuns && !drivesHere(runID) {
-                // Another node drives the run (or none does yet): its events arrive through the database only.
+                // Another node drives the run (or none does yet): its events arrive through the database, and the
+                // node that stores them signals it.
                 let deadline = clock.now().addingTimeInterval(wait.seconds)
                 var version = version
                 while events.isEmpty, case let left = Duration(secondsValue: deadline.timeIntervalSince(clock.now())), left > .zero {

@@ -74,6 +74,25 @@ public final class EventNotifier: Sendable {
         for continuation in waiting { continuation.resume() }
     }
 
+    /// Wakes the readers waiting on these runs, without changing their versions: another node stored new events
+    /// for them (a `NOTIFY` through the shared database), so each reads the store again.
+    func wakeReaders(of runIDs: [String]) {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard !state.waiters.isEmpty else { return [] }
+            return runIDs.flatMap { state.waiters.removeValue(forKey: $0)?.map(\.continuation) ?? [] }
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    /// Wakes every reader to read the store again (signals from other nodes may have been missed).
+    func wakeAllReaders() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            defer { state.waiters.removeAll() }
+            return state.waiters.values.flatMap { $0.map(\.continuation) }
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
     /// Returns when the run's events change after `version`, when `timeout` passes, or when the task is cancelled.
     public func wait(for runID: String, after version: Int, timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in

@@ -141,8 +141,14 @@ final class NodeCoordinator: Sendable {
             listening.addTask {
                 do {
                     try await shared.listen { wake in
-                        if case .command = wake { commandsSignalled.raise() }
-                        doorbell.ring()
+                        switch wake {
+                        case .work: doorbell.ring()
+                        case .command:
+                            commandsSignalled.raise()
+                            doorbell.ring()
+                        case .events(let runs): engine.notifier.wakeReaders(of: runs)
+                        case .eventsMayBeMissed: engine.notifier.wakeAllReaders()
+                        }
                     }
                 } catch {
                     logger.error("listening for other nodes failed; polling instead", metadata: ["error": "\(error)"])

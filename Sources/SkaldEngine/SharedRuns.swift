@@ -61,6 +61,10 @@ public enum NodeWakeUp: Sendable {
     case work
     /// Another node forwarded an operator's action.
     case command
+    /// These runs stored new events (on whichever node drives them): a long poll here for one of them reads them.
+    case events([String])
+    /// Listening (re)started: any run's events may have been missed meanwhile, so every long poll reads again.
+    case eventsMayBeMissed
 }
 
 public struct NodeCommand: Sendable {

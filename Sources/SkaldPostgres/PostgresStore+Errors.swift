@@ -31,7 +31,9 @@ extension PostgresStore {
 
     /// Our own errors as they are; a server that cannot be reached as `StoreUnavailable` (so the API answers 503 and
     /// `/health` says degraded); the server's refusals as a `StoreError` with its words.
-    func mapped(_ error: any Error) -> any Error {
+    func mapped(_ error: any Error) -> any Error { Self.mapped(error, location: location) }
+
+    static func mapped(_ error: any Error, location: PostgresLocation) -> any Error {
         var error = error
         if let wrapped = error as? PostgresTransactionError, let inner = wrapped.closureError ?? wrapped.beginError ?? wrapped.commitError {
             error = inner

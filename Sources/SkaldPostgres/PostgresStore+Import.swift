@@ -30,8 +30,8 @@ extension PostgresStore {
         func time(_ date: Date?) -> JSONValue { date.map { .double($0.timeIntervalSince1970) } ?? .null }
         func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
         func int(_ value: Int?) -> JSONValue { value.map { .int(Int64($0)) } ?? .null }
-        let steps = TransitionStatements.stepsJSON(state, at: Array(state.steps.indices), names: true)
-        let history = TransitionStatements.eventsJSON(exported.events + events)
+        let steps = TransitionStatements.stepsJSON(state, at: Array(state.steps.indices), names: true).jsonText
+        let history = TransitionStatements.eventsJSON(exported.events + events).jsonText
         let attempts = JSONValue.array(
             exported.attempts.map { attempt in
                 [

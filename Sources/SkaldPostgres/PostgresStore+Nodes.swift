@@ -9,6 +9,8 @@ extension PostgresStore {
 
     /// The one channel nodes signal on: `work` (runs to claim) or `command:NODE` (an action forwarded to NODE).
     static let channel = "skald"
+    /// A signal's start when it names runs that stored new events: `events:RUN,RUN,…`.
+    static let eventsPrefix = "events:"
 
     /// The database's clock in seconds since 1970, so that nodes with skewed clocks agree on leases.
     static let databaseNow = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
@@ -326,11 +328,15 @@ extension PostgresStore {
                         // Anything signalled while not listening is looked for now.
                         wake(.work)
                         wake(.command)
+                        wake(.eventsMayBeMissed)
                         for try await notification in notifications {
-                            if notification.payload == "work" {
+                            let payload = notification.payload
+                            if payload == "work" {
                                 wake(.work)
-                            } else if notification.payload == commandPayload {
+                            } else if payload == commandPayload {
                                 wake(.command)
+                            } else if payload.hasPrefix(Self.eventsPrefix) {
+                                wake(.events(payload.dropFirst(Self.eventsPrefix.count).split(separator: ",").map(String.init)))
                             }
                         }
                     }

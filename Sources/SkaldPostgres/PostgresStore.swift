@@ -80,6 +80,8 @@ public final class PostgresStore: SharedRunStore, Service {
     private let runner: Task<Void, Never>?
     /// Opened once the pool runs: a query waits for it, so none is asked of a pool that has not started.
     let poolRunning = PoolGate()
+    /// Stores the transitions runs write at the same moment in one statement (group commit).
+    let batcher: TransitionBatcher
 
     /// Who runs the store's connection pool.
     public enum PoolRunner: Sendable {
@@ -134,6 +136,20 @@ public final class PostgresStore: SharedRunStore, Service {
         self.node = node
         self.client = client
         self.logger = logger
+        batcher = TransitionBatcher(metrics: metrics) { [poolRunning] transitions in
+            await poolRunning.wait()
+            do {
+                return try await client.withConnection { db in
+                    var applied: Set<Int> = []
+                    for try await number in try await db.execute(TransitionBatchStatement(transitions: transitions, owner: node), logger: logger) {
+                        applied.insert(number)
+                    }
+                    return applied
+                }
+            } catch {
+                throw Self.mapped(error, location: location)
+            }
+        }
         switch pool {
         case .store:
             runner = Task { [poolRunning] in
@@ -257,50 +273,22 @@ public final class PostgresStore: SharedRunStore, Service {
 
     public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
         let logger = logger
-        let definition = run.definition
-        let (hash, name, version, text) = (definition.contentHash, definition.name, definition.version, definition.documentText)
-        let (id, input, createdAt, key) = (run.id, run.input.jsonText, run.createdAt.timeIntervalSince1970, run.idempotencyKey)
-        let owner: String? = run.ownedByCreator ? node : nil
-        let (traceParent, traceState) = (run.trace?.parent, run.trace?.state)
-        let state = transition.state
-        let events = transition.events
-        return try await transaction { db in
-            if let key, let existing = try await Self.runID(idempotencyKey: key, db, logger) {
-                return .existing(try await Self.requireRun(existing, key: key, db, logger))
+        let statement = CreateRunStatement(run, state: transition.state, events: transition.events, owner: run.ownedByCreator ? node : nil)
+        let created = try await reading { db -> Bool in
+            var created = false
+            for try await count in try await db.execute(statement, logger: logger) { created = count == 1 }
+            return created
+        }
+        if created { return .created }
+        guard let key = run.idempotencyKey else {
+            throw StoreError(.unreadableRow, "run \(run.id) was not stored, and it has no idempotency key that another run could hold")
+        }
+        // Another start with the same key committed first: its run is the answer.
+        return try await reading { db in
+            guard let existing = try await Self.runID(idempotencyKey: key, db, logger) else {
+                throw StoreError(.unreadableRow, "the idempotency key \(key) is taken, but no run holds it")
             }
-            try await db.query(
-                """
-                INSERT INTO definition (hash, name, version, document, created_at) VALUES (\(hash), \(name), \(version), \(text), \(createdAt))
-                ON CONFLICT (hash) DO NOTHING
-                """, logger: logger)
-            let inserted = try await db.query(
-                """
-                INSERT INTO run (id, definition_hash, saga_name, saga_version, status, input, created_at, updated_at, idempotency_key, deadline_at, owner,
-                    trace_parent, trace_state)
-                VALUES (\(id), \(hash), \(name), \(version), \(state.status.rawValue), \(input), \(createdAt), \(createdAt), \(key),
-                    \(state.deadlineAt?.timeIntervalSince1970), \(owner), \(traceParent), \(traceState))
-                ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                RETURNING id
-                """, logger: logger
-            ).collect()
-            if inserted.isEmpty, let key {
-                // Another start with the same key committed first: its run is the answer.
-                guard let existing = try await Self.runID(idempotencyKey: key, db, logger) else {
-                    throw StoreError(.unreadableRow, "the idempotency key \(key) is taken, but no run holds it")
-                }
-                return .existing(try await Self.requireRun(existing, key: key, db, logger))
-            }
-            for (position, step) in state.steps.enumerated() {
-                try await db.query(
-                    """
-                    INSERT INTO step (run_id, position, name, status, due_at)
-                    VALUES (\(id), \(position), \(step.name), \(step.status.rawValue), \(step.dueAt?.timeIntervalSince1970))
-                    """, logger: logger)
-            }
-            try await Self.append(events, runID: id, db, logger)
-            // Delivered when the transaction commits: the nodes wake and one of them claims the run.
-            if owner == nil { try await db.query("SELECT pg_notify(\(Self.channel), 'work')", logger: logger) }
-            return .created
+            return .existing(try await Self.requireRun(existing, key: key, db, logger))
         }
     }
 
@@ -346,6 +334,9 @@ public final class PostgresStore: SharedRunStore, Service {
     ///   attempt not in flight.
     func write(_ transition: SagaMachine.Transition, runID: String, at: Date, attempt: AttemptWrite?) async throws {
         let common = TransitionStatements.Common(transition, runID: runID, owner: node, epoch: RunFence.epoch, at: at)
+        // Stored with the transitions other runs write at the same moment; one refused is written again alone, to
+        // hear why (nothing of it was stored).
+        if try await batcher.submit(runID: runID, entry: { TransitionBatch.entry(number: $0, common, attempt: attempt) }) == .applied { return }
         let logger = logger
         do {
             let started = ContinuousClock.now

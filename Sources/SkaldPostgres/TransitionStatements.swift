@@ -64,25 +64,27 @@ enum TransitionStatements {
                     AS x(n int, at float8, kind text, step text, phase text, attempt int, message text, data text)
                 WHERE EXISTS (SELECT 1 FROM r)
                 ORDER BY x.n
-                RETURNING 1)
+                RETURNING 1),
+            -- Nodes with a long poll on the run wake and read its new events.
+            n AS (SELECT pg_notify('\(PostgresStore.channel)', '\(PostgresStore.eventsPrefix)' || $1) FROM r)
             """
         guard let attempt else {
             return prefix + """
 
                 SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('\(SQLState.notOwner)', 'skald: not the owner')
-                    ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
+                    ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer + (SELECT count(*) FROM n)::integer END
                 """
         }
         return prefix + ",\n" + attempt + """
 
             SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN skald_refuse('\(SQLState.notOwner)', 'skald: not the owner')
                 WHEN NOT EXISTS (SELECT 1 FROM a) THEN skald_refuse('\(SQLState.attemptNotInFlight)', 'skald: attempt not in flight')
-                ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer END
+                ELSE (SELECT count(*) FROM s)::integer + (SELECT count(*) FROM e)::integer + (SELECT count(*) FROM n)::integer END
             """
     }
 
     /// Step rows as `jsonb_to_recordset` reads them (with `name` too when the rows are new).
-    static func stepsJSON(_ state: RunState, at positions: [Int], names: Bool = false) -> String {
+    static func stepsJSON(_ state: RunState, at positions: [Int], names: Bool = false) -> JSONValue {
         JSONValue.array(
             positions.map { position in
                 let step = state.steps[position]
@@ -110,11 +112,11 @@ enum TransitionStatements {
                 if step.element != nil { record["item"] = .string(step.name) }
                 return .object(record)
             }
-        ).jsonText
+        )
     }
 
     /// Events as `jsonb_to_recordset` reads them, numbered so they are inserted in order.
-    static func eventsJSON(_ events: [RunEvent]) -> String {
+    static func eventsJSON(_ events: [RunEvent]) -> JSONValue {
         JSONValue.array(
             events.enumerated().map { index, event in
                 [
@@ -124,7 +126,7 @@ enum TransitionStatements {
                     "data": .string(event.data.jsonText),
                 ]
             }
-        ).jsonText
+        )
     }
 
     /// The attempt's position, phase and number ($15–$17).
@@ -140,8 +142,8 @@ enum TransitionStatements {
         var owner: String
         var state: RunState
         var at: Double
-        var steps: String
-        var events: String
+        var steps: JSONValue
+        var events: JSONValue
         var epoch: Int64?
 
         init(_ transition: SagaMachine.Transition, runID: String, owner: String, epoch: Int64?, at: Date) {
@@ -167,8 +169,8 @@ enum TransitionStatements {
             }
             Self.append(state.deadlineAt?.timeIntervalSince1970, to: &bindings)
             bindings.append(at)
-            bindings.append(steps)
-            bindings.append(events)
+            bindings.append(steps.jsonText)
+            bindings.append(events.jsonText)
             Self.append(epoch, to: &bindings)
             return bindings
         }

@@ -37,6 +37,9 @@ struct BenchClusterCommand: AsyncParsableCommand {
         help: "PostgreSQL's synchronous_commit: on (each commit waits for the disk, like SQLite's --durability full) or off (a commit survives a crash of Skald, like SQLite's default WAL at synchronous=NORMAL).")
     var synchronousCommit = "off"
     @Flag(help: "Print only one JSON line per measurement.") var json = false
+    @Flag(
+        help: "Count the statements each run costs with pg_stat_statements (Debian's postgresql-contrib), and show where the server's time goes.")
+    var statements = false
 
     func run() async throws {
         let nodeCounts = nodes.split(separator: ",").compactMap { Int($0) }
@@ -46,7 +49,8 @@ struct BenchClusterCommand: AsyncParsableCommand {
         let harness = try await BenchHarness.start(folder: folder)
         defer { harness.stop() }
         guard ["on", "off"].contains(synchronousCommit) else { throw ValidationError("--synchronous-commit must be on or off") }
-        let cluster = try await PostgresCluster.start(durable: true, synchronousCommit: synchronousCommit == "on")
+        let cluster = try await PostgresCluster.start(
+            durable: true, synchronousCommit: synchronousCommit == "on", statementStatistics: statements)
         let sagas = folder.appendingPathComponent("sagas")
         try FileManager.default.createDirectory(at: sagas, withIntermediateDirectories: true)
         for shape in [BenchSaga.Shape.happy, .hold, .park, .callback] {
@@ -109,6 +113,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
         let before = try await harness.participantStats().requests
         let cpuBefore = nodes.map(\.process.pid).map(CPU.milliseconds(of:)).reduce(0, +)
         let postgresBefore = CPU.postgres(database: database)
+        if statements { try await store.resetStatementStatistics() }
 
         switch scenario {
         case "happy", "hold":
@@ -122,10 +127,11 @@ struct BenchClusterCommand: AsyncParsableCommand {
             let postgres = CPU.postgres(database: database) - postgresBefore
             let perNode = try await store.attemptsByNode().values.sorted(by: >)
             let share = perNode.map { String(format: "%.0f%%", 100 * Double($0) / Double(max(1, perNode.reduce(0, +)))) }.joined(separator: "/")
+            let report = statements ? try await statementsReport(store, runs: total) : ""
             let text = String(
                 format: "%@ %d node%@: %d runs in %.1f s = %.0f runs/s; CPU per call: nodes %.3f ms, PostgreSQL %.3f ms; calls per node %@",
                 scenario, count, count == 1 ? "" : "s", total, elapsed, Double(total) / elapsed, cpu / Double(max(calls, 1)),
-                postgres / Double(max(calls, 1)), share)
+                postgres / Double(max(calls, 1)), share) + report
             return Line(
                 text: text,
                 json: [
@@ -200,6 +206,24 @@ struct BenchClusterCommand: AsyncParsableCommand {
         default:
             throw ValidationError("unknown scenario \(scenario); use happy, hold, takeover or callback")
         }
+    }
+
+    /// What `pg_stat_statements` counted during a scenario: statements (round trips, BEGIN and COMMIT included) and
+    /// the server's execution time per run, and the statements that took most of it.
+    func statementsReport(_ store: PostgresStore, runs: Int) async throws -> String {
+        let statistics = try await store.statementStatistics()
+        let perRun = Double(statistics.map(\.calls).reduce(0, +)) / Double(max(runs, 1))
+        let time = statistics.map(\.totalMilliseconds).reduce(0, +)
+        var lines = [String(format: "\n  statements per run %.1f; server execution time per run %.3f ms; the costliest:", perRun, time / Double(max(runs, 1)))]
+        for statistic in statistics.prefix(8) {
+            let text = statistic.query.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            lines.append(
+                String(
+                    format: "  %4.1f%%  %5.2f per run  %6.1f µs each  %@", 100 * statistic.totalMilliseconds / max(time, 0.001),
+                    Double(statistic.calls) / Double(max(runs, 1)), 1000 * statistic.totalMilliseconds / Double(max(statistic.calls, 1)),
+                    String(text.prefix(90))))
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// Starts `total` runs, 64 at a time, through the nodes' APIs in turn.

@@ -1,0 +1,139 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SkaldCore
+import SkaldEngine
+import Synchronization
+
+/// Gathers the transitions that runs write at the same moment and stores them together, in one
+/// `TransitionBatchStatement` (group commit).
+///
+/// A writer hands in its transition and waits until the batch holding it is committed, so it still never acts
+/// before its transition is stored. There is no timer: a batch leaves as soon as a connection is free for it
+/// (at most `maximumInFlight` batches at once), so a lone transition waits for nothing, and under load the
+/// transitions that arrive while a batch is on its way leave together in the next one. A batch holds at most one
+/// transition per run (a run's driver writes one at a time; the rule keeps each run's order plain) and at most
+/// `maximumBatch`.
+final class TransitionBatcher: Sendable {
+    /// What became of a transition handed in.
+    enum Outcome: Sendable {
+        /// Stored.
+        case applied
+        /// Not applied: the run is not this node's, or its attempt is not as the transition expects, or the batch
+        /// statement failed as a whole. Nothing of it is stored; the caller writes it alone to hear why.
+        case refused
+    }
+
+    struct Pending: Sendable {
+        var runID: String
+        var entry: @Sendable (Int) -> JSONValue
+        var continuation: CheckedContinuation<Outcome, any Error>
+    }
+
+    private struct Queue: Sendable {
+        var pending: [Pending] = []
+        var inFlight = 0
+        var paused = false
+    }
+
+    let maximumBatch: Int
+    let maximumInFlight: Int
+    private let queue = Mutex(Queue())
+    private let send: @Sendable (_ transitions: String) async throws -> Set<Int>
+    private let metrics: StoreMetrics
+    private let counters = Mutex((batches: 0, transitions: 0))
+
+    /// - Parameter send: stores a batch (the JSON array of its entries) in one statement, and answers the numbers of
+    ///   the entries applied.
+    init(
+        maximumBatch: Int = 256, maximumInFlight: Int = 2, metrics: StoreMetrics,
+        send: @escaping @Sendable (_ transitions: String) async throws -> Set<Int>
+    ) {
+        self.maximumBatch = maximumBatch
+        self.maximumInFlight = maximumInFlight
+        self.metrics = metrics
+        self.send = send
+    }
+
+    /// How many batches were committed, and how many transitions they held (for tests and the benchmark).
+    var statistics: (batches: Int, transitions: Int) { counters.withLock { $0 } }
+
+    /// Transitions waiting for a batch.
+    var queued: Int { queue.withLock { $0.pending.count } }
+
+    /// For tests: hold every transition in the queue until `resume()`, so a test can put several in one batch.
+    func pause() { queue.withLock { $0.paused = true } }
+
+    func resume() {
+        let starts = queue.withLock { queue -> Int in
+            queue.paused = false
+            let starts = min(maximumInFlight - queue.inFlight, queue.pending.isEmpty ? 0 : 1)
+            queue.inFlight += max(0, starts)
+            return max(0, starts)
+        }
+        for _ in 0..<starts { Task { await self.drain() } }
+    }
+
+    /// Hands in one transition and returns once the batch holding it is committed (`.applied`) or it was refused.
+    /// - Parameter entry: the transition as a batch entry, given its number in the batch.
+    /// - Throws: `StoreUnavailable` when the database cannot be reached (whether the batch was committed is then
+    ///   unknown, as for any write whose answer was lost).
+    func submit(runID: String, entry: @escaping @Sendable (Int) -> JSONValue) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = queue.withLock { queue -> Bool in
+                queue.pending.append(Pending(runID: runID, entry: entry, continuation: continuation))
+                guard queue.inFlight < maximumInFlight, !queue.paused else { return false }
+                queue.inFlight += 1
+                return true
+            }
+            if start { Task { await self.drain() } }
+        }
+    }
+
+    /// Sends batches until nothing is queued.
+    private func drain() async {
+        while true {
+            let batch = queue.withLock { queue -> [Pending] in
+                guard !queue.pending.isEmpty, !queue.paused else {
+                    queue.inFlight -= 1
+                    return []
+                }
+                var taken: [Pending] = []
+                var left: [Pending] = []
+                var runs: Set<String> = []
+                for pending in queue.pending {
+                    if taken.count < maximumBatch, runs.insert(pending.runID).inserted {
+                        taken.append(pending)
+                    } else {
+                        left.append(pending)
+                    }
+                }
+                queue.pending = left
+                return taken
+            }
+            if batch.isEmpty { return }
+            await commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [Pending]) async {
+        let transitions = JSONValue.array(batch.enumerated().map { number, pending in pending.entry(number) }).jsonText
+        let started = ContinuousClock.now
+        do {
+            let applied = try await send(transitions)
+            metrics.committed(transitions: applied.count, in: ContinuousClock.now - started)
+            counters.withLock {
+                $0.batches += 1
+                $0.transitions += batch.count
+            }
+            for (number, pending) in batch.enumerated() {
+                pending.continuation.resume(returning: applied.contains(number) ? .applied : .refused)
+            }
+        } catch let error as StoreUnavailable {
+            for pending in batch { pending.continuation.resume(throwing: error) }
+        } catch {
+            // Something in the batch made the whole statement fail, and none of it is stored: each is written alone.
+            for pending in batch { pending.continuation.resume(returning: .refused) }
+        }
+    }
+}
