@@ -24,9 +24,12 @@ import Synchronization
 /// - `POST /control/callbacks {"via": [BASE-URL, …]}` sends each callback to the server after the one the run named,
 ///   and starts the callback figures again.
 /// - `GET /control/stats` gives `{"requests": N, "parked": N, "outageCalls": N, "outageEndsAt": EPOCH-SECONDS,
-///   "callbacks": N, "callbackErrors": N, "callbackToNextP50Ms": MS, "callbackToNextP99Ms": MS, "callbacksRedirected": N}`.
+///   "callbacks": N, "callbackErrors": N, "callbackToNextP50Ms": MS, "callbackToNextP99Ms": MS, "callbacksRedirected": N,
+///   "holding": N, "peakHolding": N}` (`/hold` calls held now, and the most at once since `POST /control/peak`).
 public final class BenchParticipant: Sendable {
     private let requests = Atomic<Int>(0)
+    /// `/hold` calls being held now, and the most held at once since `POST /control/peak`.
+    private let holding = Mutex<(now: Int, peak: Int)>((0, 0))
     private let parking = Mutex<Parking>(Parking())
     /// When `/flaky` fails (wall-clock seconds since 1970), and how many calls it failed.
     /// `pending`: the outage starts with the next call to `/flaky` and lasts that many seconds.
@@ -141,6 +144,11 @@ public final class BenchParticipant: Sendable {
         router.post("/hold/:name") { request, context in
             self.requests.add(1, ordering: .relaxed)
             let milliseconds = request.uri.queryParameters.get("ms").flatMap { Int($0) } ?? 1000
+            self.holding.withLock { holding in
+                holding.now += 1
+                holding.peak = max(holding.peak, holding.now)
+            }
+            defer { self.holding.withLock { $0.now -= 1 } }
             try await Task.sleep(for: .milliseconds(milliseconds))
             return Self.response(.ok, ByteBuffer(string: #"{"id":"held-1","ok":true}"#))
         }
@@ -177,18 +185,24 @@ public final class BenchParticipant: Sendable {
             self.callbacks.withLock { $0 = ([:], [], 0, 0) }
             return Self.response(.ok, ByteBuffer(string: #"{"via":\#(bases.count)}"#))
         }
+        router.post("/control/peak") { _, _ in
+            // The most calls held at once is counted again from now.
+            self.holding.withLock { $0.peak = $0.now }
+            return Self.response(.ok, ByteBuffer(string: #"{"ok":true}"#))
+        }
         router.get("/control/stats") { _, _ in
             let parked = self.parking.withLock { $0.waiting.count }
             let requests = self.requests.load(ordering: .relaxed)
             let outage = self.outage.withLock { $0 }
             let (stored, errors, delays) = self.callbacks.withLock { ($0.stored, $0.errors, $0.delays.sorted()) }
             let redirected = self.callbackVia.withLock { $0.redirected }
+            let holding = self.holding.withLock { $0 }
             func percentile(_ p: Double) -> Double { delays.isEmpty ? 0 : delays[min(delays.count - 1, Int(Double(delays.count) * p))] }
             return Self.response(
                 .ok,
                 ByteBuffer(
                     string:
-                        #"{"requests":\#(requests),"parked":\#(parked),"outageCalls":\#(outage.calls),"outageEndsAt":\#(outage.end),"callbacks":\#(stored),"callbackErrors":\#(errors),"callbackToNextP50Ms":\#(percentile(0.5)),"callbackToNextP99Ms":\#(percentile(0.99)),"callbacksRedirected":\#(redirected)}"#))
+                        #"{"requests":\#(requests),"parked":\#(parked),"outageCalls":\#(outage.calls),"outageEndsAt":\#(outage.end),"callbacks":\#(stored),"callbackErrors":\#(errors),"callbackToNextP50Ms":\#(percentile(0.5)),"callbackToNextP99Ms":\#(percentile(0.99)),"callbacksRedirected":\#(redirected),"holding":\#(holding.now),"peakHolding":\#(holding.peak)}"#))
         }
         return router
     }

@@ -170,10 +170,11 @@ public final class Engine: Service, Sendable {
         // through the driver instead of racing it.
         _ = register(runID)
         let created: CreatedRun
+        let stored = try inputToStore(input, machine)
         do {
             created = try await store.createRun(
                 NewRun(
-                    id: runID, definition: definition, input: try inputToStore(input, machine), createdAt: now, idempotencyKey: idempotencyKey,
+                    id: runID, definition: definition, input: stored, createdAt: now, idempotencyKey: idempotencyKey,
                     ownedByCreator: !spread, trace: trace),
                 transition: transition)
         } catch {
@@ -185,13 +186,17 @@ public final class Engine: Service, Sendable {
             if let conflict = reusedKey(idempotencyKey ?? "", run: run, definition: definition, input: input, sameVersion: sameVersion) {
                 throw EngineError(code: .conflict, message: conflict)
             }
-            return StartedRun(runID: run.id, isNew: false)
+            return StartedRun(runID: run.id, isNew: false, run: run)
         }
         logger.debug("run started", metadata: ["run_id": "\(runID)", "saga": "\(definition.name)", "trace_id": "\(trace.traceID)"])
+        let run = StoredRun(
+            id: runID, sagaName: definition.name, sagaVersion: definition.version, definitionHash: definition.contentHash,
+            definitionDocument: definition.document, input: stored, createdAt: now, updatedAt: now, state: transition.state,
+            idempotencyKey: idempotencyKey, trace: trace)
         publish(runID, transition, saga: definition.name, startedAt: now, trace: trace)
         if spread {
             unregister(runID)
-            return StartedRun(runID: runID, isNew: true)
+            return StartedRun(runID: runID, isNew: true, run: run)
         }
         // The driver starts from the state just stored, without reading it back.
         // Created owned by this node, as claim 0 of it.
@@ -199,7 +204,7 @@ public final class Engine: Service, Sendable {
             Submission(
                 runID: runID,
                 fresh: FreshRun(machine: machine, input: input, state: transition.state, startedAt: now, trace: trace, epoch: shared == nil ? nil : 0)))
-        return StartedRun(runID: runID, isNew: true)
+        return StartedRun(runID: runID, isNew: true, run: run)
     }
 
     // MARK: - One-shot driving

@@ -44,4 +44,7 @@ public struct StartedRun: Sendable {
     public var runID: String
     /// False when an earlier run with the same idempotency key was returned instead.
     public var isNew: Bool
+    /// The run as it was stored when it was created (or found under its key), so that the caller answering with it
+    /// need not read it back.
+    public var run: StoredRun?
 }

@@ -255,7 +255,12 @@ struct API: Sendable {
                 "\(what): \(error.problems.joined(separator: "; "))",
                 details: ["problems": .array(error.problems.map(JSONValue.string))])
         }
-        guard let run = try await store.run(id: started.runID) else { throw APIError.notFound("run \(started.runID) vanished") }
+        // Answered with the run as it was stored (not read back).
+        var found = started.run
+        if found == nil { found = try await store.run(id: started.runID) }
+        guard let run = found else {
+            throw APIError.notFound("run \(started.runID) vanished")
+        }
         var out = Representation.run(run, input: engine.shownInput(of: run), attempts: [], graph: engine.saga(of: run).map(Representation.graph))
         out.created = started.isNew
         var response = Response.json(out, status: started.isNew ? .created : .ok)

@@ -23,15 +23,19 @@ struct BenchClusterCommand: AsyncParsableCommand {
             runs spread), takeover (runs parked in their first call; one node is killed with SIGKILL and the \
             others take its runs over once its lease lapses), callback (runs whose middle step the participant \
             accepts with 202 and completes by a callback 0-500 ms later, posted to a node that does not drive the run; \
-            measured with 2 nodes or more, and not run unless named).
+            measured with 2 nodes or more, and not run unless named), spread (3 calls held 1 s each, each node limited to \
+            --spread-concurrency calls in flight: the participants, not the database, are the limit, and each node added \
+            keeps that many more calls in flight; not run unless named).
             """)
 
     @Option(help: "Node counts to measure, separated by commas.") var nodes = "1,2,3"
-    @Option(help: "Scenarios, separated by commas: happy, hold, takeover, callback.") var scenarios = "happy,hold,takeover"
+    @Option(help: "Scenarios, separated by commas: happy, hold, takeover, callback, spread.") var scenarios = "happy,hold,takeover"
     @Option(help: "Runs in the happy scenario.") var runs = 3000
     @Option(help: "Runs in the hold scenario.") var heldRuns = 2000
     @Option(help: "Runs parked when a node is killed in the takeover scenario.") var takeoverRuns = 1000
     @Option(help: "Runs in the callback scenario.") var callbackRuns = 10000
+    @Option(help: "Runs in the spread scenario.") var spreadRuns = 600
+    @Option(help: "Each node's --concurrency (calls in flight) in the spread scenario.") var spreadConcurrency = 100
     @Option(help: "The nodes' --lease.") var lease = "5s"
     @Option(
         help: "PostgreSQL's synchronous_commit: on (each commit waits for the disk, like SQLite's --durability full) or off (a commit survives a crash of Skald, like SQLite's default WAL at synchronous=NORMAL).")
@@ -94,7 +98,9 @@ struct BenchClusterCommand: AsyncParsableCommand {
         var nodes: [ServeNode] = []
         defer { for node in nodes { kill(node.process.pid, SIGKILL) } }
         for _ in 0..<count {
-            nodes.append(try await ServeNode.start(database: database, sagas: sagas, lease: lease, folder: folder))
+            nodes.append(
+                try await ServeNode.start(
+                    database: database, sagas: sagas, lease: lease, folder: folder, concurrency: scenario == "spread" ? spreadConcurrency : 512))
         }
         let store = try await PostgresStore.open(try PostgresLocation(url: database), maximumConnections: 4)
         do {
@@ -203,8 +209,31 @@ struct BenchClusterCommand: AsyncParsableCommand {
                     "callbackErrors": stats["callbackErrors"] ?? 0, "callbackToNextP50Ms": .double(p50), "callbackToNextP99Ms": .double(p99),
                     "nodeCpuMsPerCall": .double(cpu / Double(max(calls, 1))), "postgresCpuMsPerCall": .double(postgres / Double(max(calls, 1))),
                 ])
+        case "spread":
+            var reset = HTTPClientRequest(url: harness.participantURL + "/control/peak")
+            reset.method = .POST
+            _ = try await client.execute(reset, timeout: .seconds(30))
+            let started = ContinuousClock.now
+            try await startRuns(spreadRuns, saga: "bench-hold", through: nodes, client: client)
+            try await waitUntilFinished(through: nodes[0], client: client)
+            let elapsed = (ContinuousClock.now - started).seconds
+            let response = try await client.execute(HTTPClientRequest(url: harness.participantURL + "/control/stats"), timeout: .seconds(10))
+            let stats = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
+            let peak = Int(stats["peakHolding"]?.intValue ?? 0)
+            let perNode = try await store.attemptsByNode().values.sorted(by: >)
+            let share = perNode.map { String(format: "%.0f%%", 100 * Double($0) / Double(max(1, perNode.reduce(0, +)))) }.joined(separator: "/")
+            let text = String(
+                format: "spread %d node%@ (each --concurrency %d): %d runs in %.1f s = %.0f runs/s; calls in flight at once: at most %d (%d per node); calls per node %@",
+                count, count == 1 ? "" : "s", spreadConcurrency, spreadRuns, elapsed, Double(spreadRuns) / elapsed, peak, spreadConcurrency, share)
+            return Line(
+                text: text,
+                json: [
+                    "scenario": "spread", "nodes": .int(Int64(count)), "runs": .int(Int64(spreadRuns)), "seconds": .double(elapsed),
+                    "runsPerSecond": .double(Double(spreadRuns) / elapsed), "concurrencyPerNode": .int(Int64(spreadConcurrency)),
+                    "peakCallsInFlight": .int(Int64(peak)), "callsPerNode": .array(perNode.map { .int(Int64($0)) }),
+                ])
         default:
-            throw ValidationError("unknown scenario \(scenario); use happy, hold, takeover or callback")
+            throw ValidationError("unknown scenario \(scenario); use happy, hold, takeover, callback or spread")
         }
     }
 
@@ -283,10 +312,10 @@ struct ServeNode {
     var url: String
     var id: String
 
-    static func start(database: String, sagas: URL, lease: String, folder: URL) async throws -> ServeNode {
+    static func start(database: String, sagas: URL, lease: String, folder: URL, concurrency: Int = 512) async throws -> ServeNode {
         let process = try ChildProcess(
             executable: BenchHarness.executable,
-            ["serve", "--db", database, "--port", "0", "--sagas", sagas.path, "--concurrency", "512", "--lease", lease],
+            ["serve", "--db", database, "--port", "0", "--sagas", sagas.path, "--concurrency", "\(concurrency)", "--lease", lease],
             environment: ProcessInfo.processInfo.environment, directory: folder, outputIn: folder)
         let deadline = ContinuousClock.now + .seconds(60)
         while !process.stdout.contains("listening on ") {
