@@ -11,6 +11,8 @@ public struct StatementStatistic: Sendable {
     public var totalMilliseconds: Double
     /// Rows it read or wrote.
     public var rows: Int
+    /// Sent by the client (false: run inside another statement, as a foreign key's check is).
+    public var topLevel: Bool
 }
 
 extension PostgresStore {
@@ -27,13 +29,13 @@ extension PostgresStore {
         return try await reading { db in
             try await db.query(
                 """
-                SELECT query, calls, total_exec_time, rows FROM pg_stat_statements
+                SELECT query, calls, total_exec_time, rows, toplevel FROM pg_stat_statements
                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
                 ORDER BY total_exec_time DESC
                 """, logger: logger
             ).collect().map { row in
-                let (query, calls, total, rows) = try row.decode((String, Int, Double, Int).self)
-                return StatementStatistic(query: query, calls: calls, totalMilliseconds: total, rows: rows)
+                let (query, calls, total, rows, topLevel) = try row.decode((String, Int, Double, Int, Bool).self)
+                return StatementStatistic(query: query, calls: calls, totalMilliseconds: total, rows: rows, topLevel: topLevel)
             }
         }
     }

@@ -81,7 +81,9 @@ public final class PostgresStore: SharedRunStore, Service {
     /// Opened once the pool runs: a query waits for it, so none is asked of a pool that has not started.
     let poolRunning = PoolGate()
     /// Stores the transitions runs write at the same moment in one statement (group commit).
-    let batcher: TransitionBatcher
+    let transitionBatcher: StatementBatcher
+    /// Stores the runs started at the same moment in one statement.
+    let creationBatcher: StatementBatcher
 
     /// Who runs the store's connection pool.
     public enum PoolRunner: Sendable {
@@ -136,19 +138,13 @@ public final class PostgresStore: SharedRunStore, Service {
         self.node = node
         self.client = client
         self.logger = logger
-        batcher = TransitionBatcher(metrics: metrics) { [poolRunning] transitions in
-            await poolRunning.wait()
-            do {
-                return try await client.withConnection { db in
-                    var applied: Set<Int> = []
-                    for try await number in try await db.execute(TransitionBatchStatement(transitions: transitions, owner: node), logger: logger) {
-                        applied.insert(number)
-                    }
-                    return applied
-                }
-            } catch {
-                throw Self.mapped(error, location: location)
-            }
+        transitionBatcher = StatementBatcher(metrics: metrics) { [poolRunning] entries in
+            let statement = TransitionBatchStatement(transitions: JSONValue.array(entries.map(JSONValue.object)).jsonText, owner: node)
+            return try await Self.send(statement, client: client, pool: poolRunning, location: location, logger: logger)
+        }
+        creationBatcher = StatementBatcher(metrics: metrics) { [poolRunning] entries in
+            let statement = CreateRunsStatement(runs: CreateRunStatement.batch(entries))
+            return try await Self.send(statement, client: client, pool: poolRunning, location: location, logger: logger)
         }
         switch pool {
         case .store:
@@ -273,7 +269,11 @@ public final class PostgresStore: SharedRunStore, Service {
 
     public func createRun(_ run: NewRun, transition: SagaMachine.Transition) async throws -> CreatedRun {
         let logger = logger
-        let statement = CreateRunStatement(run, state: transition.state, events: transition.events, owner: run.ownedByCreator ? node : nil)
+        let owner = run.ownedByCreator ? node : nil
+        // Stored with the runs started at the same moment; one refused (its key is taken) is written again alone.
+        let entry = CreateRunStatement.entry(run, state: transition.state, events: transition.events, owner: owner)
+        if try await creationBatcher.submit(runID: run.id, entry: entry) == .applied { return .created }
+        let statement = CreateRunStatement(run, state: transition.state, events: transition.events, owner: owner)
         let created = try await reading { db -> Bool in
             var created = false
             for try await count in try await db.execute(statement, logger: logger) { created = count == 1 }
@@ -336,7 +336,7 @@ public final class PostgresStore: SharedRunStore, Service {
         let common = TransitionStatements.Common(transition, runID: runID, owner: node, epoch: RunFence.epoch, at: at)
         // Stored with the transitions other runs write at the same moment; one refused is written again alone, to
         // hear why (nothing of it was stored).
-        if try await batcher.submit(runID: runID, entry: { TransitionBatch.entry(number: $0, common, attempt: attempt) }) == .applied { return }
+        if try await transitionBatcher.submit(runID: runID, entry: TransitionBatch.entry(common, attempt: attempt)) == .applied { return }
         let logger = logger
         do {
             let started = ContinuousClock.now
@@ -364,6 +364,22 @@ public final class PostgresStore: SharedRunStore, Service {
             case .finished(let result)?: throw StoreError.notInFlight(result.attempt)
             case nil: throw error
             }
+        }
+    }
+
+    /// Runs one batch statement, answering the numbers of the entries it stored.
+    static func send<Statement: PostgresPreparedStatement>(
+        _ statement: Statement, client: PostgresClient, pool: PoolGate, location: PostgresLocation, logger: Logger
+    ) async throws -> Set<Int> where Statement.Row == Int {
+        await pool.wait()
+        do {
+            return try await client.withConnection { db in
+                var applied: Set<Int> = []
+                for try await number in try await db.execute(statement, logger: logger) { applied.insert(number) }
+                return applied
+            }
+        } catch {
+            throw mapped(error, location: location)
         }
     }
 

@@ -128,11 +128,11 @@ struct TransitionBatchStatement: PostgresPreparedStatement {
 
 /// One transition of a batch, as `TransitionBatchStatement` reads it.
 enum TransitionBatch {
-    static func entry(number: Int, _ common: TransitionStatements.Common, attempt: PostgresStore.AttemptWrite?) -> JSONValue {
+    static func entry(_ common: TransitionStatements.Common, attempt: PostgresStore.AttemptWrite?) -> [String: JSONValue] {
         let state = common.state
         func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
         var entry: [String: JSONValue] = [
-            "n": .int(Int64(number)), "run_id": .string(common.runID), "status": .string(state.status.rawValue),
+            "run_id": .string(common.runID), "status": .string(state.status.rawValue),
             "failure_step": text(state.failure?.step), "failure_reason": text(state.failure?.reason),
             "compensation_failure_step": text(state.compensationFailure?.step),
             "compensation_failure_reason": text(state.compensationFailure?.reason),
@@ -162,6 +162,6 @@ enum TransitionBatch {
             entry["error"] = text(record.error)
             entry["duration_ms"] = record.durationMs.map { .int(Int64($0)) } ?? .null
         }
-        return .object(entry)
+        return entry
     }
 }

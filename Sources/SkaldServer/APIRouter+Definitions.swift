@@ -38,7 +38,7 @@ extension API {
         guard let definition = try await store.definition(name: name, version: version) else {
             throw APIError.notFound("no saga \"\(name)\"\(version.map { " version \($0)" } ?? "") is registered; register it with POST /v1/definitions or skald define FILE")
         }
-        let graph = (try? engine.definition(definition)).map(Representation.graph)
+        let graph = (try? engine.definition(definition)).map(graphs.graph)
         return .json(Representation.definition(definition, full: true, graph: graph))
     }
 

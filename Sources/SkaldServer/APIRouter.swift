@@ -173,6 +173,8 @@ struct API: Sendable {
     let engine: Engine
     let store: any SagaStore
     let configuration: APIConfiguration
+    /// Each saga's graph, worked out once per definition rather than for every run shown.
+    let graphs = GraphCache()
     /// Long polls waiting now.
     let longPolls = LongPollCounter()
 
@@ -261,7 +263,7 @@ struct API: Sendable {
         guard let run = found else {
             throw APIError.notFound("run \(started.runID) vanished")
         }
-        var out = Representation.run(run, input: engine.shownInput(of: run), attempts: [], graph: engine.saga(of: run).map(Representation.graph))
+        var out = Representation.run(run, input: engine.shownInput(of: run), attempts: [], graph: engine.saga(of: run).map(graphs.graph))
         out.created = started.isNew
         var response = Response.json(out, status: started.isNew ? .created : .ok)
         response.headers[.location] = "/v1/runs/\(started.runID)"
@@ -320,7 +322,7 @@ struct API: Sendable {
         let input = engine.shownInput(of: run)
         let saga = engine.saga(of: run)
         var shown = Representation.run(
-            run, input: input, attempts: try await store.attempts(runID: runID), graph: saga.map(Representation.graph),
+            run, input: input, attempts: try await store.attempts(runID: runID), graph: saga.map(graphs.graph),
             waits: engine.participantWaits(runID: runID), output: saga?.output(of: run.state, input: input))
         if !run.state.status.isTerminal, let unrunnable = engine.unrunnable(run) {
             shown.unrunnable = UnrunnableView(message: unrunnable.description, problems: unrunnable.problems, canBeAbandoned: unrunnable.canBeAbandoned)

@@ -2,6 +2,7 @@ import Foundation
 import SkaldAPI
 import SkaldCore
 import SkaldEngine
+import Synchronization
 
 /// The engine's values as the API's shapes (`SkaldAPI`), in one place.
 enum Representation {
@@ -160,5 +161,23 @@ enum Representation {
     /// Problems as an error's `details` carry them.
     static func details(_ problems: [DefinitionProblem]) -> JSONValue {
         .array(self.problems(problems).map { $0.json() })
+    }
+}
+
+/// Saga graphs by definition (content hash), so a run's view does not plan its saga again each time it is shown.
+final class GraphCache: Sendable {
+    private let graphs = Mutex<[String: GraphView]>([:])
+    /// Past this many definitions, one is forgotten for each new one.
+    static let limit = 512
+
+    func graph(_ saga: SagaDefinition) -> GraphView {
+        let hash = saga.contentHash
+        if let graph = graphs.withLock({ $0[hash] }) { return graph }
+        let graph = Representation.graph(saga)
+        graphs.withLock { graphs in
+            if graphs.count >= Self.limit, let victim = graphs.keys.randomElement() { graphs.removeValue(forKey: victim) }
+            graphs[hash] = graph
+        }
+        return graph
     }
 }

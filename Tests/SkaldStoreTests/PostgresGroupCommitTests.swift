@@ -30,7 +30,7 @@ import SkaldTestSupport
         let begun = machine.beginAttempt(machine.start(runID: "R1", at: t0).state, step: 0, at: t0)
         let key: @Sendable (String, Int) -> AttemptKey = { id, number in AttemptKey(runID: id, step: 0, stepName: "a", phase: .forward, number: number) }
 
-        a.batcher.pause()
+        a.transitionBatcher.pause()
         let outcomes = Shared<[String: String]>([:])
         try await withThrowingTaskGroup(of: Void.self) { group in
             for id in ["R1", "R2", "R3", "R4"] {
@@ -55,13 +55,13 @@ import SkaldTestSupport
                     outcomes.withLock { $0["R5"] = error.kind == .attemptNotInFlight ? "not in flight" : "\(error)" }
                 }
             }
-            try await waitFor("the five transitions to be queued") { a.batcher.queued == 5 }
-            a.batcher.resume()
+            try await waitFor("the five transitions to be queued") { a.transitionBatcher.queued == 5 }
+            a.transitionBatcher.resume()
             try await group.waitForAll()
         }
 
         #expect(outcomes.value == ["R1": "stored", "R2": "stored", "R3": "lost to node-b", "R4": "stored", "R5": "not in flight"])
-        #expect(a.batcher.statistics.batches == 1 && a.batcher.statistics.transitions == 5, "\(a.batcher.statistics)")
+        #expect(a.transitionBatcher.statistics.batches == 1 && a.transitionBatcher.statistics.writes == 5, "\(a.transitionBatcher.statistics)")
         for id in ["R1", "R2", "R4"] {
             #expect(try await a.attempts(runID: id).map(\.key.number) == [1])
             #expect(try await a.events(runID: id).map(\.kind) == [.runStarted, .attemptStarted])
@@ -72,6 +72,46 @@ import SkaldTestSupport
             #expect(try await a.events(runID: id).map(\.kind) == [.runStarted])
             #expect(try await a.run(id: id)?.state.steps[0].status == machine.start(runID: id, at: t0).state.steps[0].status)
         }
+    }
+
+    /// Runs started at the same moment are stored by one statement. Among them, one whose idempotency key an earlier
+    /// run holds, and two that share a key: each of those is answered with the run that holds its key, and the
+    /// others are created.
+    @Test func runsStartedTogetherAreStoredTogetherAndAKeyAlreadyHeldIsAnsweredWithItsRun() async throws {
+        let a = try await store("node-a")
+        defer { Task { await a.shutdown() } }
+        _ = try await a.createRun(newRun("R0", key: "order-0"), transition: machine.start(runID: "R0", at: t0))
+        let before = a.creationBatcher.statistics
+        a.creationBatcher.pause()
+        let answers = Shared<[String: String]>([:])
+        let starts: [(id: String, key: String?)] = [("R1", nil), ("R2", "order-0"), ("R3", "order-3"), ("R4", nil), ("R5", "order-3")]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (id, key) in starts {
+                group.addTask {
+                    let created = try await a.createRun(newRun(id, key: key), transition: machine.start(runID: id, at: t0))
+                    let said: String
+                    switch created {
+                    case .created: said = "created"
+                    case .existing(let run): said = "is \(run.id)"
+                    }
+                    answers.withLock { $0[id] = said }
+                }
+            }
+            try await waitFor("the five starts to be queued") { a.creationBatcher.queued == 5 }
+            a.creationBatcher.resume()
+            try await group.waitForAll()
+        }
+        let said = answers.value
+        #expect(said["R1"] == "created" && said["R4"] == "created" && said["R2"] == "is R0")
+        // Of the two with one key, the first in the batch holds it.
+        #expect((said["R3"] == "created" && said["R5"] == "is R3") || (said["R5"] == "created" && said["R3"] == "is R5"), "\(said)")
+        #expect(a.creationBatcher.statistics.batches == before.batches + 1)
+        for id in ["R1", "R4"] {
+            #expect(try await a.events(runID: id).map(\.kind) == [.runStarted])
+            #expect(try await a.run(id: id)?.state.steps.count == 2)
+        }
+        #expect(try await a.run(id: "R2") == nil, "a run refused for its key is not stored")
+        #expect(try await a.listRuns(RunQuery(limit: 100)).runs.count == 4)
     }
 
     /// Two transitions of the same run never share a batch: they are stored one after the other, in order.
@@ -85,15 +125,15 @@ import SkaldTestSupport
         let answer = AttemptResult(
             attempt: key, outcome: .succeeded(StepResponse(status: 200, body: ["id": "a-1"])), duration: .milliseconds(3), finishedAt: t0)
         let finished = machine.finishAttempt(begun.state, step: 0, outcome: answer.outcome, duration: .milliseconds(3), at: t0, jitterSample: 0)
-        a.batcher.pause()
+        a.transitionBatcher.pause()
         let first = Task { try await a.recordAttemptStarted(key, at: t0, transition: begun) }
-        try await waitFor("the start to be queued") { a.batcher.queued == 1 }
+        try await waitFor("the start to be queued") { a.transitionBatcher.queued == 1 }
         let second = Task { try await a.recordAttemptFinished(answer, transition: finished) }
-        try await waitFor("the answer to be queued") { a.batcher.queued == 2 }
-        a.batcher.resume()
+        try await waitFor("the answer to be queued") { a.transitionBatcher.queued == 2 }
+        a.transitionBatcher.resume()
         try await first.value
         try await second.value
-        #expect(a.batcher.statistics.batches == 2)
+        #expect(a.transitionBatcher.statistics.batches == 2)
         #expect(try await a.attempts(runID: "R1").first?.succeeded == true)
         #expect(try await a.run(id: "R1")?.state.steps[0].status == .succeeded)
     }

@@ -241,16 +241,21 @@ struct BenchClusterCommand: AsyncParsableCommand {
     /// the server's execution time per run, and the statements that took most of it.
     func statementsReport(_ store: PostgresStore, runs: Int) async throws -> String {
         let statistics = try await store.statementStatistics()
-        let perRun = Double(statistics.map(\.calls).reduce(0, +)) / Double(max(runs, 1))
+        let sent = Double(statistics.filter(\.topLevel).map(\.calls).reduce(0, +)) / Double(max(runs, 1))
+        let nested = Double(statistics.filter { !$0.topLevel }.map(\.calls).reduce(0, +)) / Double(max(runs, 1))
         let time = statistics.map(\.totalMilliseconds).reduce(0, +)
-        var lines = [String(format: "\n  statements per run %.1f; server execution time per run %.3f ms; the costliest:", perRun, time / Double(max(runs, 1)))]
+        var lines = [
+            String(
+                format: "\n  statements per run: %.2f sent (round trips, BEGIN and COMMIT included), %.1f run inside them (foreign keys' checks); server execution time per run %.3f ms; the costliest:",
+                sent, nested, time / Double(max(runs, 1)))
+        ]
         for statistic in statistics.prefix(8) {
             let text = statistic.query.split(whereSeparator: \.isWhitespace).joined(separator: " ")
             lines.append(
                 String(
-                    format: "  %4.1f%%  %5.2f per run  %6.1f µs each  %@", 100 * statistic.totalMilliseconds / max(time, 0.001),
+                    format: "  %4.1f%%  %5.2f per run  %6.1f µs each  %@%@", 100 * statistic.totalMilliseconds / max(time, 0.001),
                     Double(statistic.calls) / Double(max(runs, 1)), 1000 * statistic.totalMilliseconds / Double(max(statistic.calls, 1)),
-                    String(text.prefix(90))))
+                    statistic.topLevel ? "" : "(inside) ", String(text.prefix(90))))
         }
         return lines.joined(separator: "\n")
     }
