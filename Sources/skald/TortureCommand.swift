@@ -8,6 +8,8 @@ import SkaldAPI
 import SkaldCore
 import SkaldDemo
 import SkaldEngine
+import SkaldPostgres
+import SkaldServer
 import SkaldSQLite
 
 /// `skald torture`: kills `skald serve` with SIGKILL at random moments while it runs a mixed workload, many
@@ -40,7 +42,7 @@ struct TortureCommand: AsyncParsableCommand {
     @Option(help: "The seed of the workload and of the kill times (default: random, printed).")
     var seed: UInt64?
 
-    @Option(help: "The database (default: a new file in a temporary folder).")
+    @Option(help: "The database: a SQLite file (default: a new one in a temporary folder) or an empty PostgreSQL database (postgres://...).")
     var db: String?
 
     @Flag(help: "Print each cycle.")
@@ -292,7 +294,9 @@ struct TortureDriver {
 
     func check(kills: Int, seed: UInt64) async throws -> Summary {
         var violations: [String] = []
-        let store = try SQLiteStore(path: database)
+        // The database the server wrote: a SQLite file, or a PostgreSQL database (--db postgres://...).
+        let store = try await openDatabase(DatabaseSettings(location: database))
+        defer { Task { await store.close() } }
         let actions = participant.actions
         let byRun = Dictionary(grouping: actions, by: \.run)
         var resends = 0
@@ -427,8 +431,10 @@ struct TortureDriver {
             }
         }
 
-        let integrity = try await DatabaseQueue(path: database).read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
-        if integrity != ["ok"] { violations.append("PRAGMA integrity_check: \(integrity.joined(separator: "; "))") }
+        if !PostgresLocation.isURL(database) {
+            let integrity = try await DatabaseQueue(path: database).read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+            if integrity != ["ok"] { violations.append("PRAGMA integrity_check: \(integrity.joined(separator: "; "))") }
+        }
 
         let line = "torture: cycles=\(cycles) runs=\(started.count) kills=\(kills) calls=\(participant.requestCount) resends=\(resends) callbacks=\(participant.callbacksStored.count) violations=\(violations.count) seed=\(seed)"
         return Summary(line: line, violations: violations)

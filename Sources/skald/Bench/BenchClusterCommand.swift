@@ -38,6 +38,9 @@ struct BenchClusterCommand: AsyncParsableCommand {
     @Option(help: "Each node's --concurrency (calls in flight) in the spread scenario.") var spreadConcurrency = 100
     @Option(help: "The nodes' --lease.") var lease = "5s"
     @Option(
+        help: "Each node's --concurrency (calls in flight at once). The hold scenario needs 3 times its runs per second: 512 caps one node at about 170 runs/s.")
+    var concurrency = 512
+    @Option(
         help: "PostgreSQL's synchronous_commit: on (each commit waits for the disk, like SQLite's --durability full) or off (a commit survives a crash of Skald, like SQLite's default WAL at synchronous=NORMAL).")
     var synchronousCommit = "off"
     @Flag(help: "Print only one JSON line per measurement.") var json = false
@@ -68,7 +71,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
             }
         }
         say("Skald multi-node benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores; PostgreSQL on 127.0.0.1 (fsync on, synchronous_commit \(synchronousCommit))")
-        say("Each node: skald serve --concurrency 512 --lease \(lease). Everything (nodes, PostgreSQL, participant, load) shares this machine.")
+        say("Each node: skald serve --concurrency \(concurrency) --lease \(lease). Everything (nodes, PostgreSQL, participant, load) shares this machine.")
         say("")
         var measured = 0
         do {
@@ -100,7 +103,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
         for _ in 0..<count {
             nodes.append(
                 try await ServeNode.start(
-                    database: database, sagas: sagas, lease: lease, folder: folder, concurrency: scenario == "spread" ? spreadConcurrency : 512))
+                    database: database, sagas: sagas, lease: lease, folder: folder, concurrency: scenario == "spread" ? spreadConcurrency : concurrency))
         }
         let store = try await PostgresStore.open(try PostgresLocation(url: database), maximumConnections: 4)
         do {
