@@ -95,9 +95,9 @@ struct CreateRunsStatement: PostgresPreparedStatement {
 
     static let sql = """
         WITH c AS (
-            SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(
+            SELECT * FROM json_to_recordset($1::json) AS c(
                 n int, id text, hash text, name text, version int8, document text, status text, input text, created_at float8,
-                idempotency_key text, deadline_at float8, owner text, trace_parent text, trace_state text, steps jsonb, events jsonb)),
+                idempotency_key text, deadline_at float8, owner text, trace_parent text, trace_state text, steps json, events json)),
         d AS (
             INSERT INTO definition (hash, name, version, document, created_at)
             SELECT c.hash, c.name, c.version, c.document, c.created_at FROM c WHERE c.document IS NOT NULL
@@ -115,12 +115,12 @@ struct CreateRunsStatement: PostgresPreparedStatement {
         s AS (
             INSERT INTO step (run_id, position, name, status, due_at)
             SELECT g.id, x.position, x.name, x.status, x.due_at
-            FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.steps) AS x(position int, name text, status text, due_at float8)
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(position int, name text, status text, due_at float8)
             RETURNING 1),
         e AS (
             INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
             SELECT g.id, x.at, x.kind, x.step, x.phase, x.attempt, x.message, x.data
-            FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.events)
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.events)
                 AS x(n int, at float8, kind text, step text, phase text, attempt int, message text, data text)
             ORDER BY g.n, x.n
             RETURNING 1),

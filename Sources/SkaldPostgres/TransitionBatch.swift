@@ -33,10 +33,10 @@ struct TransitionBatchStatement: PostgresPreparedStatement {
 
     static let sql = """
         WITH t AS (
-            SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(
+            SELECT * FROM json_to_recordset($1::json) AS t(
                 n int, run_id text, status text, failure_step text, failure_reason text, compensation_failure_step text,
                 compensation_failure_reason text, stuck_step text, stuck_reason text, deadline_at float8, at float8, epoch int8,
-                steps jsonb, events jsonb, op text, position int, phase text, number int, step_name text, succeeded boolean,
+                steps json, events json, op text, position int, phase text, number int, step_name text, succeeded boolean,
                 http_status int, error text, duration_ms int8)),
         -- Each attempt looked up by its key (a lateral subquery: one index probe per transition, never a scan).
         ok AS (
@@ -62,7 +62,7 @@ struct TransitionBatchStatement: PostgresPreparedStatement {
                 due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
                 outcome_unknown = x.outcome_unknown, resolved_by = x.resolved_by, resolved_note = x.resolved_note,
                 resolved_at = x.resolved_at, wait = x.wait
-            FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.steps) AS x(
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(
                 position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
                 first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
                 last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8, wait text)
@@ -75,7 +75,7 @@ struct TransitionBatchStatement: PostgresPreparedStatement {
             SELECT g.run_id, x.position, x.item, x.status, x.attempts, x.compensation_attempts, x.compensation_attempts_base, x.attempts_base,
                 x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error,
                 x.outcome_unknown, x.resolved_by, x.resolved_note, x.resolved_at, x.wait
-            FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.steps) AS x(
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(
                 position int, item text, status text, attempts int, compensation_attempts int, compensation_attempts_base int,
                 attempts_base int, first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int,
                 response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8,
@@ -86,7 +86,7 @@ struct TransitionBatchStatement: PostgresPreparedStatement {
         k AS (
             INSERT INTO callback (token, run_id, position, attempt, created_at)
             SELECT x.callback_token, g.run_id, x.position, x.callback_attempt, g.at
-            FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.steps) AS x(position int, callback_token text, callback_attempt int)
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(position int, callback_token text, callback_attempt int)
             -- A token stored already is left alone without waiting on its row, which a callback being received may hold
             -- (the transition and the callback would deadlock): looked up first, one index probe per token.
             LEFT JOIN LATERAL (SELECT true AS found FROM callback c WHERE c.token = x.callback_token LIMIT 1) AS c ON true
@@ -96,7 +96,7 @@ struct TransitionBatchStatement: PostgresPreparedStatement {
         e AS (
             INSERT INTO event (run_id, at, kind, step, phase, attempt, message, data)
             SELECT g.run_id, x.at, x.kind, x.step, x.phase, x.attempt, x.message, x.data
-            FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.events)
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.events)
                 AS x(n int, at float8, kind text, step text, phase text, attempt int, message text, data text)
             ORDER BY g.n, x.n
             RETURNING 1),
