@@ -175,9 +175,14 @@ extension PostgresStore {
         }
     }
 
+    /// Claims a batch of runs in **one statement** (one round trip): the runs picked and taken, a take-over said in
+    /// the history of each run a lapsed node held, and each run as the driver needs it (its definition's document and
+    /// its steps, as JSON).
     public func claimRuns(limit: Int, excluding definitions: [String], dueBy: Date) async throws -> [StoredRun] {
         let (logger, node) = (logger, node)
-        return try await transaction { db in
+        // The take-over's words, as `takeOverEvent` says them: format()'s %1$s is this node, %2$s the one before.
+        let message = Self.takeOverEvent(from: "%2$s", to: "%1$s", at: 0).message
+        return try await reading { db in
             let claimed = try await db.query(
                 PostgresQuery(
                     unsafeSQL: """
@@ -191,19 +196,36 @@ extension PostgresStore {
                                 -- A parked run waits as a row until it comes due.
                                 AND (run.parked_until IS NULL OR run.parked_until <= $4)
                             ORDER BY run.created_at LIMIT $1
-                            FOR UPDATE OF run SKIP LOCKED)
-                        UPDATE run SET owner = $2, claim_epoch = run.claim_epoch + 1, parked_until = NULL FROM picked WHERE run.id = picked.id
-                        RETURNING run.id, picked.previous, \(Self.databaseNow)
-                        """, binds: Self.binds(limit, node, definitions, min(dueBy, SagaMachine.latestStoredTime).timeIntervalSince1970)), logger: logger
+                            FOR UPDATE OF run SKIP LOCKED),
+                        claimed AS (
+                            UPDATE run SET owner = $2, claim_epoch = run.claim_epoch + 1, parked_until = NULL FROM picked WHERE run.id = picked.id
+                            RETURNING run.*, picked.previous),
+                        taken AS (
+                            INSERT INTO event (run_id, at, kind, message, data)
+                            SELECT claimed.id, \(Self.databaseNow), '\(RunEvent.Kind.runTakenOver.rawValue)', format($5, $2::text, claimed.previous),
+                                json_build_object('from', claimed.previous, 'to', $2::text)::text
+                            FROM claimed WHERE claimed.previous IS NOT NULL AND claimed.previous <> $2
+                            ORDER BY claimed.created_at, claimed.id
+                            RETURNING 1)
+                        SELECT claimed.*, definition.document,
+                            (SELECT coalesce(json_agg(step ORDER BY step.position), '[]') FROM step WHERE step.run_id = claimed.id)::text AS steps
+                        FROM claimed JOIN definition ON definition.hash = claimed.definition_hash
+                        WHERE (SELECT count(*) FROM taken) >= 0
+                        ORDER BY claimed.created_at, claimed.id
+                        """,
+                    binds: Self.binds(limit, node, definitions, min(dueBy, SagaMachine.latestStoredTime).timeIntervalSince1970, message)),
+                logger: logger
             ).collect()
-            var ids: [String] = []
-            for row in claimed {
-                let (id, previous, now) = try row.decode((String, String?, Double).self)
-                ids.append(id)
-                guard let previous, previous != node else { continue }
-                try await Self.append([Self.takeOverEvent(from: previous, to: node, at: now)], runID: id, db, logger)
+            var documents: [String: JSONValue] = [:]
+            return try claimed.map { row in
+                let run = try PostgresRowDecoder.decode(RunRow.self, from: row)
+                let columns = row.makeRandomAccess()
+                let document = try documents[run.definitionHash]
+                    ?? RunRow.json(try columns["document"].decode(String.self), "definition \(run.definitionHash)")
+                documents[run.definitionHash] = document
+                let steps = try JSONDecoder().decode([StepRow].self, from: Data(try columns["steps"].decode(String.self).utf8))
+                return try run.storedRun(document: document, steps: steps)
             }
-            return try await Self.loadRuns(ids: ids, db, logger)
         }
     }
 

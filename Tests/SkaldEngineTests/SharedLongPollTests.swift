@@ -10,11 +10,13 @@ import SkaldTestSupport
 @Suite(.serialized, .needs(.postgres), .timeLimit(.minutes(3))) struct SharedLongPollTests {
     func node(_ id: String, _ location: PostgresLocation, _ executor: ScriptedExecutor) async throws -> (Engine, PostgresStore) {
         let store = try await PostgresStore.open(location, node: id)
-        // The lease is long: the manual clocks never renew it, and the test must not see a take-over.
+        // The lease is long: the manual clocks never renew it, and the test must not see a take-over. A run waiting
+        // for its callback stays with its node (it is not parked), so node-a drives it when the callback comes.
         let engine = Engine(
             store: store, executor: executor, clock: ManualClock(),
             configuration: EngineConfiguration(
-                environment: [:], jitterSample: { 1 }, node: NodeConfiguration(lease: .seconds(3600)), publicURL: "http://127.0.0.1:7400"))
+                environment: [:], jitterSample: { 1 }, node: NodeConfiguration(lease: .seconds(3600)),
+                parking: ParkingPolicy(after: .seconds(86400)), publicURL: "http://127.0.0.1:7400"))
         return (engine, store)
     }
 
