@@ -298,7 +298,9 @@ public struct NodeConfiguration: Sendable {
 
     public init(lease: Duration = .seconds(10), pollInterval: Duration? = nil, maxRuns: Int = 10_000, commandTimeout: Duration = .seconds(10)) {
         self.lease = lease
-        self.pollInterval = pollInterval ?? min(.seconds(1), lease / 4)
+        // Half a second at most: a lapsed node's runs are taken over within the lease plus the poll and the claims,
+        // and the claims of a few hundred runs take a fraction of a second, so within the lease plus one second.
+        self.pollInterval = pollInterval ?? min(.milliseconds(500), lease / 8)
         self.maxRuns = maxRuns
         self.commandTimeout = commandTimeout
     }

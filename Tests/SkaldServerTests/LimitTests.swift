@@ -39,6 +39,8 @@ struct RawConnection {
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
             if count == 0 { return String(decoding: received, as: UTF8.self) }
+            // A signal (another test's child process exiting) interrupts the wait; it is not an answer.
+            if count < 0, errno == EINTR { continue }
             if count < 0 { return errno == ECONNRESET ? String(decoding: received, as: UTF8.self) : nil }
             received += buffer[0..<count]
         }

@@ -400,8 +400,9 @@ func storeATimedOutRun(_ run: NewRun, in store: any SagaStore) async throws {
         #expect(try await b.pendingCommands().isEmpty, "a taken action is not handed out twice")
         // Its answer is stored for whoever looks, and leaving the lease does not withdraw it.
         try await b.answer(taken[0].id, with: CommandAnswer(outcome: .done))
-        // Taken by a node that then stopped (its lease lapsed): the caller is not told it is being carried out.
-        async let orphaned = a.forward(action, runID: "R9", to: "node-b", timeout: .milliseconds(300))
+        // Taken by a node that then stopped (its lease lapsed): the caller is not told it is being carried out. The
+        // timeout leaves time for the lease to lapse before it ends, however busy the machine.
+        async let orphaned = a.forward(action, runID: "R9", to: "node-b", timeout: .seconds(5))
         var takenAgain: [NodeCommand] = []
         while takenAgain.isEmpty { takenAgain = try await b.pendingCommands() }
         try await a.execute("UPDATE skald_node SET lease_until = 0 WHERE id = 'node-b'")
