@@ -56,30 +56,14 @@ struct TransitionBatchStatement: PostgresPreparedStatement {
             RETURNING ok.n),
         g AS (SELECT ok.* FROM ok JOIN r ON r.n = ok.n),
         s AS (
-            UPDATE step SET status = x.status, attempts = x.attempts, compensation_attempts = x.compensation_attempts,
-                compensation_attempts_base = x.compensation_attempts_base, attempts_base = x.attempts_base,
-                first_attempt_at = x.first_attempt_at, compensation_first_attempt_at = x.compensation_first_attempt_at,
-                due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
-                outcome_unknown = x.outcome_unknown, resolved_by = x.resolved_by, resolved_note = x.resolved_note,
-                resolved_at = x.resolved_at, wait = x.wait
-            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(
-                position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
-                first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
-                last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8, wait text)
+            UPDATE step SET \(TransitionStatements.stepSet)
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(\(TransitionStatements.stepRecord))
             WHERE step.run_id = g.run_id AND step.position = x.position
             RETURNING 1),
         i AS (
-            INSERT INTO step (run_id, position, name, status, attempts, compensation_attempts, compensation_attempts_base, attempts_base,
-                first_attempt_at, compensation_first_attempt_at, due_at, response_status, response_body, last_error, outcome_unknown,
-                resolved_by, resolved_note, resolved_at, wait)
-            SELECT g.run_id, x.position, x.item, x.status, x.attempts, x.compensation_attempts, x.compensation_attempts_base, x.attempts_base,
-                x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error,
-                x.outcome_unknown, x.resolved_by, x.resolved_note, x.resolved_at, x.wait
-            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(
-                position int, item text, status text, attempts int, compensation_attempts int, compensation_attempts_base int,
-                attempts_base int, first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int,
-                response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8,
-                wait text)
+            INSERT INTO step (run_id, position, name, \(TransitionStatements.stepNames))
+            SELECT g.run_id, x.position, x.item, \(TransitionStatements.stepValues)
+            FROM g CROSS JOIN LATERAL json_to_recordset(g.steps) AS x(\(TransitionStatements.itemRecord))
             WHERE x.item IS NOT NULL
             ON CONFLICT (run_id, position) DO NOTHING
             RETURNING 1),

@@ -11,6 +11,24 @@ import SkaldEngine
 /// $10 deadline, $11 time, $12 the changed steps and $13 the events (JSON arrays), $14 the claim epoch the writer holds
 /// the run by (NULL: any), then the attempt's own.
 enum TransitionStatements {
+    /// The step columns a transition writes, in one list for every statement that stores transitions (one at a
+    /// time here, in batches in `TransitionBatchStatement`), with the types `json_to_recordset` reads them as.
+    static let stepColumns: [(name: String, type: String)] = [
+        ("status", "text"), ("attempts", "int"), ("compensation_attempts", "int"), ("compensation_attempts_base", "int"),
+        ("attempts_base", "int"), ("first_attempt_at", "float8"), ("compensation_first_attempt_at", "float8"), ("due_at", "float8"),
+        ("response_status", "int"), ("response_body", "text"), ("last_error", "text"), ("outcome_unknown", "boolean"),
+        ("resolved_by", "text"), ("resolved_note", "text"), ("resolved_at", "float8"), ("wait", "text"),
+    ]
+    /// `status = x.status, …`: a step row updated from the record `x`.
+    static let stepSet = stepColumns.map { "\($0.name) = x.\($0.name)" }.joined(separator: ", ")
+    /// The record a changed step is read as: its position, then its columns.
+    static let stepRecord = (["position int"] + stepColumns.map { "\($0.name) \($0.type)" }).joined(separator: ", ")
+    /// The record a new item's step is read as (its name as `item`).
+    static let itemRecord = (["position int", "item text"] + stepColumns.map { "\($0.name) \($0.type)" }).joined(separator: ", ")
+    /// The columns, and their values from the record `x`, of a step row inserted.
+    static let stepNames = stepColumns.map(\.name).joined(separator: ", ")
+    static let stepValues = stepColumns.map { "x.\($0.name)" }.joined(separator: ", ")
+
     /// The run (fenced on the owner), the changed steps and the events; `a` is the attempt's CTE when there is one.
     static func sql(attempt: String?) -> String {
         let prefix = """
@@ -21,30 +39,14 @@ enum TransitionStatements {
                 WHERE id = $1 AND owner = $2 AND ($14::int8 IS NULL OR claim_epoch = $14::int8)
                 RETURNING id),
             s AS (
-                UPDATE step SET status = x.status, attempts = x.attempts, compensation_attempts = x.compensation_attempts,
-                    compensation_attempts_base = x.compensation_attempts_base, attempts_base = x.attempts_base,
-                    first_attempt_at = x.first_attempt_at, compensation_first_attempt_at = x.compensation_first_attempt_at,
-                    due_at = x.due_at, response_status = x.response_status, response_body = x.response_body, last_error = x.last_error,
-                    outcome_unknown = x.outcome_unknown, resolved_by = x.resolved_by, resolved_note = x.resolved_note,
-                    resolved_at = x.resolved_at, wait = x.wait
-                FROM jsonb_to_recordset($12::jsonb) AS x(
-                    position int, status text, attempts int, compensation_attempts int, compensation_attempts_base int, attempts_base int,
-                    first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int, response_body text,
-                    last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8, wait text)
+                UPDATE step SET \(stepSet)
+                FROM jsonb_to_recordset($12::jsonb) AS x(\(stepRecord))
                 WHERE step.run_id = $1 AND step.position = x.position AND EXISTS (SELECT 1 FROM r)
                 RETURNING 1),
             i AS (
-                INSERT INTO step (run_id, position, name, status, attempts, compensation_attempts, compensation_attempts_base, attempts_base,
-                    first_attempt_at, compensation_first_attempt_at, due_at, response_status, response_body, last_error, outcome_unknown,
-                    resolved_by, resolved_note, resolved_at, wait)
-                SELECT $1, x.position, x.item, x.status, x.attempts, x.compensation_attempts, x.compensation_attempts_base, x.attempts_base,
-                    x.first_attempt_at, x.compensation_first_attempt_at, x.due_at, x.response_status, x.response_body, x.last_error,
-                    x.outcome_unknown, x.resolved_by, x.resolved_note, x.resolved_at, x.wait
-                FROM jsonb_to_recordset($12::jsonb) AS x(
-                    position int, item text, status text, attempts int, compensation_attempts int, compensation_attempts_base int,
-                    attempts_base int, first_attempt_at float8, compensation_first_attempt_at float8, due_at float8, response_status int,
-                    response_body text, last_error text, outcome_unknown boolean, resolved_by text, resolved_note text, resolved_at float8,
-                    wait text)
+                INSERT INTO step (run_id, position, name, \(stepNames))
+                SELECT $1, x.position, x.item, \(stepValues)
+                FROM jsonb_to_recordset($12::jsonb) AS x(\(itemRecord))
                 WHERE x.item IS NOT NULL AND EXISTS (SELECT 1 FROM r)
                     AND NOT EXISTS (SELECT 1 FROM step o WHERE o.run_id = $1 AND o.position = x.position)
                 ON CONFLICT (run_id, position) DO NOTHING
