@@ -273,13 +273,11 @@ public final class PostgresStore: SharedRunStore, Service {
         // Stored with the runs started at the same moment; one refused (its key is taken) is written again alone.
         let entry = CreateRunStatement.entry(run, state: transition.state, events: transition.events, owner: owner)
         if try await creationBatcher.submit(runID: run.id, entry: entry) == .applied { return .created }
-        let statement = CreateRunStatement(run, state: transition.state, events: transition.events, owner: owner)
-        let created = try await reading { db -> Bool in
-            var created = false
-            for try await count in try await db.execute(statement, logger: logger) { created = count == 1 }
-            return created
-        }
-        if created { return .created }
+        // Alone: the same statement with one run, so a refusal the batch hid (a duplicate id) is raised as itself.
+        var alone = entry
+        alone["n"] = .int(0)
+        let statement = CreateRunsStatement(runs: CreateRunStatement.batch([alone]))
+        if try await Self.send(statement, client: client, pool: poolRunning, location: location, logger: logger).contains(0) { return .created }
         guard let key = run.idempotencyKey else {
             throw StoreError(.unreadableRow, "run \(run.id) was not stored, and it has no idempotency key that another run could hold")
         }

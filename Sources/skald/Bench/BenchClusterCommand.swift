@@ -192,8 +192,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
             try await startRuns(callbackRuns, saga: "bench-callback", through: nodes, client: client)
             try await waitUntilFinished(through: nodes[0], client: client)
             let elapsed = (ContinuousClock.now - started).seconds
-            let response = try await client.execute(HTTPClientRequest(url: harness.participantURL + "/control/stats"), timeout: .seconds(10))
-            let stats = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
+            let stats = try await participantStats(harness)
             let callbacks = Int(stats["callbacks"]?.intValue ?? 0)
             let (p50, p99) = (stats["callbackToNextP50Ms"]?.doubleValue ?? 0, stats["callbackToNextP99Ms"]?.doubleValue ?? 0)
             let calls = try await harness.participantStats().requests - before
@@ -220,8 +219,7 @@ struct BenchClusterCommand: AsyncParsableCommand {
             try await startRuns(spreadRuns, saga: "bench-hold", through: nodes, client: client)
             try await waitUntilFinished(through: nodes[0], client: client)
             let elapsed = (ContinuousClock.now - started).seconds
-            let response = try await client.execute(HTTPClientRequest(url: harness.participantURL + "/control/stats"), timeout: .seconds(10))
-            let stats = try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
+            let stats = try await participantStats(harness)
             let peak = Int(stats["peakHolding"]?.intValue ?? 0)
             let perNode = try await store.attemptsByNode().values.sorted(by: >)
             let share = perNode.map { String(format: "%.0f%%", 100 * Double($0) / Double(max(1, perNode.reduce(0, +)))) }.joined(separator: "/")
@@ -261,6 +259,12 @@ struct BenchClusterCommand: AsyncParsableCommand {
                     statistic.topLevel ? "" : "(inside) ", String(text.prefix(90))))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The participant's figures (`GET /control/stats`).
+    func participantStats(_ harness: BenchHarness) async throws -> JSONValue {
+        let response = try await harness.client.execute(HTTPClientRequest(url: harness.participantURL + "/control/stats"), timeout: .seconds(10))
+        return try JSONParser.parse(String(buffer: try await response.body.collect(upTo: 4096)))
     }
 
     /// Starts `total` runs, 64 at a time, through the nodes' APIs in turn.
